@@ -1,0 +1,286 @@
+//! One ONNX Runtime session per inference worker, and the one place that
+//! decides which execution provider runs it.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use half::f16;
+use ort::ep::{self, ExecutionProvider};
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+use ort::value::TensorRef;
+
+use crate::model::{ModelInfo, Precision};
+use crate::{runtime, Error, Result};
+
+/// Which execution provider runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Provider {
+    /// TensorRT, then CUDA, then CPU: the first that loads, logged.
+    #[default]
+    Auto,
+    Cpu,
+    Cuda,
+    TensorRt,
+}
+
+impl fmt::Display for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Provider::Auto => "auto",
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+            Provider::TensorRt => "tensorrt",
+        })
+    }
+}
+
+impl FromStr for Provider {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(Provider::Auto),
+            "cpu" => Ok(Provider::Cpu),
+            "cuda" => Ok(Provider::Cuda),
+            "tensorrt" | "trt" => Ok(Provider::TensorRt),
+            other => Err(Error::InvalidSetting(format!(
+                "unknown provider {other:?}; use auto, cpu, cuda or tensorrt"
+            ))),
+        }
+    }
+}
+
+/// How to build a session.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    pub provider: Provider,
+    pub device_id: i32,
+    /// Intra-op threads; 0 lets ONNX Runtime use every core.
+    pub threads: usize,
+    /// Where TensorRT keeps built engines; `None` disables the cache.
+    pub trt_cache: Option<PathBuf>,
+}
+
+/// A loaded model, ready to run batches of tiles.
+pub struct Engine {
+    session: Session,
+    pub info: ModelInfo,
+    pub scale: usize,
+    /// The provider that actually runs the model (never `Auto`).
+    pub provider: Provider,
+}
+
+impl fmt::Debug for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Engine")
+            .field("info", &self.info)
+            .field("provider", &self.provider)
+            .finish()
+    }
+}
+
+fn load_error(path: &Path, e: impl fmt::Display) -> Error {
+    // ORT messages can span lines; the first one names the cause.
+    let text = e.to_string();
+    let reason = text
+        .lines()
+        .next()
+        .unwrap_or("unknown error")
+        .trim()
+        .to_string();
+    Error::ModelLoad {
+        path: path.to_path_buf(),
+        reason,
+    }
+}
+
+fn provider_error(provider: Provider, e: impl fmt::Display) -> Error {
+    Error::ProviderUnavailable {
+        provider: provider.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+impl Engine {
+    /// Loads `path` with the requested provider. A forced provider that
+    /// cannot load is an error; `Auto` falls back and logs what it chose.
+    pub fn load(path: &Path, options: &EngineOptions) -> Result<Engine> {
+        if !path.is_file() {
+            return Err(Error::ModelNotFound(path.to_path_buf()));
+        }
+        let env = runtime::environment()?;
+        let attempts: &[Provider] = match options.provider {
+            Provider::Auto => &[Provider::TensorRt, Provider::Cuda, Provider::Cpu],
+            forced => std::slice::from_ref(match forced {
+                Provider::Cpu => &Provider::Cpu,
+                Provider::Cuda => &Provider::Cuda,
+                _ => &Provider::TensorRt,
+            }),
+        };
+        let mut last_error = None;
+        for &provider in attempts {
+            match Self::session(env, path, provider, options) {
+                Ok(session) => {
+                    let info = ModelInfo::inspect(path, &session)?;
+                    if options.provider == Provider::Auto {
+                        tracing::info!(%provider, model = %path.display(), "execution provider chosen");
+                    }
+                    let mut engine = Engine {
+                        session,
+                        scale: info.scale.unwrap_or(0),
+                        info,
+                        provider,
+                    };
+                    if engine.scale == 0 {
+                        engine.scale = engine.probe_scale(path)?;
+                    }
+                    return Ok(engine);
+                }
+                Err(e @ Error::ProviderUnavailable { .. })
+                    if options.provider == Provider::Auto =>
+                {
+                    tracing::info!(%provider, reason = %e, "execution provider skipped");
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| provider_error(options.provider, "no provider could be loaded")))
+    }
+
+    fn session(
+        env: &ort::environment::Environment,
+        path: &Path,
+        provider: Provider,
+        options: &EngineOptions,
+    ) -> Result<Session> {
+        let mut builder = Session::builder(env)
+            .map_err(|e| load_error(path, e))?
+            .with_optimization_level(GraphOptimizationLevel::All)
+            .map_err(|e| load_error(path, e))?
+            .with_inter_threads(1)
+            .map_err(|e| load_error(path, e))?;
+        if options.threads > 0 {
+            builder = builder
+                .with_intra_threads(options.threads)
+                .map_err(|e| load_error(path, e))?;
+        }
+        let cuda = || {
+            ep::CUDA::default()
+                .with_device_id(options.device_id)
+                .build()
+                .error_on_failure()
+        };
+        let providers = match provider {
+            Provider::Cpu | Provider::Auto => vec![ep::CPU::default().build()],
+            Provider::Cuda => {
+                if !ep::CUDA::is_available().unwrap_or(false) {
+                    return Err(provider_error(provider, "this ONNX Runtime build has no CUDA support (install onnxruntime-gpu: `make gpu-runtime`)"));
+                }
+                vec![cuda()]
+            }
+            Provider::TensorRt => {
+                if !ep::TensorRT::is_available().unwrap_or(false) {
+                    return Err(provider_error(provider, "this ONNX Runtime build has no TensorRT support (install onnxruntime-gpu: `make gpu-runtime`)"));
+                }
+                let mut trt = ep::TensorRT::default()
+                    .with_device_id(options.device_id)
+                    .with_fp16(true);
+                if let Some(dir) = &options.trt_cache {
+                    trt = trt
+                        .with_engine_cache(true)
+                        .with_engine_cache_path(dir.display())
+                        .with_timing_cache(true)
+                        .with_timing_cache_path(dir.display());
+                }
+                vec![trt.build().error_on_failure(), cuda()]
+            }
+        };
+        builder = builder
+            .with_execution_providers(providers)
+            .map_err(|e| provider_error(provider, e))?;
+        builder
+            .commit_from_file(path)
+            .map_err(|e| load_error(path, e))
+    }
+
+    /// Finds the scale of a model without metadata by running one small tile.
+    fn probe_scale(&mut self, path: &Path) -> Result<usize> {
+        let side = (2 * self.info.min_overlap + 8).div_ceil(self.info.tile_multiple)
+            * self.info.tile_multiple;
+        let (w, h) = self.info.fixed_size.unwrap_or((side, side));
+        let batch = self.info.fixed_batch.unwrap_or(1);
+        let input = vec![0.5f32; batch * 3 * w * h];
+        let (shape, _) = self.run_raw(&input, batch, h, w)?;
+        let (oh, ow) = (shape[2], shape[3]);
+        if ow % w != 0 || oh % h != 0 || ow / w != oh / h || ow / w == 0 {
+            return Err(Error::ModelContract {
+                path: path.to_path_buf(),
+                reason: format!("a {w}x{h} input gave a {ow}x{oh} output, not an integer scale"),
+            });
+        }
+        tracing::debug!(scale = ow / w, "scale found by a probe run");
+        Ok(ow / w)
+    }
+
+    /// Runs `batch` planar RGB tiles of `h × w`, returning the output as
+    /// `batch × 3 × (scale·h) × (scale·w)`, clamped to [0, 1].
+    pub fn run(&mut self, input: &[f32], batch: usize, h: usize, w: usize) -> Result<Vec<f32>> {
+        let (shape, mut data) = self.run_raw(input, batch, h, w)?;
+        let s = self.scale;
+        if shape != [batch, 3, h * s, w * s] {
+            return Err(Error::Inference(format!(
+                "a {batch}×3×{h}×{w} input gave a {shape:?} output; expected {batch}×3×{}×{}",
+                h * s,
+                w * s
+            )));
+        }
+        for v in &mut data {
+            *v = v.clamp(0.0, 1.0);
+        }
+        Ok(data)
+    }
+
+    fn run_raw(
+        &mut self,
+        input: &[f32],
+        batch: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<(Vec<usize>, Vec<f32>)> {
+        let shape = [batch, 3, h, w];
+        let failed = |e: ort::Error| {
+            Error::Inference(e.to_string().lines().next().unwrap_or_default().to_string())
+        };
+        let name = self.info.input_name.as_str();
+        let outputs = match self.info.precision {
+            Precision::Fp32 => {
+                let tensor = TensorRef::from_array_view((shape, input)).map_err(failed)?;
+                self.session
+                    .run(ort::inputs![name => tensor])
+                    .map_err(failed)?
+            }
+            Precision::Fp16 => {
+                let halves: Vec<f16> = input.iter().map(|&v| f16::from_f32(v)).collect();
+                let tensor = TensorRef::from_array_view((shape, &halves[..])).map_err(failed)?;
+                self.session
+                    .run(ort::inputs![name => tensor])
+                    .map_err(failed)?
+            }
+        };
+        let out = &outputs[0];
+        let (shape, data) = match self.info.precision {
+            Precision::Fp32 => {
+                let (shape, data) = out.try_extract_tensor::<f32>().map_err(failed)?;
+                (shape.to_vec(), data.to_vec())
+            }
+            Precision::Fp16 => {
+                let (shape, data) = out.try_extract_tensor::<f16>().map_err(failed)?;
+                (shape.to_vec(), data.iter().map(|v| v.to_f32()).collect())
+            }
+        };
+        Ok((shape.iter().map(|&d| d.max(0) as usize).collect(), data))
+    }
+}

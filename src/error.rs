@@ -1,0 +1,33 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong in the core library. Each variant renders as
+/// one line that names the cause and, where there is one, the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("ONNX Runtime library not found (looked in: {searched}); run `make build` or set ORT_DYLIB_PATH to libonnxruntime.so")]
+    RuntimeMissing { searched: String },
+    #[error("ONNX Runtime library {path} could not be loaded: {reason}")]
+    RuntimeLoad { path: PathBuf, reason: String },
+    #[error("model file {0} does not exist (and is not a preset name; `gendr models` lists them)")]
+    ModelNotFound(PathBuf),
+    #[error("model {path} could not be loaded: {reason}")]
+    ModelLoad { path: PathBuf, reason: String },
+    #[error("model {path} does not keep the gendr model contract: {reason}")]
+    ModelContract { path: PathBuf, reason: String },
+    #[error("execution provider {provider} is not available: {reason}")]
+    ProviderUnavailable { provider: String, reason: String },
+    #[error("inference failed: {0}")]
+    Inference(String),
+    #[error("invalid size: {0}")]
+    InvalidSize(String),
+    #[error("invalid frame: {0}")]
+    InvalidFrame(String),
+    #[error("invalid setting: {0}")]
+    InvalidSetting(String),
+    #[error("the frame pipeline has shut down")]
+    PipelineClosed,
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;

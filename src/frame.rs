@@ -1,0 +1,218 @@
+//! Raw video frames as the pipeline carries them, independent of GStreamer.
+
+use crate::{Error, Result};
+
+/// The raw formats gendr reads and writes. YUV formats are 8-bit 4:2:0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PixelFormat {
+    I420,
+    Nv12,
+    Rgb,
+    Bgr,
+    Rgbx,
+    Bgrx,
+    Rgba,
+    Bgra,
+}
+
+/// How YUV samples map to RGB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum YuvMatrix {
+    Bt601,
+    #[default]
+    Bt709,
+}
+
+/// Whether YUV samples use the studio (16–235) or the full (0–255) range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum YuvRange {
+    #[default]
+    Limited,
+    Full,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Colorimetry {
+    pub matrix: YuvMatrix,
+    pub range: YuvRange,
+}
+
+impl PixelFormat {
+    /// Byte offsets of R, G, B within one pixel and the pixel's size, for the
+    /// packed RGB formats; `None` for YUV.
+    pub fn packed_layout(self) -> Option<([usize; 3], usize)> {
+        match self {
+            PixelFormat::Rgb => Some(([0, 1, 2], 3)),
+            PixelFormat::Bgr => Some(([2, 1, 0], 3)),
+            PixelFormat::Rgbx | PixelFormat::Rgba => Some(([0, 1, 2], 4)),
+            PixelFormat::Bgrx | PixelFormat::Bgra => Some(([2, 1, 0], 4)),
+            PixelFormat::I420 | PixelFormat::Nv12 => None,
+        }
+    }
+
+    pub fn has_alpha(self) -> bool {
+        matches!(self, PixelFormat::Rgba | PixelFormat::Bgra)
+    }
+
+    /// Width and height of each plane, in bytes per row and rows, for a
+    /// tightly packed frame.
+    pub fn plane_sizes(self, width: usize, height: usize) -> Vec<(usize, usize)> {
+        let (cw, ch) = (width.div_ceil(2), height.div_ceil(2));
+        match self {
+            PixelFormat::I420 => vec![(width, height), (cw, ch), (cw, ch)],
+            PixelFormat::Nv12 => vec![(width, height), (cw * 2, ch)],
+            other => {
+                let (_, bpp) = other.packed_layout().expect("packed format");
+                vec![(width * bpp, height)]
+            }
+        }
+    }
+}
+
+/// One plane of pixel data: `stride` bytes per row, `data.len() >= stride * rows`.
+#[derive(Debug, Clone)]
+pub struct Plane {
+    pub data: Vec<u8>,
+    pub stride: usize,
+}
+
+/// A video frame in system memory.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub format: PixelFormat,
+    pub width: usize,
+    pub height: usize,
+    pub colorimetry: Colorimetry,
+    pub planes: Vec<Plane>,
+}
+
+impl Frame {
+    /// A tightly packed frame filled with zeros.
+    pub fn new(
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        colorimetry: Colorimetry,
+    ) -> Result<Self> {
+        if width == 0 || height == 0 {
+            return Err(Error::InvalidSize(format!("{width}x{height} frame")));
+        }
+        let planes = format
+            .plane_sizes(width, height)
+            .into_iter()
+            .map(|(row, rows)| Plane {
+                data: vec![0; row * rows],
+                stride: row,
+            })
+            .collect();
+        Ok(Frame {
+            format,
+            width,
+            height,
+            colorimetry,
+            planes,
+        })
+    }
+
+    /// Wraps planes that came from elsewhere, checking that they are large
+    /// enough for the format and size.
+    pub fn from_planes(
+        format: PixelFormat,
+        width: usize,
+        height: usize,
+        colorimetry: Colorimetry,
+        planes: Vec<Plane>,
+    ) -> Result<Self> {
+        if width == 0 || height == 0 {
+            return Err(Error::InvalidSize(format!("{width}x{height} frame")));
+        }
+        let sizes = format.plane_sizes(width, height);
+        if sizes.len() != planes.len() {
+            return Err(Error::InvalidFrame(format!(
+                "{format:?} needs {} planes, got {}",
+                sizes.len(),
+                planes.len()
+            )));
+        }
+        for (i, ((row, rows), plane)) in sizes.iter().zip(&planes).enumerate() {
+            if plane.stride < *row || plane.data.len() < plane.stride * (rows - 1) + row {
+                return Err(Error::InvalidFrame(format!(
+                    "plane {i} of a {width}x{height} {format:?} frame is too small"
+                )));
+            }
+        }
+        Ok(Frame {
+            format,
+            width,
+            height,
+            colorimetry,
+            planes,
+        })
+    }
+
+    /// Rows of plane `index`, each trimmed to its visible bytes.
+    pub fn rows(&self, index: usize) -> impl Iterator<Item = &[u8]> {
+        let (row, rows) = self.format.plane_sizes(self.width, self.height)[index];
+        let plane = &self.planes[index];
+        (0..rows).map(move |y| &plane.data[y * plane.stride..y * plane.stride + row])
+    }
+}
+
+/// A frame as the model sees it: planar RGB, `f32` in [0, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbImage {
+    pub width: usize,
+    pub height: usize,
+    /// Three planes, R then G then B, each `width * height` long.
+    pub data: Vec<f32>,
+}
+
+impl RgbImage {
+    pub fn new(width: usize, height: usize) -> Self {
+        RgbImage {
+            width,
+            height,
+            data: vec![0.0; 3 * width * height],
+        }
+    }
+
+    pub fn plane(&self, channel: usize) -> &[f32] {
+        let n = self.width * self.height;
+        &self.data[channel * n..(channel + 1) * n]
+    }
+
+    pub fn plane_mut(&mut self, channel: usize) -> &mut [f32] {
+        let n = self.width * self.height;
+        &mut self.data[channel * n..(channel + 1) * n]
+    }
+
+    /// Interleaved 8-bit RGB, rounded and clamped.
+    pub fn to_rgb8(&self) -> Vec<u8> {
+        let n = self.width * self.height;
+        let mut out = Vec::with_capacity(3 * n);
+        for i in 0..n {
+            for c in 0..3 {
+                out.push(crate::color::to_u8(self.data[c * n + i]));
+            }
+        }
+        out
+    }
+
+    /// From interleaved 8-bit RGB.
+    pub fn from_rgb8(width: usize, height: usize, rgb: &[u8]) -> Result<Self> {
+        if rgb.len() != 3 * width * height {
+            return Err(Error::InvalidFrame(format!(
+                "{} bytes is not a {width}x{height} RGB image",
+                rgb.len()
+            )));
+        }
+        let mut img = RgbImage::new(width, height);
+        let n = width * height;
+        for (i, px) in rgb.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                img.data[c * n + i] = px[c] as f32 / 255.0;
+            }
+        }
+        Ok(img)
+    }
+}

@@ -1,0 +1,21 @@
+//! gendr: tiled one-step super-resolution for video.
+//!
+//! The library knows nothing of GStreamer. Data flows one way:
+//! frames → tiles ([`tiling`]) → inference ([`engine`]) → blend → frames,
+//! over the bounded channels of [`pipeline`]. The GStreamer element and the
+//! CLI are thin layers over it.
+
+pub mod color;
+pub mod engine;
+pub mod error;
+pub mod frame;
+pub mod metrics;
+pub mod model;
+pub mod pipeline;
+pub mod presets;
+pub mod resize;
+pub mod runtime;
+pub mod tiling;
+pub mod upscale;
+
+pub use error::{Error, Result};

@@ -1,0 +1,99 @@
+//! Named models: each preset maps to an ONNX file under `models/` plus what
+//! `gendr models` shows about it. The list is `models/presets.json`,
+//! compiled in; the files are found beside the checkout at run time.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{runtime, Error, Result};
+
+pub const DEFAULT_PRESET: &str = "default";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Preset {
+    pub name: String,
+    /// Relative to the models folder.
+    pub file: String,
+    pub scale: usize,
+    pub params: u64,
+    pub speed: String,
+    pub license: String,
+    pub source: String,
+    pub description: String,
+}
+
+/// Every preset, in the order `models/presets.json` lists them.
+pub fn all() -> &'static [Preset] {
+    static PRESETS: OnceLock<Vec<Preset>> = OnceLock::new();
+    PRESETS.get_or_init(|| {
+        serde_json::from_str(include_str!("../models/presets.json"))
+            .expect("models/presets.json is checked by tests")
+    })
+}
+
+pub fn find(name: &str) -> Option<&'static Preset> {
+    all().iter().find(|p| p.name == name)
+}
+
+/// The folder holding the shipped models: `GENDR_MODELS_DIR`, else the
+/// checkout's `models/`.
+pub fn models_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("GENDR_MODELS_DIR") {
+        return PathBuf::from(dir);
+    }
+    runtime::project_roots()
+        .into_iter()
+        .map(|root| root.join("models"))
+        .find(|dir| dir.join("presets.json").is_file())
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+}
+
+impl Preset {
+    pub fn path(&self) -> PathBuf {
+        models_dir().join(&self.file)
+    }
+}
+
+/// Resolves a preset name or a path to an ONNX file.
+pub fn resolve(model: &str) -> Result<PathBuf> {
+    if let Some(preset) = find(model) {
+        let path = preset.path();
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(Error::ModelNotFound(path))
+        };
+    }
+    let path = PathBuf::from(model);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::ModelNotFound(path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_parse_and_name_existing_files() {
+        assert!(
+            find(DEFAULT_PRESET).is_some(),
+            "the default preset is listed"
+        );
+        for p in all() {
+            assert!(p.scale >= 1, "{}", p.name);
+            assert!(!p.license.is_empty(), "{} has a licence", p.name);
+            assert!(p.path().is_file(), "{} → {}", p.name, p.path().display());
+        }
+    }
+
+    #[test]
+    fn unknown_names_are_not_found() {
+        let err = resolve("no-such-model").unwrap_err();
+        assert!(err.to_string().contains("not a preset name"), "{err}");
+    }
+}

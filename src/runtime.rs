@@ -1,0 +1,110 @@
+//! Finding and loading the ONNX Runtime shared library.
+//!
+//! ort is built with `load-dynamic`: the library is found at run time, so a
+//! missing runtime is an error message, not a link failure or a panic.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+
+use crate::{Error, Result};
+
+const LIBRARY: &str = "libonnxruntime.so.1.31.1";
+
+/// The project's own dependency folders, GPU build first: it also runs on CPU.
+const PROJECT_DIRS: [&str; 2] = [
+    ".deps/ort-gpu/onnxruntime/capi",
+    ".deps/ort-cpu/onnxruntime/capi",
+];
+
+/// Where the library is looked for, in order: `ORT_DYLIB_PATH`, then the
+/// project's `.deps` folder beside the executable's checkout, then the one
+/// of the checkout this was built from.
+pub fn candidates() -> Vec<PathBuf> {
+    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
+        return vec![PathBuf::from(path)];
+    }
+    let mut out = Vec::new();
+    for root in project_roots() {
+        for dir in PROJECT_DIRS {
+            let path = root.join(dir).join(LIBRARY);
+            if !out.contains(&path) {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// Folders that may be the project checkout, nearest first: those above the
+/// running executable (`target/<profile>/gendr`, or `…/deps/test-…`), then
+/// the checkout this was built from.
+pub fn project_roots() -> Vec<PathBuf> {
+    let mut roots = Vec::new();
+    if let Ok(exe) = std::env::current_exe() {
+        roots.extend(exe.ancestors().skip(2).take(3).map(Path::to_path_buf));
+    }
+    roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    roots
+}
+
+static ENVIRONMENT: OnceLock<std::result::Result<(PathBuf, Environment), Error>> = OnceLock::new();
+
+/// Loads ONNX Runtime once per process and returns its environment.
+pub fn environment() -> Result<&'static Environment> {
+    match ENVIRONMENT.get_or_init(load) {
+        Ok((_, env)) => Ok(env),
+        Err(e) => Err(clone_error(e)),
+    }
+}
+
+/// The library file that was loaded, once [`environment`] succeeded.
+pub fn loaded_library() -> Option<&'static Path> {
+    ENVIRONMENT
+        .get()
+        .and_then(|r| r.as_ref().ok())
+        .map(|(p, _)| p.as_path())
+}
+
+fn load() -> Result<(PathBuf, Environment)> {
+    let searched = candidates();
+    let path = searched
+        .iter()
+        .find(|p| p.is_file())
+        .cloned()
+        .ok_or_else(|| Error::RuntimeMissing {
+            searched: searched
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let load_error = |reason: String| Error::RuntimeLoad {
+        path: path.clone(),
+        reason,
+    };
+    let builder = ort::init_from(&path).map_err(|e| load_error(e.to_string()))?;
+    let env = builder
+        .with_name("gendr")
+        .build()
+        .map_err(|e| load_error(e.to_string()))?;
+    tracing::debug!(library = %path.display(), "ONNX Runtime loaded");
+    Ok((path, env))
+}
+
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::RuntimeMissing { searched } => Error::RuntimeMissing {
+            searched: searched.clone(),
+        },
+        Error::RuntimeLoad { path, reason } => Error::RuntimeLoad {
+            path: path.clone(),
+            reason: reason.clone(),
+        },
+        other => Error::RuntimeLoad {
+            path: PathBuf::new(),
+            reason: other.to_string(),
+        },
+    }
+}

@@ -1,0 +1,381 @@
+//! Tile geometry and seamless blending.
+//!
+//! Each tile is a window of the input frame with `overlap` pixels of context
+//! on every side; frame borders are padded by reflection. The model's output
+//! is trusted only away from that context, so weights are zero there. Inside
+//! the trusted zone, neighbouring tiles overlap by a blend band where a
+//! raised-cosine ramp hands one tile over to the next. Weights are normalised
+//! per axis, so that they sum to exactly one at every output pixel: a model
+//! whose receptive radius is at most `overlap` gives the same result tiled as
+//! on the whole (reflection-padded) frame.
+
+use crate::frame::RgbImage;
+use crate::{Error, Result};
+
+/// The tile shape a model needs, decided once from the model and the user's
+/// settings (see [`TileGeometry::new`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileGeometry {
+    /// Window width and height in input pixels, context included.
+    pub tile_width: usize,
+    pub tile_height: usize,
+    /// Context on every side, in input pixels.
+    pub overlap: usize,
+    /// Window sizes must be a multiple of this.
+    pub multiple: usize,
+    /// The model accepts only exactly `tile_width × tile_height`.
+    pub fixed: bool,
+    /// Output pixels per input pixel.
+    pub scale: usize,
+}
+
+impl TileGeometry {
+    /// Builds a geometry, snapping `tile` up to `multiple` and checking that
+    /// something is left once the context is taken off.
+    pub fn new(tile: usize, overlap: usize, multiple: usize, scale: usize) -> Result<Self> {
+        let multiple = multiple.max(1);
+        let tile = tile.div_ceil(multiple) * multiple;
+        Self::checked(tile, tile, overlap, multiple, false, scale)
+    }
+
+    /// A geometry for a model with a fixed input size.
+    pub fn fixed(width: usize, height: usize, overlap: usize, scale: usize) -> Result<Self> {
+        Self::checked(width, height, overlap, 1, true, scale)
+    }
+
+    fn checked(
+        w: usize,
+        h: usize,
+        overlap: usize,
+        multiple: usize,
+        fixed: bool,
+        scale: usize,
+    ) -> Result<Self> {
+        if scale == 0 {
+            return Err(Error::InvalidSetting("scale must be at least 1".into()));
+        }
+        if w <= 2 * overlap || h <= 2 * overlap {
+            return Err(Error::InvalidSetting(format!(
+                "tile {w}x{h} leaves nothing inside an overlap of {overlap} on each side; \
+                 use a tile larger than {}",
+                2 * overlap
+            )));
+        }
+        Ok(TileGeometry {
+            tile_width: w,
+            tile_height: h,
+            overlap,
+            multiple,
+            fixed,
+            scale,
+        })
+    }
+
+    /// Plans the tiles of a `width × height` frame.
+    pub fn plan(&self, width: usize, height: usize) -> Result<TilePlan> {
+        if width == 0 || height == 0 {
+            return Err(Error::InvalidSize(format!("{width}x{height} frame")));
+        }
+        let cols = self.axis(width, self.tile_width);
+        let rows = self.axis(height, self.tile_height);
+        Ok(TilePlan {
+            width,
+            height,
+            scale: self.scale,
+            col_weights: weights(&cols, self.scale),
+            row_weights: weights(&rows, self.scale),
+            cols,
+            rows,
+        })
+    }
+
+    fn axis(&self, len: usize, tile: usize) -> Vec<AxisTile> {
+        let o = self.overlap;
+        let trusted = tile - 2 * o;
+        if len <= trusted {
+            let window = if self.fixed {
+                tile
+            } else {
+                (len + 2 * o).div_ceil(self.multiple) * self.multiple
+            };
+            return vec![AxisTile {
+                start: -(o as isize),
+                len: window,
+                trusted: (0, len),
+            }];
+        }
+        // Neighbouring trusted zones overlap by a blend band as wide as the
+        // context, or as wide as they can be.
+        let band = o.min(trusted - 1);
+        let count = (len - band).div_ceil(trusted - band);
+        (0..count)
+            .map(|i| {
+                let a = ((i * (len - trusted)) as f64 / (count - 1) as f64).round() as usize;
+                AxisTile {
+                    start: a as isize - o as isize,
+                    len: tile,
+                    trusted: (a, a + trusted),
+                }
+            })
+            .collect()
+    }
+}
+
+/// One tile's extent along one axis, in input pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AxisTile {
+    /// First input pixel of the window; negative where it reaches into the padding.
+    pub start: isize,
+    /// Window length.
+    pub len: usize,
+    /// The part of the frame this tile's output is trusted for, `[begin, end)`.
+    pub trusted: (usize, usize),
+}
+
+/// Per-axis blend weights at output resolution: for each tile, the output
+/// range it contributes to and its weights there.
+#[derive(Debug, Clone)]
+pub struct AxisWeights {
+    /// First output pixel (frame coordinates) with a non-zero weight.
+    pub begin: usize,
+    pub weights: Vec<f32>,
+}
+
+fn ramp(t: usize, len: usize) -> f32 {
+    0.5 - 0.5 * (std::f32::consts::PI * (t as f32 + 0.5) / len as f32).cos()
+}
+
+fn weights(tiles: &[AxisTile], scale: usize) -> Vec<AxisWeights> {
+    let raw: Vec<AxisWeights> = tiles
+        .iter()
+        .enumerate()
+        .map(|(i, tile)| {
+            let (a, b) = (tile.trusted.0 * scale, tile.trusted.1 * scale);
+            let weights = (a..b)
+                .map(|x| {
+                    let mut w = 1.0;
+                    if i > 0 {
+                        let band_end = tiles[i - 1].trusted.1 * scale;
+                        if x < band_end {
+                            w *= ramp(x - a, band_end - a);
+                        }
+                    }
+                    if let Some(next) = tiles.get(i + 1) {
+                        let band_start = next.trusted.0 * scale;
+                        if x >= band_start {
+                            w *= ramp(b - 1 - x, b - band_start);
+                        }
+                    }
+                    w
+                })
+                .collect();
+            AxisWeights { begin: a, weights }
+        })
+        .collect();
+    // Normalise so that the weights at each output pixel sum to one.
+    let end = raw
+        .iter()
+        .map(|w| w.begin + w.weights.len())
+        .max()
+        .unwrap_or(0);
+    let mut sum = vec![0f32; end];
+    for w in &raw {
+        for (k, v) in w.weights.iter().enumerate() {
+            sum[w.begin + k] += v;
+        }
+    }
+    raw.into_iter()
+        .map(|mut w| {
+            for (k, v) in w.weights.iter_mut().enumerate() {
+                *v /= sum[w.begin + k];
+            }
+            w
+        })
+        .collect()
+}
+
+/// Mirrors an index into `[0, len)` without repeating the edge pixel.
+pub fn reflect(i: isize, len: usize) -> usize {
+    if len == 1 {
+        return 0;
+    }
+    let period = 2 * (len as isize - 1);
+    let m = i.rem_euclid(period);
+    (if m >= len as isize { period - m } else { m }) as usize
+}
+
+/// The tiles of one frame and how to blend them.
+#[derive(Debug, Clone)]
+pub struct TilePlan {
+    pub width: usize,
+    pub height: usize,
+    pub scale: usize,
+    pub cols: Vec<AxisTile>,
+    pub rows: Vec<AxisTile>,
+    col_weights: Vec<AxisWeights>,
+    row_weights: Vec<AxisWeights>,
+}
+
+/// A tile of a plan: its column and row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileIndex {
+    pub col: usize,
+    pub row: usize,
+}
+
+impl TilePlan {
+    pub fn len(&self) -> usize {
+        self.cols.len() * self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Window width and height, the same for every tile of a frame.
+    pub fn tile_size(&self) -> (usize, usize) {
+        (self.cols[0].len, self.rows[0].len)
+    }
+
+    pub fn tiles(&self) -> impl Iterator<Item = TileIndex> + '_ {
+        (0..self.rows.len())
+            .flat_map(move |row| (0..self.cols.len()).map(move |col| TileIndex { col, row }))
+    }
+
+    /// Copies a tile's window out of `img` as planar RGB, reflecting at the borders.
+    pub fn extract(&self, img: &RgbImage, tile: TileIndex, out: &mut [f32]) {
+        let (c, r) = (self.cols[tile.col], self.rows[tile.row]);
+        let xs: Vec<usize> = (0..c.len)
+            .map(|x| reflect(c.start + x as isize, img.width))
+            .collect();
+        for ch in 0..3 {
+            let src = img.plane(ch);
+            let dst = &mut out[ch * c.len * r.len..(ch + 1) * c.len * r.len];
+            for y in 0..r.len {
+                let row = &src[reflect(r.start + y as isize, img.height) * img.width..];
+                for (x, &sx) in xs.iter().enumerate() {
+                    dst[y * c.len + x] = row[sx];
+                }
+            }
+        }
+    }
+
+    /// Adds a tile's model output (planar RGB, `scale×` the window) into
+    /// `out` with its blend weights.
+    pub fn accumulate(&self, out: &mut RgbImage, tile: TileIndex, data: &[f32]) {
+        let s = self.scale as isize;
+        let (c, r) = (self.cols[tile.col], self.rows[tile.row]);
+        let (cw, rw) = (&self.col_weights[tile.col], &self.row_weights[tile.row]);
+        let (tw, th) = (c.len * self.scale, r.len * self.scale);
+        // Where output pixel `begin` sits inside the tile's output.
+        let x_off = (cw.begin as isize - c.start * s) as usize;
+        let y_off = (rw.begin as isize - r.start * s) as usize;
+        let ow = out.width;
+        for ch in 0..3 {
+            let src = &data[ch * tw * th..(ch + 1) * tw * th];
+            let dst = out.plane_mut(ch);
+            for (j, wy) in rw.weights.iter().enumerate() {
+                let src_row = &src[(y_off + j) * tw + x_off..];
+                let dst_row = &mut dst[(rw.begin + j) * ow + cw.begin..];
+                for (i, wx) in cw.weights.iter().enumerate() {
+                    dst_row[i] += wy * wx * src_row[i];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn coverage(plan: &TilePlan) -> Vec<f32> {
+        let s = plan.scale;
+        let mut out = RgbImage::new(plan.width * s, plan.height * s);
+        let (tw, th) = plan.tile_size();
+        let ones = vec![1.0; 3 * tw * th * s * s];
+        for t in plan.tiles() {
+            plan.accumulate(&mut out, t, &ones);
+        }
+        out.data
+    }
+
+    #[test]
+    fn reflect_mirrors_without_repeating_the_edge() {
+        let got: Vec<usize> = (-3..7).map(|i| reflect(i, 4)).collect();
+        assert_eq!(got, vec![3, 2, 1, 0, 1, 2, 3, 2, 1, 0]);
+        assert_eq!(reflect(-5, 1), 0);
+        assert_eq!(reflect(9, 2), 1);
+    }
+
+    #[test]
+    fn small_frame_gets_one_shrunken_tile() {
+        let g = TileGeometry::new(256, 16, 8, 2).unwrap();
+        let plan = g.plan(50, 30).unwrap();
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan.tile_size(), (88, 64));
+        assert_eq!(plan.cols[0].start, -16);
+    }
+
+    #[test]
+    fn fixed_models_always_get_their_size() {
+        let g = TileGeometry::fixed(64, 64, 8, 2).unwrap();
+        for (w, h) in [(1, 1), (10, 100), (200, 47)] {
+            let plan = g.plan(w, h).unwrap();
+            assert_eq!(plan.tile_size(), (64, 64));
+            assert!(coverage(&plan).iter().all(|v| (v - 1.0).abs() < 1e-5));
+        }
+    }
+
+    #[test]
+    fn tile_snaps_to_the_multiple() {
+        let g = TileGeometry::new(100, 8, 8, 4).unwrap();
+        assert_eq!(g.tile_width, 104);
+        assert!(TileGeometry::new(32, 16, 1, 2).is_err());
+    }
+
+    #[test]
+    fn neighbours_overlap_by_the_blend_band() {
+        let g = TileGeometry::new(64, 8, 1, 1).unwrap();
+        let plan = g.plan(300, 64).unwrap();
+        for pair in plan.cols.windows(2) {
+            assert!(pair[0].trusted.1 >= pair[1].trusted.0 + 8, "{pair:?}");
+        }
+        assert_eq!(plan.cols.first().unwrap().trusted.0, 0);
+        assert_eq!(plan.cols.last().unwrap().trusted.1, 300);
+    }
+
+    #[test]
+    fn weights_rise_smoothly_across_a_seam() {
+        let g = TileGeometry::new(64, 8, 1, 1).unwrap();
+        let plan = g.plan(100, 10).unwrap();
+        let second = &plan.col_weights[1];
+        let head: Vec<f32> = second.weights[..8].to_vec();
+        assert!(head.windows(2).all(|p| p[1] > p[0]), "{head:?}");
+        assert!(head[0] > 0.0 && head[0] < 0.1);
+    }
+
+    proptest! {
+        #[test]
+        fn weights_are_a_partition_of_unity(
+            w in 1usize..400, h in 1usize..200, tile in 8usize..128,
+            overlap in 0usize..24, multiple in 1usize..9, scale in 1usize..5,
+        ) {
+            prop_assume!(tile > 2 * overlap + multiple);
+            let g = TileGeometry::new(tile, overlap, multiple, scale).unwrap();
+            let plan = g.plan(w, h).unwrap();
+            let (tw, th) = plan.tile_size();
+            prop_assert_eq!(tw % g.multiple, 0);
+            prop_assert_eq!(th % g.multiple, 0);
+            for v in coverage(&plan) {
+                prop_assert!((v - 1.0).abs() < 1e-4, "coverage {}", v);
+            }
+            for c in &plan.cols {
+                let (a, b) = c.trusted;
+                prop_assert!(c.start + overlap as isize <= a as isize);
+                prop_assert!(b as isize <= c.start + c.len as isize - overlap as isize);
+            }
+        }
+    }
+}

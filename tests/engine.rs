@@ -1,0 +1,262 @@
+//! The core library against real ONNX Runtime and the generated test models
+//! in tests/data (see tests/data/make_test_models.py).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gendr::engine::{Engine, EngineOptions, Provider};
+use gendr::frame::{Colorimetry, Frame, PixelFormat, RgbImage};
+use gendr::pipeline::{FramePipeline, Output, PipelineConfig};
+use gendr::tiling::TileGeometry;
+use gendr::upscale::upscale_image;
+use gendr::Error;
+
+fn data(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn cpu() -> EngineOptions {
+    EngineOptions {
+        provider: Provider::Cpu,
+        threads: 1,
+        ..Default::default()
+    }
+}
+
+/// A busy test image: gradients plus a deterministic texture.
+fn test_image(w: usize, h: usize) -> RgbImage {
+    let mut img = RgbImage::new(w, h);
+    let mut state = 7u32;
+    for c in 0..3 {
+        for y in 0..h {
+            for x in 0..w {
+                state = state.wrapping_mul(1664525).wrapping_add(1013904223);
+                let noise = (state >> 8) as f32 / (1u32 << 24) as f32;
+                img.plane_mut(c)[y * w + x] =
+                    0.5 * (x + c * y) as f32 / (w + c * h) as f32 + 0.4 * noise;
+            }
+        }
+    }
+    img
+}
+
+fn max_diff(a: &RgbImage, b: &RgbImage) -> f32 {
+    assert_eq!((a.width, a.height), (b.width, b.height));
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
+}
+
+#[test]
+fn tiled_output_equals_whole_frame_output() {
+    let mut engine = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
+    assert_eq!(engine.scale, 2);
+    let overlap = engine.info.min_overlap;
+    assert_eq!(overlap, 3, "the test model's receptive radius");
+    let img = test_image(203, 149);
+    let whole = TileGeometry::new(512, overlap, 1, 2).unwrap();
+    let reference = upscale_image(&mut engine, &whole, 1, &img).unwrap();
+    for (tile, extra) in [(24, 0), (48, 5), (64, 13)] {
+        let tiled = TileGeometry::new(tile, overlap + extra, 1, 2).unwrap();
+        assert!(tiled.plan(203, 149).unwrap().len() > 4);
+        let out = upscale_image(&mut engine, &tiled, 1, &img).unwrap();
+        let d = max_diff(&out, &reference);
+        assert!(d <= 1.0 / 255.0, "tile {tile}: max diff {d}");
+    }
+    // The output is not trivial: it follows the input.
+    let spread = reference.data.iter().fold(0f32, |m, v| m.max(*v))
+        - reference.data.iter().fold(1f32, |m, v| m.min(*v));
+    assert!(spread > 0.2, "output spread {spread}");
+}
+
+#[test]
+fn too_little_overlap_shows_seams() {
+    // The check above could pass vacuously if tiling ignored the overlap;
+    // with none, a 3-pixel receptive radius must show at the seams.
+    let mut engine = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
+    let img = test_image(120, 90);
+    let whole = TileGeometry::new(256, 3, 1, 2).unwrap();
+    let reference = upscale_image(&mut engine, &whole, 1, &img).unwrap();
+    let seamy = TileGeometry::new(32, 0, 1, 2).unwrap();
+    let out = upscale_image(&mut engine, &seamy, 1, &img).unwrap();
+    assert!(max_diff(&out, &reference) > 2.0 / 255.0);
+}
+
+#[test]
+fn scale_is_derived_without_metadata() {
+    let engine = Engine::load(&data("conv_x2_noscale.onnx"), &cpu()).unwrap();
+    assert_eq!(engine.info.scale, None);
+    assert_eq!(engine.scale, 2);
+}
+
+#[test]
+fn fixed_shape_models_force_the_tile_size() {
+    let mut engine = Engine::load(&data("fixed64_x2.onnx"), &cpu()).unwrap();
+    assert_eq!(engine.info.fixed_size, Some((64, 64)));
+    let (geometry, notes) = engine.info.geometry(engine.scale, 128, 3).unwrap();
+    assert_eq!((geometry.tile_width, geometry.tile_height), (64, 64));
+    assert!(notes.iter().any(|n| n.contains("fixed")), "{notes:?}");
+    for (w, h) in [(1, 1), (37, 90), (130, 20)] {
+        let out = upscale_image(&mut engine, &geometry, 1, &test_image(w, h)).unwrap();
+        assert_eq!((out.width, out.height), (2 * w, 2 * h));
+    }
+}
+
+#[test]
+fn models_that_break_the_contract_are_refused_with_a_reason() {
+    let cases = [
+        ("wrong_channels.onnx", "channels"),
+        ("two_inputs.onnx", "2 inputs"),
+        ("not_a_model.onnx", "could not be loaded"),
+        ("missing.onnx", "does not exist"),
+    ];
+    for (file, expected) in cases {
+        let err = Engine::load(&data(file), &cpu()).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains(expected), "{file}: {text}");
+        assert!(!text.contains('\n'), "{file}: one line: {text}");
+    }
+}
+
+#[test]
+fn forced_gpu_provider_without_gpu_runtime_is_an_error() {
+    let options = EngineOptions {
+        provider: Provider::Cuda,
+        ..cpu()
+    };
+    match Engine::load(&data("conv_x2.onnx"), &options) {
+        Err(Error::ProviderUnavailable { provider, .. }) => assert_eq!(provider, "cuda"),
+        Ok(engine) => assert_eq!(
+            engine.provider,
+            Provider::Cuda,
+            "a forced provider never falls back"
+        ),
+        Err(other) => panic!("unexpected error: {other}"),
+    }
+    let auto = Engine::load(
+        &data("conv_x2.onnx"),
+        &EngineOptions {
+            provider: Provider::Auto,
+            ..cpu()
+        },
+    )
+    .unwrap();
+    assert_ne!(auto.provider, Provider::Auto);
+}
+
+fn rgb_frame(w: usize, h: usize, shade: u8) -> Frame {
+    let mut frame = Frame::new(PixelFormat::Rgb, w, h, Colorimetry::default()).unwrap();
+    for (i, v) in frame.planes[0].data.iter_mut().enumerate() {
+        *v = shade.wrapping_add((i % 29) as u8);
+    }
+    frame
+}
+
+fn pipeline(workers: usize, in_flight: usize) -> FramePipeline<u32> {
+    let engines: Vec<Engine> = (0..workers)
+        .map(|_| Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap())
+        .collect();
+    let geometry = TileGeometry::new(32, 3, 1, 2).unwrap();
+    FramePipeline::start(
+        PipelineConfig {
+            geometry,
+            max_frames_in_flight: in_flight,
+            batch: 1,
+        },
+        engines,
+    )
+    .unwrap()
+}
+
+#[test]
+fn pipeline_keeps_order_and_matches_the_direct_path() {
+    let p = pipeline(2, 4);
+    let mut engine = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
+    let geometry = TileGeometry::new(32, 3, 1, 2).unwrap();
+    let frames: Vec<Frame> = (0..6)
+        .map(|i| rgb_frame(70 + i, 40, (i * 40) as u8))
+        .collect();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for (i, f) in frames.iter().enumerate() {
+                p.submit(f.clone(), i as u32).unwrap();
+                if i == 2 {
+                    p.submit_marker(100).unwrap();
+                }
+            }
+            p.submit_marker(200).unwrap();
+        });
+        let mut seen = Vec::new();
+        while seen.last() != Some(&200) {
+            match p
+                .recv_timeout(Duration::from_secs(30))
+                .expect("output within 30 s")
+            {
+                Output::Frame { frame, meta, .. } => {
+                    let src = &frames[meta as usize];
+                    assert_eq!((frame.width, frame.height), (2 * src.width, 2 * src.height));
+                    let rgb = gendr::color::frame_to_rgb(src);
+                    let direct = upscale_image(&mut engine, &geometry, 1, &rgb).unwrap();
+                    let expected = gendr::color::rgb_to_frame(
+                        &direct,
+                        PixelFormat::Rgb,
+                        Colorimetry::default(),
+                    )
+                    .unwrap();
+                    assert_eq!(
+                        frame.planes[0].data, expected.planes[0].data,
+                        "frame {meta}"
+                    );
+                    seen.push(meta);
+                }
+                Output::Marker(m) => seen.push(m),
+                Output::Failed { error, .. } => panic!("{error}"),
+            }
+        }
+        assert_eq!(seen, vec![0, 1, 2, 100, 3, 4, 5, 200]);
+    });
+    assert_eq!(p.in_flight(), 0);
+}
+
+#[test]
+fn flush_drops_what_is_in_flight_and_carries_on() {
+    let p = pipeline(1, 3);
+    for i in 0..3 {
+        p.submit(rgb_frame(300, 200, i as u8), i).unwrap();
+    }
+    p.flush();
+    p.submit(rgb_frame(20, 10, 9), 9).unwrap();
+    p.submit_marker(10).unwrap();
+    let mut seen = Vec::new();
+    while let Some(out) = p.recv_timeout(Duration::from_secs(30)) {
+        match out {
+            Output::Frame { meta, .. } => seen.push(meta),
+            Output::Marker(m) => {
+                seen.push(m);
+                break;
+            }
+            Output::Failed { error, .. } => panic!("{error}"),
+        }
+    }
+    assert_eq!(seen, vec![9, 10]);
+    assert_eq!(p.in_flight(), 0);
+}
+
+#[test]
+fn close_wakes_a_blocked_submitter() {
+    let p = pipeline(1, 1);
+    p.submit(rgb_frame(400, 300, 1), 1).unwrap();
+    std::thread::scope(|s| {
+        let blocked = s.spawn(|| p.submit(rgb_frame(400, 300, 2), 2));
+        std::thread::sleep(Duration::from_millis(100));
+        p.close();
+        assert!(matches!(
+            blocked.join().unwrap(),
+            Err(Error::PipelineClosed)
+        ));
+    });
+}
