@@ -1,0 +1,57 @@
+//! `gendrsr`: cuts frames into overlapping tiles, runs a super-resolution
+//! ONNX model on them and blends them back, with preparation, inference and
+//! stitching pipelined on their own threads.
+//!
+//! ```text
+//! gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! gendrsr model=default \
+//!     ! videoconvert ! x264enc ! mp4mux ! filesink location=out.mp4
+//! ```
+
+use gst::glib;
+use gst::prelude::*;
+
+mod imp;
+
+/// Which ONNX Runtime execution provider runs the model.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstGendrSrProvider")]
+pub enum Provider {
+    #[default]
+    #[enum_value(
+        name = "Auto: TensorRT, then CUDA, then CPU, whichever loads first",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "CPU", nick = "cpu")]
+    Cpu = 1,
+    #[enum_value(name = "CUDA (fails if it cannot load)", nick = "cuda")]
+    Cuda = 2,
+    #[enum_value(name = "TensorRT (fails if it cannot load)", nick = "tensorrt")]
+    Tensorrt = 3,
+}
+
+impl From<Provider> for gendr::engine::Provider {
+    fn from(p: Provider) -> Self {
+        match p {
+            Provider::Auto => gendr::engine::Provider::Auto,
+            Provider::Cpu => gendr::engine::Provider::Cpu,
+            Provider::Cuda => gendr::engine::Provider::Cuda,
+            Provider::Tensorrt => gendr::engine::Provider::TensorRt,
+        }
+    }
+}
+
+glib::wrapper! {
+    pub struct GendrSr(ObjectSubclass<imp::GendrSr>) @extends gst::Element, gst::Object;
+}
+
+pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    Provider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    gst::Element::register(
+        Some(plugin),
+        "gendrsr",
+        gst::Rank::NONE,
+        GendrSr::static_type(),
+    )
+}
