@@ -140,7 +140,7 @@ impl Engine {
                 Err(e @ Error::ProviderUnavailable { .. })
                     if options.provider == Provider::Auto =>
                 {
-                    tracing::info!(%provider, reason = %e, "execution provider skipped");
+                    tracing::debug!(%provider, reason = %e, "execution provider skipped");
                     last_error = Some(e);
                 }
                 Err(e) => return Err(e),

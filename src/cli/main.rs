@@ -1,1 +1,70 @@
-fn main(){}
+//! `gendr`: upscale video with one-step super-resolution models.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+mod eval;
+mod media;
+mod models;
+mod upscale;
+
+const EXAMPLES: &str = "\
+Examples:
+  gendr upscale holiday.mp4 holiday-2x.mp4
+  gendr upscale --model default-x4 --codec x265 --crf 20 archive.mkv archive-4x.mkv
+  gendr upscale --model path/to/model.onnx --tile 192 --overlap 16 in.mp4 out.mp4
+  gendr models
+  gendr eval tests/data/eval/coffee.png --model default
+
+Set GENDR_LOG (e.g. GENDR_LOG=debug) for detailed logs.";
+
+#[derive(Parser)]
+#[command(name = "gendr", version, about = "Tiled one-step super-resolution for video", after_help = EXAMPLES)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Upscale a video file; audio is copied, the output appears only on success.
+    Upscale(upscale::Args),
+    /// List the shipped model presets.
+    Models(models::Args),
+    /// Measure a model against bicubic on a reference image or video.
+    Eval(eval::Args),
+}
+
+fn main() -> ExitCode {
+    let filter = EnvFilter::try_from_env("GENDR_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("warn,gendr=info,ort=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let cli = Cli::parse();
+    let result = init().and_then(|()| match cli.command {
+        Command::Upscale(args) => upscale::run(args),
+        Command::Models(args) => models::run(args),
+        Command::Eval(args) => eval::run(args),
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of causes, joined.
+            let text = format!("{e:#}").replace('\n', " ");
+            eprintln!("gendr: error: {text}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init() -> anyhow::Result<()> {
+    gst::init()?;
+    gstgendrsr::plugin_register_static()?;
+    Ok(())
+}

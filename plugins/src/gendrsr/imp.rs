@@ -148,6 +148,9 @@ fn sized_caps(max: i32) -> gst::Caps {
 /// Multiplies (towards src) or divides (towards sink) the sizes in `caps` by
 /// `scale`. Sizes that cannot be divided exactly drop out.
 fn transform_caps(caps: &gst::Caps, direction: gst::PadDirection, scale: u32) -> gst::Caps {
+    if caps.is_any() {
+        return caps.clone();
+    }
     let scale = scale as i32;
     let map = |v: &glib::SendValue| -> Option<glib::SendValue> {
         if let Ok(n) = v.get::<i32>() {
@@ -404,6 +407,7 @@ impl GendrSr {
             .ok_or_else(|| gst::loggable_error!(CAT, "caps before the element started"))?;
         let s = state.scale;
         let (w, h) = (info.width().checked_mul(s), info.height().checked_mul(s));
+        // Checked here as well as in caps queries: upstream may not have asked.
         let (Some(w), Some(h)) = (w, h) else {
             return Err(gst::loggable_error!(
                 CAT,
@@ -418,17 +422,10 @@ impl GendrSr {
                 "{w}x{h} output exceeds {MAX_OUTPUT_EDGE} pixels per edge"
             ));
         }
-        let out_info = gst_video::VideoInfo::builder(info.format(), w, h)
-            .fps(info.fps())
-            .par(info.par())
-            .colorimetry(&info.colorimetry())
-            .interlace_mode(info.interlace_mode())
-            .chroma_site(info.chroma_site())
-            .build()
-            .map_err(|e| gst::loggable_error!(CAT, "output caps: {e}"))?;
-        let out_caps = out_info
-            .to_caps()
-            .map_err(|e| gst::loggable_error!(CAT, "output caps: {e}"))?;
+        // Everything but the size carries over as upstream said it.
+        let out_caps = transform_caps(caps, gst::PadDirection::Sink, s);
+        let out_info = gst_video::VideoInfo::from_caps(&out_caps)
+            .map_err(|e| gst::loggable_error!(CAT, "output caps {out_caps}: {e}"))?;
         // The frame spends its tiles' inference time inside, spread over the workers.
         let geometry_tiles = {
             let tile = state.per_tile.as_secs_f64();
@@ -499,6 +496,7 @@ impl GendrSr {
         if let Some(f) = filter {
             caps = f.intersect_with_mode(&caps, gst::CapsIntersectMode::First);
         }
+        gst::log!(CAT, obj = pad, "caps query: peer {peer} → {caps}");
         caps
     }
 

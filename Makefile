@@ -1,0 +1,72 @@
+# gendr: the README's commands.
+#
+#   make demo    set up, build, and upscale the sample clip with the default model
+#   make test    set up, build, and run every check CI runs
+#   make build   set up and build (release) only
+#   make gpu-runtime   ONNX Runtime with CUDA/TensorRT providers (onnxruntime-gpu)
+#
+# Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
+# into .deps/ (nothing else is downloaded at build or run time).
+
+SHELL       := /bin/bash
+ROOT        := $(abspath .)
+DEPS        := $(ROOT)/.deps
+ORT_VERSION := 1.31.1
+ORT_CPU     := $(DEPS)/ort-cpu/onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)
+ORT_GPU     := $(DEPS)/ort-gpu/onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)
+APT_STAMP   := $(DEPS)/.apt-installed
+PYTHON      ?= python3
+SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CARGO       ?= cargo
+DEMO_OUT    := out/demo-2x.mp4
+
+APT_PACKAGES := pkg-config build-essential python3-venv \
+	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev \
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
+	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
+	gstreamer1.0-plugins-base-apps
+
+.PHONY: all deps build demo test lint gpu-runtime clean
+
+all: build
+
+$(APT_STAMP):
+	@mkdir -p $(DEPS)
+	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then echo "deps: Debian packages present"; \
+	else $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); fi
+	@touch $@
+
+$(ORT_CPU):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		--target $(DEPS)/ort-cpu onnxruntime==$(ORT_VERSION)
+	@test -f $@ && echo "deps: ONNX Runtime $(ORT_VERSION) (CPU) in $(dir $@)"
+
+$(ORT_GPU):
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+		--target $(DEPS)/ort-gpu onnxruntime-gpu==$(ORT_VERSION)
+	@test -f $@ && echo "deps: ONNX Runtime $(ORT_VERSION) (GPU) in $(dir $@)"
+
+deps: $(APT_STAMP) $(ORT_CPU)
+
+gpu-runtime: $(APT_STAMP) $(ORT_GPU)
+
+build: deps
+	$(CARGO) build --release --workspace --locked
+
+demo: build
+	@mkdir -p $(dir $(DEMO_OUT))
+	./target/release/gendr upscale --overwrite samples/bbb_320x180_2s.mp4 $(DEMO_OUT)
+	@echo "demo: the upscaled clip is $(ROOT)/$(DEMO_OUT)"
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
+
+test: build lint
+	$(CARGO) test --release --workspace --locked
+	$(MAKE) -C models check verify
+	$(MAKE) -C models/gendr check
+
+clean:
+	$(CARGO) clean
+	rm -rf out

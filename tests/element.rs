@@ -1,0 +1,273 @@
+//! gendrsr in gst_check harnesses and small real pipelines.
+
+use std::path::PathBuf;
+use std::sync::Once;
+
+use gst::prelude::*;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstgendrsr::plugin_register_static().expect("register gendrsr");
+    });
+}
+
+fn data(name: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn harness(model: &str, caps: &str) -> gst_check::Harness {
+    init();
+    let mut h = gst_check::Harness::new("gendrsr");
+    {
+        let e = h.element().unwrap();
+        e.set_property("model", data(model));
+        e.set_property("tile-size", 32u32);
+    }
+    h.play();
+    h.set_src_caps_str(caps);
+    h
+}
+
+fn input_buffer(size: usize, index: u64) -> gst::Buffer {
+    let mut buffer = gst::Buffer::from_mut_slice(
+        (0..size)
+            .map(|i| ((i as u64 * 7 + index * 13) % 251) as u8)
+            .collect::<Vec<_>>(),
+    );
+    {
+        let b = buffer.get_mut().unwrap();
+        b.set_pts(gst::ClockTime::from_mseconds(40 * index));
+        b.set_duration(gst::ClockTime::from_mseconds(40));
+        b.set_offset(index);
+    }
+    buffer
+}
+
+fn caps_size(h: &gst_check::Harness) -> (i32, i32) {
+    let caps = h.sinkpad().unwrap().current_caps().expect("output caps");
+    let s = caps.structure(0).unwrap();
+    (s.get("width").unwrap(), s.get("height").unwrap())
+}
+
+#[test]
+fn every_format_is_scaled_and_keeps_its_timestamps() {
+    for (format, w, h, size) in [
+        ("I420", 40, 30, 40 * 30 * 3 / 2),
+        ("NV12", 40, 30, 40 * 30 * 3 / 2),
+        ("RGB", 40, 30, 40 * 30 * 3),
+        ("BGR", 40, 30, 40 * 30 * 3),
+        ("RGBx", 40, 30, 40 * 30 * 4),
+        ("BGRx", 40, 30, 40 * 30 * 4),
+        ("RGBA", 40, 30, 40 * 30 * 4),
+        ("BGRA", 40, 30, 40 * 30 * 4),
+    ] {
+        let mut h = harness(
+            "conv_x2.onnx",
+            &format!(
+                "video/x-raw,format={format},width={w},height={h},framerate=25/1,colorimetry=bt709"
+            ),
+        );
+        for i in 0..3 {
+            assert_eq!(h.push(input_buffer(size, i)), Ok(gst::FlowSuccess::Ok));
+        }
+        for i in 0..3 {
+            let out = h.pull().expect("an output buffer");
+            assert_eq!(
+                out.pts(),
+                Some(gst::ClockTime::from_mseconds(40 * i)),
+                "{format}"
+            );
+            assert_eq!(
+                out.duration(),
+                Some(gst::ClockTime::from_mseconds(40)),
+                "{format}"
+            );
+            assert_eq!(out.offset(), i, "{format}");
+            assert_eq!(out.size(), size * 4, "{format}");
+        }
+        assert_eq!(caps_size(&h), (80, 60), "{format}");
+        let caps = h.sinkpad().unwrap().current_caps().unwrap();
+        let s = caps.structure(0).unwrap();
+        assert_eq!(s.get::<&str>("format").unwrap(), format);
+        let in_caps = h
+            .element()
+            .unwrap()
+            .static_pad("sink")
+            .unwrap()
+            .current_caps()
+            .unwrap();
+        let colorimetry = in_caps
+            .structure(0)
+            .unwrap()
+            .get::<String>("colorimetry")
+            .unwrap();
+        assert_eq!(
+            s.get::<String>("colorimetry").unwrap(),
+            colorimetry,
+            "{format}"
+        );
+        assert_eq!(
+            s.get::<gst::Fraction>("framerate").unwrap(),
+            gst::Fraction::new(25, 1)
+        );
+    }
+}
+
+#[test]
+fn eos_drains_every_frame_before_it() {
+    let mut h = harness(
+        "conv_x2.onnx",
+        "video/x-raw,format=RGB,width=64,height=48,framerate=25/1",
+    );
+    for i in 0..6 {
+        h.push(input_buffer(64 * 48 * 3, i)).unwrap();
+    }
+    assert!(h.push_event(gst::event::Eos::new()));
+    for i in 0..6 {
+        assert_eq!(h.pull().unwrap().offset(), i);
+    }
+    loop {
+        let ev = h.pull_event().expect("EOS arrives");
+        if ev.type_() == gst::EventType::Eos {
+            break;
+        }
+    }
+    assert_eq!(h.buffers_in_queue(), 0);
+}
+
+#[test]
+fn flush_drops_frames_in_flight_and_streaming_resumes() {
+    let mut h = harness(
+        "slow_x2.onnx",
+        "video/x-raw,format=RGB,width=64,height=48,framerate=25/1",
+    );
+    for i in 0..3 {
+        h.push(input_buffer(64 * 48 * 3, i)).unwrap();
+    }
+    assert!(h.push_event(gst::event::FlushStart::new()));
+    assert!(h.push_event(gst::event::FlushStop::new(true)));
+    // Drop whatever made it out before the flush.
+    while h.try_pull().is_some() {}
+    h.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+        gst::ClockTime,
+    >::new()));
+    h.push(input_buffer(64 * 48 * 3, 7)).unwrap();
+    let out = h.pull().expect("a frame after the flush");
+    assert_eq!(out.offset(), 7);
+}
+
+#[test]
+fn latency_query_reports_the_time_inside() {
+    let mut h = harness(
+        "slow_x2.onnx",
+        "video/x-raw,format=RGB,width=64,height=48,framerate=25/1",
+    );
+    h.push(input_buffer(64 * 48 * 3, 0)).unwrap();
+    h.pull().unwrap();
+    let mut q = gst::query::Latency::new();
+    assert!(h.sinkpad().unwrap().peer_query(&mut q));
+    let (_, min, max) = q.result();
+    assert!(min > gst::ClockTime::ZERO, "min {min}");
+    assert!(max.is_none_or(|m| m >= min));
+}
+
+fn run_pipeline(description: &str) -> Result<usize, String> {
+    init();
+    let pipeline = gst::parse::launch(description)
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok());
+    let counted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    if let Some(sink) = &sink {
+        let c = counted.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+    let bus = pipeline.bus().unwrap();
+    let started = pipeline.set_state(gst::State::Playing);
+    let result = loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(60)) else {
+            break Err("timed out".to_string());
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(counted.load(std::sync::atomic::Ordering::SeqCst)),
+            gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
+            _ if started.is_err() => {}
+            _ => {}
+        }
+    };
+    pipeline.set_state(gst::State::Null).unwrap();
+    result
+}
+
+#[test]
+fn real_pipeline_converts_every_frame() {
+    let frames = run_pipeline(&format!(
+        "videotestsrc num-buffers=12 pattern=ball ! video/x-raw,width=90,height=50,format=I420 ! \
+         gendrsr model={} streams=2 max-frames-in-flight=3 ! video/x-raw,width=180,height=100 ! appsink name=sink sync=false",
+        data("conv_x2.onnx")
+    ))
+    .unwrap();
+    assert_eq!(frames, 12);
+}
+
+#[test]
+fn odd_and_tiny_sizes_work() {
+    for (w, h) in [(1, 1), (3, 7), (301, 2), (2, 151)] {
+        let frames = run_pipeline(&format!(
+            "videotestsrc num-buffers=2 ! video/x-raw,width={w},height={h},format=RGB ! \
+             gendrsr model={} ! video/x-raw,width={},height={} ! appsink name=sink sync=false",
+            data("conv_x2.onnx"),
+            2 * w,
+            2 * h
+        ))
+        .unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
+        assert_eq!(frames, 2, "{w}x{h}");
+    }
+}
+
+#[test]
+fn impossible_sizes_fail_negotiation_cleanly() {
+    let err = run_pipeline(&format!(
+        "videotestsrc num-buffers=1 ! video/x-raw,width=9000,height=16,format=RGB ! \
+         gendrsr model={} ! appsink name=sink sync=false",
+        data("conv_x2.onnx")
+    ))
+    .unwrap_err();
+    assert!(
+        err.contains("not-negotiated") || err.to_lowercase().contains("negotiat"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_models_post_an_error_with_the_cause() {
+    for (model, expected) in [
+        (data("wrong_channels.onnx"), "channels"),
+        (data("two_inputs.onnx"), "inputs"),
+        (data("not_a_model.onnx"), "could not be loaded"),
+        ("no-such-preset".to_string(), "does not exist"),
+    ] {
+        let err = run_pipeline(&format!(
+            "videotestsrc num-buffers=1 ! gendrsr model=\"{model}\" ! appsink name=sink sync=false"
+        ))
+        .unwrap_err();
+        assert!(err.contains(expected), "{model}: {err}");
+    }
+}
