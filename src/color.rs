@@ -46,7 +46,7 @@ impl YuvCoding {
     }
 
     #[inline]
-    fn to_rgb(&self, y: f32, cb: f32, cr: f32) -> [f32; 3] {
+    fn rgb(&self, y: f32, cb: f32, cr: f32) -> [f32; 3] {
         let y = (y - self.y_offset) / self.y_span;
         let cb = (cb - 128.0) / self.c_span;
         let cr = (cr - 128.0) / self.c_span;
@@ -139,10 +139,10 @@ pub fn frame_to_rgb(frame: &Frame) -> RgbImage {
         top * (1.0 - wy) + bottom * wy
     };
     for (y, row) in frame.rows(0).enumerate() {
-        for x in 0..w {
-            let rgb = coding.to_rgb(row[x] as f32, sample(&u, x, y), sample(&v, x, y));
-            for c in 0..3 {
-                out.data[c * n + y * w + x] = rgb[c];
+        for (x, &luma) in row.iter().enumerate() {
+            let rgb = coding.rgb(luma as f32, sample(&u, x, y), sample(&v, x, y));
+            for (c, value) in rgb.into_iter().enumerate() {
+                out.data[c * n + y * w + x] = value;
             }
         }
     }
@@ -315,7 +315,7 @@ mod tests {
         assert_eq!(c.y_code(1.0), 235);
         assert_eq!(c.y_code(0.0), 16);
         assert_eq!(c.c_codes([0.5, 0.5, 0.5]), (128, 128));
-        let white = c.to_rgb(235.0, 128.0, 128.0);
+        let white = c.rgb(235.0, 128.0, 128.0);
         assert!(white.iter().all(|v| (v - 1.0).abs() < 1e-6));
     }
 

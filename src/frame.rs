@@ -209,8 +209,8 @@ impl RgbImage {
         let mut img = RgbImage::new(width, height);
         let n = width * height;
         for (i, px) in rgb.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                img.data[c * n + i] = px[c] as f32 / 255.0;
+            for (c, &v) in px.iter().enumerate() {
+                img.data[c * n + i] = v as f32 / 255.0;
             }
         }
         Ok(img)

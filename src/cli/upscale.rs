@@ -204,6 +204,19 @@ pub fn run(args: Args) -> Result<()> {
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
     let job = Job::build(&args, muxer, &partial)?;
+    if !args.quiet {
+        let fps = info.framerate;
+        eprintln!(
+            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, model {}",
+            args.input.display(),
+            info.width,
+            info.height,
+            fps.numer(),
+            fps.denom(),
+            info.audio_streams,
+            args.sr.model
+        );
+    }
     let started = Instant::now();
     let frames = job.run(&info, args.quiet, &interrupted)?;
     std::fs::rename(&partial, &args.output)
@@ -350,7 +363,14 @@ impl Job {
         bar.finish_and_clear();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
-        Ok(self.frames.load(Ordering::Relaxed))
+        let written = self.frames.load(Ordering::Relaxed);
+        // Demuxers end quietly at the end of a truncated file: the count tells.
+        if let Some(expected) = info.frame_count() {
+            if written + (expected / 100).max(2) < expected {
+                bail!("the input ended early: {written} of {expected} frames decoded (truncated or corrupt file?)");
+            }
+        }
+        Ok(written)
     }
 
     fn drive(&self, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<()> {
@@ -378,7 +398,7 @@ impl Job {
                         .clone();
                     return Err(match linked {
                         Some(cause) => anyhow!("{cause}"),
-                        None => anyhow!("{}", media::error_text(&err)),
+                        None => anyhow!("{}", media::error_text(err)),
                     });
                 }
                 _ => {}
@@ -394,7 +414,7 @@ impl Job {
         let msg =
             bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])?;
         match msg.view() {
-            gst::MessageView::Error(err) => Some(anyhow!("{}", media::error_text(&err))),
+            gst::MessageView::Error(err) => Some(anyhow!("{}", media::error_text(err))),
             _ => None,
         }
     }
@@ -419,7 +439,14 @@ fn copy_audio(
             "the {codec} audio cannot be copied into this container without re-encoding; use .mkv"
         );
     }
-    let queue = gst::ElementFactory::make("queue").build()?;
+    // The demuxer feeds audio and video from one thread while the encoder
+    // holds back frames for look-ahead: a bounded audio queue would fill and
+    // stall the video behind it. Interleaving in the file bounds it instead.
+    let queue = gst::ElementFactory::make("queue")
+        .property("max-size-buffers", 0u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 0u64)
+        .build()?;
     pipeline.add(&queue)?;
     queue.sync_state_with_parent()?;
     pad.link(&queue.static_pad("sink").context("queue sink")?)?;

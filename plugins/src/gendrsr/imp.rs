@@ -203,7 +203,7 @@ impl GendrSr {
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
         let path = presets::resolve(&settings.model)
-            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ["{}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::ResourceError::NotFound, ("{}", e)))?;
         let options = EngineOptions {
             provider: settings.provider.into(),
             device_id: settings.device_id,
@@ -213,12 +213,12 @@ impl GendrSr {
         let load = |_| {
             Engine::load(&path, &options).map_err(|e| match e {
                 gendr::Error::RuntimeMissing { .. } | gendr::Error::RuntimeLoad { .. } => {
-                    gst::error_msg!(gst::LibraryError::Init, ["{}", e])
+                    gst::error_msg!(gst::LibraryError::Init, ("{}", e))
                 }
                 gendr::Error::ProviderUnavailable { .. } => {
-                    gst::error_msg!(gst::LibraryError::Init, ["{}", e])
+                    gst::error_msg!(gst::LibraryError::Init, ("{}", e))
                 }
-                _ => gst::error_msg!(gst::LibraryError::Settings, ["{}", e]),
+                _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
             })
         };
         let mut engines = (0..settings.streams.max(1))
@@ -235,7 +235,7 @@ impl GendrSr {
                 settings.tile_size as usize,
                 settings.tile_overlap as usize,
             )
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?;
         for note in notes {
             gst::info!(CAT, imp = self, "{note}");
         }
@@ -248,7 +248,7 @@ impl GendrSr {
             .map_err(|e| {
                 gst::error_msg!(
                     gst::LibraryError::Failed,
-                    ["model {}: {}", path.display(), e]
+                    ("model {}: {}", path.display(), e)
                 )
             })?;
         let per_tile = started.elapsed();
@@ -266,7 +266,7 @@ impl GendrSr {
             batch,
         };
         let pipeline = FramePipeline::start(config, engines)
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ["{}", e]))?;
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
         *lock(&self.state) = Some(State {
             pipeline: Arc::new(pipeline),
             scale: scale as u32,
@@ -306,7 +306,7 @@ impl GendrSr {
                 return Err(gst::FlowError::Flushing);
             };
             let Some(info) = state.in_info.clone() else {
-                gst::element_imp_error!(self, gst::CoreError::Negotiation, ["buffer before caps"]);
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
                 return Err(gst::FlowError::NotNegotiated);
             };
             (state.pipeline.clone(), info)
@@ -317,7 +317,7 @@ impl GendrSr {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Format,
-                        ["buffer does not match its caps"]
+                        ("buffer does not match its caps")
                     );
                     gst::FlowError::Error
                 })?;
@@ -337,7 +337,7 @@ impl GendrSr {
                 planes,
             )
             .map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ["{}", e]);
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
                 gst::FlowError::Error
             })?
         };
@@ -602,7 +602,7 @@ impl GendrSr {
                 {
                     Some(Ok(buffer)) => self.srcpad.push(buffer),
                     Some(Err(e)) => {
-                        gst::element_imp_error!(self, gst::StreamError::Failed, ["{}", e]);
+                        gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
                         Err(gst::FlowError::Error)
                     }
                     None => Err(gst::FlowError::NotNegotiated),
@@ -616,7 +616,7 @@ impl GendrSr {
             Output::Marker(Item::Event(event)) => self.push_serialized(event),
             Output::Marker(Item::Buffer(_)) => Ok(gst::FlowSuccess::Ok),
             Output::Failed { error, .. } => {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ["{}", error]);
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", error));
                 Err(gst::FlowError::Error)
             }
         };
@@ -631,7 +631,7 @@ impl GendrSr {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Failed,
-                        ["streaming stopped: {err:?}"]
+                        ("streaming stopped: {err:?}")
                     );
                 }
                 self.srcpad.push_event(gst::event::Eos::new());

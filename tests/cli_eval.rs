@@ -1,0 +1,179 @@
+//! `gendr models` and `gendr eval`, run as the user runs them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// The eval set: real footage first, then photos (tests/data/eval/README.md).
+const BIKES: [&str; 3] = ["bikes_f040", "bikes_f120", "bikes_f200"];
+const PHOTOS: [&str; 4] = ["astronaut", "coffee", "chelsea", "rocket"];
+/// What the default model must gain over bicubic, in dB of Y-PSNR.
+const MIN_GAIN_DB: f64 = 1.5;
+/// Pixels between the panels of the side-by-side PNG.
+const GAP: u32 = 4;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn gendr(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gendr"));
+    cmd.args(args).env("GENDR_LOG", "warn");
+    cmd
+}
+
+fn json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
+}
+
+/// Width and height of a PNG, after decoding all of it.
+fn png_size(path: &Path) -> (u32, u32) {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .expect("a PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).expect("PNG data");
+    assert_eq!(info.color_type, png::ColorType::Rgb);
+    (info.width, info.height)
+}
+
+fn assert_one_line_error(output: &Output, needle: &str) {
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("gendr: error: "), "{stderr}");
+    assert!(stderr.contains(needle), "{stderr}");
+}
+
+#[test]
+fn models_json_lists_every_preset_with_its_file() {
+    let list = json(&gendr(&["models", "--json"]).output().unwrap());
+    let list = list.as_array().expect("an array");
+    assert!(list.iter().any(|m| m["name"] == "default"), "{list:?}");
+    for m in list {
+        let path = Path::new(m["path"].as_str().expect("path"));
+        assert!(path.is_absolute() && path.is_file(), "{m}");
+        assert!(m["scale"].as_u64().expect("scale") >= 1, "{m}");
+        assert!(!m["license"].as_str().expect("license").is_empty(), "{m}");
+        for key in ["params", "speed", "source", "description"] {
+            assert!(!m[key].is_null(), "{key} in {m}");
+        }
+    }
+}
+
+#[test]
+fn models_table_names_every_preset() {
+    let output = gendr(&["models"]).output().unwrap();
+    assert!(output.status.success());
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(table.starts_with("NAME"), "{table}");
+    for line in ["default ", "fast "] {
+        assert!(table.lines().any(|l| l.starts_with(line)), "{table}");
+    }
+}
+
+#[test]
+fn default_model_beats_bicubic_on_the_eval_set() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every image at once, one inference thread each: the machine's cores
+    // are shared between processes rather than within one.
+    let runs: Vec<_> = BIKES
+        .iter()
+        .chain(&PHOTOS)
+        .map(|name| {
+            let reference = root().join(format!("tests/data/eval/{name}.png"));
+            let out = dir.path().join(format!("{name}.png"));
+            let child = gendr(&["eval", "--json", "--threads", "1", "--out"])
+                .arg(&out)
+                .arg(&reference)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            (name, out, child)
+        })
+        .collect();
+    let mut gains = Vec::new();
+    for (name, out, child) in runs {
+        let report = json(&child.wait_with_output().unwrap());
+        let frames = report["frames"].as_array().unwrap();
+        assert_eq!(frames.len(), 1, "{name}: an image is one frame");
+        let gain = report["mean"]["gain_psnr_y"].as_f64().unwrap();
+        let model = report["mean"]["model_psnr_y"].as_f64().unwrap();
+        let bicubic = report["mean"]["bicubic_psnr_y"].as_f64().unwrap();
+        assert!((gain - (model - bicubic)).abs() < 1e-9, "{name}: {report}");
+        assert!(
+            report["mean"]["model_ssim_y"].as_f64().unwrap()
+                > report["mean"]["bicubic_ssim_y"].as_f64().unwrap(),
+            "{name}: {report}"
+        );
+        if BIKES.contains(name) {
+            assert!(gain >= MIN_GAIN_DB, "{name}: +{gain:.2} dB");
+        }
+        // Three panels of up to 256×256 (the images are at least that big).
+        assert_eq!(png_size(&out), (3 * 256 + 2 * GAP, 256), "{name}");
+        eprintln!("{name}: {bicubic:.2} → {model:.2} dB (+{gain:.2})");
+        gains.push(gain);
+    }
+    let mean = gains.iter().sum::<f64>() / gains.len() as f64;
+    assert!(mean >= MIN_GAIN_DB, "mean +{mean:.2} dB over {gains:?}");
+}
+
+#[test]
+fn a_video_is_sampled_and_the_picture_lands_beside_the_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = root().join("samples/bikes_160x68_2s.mp4");
+    let output = gendr(&["eval", "--model", "fast", "--frames", "2", "--json"])
+        .arg(&clip)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let report = json(&output);
+    let frames = report["frames"].as_array().unwrap();
+    assert_eq!(frames.len(), 2, "{report}");
+    assert!(frames[1]["frame"].as_u64().unwrap() > 0, "{report}");
+    assert_eq!(
+        (frames[0]["width"].as_u64(), frames[0]["height"].as_u64()),
+        (Some(160), Some(68))
+    );
+    let picture = dir.path().join("bikes_160x68_2s-eval.png");
+    assert_eq!(report["side_by_side"], "bikes_160x68_2s-eval.png");
+    // One row per frame.
+    assert_eq!(png_size(&picture), (3 * 160 + 2 * GAP, 2 * 68 + GAP));
+}
+
+#[test]
+fn a_missing_reference_is_one_line() {
+    let output = gendr(&["eval", "no-such-reference.png"]).output().unwrap();
+    assert_one_line_error(&output, "no-such-reference.png");
+}
+
+#[test]
+fn an_unknown_model_is_one_line() {
+    let reference = root().join("tests/data/eval/coffee.png");
+    let dir = tempfile::tempdir().unwrap();
+    let output = gendr(&["eval", "--model", "no-such-model"])
+        .arg(&reference)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, "no-such-model");
+    assert!(!dir.path().join("coffee-eval.png").exists());
+}
+
+#[test]
+fn a_scale_the_model_lacks_is_one_line() {
+    let reference = root().join("tests/data/eval/coffee.png");
+    let output = gendr(&["eval", "--scale", "3"])
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert_one_line_error(&output, "--scale 3");
+}
