@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod bench;
 mod eval;
+mod live;
 mod media;
 mod models;
 mod upscale;
@@ -35,6 +37,10 @@ enum Command {
     Models(models::Args),
     /// Measure a model against bicubic on a reference image or video.
     Eval(eval::Args),
+    /// Measure throughput: model alone, sequential, and the full pipeline.
+    Bench(bench::Args),
+    /// Enhance a live stream with bounded latency.
+    Live(live::Args),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +57,8 @@ fn main() -> ExitCode {
         Command::Upscale(args) => upscale::run(args),
         Command::Models(args) => models::run(args),
         Command::Eval(args) => eval::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::Live(args) => live::run(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
