@@ -271,3 +271,16 @@ fn bad_models_post_an_error_with_the_cause() {
         assert!(err.contains(expected), "{model}: {err}");
     }
 }
+
+#[test]
+fn gendr_tiny_runs_through_the_element_at_four_times() {
+    // The GenDR graph (VAE16 encode, UNet, one-step x0, decode) at random
+    // weights: ×4, with its tile alignment and overlap applied.
+    let frames = run_pipeline(
+        "videotestsrc num-buffers=10 pattern=smpte ! video/x-raw,width=64,height=48,format=I420,framerate=25/1 ! \
+         gendrsr model=gendr-tiny tile-size=48 tile-overlap=2 ! video/x-raw,width=256,height=192 ! \
+         appsink name=sink sync=false",
+    )
+    .unwrap();
+    assert_eq!(frames, 10);
+}

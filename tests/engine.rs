@@ -260,3 +260,27 @@ fn close_wakes_a_blocked_submitter() {
         ));
     });
 }
+
+#[test]
+fn gendr_tiny_metadata_snaps_tiles_to_the_latent_grid() {
+    let path = gendr::presets::resolve("gendr-tiny").unwrap();
+    let mut engine = Engine::load(&path, &cpu()).unwrap();
+    assert_eq!(engine.scale, 4);
+    assert_eq!(
+        engine.info.tile_multiple, 2,
+        "output must be a multiple of 8 for the f8 VAE"
+    );
+    let (geometry, notes) = engine.info.geometry(4, 51, 2).unwrap();
+    assert_eq!(geometry.tile_width, 52);
+    assert_eq!(geometry.overlap, engine.info.min_overlap);
+    assert!(
+        geometry.overlap * 4 >= 32,
+        "at least 32 output pixels of overlap"
+    );
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    // Odd frame sizes still come out exactly ×4.
+    let img = test_image(37, 23);
+    let out = upscale_image(&mut engine, &geometry, 1, &img).unwrap();
+    assert_eq!((out.width, out.height), (148, 92));
+    assert!(out.data.iter().all(|v| (0.0..=1.0).contains(v)));
+}
