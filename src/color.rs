@@ -239,14 +239,6 @@ mod tests {
         img
     }
 
-    fn max_diff(a: &RgbImage, b: &RgbImage) -> f32 {
-        a.data
-            .iter()
-            .zip(&b.data)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
-
     #[test]
     fn packed_formats_round_trip_exactly() {
         let img = gradient(17, 9);
@@ -261,7 +253,7 @@ mod tests {
         ] {
             let frame = rgb_to_frame(&quantised, format, Colorimetry::default()).unwrap();
             let back = frame_to_rgb(&frame);
-            assert!(max_diff(&quantised, &back) < 1e-6, "{format:?}");
+            assert!(quantised.max_abs_diff(&back) < 1e-6, "{format:?}");
         }
     }
 
@@ -282,7 +274,7 @@ mod tests {
                     let c = Colorimetry { matrix, range };
                     let back = frame_to_rgb(&rgb_to_frame(&img, format, c).unwrap());
                     // Chroma is subsampled, so steep colour ramps lose a little at the edges.
-                    let d = max_diff(&img, &back);
+                    let d = img.max_abs_diff(&back);
                     assert!(d < 4.0 / 255.0, "{format:?} {c:?}: max {d}");
                     let mean = img
                         .data

@@ -94,9 +94,6 @@ impl Frame {
         height: usize,
         colorimetry: Colorimetry,
     ) -> Result<Self> {
-        if width == 0 || height == 0 {
-            return Err(Error::InvalidSize(format!("{width}x{height} frame")));
-        }
         let planes = format
             .plane_sizes(width, height)
             .into_iter()
@@ -105,13 +102,7 @@ impl Frame {
                 stride: row,
             })
             .collect();
-        Ok(Frame {
-            format,
-            width,
-            height,
-            colorimetry,
-            planes,
-        })
+        Self::from_planes(format, width, height, colorimetry, planes)
     }
 
     /// Wraps planes that came from elsewhere, checking that they are large
@@ -184,6 +175,20 @@ impl RgbImage {
     pub fn plane_mut(&mut self, channel: usize) -> &mut [f32] {
         let n = self.width * self.height;
         &mut self.data[channel * n..(channel + 1) * n]
+    }
+
+    /// The largest difference of any sample from `other`'s (same size).
+    pub fn max_abs_diff(&self, other: &RgbImage) -> f32 {
+        assert_eq!(
+            (self.width, self.height),
+            (other.width, other.height),
+            "sizes differ"
+        );
+        self.data
+            .iter()
+            .zip(&other.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
     }
 
     /// Interleaved 8-bit RGB, rounded and clamped.

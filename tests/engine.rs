@@ -42,15 +42,6 @@ fn test_image(w: usize, h: usize) -> RgbImage {
     img
 }
 
-fn max_diff(a: &RgbImage, b: &RgbImage) -> f32 {
-    assert_eq!((a.width, a.height), (b.width, b.height));
-    a.data
-        .iter()
-        .zip(&b.data)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
-}
-
 #[test]
 fn tiled_output_equals_whole_frame_output() {
     let mut engine = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
@@ -64,7 +55,7 @@ fn tiled_output_equals_whole_frame_output() {
         let tiled = TileGeometry::new(tile, overlap + extra, 1, 2).unwrap();
         assert!(tiled.plan(203, 149).unwrap().len() > 4);
         let out = upscale_image(&mut engine, &tiled, 1, &img).unwrap();
-        let d = max_diff(&out, &reference);
+        let d = out.max_abs_diff(&reference);
         assert!(d <= 1.0 / 255.0, "tile {tile}: max diff {d}");
     }
     // The output is not trivial: it follows the input.
@@ -83,7 +74,7 @@ fn too_little_overlap_shows_seams() {
     let reference = upscale_image(&mut engine, &whole, 1, &img).unwrap();
     let seamy = TileGeometry::new(32, 0, 1, 2).unwrap();
     let out = upscale_image(&mut engine, &seamy, 1, &img).unwrap();
-    assert!(max_diff(&out, &reference) > 2.0 / 255.0);
+    assert!(out.max_abs_diff(&reference) > 2.0 / 255.0);
 }
 
 #[test]
