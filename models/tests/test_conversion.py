@@ -80,10 +80,12 @@ def test_contract(fname):
     preset = next(p for p in PRESETS if p["file"] == fname)
     s = int(meta["gendr.scale"])
     assert s == preset["scale"] and meta["gendr.license"] == preset["license"]
-    # odd, non-square sizes and a batch of 2 give exactly s x the input
-    x = np.random.default_rng(0).random((2, 3, 21, 34), dtype=np.float32)
+    # odd (where the model allows), non-square sizes and a batch of 2 give exactly s x the input
+    m = int(meta["gendr.tile_multiple"])
+    h, w = -(-21 // m) * m, -(-34 // m) * m
+    x = np.random.default_rng(0).random((2, 3, h, w), dtype=np.float32)
     y = session(os.path.join(MODELS, fname)).run(None, {inputs[0].name: x})[0]
-    assert y.shape == (2, 3, 21 * s, 34 * s)
+    assert y.shape == (2, 3, h * s, w * s)
 
 
 def test_presets_json():
@@ -94,7 +96,11 @@ def test_presets_json():
         assert set(p) == {"name", "file", "scale", "params", "speed", "license", "source", "description"}
         assert p["speed"] in ("realtime", "fast", "medium", "slow")
         assert os.path.exists(os.path.join(MODELS, p["file"]))
-        assert os.path.exists(os.path.join(MODELS, "cards", p["file"][:-len(".onnx")] + ".md"))
+        # Models in their own folder (models/gendr/) keep their card as that folder's README.
+        folder = os.path.dirname(p["file"])
+        card = (os.path.join(MODELS, folder, "README.md") if folder
+                else os.path.join(MODELS, "cards", p["file"][:-len(".onnx")] + ".md"))
+        assert os.path.exists(card), card
 
 
 def test_sha256sums():
