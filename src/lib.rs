@@ -8,6 +8,7 @@
 pub mod color;
 pub mod engine;
 pub mod error;
+pub mod fallback;
 pub mod frame;
 pub mod metrics;
 pub mod model;

@@ -13,7 +13,7 @@ use gendr::model::DEFAULT_MIN_OVERLAP;
 use gendr::pipeline::{FramePipeline, Output, PipelineConfig};
 use gendr::presets;
 
-use super::Provider;
+use super::{Overload, Provider};
 
 const DEFAULT_MODEL: &str = presets::DEFAULT_PRESET;
 const DEFAULT_TILE_SIZE: u32 = 0;
@@ -23,6 +23,18 @@ const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_STREAMS: u32 = 1;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_MAX_FRAMES_IN_FLIGHT: u32 = 4;
+const DEFAULT_ON_OVERLOAD: Overload = Overload::Block;
+const DEFAULT_LATENCY_BUDGET_MS: u32 = 1000;
+const DEFAULT_STATS_INTERVAL_MS: u32 = 1000;
+/// Room for fallback frames and events beside the model's frames when
+/// `on-overload` is not `block`; beyond it frames are dropped.
+const EXTRA_SLOTS: u32 = 32;
+/// The reported latency is raised when a frame takes this much longer…
+const LATENCY_GROWTH: f64 = 1.25;
+/// …to this multiple of what that frame took, so that it settles in a few steps.
+const LATENCY_HEADROOM: f64 = 1.5;
+/// Weight of the newest frame in the running per-frame inference time.
+const SERVICE_SMOOTHING: f64 = 0.2;
 /// Largest output edge; larger sizes fail negotiation instead of allocation.
 const MAX_OUTPUT_EDGE: i32 = 16384;
 /// How long the src-pad task waits for output before checking its state again.
@@ -46,6 +58,9 @@ struct Settings {
     streams: u32,
     threads: u32,
     max_frames_in_flight: u32,
+    on_overload: Overload,
+    latency_budget_ms: u32,
+    stats_interval_ms: u32,
 }
 
 impl Default for Settings {
@@ -59,6 +74,9 @@ impl Default for Settings {
             streams: DEFAULT_STREAMS,
             threads: DEFAULT_THREADS,
             max_frames_in_flight: DEFAULT_MAX_FRAMES_IN_FLIGHT,
+            on_overload: DEFAULT_ON_OVERLOAD,
+            latency_budget_ms: DEFAULT_LATENCY_BUDGET_MS,
+            stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
         }
     }
 }
@@ -66,20 +84,88 @@ impl Default for Settings {
 /// What travels through the frame pipeline beside each frame: the input
 /// buffer's metadata, or a serialized event kept in order with the frames.
 enum Item {
-    Buffer(gst::Buffer),
+    Buffer(Input),
+    /// A frame already upscaled by the fallback path, kept in order.
+    Fallback(Frame, Input),
     Caps(gst::Event, gst_video::VideoInfo),
     Event(gst::Event),
+}
+
+/// An input buffer and what its latency is measured against.
+struct Input {
+    buffer: gst::Buffer,
+    arrived: Instant,
+    /// Model frames in flight ahead of this one when it went in.
+    ahead: usize,
+}
+
+/// What `sink_chain` does with one frame.
+enum Admit {
+    Model {
+        ahead: usize,
+    },
+    Fallback,
+    /// Dropped; by how much it was late, where known.
+    Drop(Option<gst::ClockTime>),
 }
 
 struct State {
     pipeline: Arc<FramePipeline<Item>>,
     scale: u32,
     in_info: Option<gst_video::VideoInfo>,
-    /// Estimated time one frame spends inside the element.
+    /// The latency the element reports: a warm-up estimate at first, then
+    /// raised to what frames really take.
     latency: gst::ClockTime,
     per_tile: Duration,
+    /// The tile geometry the pipeline uses, for the latency estimate.
+    geometry: gendr::tiling::TileGeometry,
     streams: u32,
     max_frames_in_flight: u32,
+    /// Slots in the frame pipeline: model frames, fallback frames and events.
+    capacity: usize,
+    overload: Overload,
+    /// Frames sent to the model and not yet out.
+    model_in_flight: usize,
+    /// Running estimate of the inference time one frame adds to those queued.
+    service: Duration,
+    segment: gst::FormattedSegment<gst::ClockTime>,
+    /// Upstream's minimum latency and liveness, from the last latency query.
+    upstream_latency: gst::ClockTime,
+    live: bool,
+    /// Frames whose running time ends before this are already late downstream (QoS).
+    earliest: Option<gst::ClockTime>,
+}
+
+/// Counters since the element started, for properties and bus messages.
+#[derive(Debug, Default)]
+struct Stats {
+    processed: u64,
+    dropped: u64,
+    fallback: u64,
+    latency_sum_ms: f64,
+    latency_max_ms: f64,
+    last_post: Option<Instant>,
+}
+
+impl Stats {
+    fn latency_mean_ms(&self) -> f64 {
+        let n = self.processed + self.fallback;
+        if n == 0 {
+            0.0
+        } else {
+            self.latency_sum_ms / n as f64
+        }
+    }
+
+    fn structure(&self) -> gst::Structure {
+        gst::Structure::builder("gendrsr-stats")
+            .field("frames-processed", self.processed)
+            .field("frames-dropped", self.dropped)
+            .field("frames-fallback", self.fallback)
+            .field("latency-mean-ms", self.latency_mean_ms())
+            .field("latency-max-ms", self.latency_max_ms)
+            .build()
+    }
 }
 
 pub struct GendrSr {
@@ -87,6 +173,7 @@ pub struct GendrSr {
     srcpad: gst::Pad,
     settings: Mutex<Settings>,
     state: Mutex<Option<State>>,
+    stats: Mutex<Stats>,
     /// The last flow return of the src-pad task, handed back to upstream.
     flow: Mutex<Result<gst::FlowSuccess, gst::FlowError>>,
     flushing: AtomicBool,
@@ -260,22 +347,39 @@ impl GendrSr {
             info.precision.as_str(),
             geometry.overlap
         );
+        let capacity = match settings.on_overload {
+            Overload::Block => settings.max_frames_in_flight,
+            Overload::Drop | Overload::Fallback => settings.max_frames_in_flight + EXTRA_SLOTS,
+        } as usize;
         let config = PipelineConfig {
             geometry,
-            max_frames_in_flight: settings.max_frames_in_flight as usize,
+            max_frames_in_flight: capacity,
             batch,
         };
         let pipeline = FramePipeline::start(config, engines)
             .map_err(|e| gst::error_msg!(gst::LibraryError::Init, ("{}", e)))?;
         *lock(&self.state) = Some(State {
             pipeline: Arc::new(pipeline),
+            geometry,
             scale: scale as u32,
             in_info: None,
             latency: gst::ClockTime::ZERO,
             per_tile,
             streams: settings.streams.max(1),
             max_frames_in_flight: settings.max_frames_in_flight,
+            capacity,
+            overload: settings.on_overload,
+            model_in_flight: 0,
+            service: per_tile,
+            segment: gst::FormattedSegment::new(),
+            upstream_latency: gst::ClockTime::ZERO,
+            live: false,
+            earliest: None,
         });
+        *lock(&self.stats) = Stats {
+            last_post: Some(Instant::now()),
+            ..Stats::default()
+        };
         *lock(&self.flow) = Ok(gst::FlowSuccess::Ok);
         Ok(())
     }
@@ -300,51 +404,173 @@ impl GendrSr {
             return Err(gst::FlowError::Flushing);
         }
         (*lock(&self.flow))?;
-        let (pipeline, info) = {
-            let state = lock(&self.state);
-            let Some(state) = state.as_ref() else {
+        let arrived = Instant::now();
+        let budget = Duration::from_millis(lock(&self.settings).latency_budget_ms as u64);
+        let (pipeline, info, scale, admit) = {
+            let mut state = lock(&self.state);
+            let Some(state) = state.as_mut() else {
                 return Err(gst::FlowError::Flushing);
             };
             let Some(info) = state.in_info.clone() else {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ("buffer before caps"));
                 return Err(gst::FlowError::NotNegotiated);
             };
-            (state.pipeline.clone(), info)
+            let admit = self.admit(state, &buffer, budget);
+            (state.pipeline.clone(), info, state.scale, admit)
         };
-        let frame = {
-            let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
-                .map_err(|_| {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        ("buffer does not match its caps")
-                    );
-                    gst::FlowError::Error
-                })?;
-            let format = pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
-            let planes = (0..vframe.n_planes())
-                .map(|i| {
-                    let stride = vframe.plane_stride()[i as usize] as usize;
-                    let data = vframe.plane_data(i).map(<[u8]>::to_vec).unwrap_or_default();
-                    Plane { data, stride }
-                })
-                .collect();
-            Frame::from_planes(
-                format,
-                info.width() as usize,
-                info.height() as usize,
-                colorimetry(&info),
-                planes,
-            )
-            .map_err(|e| {
-                gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
-                gst::FlowError::Error
-            })?
+        if let Admit::Drop(late) = admit {
+            self.dropped(&buffer, late);
+            return *lock(&self.flow);
+        }
+        let frame = self.input_frame(&buffer, &info)?;
+        let input = |ahead| Input {
+            buffer: buffer.clone(),
+            arrived,
+            ahead,
         };
-        match pipeline.submit(frame, Item::Buffer(buffer)) {
+        let submitted = match admit {
+            Admit::Model { ahead } => pipeline.submit(frame, Item::Buffer(input(ahead))),
+            _ => match gendr::fallback::upscale(&frame, scale as usize) {
+                Ok(frame) => pipeline.submit_marker(Item::Fallback(frame, input(0))),
+                Err(e) => {
+                    gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                    return Err(gst::FlowError::Error);
+                }
+            },
+        };
+        match submitted {
             Ok(()) => *lock(&self.flow),
             Err(_) => Err(gst::FlowError::Flushing),
         }
+    }
+
+    /// Decides where a frame goes. Under `block` everything goes to the model;
+    /// otherwise a frame goes to the model only while the frames queued for
+    /// it are expected to come out within the latency budget, and only if it
+    /// is not already late. A model with nothing in flight always gets the
+    /// frame, so that its timing estimate keeps up.
+    fn admit(&self, state: &mut State, buffer: &gst::Buffer, budget: Duration) -> Admit {
+        if state.overload == Overload::Block {
+            state.model_in_flight += 1;
+            return Admit::Model {
+                ahead: state.model_in_flight - 1,
+            };
+        }
+        let late = self.lateness(state, buffer);
+        let budget_ct = gst::ClockTime::from_nseconds(budget.as_nanos() as u64);
+        let too_late = late.is_some_and(|l| l > budget_ct);
+        let qos_late = match (state.earliest, state.segment.to_running_time(buffer.pts())) {
+            (Some(earliest), Some(rt)) => {
+                rt + buffer.duration().unwrap_or(gst::ClockTime::ZERO) < earliest
+            }
+            _ => false,
+        };
+        let queued = state.model_in_flight;
+        let expected = state
+            .service
+            .checked_mul(queued as u32 + 1)
+            .unwrap_or(Duration::MAX);
+        let model_ok =
+            queued == 0 || (queued < state.max_frames_in_flight as usize && expected <= budget);
+        if model_ok && !too_late && !qos_late {
+            state.model_in_flight += 1;
+            return Admit::Model { ahead: queued };
+        }
+        gst::trace!(
+            CAT,
+            imp = self,
+            "overload: {queued} queued (expect {expected:?}), late {late:?}, qos late {qos_late}"
+        );
+        let room = state.pipeline.in_flight() < state.capacity;
+        match state.overload {
+            Overload::Fallback if room && !too_late => Admit::Fallback,
+            _ => Admit::Drop(late),
+        }
+    }
+
+    /// How late a frame arrives: the clock's running time against the
+    /// frame's, less what upstream declared as its latency.
+    fn lateness(&self, state: &State, buffer: &gst::Buffer) -> Option<gst::ClockTime> {
+        let obj = self.obj();
+        if obj.current_state() != gst::State::Playing {
+            return None;
+        }
+        let now = obj.current_running_time()?;
+        let rt = state.segment.to_running_time(buffer.pts())?;
+        now.checked_sub(rt)?.checked_sub(state.upstream_latency)
+    }
+
+    /// Counts a dropped frame and says so on the bus, as a QoS message.
+    fn dropped(&self, buffer: &gst::Buffer, late: Option<gst::ClockTime>) {
+        let (processed, dropped) = {
+            let mut stats = lock(&self.stats);
+            stats.dropped += 1;
+            (stats.processed + stats.fallback, stats.dropped)
+        };
+        let (live, running_time, stream_time) = match lock(&self.state).as_ref() {
+            Some(s) => (
+                s.live,
+                s.segment.to_running_time(buffer.pts()),
+                s.segment.to_stream_time(buffer.pts()),
+            ),
+            None => (false, None, None),
+        };
+        gst::debug!(
+            CAT,
+            imp = self,
+            "dropping frame {:?} (late {late:?}), {dropped} dropped",
+            buffer.pts()
+        );
+        let jitter = late.map_or(0, |l| l.nseconds() as i64);
+        let msg = gst::message::Qos::builder(live)
+            .running_time_if_some(running_time)
+            .stream_time_if_some(stream_time)
+            .timestamp_if_some(buffer.pts())
+            .duration_if_some(buffer.duration())
+            .values(jitter, 1.0, 1_000_000)
+            .stats(
+                gst::format::Buffers::from_u64(processed),
+                gst::format::Buffers::from_u64(dropped),
+            )
+            .src(&*self.obj())
+            .build();
+        let _ = self.obj().post_message(msg);
+    }
+
+    /// Copies a buffer into a [`Frame`].
+    fn input_frame(
+        &self,
+        buffer: &gst::Buffer,
+        info: &gst_video::VideoInfo,
+    ) -> Result<Frame, gst::FlowError> {
+        let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
+            .map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Format,
+                    ("buffer does not match its caps")
+                );
+                gst::FlowError::Error
+            })?;
+        let format = pixel_format(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
+        let planes = (0..vframe.n_planes())
+            .map(|i| {
+                let stride = vframe.plane_stride()[i as usize] as usize;
+                let data = vframe.plane_data(i).map(<[u8]>::to_vec).unwrap_or_default();
+                Plane { data, stride }
+            })
+            .collect();
+        Frame::from_planes(
+            format,
+            info.width() as usize,
+            info.height() as usize,
+            colorimetry(info),
+            planes,
+        )
+        .map_err(|e| {
+            gst::element_imp_error!(self, gst::StreamError::Format, ("{}", e));
+            gst::FlowError::Error
+        })
     }
 
     /// Queues a serialized event behind the frames before it.
@@ -369,8 +595,10 @@ impl GendrSr {
                 forwarded
             }
             EventView::FlushStop(_) => {
-                if let Some(pipeline) = self.pipeline() {
-                    pipeline.flush();
+                if let Some(state) = lock(&self.state).as_mut() {
+                    state.pipeline.flush();
+                    state.model_in_flight = 0;
+                    state.earliest = None;
                 }
                 *lock(&self.flow) = Ok(gst::FlowSuccess::Ok);
                 self.flushing.store(false, Ordering::SeqCst);
@@ -389,6 +617,16 @@ impl GendrSr {
                         false
                     }
                 }
+            }
+            EventView::Segment(e) => {
+                if let Some(state) = lock(&self.state).as_mut() {
+                    match e.segment().downcast_ref::<gst::ClockTime>() {
+                        Some(segment) => state.segment = segment.clone(),
+                        None => gst::warning!(CAT, imp = self, "segment not in time format"),
+                    }
+                    state.earliest = None;
+                }
+                self.queue_event(event, Item::Event)
             }
             _ if event.is_serialized() => self.queue_event(event, Item::Event),
             _ => self.srcpad.push_event(event),
@@ -427,12 +665,20 @@ impl GendrSr {
         let out_info = gst_video::VideoInfo::from_caps(&out_caps)
             .map_err(|e| gst::loggable_error!(CAT, "output caps {out_caps}: {e}"))?;
         // The frame spends its tiles' inference time inside, spread over the workers.
-        let geometry_tiles = {
-            let tile = state.per_tile.as_secs_f64();
-            tile * tiles_for(&self.settings, info.width(), info.height()) as f64
-                / state.streams as f64
-        };
-        state.latency = gst::ClockTime::from_nseconds((geometry_tiles * 1e9) as u64);
+        let tiles = state
+            .geometry
+            .plan(info.width() as usize, info.height() as usize)
+            .map_err(|e| gst::loggable_error!(CAT, "{e}"))?
+            .len();
+        let geometry_tiles = state.per_tile.as_secs_f64() * tiles as f64 / state.streams as f64;
+        let resized = state
+            .in_info
+            .as_ref()
+            .is_none_or(|old| (old.width(), old.height()) != (info.width(), info.height()));
+        if resized {
+            state.latency = gst::ClockTime::from_nseconds((geometry_tiles * 1e9) as u64);
+            state.service = Duration::try_from_secs_f64(geometry_tiles).unwrap_or(state.per_tile);
+        }
         gst::debug!(
             CAT,
             imp = self,
@@ -502,6 +748,19 @@ impl GendrSr {
 
     fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
         gst::log!(CAT, obj = pad, "src event {:?}", event.type_());
+        if let gst::EventView::Qos(q) = event.view() {
+            let (_, _, diff, timestamp) = q.get();
+            if let (Some(state), Some(timestamp)) = (lock(&self.state).as_mut(), timestamp) {
+                // As GstVideoDecoder does: when late, skip ahead twice as far
+                // as the lateness so that the pipeline can catch up.
+                let late = gst::ClockTime::from_nseconds(diff.unsigned_abs());
+                state.earliest = Some(if diff > 0 {
+                    timestamp + late * 2
+                } else {
+                    timestamp.saturating_sub(late)
+                });
+            }
+        }
         self.sinkpad.push_event(event)
     }
 
@@ -518,8 +777,10 @@ impl GendrSr {
                     return false;
                 }
                 let (live, min, max) = q.result();
-                let (ours, slack) = match lock(&self.state).as_ref() {
+                let (ours, slack) = match lock(&self.state).as_mut() {
                     Some(s) => {
+                        s.live = live;
+                        s.upstream_latency = min;
                         let frame = s
                             .in_info
                             .as_ref()
@@ -581,6 +842,7 @@ impl GendrSr {
         pipeline: &FramePipeline<Item>,
         out_info: &mut Option<gst_video::VideoInfo>,
     ) {
+        self.post_stats();
         let Some(output) = pipeline.recv_timeout(POLL) else {
             return;
         };
@@ -594,28 +856,25 @@ impl GendrSr {
                     CAT,
                     imp = self,
                     "frame {:?} out after {latency:?}",
-                    input.pts()
+                    input.buffer.pts()
                 );
-                match out_info
-                    .as_ref()
-                    .map(|info| self.output_buffer(&frame, &input, info))
-                {
-                    Some(Ok(buffer)) => self.srcpad.push(buffer),
-                    Some(Err(e)) => {
-                        gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
-                        Err(gst::FlowError::Error)
-                    }
-                    None => Err(gst::FlowError::NotNegotiated),
-                }
+                self.model_done(&input, Some(latency));
+                self.push_frame(&frame, &input, out_info.as_ref(), false)
             }
             Output::Frame { .. } => Ok(gst::FlowSuccess::Ok),
+            Output::Marker(Item::Fallback(frame, input)) => {
+                self.push_frame(&frame, &input, out_info.as_ref(), true)
+            }
             Output::Marker(Item::Caps(event, info)) => {
                 *out_info = Some(info);
                 self.push_serialized(event)
             }
             Output::Marker(Item::Event(event)) => self.push_serialized(event),
             Output::Marker(Item::Buffer(_)) => Ok(gst::FlowSuccess::Ok),
-            Output::Failed { error, .. } => {
+            Output::Failed { error, meta } => {
+                if let Item::Buffer(input) = &meta {
+                    self.model_done(input, None);
+                }
                 gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", error));
                 Err(gst::FlowError::Error)
             }
@@ -638,6 +897,101 @@ impl GendrSr {
                 let _ = self.srcpad.pause_task();
             }
         }
+    }
+
+    /// A model frame is out: one fewer queued, and the per-frame inference
+    /// time estimate learns from how long it took behind those ahead of it.
+    fn model_done(&self, input: &Input, latency: Option<Duration>) {
+        if let Some(state) = lock(&self.state).as_mut() {
+            state.model_in_flight = state.model_in_flight.saturating_sub(1);
+            if let Some(latency) = latency {
+                let sample = latency.as_secs_f64() / (input.ahead + 1) as f64;
+                let old = state.service.as_secs_f64();
+                let new = old + SERVICE_SMOOTHING * (sample - old);
+                state.service = Duration::try_from_secs_f64(new).unwrap_or(state.service);
+            }
+        }
+    }
+
+    /// Pushes an upscaled frame with its input's timestamps, and accounts for
+    /// the time it spent in the element.
+    fn push_frame(
+        &self,
+        frame: &Frame,
+        input: &Input,
+        info: Option<&gst_video::VideoInfo>,
+        fallback: bool,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let Some(info) = info else {
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let buffer = match self.output_buffer(frame, &input.buffer, info) {
+            Ok(buffer) => buffer,
+            Err(e) => {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+                return Err(gst::FlowError::Error);
+            }
+        };
+        self.account(input.arrived.elapsed(), fallback);
+        self.srcpad.push(buffer)
+    }
+
+    fn account(&self, took: Duration, fallback: bool) {
+        let ms = took.as_secs_f64() * 1e3;
+        {
+            let mut stats = lock(&self.stats);
+            if fallback {
+                stats.fallback += 1;
+            } else {
+                stats.processed += 1;
+            }
+            stats.latency_sum_ms += ms;
+            stats.latency_max_ms = stats.latency_max_ms.max(ms);
+        }
+        // Live sinks schedule by the latency we report: when frames take
+        // notably longer, raise it and have the pipeline redistribute.
+        let raised = match lock(&self.state).as_mut() {
+            Some(state) if ms > state.latency.nseconds() as f64 / 1e6 * LATENCY_GROWTH => {
+                state.latency = gst::ClockTime::from_nseconds(
+                    (took.as_nanos() as f64 * LATENCY_HEADROOM) as u64,
+                );
+                Some(state.latency)
+            }
+            _ => None,
+        };
+        if let Some(latency) = raised {
+            gst::info!(
+                CAT,
+                imp = self,
+                "frames take {took:?}; latency raised to {latency}"
+            );
+            let _ = self
+                .obj()
+                .post_message(gst::message::Latency::builder().src(&*self.obj()).build());
+        }
+    }
+
+    /// Posts the `gendrsr-stats` element message every `stats-interval`.
+    fn post_stats(&self) {
+        let interval = lock(&self.settings).stats_interval_ms;
+        if interval == 0 {
+            return;
+        }
+        let structure = {
+            let mut stats = lock(&self.stats);
+            let due = stats
+                .last_post
+                .is_none_or(|t| t.elapsed() >= Duration::from_millis(interval as u64));
+            if !due {
+                return;
+            }
+            stats.last_post = Some(Instant::now());
+            stats.structure()
+        };
+        let msg = gst::message::Element::builder(structure)
+            .src(&*self.obj())
+            .build();
+        let _ = self.obj().post_message(msg);
     }
 
     fn push_serialized(&self, event: gst::Event) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -690,19 +1044,6 @@ impl GendrSr {
     }
 }
 
-/// How many tiles a frame of this size needs under the current settings,
-/// for the latency estimate.
-fn tiles_for(settings: &Mutex<Settings>, width: u32, height: u32) -> usize {
-    let s = lock(settings);
-    let tile = if s.tile_size == 0 {
-        256
-    } else {
-        s.tile_size as usize
-    };
-    let step = tile.saturating_sub(3 * s.tile_overlap as usize).max(1);
-    (width as usize).div_ceil(step) * (height as usize).div_ceil(step)
-}
-
 #[glib::object_subclass]
 impl ObjectSubclass for GendrSr {
     const NAME: &'static str = "GstGendrSr";
@@ -753,6 +1094,7 @@ impl ObjectSubclass for GendrSr {
             srcpad,
             settings: Mutex::new(Settings::default()),
             state: Mutex::new(None),
+            stats: Mutex::new(Stats::default()),
             flow: Mutex::new(Ok(gst::FlowSuccess::Ok)),
             flushing: AtomicBool::new(true),
         }
@@ -815,11 +1157,66 @@ impl ObjectImpl for GendrSr {
                     .build(),
                 glib::ParamSpecUInt::builder("max-frames-in-flight")
                     .nick("Max frames in flight")
-                    .blurb("Frames inside the element at once (bounds memory and latency; upstream waits beyond it)")
+                    .blurb("Frames inside the element at once (bounds memory and latency; upstream waits beyond it). \
+                            Unless on-overload=block, this bounds the frames queued for the model, and up to 32 \
+                            fallback frames and events may wait beside them")
                     .minimum(1)
                     .maximum(64)
                     .default_value(DEFAULT_MAX_FRAMES_IN_FLIGHT)
                     .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("on-overload", DEFAULT_ON_OVERLOAD)
+                    .nick("On overload")
+                    .blurb("What to do with a frame the model cannot take in time: when max-frames-in-flight \
+                            are queued, when the queue would exceed latency-budget, when the frame arrives later \
+                            than latency-budget, or when downstream QoS says it would be late. \
+                            block = always wait (for files); drop and fallback keep latency bounded (for live)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("latency-budget")
+                    .nick("Latency budget")
+                    .blurb("Milliseconds a frame may spend queued for the model, or arrive late, before \
+                            on-overload applies; ignored under on-overload=block")
+                    .minimum(1)
+                    .maximum(600_000)
+                    .default_value(DEFAULT_LATENCY_BUDGET_MS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("stats-interval")
+                    .nick("Stats interval")
+                    .blurb("Milliseconds between `gendrsr-stats` element messages on the bus (the fields of \
+                            the read-only counters); 0 = none")
+                    .maximum(3_600_000)
+                    .default_value(DEFAULT_STATS_INTERVAL_MS)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt64::builder("frames-processed")
+                    .nick("Frames processed")
+                    .blurb("Frames upscaled by the model and pushed since the element started")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("frames-dropped")
+                    .nick("Frames dropped")
+                    .blurb("Input frames skipped by on-overload=drop (or fallback with no room) since the element started")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("frames-fallback")
+                    .nick("Frames fallback")
+                    .blurb("Frames upscaled by the bilinear fallback instead of the model since the element started")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecDouble::builder("latency-mean-ms")
+                    .nick("Mean latency")
+                    .blurb("Mean milliseconds from a frame's arrival to its push downstream, over the frames \
+                            pushed since the element started (waiting for a slot included)")
+                    .minimum(0.0)
+                    .read_only()
+                    .build(),
+                glib::ParamSpecDouble::builder("latency-max-ms")
+                    .nick("Maximum latency")
+                    .blurb("Most milliseconds any frame spent from arrival to push since the element started")
+                    .minimum(0.0)
+                    .read_only()
                     .build(),
             ]
         });
@@ -845,6 +1242,9 @@ impl ObjectImpl for GendrSr {
             "max-frames-in-flight" => {
                 s.max_frames_in_flight = value.get().expect("type checked upstream")
             }
+            "on-overload" => s.on_overload = value.get().expect("type checked upstream"),
+            "latency-budget" => s.latency_budget_ms = value.get().expect("type checked upstream"),
+            "stats-interval" => s.stats_interval_ms = value.get().expect("type checked upstream"),
             other => unreachable!("unknown property {other}"),
         }
         gst::debug!(CAT, imp = self, "{} set to {:?}", pspec.name(), value);
@@ -861,6 +1261,14 @@ impl ObjectImpl for GendrSr {
             "streams" => s.streams.to_value(),
             "threads" => s.threads.to_value(),
             "max-frames-in-flight" => s.max_frames_in_flight.to_value(),
+            "on-overload" => s.on_overload.to_value(),
+            "latency-budget" => s.latency_budget_ms.to_value(),
+            "stats-interval" => s.stats_interval_ms.to_value(),
+            "frames-processed" => lock(&self.stats).processed.to_value(),
+            "frames-dropped" => lock(&self.stats).dropped.to_value(),
+            "frames-fallback" => lock(&self.stats).fallback.to_value(),
+            "latency-mean-ms" => lock(&self.stats).latency_mean_ms().to_value(),
+            "latency-max-ms" => lock(&self.stats).latency_max_ms.to_value(),
             other => unreachable!("unknown property {other}"),
         }
     }
@@ -932,5 +1340,54 @@ impl ElementImpl for GendrSr {
             lock(&self.state).take();
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(s: &str) -> gst::Caps {
+        gst::init().unwrap();
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn fixed_sizes_scale_both_ways() {
+        let sink = caps("video/x-raw,format=I420,width=320,height=180,framerate=25/1");
+        let src = transform_caps(&sink, gst::PadDirection::Sink, 2);
+        assert_eq!(
+            src,
+            caps("video/x-raw,format=I420,width=640,height=360,framerate=25/1")
+        );
+        assert_eq!(transform_caps(&src, gst::PadDirection::Src, 2), sink);
+    }
+
+    #[test]
+    fn sizes_that_do_not_divide_drop_out() {
+        let src = caps("video/x-raw,width=641,height=360; video/x-raw,width=640,height=360");
+        let sink = transform_caps(&src, gst::PadDirection::Src, 2);
+        assert_eq!(sink, caps("video/x-raw,width=320,height=180"));
+    }
+
+    #[test]
+    fn ranges_shrink_to_what_the_scale_can_reach() {
+        let src = caps("video/x-raw,width=[3,16384],height=[1,7]");
+        let sink = transform_caps(&src, gst::PadDirection::Src, 4);
+        assert_eq!(sink, caps("video/x-raw,width=[1,4096],height=1"));
+        let up = transform_caps(
+            &caps("video/x-raw,width=[1,2147483647]"),
+            gst::PadDirection::Sink,
+            2,
+        );
+        assert_eq!(up, caps("video/x-raw,width=[2,2147483647]"));
+        let none = transform_caps(&caps("video/x-raw,height=[1,3]"), gst::PadDirection::Src, 4);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn any_stays_any() {
+        gst::init().unwrap();
+        assert!(transform_caps(&gst::Caps::new_any(), gst::PadDirection::Src, 2).is_any());
     }
 }

@@ -6,6 +6,14 @@
 //! gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! gendrsr model=default \
 //!     ! videoconvert ! x264enc ! mp4mux ! filesink location=out.mp4
 //! ```
+//!
+//! In a live pipeline, `on-overload=drop` or `fallback` keeps latency bounded
+//! when the model falls behind:
+//!
+//! ```text
+//! gst-launch-1.0 v4l2src ! videoconvert ! gendrsr model=fast on-overload=fallback latency-budget=300 \
+//!     ! videoconvert ! autovideosink
+//! ```
 
 use gst::glib;
 use gst::prelude::*;
@@ -42,12 +50,33 @@ impl From<Provider> for gendr::engine::Provider {
     }
 }
 
+/// What the element does with a frame the model cannot take in time.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstGendrSrOverload")]
+pub enum Overload {
+    #[default]
+    #[enum_value(
+        name = "Block: upstream waits for the model (for files; a live source falls behind)",
+        nick = "block"
+    )]
+    Block = 0,
+    #[enum_value(name = "Drop: skip the frame and post a QoS message", nick = "drop")]
+    Drop = 1,
+    #[enum_value(
+        name = "Fallback: upscale the frame with a cheap bilinear resize instead",
+        nick = "fallback"
+    )]
+    Fallback = 2,
+}
+
 glib::wrapper! {
     pub struct GendrSr(ObjectSubclass<imp::GendrSr>) @extends gst::Element, gst::Object;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Provider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Overload::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "gendrsr",

@@ -1,0 +1,360 @@
+//! Live streams over loopback: `gendr live` end to end (udp in and out, a
+//! sender restart, SIGINT, HLS), and gendrsr's overload handling against a
+//! deliberately slow model. Ports are picked free on 127.0.0.1; every child
+//! process is killed when its guard drops; each wait is bounded.
+
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+/// The tests time frames on 2 cores: one at a time.
+fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstgendrsr::plugin_register_static().expect("register gendrsr");
+    });
+}
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process that is killed and reaped when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Guard {
+    /// Waits up to `limit` for the child to exit.
+    fn wait_for(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.0.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// A live 160×90 H.264 MPEG-TS stream sent to 127.0.0.1:`port`, with a
+/// keyframe and parameter sets every second so that receivers can join.
+fn sender(port: u16) -> Guard {
+    let pipeline = format!(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=90,framerate=25/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 \
+         ! h264parse config-interval=-1 ! mpegtsmux ! udpsink host=127.0.0.1 port={port}"
+    );
+    Guard(
+        Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0"),
+    )
+}
+
+fn gendr_live(args: &[&str]) -> Guard {
+    Guard(
+        Command::new(env!("CARGO_BIN_EXE_gendr"))
+            .arg("live")
+            .args(args)
+            .arg("--quiet")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Decodes the MPEG-TS stream arriving on 127.0.0.1:`port`.
+struct Receiver {
+    pipeline: gst::Pipeline,
+    sink: gst_app::AppSink,
+}
+
+impl Receiver {
+    fn new(port: u16) -> Receiver {
+        init();
+        let pipeline = gst::parse::launch(&format!(
+            "udpsrc address=127.0.0.1 port={port} ! tsdemux ! h264parse ! avdec_h264 \
+             ! appsink name=sink sync=false max-buffers=100 drop=true"
+        ))
+        .unwrap()
+        .downcast::<gst::Pipeline>()
+        .unwrap();
+        let sink = pipeline
+            .by_name("sink")
+            .unwrap()
+            .downcast::<gst_app::AppSink>()
+            .unwrap();
+        pipeline.set_state(gst::State::Playing).unwrap();
+        Receiver { pipeline, sink }
+    }
+
+    /// The size of the next decoded frame within `limit`.
+    fn next_size(&self, limit: Duration) -> Option<(i32, i32)> {
+        let sample = self
+            .sink
+            .try_pull_sample(gst::ClockTime::from_nseconds(limit.as_nanos() as u64))?;
+        let s = sample.caps()?.structure(0)?.to_owned();
+        Some((s.get("width").ok()?, s.get("height").ok()?))
+    }
+
+    /// Throws away what has arrived so far.
+    fn drain(&self) {
+        while self.sink.try_pull_sample(gst::ClockTime::ZERO).is_some() {}
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+#[test]
+fn udp_stream_is_upscaled_survives_a_sender_restart_and_stops_on_sigint() {
+    let _serial = serial();
+    let (p, q) = (free_udp_port(), free_udp_port());
+    let receiver = Receiver::new(q);
+    let mut send = sender(p);
+    let mut live = gendr_live(&[
+        &format!("udp://127.0.0.1:{p}"),
+        &format!("udp://127.0.0.1:{q}"),
+        "--model",
+        "fast",
+        "--stall-secs",
+        "2",
+    ]);
+    // Model loading, a keyframe and the decoder's start: seconds, not tens.
+    assert_eq!(
+        receiver.next_size(Duration::from_secs(30)),
+        Some((320, 180)),
+        "no upscaled frame arrived"
+    );
+
+    // The sender goes away: frames stop; it comes back: frames resume.
+    drop(send);
+    std::thread::sleep(Duration::from_secs(3));
+    receiver.drain();
+    send = sender(p);
+    assert_eq!(
+        receiver.next_size(Duration::from_secs(30)),
+        Some((320, 180)),
+        "frames did not resume after the sender restarted"
+    );
+
+    live.interrupt();
+    let status = live
+        .wait_for(Duration::from_secs(20))
+        .expect("gendr live did not exit after SIGINT");
+    assert!(status.success(), "gendr live exited with {status}");
+    drop(send);
+}
+
+#[test]
+fn sigint_finalises_the_hls_playlist() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let playlist = dir.path().join("live.m3u8");
+    let p = free_udp_port();
+    let _send = sender(p);
+    let mut live = gendr_live(&[
+        &format!("udp://127.0.0.1:{p}"),
+        playlist.to_str().unwrap(),
+        "--model",
+        "fast",
+        "--segment-secs",
+        "1",
+    ]);
+    // Wait for the first segment to be listed, then interrupt.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&playlist).is_ok_and(|t| t.contains(".ts")) {
+        assert!(Instant::now() < deadline, "no HLS segment was written");
+        assert!(
+            live.0.try_wait().unwrap().is_none(),
+            "gendr live exited early"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    live.interrupt();
+    let status = live
+        .wait_for(Duration::from_secs(20))
+        .expect("gendr live did not exit after SIGINT");
+    assert!(status.success(), "gendr live exited with {status}");
+    let text = std::fs::read_to_string(&playlist).unwrap();
+    assert!(text.trim_end().ends_with("#EXT-X-ENDLIST"), "{text}");
+    for name in text.lines().filter(|l| l.ends_with(".ts")) {
+        let size = std::fs::metadata(dir.path().join(name)).unwrap().len();
+        assert!(size > 0, "{name} is empty");
+    }
+}
+
+/// What one run of the slow model against a live source saw.
+struct Overload {
+    processed: u64,
+    dropped: u64,
+    fallback: u64,
+    latency_max_ms: f64,
+    /// The most a frame leaving gendrsr lagged behind the clock.
+    lag: Duration,
+    stats_messages: usize,
+}
+
+/// A live 30 fps 160×90 source into `slow_x2.onnx` (≈ 150–300 ms a frame
+/// here, so 3–7 fps) for `secs` seconds.
+fn slow_model_run(on_overload: &str, secs: u64) -> Overload {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc is-live=true ! video/x-raw,width=160,height=90,framerate=30/1 \
+         ! gendrsr name=sr model={} tile-size=256 max-frames-in-flight=2 \
+           on-overload={on_overload} latency-budget=1000 stats-interval=500 \
+         ! fakesink sync=false",
+        repo("tests/data/slow_x2.onnx").display()
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sr = pipeline.by_name("sr").unwrap();
+    let lag = std::sync::Arc::new(Mutex::new(Duration::ZERO));
+    {
+        let (lag, weak) = (lag.clone(), pipeline.downgrade());
+        sr.static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                let (Some(buffer), Some(pipeline)) = (info.buffer(), weak.upgrade()) else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                // videotestsrc's segment starts at 0: PTS is running time.
+                if let (Some(pts), Some(now)) = (buffer.pts(), pipeline.current_running_time()) {
+                    let l = Duration::from_nanos(now.saturating_sub(pts).nseconds());
+                    let mut max = lag.lock().unwrap();
+                    *max = (*max).max(l);
+                }
+                gst::PadProbeReturn::Ok
+            });
+    }
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut stats_messages = 0;
+    while Instant::now() < deadline {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+            continue;
+        };
+        match msg.view() {
+            gst::MessageView::Error(e) => panic!("{}", e.error()),
+            gst::MessageView::Element(e)
+                if e.structure().is_some_and(|s| s.name() == "gendrsr-stats") =>
+            {
+                stats_messages += 1
+            }
+            gst::MessageView::Latency(_) => {
+                let _ = pipeline.recalculate_latency();
+            }
+            _ => {}
+        }
+    }
+    let run = Overload {
+        processed: sr.property("frames-processed"),
+        dropped: sr.property("frames-dropped"),
+        fallback: sr.property("frames-fallback"),
+        latency_max_ms: sr.property("latency-max-ms"),
+        lag: *lag.lock().unwrap(),
+        stats_messages,
+    };
+    pipeline.set_state(gst::State::Null).unwrap();
+    eprintln!(
+        "{on_overload}: {} model, {} dropped, {} fallback; in gendrsr max {:.0} ms; lag max {:?}",
+        run.processed, run.dropped, run.fallback, run.latency_max_ms, run.lag
+    );
+    run
+}
+
+/// Under `block`, a live source that outpaces the model falls further behind
+/// every second: after 5 s at 3–7 fps out of 30, frames leave ≥ 3.5 s late.
+/// Under `drop` and `fallback`, at most `max-frames-in-flight` = 2 frames
+/// queue for the model, so a frame leaves after at most ~3 inference times
+/// (≤ 1 s even at 300 ms each); 2.5 s leaves room for a loaded machine and
+/// is still far below what the blocking run reaches.
+#[test]
+fn a_slow_model_under_a_live_source_keeps_latency_bounded() {
+    let _serial = serial();
+    let drop = slow_model_run("drop", 5);
+    assert!(drop.processed > 0, "the model ran no frame");
+    assert!(drop.dropped > 0, "nothing was dropped");
+    assert_eq!(drop.fallback, 0);
+    assert!(
+        drop.lag < Duration::from_millis(2500),
+        "drop lag {:?}",
+        drop.lag
+    );
+    assert!(drop.latency_max_ms < 2500.0, "{}", drop.latency_max_ms);
+    assert!(
+        drop.stats_messages >= 4,
+        "{} stats messages",
+        drop.stats_messages
+    );
+
+    let fallback = slow_model_run("fallback", 4);
+    assert!(fallback.processed > 0);
+    assert!(fallback.fallback > 0, "no fallback frames");
+    assert!(
+        fallback.lag < Duration::from_millis(2500),
+        "fallback lag {:?}",
+        fallback.lag
+    );
+    // Nearly every frame comes out: 30 fps for 4 s, less start-up.
+    assert!(
+        fallback.processed + fallback.fallback > 60,
+        "{} + {}",
+        fallback.processed,
+        fallback.fallback
+    );
+
+    let block = slow_model_run("block", 5);
+    assert_eq!(block.dropped + block.fallback, 0);
+    assert!(
+        block.lag > drop.lag + Duration::from_secs(1),
+        "block lag {:?} vs drop lag {:?}: the test does not tell them apart",
+        block.lag,
+        drop.lag
+    );
+}
