@@ -1,9 +1,9 @@
 //! Live streams over loopback: `gendr live` end to end (udp in and out, a
-//! sender restart, SIGINT, HLS), and gendrsr's overload handling against a
+//! sender restart, SIGINT, HLS, an RTSP server), and gendrsr's overload handling against a
 //! deliberately slow model. Ports are picked free on 127.0.0.1; every child
 //! process is killed when its guard drops; each wait is bounded.
 
-use std::net::UdpSocket;
+use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, Once};
@@ -33,6 +33,14 @@ fn repo(path: &str) -> PathBuf {
 
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
@@ -111,14 +119,26 @@ struct Receiver {
 
 impl Receiver {
     fn new(port: u16) -> Receiver {
-        init();
-        let pipeline = gst::parse::launch(&format!(
+        Receiver::launch(&format!(
             "udpsrc address=127.0.0.1 port={port} ! tsdemux ! h264parse ! avdec_h264 \
              ! appsink name=sink sync=false max-buffers=100 drop=true"
         ))
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
+    }
+
+    /// An RTSP client of `url` (RTP over TCP: nothing to lose on loopback).
+    fn rtsp(url: &str) -> Receiver {
+        Receiver::launch(&format!(
+            "rtspsrc location={url} latency=100 protocols=tcp ! rtph264depay ! avdec_h264 \
+             ! appsink name=sink sync=false max-buffers=100 drop=true"
+        ))
+    }
+
+    fn launch(description: &str) -> Receiver {
+        init();
+        let pipeline = gst::parse::launch(description)
+            .unwrap()
+            .downcast::<gst::Pipeline>()
+            .unwrap();
         let sink = pipeline
             .by_name("sink")
             .unwrap()
@@ -187,6 +207,57 @@ fn udp_stream_is_upscaled_survives_a_sender_restart_and_stops_on_sigint() {
         .expect("gendr live did not exit after SIGINT");
     assert!(status.success(), "gendr live exited with {status}");
     drop(send);
+}
+
+#[test]
+fn rtsp_server_serves_upscaled_frames_to_clients_and_stops_on_sigint() {
+    let _serial = serial();
+    let (p, q) = (free_udp_port(), free_tcp_port());
+    let url = format!("rtsp://127.0.0.1:{q}/live");
+    let _send = sender(p);
+    let mut live = gendr_live(&[&format!("udp://127.0.0.1:{p}"), &url, "--model", "fast"]);
+    // The server may not be listening yet (the process is starting) and the
+    // first frame waits for the model to load: retry until a client gets one.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let first = loop {
+        assert!(
+            live.0.try_wait().unwrap().is_none(),
+            "gendr live exited early"
+        );
+        let client = Receiver::rtsp(&url);
+        if let Some(size) = client.next_size(Duration::from_secs(5)) {
+            break (client, size);
+        }
+        assert!(Instant::now() < deadline, "no frame came over RTSP");
+    };
+    assert_eq!(first.1, (320, 180));
+    // A second client shares the running media.
+    let second = Receiver::rtsp(&url);
+    assert_eq!(
+        second.next_size(Duration::from_secs(15)),
+        Some((320, 180)),
+        "a second RTSP client got no frame"
+    );
+    drop(second);
+    assert!(
+        first.0.next_size(Duration::from_secs(5)).is_some(),
+        "the first client stopped receiving when the second left"
+    );
+    // With every client gone, the next one gets a fresh media.
+    drop(first);
+    std::thread::sleep(Duration::from_millis(500));
+    let again = Receiver::rtsp(&url);
+    assert_eq!(
+        again.next_size(Duration::from_secs(15)),
+        Some((320, 180)),
+        "a client that came after all had left got no frame"
+    );
+
+    live.interrupt();
+    let status = live
+        .wait_for(Duration::from_secs(20))
+        .expect("gendr live did not exit after SIGINT");
+    assert!(status.success(), "gendr live exited with {status}");
 }
 
 #[test]

@@ -7,19 +7,25 @@
 //! output:  appsrc (live, timestamped on arrival) → gendrsr on-overload=drop
 //!          → x264enc tune=zerolatency → h264parse → mpegtsmux → udpsink | srtsink
 //!                                                 → hlssink2
+//!                                                 → appsink ⇢ RTSP server
+//! rtsp:    appsrc (one shared media, fed by the appsink above) → rtph264pay
 //! ```
 //!
 //! The source side can be torn down and rebuilt when the stream drops,
-//! while the output side, its timeline and its playlist keep going.
+//! while the output side, its timeline, its playlist and its RTSP server
+//! keep going.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use gst::glib;
 use gst::prelude::*;
+use gst_rtsp_server::prelude::*;
 
 use crate::media;
 use crate::upscale::SrOptions;
@@ -31,16 +37,18 @@ Examples:
   gendr live rtsp://camera.local/stream srt://:9000?mode=listener --latency-ms 300
   gendr live /dev/video0 hls:///var/www/live --model fast --on-overload fallback
   gendr live match.mp4 out/live.m3u8
+  gendr live udp://127.0.0.1:5000 rtsp://0.0.0.0:8554/live --model fast
 
 Inputs: any URI uridecodebin takes (udp:// MPEG-TS, rtsp://, srt://, http(s):// HLS,
 file://), a file path (played in real time) or a V4L2 device (/dev/video*).
 Outputs: udp://HOST:PORT (H.264 in MPEG-TS), srt://HOST:PORT[?mode=listener] (MPEG-TS),
-hls:///DIR or a .m3u8 path (HLS segments and playlist).
+hls:///DIR or a .m3u8 path (HLS segments and playlist), rtsp://HOST:PORT/PATH (an RTSP
+server listening on HOST:PORT, serving H.264 over RTP at PATH to any number of clients).
 Stop with Ctrl-C (or SIGTERM): the output is ended cleanly and the playlist finalised.")]
 pub struct Args {
     /// Input URI, file or /dev/video* device.
     pub input: String,
-    /// Output: udp://, srt://, hls:///DIR or a .m3u8 path.
+    /// Output: udp://, srt://, hls:///DIR, a .m3u8 path or rtsp://HOST:PORT/PATH (served).
     pub output: String,
     #[command(flatten)]
     pub sr: SrOptions,
@@ -136,6 +144,12 @@ enum Sink {
         playlist: PathBuf,
         segments: PathBuf,
     },
+    /// An RTSP server on `host`:`port` serving the stream at `mount`.
+    Rtsp {
+        host: String,
+        port: u16,
+        mount: String,
+    },
 }
 
 impl Sink {
@@ -160,8 +174,34 @@ impl Sink {
             }
             return Ok(Sink::Srt(output.into()));
         }
-        if output.starts_with("rtsp://") {
-            bail!("{output}: RTSP output is not supported yet; use udp://, srt:// or HLS");
+        if let Some(rest) = output.strip_prefix("rtsp://") {
+            let expected = || format!("{output}: expected rtsp://HOST:PORT/PATH");
+            let (authority, path) = rest.split_once('/').with_context(expected)?;
+            let path = path.trim_end_matches('/');
+            if path.is_empty() || path.contains(['?', '#']) {
+                bail!(expected());
+            }
+            let (host, port) = match authority.strip_prefix('[') {
+                Some(v6) => {
+                    let (host, rest) = v6.split_once(']').with_context(expected)?;
+                    (host, rest.strip_prefix(':'))
+                }
+                None => match authority.rsplit_once(':') {
+                    Some((host, port)) => (host, Some(port)),
+                    None => (authority, None),
+                },
+            };
+            let port = match port {
+                Some(port) => port
+                    .parse()
+                    .with_context(|| format!("{output}: bad port {port:?}"))?,
+                None => 8554,
+            };
+            return Ok(Sink::Rtsp {
+                host: if host.is_empty() { "0.0.0.0" } else { host }.into(),
+                port,
+                mount: format!("/{path}"),
+            });
         }
         let (dir, playlist) = if let Some(dir) = output.strip_prefix("hls://") {
             let dir = PathBuf::from(dir);
@@ -175,7 +215,7 @@ impl Sink {
             };
             (dir, playlist)
         } else {
-            bail!("{output}: unknown output; use udp://HOST:PORT, srt://HOST:PORT, hls:///DIR or a .m3u8 path");
+            bail!("{output}: unknown output; use udp://HOST:PORT, srt://HOST:PORT, hls:///DIR, a .m3u8 path or rtsp://HOST:PORT/PATH");
         };
         std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
         let stem = playlist
@@ -188,7 +228,7 @@ impl Sink {
         })
     }
 
-    /// The elements after h264parse, linked.
+    /// The elements after h264parse, linked (for RTSP, see [`RtspServer`]).
     fn elements(&self, segment_secs: u32) -> Result<Vec<gst::Element>> {
         let ts = || {
             gst::ElementFactory::make("mpegtsmux")
@@ -217,6 +257,7 @@ impl Sink {
                 .property("playlist-length", 0u32)
                 .property("max-files", 0u32)
                 .build()?],
+            Sink::Rtsp { .. } => bail!("an RTSP output is served, not linked"),
         })
     }
 }
@@ -289,6 +330,8 @@ struct Output {
     pipeline: gst::Pipeline,
     appsrc: gst_app::AppSrc,
     sr: gst::Element,
+    /// The server behind an `rtsp://` output, stopped after the pipeline.
+    rtsp: Option<RtspServer>,
 }
 
 impl Output {
@@ -320,7 +363,22 @@ impl Output {
         let parse = gst::ElementFactory::make("h264parse")
             .property("config-interval", -1i32)
             .build()?;
-        let tail = sink.elements(args.segment_secs)?;
+        let (tail, rtsp) = match sink {
+            Sink::Rtsp { host, port, mount } => {
+                let appsink = gst_app::AppSink::builder()
+                    .caps(
+                        &gst::Caps::builder("video/x-h264")
+                            .field("stream-format", "byte-stream")
+                            .field("alignment", "au")
+                            .build(),
+                    )
+                    .sync(false)
+                    .build();
+                let server = RtspServer::start(host, *port, mount, &appsink)?;
+                (vec![appsink.upcast()], Some(server))
+            }
+            _ => (sink.elements(args.segment_secs)?, None),
+        };
         let mut chain: Vec<gst::Element> = vec![
             appsrc.clone().upcast(),
             sr.clone(),
@@ -374,6 +432,7 @@ impl Output {
             pipeline,
             appsrc,
             sr,
+            rtsp,
         })
     }
 
@@ -413,7 +472,127 @@ impl Output {
             e2e.max_ms,
         );
         let _ = self.pipeline.set_state(gst::State::Null);
+        if let Some(rtsp) = &self.rtsp {
+            rtsp.stop();
+        }
         summary
+    }
+}
+
+/// An RTSP server for an `rtsp://` output, on its own GLib main context and
+/// thread. It serves one shared media, `appsrc ! rtph264pay`, prepared when
+/// the first client asks for it and fed by the output pipeline's appsink
+/// with the already encoded stream; a client that joins later shares it, and
+/// each new media asks the encoder for a keyframe so that playback starts
+/// at once. No client, no media: the encoded frames are then dropped.
+struct RtspServer {
+    server: gst_rtsp_server::RTSPServer,
+    main_loop: glib::MainLoop,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl RtspServer {
+    fn start(host: &str, port: u16, mount: &str, appsink: &gst_app::AppSink) -> Result<Self> {
+        let url = format!("rtsp://{host}:{port}{mount}");
+        let server = gst_rtsp_server::RTSPServer::new();
+        server.set_address(host);
+        server.set_service(&port.to_string());
+        let factory = gst_rtsp_server::RTSPMediaFactory::new();
+        // Timestamps are the media's own clock's: the buffers arrive encoded and in order
+        // (x264enc tune=zerolatency has no B-frames).
+        factory.set_launch(
+            "( appsrc name=src is-live=true format=time do-timestamp=true \
+             ! rtph264pay name=pay0 pt=96 config-interval=1 aggregate-mode=zero-latency )",
+        );
+        factory.set_shared(true);
+        let current: Arc<Mutex<Option<gst_app::AppSrc>>> = Arc::default();
+        {
+            let current = current.clone();
+            let weak = appsink.downgrade();
+            factory.connect_media_configure(move |_, media| {
+                let Some(appsrc) = media
+                    .element()
+                    .downcast::<gst::Bin>()
+                    .ok()
+                    .and_then(|bin| bin.by_name("src"))
+                    .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+                else {
+                    return;
+                };
+                *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(appsrc);
+                if let Some(appsink) = weak.upgrade() {
+                    let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+                        .all_headers(true)
+                        .build();
+                    appsink.send_event(event);
+                }
+            });
+        }
+        appsink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    let Some(appsrc) = current.lock().unwrap_or_else(|p| p.into_inner()).clone()
+                    else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    let (Some(mut buffer), Some(caps)) =
+                        (sample.buffer_owned(), sample.caps_owned())
+                    else {
+                        return Ok(gst::FlowSuccess::Ok);
+                    };
+                    if appsrc.caps().as_ref() != Some(&caps) {
+                        appsrc.set_caps(Some(&caps));
+                    }
+                    {
+                        let b = buffer.make_mut();
+                        b.set_pts(gst::ClockTime::NONE);
+                        b.set_dts(gst::ClockTime::NONE);
+                    }
+                    // A media without clients is flushing: the frame is not wanted.
+                    let _ = appsrc.push_buffer(buffer);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        server
+            .mount_points()
+            .context("RTSP mount points")?
+            .add_factory(mount, factory);
+        let context = glib::MainContext::new();
+        server
+            .attach(Some(&context))
+            .map_err(|_| anyhow!("{url}: could not listen on {host}:{port}"))?;
+        let main_loop = glib::MainLoop::new(Some(&context), false);
+        let thread = {
+            let main_loop = main_loop.clone();
+            std::thread::Builder::new()
+                .name("gendr-rtsp".into())
+                .spawn(move || main_loop.run())
+                .context("starting the RTSP server thread")?
+        };
+        Ok(RtspServer {
+            server,
+            main_loop,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Disconnects the clients and stops the server's thread.
+    fn stop(&self) {
+        let Some(thread) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+            return;
+        };
+        self.server
+            .client_filter(Some(&mut |_, _| gst_rtsp_server::RTSPFilterResult::Remove));
+        self.main_loop.quit();
+        let _ = thread.join();
+    }
+}
+
+impl Drop for RtspServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
@@ -740,6 +919,24 @@ mod tests {
         );
         assert!(Sink::parse("udp://127.0.0.1").is_err());
         assert!(Sink::parse("out.mp4").is_err());
+        assert_eq!(
+            Sink::parse("rtsp://0.0.0.0:8554/live/cam").unwrap(),
+            Sink::Rtsp {
+                host: "0.0.0.0".into(),
+                port: 8554,
+                mount: "/live/cam".into()
+            }
+        );
+        assert_eq!(
+            Sink::parse("rtsp://[::1]/live").unwrap(),
+            Sink::Rtsp {
+                host: "::1".into(),
+                port: 8554,
+                mount: "/live".into()
+            }
+        );
+        assert!(Sink::parse("rtsp://0.0.0.0:8554").is_err());
+        assert!(Sink::parse("rtsp://0.0.0.0:x/live").is_err());
         let dir = tempfile::tempdir().unwrap();
         let playlist = dir.path().join("a/live.m3u8");
         match Sink::parse(&playlist.display().to_string()).unwrap() {
