@@ -1,8 +1,653 @@
-//! `gendr bench` (being written).
+//! `gendr bench`: the throughput of one model on one clip, measured three
+//! ways in one run, on the same tiles:
+//!
+//! - model only: the frames, decoded and cut into tiles up front, through
+//!   ONNX Runtime alone (one thread per `--streams` session);
+//! - sequential: one worker, one stage at a time over the clip: decode and
+//!   convert, then tiles → inference → blend, then convert and encode (x264);
+//! - pipelined: decodebin → gendrsr → x264enc → mp4mux, the `gendr upscale`
+//!   video chain, every stage overlapping the others.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use gendr::engine::{Engine, EngineOptions, Provider};
+use gendr::frame::RgbImage;
+use gendr::tiling::TileGeometry;
+use gendr::upscale::upscale_image;
+use gst::prelude::*;
+use gst_video::prelude::*;
+use serde::Serialize;
+
+use crate::media;
+use crate::upscale::SrOptions;
+
+const EXAMPLES: &str = "\
+Examples:
+  gendr bench
+  gendr bench --model fast --frames 20 --json
+  gendr bench --input clip.mp4 --streams 2 --threads 1 --rounds 3
+  gendr bench --provider cuda --model default-x4
+
+Model only runs ONNX Runtime on tiles cut up front; sequential runs decode,
+upscale and encode one after the other; pipelined runs the `gendr upscale`
+video chain (x264 at CRF 18, preset medium; no audio) into a temporary file.
+Frames per second and megapixels per second are counted at the output.
+With --rounds, each measurement is repeated and the fastest round is kept.";
+
+/// The clip measured when none is given, relative to the checkout.
+const DEFAULT_INPUT: &str = "samples/bbb_320x180_2s.mp4";
+/// The x264 settings of `gendr upscale`'s defaults (`--crf 18 --preset medium`).
+const X264_QUANTIZER: u32 = 18;
+const X264_PRESET: &str = "medium";
 
 #[derive(clap::Args)]
-pub struct Args {}
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// Clip to measure (its first --frames frames) [default: samples/bbb_320x180_2s.mp4].
+    #[arg(long, short = 'i')]
+    input: Option<PathBuf>,
+    /// Frames measured, from the start of the clip.
+    #[arg(long, short = 'n', default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    frames: u32,
+    /// Repeat the three measurements; the fastest round of each is kept.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    rounds: u32,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    sr: SrOptions,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not written yet")
+/// One way of running the clip.
+#[derive(Serialize, Clone, Copy)]
+struct Rate {
+    fps: f64,
+    /// Output megapixels per second.
+    mpixels_per_s: f64,
+    seconds: f64,
+}
+
+/// Where the sequential run spent its time, in seconds.
+#[derive(Serialize, Clone, Copy, Default)]
+struct Stages {
+    decode_convert: f64,
+    tiles_infer_blend: f64,
+    convert_encode: f64,
+}
+
+#[derive(Serialize)]
+struct Machine {
+    cpu: String,
+    logical_cpus: usize,
+    memory_bytes: u64,
+    /// 1-minute load average before and after: other work on the machine.
+    load_average_start: f64,
+    load_average_end: f64,
+    onnxruntime: String,
+    gstreamer: String,
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    model_path: String,
+    provider: String,
+    input: String,
+    frames: usize,
+    input_size: [usize; 2],
+    output_size: [usize; 2],
+    tile_size: [usize; 2],
+    tile_overlap: usize,
+    tiles_per_frame: usize,
+    streams: u32,
+    threads: u32,
+    max_frames_in_flight: u32,
+    rounds: u32,
+    model_only_fps: f64,
+    sequential_fps: f64,
+    pipeline_fps: f64,
+    pipeline_over_model_only: f64,
+    pipeline_over_sequential: f64,
+    model_only: Rate,
+    sequential: Rate,
+    pipeline: Rate,
+    sequential_stages_s: Stages,
+    /// VmHWM: the peak resident memory of this whole process.
+    peak_rss_bytes: u64,
+    /// VmHWM reset just before the pipelined run: its peak, the model's
+    /// sessions, the libraries and the process's baseline included.
+    pipeline_peak_rss_bytes: u64,
+    machine: Machine,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let input = input_path(args.input.as_deref())?;
+    media::discover(&input)?;
+    args.sr.validate()?;
+    let model_path = gendr::presets::resolve(&args.sr.model)?;
+    let load_start = load_average();
+    let mut peak = 0u64;
+
+    let mut best: [Option<Rate>; 3] = [None; 3];
+    let mut stages = Stages::default();
+    let mut facts = None;
+    for _ in 0..args.rounds {
+        let frames = decode(&input, args.frames as usize)?.0;
+        let (w, h) = (frames[0].width, frames[0].height);
+        let mut engines = load_engines(&model_path, &args.sr)?;
+        let geometry = geometry(&engines[0], &args.sr)?;
+        let batch = engines[0].info.fixed_batch.unwrap_or(1);
+        let plan = geometry.plan(w, h)?;
+        let out_px = (w * geometry.scale * h * geometry.scale) as f64;
+        let rate = |n: usize, t: Duration| Rate {
+            fps: n as f64 / t.as_secs_f64(),
+            mpixels_per_s: n as f64 * out_px / t.as_secs_f64() / 1e6,
+            seconds: t.as_secs_f64(),
+        };
+        facts.get_or_insert_with(|| Facts {
+            provider: engines[0].provider,
+            frames: frames.len(),
+            input_size: [w, h],
+            output_size: [w * geometry.scale, h * geometry.scale],
+            tile_size: [plan.tile_size().0, plan.tile_size().1],
+            tile_overlap: geometry.overlap,
+            tiles_per_frame: plan.len(),
+        });
+
+        let model_only = model_only(&mut engines, &geometry, batch, &frames)?;
+        keep_best(&mut best[0], rate(frames.len(), model_only));
+
+        // One worker: the first session; the others are freed first.
+        engines.truncate(1);
+        let n = frames.len();
+        let (_, decode_time) = decode(&input, n)?;
+        let started = Instant::now();
+        let upscaled = frames
+            .iter()
+            .map(|f| upscale_image(&mut engines[0], &geometry, batch, f))
+            .collect::<gendr::Result<Vec<_>>>()?;
+        let infer_time = started.elapsed();
+        drop((frames, engines));
+        let encode_time = encode(&upscaled, &input)?;
+        drop(upscaled);
+        let total = decode_time + infer_time + encode_time;
+        if best[1].is_none_or(|b| total.as_secs_f64() < b.seconds) {
+            stages = Stages {
+                decode_convert: decode_time.as_secs_f64(),
+                tiles_infer_blend: infer_time.as_secs_f64(),
+                convert_encode: encode_time.as_secs_f64(),
+            };
+        }
+        keep_best(&mut best[1], rate(n, total));
+
+        peak = peak.max(vm_hwm()?);
+        reset_hwm();
+        let (piped, count) = pipelined(&input, n, &args.sr)?;
+        if count != n {
+            bail!("the pipelined run put out {count} frames, not {n}");
+        }
+        keep_best(&mut best[2], rate(n, piped));
+    }
+    let pipeline_peak = vm_hwm()?;
+    peak = peak.max(pipeline_peak);
+    let facts = facts.context("no round ran")?;
+    let [Some(a), Some(b), Some(c)] = best else {
+        bail!("no round ran");
+    };
+    let report = Report {
+        model: args.sr.model.clone(),
+        model_path: model_path.display().to_string(),
+        provider: facts.provider.to_string(),
+        input: input.display().to_string(),
+        frames: facts.frames,
+        input_size: facts.input_size,
+        output_size: facts.output_size,
+        tile_size: facts.tile_size,
+        tile_overlap: facts.tile_overlap,
+        tiles_per_frame: facts.tiles_per_frame,
+        streams: args.sr.streams.max(1),
+        threads: args.sr.threads,
+        max_frames_in_flight: args.sr.max_frames_in_flight,
+        rounds: args.rounds,
+        model_only_fps: a.fps,
+        sequential_fps: b.fps,
+        pipeline_fps: c.fps,
+        pipeline_over_model_only: c.fps / a.fps,
+        pipeline_over_sequential: c.fps / b.fps,
+        model_only: a,
+        sequential: b,
+        pipeline: c,
+        sequential_stages_s: stages,
+        peak_rss_bytes: peak,
+        pipeline_peak_rss_bytes: pipeline_peak,
+        machine: machine(load_start),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(())
+}
+
+/// What the first round learnt about the run.
+struct Facts {
+    provider: Provider,
+    frames: usize,
+    input_size: [usize; 2],
+    output_size: [usize; 2],
+    tile_size: [usize; 2],
+    tile_overlap: usize,
+    tiles_per_frame: usize,
+}
+
+fn keep_best(best: &mut Option<Rate>, rate: Rate) {
+    if best.is_none_or(|b| rate.seconds < b.seconds) {
+        *best = Some(rate);
+    }
+}
+
+/// The given clip, or the sample clip of the checkout.
+fn input_path(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    gendr::runtime::project_roots()
+        .into_iter()
+        .map(|root| root.join(DEFAULT_INPUT))
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("{DEFAULT_INPUT} not found beside gendr; pass --input CLIP"))
+}
+
+/// The sessions gendrsr would make: one per stream, each warmed up.
+fn load_engines(path: &Path, sr: &SrOptions) -> Result<Vec<Engine>> {
+    let options = EngineOptions {
+        provider: sr.provider.parse()?,
+        threads: sr.threads as usize,
+        ..EngineOptions::default()
+    };
+    (0..sr.streams.max(1))
+        .map(|_| Ok(Engine::load(path, &options)?))
+        .collect()
+}
+
+/// The tile geometry gendrsr would use with these settings.
+fn geometry(engine: &Engine, sr: &SrOptions) -> Result<TileGeometry> {
+    let (geometry, _) =
+        engine
+            .info
+            .geometry(engine.scale, sr.tile as usize, sr.overlap as usize)?;
+    Ok(geometry)
+}
+
+/// Runs every tile of every frame through the sessions, one thread each;
+/// returns the wall time from the first run to the last.
+fn model_only(
+    engines: &mut [Engine],
+    geometry: &TileGeometry,
+    batch: usize,
+    frames: &[RgbImage],
+) -> Result<Duration> {
+    let plan = geometry.plan(frames[0].width, frames[0].height)?;
+    let (tw, th) = plan.tile_size();
+    let tile_len = 3 * tw * th;
+    let tiles: Vec<_> = plan.tiles().collect();
+    // Every batch of every frame, cut up front.
+    let inputs: Vec<Vec<f32>> = frames
+        .iter()
+        .flat_map(|frame| {
+            tiles.chunks(batch).map(|chunk| {
+                let mut data = vec![0f32; batch * tile_len];
+                for (k, &tile) in chunk.iter().enumerate() {
+                    plan.extract(frame, tile, &mut data[k * tile_len..(k + 1) * tile_len]);
+                }
+                data
+            })
+        })
+        .collect();
+    for engine in engines.iter_mut() {
+        engine.run(&inputs[0], batch, th, tw)?;
+    }
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = engines
+            .iter_mut()
+            .map(|engine| {
+                let (next, inputs) = (&next, &inputs);
+                scope.spawn(move || -> gendr::Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(input) = inputs.get(i) else {
+                            return Ok(());
+                        };
+                        engine.run(input, batch, th, tw)?;
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| -> Result<()> {
+            Ok(w.join().map_err(|_| anyhow!("a worker panicked"))??)
+        })
+    })?;
+    Ok(started.elapsed())
+}
+
+fn pipeline_of(description: &str) -> Result<gst::Pipeline> {
+    gst::parse::launch(description)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| anyhow!("not a pipeline"))
+}
+
+fn gst_quote(path: &Path) -> String {
+    format!("\"{}\"", path.display().to_string().replace('"', "\\\""))
+}
+
+/// Decodes the first `max` frames to RGB; returns them and the time taken.
+fn decode(path: &Path, max: usize) -> Result<(Vec<RgbImage>, Duration)> {
+    let pipeline = pipeline_of(&format!(
+        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=RGB \
+         ! appsink name=sink sync=false max-buffers=2",
+        gst_quote(path)
+    ))?;
+    let sink = pipeline
+        .by_name("sink")
+        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
+        .context("appsink")?;
+    let started = Instant::now();
+    pipeline.set_state(gst::State::Playing)?;
+    let mut frames = Vec::new();
+    let result = loop {
+        if frames.len() == max {
+            break Ok(());
+        }
+        match sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
+            Some(sample) => frames.push(sample_rgb(&sample)?),
+            None if sink.is_eos() => break Ok(()),
+            None => break Err(bus_error(&pipeline, path)),
+        }
+    };
+    let elapsed = started.elapsed();
+    pipeline.set_state(gst::State::Null)?;
+    result?;
+    if frames.is_empty() {
+        bail!("{}: no frames decoded", path.display());
+    }
+    Ok((frames, elapsed))
+}
+
+fn sample_rgb(sample: &gst::Sample) -> Result<RgbImage> {
+    let info = gst_video::VideoInfo::from_caps(sample.caps().context("sample caps")?)?;
+    let buffer = sample.buffer().context("sample buffer")?;
+    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)?;
+    let (w, h) = (info.width() as usize, info.height() as usize);
+    let stride = frame.plane_stride()[0] as usize;
+    let data = frame.plane_data(0)?;
+    let rgb: Vec<u8> = (0..h)
+        .flat_map(|y| &data[y * stride..y * stride + 3 * w])
+        .copied()
+        .collect();
+    Ok(RgbImage::from_rgb8(w, h, &rgb)?)
+}
+
+fn bus_error(pipeline: &gst::Pipeline, path: &Path) -> anyhow::Error {
+    let msg = pipeline
+        .bus()
+        .and_then(|bus| bus.timed_pop_filtered(gst::ClockTime::ZERO, &[gst::MessageType::Error]));
+    match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Error(e)) => anyhow!("{}: {}", path.display(), media::error_text(e)),
+        _ => anyhow!("{}: the pipeline stalled", path.display()),
+    }
+}
+
+/// Waits for the end of the stream or the first error.
+fn wait_eos(pipeline: &gst::Pipeline, what: &Path) -> Result<()> {
+    let bus = pipeline.bus().context("pipeline bus")?;
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::NONE,
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .context("the bus closed")?;
+    match msg.view() {
+        gst::MessageView::Error(e) => bail!("{}: {}", what.display(), media::error_text(e)),
+        _ => Ok(()),
+    }
+}
+
+/// A temporary output file, removed when dropped.
+struct TempFile(PathBuf);
+
+impl TempFile {
+    fn new(tag: &str) -> TempFile {
+        TempFile(std::env::temp_dir().join(format!("gendr-bench-{}-{tag}.mp4", std::process::id())))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn encoder_chain() -> String {
+    format!(
+        "videoconvert ! x264enc pass=qual quantizer={X264_QUANTIZER} speed-preset={X264_PRESET} \
+         ! h264parse ! mp4mux"
+    )
+}
+
+/// Converts and encodes the frames into a temporary MP4; returns the time taken.
+fn encode(frames: &[RgbImage], input: &Path) -> Result<Duration> {
+    let out = TempFile::new("sequential");
+    let (w, h) = (frames[0].width, frames[0].height);
+    let pipeline = pipeline_of(&format!(
+        "appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},framerate=25/1 \
+         ! {} ! filesink location={}",
+        encoder_chain(),
+        gst_quote(&out.0)
+    ))?;
+    let src = pipeline
+        .by_name("src")
+        .and_then(|s| s.downcast::<gst_app::AppSrc>().ok())
+        .context("appsrc")?;
+    let started = Instant::now();
+    pipeline.set_state(gst::State::Playing)?;
+    let frame_time = gst::ClockTime::from_mseconds(40);
+    for (i, frame) in frames.iter().enumerate() {
+        let mut buffer = gst::Buffer::from_mut_slice(frame.to_rgb8());
+        {
+            let b = buffer.get_mut().context("buffer")?;
+            b.set_pts(frame_time * i as u64);
+            b.set_duration(frame_time);
+        }
+        src.push_buffer(buffer)
+            .map_err(|e| anyhow!("encoding: {e:?}"))?;
+    }
+    src.end_of_stream()
+        .map_err(|e| anyhow!("encoding: {e:?}"))?;
+    let result = wait_eos(&pipeline, input);
+    let elapsed = started.elapsed();
+    pipeline.set_state(gst::State::Null)?;
+    result.map(|()| elapsed)
+}
+
+/// Runs the first `frames` frames through the `gendr upscale` video chain;
+/// returns the time from the first frame into gendrsr to the end of the
+/// file, and the number of frames gendrsr put out.
+fn pipelined(input: &Path, frames: usize, sr: &SrOptions) -> Result<(Duration, usize)> {
+    let out = TempFile::new("pipelined");
+    let pipeline = pipeline_of(&format!(
+        "filesrc location={} ! decodebin ! queue name=queue_in ! videoconvert name=convert_in",
+        gst_quote(input)
+    ))?;
+    let tail = gst::parse::bin_from_description(
+        &format!(
+            "{} ! queue ! filesink location={}",
+            encoder_chain(),
+            gst_quote(&out.0)
+        ),
+        true,
+    )?;
+    let element = sr.element()?;
+    pipeline.add_many([&element, tail.upcast_ref()])?;
+    let convert_in = pipeline.by_name("convert_in").context("videoconvert")?;
+    gst::Element::link_many([&convert_in, &element, tail.upcast_ref()])?;
+
+    // The clip ends after `frames` frames: the next one is dropped and an
+    // end of stream goes down instead.
+    let passed = AtomicUsize::new(0);
+    let queue_in = pipeline.by_name("queue_in").context("queue")?;
+    queue_in
+        .static_pad("sink")
+        .context("queue sink")?
+        .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let n = passed.fetch_add(1, Ordering::Relaxed);
+            if n < frames {
+                return gst::PadProbeReturn::Ok;
+            }
+            if n == frames {
+                pad.send_event(gst::event::Eos::new());
+            }
+            info.data.take();
+            info.flow_res = Err(gst::FlowError::Eos);
+            gst::PadProbeReturn::Handled
+        });
+    let first_in: Arc<Mutex<Option<Instant>>> = Arc::default();
+    let out_count = Arc::new(AtomicU64::new(0));
+    {
+        let first_in = first_in.clone();
+        element
+            .static_pad("sink")
+            .context("gendrsr sink")?
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                first_in
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(Instant::now);
+                gst::PadProbeReturn::Ok
+            });
+        let out_count = out_count.clone();
+        element.static_pad("src").context("gendrsr src")?.add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, _| {
+                out_count.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            },
+        );
+    }
+    pipeline.set_state(gst::State::Playing)?;
+    let result = wait_eos(&pipeline, input);
+    let ended = Instant::now();
+    pipeline.set_state(gst::State::Null)?;
+    result?;
+    let started = first_in
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .context("no frame reached gendrsr")?;
+    Ok((ended - started, out_count.load(Ordering::Relaxed) as usize))
+}
+
+/// The peak resident memory of this process so far (VmHWM), in bytes.
+fn vm_hwm() -> Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").context("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .context("no VmHWM in /proc/self/status")
+}
+
+/// Starts VmHWM again from the current resident size (Linux `clear_refs` 5).
+fn reset_hwm() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn machine(load_average_start: f64) -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    Machine {
+        cpu: field(&cpuinfo, "model name"),
+        logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_bytes: field(&meminfo, "MemTotal")
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .map_or(0, |kb| kb * 1024),
+        load_average_start,
+        load_average_end: load_average(),
+        onnxruntime: gendr::runtime::loaded_library()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        gstreamer: gst::version_string().to_string(),
+    }
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "{} ({}, {}): {} frames {}x{} → {}x{}, {} tiles of {}x{} (overlap {}), streams {}, threads {}",
+        r.model,
+        r.provider,
+        r.input,
+        r.frames,
+        r.input_size[0],
+        r.input_size[1],
+        r.output_size[0],
+        r.output_size[1],
+        r.tiles_per_frame,
+        r.tile_size[0],
+        r.tile_size[1],
+        r.tile_overlap,
+        r.streams,
+        if r.threads == 0 { "all".to_string() } else { r.threads.to_string() },
+    );
+    println!("{:<12} {:>9} {:>9} {:>9}", "run", "fps", "MP/s", "seconds");
+    for (name, rate) in [
+        ("model only", r.model_only),
+        ("sequential", r.sequential),
+        ("pipelined", r.pipeline),
+    ] {
+        println!(
+            "{name:<12} {:>9.2} {:>9.2} {:>9.2}",
+            rate.fps, rate.mpixels_per_s, rate.seconds
+        );
+    }
+    let s = r.sequential_stages_s;
+    println!(
+        "sequential stages: decode+convert {:.2} s, tiles+infer+blend {:.2} s, convert+encode {:.2} s",
+        s.decode_convert, s.tiles_infer_blend, s.convert_encode
+    );
+    println!(
+        "pipelined / model only {:.3}, pipelined / sequential {:.3}",
+        r.pipeline_over_model_only, r.pipeline_over_sequential
+    );
+    println!(
+        "peak RSS {:.0} MiB (pipelined run {:.0} MiB); {} ({} CPUs), load {:.2} → {:.2}",
+        r.peak_rss_bytes as f64 / 1048576.0,
+        r.pipeline_peak_rss_bytes as f64 / 1048576.0,
+        r.machine.cpu,
+        r.machine.logical_cpus,
+        r.machine.load_average_start,
+        r.machine.load_average_end
+    );
 }
