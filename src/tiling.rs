@@ -108,6 +108,16 @@ impl TileGeometry {
         // context, or as wide as they can be.
         let band = o.min(trusted - 1);
         let count = (len - band).div_ceil(trusted - band);
+        // As many tiles as the largest size needs, each shrunk to what still
+        // covers the frame: a 320-pixel row takes two 180-pixel windows, not
+        // two of 256. A fixed-shape model keeps its size.
+        let tile = if self.fixed {
+            tile
+        } else {
+            let needed = (len + (count - 1) * band).div_ceil(count);
+            ((needed + 2 * o).div_ceil(self.multiple) * self.multiple).min(tile)
+        };
+        let trusted = tile - 2 * o;
         (0..count)
             .map(|i| {
                 let a = ((i * (len - trusted)) as f64 / (count - 1) as f64).round() as usize;
@@ -333,6 +343,17 @@ mod tests {
         let g = TileGeometry::new(100, 8, 8, 4).unwrap();
         assert_eq!(g.tile_width, 104);
         assert!(TileGeometry::new(32, 16, 1, 2).is_err());
+    }
+
+    #[test]
+    fn tiles_shrink_to_cover_the_frame_evenly() {
+        let g = TileGeometry::new(256, 8, 4, 2).unwrap();
+        let plan = g.plan(320, 180).unwrap();
+        assert_eq!(plan.cols.len(), 2);
+        // (320 + 8) / 2 = 164 trusted + 16 context = 180, a multiple of 4.
+        assert_eq!(plan.tile_size(), (180, 196));
+        let fixed = TileGeometry::fixed(64, 64, 8, 2).unwrap();
+        assert_eq!(fixed.plan(100, 100).unwrap().tile_size(), (64, 64));
     }
 
     #[test]
