@@ -24,13 +24,13 @@ APT_PACKAGES := pkg-config build-essential python3-venv \
 	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
-	gstreamer1.0-plugins-base-apps
+	gstreamer1.0-plugins-base-apps libgstrtspserver-1.0-dev procps
 
 .PHONY: all deps build demo test lint gpu-runtime clean
 
 all: build
 
-$(APT_STAMP):
+$(APT_STAMP): Makefile
 	@mkdir -p $(DEPS)
 	@if dpkg -s $(APT_PACKAGES) >/dev/null 2>&1; then echo "deps: Debian packages present"; \
 	else $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); fi
