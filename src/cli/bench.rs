@@ -22,8 +22,8 @@ use gst::prelude::*;
 use gst_video::prelude::*;
 use serde::Serialize;
 
-use crate::media;
-use crate::upscale::SrOptions;
+use crate::media::{self, RemoveOnDrop};
+use crate::upscale::{SrOptions, DEFAULT_CRF, DEFAULT_PRESET};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -41,8 +41,6 @@ With --rounds, each measurement is repeated and the fastest round is kept.";
 /// The clip measured when none is given, relative to the checkout.
 const DEFAULT_INPUT: &str = "samples/bbb_320x180_2s.mp4";
 /// The x264 settings of `gendr upscale`'s defaults (`--crf 18 --preset medium`).
-const X264_QUANTIZER: u32 = 18;
-const X264_PRESET: &str = "medium";
 
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -421,36 +419,29 @@ fn wait_eos(pipeline: &gst::Pipeline, what: &Path) -> Result<()> {
 }
 
 /// A temporary output file, removed when dropped.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    fn new(tag: &str) -> TempFile {
-        TempFile(std::env::temp_dir().join(format!("gendr-bench-{}-{tag}.mp4", std::process::id())))
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// A scratch MP4 for one measurement, removed afterwards.
+fn scratch(tag: &str) -> RemoveOnDrop {
+    RemoveOnDrop::new(
+        std::env::temp_dir().join(format!("gendr-bench-{}-{tag}.mp4", std::process::id())),
+    )
 }
 
 fn encoder_chain() -> String {
     format!(
-        "videoconvert ! x264enc pass=qual quantizer={X264_QUANTIZER} speed-preset={X264_PRESET} \
+        "videoconvert ! x264enc pass=qual quantizer={DEFAULT_CRF} speed-preset={DEFAULT_PRESET} \
          ! h264parse ! mp4mux"
     )
 }
 
 /// Converts and encodes the frames into a temporary MP4; returns the time taken.
 fn encode(frames: &[RgbImage], input: &Path) -> Result<Duration> {
-    let out = TempFile::new("sequential");
+    let out = scratch("sequential");
     let (w, h) = (frames[0].width, frames[0].height);
     let pipeline = pipeline_of(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},framerate=25/1 \
          ! {} ! filesink location={}",
         encoder_chain(),
-        gst_quote(&out.0)
+        gst_quote(out.path())
     ))?;
     let src = pipeline
         .by_name("src")
@@ -481,7 +472,7 @@ fn encode(frames: &[RgbImage], input: &Path) -> Result<Duration> {
 /// returns the time from the first frame into gendrsr to the end of the
 /// file, and the number of frames gendrsr put out.
 fn pipelined(input: &Path, frames: usize, sr: &SrOptions) -> Result<(Duration, usize)> {
-    let out = TempFile::new("pipelined");
+    let out = scratch("pipelined");
     let pipeline = pipeline_of(&format!(
         "filesrc location={} ! decodebin ! queue name=queue_in ! videoconvert name=convert_in",
         gst_quote(input)
@@ -490,7 +481,7 @@ fn pipelined(input: &Path, frames: usize, sr: &SrOptions) -> Result<(Duration, u
         &format!(
             "{} ! queue ! filesink location={}",
             encoder_chain(),
-            gst_quote(&out.0)
+            gst_quote(out.path())
         ),
         true,
     )?;

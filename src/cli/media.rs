@@ -1,12 +1,38 @@
 //! GStreamer helpers shared by the subcommands: probing files, decoding
 //! frames for measurement, and bus handling.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gendr::frame::RgbImage;
 use gst::prelude::*;
 use gst_video::prelude::*;
+
+/// Removes a file when dropped, unless [`RemoveOnDrop::keep`] was called:
+/// partial outputs and scratch files never outlive an early return.
+pub struct RemoveOnDrop(Option<PathBuf>);
+
+impl RemoveOnDrop {
+    pub fn new(path: PathBuf) -> Self {
+        RemoveOnDrop(Some(path))
+    }
+
+    pub fn path(&self) -> &Path {
+        self.0.as_deref().expect("not yet kept")
+    }
+
+    pub fn keep(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
 
 /// What the discoverer found in a file.
 #[derive(Debug, Clone)]

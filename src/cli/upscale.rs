@@ -12,6 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::media::{self, MediaInfo};
 
+/// x264/x265 constant quality and speed preset when none is given.
+pub const DEFAULT_CRF: u32 = 18;
+pub const DEFAULT_PRESET: &str = "medium";
+
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "\
 Examples:
@@ -29,10 +33,10 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = Codec::X264)]
     pub codec: Codec,
     /// Constant quality: lower is better (x264/x265 CRF, 0–51).
-    #[arg(long, default_value_t = 18, value_parser = clap::value_parser!(u32).range(0..=51))]
+    #[arg(long, default_value_t = DEFAULT_CRF, value_parser = clap::value_parser!(u32).range(0..=51))]
     pub crf: u32,
     /// Encoder speed preset (ultrafast … veryslow).
-    #[arg(long, default_value = "medium")]
+    #[arg(long, default_value = DEFAULT_PRESET)]
     pub preset: String,
     /// Replace OUTPUT if it exists.
     #[arg(long, short = 'y')]
@@ -168,17 +172,6 @@ fn partial_path(output: &Path) -> PathBuf {
     output.with_file_name(format!(".{name}.gendr-partial"))
 }
 
-/// Removes the partial output unless disarmed: any early return cleans up.
-struct PartialFile(Option<PathBuf>);
-
-impl Drop for PartialFile {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-}
-
 pub fn run(args: Args) -> Result<()> {
     let info = media::discover(&args.input)?;
     args.sr.validate()?;
@@ -195,7 +188,7 @@ pub fn run(args: Args) -> Result<()> {
     let partial = partial_path(&args.output);
     std::fs::File::create(&partial)
         .with_context(|| format!("{}: cannot write here", args.output.display()))?;
-    let mut guard = PartialFile(Some(partial.clone()));
+    let guard = media::RemoveOnDrop::new(partial.clone());
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -221,7 +214,7 @@ pub fn run(args: Args) -> Result<()> {
     let frames = job.run(&info, args.quiet, &interrupted)?;
     std::fs::rename(&partial, &args.output)
         .with_context(|| format!("moving the finished file to {}", args.output.display()))?;
-    guard.0 = None;
+    guard.keep();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "gendr: wrote {} ({frames} frames in {secs:.1} s, {:.2} fps)",
