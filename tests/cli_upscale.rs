@@ -318,3 +318,37 @@ fn help_shows_examples() {
         "{text}"
     );
 }
+
+#[test]
+fn interrupting_a_run_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("o.mp4");
+    let mut child = gendr()
+        .args(["upscale", "-q"])
+        .arg(repo("samples/bbb_320x180_2s.mp4"))
+        .arg(&output)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the partial file is being written, then interrupt.
+    let started = std::time::Instant::now();
+    while only_files(dir.path()).is_empty()
+        && started.elapsed() < std::time::Duration::from_secs(20)
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(only_files(dir.path()), vec![".o.mp4.gendr-partial"]);
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "an interrupted run is not a success");
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    assert!(
+        only_files(dir.path()).is_empty(),
+        "left behind: {:?}",
+        only_files(dir.path())
+    );
+}
