@@ -323,7 +323,7 @@ fn help_shows_examples() {
 fn interrupting_a_run_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("o.mp4");
-    let mut child = gendr()
+    let child = gendr()
         .args(["upscale", "-q"])
         .arg(repo("samples/bbb_320x180_2s.mp4"))
         .arg(&output)
