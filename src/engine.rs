@@ -62,6 +62,30 @@ pub struct EngineOptions {
     pub trt_cache: Option<PathBuf>,
 }
 
+/// Where TensorRT keeps the engines for one model: a folder per model
+/// content and runtime version under `root`. TensorRT names the files inside
+/// by subgraph, input shapes and GPU architecture, so together they key a
+/// built engine by model, shapes, precision (the engines are fp16), GPU and
+/// TensorRT version: a new model or runtime never picks up a stale engine.
+pub fn trt_cache_dir(root: &Path, model: &Path) -> Result<PathBuf> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(model)?;
+    let digest = Sha256::digest(&bytes);
+    let key: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    let version = runtime::LIBRARY.trim_start_matches("libonnxruntime.so.");
+    let dir = root.join(format!("{key}-ort{version}-fp16"));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+/// `$XDG_CACHE_HOME/gendr/tensorrt`, else `~/.cache/gendr/tensorrt`.
+pub fn default_trt_cache_root() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("gendr").join("tensorrt"))
+}
+
 /// A loaded model, ready to run batches of tiles.
 pub struct Engine {
     session: Session,
@@ -188,7 +212,21 @@ impl Engine {
                 let mut trt = ep::TensorRT::default()
                     .with_device_id(options.device_id)
                     .with_fp16(true);
-                if let Some(dir) = &options.trt_cache {
+                if let Some(root) = &options.trt_cache {
+                    let dir = trt_cache_dir(root, path)?;
+                    let built = std::fs::read_dir(&dir)
+                        .map(|entries| {
+                            entries
+                                .flatten()
+                                .any(|e| e.path().extension().is_some_and(|x| x == "engine"))
+                        })
+                        .unwrap_or(false);
+                    if !built {
+                        tracing::warn!(
+                            cache = %dir.display(),
+                            "TensorRT builds its engines for this model now; this takes minutes once, later runs load them"
+                        );
+                    }
                     trt = trt
                         .with_engine_cache(true)
                         .with_engine_cache_path(dir.display())

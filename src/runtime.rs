@@ -10,7 +10,7 @@ use ort::environment::Environment;
 
 use crate::{Error, Result};
 
-const LIBRARY: &str = "libonnxruntime.so.1.31.1";
+pub(crate) const LIBRARY: &str = "libonnxruntime.so.1.31.1";
 
 /// The project's own dependency folders, GPU build first: it also runs on CPU.
 const PROJECT_DIRS: [&str; 2] = [

@@ -304,6 +304,7 @@ fn gst_inspect_works_without_the_runtime() {
         "streams",
         "threads",
         "max-frames-in-flight",
+        "trt-cache-dir",
     ] {
         assert!(text.contains(property), "{property} documented");
     }

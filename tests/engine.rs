@@ -275,3 +275,17 @@ fn gendr_tiny_metadata_snaps_tiles_to_the_latent_grid() {
     assert_eq!((out.width, out.height), (148, 92));
     assert!(out.data.iter().all(|v| (0.0..=1.0).contains(v)));
 }
+
+#[test]
+fn tensorrt_cache_folders_are_keyed_by_model_and_runtime() {
+    let root = tempfile::tempdir().unwrap();
+    let a = gendr::engine::trt_cache_dir(root.path(), &data("conv_x2.onnx")).unwrap();
+    let again = gendr::engine::trt_cache_dir(root.path(), &data("conv_x2.onnx")).unwrap();
+    let b = gendr::engine::trt_cache_dir(root.path(), &data("slow_x2.onnx")).unwrap();
+    assert_eq!(a, again);
+    assert_ne!(a, b);
+    assert!(a.is_dir() && a.starts_with(root.path()));
+    let name = a.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.ends_with("-ort1.31.1-fp16"), "{name}");
+    assert_eq!(name.split('-').next().unwrap().len(), 16, "{name}");
+}

@@ -70,6 +70,9 @@ pub struct SrOptions {
     /// Frames inside gendrsr at once.
     #[arg(long, default_value_t = 4)]
     pub max_frames_in_flight: u32,
+    /// Folder for TensorRT engines (default ~/.cache/gendr/tensorrt).
+    #[arg(long, value_name = "DIR")]
+    pub trt_cache: Option<PathBuf>,
 }
 
 impl SrOptions {
@@ -95,6 +98,10 @@ impl SrOptions {
             .property("streams", self.streams)
             .property("threads", self.threads)
             .property("max-frames-in-flight", self.max_frames_in_flight)
+            .property(
+                "trt-cache-dir",
+                self.trt_cache.as_ref().map(|d| d.display().to_string()),
+            )
             .build()?)
     }
 }

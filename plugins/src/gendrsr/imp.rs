@@ -58,6 +58,7 @@ struct Settings {
     streams: u32,
     threads: u32,
     max_frames_in_flight: u32,
+    trt_cache_dir: Option<String>,
     on_overload: Overload,
     latency_budget_ms: u32,
     stats_interval_ms: u32,
@@ -74,6 +75,7 @@ impl Default for Settings {
             streams: DEFAULT_STREAMS,
             threads: DEFAULT_THREADS,
             max_frames_in_flight: DEFAULT_MAX_FRAMES_IN_FLIGHT,
+            trt_cache_dir: None,
             on_overload: DEFAULT_ON_OVERLOAD,
             latency_budget_ms: DEFAULT_LATENCY_BUDGET_MS,
             stats_interval_ms: DEFAULT_STATS_INTERVAL_MS,
@@ -295,7 +297,11 @@ impl GendrSr {
             provider: settings.provider.into(),
             device_id: settings.device_id,
             threads: settings.threads as usize,
-            trt_cache: None,
+            trt_cache: settings
+                .trt_cache_dir
+                .clone()
+                .map(std::path::PathBuf::from)
+                .or_else(gendr::engine::default_trt_cache_root),
         };
         let load = |_| {
             Engine::load(&path, &options).map_err(|e| match e {
@@ -1165,6 +1171,12 @@ impl ObjectImpl for GendrSr {
                     .default_value(DEFAULT_MAX_FRAMES_IN_FLIGHT)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("trt-cache-dir")
+                    .nick("TensorRT cache folder")
+                    .blurb("Where provider=tensorrt keeps built engines, one subfolder per model and runtime \
+                            version; unset = $XDG_CACHE_HOME/gendr/tensorrt (or ~/.cache/gendr/tensorrt)")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecEnum::builder_with_default("on-overload", DEFAULT_ON_OVERLOAD)
                     .nick("On overload")
                     .blurb("What to do with a frame the model cannot take in time: when max-frames-in-flight \
@@ -1242,6 +1254,7 @@ impl ObjectImpl for GendrSr {
             "max-frames-in-flight" => {
                 s.max_frames_in_flight = value.get().expect("type checked upstream")
             }
+            "trt-cache-dir" => s.trt_cache_dir = value.get().expect("type checked upstream"),
             "on-overload" => s.on_overload = value.get().expect("type checked upstream"),
             "latency-budget" => s.latency_budget_ms = value.get().expect("type checked upstream"),
             "stats-interval" => s.stats_interval_ms = value.get().expect("type checked upstream"),
@@ -1261,6 +1274,7 @@ impl ObjectImpl for GendrSr {
             "streams" => s.streams.to_value(),
             "threads" => s.threads.to_value(),
             "max-frames-in-flight" => s.max_frames_in_flight.to_value(),
+            "trt-cache-dir" => s.trt_cache_dir.to_value(),
             "on-overload" => s.on_overload.to_value(),
             "latency-budget" => s.latency_budget_ms.to_value(),
             "stats-interval" => s.stats_interval_ms.to_value(),
