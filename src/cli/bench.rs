@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gendr::engine::{Engine, EngineOptions, Provider};
+use gendr::engine::{Engine, EngineOptions};
 use gendr::frame::RgbImage;
 use gendr::tiling::TileGeometry;
 use gendr::upscale::upscale_image;
@@ -94,14 +94,9 @@ struct Machine {
 struct Report {
     model: String,
     model_path: String,
-    provider: String,
     input: String,
-    frames: usize,
-    input_size: [usize; 2],
-    output_size: [usize; 2],
-    tile_size: [usize; 2],
-    tile_overlap: usize,
-    tiles_per_frame: usize,
+    #[serde(flatten)]
+    facts: Facts,
     streams: u32,
     threads: u32,
     max_frames_in_flight: u32,
@@ -148,7 +143,7 @@ pub fn run(args: Args) -> Result<()> {
             seconds: t.as_secs_f64(),
         };
         facts.get_or_insert_with(|| Facts {
-            provider: engines[0].provider,
+            provider: engines[0].provider.to_string(),
             frames: frames.len(),
             input_size: [w, h],
             output_size: [w * geometry.scale, h * geometry.scale],
@@ -200,14 +195,8 @@ pub fn run(args: Args) -> Result<()> {
     let report = Report {
         model: args.sr.model.clone(),
         model_path: model_path.display().to_string(),
-        provider: facts.provider.to_string(),
         input: input.display().to_string(),
-        frames: facts.frames,
-        input_size: facts.input_size,
-        output_size: facts.output_size,
-        tile_size: facts.tile_size,
-        tile_overlap: facts.tile_overlap,
-        tiles_per_frame: facts.tiles_per_frame,
+        facts,
         streams: args.sr.streams.max(1),
         threads: args.sr.threads,
         max_frames_in_flight: args.sr.max_frames_in_flight,
@@ -234,8 +223,10 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 /// What the first round learnt about the run.
+#[derive(Serialize)]
 struct Facts {
-    provider: Provider,
+    /// The provider that really ran (never auto).
+    provider: String,
     frames: usize,
     input_size: [usize; 2],
     output_size: [usize; 2],
@@ -595,20 +586,21 @@ fn machine(load_average_start: f64) -> Machine {
 }
 
 fn print_table(r: &Report) {
+    let f = &r.facts;
     println!(
         "{} ({}, {}): {} frames {}x{} → {}x{}, {} tiles of {}x{} (overlap {}), streams {}, threads {}",
         r.model,
-        r.provider,
+        f.provider,
         r.input,
-        r.frames,
-        r.input_size[0],
-        r.input_size[1],
-        r.output_size[0],
-        r.output_size[1],
-        r.tiles_per_frame,
-        r.tile_size[0],
-        r.tile_size[1],
-        r.tile_overlap,
+        f.frames,
+        f.input_size[0],
+        f.input_size[1],
+        f.output_size[0],
+        f.output_size[1],
+        f.tiles_per_frame,
+        f.tile_size[0],
+        f.tile_size[1],
+        f.tile_overlap,
         r.streams,
         if r.threads == 0 { "all".to_string() } else { r.threads.to_string() },
     );
