@@ -719,15 +719,14 @@ fn drive(
 ) -> Result<()> {
     let bus = output.pipeline.bus().context("output bus")?;
     let mut input: Option<gst::Pipeline> = None;
-    let mut attempt = 0u32;
-    let mut retry_at = Instant::now();
+    let mut retry = Retry::default();
     let mut connected_at = Instant::now();
     let mut seen_frames = 0u64;
     let mut stats = Stats::new(counters);
     let stall = Duration::from_secs(args.stall_secs as u64);
     while !stop.load(Ordering::SeqCst) {
         // (Re)connect when due.
-        if input.is_none() && Instant::now() >= retry_at {
+        if input.is_none() && Instant::now() >= retry.at {
             let pipeline = build_source(source, output, counters, started)?;
             match pipeline.set_state(gst::State::Playing) {
                 Ok(_) => {
@@ -738,14 +737,12 @@ fn drive(
                 Err(_) => {
                     let why = source_trouble(&pipeline).unwrap_or_else(|| "could not start".into());
                     let _ = pipeline.set_state(gst::State::Null);
-                    attempt += 1;
-                    let delay = backoff(attempt);
+                    let (delay, attempt) = retry.schedule();
                     status.say(&format!(
                         "gendr: source {}: {why}; retrying in {:.1} s (attempt {attempt})",
                         args.input,
                         delay.as_secs_f64()
                     ));
-                    retry_at = Instant::now() + delay;
                 }
             }
         }
@@ -754,7 +751,7 @@ fn drive(
             let frames = counters.frames_in.load(Ordering::Relaxed);
             if frames > seen_frames {
                 seen_frames = frames;
-                attempt = 0;
+                retry.attempt = 0;
             }
             let last_in = Duration::from_millis(counters.last_in_ms.load(Ordering::Relaxed));
             let silent = started
@@ -770,14 +767,12 @@ fn drive(
                     status.say(&format!("gendr: {} ended", args.input));
                     break;
                 }
-                attempt += 1;
-                let delay = backoff(attempt);
+                let (delay, attempt) = retry.schedule();
                 status.say(&format!(
                     "gendr: source {} lost ({why}); reconnecting in {:.1} s (attempt {attempt})",
                     args.input,
                     delay.as_secs_f64()
                 ));
-                retry_at = Instant::now() + delay;
             }
         }
         // The output: errors end the run; latency changes are redistributed.
@@ -804,6 +799,32 @@ fn drive(
         let _ = pipeline.set_state(gst::State::Null);
     }
     Ok(())
+}
+
+/// When to try the source again, and how many tries in a row failed.
+struct Retry {
+    attempt: u32,
+    at: Instant,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempt: 0,
+            at: Instant::now(),
+        }
+    }
+}
+
+impl Retry {
+    /// Counts a failed try and sets the next one after the backoff; returns
+    /// the wait and the attempt number, for the log.
+    fn schedule(&mut self) -> (Duration, u32) {
+        self.attempt += 1;
+        let delay = backoff(self.attempt);
+        self.at = Instant::now() + delay;
+        (delay, self.attempt)
+    }
 }
 
 /// 0.5 s, 1 s, 2 s … up to 10 s between reconnection attempts.
