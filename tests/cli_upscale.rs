@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use gst::prelude::*;
+
+mod common;
+use common::pipeline_with_sink;
 use gst_pbutils::prelude::*;
 
 fn gendr() -> Command {
@@ -49,19 +52,10 @@ fn probe(path: &Path) -> Probe {
 
 /// Decodes every video frame and returns their timestamps.
 fn frame_times(path: &Path) -> Vec<gst::ClockTime> {
-    gst::init().unwrap();
-    let pipeline = gst::parse::launch(&format!(
+    let (pipeline, sink) = pipeline_with_sink(&format!(
         "filesrc location=\"{}\" ! decodebin ! video/x-raw ! appsink name=sink sync=false",
         path.display()
-    ))
-    .unwrap()
-    .downcast::<gst::Pipeline>()
-    .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    ));
     pipeline.set_state(gst::State::Playing).unwrap();
     let mut times = Vec::new();
     while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {

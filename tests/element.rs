@@ -1,17 +1,11 @@
 //! gendrsr in gst_check harnesses and small real pipelines.
 
 use std::path::PathBuf;
-use std::sync::Once;
 
 use gst::prelude::*;
 
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstgendrsr::plugin_register_static().expect("register gendrsr");
-    });
-}
+mod common;
+use common::{init, pipeline_with_sink};
 
 fn data(name: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -178,16 +172,9 @@ fn latency_query_reports_the_time_inside() {
 }
 
 fn run_pipeline(description: &str) -> Result<usize, String> {
-    init();
-    let pipeline = gst::parse::launch(description)
-        .unwrap()
-        .downcast::<gst::Pipeline>()
-        .unwrap();
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|s| s.downcast::<gst_app::AppSink>().ok());
+    let (pipeline, sink) = pipeline_with_sink(description);
     let counted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    if let Some(sink) = &sink {
+    {
         let c = counted.clone();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -200,7 +187,8 @@ fn run_pipeline(description: &str) -> Result<usize, String> {
         );
     }
     let bus = pipeline.bus().unwrap();
-    let started = pipeline.set_state(gst::State::Playing);
+    // A failed start is reported on the bus, read below.
+    let _ = pipeline.set_state(gst::State::Playing);
     let result = loop {
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(60)) else {
             break Err("timed out".to_string());
@@ -208,7 +196,6 @@ fn run_pipeline(description: &str) -> Result<usize, String> {
         match msg.view() {
             gst::MessageView::Eos(_) => break Ok(counted.load(std::sync::atomic::Ordering::SeqCst)),
             gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
-            _ if started.is_err() => {}
             _ => {}
         }
     };

@@ -6,23 +6,18 @@
 use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard, Once};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
+
+mod common;
+use common::{init, pipeline_with_sink};
 
 /// The tests time frames on 2 cores: one at a time.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn init() {
-    static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        gst::init().unwrap();
-        gstgendrsr::plugin_register_static().expect("register gendrsr");
-    });
 }
 
 fn repo(path: &str) -> PathBuf {
@@ -134,16 +129,7 @@ impl Receiver {
     }
 
     fn launch(description: &str) -> Receiver {
-        init();
-        let pipeline = gst::parse::launch(description)
-            .unwrap()
-            .downcast::<gst::Pipeline>()
-            .unwrap();
-        let sink = pipeline
-            .by_name("sink")
-            .unwrap()
-            .downcast::<gst_app::AppSink>()
-            .unwrap();
+        let (pipeline, sink) = pipeline_with_sink(description);
         pipeline.set_state(gst::State::Playing).unwrap();
         Receiver { pipeline, sink }
     }
