@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod eval;
+mod gpu;
 mod live;
 mod media;
 mod models;
