@@ -51,6 +51,34 @@ impl FromStr for Provider {
     }
 }
 
+/// How many tiles go into one inference run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// The model takes exactly this many; a short run is filled up with copies.
+    Fixed(usize),
+    /// Up to this many tiles of one frame per run.
+    UpTo(usize),
+}
+
+impl Batch {
+    /// Tiles per run for a frame of `tiles` tiles, and the batch size of
+    /// each run's input.
+    pub fn chunk(self, tiles: usize) -> usize {
+        match self {
+            Batch::Fixed(n) => n,
+            Batch::UpTo(n) => n.min(tiles).max(1),
+        }
+    }
+
+    /// The batch size of a run carrying `tiles` tiles.
+    pub fn run_size(self, tiles: usize) -> usize {
+        match self {
+            Batch::Fixed(n) => n,
+            Batch::UpTo(_) => tiles,
+        }
+    }
+}
+
 /// How to build a session.
 #[derive(Debug, Clone, Default)]
 pub struct EngineOptions {
@@ -242,6 +270,19 @@ impl Engine {
         builder
             .commit_from_file(path)
             .map_err(|e| load_error(path, e))
+    }
+
+    /// Tiles per run: the model's fixed batch size, else `requested`, where
+    /// 0 means every tile of a frame on a GPU and one at a time on the CPU,
+    /// which gains nothing from batching and would hold a whole frame's
+    /// activations at once.
+    pub fn batch(&self, requested: usize) -> Batch {
+        match (self.info.fixed_batch, requested) {
+            (Some(n), _) => Batch::Fixed(n),
+            (None, 0) if self.provider == Provider::Cpu => Batch::UpTo(1),
+            (None, 0) => Batch::UpTo(usize::MAX),
+            (None, n) => Batch::UpTo(n),
+        }
     }
 
     /// Finds the scale of a model without metadata by running one small tile.

@@ -41,6 +41,9 @@ pub struct ModelInfo {
     pub tile_multiple: usize,
     pub preferred_tile: usize,
     pub min_overlap: usize,
+    /// The model reflect-pads its own input edges (`gendr.border = reflect`),
+    /// so tiles need no added context at the frame's edges.
+    pub pads_edges: bool,
     pub name: Option<String>,
     pub license: Option<String>,
 }
@@ -177,6 +180,16 @@ impl ModelInfo {
                 ));
             }
         }
+        let pads_edges = match meta.custom("gendr.border").as_deref().map(str::trim) {
+            None => false,
+            Some("reflect") => true,
+            Some(other) => {
+                return Err(contract(
+                    path,
+                    format!("metadata gendr.border={other:?} is not \"reflect\""),
+                ))
+            }
+        };
         Ok(ModelInfo {
             input_name: inputs[0].name().to_string(),
             output_name: output.name().to_string(),
@@ -187,6 +200,7 @@ impl ModelInfo {
             tile_multiple: number("gendr.tile_multiple")?.unwrap_or(1),
             preferred_tile: number("gendr.tile_size")?.unwrap_or(DEFAULT_TILE),
             min_overlap: count("gendr.min_overlap", 0)?.unwrap_or(DEFAULT_MIN_OVERLAP),
+            pads_edges,
             name: meta.custom("gendr.name"),
             license: meta.custom("gendr.license"),
         })
@@ -217,10 +231,15 @@ impl ModelInfo {
                     "tile-size {tile} replaced by the model's fixed {w}x{h}"
                 ));
             }
-            return TileGeometry::fixed(w, h, overlap_used, scale).map(|g| (g, notes));
+            return TileGeometry::fixed(w, h, overlap_used, scale).map(|g| (self.edges(g), notes));
         }
         let requested = if tile == 0 { self.preferred_tile } else { tile };
-        let geometry = TileGeometry::new(requested, overlap_used, self.tile_multiple, scale)?;
+        let geometry = self.edges(TileGeometry::new(
+            requested,
+            overlap_used,
+            self.tile_multiple,
+            scale,
+        )?);
         if geometry.tile_width != requested {
             notes.push(format!(
                 "tile-size {requested} snapped to {} (a multiple of {})",
@@ -228,5 +247,13 @@ impl ModelInfo {
             ));
         }
         Ok((geometry, notes))
+    }
+
+    fn edges(&self, geometry: TileGeometry) -> TileGeometry {
+        if self.pads_edges {
+            geometry.model_pads_edges()
+        } else {
+            geometry
+        }
     }
 }

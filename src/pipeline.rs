@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
 
 use crate::color::{frame_to_rgb, rgb_to_frame};
-use crate::engine::Engine;
+use crate::engine::{Batch, Engine};
 use crate::frame::{Frame, RgbImage};
 use crate::tiling::{TileGeometry, TileIndex, TilePlan};
 use crate::{Error, Result};
@@ -32,8 +32,8 @@ use crate::{Error, Result};
 pub struct PipelineConfig {
     pub geometry: TileGeometry,
     pub max_frames_in_flight: usize,
-    /// Tiles per inference run: the model's fixed batch size, or 1.
-    pub batch: usize,
+    /// Tiles per inference run (see [`Engine::batch`]).
+    pub batch: Batch,
 }
 
 /// What comes out of the pipeline, in submission order.
@@ -346,13 +346,14 @@ fn prepare<M>(
         let (tw, th) = plan.tile_size();
         let tile_len = 3 * tw * th;
         let tiles: Vec<TileIndex> = plan.tiles().collect();
-        for chunk in tiles.chunks(config.batch.max(1)) {
-            let mut data = vec![0f32; config.batch.max(1) * tile_len];
+        for chunk in tiles.chunks(config.batch.chunk(tiles.len())) {
+            let run_size = config.batch.run_size(chunk.len());
+            let mut data = vec![0f32; run_size * tile_len];
             for (k, &tile) in chunk.iter().enumerate() {
                 plan.extract(&rgb, tile, &mut data[k * tile_len..(k + 1) * tile_len]);
             }
             // A fixed batch is filled up with copies of the last tile.
-            for k in chunk.len()..config.batch.max(1) {
+            for k in chunk.len()..run_size {
                 data.copy_within(
                     (chunk.len() - 1) * tile_len..chunk.len() * tile_len,
                     k * tile_len,

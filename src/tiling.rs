@@ -1,7 +1,9 @@
 //! Tile geometry and seamless blending.
 //!
 //! Each tile is a window of the input frame with `overlap` pixels of context
-//! on every side; frame borders are padded by reflection. The model's output
+//! on every side; frame borders are padded by reflection, unless the model
+//! reflects its own input edges (`gendr.border`), in which case tiles at the
+//! frame's edges start and end there and the model pads them. The model's output
 //! is trusted only away from that context, so weights are zero there. Inside
 //! the trusted zone, neighbouring tiles overlap by a blend band where a
 //! raised-cosine ramp hands one tile over to the next. Weights are normalised
@@ -27,6 +29,9 @@ pub struct TileGeometry {
     pub fixed: bool,
     /// Output pixels per input pixel.
     pub scale: usize,
+    /// Whether windows reach `overlap` pixels past the frame's edges; false
+    /// when the model pads its own edges, which saves those pixels.
+    pub edge_context: bool,
 }
 
 impl TileGeometry {
@@ -68,7 +73,17 @@ impl TileGeometry {
             multiple,
             fixed,
             scale,
+            edge_context: true,
         })
+    }
+
+    /// The same geometry for a model that reflect-pads its own input edges:
+    /// no context is added at the frame's edges, only between tiles.
+    pub fn model_pads_edges(self) -> Self {
+        TileGeometry {
+            edge_context: false,
+            ..self
+        }
     }
 
     /// Plans the tiles of a `width × height` frame.
@@ -91,15 +106,17 @@ impl TileGeometry {
 
     fn axis(&self, len: usize, tile: usize) -> Vec<AxisTile> {
         let o = self.overlap;
+        // Context reached past each frame edge.
+        let edge = if self.edge_context { o } else { 0 };
         let trusted = tile - 2 * o;
-        if len <= trusted {
+        if len + 2 * edge <= tile {
             let window = if self.fixed {
                 tile
             } else {
-                (len + 2 * o).div_ceil(self.multiple) * self.multiple
+                (len + 2 * edge).div_ceil(self.multiple) * self.multiple
             };
             return vec![AxisTile {
-                start: -(o as isize),
+                start: -(edge as isize),
                 len: window,
                 trusted: (0, len),
             }];
@@ -107,24 +124,37 @@ impl TileGeometry {
         // Neighbouring trusted zones overlap by a blend band as wide as the
         // context, or as wide as they can be.
         let band = o.min(trusted - 1);
-        let count = (len - band).div_ceil(trusted - band);
+        // Windows span [-edge, len + edge); each step may move at most
+        // `trusted - band`.
+        let count = 1 + (len + 2 * edge - tile).div_ceil(trusted - band);
         // As many tiles as the largest size needs, each shrunk to what still
         // covers the frame: a 320-pixel row takes two 180-pixel windows, not
         // two of 256. A fixed-shape model keeps its size.
         let tile = if self.fixed {
             tile
         } else {
-            let needed = (len + (count - 1) * band).div_ceil(count);
-            ((needed + 2 * o).div_ceil(self.multiple) * self.multiple).min(tile)
+            let needed = (len + 2 * edge + (count - 1) * (2 * o + band)).div_ceil(count);
+            (needed.div_ceil(self.multiple) * self.multiple).min(tile)
         };
-        let trusted = tile - 2 * o;
+        let span = len + 2 * edge - tile;
         (0..count)
             .map(|i| {
-                let a = ((i * (len - trusted)) as f64 / (count - 1) as f64).round() as usize;
+                let start =
+                    ((i * span) as f64 / (count - 1) as f64).round() as isize - edge as isize;
+                let begin = if i == 0 {
+                    0
+                } else {
+                    (start + o as isize) as usize
+                };
+                let end = if i + 1 == count {
+                    len
+                } else {
+                    (start + (tile - o) as isize) as usize
+                };
                 AxisTile {
-                    start: a as isize - o as isize,
+                    start,
                     len: tile,
-                    trusted: (a, a + trusted),
+                    trusted: (begin, end),
                 }
             })
             .collect()
@@ -377,14 +407,46 @@ mod tests {
         assert!(head[0] > 0.0 && head[0] < 0.1);
     }
 
+    #[test]
+    fn models_that_pad_their_edges_get_no_context_there() {
+        let g = TileGeometry::new(256, 7, 1, 2).unwrap().model_pads_edges();
+        let plan = g.plan(176, 144).unwrap();
+        assert_eq!(plan.len(), 1);
+        assert_eq!(plan.tile_size(), (176, 144));
+        assert_eq!((plan.cols[0].start, plan.rows[0].start), (0, 0));
+
+        let g = TileGeometry::new(64, 8, 1, 1).unwrap().model_pads_edges();
+        let plan = g.plan(300, 64).unwrap();
+        let (first, last) = (plan.cols[0], *plan.cols.last().unwrap());
+        assert_eq!((first.start, first.trusted.0), (0, 0));
+        assert_eq!(last.start + last.len as isize, 300);
+        assert_eq!(last.trusted.1, 300);
+        // Interior edges keep their context.
+        assert_eq!(
+            first.trusted.1 as isize,
+            first.start + first.len as isize - 8
+        );
+        // Fewer windows than with reflected context at both ends.
+        let padded = TileGeometry::new(64, 8, 1, 1)
+            .unwrap()
+            .plan(300, 64)
+            .unwrap();
+        assert!(plan.cols.len() <= padded.cols.len());
+        assert_eq!(plan.rows.len(), 1);
+    }
+
     proptest! {
         #[test]
         fn weights_are_a_partition_of_unity(
             w in 1usize..400, h in 1usize..200, tile in 8usize..128,
             overlap in 0usize..24, multiple in 1usize..9, scale in 1usize..5,
+            edge_context: bool,
         ) {
             prop_assume!(tile > 2 * overlap + multiple);
-            let g = TileGeometry::new(tile, overlap, multiple, scale).unwrap();
+            let mut g = TileGeometry::new(tile, overlap, multiple, scale).unwrap();
+            if !edge_context {
+                g = g.model_pads_edges();
+            }
             let plan = g.plan(w, h).unwrap();
             let (tw, th) = plan.tile_size();
             prop_assert_eq!(tw % g.multiple, 0);
@@ -394,8 +456,16 @@ mod tests {
             }
             for c in &plan.cols {
                 let (a, b) = c.trusted;
-                prop_assert!(c.start + overlap as isize <= a as isize);
-                prop_assert!(b as isize <= c.start + c.len as isize - overlap as isize);
+                // Context before and after the trusted zone; none is needed at
+                // a frame edge when the model pads it.
+                let before = if a == 0 && !edge_context { 0 } else { overlap as isize };
+                let after = if b == w && !edge_context { 0 } else { overlap as isize };
+                prop_assert!(c.start + before <= a as isize);
+                prop_assert!(b as isize <= c.start + c.len as isize - after);
+                prop_assert!(c.start >= -(overlap as isize));
+                if !edge_context && !g.fixed {
+                    prop_assert!(c.start >= 0);
+                }
             }
         }
     }

@@ -73,6 +73,9 @@ fn json_report_has_every_rate_and_sane_ratios() {
     assert_eq!(report["output_size"], serde_json::json!([640, 360]));
     assert_eq!(report["provider"], "cpu");
     assert!(report["tiles_per_frame"].as_u64().unwrap() >= 1);
+    // On the CPU one tile per run, and no GPU figures.
+    assert_eq!(report["tiles_per_run"], 1);
+    assert!(report["pipeline_gpu"].is_null());
 
     let peak = number(&report, "peak_rss_bytes");
     let pipeline_peak = number(&report, "pipeline_peak_rss_bytes");

@@ -212,6 +212,14 @@ fn real_pipeline_converts_every_frame() {
     ))
     .unwrap();
     assert_eq!(frames, 12);
+    // Several tiles of a frame in one run.
+    let frames = run_pipeline(&format!(
+        "videotestsrc num-buffers=5 pattern=ball ! video/x-raw,width=90,height=50,format=I420 ! \
+         gendrsr model={} tile-size=24 batch-size=4 ! video/x-raw,width=180,height=100 ! appsink name=sink sync=false",
+        data("conv_x2.onnx")
+    ))
+    .unwrap();
+    assert_eq!(frames, 5);
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use gendr::engine::{Engine, EngineOptions, Provider};
+use gendr::engine::{Batch, Engine, EngineOptions, Provider};
 use gendr::frame::{Colorimetry, Frame, PixelFormat, RgbImage};
 use gendr::pipeline::{FramePipeline, Output, PipelineConfig};
 use gendr::tiling::TileGeometry;
@@ -50,11 +50,11 @@ fn tiled_output_equals_whole_frame_output() {
     assert_eq!(overlap, 3, "the test model's receptive radius");
     let img = test_image(203, 149);
     let whole = TileGeometry::new(512, overlap, 1, 2).unwrap();
-    let reference = upscale_image(&mut engine, &whole, 1, &img).unwrap();
+    let reference = upscale_image(&mut engine, &whole, Batch::UpTo(1), &img).unwrap();
     for (tile, extra) in [(24, 0), (48, 5), (64, 13)] {
         let tiled = TileGeometry::new(tile, overlap + extra, 1, 2).unwrap();
         assert!(tiled.plan(203, 149).unwrap().len() > 4);
-        let out = upscale_image(&mut engine, &tiled, 1, &img).unwrap();
+        let out = upscale_image(&mut engine, &tiled, Batch::UpTo(1), &img).unwrap();
         let d = out.max_abs_diff(&reference);
         assert!(d <= 1.0 / 255.0, "tile {tile}: max diff {d}");
     }
@@ -71,9 +71,9 @@ fn too_little_overlap_shows_seams() {
     let mut engine = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
     let img = test_image(120, 90);
     let whole = TileGeometry::new(256, 3, 1, 2).unwrap();
-    let reference = upscale_image(&mut engine, &whole, 1, &img).unwrap();
+    let reference = upscale_image(&mut engine, &whole, Batch::UpTo(1), &img).unwrap();
     let seamy = TileGeometry::new(32, 0, 1, 2).unwrap();
-    let out = upscale_image(&mut engine, &seamy, 1, &img).unwrap();
+    let out = upscale_image(&mut engine, &seamy, Batch::UpTo(1), &img).unwrap();
     assert!(out.max_abs_diff(&reference) > 2.0 / 255.0);
 }
 
@@ -92,7 +92,7 @@ fn fixed_shape_models_force_the_tile_size() {
     assert_eq!((geometry.tile_width, geometry.tile_height), (64, 64));
     assert!(notes.iter().any(|n| n.contains("fixed")), "{notes:?}");
     for (w, h) in [(1, 1), (37, 90), (130, 20)] {
-        let out = upscale_image(&mut engine, &geometry, 1, &test_image(w, h)).unwrap();
+        let out = upscale_image(&mut engine, &geometry, Batch::UpTo(1), &test_image(w, h)).unwrap();
         assert_eq!((out.width, out.height), (2 * w, 2 * h));
     }
 }
@@ -147,7 +147,7 @@ fn rgb_frame(w: usize, h: usize, shade: u8) -> Frame {
     frame
 }
 
-fn pipeline(workers: usize, in_flight: usize) -> FramePipeline<u32> {
+fn pipeline(workers: usize, in_flight: usize, batch: Batch) -> FramePipeline<u32> {
     let engines: Vec<Engine> = (0..workers)
         .map(|_| Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap())
         .collect();
@@ -156,7 +156,7 @@ fn pipeline(workers: usize, in_flight: usize) -> FramePipeline<u32> {
         PipelineConfig {
             geometry,
             max_frames_in_flight: in_flight,
-            batch: 1,
+            batch,
         },
         engines,
     )
@@ -165,7 +165,14 @@ fn pipeline(workers: usize, in_flight: usize) -> FramePipeline<u32> {
 
 #[test]
 fn pipeline_keeps_order_and_matches_the_direct_path() {
-    let p = pipeline(2, 4);
+    // One tile per run, and a frame's tiles in one run: the same pixels.
+    for batch in [Batch::UpTo(1), Batch::UpTo(usize::MAX)] {
+        keeps_order_and_matches_the_direct_path(batch);
+    }
+}
+
+fn keeps_order_and_matches_the_direct_path(batch: Batch) {
+    let p = pipeline(2, 4, batch);
     let mut engine = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
     let geometry = TileGeometry::new(32, 3, 1, 2).unwrap();
     let frames: Vec<Frame> = (0..6)
@@ -191,7 +198,8 @@ fn pipeline_keeps_order_and_matches_the_direct_path() {
                     let src = &frames[meta as usize];
                     assert_eq!((frame.width, frame.height), (2 * src.width, 2 * src.height));
                     let rgb = gendr::color::frame_to_rgb(src);
-                    let direct = upscale_image(&mut engine, &geometry, 1, &rgb).unwrap();
+                    let direct =
+                        upscale_image(&mut engine, &geometry, Batch::UpTo(1), &rgb).unwrap();
                     let expected = gendr::color::rgb_to_frame(
                         &direct,
                         PixelFormat::Rgb,
@@ -200,7 +208,7 @@ fn pipeline_keeps_order_and_matches_the_direct_path() {
                     .unwrap();
                     assert_eq!(
                         frame.planes[0].data, expected.planes[0].data,
-                        "frame {meta}"
+                        "frame {meta}, {batch:?}"
                     );
                     seen.push(meta);
                 }
@@ -215,7 +223,7 @@ fn pipeline_keeps_order_and_matches_the_direct_path() {
 
 #[test]
 fn flush_drops_what_is_in_flight_and_carries_on() {
-    let p = pipeline(1, 3);
+    let p = pipeline(1, 3, Batch::UpTo(1));
     for i in 0..3 {
         p.submit(rgb_frame(300, 200, i as u8), i).unwrap();
     }
@@ -239,7 +247,7 @@ fn flush_drops_what_is_in_flight_and_carries_on() {
 
 #[test]
 fn close_wakes_a_blocked_submitter() {
-    let p = pipeline(1, 1);
+    let p = pipeline(1, 1, Batch::UpTo(1));
     p.submit(rgb_frame(400, 300, 1), 1).unwrap();
     std::thread::scope(|s| {
         let blocked = s.spawn(|| p.submit(rgb_frame(400, 300, 2), 2));
@@ -271,7 +279,7 @@ fn gendr_tiny_metadata_snaps_tiles_to_the_latent_grid() {
     assert_eq!(notes.len(), 2, "{notes:?}");
     // Odd frame sizes still come out exactly ×4.
     let img = test_image(37, 23);
-    let out = upscale_image(&mut engine, &geometry, 1, &img).unwrap();
+    let out = upscale_image(&mut engine, &geometry, Batch::UpTo(1), &img).unwrap();
     assert_eq!((out.width, out.height), (148, 92));
     assert!(out.data.iter().all(|v| (0.0..=1.0).contains(v)));
 }
@@ -288,4 +296,27 @@ fn tensorrt_cache_folders_are_keyed_by_model_and_runtime() {
     let name = a.file_name().unwrap().to_string_lossy().into_owned();
     assert!(name.ends_with("-ort1.31.1-fp16"), "{name}");
     assert_eq!(name.split('-').next().unwrap().len(), 16, "{name}");
+}
+
+#[test]
+fn a_dynamic_batch_takes_a_frames_tiles_together() {
+    let mut engine = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
+    // On the CPU the default is one tile per run; a number is taken as asked.
+    assert_eq!(engine.batch(0), Batch::UpTo(1));
+    assert_eq!(engine.batch(5), Batch::UpTo(5));
+    let img = test_image(150, 100);
+    let geometry = TileGeometry::new(48, 3, 1, 2).unwrap();
+    let tiles = geometry.plan(150, 100).unwrap().len();
+    assert!(tiles > 5, "{tiles} tiles");
+    assert_eq!(Batch::UpTo(4).chunk(tiles), 4);
+    assert_eq!(Batch::UpTo(usize::MAX).chunk(tiles), tiles);
+    let one_by_one = upscale_image(&mut engine, &geometry, Batch::UpTo(1), &img).unwrap();
+    for batch in [Batch::UpTo(4), Batch::UpTo(usize::MAX)] {
+        let out = upscale_image(&mut engine, &geometry, batch, &img).unwrap();
+        let d = out.max_abs_diff(&one_by_one);
+        assert!(d <= 1e-5, "{batch:?}: max diff {d}");
+    }
+    // A model with a fixed batch always gets it.
+    let fixed = Engine::load(&data("fixed64_x2.onnx"), &cpu()).unwrap();
+    assert_eq!(fixed.batch(8), Batch::Fixed(1));
 }

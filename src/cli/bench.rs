@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gendr::engine::{Engine, EngineOptions};
+use gendr::engine::{Batch, Engine, EngineOptions, Provider};
 use gendr::frame::RgbImage;
 use gendr::tiling::TileGeometry;
 use gendr::upscale::upscale_image;
@@ -22,6 +22,7 @@ use gst::prelude::*;
 use gst_video::prelude::*;
 use serde::Serialize;
 
+use crate::gpu::{GpuMonitor, GpuUsage};
 use crate::media::{self, RemoveOnDrop};
 use crate::upscale::{SrOptions, DEFAULT_CRF, DEFAULT_PRESET};
 
@@ -115,6 +116,9 @@ struct Report {
     /// VmHWM reset just before the pipelined run: its peak, the model's
     /// sessions, the libraries and the process's baseline included.
     pipeline_peak_rss_bytes: u64,
+    /// On a GPU, what it did during the kept pipelined run (`nvidia-smi`);
+    /// null on the CPU or without the tool.
+    pipeline_gpu: Option<GpuUsage>,
     machine: Machine,
 }
 
@@ -129,12 +133,14 @@ pub fn run(args: Args) -> Result<()> {
     let mut best: [Option<Rate>; 3] = [None; 3];
     let mut stages = Stages::default();
     let mut facts = None;
+    let mut gpu = None;
     for _ in 0..args.rounds {
         let frames = decode(&input, args.frames as usize)?.0;
         let (w, h) = (frames[0].width, frames[0].height);
         let mut engines = load_engines(&model_path, &args.sr)?;
         let geometry = geometry(&engines[0], &args.sr)?;
-        let batch = engines[0].info.fixed_batch.unwrap_or(1);
+        let batch = engines[0].batch(args.sr.batch as usize);
+        let on_gpu = engines[0].provider != Provider::Cpu;
         let plan = geometry.plan(w, h)?;
         let out_px = (w * geometry.scale * h * geometry.scale) as f64;
         let rate = |n: usize, t: Duration| Rate {
@@ -150,6 +156,7 @@ pub fn run(args: Args) -> Result<()> {
             tile_size: [plan.tile_size().0, plan.tile_size().1],
             tile_overlap: geometry.overlap,
             tiles_per_frame: plan.len(),
+            tiles_per_run: batch.chunk(plan.len()),
         });
 
         let model_only = model_only(&mut engines, &geometry, batch, &frames)?;
@@ -180,9 +187,12 @@ pub fn run(args: Args) -> Result<()> {
 
         peak = peak.max(vm_hwm()?);
         reset_hwm();
-        let (piped, count) = pipelined(&input, n, &args.sr)?;
+        let (piped, count, usage) = pipelined(&input, n, &args.sr, on_gpu)?;
         if count != n {
             bail!("the pipelined run put out {count} frames, not {n}");
+        }
+        if best[2].is_none_or(|b| piped.as_secs_f64() < b.seconds) {
+            gpu = usage;
         }
         keep_best(&mut best[2], rate(n, piped));
     }
@@ -212,6 +222,7 @@ pub fn run(args: Args) -> Result<()> {
         sequential_stages_s: stages,
         peak_rss_bytes: peak,
         pipeline_peak_rss_bytes: pipeline_peak,
+        pipeline_gpu: gpu,
         machine: machine(load_start),
     };
     if args.json {
@@ -233,6 +244,8 @@ struct Facts {
     tile_size: [usize; 2],
     tile_overlap: usize,
     tiles_per_frame: usize,
+    /// Tiles in one inference run (`--batch`, or the model's fixed batch).
+    tiles_per_run: usize,
 }
 
 fn keep_best(best: &mut Option<Rate>, rate: Rate) {
@@ -257,6 +270,7 @@ fn input_path(given: Option<&Path>) -> Result<PathBuf> {
 fn load_engines(path: &Path, sr: &SrOptions) -> Result<Vec<Engine>> {
     let options = EngineOptions {
         provider: sr.provider.parse()?,
+        device_id: sr.device_id,
         threads: sr.threads as usize,
         ..EngineOptions::default()
     };
@@ -279,7 +293,7 @@ fn geometry(engine: &Engine, sr: &SrOptions) -> Result<TileGeometry> {
 fn model_only(
     engines: &mut [Engine],
     geometry: &TileGeometry,
-    batch: usize,
+    batch: Batch,
     frames: &[RgbImage],
 ) -> Result<Duration> {
     let plan = geometry.plan(frames[0].width, frames[0].height)?;
@@ -290,8 +304,8 @@ fn model_only(
     let inputs: Vec<Vec<f32>> = frames
         .iter()
         .flat_map(|frame| {
-            tiles.chunks(batch).map(|chunk| {
-                let mut data = vec![0f32; batch * tile_len];
+            tiles.chunks(batch.chunk(tiles.len())).map(|chunk| {
+                let mut data = vec![0f32; batch.run_size(chunk.len()) * tile_len];
                 for (k, &tile) in chunk.iter().enumerate() {
                     plan.extract(frame, tile, &mut data[k * tile_len..(k + 1) * tile_len]);
                 }
@@ -299,8 +313,9 @@ fn model_only(
             })
         })
         .collect();
+    let run_size = |input: &[f32]| input.len() / tile_len;
     for engine in engines.iter_mut() {
-        engine.run(&inputs[0], batch, th, tw)?;
+        engine.run(&inputs[0], run_size(&inputs[0]), th, tw)?;
     }
     let next = AtomicUsize::new(0);
     let started = Instant::now();
@@ -315,7 +330,7 @@ fn model_only(
                         let Some(input) = inputs.get(i) else {
                             return Ok(());
                         };
-                        engine.run(input, batch, th, tw)?;
+                        engine.run(input, run_size(input), th, tw)?;
                     }
                 })
             })
@@ -462,7 +477,14 @@ fn encode(frames: &[RgbImage], input: &Path) -> Result<Duration> {
 /// Runs the first `frames` frames through the `gendr upscale` video chain;
 /// returns the time from the first frame into gendrsr to the end of the
 /// file, and the number of frames gendrsr put out.
-fn pipelined(input: &Path, frames: usize, sr: &SrOptions) -> Result<(Duration, usize)> {
+/// The pipelined run: its time from the first frame into gendrsr to the end
+/// of the stream, the frames that came out, and on a GPU what it did then.
+fn pipelined(
+    input: &Path,
+    frames: usize,
+    sr: &SrOptions,
+    on_gpu: bool,
+) -> Result<(Duration, usize, Option<GpuUsage>)> {
     let out = scratch("pipelined");
     let pipeline = pipeline_of(&format!(
         "filesrc location={} ! decodebin ! queue name=queue_in ! videoconvert name=convert_in",
@@ -523,6 +545,9 @@ fn pipelined(input: &Path, frames: usize, sr: &SrOptions) -> Result<(Duration, u
             },
         );
     }
+    let monitor = on_gpu
+        .then(|| GpuMonitor::start("nvidia-smi", sr.device_id))
+        .flatten();
     pipeline.set_state(gst::State::Playing)?;
     let result = wait_eos(&pipeline, input);
     let ended = Instant::now();
@@ -532,7 +557,12 @@ fn pipelined(input: &Path, frames: usize, sr: &SrOptions) -> Result<(Duration, u
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .context("no frame reached gendrsr")?;
-    Ok((ended - started, out_count.load(Ordering::Relaxed) as usize))
+    let gpu = monitor.and_then(|m| m.stop(started, ended));
+    Ok((
+        ended - started,
+        out_count.load(Ordering::Relaxed) as usize,
+        gpu,
+    ))
 }
 
 /// The peak resident memory of this process so far (VmHWM), in bytes.
@@ -588,7 +618,7 @@ fn machine(load_average_start: f64) -> Machine {
 fn print_table(r: &Report) {
     let f = &r.facts;
     println!(
-        "{} ({}, {}): {} frames {}x{} → {}x{}, {} tiles of {}x{} (overlap {}), streams {}, threads {}",
+        "{} ({}, {}): {} frames {}x{} → {}x{}, {} tiles of {}x{} (overlap {}), {} per run, streams {}, threads {}",
         r.model,
         f.provider,
         r.input,
@@ -601,6 +631,7 @@ fn print_table(r: &Report) {
         f.tile_size[0],
         f.tile_size[1],
         f.tile_overlap,
+        f.tiles_per_run,
         r.streams,
         if r.threads == 0 { "all".to_string() } else { r.threads.to_string() },
     );
@@ -633,4 +664,12 @@ fn print_table(r: &Report) {
         r.machine.load_average_start,
         r.machine.load_average_end
     );
+    if let Some(g) = r.pipeline_gpu {
+        println!(
+            "GPU during the pipelined run: busy {:.1} % ({} samples), peak memory {:.0} MiB",
+            g.busy_percent,
+            g.samples,
+            g.memory_peak_bytes as f64 / 1048576.0
+        );
+    }
 }

@@ -198,7 +198,8 @@ pub fn run(args: Args) -> Result<()> {
         let reference = crop(full, 0, 0, w, h);
         let small = rounded(&bicubic(&reference, w / scale, h / scale));
         let started = Instant::now();
-        let restored = rounded(&upscale_image(&mut engine, &geometry, 1, &small)?);
+        let batch = engine.batch(0);
+        let restored = rounded(&upscale_image(&mut engine, &geometry, batch, &small)?);
         let model_seconds = started.elapsed().as_secs_f64();
         let baseline = rounded(&bicubic(&small, w, h));
         let (model_q, bicubic_q) = (

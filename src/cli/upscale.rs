@@ -61,12 +61,19 @@ pub struct SrOptions {
     /// Execution provider: auto, cpu, cuda or tensorrt.
     #[arg(long, default_value = "auto")]
     pub provider: String,
+    /// GPU index for the cuda and tensorrt providers.
+    #[arg(long, default_value_t = 0)]
+    pub device_id: i32,
     /// Inference workers, each with its own session.
     #[arg(long, default_value_t = 1)]
     pub streams: u32,
     /// Intra-op threads per worker (0 = all cores).
     #[arg(long, default_value_t = 0)]
     pub threads: u32,
+    /// Tiles per inference run for models with a batch dimension
+    /// (0 = a frame's tiles together on a GPU, one at a time on the CPU).
+    #[arg(long, default_value_t = 0)]
+    pub batch: u32,
     /// Frames inside gendrsr at once.
     #[arg(long, default_value_t = 4)]
     pub max_frames_in_flight: u32,
@@ -95,8 +102,10 @@ impl SrOptions {
             .property("tile-size", self.tile)
             .property("tile-overlap", self.overlap)
             .property_from_str("provider", &provider)
+            .property("device-id", self.device_id)
             .property("streams", self.streams)
             .property("threads", self.threads)
+            .property("batch-size", self.batch)
             .property("max-frames-in-flight", self.max_frames_in_flight)
             .property(
                 "trt-cache-dir",

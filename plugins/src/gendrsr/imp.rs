@@ -22,6 +22,7 @@ const DEFAULT_PROVIDER: Provider = Provider::Auto;
 const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_STREAMS: u32 = 1;
 const DEFAULT_THREADS: u32 = 0;
+const DEFAULT_BATCH_SIZE: u32 = 0;
 const DEFAULT_MAX_FRAMES_IN_FLIGHT: u32 = 4;
 const DEFAULT_ON_OVERLOAD: Overload = Overload::Block;
 const DEFAULT_LATENCY_BUDGET_MS: u32 = 1000;
@@ -57,6 +58,7 @@ struct Settings {
     device_id: i32,
     streams: u32,
     threads: u32,
+    batch_size: u32,
     max_frames_in_flight: u32,
     trt_cache_dir: Option<String>,
     on_overload: Overload,
@@ -74,6 +76,7 @@ impl Default for Settings {
             device_id: DEFAULT_DEVICE_ID,
             streams: DEFAULT_STREAMS,
             threads: DEFAULT_THREADS,
+            batch_size: DEFAULT_BATCH_SIZE,
             max_frames_in_flight: DEFAULT_MAX_FRAMES_IN_FLIGHT,
             trt_cache_dir: None,
             on_overload: DEFAULT_ON_OVERLOAD,
@@ -334,10 +337,11 @@ impl GendrSr {
         }
         // One warm-up run checks that the model really runs, and times a tile.
         let (tw, th) = (geometry.tile_width, geometry.tile_height);
-        let batch = info.fixed_batch.unwrap_or(1);
+        let batch = engines[0].batch(settings.batch_size as usize);
+        let warm_up = batch.run_size(1);
         let started = Instant::now();
         engines[0]
-            .run(&vec![0.5; batch * 3 * tw * th], batch, th, tw)
+            .run(&vec![0.5; warm_up * 3 * tw * th], warm_up, th, tw)
             .map_err(|e| {
                 gst::error_msg!(
                     gst::LibraryError::Failed,
@@ -1161,6 +1165,15 @@ impl ObjectImpl for GendrSr {
                     .default_value(DEFAULT_THREADS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("batch-size")
+                    .nick("Batch size")
+                    .blurb("Tiles per inference run for models with a dynamic batch dimension; \
+                            0 = all of a frame's tiles together on a GPU, one at a time on the CPU. \
+                            A model with a fixed batch always gets its own size")
+                    .maximum(1024)
+                    .default_value(DEFAULT_BATCH_SIZE)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt::builder("max-frames-in-flight")
                     .nick("Max frames in flight")
                     .blurb("Frames inside the element at once (bounds memory and latency; upstream waits beyond it). \
@@ -1251,6 +1264,7 @@ impl ObjectImpl for GendrSr {
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
             "streams" => s.streams = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
+            "batch-size" => s.batch_size = value.get().expect("type checked upstream"),
             "max-frames-in-flight" => {
                 s.max_frames_in_flight = value.get().expect("type checked upstream")
             }
@@ -1273,6 +1287,7 @@ impl ObjectImpl for GendrSr {
             "device-id" => s.device_id.to_value(),
             "streams" => s.streams.to_value(),
             "threads" => s.threads.to_value(),
+            "batch-size" => s.batch_size.to_value(),
             "max-frames-in-flight" => s.max_frames_in_flight.to_value(),
             "trt-cache-dir" => s.trt_cache_dir.to_value(),
             "on-overload" => s.on_overload.to_value(),
