@@ -320,3 +320,36 @@ fn a_dynamic_batch_takes_a_frames_tiles_together() {
     let fixed = Engine::load(&data("fixed64_x2.onnx"), &cpu()).unwrap();
     assert_eq!(fixed.batch(8), Batch::Fixed(1));
 }
+
+#[test]
+fn a_model_that_pads_its_edges_gives_the_same_pixels_without_edge_context() {
+    // The shipped default (waifu2x) reflects its own input edges, as gendr's
+    // context does, so leaving that context out changes nothing but the cost.
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/waifu2x-upconv7-photo-x2.onnx");
+    let mut engine = Engine::load(&path, &cpu()).unwrap();
+    assert!(
+        engine.info.pads_edges,
+        "gendr.border = reflect in its metadata"
+    );
+    let img = test_image(90, 70);
+    for tile in [256, 40] {
+        let (geometry, _) = engine.info.geometry(2, tile, 0).unwrap();
+        assert!(!geometry.edge_context);
+        let with_context = TileGeometry {
+            edge_context: true,
+            ..geometry
+        };
+        let plan = geometry.plan(90, 70).unwrap();
+        let padded = with_context.plan(90, 70).unwrap();
+        assert_eq!(plan.cols[0].start, 0);
+        assert!(
+            plan.tile_size().0 * plan.tile_size().1 * plan.len()
+                < padded.tile_size().0 * padded.tile_size().1 * padded.len()
+        );
+        let out = upscale_image(&mut engine, &geometry, Batch::UpTo(1), &img).unwrap();
+        let reference = upscale_image(&mut engine, &with_context, Batch::UpTo(1), &img).unwrap();
+        let d = out.max_abs_diff(&reference);
+        assert!(d <= 1e-4, "tile {tile}: max diff {d}");
+    }
+}

@@ -5,6 +5,8 @@
 
 Writes the .onnx files and OUT_DIR/SHA256SUMS.  The output is byte-for-byte
 reproducible for the pinned package and converter versions (models/requirements.txt).
+The int8 model is also calibrated on samples/bbb_320x180_2s.mp4 (pinned by sha256,
+decoded with GStreamer; see quantize.py).
 """
 
 import hashlib
@@ -17,6 +19,7 @@ sys.path.insert(0, HERE)
 
 import anime4k  # noqa: E402
 import compose  # noqa: E402
+import quantize  # noqa: E402
 import sources  # noqa: E402
 import waifu2x  # noqa: E402
 from common import save  # noqa: E402
@@ -46,6 +49,11 @@ def models():
     out = {}
     p, b, meta = waifu2x_model(PHOTO_VARIANT, "waifu2x-upconv7-photo-x2")
     out["waifu2x-upconv7-photo-x2"] = waifu2x.convert(p, b, meta)
+    # waifu2x.convert sets gendr.border = reflect; the int8 model keeps the fp32 one's metadata
+    out["waifu2x-upconv7-photo-x2-int8"] = quantize.int8(out["waifu2x-upconv7-photo-x2"], {
+        "gendr.name": "waifu2x-upconv7-photo-x2-int8",
+        "gendr.source": meta["gendr.source"] + quantize.SOURCE_NOTE,
+    })
     meta4 = dict(meta, **{"gendr.name": "waifu2x-upconv7-photo-x4"})
     meta4["gendr.source"] += " (applied twice in one graph)"
     out["waifu2x-upconv7-photo-x4"] = compose.twice(p, b, meta4)

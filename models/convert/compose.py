@@ -2,7 +2,8 @@
 
 The first pass ends in a clip to [0, 1], so the second pass sees an image just
 as it would from a file.  Receptive radius in input px: r + ceil(r / 2)
-(7 + 4 = 11 for waifu2x upconv_7).
+(7 + 4 = 11 for waifu2x upconv_7).  Both passes reflect-pad their own input,
+so the x4 graph handles the frame's edges itself (gendr.border = reflect).
 """
 
 import math
@@ -33,6 +34,7 @@ def twice(param_text: str, blob: bytes, meta: dict):
     r = waifu2x.PREPAD
     meta = dict(meta)
     meta.setdefault("gendr.min_overlap", r + math.ceil(r / 2))
+    meta.setdefault("gendr.border", "reflect")
     meta.setdefault("gendr.tile_multiple", 1)
     meta.setdefault("gendr.tile_size", 128)
     return finish(g1, "input", out, 4, meta, "waifu2x_upconv_7_x4")

@@ -4,6 +4,8 @@
     measure.py quality MODEL.onnx [...]   per-image Y-PSNR on tests/data/eval
     measure.py variants                   every waifu2x photo/anime variant + Anime4K rl S/M/L
     measure.py speed MODEL.onnx [...]     ms per 640x360 input frame, 2 intra-op threads
+    measure.py compare REF.onnx MODEL.onnx  per-image Y-PSNR of both and the difference, MODEL's
+                                          fidelity to REF, and both speeds measured interleaved
 
 Protocol (same as tests/data/eval/README.md): HR PNG -> PIL Image.resize(BICUBIC)
 to 1/s size (s = gendr.scale) (PIL's bicubic: a = -0.5, antialiased when downscaling) -> xs by
@@ -98,6 +100,36 @@ def speed(path, n=20, h=360, w=640, budget_s=20.0):
     return 1000 * min(ts), 1000 * float(np.median(ts)), 1000 * float(np.median(cpu))
 
 
+def compare(ref, path, sizes=((144, 176), (360, 640)), reps=7):
+    """Quality of both models per image, fidelity of `path` to `ref`, interleaved speeds."""
+    a, b = session(ref), session(path)
+    s = model_scale(a)
+    print(f"{'image':16s} {'bicubic':>8s} {'ref':>8s} {'model':>8s} {'diff':>7s} {'vs ref':>7s}")
+    diffs = []
+    for f in eval_images():
+        hr = np.asarray(Image.open(f).convert("RGB"))
+        lr = lowres(hr, s)
+        ya, yb = model_up(a, lr), model_up(b, lr)
+        pa, pb = psnr_y(hr, ya), psnr_y(hr, yb)
+        diffs.append(pb - pa)
+        print(f"{os.path.basename(f):16s} {psnr_y(hr, bicubic_up(lr, s)):8.2f} {pa:8.2f} {pb:8.2f} "
+              f"{pb - pa:+7.3f} {psnr_y(ya, yb):7.2f}")
+    print(f"mean difference {np.mean(diffs):+.3f} dB, worst {min(diffs):+.3f} dB")
+    for h, w in sizes:
+        x = np.random.default_rng(0).random((1, 3, h, w), dtype=np.float32)
+        ts = {ref: [], path: []}
+        for sess in (a, b):
+            sess.run(None, {sess.get_inputs()[0].name: x})
+        for _ in range(reps):  # interleaved, so load changes hit both alike
+            for p, sess in ((ref, a), (path, b)):
+                t = time.perf_counter()
+                sess.run(None, {sess.get_inputs()[0].name: x})
+                ts[p].append(1000 * (time.perf_counter() - t))
+        ma, mb = np.median(ts[ref]), np.median(ts[path])
+        print(f"{w}x{h}, 2 threads, median of {reps}: {os.path.basename(ref)} {ma:.1f} ms, "
+              f"{os.path.basename(path)} {mb:.1f} ms ({ma / mb:.2f}x)")
+
+
 def print_quality(label, rows):
     print(f"{label}: mean bicubic {np.mean([r[1] for r in rows]):.2f} dB, "
           f"model {np.mean([r[2] for r in rows]):.2f} dB, gain {np.mean([r[2] - r[1] for r in rows]):+.2f} dB")
@@ -142,6 +174,8 @@ def main():
             lo, med, cpu = speed(p)
             print(f"{os.path.basename(p)}: 640x360 input, 2 threads: wall min {lo:.1f} ms, "
                   f"median {med:.1f} ms; CPU time {cpu:.1f} ms per frame (load-independent)")
+    elif cmd == "compare":
+        compare(*args)
     elif cmd == "variants":
         variants()
     else:

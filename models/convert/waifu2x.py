@@ -4,7 +4,9 @@ The ncnn net uses unpadded ("valid") 3x3 convolutions: six of them eat 6 px per
 side, and the final 4x4 stride-2 deconvolution (crop 3) eats one more, so the
 upstream runtime pads its input by 7 px.  The ONNX graph does that itself with
 a reflect Pad, so its output is exactly 2H x 2W and the receptive radius is
-7 input px (gendr.min_overlap = 7).
+7 input px (gendr.min_overlap = 7).  Because it pads itself, it declares
+gendr.border = reflect: gendr adds no context at the frame's edges, only
+between tiles.
 """
 
 import struct
@@ -99,6 +101,7 @@ def convert(param_text: str, blob: bytes, meta: dict):
     y = build(param_text, blob, g, "input")
     meta = dict(meta)
     meta.setdefault("gendr.min_overlap", PREPAD)
+    meta.setdefault("gendr.border", "reflect")
     meta.setdefault("gendr.tile_multiple", 1)
     meta.setdefault("gendr.tile_size", 256)
     return finish(g, "input", y, 2, meta, "waifu2x_upconv_7")

@@ -6,7 +6,10 @@
   `ncnn` (CPU) on real images, within 2/255 away from the borders;
 * Anime4K: no original runtime here (WebGPU), so the ONNX output is compared with
   an independent numpy implementation that follows the WGSL shaders literally;
-* x4: one graph equals the x2 model run twice.
+* x4: one graph equals the x2 model run twice;
+* int8 (preset default-int8): really quantized (QDQ around the one 128->256 conv,
+  int8 weights), metadata as the fp32 model's, output close to the fp32 model's;
+* gendr.border = reflect on every waifu2x model (they pad their own edges), not on Anime4K.
 """
 
 import hashlib
@@ -29,6 +32,7 @@ sys.path.insert(0, os.path.join(MODELS, "convert"))
 
 import anime4k  # noqa: E402
 import build  # noqa: E402
+import quantize  # noqa: E402
 import sources  # noqa: E402
 
 TOL = 2 / 255
@@ -180,3 +184,71 @@ def test_anime4k_matches_numpy_reference(size, img, tmp_path):
     diff = np.abs(interior(ours) - interior(ref)).max()
     print(f"anime4k {size}-rl vs numpy reference on {img}: max abs diff {diff:.2e}")
     assert diff <= TOL
+
+
+def meta_of(fname):
+    return {p.key: p.value for p in onnx.load(os.path.join(MODELS, fname)).metadata_props}
+
+
+@pytest.mark.parametrize("fname", [f for f in FILES if not f.startswith("gendr/")])
+def test_border_metadata(fname):
+    border = meta_of(fname).get("gendr.border")
+    if fname.startswith("waifu2x-"):
+        assert border == "reflect", fname  # the graph begins with a reflect Pad
+    else:
+        assert border is None, fname
+
+
+INT8 = "waifu2x-upconv7-photo-x2-int8.onnx"
+FP32 = "waifu2x-upconv7-photo-x2.onnx"
+
+
+def test_int8_is_quantized():
+    m = onnx.load(os.path.join(MODELS, INT8))
+    ops = [n.op_type for n in m.graph.node]
+    # one activation Q/DQ pair on each side of the conv, DQ for its weights and bias
+    assert ops.count("QuantizeLinear") == 2 and ops.count("DequantizeLinear") == 4, ops
+    inits = {i.name: i for i in m.graph.initializer}
+    big = [i for i in inits.values() if tuple(i.dims) == quantize.TARGET_WEIGHT_SHAPE]
+    assert len(big) == 1 and big[0].data_type == onnx.TensorProto.INT8
+    w = onnx.numpy_helper.to_array(big[0])
+    assert np.abs(w).max() <= 64  # reduce_range: 7-bit weights
+    # every other conv keeps float weights
+    convs = [n for n in m.graph.node if n.op_type == "Conv"]
+    floats = [n for n in convs if n.input[1] in inits]
+    assert len(convs) == 6 and len(floats) == 5
+    assert all(inits[n.input[1]].data_type == onnx.TensorProto.FLOAT for n in floats)
+
+
+def test_int8_metadata_is_the_fp32_models():
+    a, b = meta_of(FP32), meta_of(INT8)
+    assert b["gendr.precision"] == "fp32"  # the I/O element type; inputs and outputs stay float32
+    assert b["gendr.name"] == "waifu2x-upconv7-photo-x2-int8"
+    assert b["gendr.source"].startswith(a["gendr.source"]) and "int8" in b["gendr.source"]
+    for k in set(a) | set(b):
+        if k not in ("gendr.name", "gendr.source"):
+            assert a.get(k) == b.get(k), k
+
+
+def test_round_out_only_widens():
+    r = quantize.round_out
+    assert r(1.4677565) == 1.47 and r(-1.9185684) == -1.92 and r(-0.26907042) == -0.27
+    assert r(1.09) == 1.09 and r(0.0) == 0.0 and r(1.0892602) == 1.09
+
+
+@pytest.mark.parametrize("img", IMAGES)
+def test_int8_close_to_fp32(img):
+    """Measured (onnxruntime 1.31.1, this machine): PSNR vs fp32 52.6-54.5 dB, 99.9th
+    percentile |diff| 1.7-2.8/255, max |diff| 2.6-13.4/255 (coffee: a few highlight
+    pixels beyond the calibrated range).  Limits leave a margin for other CPUs."""
+    x = image(img)
+    a = run(os.path.join(MODELS, FP32), x)
+    b = run(os.path.join(MODELS, INT8), x)
+    assert a.shape == b.shape == (3, 2 * x.shape[1], 2 * x.shape[2])
+    d = np.abs(a - b)
+    psnr = 10 * np.log10(1 / np.mean(d ** 2))
+    p999 = np.quantile(d, 0.999)
+    print(f"int8 vs fp32 on {img}: PSNR {psnr:.2f} dB, p99.9 {p999 * 255:.2f}/255, max {d.max() * 255:.2f}/255")
+    assert psnr >= 50
+    assert p999 <= 4 / 255
+    assert d.max() <= 24 / 255
