@@ -226,7 +226,9 @@ impl Engine {
                 .error_on_failure()
         };
         let providers = match provider {
-            Provider::Cpu | Provider::Auto => vec![ep::CPU::default().with_arena_allocator(true).build()],
+            Provider::Cpu | Provider::Auto => {
+                vec![ep::CPU::default().with_arena_allocator(true).build()]
+            }
             Provider::Cuda => {
                 if !ep::CUDA::is_available().unwrap_or(false) {
                     return Err(provider_error(provider, "this ONNX Runtime build has no CUDA support (install onnxruntime-gpu: `make gpu-runtime`)"));

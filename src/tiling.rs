@@ -106,8 +106,9 @@ impl TileGeometry {
 
     fn axis(&self, len: usize, tile: usize) -> Vec<AxisTile> {
         let o = self.overlap;
-        // Context reached past each frame edge.
-        let edge = if self.edge_context { o } else { 0 };
+        // Context reached past each frame edge. A model that pads its own
+        // edges still gets it on an axis too short for that padding.
+        let edge = if self.edge_context || len <= o { o } else { 0 };
         let trusted = tile - 2 * o;
         if len + 2 * edge <= tile {
             let window = if self.fixed {
@@ -458,12 +459,13 @@ mod tests {
                 let (a, b) = c.trusted;
                 // Context before and after the trusted zone; none is needed at
                 // a frame edge when the model pads it.
-                let before = if a == 0 && !edge_context { 0 } else { overlap as isize };
-                let after = if b == w && !edge_context { 0 } else { overlap as isize };
+                let padded = edge_context || w <= overlap;
+                let before = if a == 0 && !padded { 0 } else { overlap as isize };
+                let after = if b == w && !padded { 0 } else { overlap as isize };
                 prop_assert!(c.start + before <= a as isize);
                 prop_assert!(b as isize <= c.start + c.len as isize - after);
                 prop_assert!(c.start >= -(overlap as isize));
-                if !edge_context && !g.fixed {
+                if !edge_context && !g.fixed && w > overlap {
                     prop_assert!(c.start >= 0);
                 }
             }

@@ -353,3 +353,17 @@ fn a_model_that_pads_its_edges_gives_the_same_pixels_without_edge_context() {
         assert!(d <= 1e-4, "tile {tile}: max diff {d}");
     }
 }
+
+#[test]
+fn frames_smaller_than_a_models_own_padding_still_work() {
+    // waifu2x reflect-pads 7 px itself, which needs more than 7 px of input.
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/waifu2x-upconv7-photo-x2.onnx");
+    let mut engine = Engine::load(&path, &cpu()).unwrap();
+    let (geometry, _) = engine.info.geometry(2, 0, 0).unwrap();
+    for (w, h) in [(1, 1), (3, 7), (8, 2), (30, 5)] {
+        let out = upscale_image(&mut engine, &geometry, Batch::UpTo(1), &test_image(w, h))
+            .unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
+        assert_eq!((out.width, out.height), (2 * w, 2 * h));
+    }
+}
