@@ -73,6 +73,17 @@ struct TileJob {
     data: Vec<f32>,
 }
 
+/// What an inference worker takes.
+enum WorkItem {
+    Tiles(TileJob),
+    /// One run of `batch` grey tiles of `size`, timed, answered on `reply`.
+    Time {
+        size: (usize, usize),
+        batch: usize,
+        reply: Sender<Result<Duration>>,
+    },
+}
+
 enum StitchMsg<M> {
     Begin {
         ticket: Ticket,
@@ -109,6 +120,8 @@ struct Counter {
 /// A running pipeline; dropping it stops and joins its threads.
 pub struct FramePipeline<M: Send + 'static> {
     input: Option<Sender<Job<M>>>,
+    /// For timing runs; the prepare thread holds the other sender.
+    work: Option<Sender<WorkItem>>,
     stitch_wake: Option<Sender<StitchMsg<M>>>,
     output: Receiver<(u64, Output<M>)>,
     slots: (Sender<()>, Receiver<()>),
@@ -129,7 +142,7 @@ impl<M: Send + 'static> FramePipeline<M> {
         }
         let in_flight = config.max_frames_in_flight.max(1);
         let (input_tx, input_rx) = bounded::<Job<M>>(in_flight);
-        let (work_tx, work_rx) = bounded::<TileJob>(2 * engines.len());
+        let (work_tx, work_rx) = bounded::<WorkItem>(2 * engines.len());
         let (stitch_tx, stitch_rx) = unbounded::<StitchMsg<M>>();
         let (output_tx, output_rx) = unbounded();
         let slots = bounded::<()>(in_flight);
@@ -145,7 +158,7 @@ impl<M: Send + 'static> FramePipeline<M> {
         };
         {
             let (stitch_tx, epoch, slots_rx) = (stitch_tx.clone(), epoch.clone(), slots.1.clone());
-            let config = config.clone();
+            let (config, work_tx) = (config.clone(), work_tx.clone());
             threads.push(spawn(
                 "gendr-prepare".into(),
                 Box::new(move || prepare(config, input_rx, work_tx, stitch_tx, epoch, slots_rx)),
@@ -167,6 +180,7 @@ impl<M: Send + 'static> FramePipeline<M> {
         }
         Ok(FramePipeline {
             input: Some(input_tx),
+            work: Some(work_tx),
             stitch_wake: Some(stitch_tx),
             output: output_rx,
             slots,
@@ -259,6 +273,19 @@ impl<M: Send + 'static> FramePipeline<M> {
         self.cancel.lock().unwrap_or_else(|p| p.into_inner()).take();
     }
 
+    /// Times one inference run of `batch` tiles of `size` (width, height) on
+    /// a worker, after the tiles queued before it. Besides the figure, this
+    /// readies that worker's session for the size.
+    pub fn time_run(&self, size: (usize, usize), batch: usize) -> Result<Duration> {
+        let (reply, answer) = bounded(1);
+        self.work
+            .as_ref()
+            .ok_or(Error::PipelineClosed)?
+            .send(WorkItem::Time { size, batch, reply })
+            .map_err(|_| Error::PipelineClosed)?;
+        answer.recv().map_err(|_| Error::PipelineClosed)?
+    }
+
     /// Frames and markers submitted but not yet received.
     pub fn in_flight(&self) -> usize {
         self.slots.0.len()
@@ -270,6 +297,7 @@ impl<M: Send + 'static> Drop for FramePipeline<M> {
         self.close();
         self.flush();
         self.input.take();
+        self.work.take();
         self.stitch_wake.take();
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -280,7 +308,7 @@ impl<M: Send + 'static> Drop for FramePipeline<M> {
 fn prepare<M>(
     config: PipelineConfig,
     input: Receiver<Job<M>>,
-    work: Sender<TileJob>,
+    work: Sender<WorkItem>,
     stitch: Sender<StitchMsg<M>>,
     epoch: Arc<AtomicU64>,
     slots: Receiver<()>,
@@ -366,7 +394,7 @@ fn prepare<M>(
                 size: (tw, th),
                 data,
             };
-            if work.send(job).is_err() {
+            if work.send(WorkItem::Tiles(job)).is_err() {
                 return;
             }
         }
@@ -375,11 +403,24 @@ fn prepare<M>(
 
 fn infer<M>(
     mut engine: Engine,
-    work: Receiver<TileJob>,
+    work: Receiver<WorkItem>,
     stitch: Sender<StitchMsg<M>>,
     epoch: Arc<AtomicU64>,
 ) {
-    for job in work {
+    for item in work {
+        let job = match item {
+            WorkItem::Tiles(job) => job,
+            WorkItem::Time {
+                size: (w, h),
+                batch,
+                reply,
+            } => {
+                let started = Instant::now();
+                let ran = engine.run(&vec![0.5; batch * 3 * w * h], batch, h, w);
+                let _ = reply.send(ran.map(|_| started.elapsed()));
+                continue;
+            }
+        };
         let data = if job.epoch != epoch.load(Ordering::SeqCst) {
             Ok(Vec::new())
         } else {

@@ -367,3 +367,23 @@ fn frames_smaller_than_a_models_own_padding_still_work() {
         assert_eq!((out.width, out.height), (2 * w, 2 * h));
     }
 }
+
+#[test]
+fn a_timing_run_goes_between_frames_without_disturbing_them() {
+    let p = pipeline(1, 4, Batch::UpTo(1));
+    p.submit(rgb_frame(60, 40, 10), 0).unwrap();
+    let took = p.time_run((24, 24), 2).unwrap();
+    assert!(took > Duration::ZERO);
+    p.submit(rgb_frame(60, 40, 20), 1).unwrap();
+    for want in 0..2 {
+        match p.recv_timeout(Duration::from_secs(30)).expect("output") {
+            Output::Frame { meta, frame, .. } => {
+                assert_eq!(meta, want);
+                assert_eq!((frame.width, frame.height), (120, 80));
+            }
+            _ => panic!("frame {want} expected"),
+        }
+    }
+    // A size the model cannot take is an error, not a hang.
+    assert!(p.time_run((0, 24), 1).is_err());
+}

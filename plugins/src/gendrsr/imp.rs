@@ -7,7 +7,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_video::prelude::*;
 
-use gendr::engine::{Engine, EngineOptions};
+use gendr::engine::{Batch, Engine, EngineOptions};
 use gendr::frame::{Colorimetry, Frame, PixelFormat, Plane, YuvMatrix, YuvRange};
 use gendr::model::DEFAULT_MIN_OVERLAP;
 use gendr::pipeline::{FramePipeline, Output, PipelineConfig};
@@ -121,7 +121,10 @@ struct State {
     /// The latency the element reports: a warm-up estimate at first, then
     /// raised to what frames really take.
     latency: gst::ClockTime,
+    /// Inference time per tile, timed for the tile size of `timed_tile`.
     per_tile: Duration,
+    timed_tile: Option<(usize, usize)>,
+    batch: Batch,
     /// The tile geometry the pipeline uses, for the latency estimate.
     geometry: gendr::tiling::TileGeometry,
     streams: u32,
@@ -335,8 +338,12 @@ impl GendrSr {
         for note in notes {
             gst::info!(CAT, imp = self, "{note}");
         }
-        // One warm-up run checks that the model really runs, and times a tile.
-        let (tw, th) = (geometry.tile_width, geometry.tile_height);
+        // One run of the smallest tile checks that the model really runs;
+        // a tile of the stream's own size is timed once caps say what it is.
+        let (tw, th) = geometry
+            .plan(1, 1)
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{}", e)))?
+            .tile_size();
         let batch = engines[0].batch(settings.batch_size as usize);
         let warm_up = batch.run_size(1);
         let started = Instant::now();
@@ -348,14 +355,16 @@ impl GendrSr {
                     ("model {}: {}", path.display(), e)
                 )
             })?;
-        let per_tile = started.elapsed();
         gst::info!(
             CAT,
             imp = self,
-            "model {} (×{scale}, {}) on {provider}: tiles {tw}x{th} with {} px overlap, {per_tile:?} per tile",
+            "model {} (×{scale}, {}) on {provider}: tiles up to {}x{} with {} px overlap; a {tw}x{th} tile ran in {:?}",
             path.display(),
             info.precision.as_str(),
-            geometry.overlap
+            geometry.tile_width,
+            geometry.tile_height,
+            geometry.overlap,
+            started.elapsed()
         );
         let capacity = match settings.on_overload {
             Overload::Block => settings.max_frames_in_flight,
@@ -374,13 +383,15 @@ impl GendrSr {
             scale: scale as u32,
             in_info: None,
             latency: gst::ClockTime::ZERO,
-            per_tile,
+            per_tile: Duration::ZERO,
+            timed_tile: None,
+            batch,
             streams: settings.streams.max(1),
             max_frames_in_flight: settings.max_frames_in_flight,
             capacity,
             overload: settings.on_overload,
             model_in_flight: 0,
-            service: per_tile,
+            service: Duration::ZERO,
             segment: gst::FormattedSegment::new(),
             upstream_latency: gst::ClockTime::ZERO,
             live: false,
@@ -649,6 +660,7 @@ impl GendrSr {
     ) -> Result<(gst::Caps, gst_video::VideoInfo), gst::LoggableError> {
         let info = gst_video::VideoInfo::from_caps(caps)
             .map_err(|_| gst::loggable_error!(CAT, "unusable caps {caps}"))?;
+        self.time_tile(info.width() as usize, info.height() as usize)?;
         let mut state = lock(&self.state);
         let state = state
             .as_mut()
@@ -697,6 +709,51 @@ impl GendrSr {
         );
         state.in_info = Some(info);
         Ok((out_caps, out_info))
+    }
+
+    /// Times one inference run of the tiles a `width × height` frame uses,
+    /// unless that tile size is timed already. The run waits behind the
+    /// frames in flight, so the state is not held meanwhile.
+    fn time_tile(&self, width: usize, height: usize) -> Result<(), gst::LoggableError> {
+        let (pipeline, plan, batch) = {
+            let state = lock(&self.state);
+            let state = state
+                .as_ref()
+                .ok_or_else(|| gst::loggable_error!(CAT, "caps before the element started"))?;
+            let plan = state
+                .geometry
+                .plan(width, height)
+                .map_err(|e| gst::loggable_error!(CAT, "{e}"))?;
+            if state.timed_tile == Some(plan.tile_size()) {
+                return Ok(());
+            }
+            (state.pipeline.clone(), plan, state.batch)
+        };
+        let size = plan.tile_size();
+        let tiles = batch.chunk(plan.len());
+        let took = pipeline
+            .time_run(size, batch.run_size(tiles))
+            .map_err(|e| {
+                gst::element_imp_error!(
+                    self,
+                    gst::LibraryError::Failed,
+                    ("a {}x{} tile failed: {e}", size.0, size.1)
+                );
+                gst::loggable_error!(CAT, "timing run: {e}")
+            })?;
+        gst::info!(
+            CAT,
+            imp = self,
+            "{width}x{height} frames: {} tiles of {}x{}, {tiles} per run, {took:?} per run",
+            plan.len(),
+            size.0,
+            size.1
+        );
+        if let Some(state) = lock(&self.state).as_mut() {
+            state.per_tile = took / tiles as u32;
+            state.timed_tile = Some(size);
+        }
+        Ok(())
     }
 
     fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
