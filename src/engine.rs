@@ -51,6 +51,10 @@ impl FromStr for Provider {
     }
 }
 
+/// Inference workers on a GPU when none are asked for: two sessions, each on
+/// its own CUDA stream, so that one's copies overlap the other's compute.
+pub const GPU_STREAMS: usize = 2;
+
 /// How many tiles go into one inference run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Batch {
@@ -272,6 +276,16 @@ impl Engine {
         builder
             .commit_from_file(path)
             .map_err(|e| load_error(path, e))
+    }
+
+    /// Inference workers for `requested`, where 0 means one on the CPU (its
+    /// intra-op threads already share the cores) and [`GPU_STREAMS`] on a GPU.
+    pub fn streams(&self, requested: usize) -> usize {
+        match requested {
+            0 if self.provider == Provider::Cpu => 1,
+            0 => GPU_STREAMS,
+            n => n,
+        }
     }
 
     /// Tiles per run: the model's fixed batch size, else `requested`, where

@@ -304,6 +304,8 @@ fn a_dynamic_batch_takes_a_frames_tiles_together() {
     // On the CPU the default is one tile per run; a number is taken as asked.
     assert_eq!(engine.batch(0), Batch::UpTo(1));
     assert_eq!(engine.batch(5), Batch::UpTo(5));
+    // Likewise one worker by default on the CPU.
+    assert_eq!((engine.streams(0), engine.streams(3)), (1, 3));
     let img = test_image(150, 100);
     let geometry = TileGeometry::new(48, 3, 1, 2).unwrap();
     let tiles = geometry.plan(150, 100).unwrap().len();

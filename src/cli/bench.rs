@@ -98,7 +98,6 @@ struct Report {
     input: String,
     #[serde(flatten)]
     facts: Facts,
-    streams: u32,
     threads: u32,
     max_frames_in_flight: u32,
     rounds: u32,
@@ -157,6 +156,7 @@ pub fn run(args: Args) -> Result<()> {
             tile_overlap: geometry.overlap,
             tiles_per_frame: plan.len(),
             tiles_per_run: batch.chunk(plan.len()),
+            streams: engines.len(),
         });
 
         let model_only = model_only(&mut engines, &geometry, batch, &frames)?;
@@ -207,7 +207,6 @@ pub fn run(args: Args) -> Result<()> {
         model_path: model_path.display().to_string(),
         input: input.display().to_string(),
         facts,
-        streams: args.sr.streams.max(1),
         threads: args.sr.threads,
         max_frames_in_flight: args.sr.max_frames_in_flight,
         rounds: args.rounds,
@@ -246,6 +245,8 @@ struct Facts {
     tiles_per_frame: usize,
     /// Tiles in one inference run (`--batch`, or the model's fixed batch).
     tiles_per_run: usize,
+    /// Inference workers (`--streams`, 0 resolved).
+    streams: usize,
 }
 
 fn keep_best(best: &mut Option<Rate>, rate: Rate) {
@@ -274,9 +275,13 @@ fn load_engines(path: &Path, sr: &SrOptions) -> Result<Vec<Engine>> {
         threads: sr.threads as usize,
         ..EngineOptions::default()
     };
-    (0..sr.streams.max(1))
-        .map(|_| Ok(Engine::load(path, &options)?))
-        .collect()
+    let first = Engine::load(path, &options)?;
+    let streams = first.streams(sr.streams as usize);
+    let mut engines = vec![first];
+    for _ in 1..streams {
+        engines.push(Engine::load(path, &options)?);
+    }
+    Ok(engines)
 }
 
 /// The tile geometry gendrsr would use with these settings.
@@ -632,7 +637,7 @@ fn print_table(r: &Report) {
         f.tile_size[1],
         f.tile_overlap,
         f.tiles_per_run,
-        r.streams,
+        f.streams,
         if r.threads == 0 { "all".to_string() } else { r.threads.to_string() },
     );
     println!("{:<12} {:>9} {:>9} {:>9}", "run", "fps", "MP/s", "seconds");

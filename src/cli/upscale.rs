@@ -64,8 +64,8 @@ pub struct SrOptions {
     /// GPU index for the cuda and tensorrt providers.
     #[arg(long, default_value_t = 0)]
     pub device_id: i32,
-    /// Inference workers, each with its own session.
-    #[arg(long, default_value_t = 1)]
+    /// Inference workers, each with its own session (0 = 1 on the CPU, 2 on a GPU).
+    #[arg(long, default_value_t = 0)]
     pub streams: u32,
     /// Intra-op threads per worker (0 = all cores).
     #[arg(long, default_value_t = 0)]

@@ -20,7 +20,7 @@ const DEFAULT_TILE_SIZE: u32 = 0;
 const DEFAULT_TILE_OVERLAP: u32 = DEFAULT_MIN_OVERLAP as u32;
 const DEFAULT_PROVIDER: Provider = Provider::Auto;
 const DEFAULT_DEVICE_ID: i32 = 0;
-const DEFAULT_STREAMS: u32 = 1;
+const DEFAULT_STREAMS: u32 = 0;
 const DEFAULT_THREADS: u32 = 0;
 const DEFAULT_BATCH_SIZE: u32 = 0;
 const DEFAULT_MAX_FRAMES_IN_FLIGHT: u32 = 4;
@@ -320,9 +320,12 @@ impl GendrSr {
                 _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
             })
         };
-        let mut engines = (0..settings.streams.max(1))
-            .map(load)
-            .collect::<Result<Vec<_>, _>>()?;
+        let first = load(0)?;
+        let streams = first.streams(settings.streams as usize);
+        let mut engines = vec![first];
+        for i in 1..streams {
+            engines.push(load(i)?);
+        }
         let (scale, info, provider) = (
             engines[0].scale,
             engines[0].info.clone(),
@@ -386,7 +389,7 @@ impl GendrSr {
             per_tile: Duration::ZERO,
             timed_tile: None,
             batch,
-            streams: settings.streams.max(1),
+            streams: streams as u32,
             max_frames_in_flight: settings.max_frames_in_flight,
             capacity,
             overload: settings.on_overload,
@@ -1209,8 +1212,8 @@ impl ObjectImpl for GendrSr {
                     .build(),
                 glib::ParamSpecUInt::builder("streams")
                     .nick("Streams")
-                    .blurb("Inference workers in flight, each with its own ONNX Runtime session")
-                    .minimum(1)
+                    .blurb("Inference workers in flight, each with its own ONNX Runtime session \
+                            (on a GPU, its own CUDA stream); 0 = 1 on the CPU, 2 on a GPU")
                     .maximum(16)
                     .default_value(DEFAULT_STREAMS)
                     .mutable_ready()
