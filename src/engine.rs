@@ -7,9 +7,10 @@ use std::str::FromStr;
 
 use half::f16;
 use ort::ep::{self, ExecutionProvider};
+use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::Session;
-use ort::value::TensorRef;
+use ort::session::{IoBinding, Session};
+use ort::value::{DynTensor, TensorElementType, TensorRef};
 
 use crate::model::{ModelInfo, Precision};
 use crate::{runtime, Error, Result};
@@ -125,6 +126,24 @@ pub struct Engine {
     pub scale: usize,
     /// The provider that actually runs the model (never `Auto`).
     pub provider: Provider,
+    device_id: i32,
+    /// Bound buffers for the shapes run lately; `None` once they failed to
+    /// set up, after which runs go through plain `Session::run`.
+    staging: Option<Vec<Staging>>,
+}
+
+/// Shapes whose buffers an engine keeps: a stream's tile batch, the short
+/// last batch of a frame, and a size change.
+const STAGED_SHAPES: usize = 4;
+
+/// An input and an output of one shape, allocated once and bound to the
+/// session (ONNX Runtime's IoBinding). On a GPU they live in pinned host
+/// memory, which the device copies to and from directly and asynchronously;
+/// on the CPU they spare the per-run output allocation.
+struct Staging {
+    shape: [usize; 4],
+    input: DynTensor,
+    binding: IoBinding,
 }
 
 impl fmt::Debug for Engine {
@@ -187,6 +206,8 @@ impl Engine {
                         scale: info.scale.unwrap_or(0),
                         info,
                         provider,
+                        device_id: options.device_id,
+                        staging: Some(Vec::new()),
                     };
                     if engine.scale == 0 {
                         engine.scale = engine.probe_scale(path)?;
@@ -323,8 +344,11 @@ impl Engine {
     /// Runs `batch` planar RGB tiles of `h × w`, returning the output as
     /// `batch × 3 × (scale·h) × (scale·w)`, clamped to [0, 1].
     pub fn run(&mut self, input: &[f32], batch: usize, h: usize, w: usize) -> Result<Vec<f32>> {
-        let (shape, mut data) = self.run_raw(input, batch, h, w)?;
         let s = self.scale;
+        let (shape, mut data) = match self.run_staged(input, [batch, 3, h, w]) {
+            Some(result) => result?,
+            None => self.run_raw(input, batch, h, w)?,
+        };
         if shape != [batch, 3, h * s, w * s] {
             return Err(Error::Inference(format!(
                 "a {batch}×3×{h}×{w} input gave a {shape:?} output; expected {batch}×3×{}×{}",
@@ -338,6 +362,98 @@ impl Engine {
         Ok(data)
     }
 
+    /// Runs through the bound buffers of this shape; `None` when they
+    /// cannot be had, and the caller runs plainly.
+    fn run_staged(
+        &mut self,
+        input: &[f32],
+        shape: [usize; 4],
+    ) -> Option<Result<(Vec<usize>, Vec<f32>)>> {
+        let index = self.staging_for(shape)?;
+        let staging = &mut self.staging.as_mut()?[index];
+        let name = self.info.input_name.as_str();
+        let result = (|| {
+            match self.info.precision {
+                Precision::Fp32 => staging
+                    .input
+                    .try_extract_tensor_mut::<f32>()?
+                    .1
+                    .copy_from_slice(input),
+                Precision::Fp16 => {
+                    let (_, dst) = staging.input.try_extract_tensor_mut::<f16>()?;
+                    for (d, &v) in dst.iter_mut().zip(input) {
+                        *d = f16::from_f32(v);
+                    }
+                }
+            }
+            // Binding copies (to the device, on a GPU): once per run.
+            staging.binding.bind_input(name, &staging.input)?;
+            let outputs = self.session.run_binding(&staging.binding)?;
+            extract(&outputs[0], self.info.precision)
+        })();
+        Some(result.map_err(inference_error))
+    }
+
+    /// The index of the bound buffers for `shape`, set up if need be.
+    fn staging_for(&mut self, shape: [usize; 4]) -> Option<usize> {
+        let scale = self.scale;
+        let staged = self.staging.as_ref()?;
+        if let Some(i) = staged.iter().position(|st| st.shape == shape) {
+            return Some(i);
+        }
+        match self.new_staging(shape, scale) {
+            Ok(staging) => {
+                let staged = self.staging.as_mut()?;
+                if staged.len() == STAGED_SHAPES {
+                    staged.remove(0);
+                }
+                staged.push(staging);
+                Some(staged.len() - 1)
+            }
+            Err(e) => {
+                tracing::warn!(provider = %self.provider, "bound buffers unavailable, running without: {e}");
+                self.staging = None;
+                None
+            }
+        }
+    }
+
+    fn new_staging(&self, shape: [usize; 4], scale: usize) -> ort::Result<Staging> {
+        // Pinned host memory on a GPU; the plain CPU allocator otherwise.
+        let allocator = |memory_type| -> ort::Result<Allocator> {
+            match self.provider {
+                Provider::Cpu | Provider::Auto => Ok(Allocator::default()),
+                Provider::Cuda | Provider::TensorRt => Allocator::new(
+                    &self.session,
+                    MemoryInfo::new(
+                        AllocationDevice::CUDA_PINNED,
+                        self.device_id,
+                        AllocatorType::Device,
+                        memory_type,
+                    )?,
+                ),
+            }
+        };
+        let element = match self.info.precision {
+            Precision::Fp32 => TensorElementType::Float32,
+            Precision::Fp16 => TensorElementType::Float16,
+        };
+        let [batch, channels, h, w] = shape;
+        let input = DynTensor::new(&allocator(MemoryType::CPUInput)?, element, shape)?;
+        let output = DynTensor::new(
+            &allocator(MemoryType::CPUOutput)?,
+            element,
+            [batch, channels, h * scale, w * scale],
+        )?;
+        let mut binding = self.session.create_binding()?;
+        binding.bind_output(self.info.output_name.as_str(), output)?;
+        Ok(Staging {
+            shape,
+            input,
+            binding,
+        })
+    }
+
     fn run_raw(
         &mut self,
         input: &[f32],
@@ -346,36 +462,45 @@ impl Engine {
         w: usize,
     ) -> Result<(Vec<usize>, Vec<f32>)> {
         let shape = [batch, 3, h, w];
-        let failed = |e: ort::Error| {
-            Error::Inference(e.to_string().lines().next().unwrap_or_default().to_string())
-        };
         let name = self.info.input_name.as_str();
         let outputs = match self.info.precision {
             Precision::Fp32 => {
-                let tensor = TensorRef::from_array_view((shape, input)).map_err(failed)?;
+                let tensor = TensorRef::from_array_view((shape, input)).map_err(inference_error)?;
                 self.session
                     .run(ort::inputs![name => tensor])
-                    .map_err(failed)?
+                    .map_err(inference_error)?
             }
             Precision::Fp16 => {
                 let halves: Vec<f16> = input.iter().map(|&v| f16::from_f32(v)).collect();
-                let tensor = TensorRef::from_array_view((shape, &halves[..])).map_err(failed)?;
+                let tensor =
+                    TensorRef::from_array_view((shape, &halves[..])).map_err(inference_error)?;
                 self.session
                     .run(ort::inputs![name => tensor])
-                    .map_err(failed)?
+                    .map_err(inference_error)?
             }
         };
-        let out = &outputs[0];
-        let (shape, data) = match self.info.precision {
-            Precision::Fp32 => {
-                let (shape, data) = out.try_extract_tensor::<f32>().map_err(failed)?;
-                (shape.to_vec(), data.to_vec())
-            }
-            Precision::Fp16 => {
-                let (shape, data) = out.try_extract_tensor::<f16>().map_err(failed)?;
-                (shape.to_vec(), data.iter().map(|v| v.to_f32()).collect())
-            }
-        };
-        Ok((shape.iter().map(|&d| d.max(0) as usize).collect(), data))
+        extract(&outputs[0], self.info.precision).map_err(inference_error)
     }
+}
+
+fn inference_error(e: ort::Error) -> Error {
+    Error::Inference(e.to_string().lines().next().unwrap_or_default().to_string())
+}
+
+/// An output tensor's shape and values as f32.
+fn extract(
+    value: &ort::value::DynValue,
+    precision: Precision,
+) -> ort::Result<(Vec<usize>, Vec<f32>)> {
+    let (shape, data) = match precision {
+        Precision::Fp32 => {
+            let (shape, data) = value.try_extract_tensor::<f32>()?;
+            (shape.to_vec(), data.to_vec())
+        }
+        Precision::Fp16 => {
+            let (shape, data) = value.try_extract_tensor::<f16>()?;
+            (shape.to_vec(), data.iter().map(|v| v.to_f32()).collect())
+        }
+    };
+    Ok((shape.iter().map(|&d| d.max(0) as usize).collect(), data))
 }

@@ -389,3 +389,17 @@ fn a_timing_run_goes_between_frames_without_disturbing_them() {
     // A size the model cannot take is an error, not a hang.
     assert!(p.time_run((0, 24), 1).is_err());
 }
+
+#[test]
+fn fp16_models_run_and_match_their_fp32_twin() {
+    let mut half = Engine::load(&data("conv_x2_fp16.onnx"), &cpu()).unwrap();
+    assert_eq!(half.info.precision, gendr::model::Precision::Fp16);
+    let mut full = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
+    let img = test_image(70, 50);
+    let geometry = TileGeometry::new(32, 3, 1, 2).unwrap();
+    let a = upscale_image(&mut half, &geometry, Batch::UpTo(2), &img).unwrap();
+    let b = upscale_image(&mut full, &geometry, Batch::UpTo(2), &img).unwrap();
+    let d = a.max_abs_diff(&b);
+    // float16 keeps about 3 decimal digits through three convolutions.
+    assert!(d > 0.0 && d < 0.02, "max diff {d}");
+}

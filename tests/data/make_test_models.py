@@ -14,6 +14,7 @@ fixed64_x2.onnx       the same network with a fixed 1 x 3 x 64 x 64 input (outpu
 wrong_channels.onnx   1-channel input N x 1 x H x W (must be refused: channels != 3).
 two_inputs.onnx       two inputs (must be refused).
 not_a_model.onnx      a few bytes of text (must be refused).
+conv_x2_fp16.onnx     conv_x2 with float16 weights, input and output (gendr.precision = fp16).
 slow_x2.onnx          x2, deliberately slow on CPU: conv3x3(3->64) then 14 x conv3x3(64->64)
                       sharing one weight tensor, conv3x3(64->12), DepthToSpace, Sigmoid.
                       Receptive radius 16 input px (gendr.min_overlap = 16).  About 7.6 GMAC
@@ -106,6 +107,23 @@ def slow_x2(rng, depth=14, width=64):
                  meta_x2("slow-x2", depth + 2), name="slow")
 
 
+def to_fp16(m):
+    """The same graph in float16: weights, constants, input and output."""
+    m = onnx.ModelProto.FromString(m.SerializeToString())
+    g = m.graph
+    for i, t in enumerate(g.initializer):
+        a = numpy_helper.to_array(t)
+        if a.dtype == np.float32:
+            g.initializer[i].CopyFrom(numpy_helper.from_array(a.astype(np.float16), t.name))
+    for v in list(g.input) + list(g.output):
+        v.type.tensor_type.elem_type = TensorProto.FLOAT16
+    for p in m.metadata_props:
+        if p.key == "gendr.precision":
+            p.value = "fp16"
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
 def two_inputs():
     nodes = [helper.make_node("Mul", ["input", "gain"], ["scaled"]),
              helper.make_node("Resize", ["scaled", "", "scales"], ["output"], mode="nearest")]
@@ -125,6 +143,8 @@ def main():
     dyn_in, dyn_out = ["N", 3, "H", "W"], ["N", 3, "H2", "W2"]
     save(conv_x2(np.random.default_rng(1234), dyn_in, dyn_out, meta_x2("conv-x2", 3)), "conv_x2.onnx")
     save(conv_x2(np.random.default_rng(1234), dyn_in, dyn_out, None), "conv_x2_noscale.onnx")
+    save(to_fp16(conv_x2(np.random.default_rng(1234), dyn_in, dyn_out, meta_x2("conv-x2-fp16", 3))),
+         "conv_x2_fp16.onnx")
     save(conv_x2(np.random.default_rng(1234), [1, 3, 64, 64], [1, 3, 128, 128], None), "fixed64_x2.onnx")
     save(conv_x2(np.random.default_rng(1234), ["N", 1, "H", "W"], ["N", 1, "H2", "W2"], None, channels=1),
          "wrong_channels.onnx")
