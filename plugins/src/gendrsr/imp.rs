@@ -118,8 +118,8 @@ struct State {
     pipeline: Arc<FramePipeline<Item>>,
     scale: u32,
     in_info: Option<gst_video::VideoInfo>,
-    /// The latency the element reports: a warm-up estimate at first, then
-    /// raised to what frames really take.
+    /// The latency the element reports: an estimate from the timing run at
+    /// caps at first, then raised to what frames really take.
     latency: gst::ClockTime,
     /// Inference time per tile, timed for the tile size of `timed_tile`.
     per_tile: Duration,
