@@ -345,6 +345,12 @@ impl Engine {
     /// `batch × 3 × (scale·h) × (scale·w)`, clamped to [0, 1].
     pub fn run(&mut self, input: &[f32], batch: usize, h: usize, w: usize) -> Result<Vec<f32>> {
         let s = self.scale;
+        if input.len() != batch * 3 * h * w {
+            return Err(Error::Inference(format!(
+                "{} values given for a {batch}×3×{h}×{w} input",
+                input.len()
+            )));
+        }
         let (shape, mut data) = match self.run_staged(input, [batch, 3, h, w]) {
             Some(result) => result?,
             None => self.run_raw(input, batch, h, w)?,
@@ -396,12 +402,11 @@ impl Engine {
 
     /// The index of the bound buffers for `shape`, set up if need be.
     fn staging_for(&mut self, shape: [usize; 4]) -> Option<usize> {
-        let scale = self.scale;
         let staged = self.staging.as_ref()?;
         if let Some(i) = staged.iter().position(|st| st.shape == shape) {
             return Some(i);
         }
-        match self.new_staging(shape, scale) {
+        match self.new_staging(shape) {
             Ok(staging) => {
                 let staged = self.staging.as_mut()?;
                 if staged.len() == STAGED_SHAPES {
@@ -418,7 +423,7 @@ impl Engine {
         }
     }
 
-    fn new_staging(&self, shape: [usize; 4], scale: usize) -> ort::Result<Staging> {
+    fn new_staging(&self, shape: [usize; 4]) -> ort::Result<Staging> {
         // Pinned host memory on a GPU; the plain CPU allocator otherwise.
         let allocator = |memory_type| -> ort::Result<Allocator> {
             match self.provider {
@@ -443,7 +448,7 @@ impl Engine {
         let output = DynTensor::new(
             &allocator(MemoryType::CPUOutput)?,
             element,
-            [batch, channels, h * scale, w * scale],
+            [batch, channels, h * self.scale, w * self.scale],
         )?;
         let mut binding = self.session.create_binding()?;
         binding.bind_output(self.info.output_name.as_str(), output)?;

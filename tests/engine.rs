@@ -403,3 +403,10 @@ fn fp16_models_run_and_match_their_fp32_twin() {
     // float16 keeps about 3 decimal digits through three convolutions.
     assert!(d > 0.0 && d < 0.02, "max diff {d}");
 }
+
+#[test]
+fn a_wrongly_sized_input_is_an_error_not_a_panic() {
+    let mut engine = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
+    let err = engine.run(&[0.5; 10], 1, 4, 4).unwrap_err();
+    assert!(err.to_string().contains("10 values"), "{err}");
+}
