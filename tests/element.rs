@@ -279,3 +279,26 @@ fn gendr_tiny_runs_through_the_element_at_four_times() {
     .unwrap();
     assert_eq!(frames, 10);
 }
+
+#[test]
+fn a_size_change_mid_stream_keeps_order_and_sizes() {
+    // The new size is timed on a worker behind the frames still in flight.
+    let mut h = harness(
+        "conv_x2.onnx",
+        "video/x-raw,format=RGB,width=64,height=48,framerate=25/1",
+    );
+    for i in 0..3 {
+        h.push(input_buffer(64 * 48 * 3, i)).unwrap();
+    }
+    h.set_src_caps_str("video/x-raw,format=RGB,width=40,height=30,framerate=25/1");
+    for i in 3..6 {
+        h.push(input_buffer(40 * 30 * 3, i)).unwrap();
+    }
+    for i in 0..6 {
+        let out = h.pull().unwrap();
+        assert_eq!(out.offset(), i);
+        let bytes = if i < 3 { 128 * 96 * 3 } else { 80 * 60 * 3 };
+        assert_eq!(out.size(), bytes, "frame {i}");
+    }
+    assert_eq!(caps_size(&h), (80, 60));
+}
