@@ -299,6 +299,22 @@ impl Engine {
             .map_err(|e| load_error(path, e))
     }
 
+    /// One engine per inference worker: `streams` of them, where 0 is
+    /// decided by the first engine's provider (see [`Engine::streams`]).
+    pub fn load_workers(
+        path: &Path,
+        options: &EngineOptions,
+        streams: usize,
+    ) -> Result<Vec<Engine>> {
+        let first = Engine::load(path, options)?;
+        let count = first.streams(streams);
+        let mut engines = vec![first];
+        for _ in 1..count {
+            engines.push(Engine::load(path, options)?);
+        }
+        Ok(engines)
+    }
+
     /// Inference workers for `requested`, where 0 means one on the CPU (its
     /// intra-op threads already share the cores) and [`GPU_STREAMS`] on a GPU.
     pub fn streams(&self, requested: usize) -> usize {

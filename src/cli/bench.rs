@@ -9,7 +9,7 @@
 //!   video chain, every stage overlapping the others.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -275,13 +275,7 @@ fn load_engines(path: &Path, sr: &SrOptions) -> Result<Vec<Engine>> {
         threads: sr.threads as usize,
         ..EngineOptions::default()
     };
-    let first = Engine::load(path, &options)?;
-    let streams = first.streams(sr.streams as usize);
-    let mut engines = vec![first];
-    for _ in 1..streams {
-        engines.push(Engine::load(path, &options)?);
-    }
-    Ok(engines)
+    Ok(Engine::load_workers(path, &options, sr.streams as usize)?)
 }
 
 /// The tile geometry gendrsr would use with these settings.
@@ -528,7 +522,7 @@ fn pipelined(
             gst::PadProbeReturn::Handled
         });
     let first_in: Arc<Mutex<Option<Instant>>> = Arc::default();
-    let out_count = Arc::new(AtomicU64::new(0));
+    let out_count = media::count_output(&element)?;
     {
         let first_in = first_in.clone();
         element
@@ -541,14 +535,6 @@ fn pipelined(
                     .get_or_insert_with(Instant::now);
                 gst::PadProbeReturn::Ok
             });
-        let out_count = out_count.clone();
-        element.static_pad("src").context("gendrsr src")?.add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, _| {
-                out_count.fetch_add(1, Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            },
-        );
     }
     let monitor = on_gpu
         .then(|| GpuMonitor::start("nvidia-smi", sr.device_id))

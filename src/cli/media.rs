@@ -2,6 +2,8 @@
 //! frames for measurement, and bus handling.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use gendr::frame::RgbImage;
@@ -96,6 +98,20 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
         framerate: v.framerate(),
         audio_streams: info.audio_streams().len(),
     })
+}
+
+/// Counts the buffers that leave `element` through its src pad.
+pub fn count_output(element: &gst::Element) -> Result<Arc<AtomicU64>> {
+    let count = Arc::new(AtomicU64::new(0));
+    let counter = count.clone();
+    element.static_pad("src").context("no src pad")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, _| {
+            counter.fetch_add(1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(count)
 }
 
 pub fn first_line(s: &str) -> &str {

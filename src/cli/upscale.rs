@@ -299,17 +299,7 @@ impl Job {
             }
         });
 
-        let frames = Arc::new(AtomicU64::new(0));
-        {
-            let frames = frames.clone();
-            sr.static_pad("src").context("gendrsr src")?.add_probe(
-                gst::PadProbeType::BUFFER,
-                move |_, _| {
-                    frames.fetch_add(1, Ordering::Relaxed);
-                    gst::PadProbeReturn::Ok
-                },
-            );
-        }
+        let frames = media::count_output(&sr)?;
 
         let link_error = Arc::new(Mutex::new(None));
         let video_taken = Arc::new(AtomicBool::new(false));

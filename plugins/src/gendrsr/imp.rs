@@ -309,23 +309,16 @@ impl GendrSr {
                 .map(std::path::PathBuf::from)
                 .or_else(gendr::engine::default_trt_cache_root),
         };
-        let load = |_| {
-            Engine::load(&path, &options).map_err(|e| match e {
-                gendr::Error::RuntimeMissing { .. } | gendr::Error::RuntimeLoad { .. } => {
-                    gst::error_msg!(gst::LibraryError::Init, ("{}", e))
-                }
-                gendr::Error::ProviderUnavailable { .. } => {
+        let mut engines = Engine::load_workers(&path, &options, settings.streams as usize)
+            .map_err(|e| match e {
+                gendr::Error::RuntimeMissing { .. }
+                | gendr::Error::RuntimeLoad { .. }
+                | gendr::Error::ProviderUnavailable { .. } => {
                     gst::error_msg!(gst::LibraryError::Init, ("{}", e))
                 }
                 _ => gst::error_msg!(gst::LibraryError::Settings, ("{}", e)),
-            })
-        };
-        let first = load(0)?;
-        let streams = first.streams(settings.streams as usize);
-        let mut engines = vec![first];
-        for i in 1..streams {
-            engines.push(load(i)?);
-        }
+            })?;
+        let streams = engines.len();
         let (scale, info, provider) = (
             engines[0].scale,
             engines[0].info.clone(),
