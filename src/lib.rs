@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod fallback;
 pub mod frame;
+pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

@@ -11,7 +11,7 @@ use gendr::engine::{Batch, Engine, EngineOptions};
 use gendr::frame::{Colorimetry, Frame, PixelFormat, Plane, YuvMatrix, YuvRange};
 use gendr::model::DEFAULT_MIN_OVERLAP;
 use gendr::pipeline::{FramePipeline, Output, PipelineConfig};
-use gendr::presets;
+use gendr::{limits, presets};
 
 use super::{Overload, Provider};
 
@@ -1178,7 +1178,7 @@ impl ObjectImpl for GendrSr {
                     .nick("Tile size")
                     .blurb("Tile edge in input pixels, context included; 0 = the model's preferred size. \
                             Snapped to the model's alignment; a fixed-shape model forces its own")
-                    .maximum(8192)
+                    .maximum(*limits::TILE_SIZE.end())
                     .default_value(DEFAULT_TILE_SIZE)
                     .mutable_ready()
                     .build(),
@@ -1186,7 +1186,7 @@ impl ObjectImpl for GendrSr {
                     .nick("Tile overlap")
                     .blurb("Context around each tile in input pixels; neighbours are blended over as much again. \
                             Raised to the model's minimum")
-                    .maximum(1024)
+                    .maximum(*limits::TILE_OVERLAP.end())
                     .default_value(DEFAULT_TILE_OVERLAP)
                     .mutable_ready()
                     .build(),
@@ -1198,8 +1198,8 @@ impl ObjectImpl for GendrSr {
                 glib::ParamSpecInt::builder("device-id")
                     .nick("Device ID")
                     .blurb("GPU index for the CUDA and TensorRT providers")
-                    .minimum(0)
-                    .maximum(255)
+                    .minimum(*limits::DEVICE_ID.start())
+                    .maximum(*limits::DEVICE_ID.end())
                     .default_value(DEFAULT_DEVICE_ID)
                     .mutable_ready()
                     .build(),
@@ -1207,14 +1207,14 @@ impl ObjectImpl for GendrSr {
                     .nick("Streams")
                     .blurb("Inference workers in flight, each with its own ONNX Runtime session \
                             (on a GPU, its own CUDA stream); 0 = 1 on the CPU, 2 on a GPU")
-                    .maximum(16)
+                    .maximum(*limits::STREAMS.end())
                     .default_value(DEFAULT_STREAMS)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("threads")
                     .nick("Threads")
                     .blurb("Intra-op threads per worker; 0 = all cores")
-                    .maximum(256)
+                    .maximum(*limits::THREADS.end())
                     .default_value(DEFAULT_THREADS)
                     .mutable_ready()
                     .build(),
@@ -1223,7 +1223,7 @@ impl ObjectImpl for GendrSr {
                     .blurb("Tiles per inference run for models with a dynamic batch dimension; \
                             0 = all of a frame's tiles together on a GPU, one at a time on the CPU. \
                             A model with a fixed batch always gets its own size")
-                    .maximum(1024)
+                    .maximum(*limits::BATCH_SIZE.end())
                     .default_value(DEFAULT_BATCH_SIZE)
                     .mutable_ready()
                     .build(),
@@ -1232,8 +1232,8 @@ impl ObjectImpl for GendrSr {
                     .blurb("Frames inside the element at once (bounds memory and latency; upstream waits beyond it). \
                             Unless on-overload=block, this bounds the frames queued for the model, and up to 32 \
                             fallback frames and events may wait beside them")
-                    .minimum(1)
-                    .maximum(64)
+                    .minimum(*limits::MAX_FRAMES_IN_FLIGHT.start())
+                    .maximum(*limits::MAX_FRAMES_IN_FLIGHT.end())
                     .default_value(DEFAULT_MAX_FRAMES_IN_FLIGHT)
                     .mutable_ready()
                     .build(),
@@ -1255,8 +1255,8 @@ impl ObjectImpl for GendrSr {
                     .nick("Latency budget")
                     .blurb("Milliseconds a frame may spend queued for the model, or arrive late, before \
                             on-overload applies; ignored under on-overload=block")
-                    .minimum(1)
-                    .maximum(600_000)
+                    .minimum(*limits::LATENCY_BUDGET_MS.start())
+                    .maximum(*limits::LATENCY_BUDGET_MS.end())
                     .default_value(DEFAULT_LATENCY_BUDGET_MS)
                     .mutable_playing()
                     .build(),

@@ -1,27 +1,16 @@
 //! `gendr upscale` end to end: real decode, gendrsr, x264, mux, audio copy;
 //! and what a failed run leaves behind (nothing).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Command;
 
 use gst::prelude::*;
 
-mod common;
-use common::pipeline_with_sink;
+use gendr_test_support::{pipeline_with_sink, repo, stderr};
 use gst_pbutils::prelude::*;
 
 fn gendr() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gendr"))
-}
-
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 struct Probe {

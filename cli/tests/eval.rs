@@ -1,8 +1,9 @@
 //! `gendr models` and `gendr eval`, run as the user runs them.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
+use gendr_test_support::repo_root;
 use serde_json::Value;
 
 /// The eval set: real footage first, then photos (tests/data/eval/README.md).
@@ -12,10 +13,6 @@ const PHOTOS: [&str; 4] = ["astronaut", "coffee", "chelsea", "rocket"];
 const MIN_GAIN_DB: f64 = 1.5;
 /// Pixels between the panels of the side-by-side PNG.
 const GAP: u32 = 4;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn gendr(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gendr"));
@@ -88,7 +85,7 @@ fn default_model_beats_bicubic_on_the_eval_set() {
         .iter()
         .chain(&PHOTOS)
         .map(|name| {
-            let reference = root().join(format!("tests/data/eval/{name}.png"));
+            let reference = repo_root().join(format!("tests/data/eval/{name}.png"));
             let out = dir.path().join(format!("{name}.png"));
             let child = gendr(&["eval", "--json", "--threads", "1", "--out"])
                 .arg(&out)
@@ -129,7 +126,7 @@ fn default_model_beats_bicubic_on_the_eval_set() {
 #[test]
 fn a_video_is_sampled_and_the_picture_lands_beside_the_caller() {
     let dir = tempfile::tempdir().unwrap();
-    let clip = root().join("samples/bikes_160x68_2s.mp4");
+    let clip = repo_root().join("samples/bikes_160x68_2s.mp4");
     let output = gendr(&["eval", "--model", "fast", "--frames", "2", "--json"])
         .arg(&clip)
         .current_dir(dir.path())
@@ -157,7 +154,7 @@ fn a_missing_reference_is_one_line() {
 
 #[test]
 fn an_unknown_model_is_one_line() {
-    let reference = root().join("tests/data/eval/coffee.png");
+    let reference = repo_root().join("tests/data/eval/coffee.png");
     let dir = tempfile::tempdir().unwrap();
     let output = gendr(&["eval", "--model", "no-such-model"])
         .arg(&reference)
@@ -170,7 +167,7 @@ fn an_unknown_model_is_one_line() {
 
 #[test]
 fn a_scale_the_model_lacks_is_one_line() {
-    let reference = root().join("tests/data/eval/coffee.png");
+    let reference = repo_root().join("tests/data/eval/coffee.png");
     let output = gendr(&["eval", "--scale", "3"])
         .arg(&reference)
         .output()

@@ -1,26 +1,18 @@
 //! `gendr bench`, run as the user runs it. Throughput itself is not tested
 //! (the machine is shared); the report's shape and sanity are.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use gendr_test_support::{repo_root, stderr};
 use serde_json::Value;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
 
 fn gendr(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gendr"))
         .args(args)
         .env("GENDR_LOG", "warn")
-        .current_dir(root())
+        .current_dir(repo_root())
         .output()
         .expect("gendr runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn number(report: &Value, key: &str) -> f64 {

@@ -1,19 +1,8 @@
 //! gendrsr in gst_check harnesses and small real pipelines.
 
-use std::path::PathBuf;
-
 use gst::prelude::*;
 
-mod common;
-use common::{init, pipeline_with_sink};
-
-fn data(name: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../tests/data")
-        .join(name)
-        .display()
-        .to_string()
-}
+use gendr_test_support::{init, model as data, pipeline_with_sink};
 
 fn harness(model: &str, caps: &str) -> gst_check::Harness {
     init();

@@ -4,26 +4,18 @@
 //! process is killed when its guard drops; each wait is bounded.
 
 use std::net::{TcpListener, UdpSocket};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
-mod common;
-use common::{init, pipeline_with_sink};
+use gendr_test_support::{init, pipeline_with_sink, repo};
 
 /// The tests time frames on 2 cores: one at a time.
 fn serial() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .join(path)
 }
 
 fn free_udp_port() -> u16 {
