@@ -24,7 +24,8 @@ APT_PACKAGES := pkg-config build-essential python3-venv \
 	libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev \
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
-	gstreamer1.0-plugins-base-apps libgstrtspserver-1.0-dev procps
+	gstreamer1.0-plugins-base-apps libgstrtspserver-1.0-dev procps \
+	ffmpeg zzuf
 
 .PHONY: all deps build demo test lint gpu-runtime clean
 
