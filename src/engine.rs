@@ -13,6 +13,7 @@ use ort::session::{IoBinding, Session};
 use ort::value::{DynTensor, TensorElementType, TensorRef};
 
 use crate::model::{ModelInfo, Precision};
+pub use crate::tiling::Batch;
 use crate::{runtime, Error, Result};
 
 /// Which execution provider runs the model.
@@ -56,36 +57,8 @@ impl FromStr for Provider {
 /// its own CUDA stream, so that one's copies overlap the other's compute.
 pub const GPU_STREAMS: usize = 2;
 
-/// How many tiles go into one inference run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Batch {
-    /// The model takes exactly this many; a short run is filled up with copies.
-    Fixed(usize),
-    /// Up to this many tiles of one frame per run.
-    UpTo(usize),
-}
-
-impl Batch {
-    /// Tiles per run for a frame of `tiles` tiles, and the batch size of
-    /// each run's input.
-    pub fn chunk(self, tiles: usize) -> usize {
-        match self {
-            Batch::Fixed(n) => n,
-            Batch::UpTo(n) => n.min(tiles).max(1),
-        }
-    }
-
-    /// The batch size of a run carrying `tiles` tiles.
-    pub fn run_size(self, tiles: usize) -> usize {
-        match self {
-            Batch::Fixed(n) => n,
-            Batch::UpTo(_) => tiles,
-        }
-    }
-}
-
 /// How to build a session.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EngineOptions {
     pub provider: Provider,
     pub device_id: i32,
@@ -123,7 +96,6 @@ pub fn default_trt_cache_root() -> Option<PathBuf> {
 pub struct Engine {
     session: Session,
     pub info: ModelInfo,
-    pub scale: usize,
     /// The provider that actually runs the model (never `Auto`).
     pub provider: Provider,
     device_id: i32,
@@ -203,14 +175,13 @@ impl Engine {
                     }
                     let mut engine = Engine {
                         session,
-                        scale: info.scale.unwrap_or(0),
                         info,
                         provider,
                         device_id: options.device_id,
                         staging: Some(Vec::new()),
                     };
-                    if engine.scale == 0 {
-                        engine.scale = engine.probe_scale(path)?;
+                    if engine.info.scale == 0 {
+                        engine.info.scale = engine.probe_scale()?;
                     }
                     return Ok(engine);
                 }
@@ -338,29 +309,52 @@ impl Engine {
         }
     }
 
+    /// Output pixels per input pixel.
+    pub fn scale(&self) -> usize {
+        self.info.scale
+    }
+
     /// Finds the scale of a model without metadata by running one small tile.
-    fn probe_scale(&mut self, path: &Path) -> Result<usize> {
+    fn probe_scale(&mut self) -> Result<usize> {
         let side = (2 * self.info.min_overlap + 8).div_ceil(self.info.tile_multiple)
             * self.info.tile_multiple;
         let (w, h) = self.info.fixed_size.unwrap_or((side, side));
         let batch = self.info.fixed_batch.unwrap_or(1);
-        let input = vec![0.5f32; batch * 3 * w * h];
+        let mut input = crate::tiling::try_zeroed(batch * 3 * w * h)?;
+        input.fill(0.5);
         let (shape, _) = self.run_raw(&input, batch, h, w)?;
-        let (oh, ow) = (shape[2], shape[3]);
+        let contract = |reason: String| Error::ModelContract {
+            path: self.info.path.clone(),
+            reason,
+        };
+        let &[_, _, oh, ow] = shape.as_slice() else {
+            return Err(contract(format!(
+                "a {w}x{h} input gave an output of rank {} ({shape:?}); N×3×H×W is expected",
+                shape.len()
+            )));
+        };
         if ow % w != 0 || oh % h != 0 || ow / w != oh / h || ow / w == 0 {
-            return Err(Error::ModelContract {
-                path: path.to_path_buf(),
-                reason: format!("a {w}x{h} input gave a {ow}x{oh} output, not an integer scale"),
-            });
+            return Err(contract(format!(
+                "a {w}x{h} input gave a {ow}x{oh} output, not an integer scale"
+            )));
         }
-        tracing::debug!(scale = ow / w, "scale found by a probe run");
-        Ok(ow / w)
+        let scale = ow / w;
+        if scale > crate::model::MAX_SCALE {
+            return Err(contract(format!(
+                "its output is {scale}x its input; at most {} is supported",
+                crate::model::MAX_SCALE
+            )));
+        }
+        tracing::debug!(scale, "scale found by a probe run");
+        Ok(scale)
     }
 
     /// Runs `batch` planar RGB tiles of `h × w`, returning the output as
-    /// `batch × 3 × (scale·h) × (scale·w)`, clamped to [0, 1].
+    /// `batch × 3 × (scale·h) × (scale·w)`, clamped to [0, 1]. A model that
+    /// gives NaN or infinity is an error: clamping cannot repair those, and
+    /// they would turn silently into black or green pixels.
     pub fn run(&mut self, input: &[f32], batch: usize, h: usize, w: usize) -> Result<Vec<f32>> {
-        let s = self.scale;
+        let s = self.scale();
         if input.len() != batch * 3 * h * w {
             return Err(Error::Inference(format!(
                 "{} values given for a {batch}×3×{h}×{w} input",
@@ -373,13 +367,26 @@ impl Engine {
         };
         if shape != [batch, 3, h * s, w * s] {
             return Err(Error::Inference(format!(
-                "a {batch}×3×{h}×{w} input gave a {shape:?} output; expected {batch}×3×{}×{}",
+                "model {}: a {batch}×3×{h}×{w} input gave a {shape:?} output; expected {batch}×3×{}×{}",
+                self.info.path.display(),
                 h * s,
                 w * s
             )));
         }
+        let mut non_finite = 0usize;
         for v in &mut data {
+            if !v.is_finite() {
+                non_finite += 1;
+            }
             *v = v.clamp(0.0, 1.0);
+        }
+        if non_finite > 0 {
+            return Err(Error::Inference(format!(
+                "model {} gave {non_finite} NaN or infinite values of {} (a broken or overflowing model; \
+                 fp16 models can overflow where fp32 does not)",
+                self.info.path.display(),
+                data.len()
+            )));
         }
         Ok(data)
     }
@@ -464,7 +471,7 @@ impl Engine {
         let output = DynTensor::new(
             &allocator(MemoryType::CPUOutput)?,
             element,
-            [batch, channels, h * self.scale, w * self.scale],
+            [batch, channels, h * self.scale(), w * self.scale()],
         )?;
         let mut binding = self.session.create_binding()?;
         binding.bind_output(self.info.output_name.as_str(), output)?;
@@ -505,7 +512,7 @@ impl Engine {
 }
 
 fn inference_error(e: ort::Error) -> Error {
-    Error::Inference(e.to_string().lines().next().unwrap_or_default().to_string())
+    Error::Runtime(e)
 }
 
 /// An output tensor's shape and values as f32.

@@ -18,6 +18,12 @@ pub enum Error {
     ProviderUnavailable { provider: String, reason: String },
     #[error("inference failed: {0}")]
     Inference(String),
+    /// ONNX Runtime's own error; its message can span lines, the first names the cause.
+    #[error("inference failed: {}", first_line(.0))]
+    Runtime(#[source] ort::Error),
+    /// A stage of the frame pipeline died; nothing more comes out of it.
+    #[error("the frame pipeline's {stage} stage failed: {reason}")]
+    StageFailed { stage: &'static str, reason: String },
     #[error("invalid size: {0}")]
     InvalidSize(String),
     #[error("invalid frame: {0}")]
@@ -31,3 +37,12 @@ pub enum Error {
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+fn first_line(e: &ort::Error) -> String {
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}

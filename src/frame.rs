@@ -167,6 +167,19 @@ impl RgbImage {
         }
     }
 
+    /// A black image, or an error where its memory cannot be had.
+    pub fn try_new(width: usize, height: usize) -> Result<Self> {
+        let len = width
+            .checked_mul(height)
+            .and_then(|n| n.checked_mul(3))
+            .ok_or_else(|| Error::InvalidSize(format!("{width}x{height} image")))?;
+        Ok(RgbImage {
+            width,
+            height,
+            data: crate::tiling::try_zeroed(len)?,
+        })
+    }
+
     pub fn plane(&self, channel: usize) -> &[f32] {
         let n = self.width * self.height;
         &self.data[channel * n..(channel + 1) * n]

@@ -13,11 +13,13 @@ pub mod frame;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod overload;
 pub mod pipeline;
 pub mod presets;
 pub mod resize;
 pub mod runtime;
 pub mod tiling;
 pub mod upscale;
+pub mod upscaler;
 
 pub use error::{Error, Result};

@@ -2,11 +2,12 @@
 //! model, read from its ONNX signature and metadata. This is the one place
 //! that decides whether a model fits and how it must be tiled.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ort::session::Session;
 use ort::value::{TensorElementType, ValueType};
 
+use crate::limits;
 use crate::tiling::TileGeometry;
 use crate::{Error, Result};
 
@@ -29,11 +30,13 @@ impl Precision {
 /// Everything about a model that tiling and inference depend on.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelInfo {
+    pub path: PathBuf,
     pub input_name: String,
     pub output_name: String,
     pub precision: Precision,
-    /// Output pixels per input pixel; `None` until known (see [`crate::engine::Engine`]).
-    pub scale: Option<usize>,
+    /// Output pixels per input pixel; 0 when the model does not say, until
+    /// [`crate::engine::Engine::load`] has found it by a probe run.
+    pub scale: usize,
     /// A fixed batch size, when the model has one.
     pub fixed_batch: Option<usize>,
     /// A fixed input width and height, when the model has them.
@@ -50,6 +53,11 @@ pub struct ModelInfo {
 
 pub const DEFAULT_TILE: usize = 256;
 pub const DEFAULT_MIN_OVERLAP: usize = 8;
+/// The largest scale a model may have: beyond it, a frame's output
+/// outgrows any video format.
+pub const MAX_SCALE: usize = 16;
+/// The largest `gendr.tile_multiple`: an alignment, not a size.
+pub const MAX_TILE_MULTIPLE: usize = 512;
 
 fn contract(path: &Path, reason: impl Into<String>) -> Error {
     Error::ModelContract {
@@ -130,26 +138,42 @@ impl ModelInfo {
         let meta = session
             .metadata()
             .map_err(|e| contract(path, format!("unreadable metadata: {e}")))?;
-        // `least` is the smallest value that makes sense for the key.
-        let count = |key: &str, least: usize| -> Result<Option<usize>> {
+        // Every number a model file gives is bounded before anything is
+        // sized by it: a model file must never abort the process.
+        let count = |key: &str, least: usize, most: usize| -> Result<Option<usize>> {
             match meta.custom(key) {
                 None => Ok(None),
                 Some(v) => v
                     .trim()
                     .parse::<usize>()
                     .ok()
-                    .filter(|&n| n >= least)
+                    .filter(|n| (least..=most).contains(n))
                     .map(Some)
                     .ok_or_else(|| {
                         contract(
                             path,
-                            format!("metadata {key}={v:?} is not an integer ≥ {least}"),
+                            format!(
+                                "metadata {key}={v:?} is not an integer from {least} to {most}"
+                            ),
                         )
                     }),
             }
         };
-        let number = |key: &str| count(key, 1);
+        let max_tile = *limits::TILE_SIZE.end() as usize;
+        let max_batch = *limits::BATCH_SIZE.end() as usize;
+        if let Some(n) = known(in_shape[0]).filter(|&n| n > max_batch) {
+            return Err(contract(
+                path,
+                format!("its fixed batch of {n} exceeds {max_batch}"),
+            ));
+        }
         let fixed_size = match (known(in_shape[3]), known(in_shape[2])) {
+            (Some(w), Some(h)) if w > max_tile || h > max_tile => {
+                return Err(contract(
+                    path,
+                    format!("its fixed {w}x{h} input exceeds {max_tile} pixels per edge"),
+                ))
+            }
             (Some(w), Some(h)) => Some((w, h)),
             (None, None) => None,
             _ => {
@@ -167,12 +191,22 @@ impl ModelInfo {
                         format!("output {ow}x{oh} is not an integer multiple of input {w}x{h}"),
                     ));
                 }
+                Some(ow / w).filter(|&s| s <= MAX_SCALE).ok_or_else(|| {
+                    contract(
+                        path,
+                        format!(
+                            "its output is {}x its input; at most {MAX_SCALE} is supported",
+                            ow / w
+                        ),
+                    )
+                })?;
                 Some(ow / w)
             }
             _ => None,
         };
-        let scale = number("gendr.scale")?.or(static_scale);
-        if let (Some(a), Some(b)) = (number("gendr.scale")?, static_scale) {
+        let declared_scale = count("gendr.scale", 1, MAX_SCALE)?;
+        let scale = declared_scale.or(static_scale).unwrap_or(0);
+        if let (Some(a), Some(b)) = (declared_scale, static_scale) {
             if a != b {
                 return Err(contract(
                     path,
@@ -191,15 +225,17 @@ impl ModelInfo {
             }
         };
         Ok(ModelInfo {
+            path: path.to_path_buf(),
             input_name: inputs[0].name().to_string(),
             output_name: output.name().to_string(),
             precision,
             scale,
             fixed_batch: known(in_shape[0]),
             fixed_size,
-            tile_multiple: number("gendr.tile_multiple")?.unwrap_or(1),
-            preferred_tile: number("gendr.tile_size")?.unwrap_or(DEFAULT_TILE),
-            min_overlap: count("gendr.min_overlap", 0)?.unwrap_or(DEFAULT_MIN_OVERLAP),
+            tile_multiple: count("gendr.tile_multiple", 1, MAX_TILE_MULTIPLE)?.unwrap_or(1),
+            preferred_tile: count("gendr.tile_size", 1, max_tile)?.unwrap_or(DEFAULT_TILE),
+            min_overlap: count("gendr.min_overlap", 0, *limits::TILE_OVERLAP.end() as usize)?
+                .unwrap_or(DEFAULT_MIN_OVERLAP),
             pads_edges,
             name: meta.custom("gendr.name"),
             license: meta.custom("gendr.license"),
@@ -209,12 +245,8 @@ impl ModelInfo {
     /// The tile geometry for the user's request (0 = the model's preference),
     /// snapped to what the model needs. Returns the geometry and a note of
     /// each adjustment made, for the caller to log.
-    pub fn geometry(
-        &self,
-        scale: usize,
-        tile: usize,
-        overlap: usize,
-    ) -> Result<(TileGeometry, Vec<String>)> {
+    pub fn geometry(&self, tile: usize, overlap: usize) -> Result<(TileGeometry, Vec<String>)> {
+        let scale = self.scale;
         let mut notes = Vec::new();
         let overlap_used = if overlap < self.min_overlap {
             notes.push(format!(

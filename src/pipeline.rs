@@ -8,23 +8,29 @@
 //! ```
 //!
 //! A frame holds one of `max_frames_in_flight` slots from `submit` until the
-//! consumer receives it, which bounds memory and gives backpressure. Markers
-//! (the caller's serialized events) take the same path without tiles, so they
-//! come out in order with the frames. `flush` starts a new epoch: everything
-//! from before it is dropped wherever it is, and its slots are freed.
+//! consumer receives it, which bounds memory and gives backpressure; the slot
+//! frees itself wherever its frame is dropped. Markers (the caller's
+//! serialized events) take the same path without tiles, so they come out in
+//! order with the frames. `flush` starts a new epoch: everything from before
+//! it is dropped wherever it is, and its slots are freed.
+//!
+//! Each stage runs under `catch_unwind`: a stage that panics records why,
+//! wakes every submitter and ends the output, so callers get an error from
+//! `submit` and `recv_timeout` instead of a silent stall.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, select, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, select, unbounded, Receiver, RecvTimeoutError, Sender};
 
 use crate::color::{frame_to_rgb, rgb_to_frame};
-use crate::engine::{Batch, Engine};
-use crate::frame::{Frame, RgbImage};
-use crate::tiling::{TileGeometry, TileIndex, TilePlan};
+use crate::engine::Engine;
+use crate::frame::{Colorimetry, Frame, PixelFormat, RgbImage};
+use crate::tiling::{try_zeroed, Batch, TileGeometry, TileIndex, TilePlan};
 use crate::{Error, Result};
 
 /// How the pipeline runs; the engines decide how many inference workers.
@@ -36,20 +42,49 @@ pub struct PipelineConfig {
     pub batch: Batch,
 }
 
-/// What comes out of the pipeline, in submission order.
+/// What comes out of the pipeline, in submission order: `F` travels with a
+/// frame, `K` is a marker.
 #[derive(Debug)]
-pub enum Output<M> {
+pub enum Output<F, K> {
     Frame {
         frame: Frame,
-        meta: M,
+        meta: F,
         latency: Duration,
     },
-    Marker(M),
+    Marker(K),
     /// Inference failed for a frame; the frame is lost.
     Failed {
-        meta: M,
+        meta: F,
         error: Error,
     },
+}
+
+/// One of the pipeline's `max_frames_in_flight` places; it frees itself
+/// when dropped, wherever its frame or marker ends.
+struct Slot(Receiver<()>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let _ = self.0.try_recv();
+    }
+}
+
+/// Counts a frame as in the model until its output is handed out (or it
+/// is dropped by a flush): what admission control needs, since frames
+/// waiting downstream of the pipeline are not the model's backlog.
+struct InModel(Arc<AtomicUsize>);
+
+impl InModel {
+    fn new(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        InModel(count.clone())
+    }
+}
+
+impl Drop for InModel {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 struct Ticket {
@@ -58,11 +93,14 @@ struct Ticket {
     /// The first sequence number of this epoch, where ordering restarts.
     epoch_start: u64,
     submitted: Instant,
+    slot: Slot,
+    /// Set for frames, not markers.
+    in_model: Option<InModel>,
 }
 
-enum Job<M> {
-    Frame(Ticket, Frame, M),
-    Marker(Ticket, M),
+enum Job<F, K> {
+    Frame(Ticket, Frame, F),
+    Marker(Ticket, K),
 }
 
 struct TileJob {
@@ -70,6 +108,7 @@ struct TileJob {
     epoch: u64,
     tiles: Vec<TileIndex>,
     size: (usize, usize),
+    run_size: usize,
     data: Vec<f32>,
 }
 
@@ -84,11 +123,10 @@ enum WorkItem {
     },
 }
 
-enum StitchMsg<M> {
+enum StitchMsg<F, K> {
     Begin {
         ticket: Ticket,
-        meta: M,
-        work: Work,
+        work: Work<F, K>,
     },
     Done {
         seq: u64,
@@ -98,17 +136,21 @@ enum StitchMsg<M> {
     },
     /// Sent by `flush` so that the stitcher notices the new epoch at once.
     Wake,
+    /// Another stage died: stop, so that the consumer sees the end.
+    Abort,
 }
 
-enum Work {
-    Marker,
-    Tiles(FrameWork),
-    Failed(Error),
+enum Work<F, K> {
+    Marker(K),
+    Tiles(FrameWork, F),
+    Failed(Error, F),
 }
 
+/// What the stitcher needs to turn a frame's tiles back into a frame.
 struct FrameWork {
     plan: Arc<TilePlan>,
-    template: Frame,
+    format: PixelFormat,
+    colorimetry: Colorimetry,
 }
 
 struct Counter {
@@ -117,22 +159,68 @@ struct Counter {
     epoch_start: u64,
 }
 
+/// Why the pipeline stopped, shared by its stages: the first failure wins,
+/// and it wakes every submitter.
+struct Shutdown {
+    failure: OnceLock<Error>,
+    cancel: Mutex<Option<Sender<()>>>,
+}
+
+impl Shutdown {
+    fn fail(&self, error: Error) {
+        let _ = self.failure.set(error);
+        self.cancel.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    /// The error for a caller that found the pipeline closed.
+    fn error(&self) -> Error {
+        match self.failure.get() {
+            Some(Error::StageFailed { stage, reason }) => Error::StageFailed {
+                stage,
+                reason: reason.clone(),
+            },
+            _ => Error::PipelineClosed,
+        }
+    }
+}
+
 /// A running pipeline; dropping it stops and joins its threads.
-pub struct FramePipeline<M: Send + 'static> {
-    input: Option<Sender<Job<M>>>,
+pub struct FramePipeline<F: Send + 'static, K: Send + 'static> {
+    input: Option<Sender<Job<F, K>>>,
     /// For timing runs; the prepare thread holds the other sender.
     work: Option<Sender<WorkItem>>,
-    stitch_wake: Option<Sender<StitchMsg<M>>>,
-    output: Receiver<(u64, Output<M>)>,
+    stitch_wake: Option<Sender<StitchMsg<F, K>>>,
+    output: Receiver<(u64, Output<F, K>, Slot)>,
     slots: (Sender<()>, Receiver<()>),
-    cancel: Mutex<Option<Sender<()>>>,
+    shutdown: Arc<Shutdown>,
     cancelled: Receiver<()>,
     counter: Mutex<Counter>,
     epoch: Arc<AtomicU64>,
+    in_model: Arc<AtomicUsize>,
     threads: Vec<JoinHandle<()>>,
 }
 
-impl<M: Send + 'static> FramePipeline<M> {
+/// Marks where a test may make a stage panic (feature `test-hooks`, with
+/// `GENDR_TEST_PANIC_STAGE` naming the stage).
+#[cfg(feature = "test-hooks")]
+fn fault_point(stage: &str) {
+    if std::env::var("GENDR_TEST_PANIC_STAGE").is_ok_and(|s| s == stage) {
+        panic!("fault injected in the {stage} stage");
+    }
+}
+
+#[cfg(not(feature = "test-hooks"))]
+fn fault_point(_stage: &str) {}
+
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".into())
+}
+
+impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
     /// Starts one inference worker per engine.
     pub fn start(config: PipelineConfig, engines: Vec<Engine>) -> Result<Self> {
         if engines.is_empty() {
@@ -141,41 +229,62 @@ impl<M: Send + 'static> FramePipeline<M> {
             ));
         }
         let in_flight = config.max_frames_in_flight.max(1);
-        let (input_tx, input_rx) = bounded::<Job<M>>(in_flight);
+        let (input_tx, input_rx) = bounded::<Job<F, K>>(in_flight);
         let (work_tx, work_rx) = bounded::<WorkItem>(2 * engines.len());
-        let (stitch_tx, stitch_rx) = unbounded::<StitchMsg<M>>();
+        let (stitch_tx, stitch_rx) = unbounded::<StitchMsg<F, K>>();
         let (output_tx, output_rx) = unbounded();
         let slots = bounded::<()>(in_flight);
         let (cancel_tx, cancel_rx) = bounded::<()>(0);
         let epoch = Arc::new(AtomicU64::new(0));
+        let shutdown = Arc::new(Shutdown {
+            failure: OnceLock::new(),
+            cancel: Mutex::new(Some(cancel_tx)),
+        });
         let mut threads = Vec::new();
 
-        let spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+        // Runs a stage; if it panics, records why, wakes the submitters and
+        // has the stitcher end the output. The stitcher itself holds no
+        // sender to itself, or its input would never close.
+        let spawn = |name: String, stage: &'static str, f: Box<dyn FnOnce() + Send>| {
+            let shutdown = shutdown.clone();
+            let abort = (stage != "stitch").then(|| stitch_tx.clone());
             std::thread::Builder::new()
                 .name(name)
-                .spawn(f)
+                .spawn(move || {
+                    if let Err(payload) = catch_unwind(AssertUnwindSafe(f)) {
+                        let reason = panic_text(payload.as_ref());
+                        tracing::error!(stage, %reason, "frame pipeline stage panicked");
+                        shutdown.fail(Error::StageFailed { stage, reason });
+                        if let Some(abort) = abort {
+                            let _ = abort.send(StitchMsg::Abort);
+                        }
+                    }
+                })
                 .map_err(Error::Io)
         };
         {
-            let (stitch_tx, epoch, slots_rx) = (stitch_tx.clone(), epoch.clone(), slots.1.clone());
+            let (stitch_tx, epoch) = (stitch_tx.clone(), epoch.clone());
             let (config, work_tx) = (config.clone(), work_tx.clone());
             threads.push(spawn(
                 "gendr-prepare".into(),
-                Box::new(move || prepare(config, input_rx, work_tx, stitch_tx, epoch, slots_rx)),
+                "prepare",
+                Box::new(move || prepare(config, input_rx, work_tx, stitch_tx, epoch)),
             )?);
         }
         for (i, engine) in engines.into_iter().enumerate() {
             let (work_rx, stitch_tx, epoch) = (work_rx.clone(), stitch_tx.clone(), epoch.clone());
             threads.push(spawn(
                 format!("gendr-infer-{i}"),
+                "inference",
                 Box::new(move || infer(engine, work_rx, stitch_tx, epoch)),
             )?);
         }
         {
-            let (epoch, slots_rx) = (epoch.clone(), slots.1.clone());
+            let epoch = epoch.clone();
             threads.push(spawn(
                 "gendr-stitch".into(),
-                Box::new(move || stitch(stitch_rx, output_tx, epoch, slots_rx)),
+                "stitch",
+                Box::new(move || stitch(stitch_rx, output_tx, epoch)),
             )?);
         }
         Ok(FramePipeline {
@@ -184,7 +293,7 @@ impl<M: Send + 'static> FramePipeline<M> {
             stitch_wake: Some(stitch_tx),
             output: output_rx,
             slots,
-            cancel: Mutex::new(Some(cancel_tx)),
+            shutdown,
             cancelled: cancel_rx,
             counter: Mutex::new(Counter {
                 epoch: 0,
@@ -192,22 +301,25 @@ impl<M: Send + 'static> FramePipeline<M> {
                 epoch_start: 0,
             }),
             epoch,
+            in_model: Arc::new(AtomicUsize::new(0)),
             threads,
         })
     }
 
     /// Takes a slot, waiting while `max_frames_in_flight` are in flight.
-    /// Fails if the pipeline is closed, or flushed while waiting.
+    /// Fails if the pipeline is closed or failed, or flushed while waiting.
     fn ticket(&self) -> Result<Ticket> {
+        if self.shutdown.failure.get().is_some() {
+            return Err(self.shutdown.error());
+        }
         let epoch = self.epoch.load(Ordering::SeqCst);
         select! {
-            send(self.slots.0, ()) -> r => r.map_err(|_| Error::PipelineClosed)?,
-            recv(self.cancelled) -> _ => return Err(Error::PipelineClosed),
+            send(self.slots.0, ()) -> r => r.map_err(|_| self.shutdown.error())?,
+            recv(self.cancelled) -> _ => return Err(self.shutdown.error()),
         }
+        let slot = Slot(self.slots.1.clone());
         let mut c = self.counter.lock().unwrap_or_else(|p| p.into_inner());
         if c.epoch != epoch {
-            drop(c);
-            let _ = self.slots.1.try_recv();
             return Err(Error::PipelineClosed);
         }
         let seq = c.next_seq;
@@ -217,39 +329,57 @@ impl<M: Send + 'static> FramePipeline<M> {
             epoch,
             epoch_start: c.epoch_start,
             submitted: Instant::now(),
+            slot,
+            in_model: None,
         })
     }
 
-    fn send(&self, job: Job<M>) -> Result<()> {
+    fn send(&self, job: Job<F, K>) -> Result<()> {
         self.input
             .as_ref()
             .ok_or(Error::PipelineClosed)?
             .send(job)
-            .map_err(|_| Error::PipelineClosed)
+            .map_err(|_| self.shutdown.error())
     }
 
     /// Queues a frame; blocks while the pipeline is full.
-    pub fn submit(&self, frame: Frame, meta: M) -> Result<()> {
-        let ticket = self.ticket()?;
+    pub fn submit(&self, frame: Frame, meta: F) -> Result<()> {
+        let mut ticket = self.ticket()?;
+        ticket.in_model = Some(InModel::new(&self.in_model));
         self.send(Job::Frame(ticket, frame, meta))
     }
 
     /// Queues a marker that comes out after every frame submitted before it.
-    pub fn submit_marker(&self, meta: M) -> Result<()> {
+    pub fn submit_marker(&self, meta: K) -> Result<()> {
         let ticket = self.ticket()?;
         self.send(Job::Marker(ticket, meta))
     }
 
-    /// Waits up to `timeout` for the next output in order.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<Output<M>> {
+    /// Waits up to `timeout` for the next output in order: `Ok(None)` when
+    /// none came in time, an error when the pipeline has ended (a stage
+    /// failed, or it was dropped), so that a caller never spins on it.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Output<F, K>>> {
         let deadline = Instant::now() + timeout;
         loop {
-            let (epoch, out) = self.output.recv_deadline(deadline).ok()?;
-            let _ = self.slots.1.try_recv();
-            if epoch == self.epoch.load(Ordering::SeqCst) {
-                return Some(out);
+            match self.output.recv_deadline(deadline) {
+                Ok((epoch, out, _slot)) => {
+                    if epoch == self.epoch.load(Ordering::SeqCst) {
+                        return Ok(Some(out));
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => return Ok(None),
+                Err(RecvTimeoutError::Disconnected) => return Err(self.shutdown.error()),
             }
         }
+    }
+
+    /// The failure that ended the pipeline, if a stage died.
+    pub fn failure(&self) -> Option<Error> {
+        self.shutdown
+            .failure
+            .get()
+            .is_some()
+            .then(|| self.shutdown.error())
     }
 
     /// Drops everything in flight. Submissions after this are kept.
@@ -263,14 +393,16 @@ impl<M: Send + 'static> FramePipeline<M> {
         if let Some(wake) = &self.stitch_wake {
             let _ = wake.send(StitchMsg::Wake);
         }
-        while self.output.try_recv().is_ok() {
-            let _ = self.slots.1.try_recv();
-        }
+        while self.output.try_recv().is_ok() {}
     }
 
     /// Wakes every submitter with an error; nothing more is accepted.
     pub fn close(&self) {
-        self.cancel.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.shutdown
+            .cancel
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
     }
 
     /// Times one inference run of `batch` tiles of `size` (width, height) on
@@ -282,8 +414,14 @@ impl<M: Send + 'static> FramePipeline<M> {
             .as_ref()
             .ok_or(Error::PipelineClosed)?
             .send(WorkItem::Time { size, batch, reply })
-            .map_err(|_| Error::PipelineClosed)?;
-        answer.recv().map_err(|_| Error::PipelineClosed)?
+            .map_err(|_| self.shutdown.error())?;
+        answer.recv().map_err(|_| self.shutdown.error())?
+    }
+
+    /// Frames submitted and not yet out of the stitcher: the model's
+    /// backlog, not counting what waits for the consumer.
+    pub fn frames_in_model(&self) -> usize {
+        self.in_model.load(Ordering::SeqCst)
     }
 
     /// Frames and markers submitted but not yet received.
@@ -292,7 +430,7 @@ impl<M: Send + 'static> FramePipeline<M> {
     }
 }
 
-impl<M: Send + 'static> Drop for FramePipeline<M> {
+impl<F: Send + 'static, K: Send + 'static> Drop for FramePipeline<F, K> {
     fn drop(&mut self) {
         self.close();
         self.flush();
@@ -300,31 +438,29 @@ impl<M: Send + 'static> Drop for FramePipeline<M> {
         self.work.take();
         self.stitch_wake.take();
         for t in self.threads.drain(..) {
+            // A stage's panic was caught and recorded where it happened.
             let _ = t.join();
         }
     }
 }
 
-fn prepare<M>(
+fn prepare<F, K>(
     config: PipelineConfig,
-    input: Receiver<Job<M>>,
+    input: Receiver<Job<F, K>>,
     work: Sender<WorkItem>,
-    stitch: Sender<StitchMsg<M>>,
+    stitch: Sender<StitchMsg<F, K>>,
     epoch: Arc<AtomicU64>,
-    slots: Receiver<()>,
 ) {
     let mut plans: Option<Arc<TilePlan>> = None;
     for job in input {
+        fault_point("prepare");
         let (ticket, frame, meta) = match job {
             Job::Marker(ticket, meta) => {
-                if stitch
-                    .send(StitchMsg::Begin {
-                        ticket,
-                        meta,
-                        work: Work::Marker,
-                    })
-                    .is_err()
-                {
+                let begin = StitchMsg::Begin {
+                    ticket,
+                    work: Work::Marker(meta),
+                };
+                if stitch.send(begin).is_err() {
                     return;
                 }
                 continue;
@@ -332,66 +468,59 @@ fn prepare<M>(
             Job::Frame(ticket, frame, meta) => (ticket, frame, meta),
         };
         if ticket.epoch != epoch.load(Ordering::SeqCst) {
-            let _ = slots.try_recv();
             continue;
         }
         let plan = match &plans {
-            Some(p) if (p.width, p.height) == (frame.width, frame.height) => p.clone(),
-            _ => match config.geometry.plan(frame.width, frame.height) {
-                Ok(p) => plans.insert(Arc::new(p)).clone(),
-                Err(error) => {
-                    if stitch
-                        .send(StitchMsg::Begin {
-                            ticket,
-                            meta,
-                            work: Work::Failed(error),
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
-                    continue;
-                }
-            },
+            Some(p) if (p.width, p.height) == (frame.width, frame.height) => Ok(p.clone()),
+            _ => config
+                .geometry
+                .plan(frame.width, frame.height)
+                .map(|p| plans.insert(Arc::new(p)).clone()),
         };
-        let rgb = frame_to_rgb(&frame);
+        let prepared = plan.and_then(|plan| {
+            let rgb = frame_to_rgb(&frame);
+            let runs = plan
+                .batches(config.batch)
+                .into_iter()
+                .map(|run| Ok((plan.extract_batch(&rgb, &run)?, run)))
+                .collect::<Result<Vec<_>>>()?;
+            Ok((plan, runs))
+        });
         let (seq, frame_epoch) = (ticket.seq, ticket.epoch);
-        let template = Frame {
-            planes: Vec::new(),
-            ..frame
+        let (plan, runs) = match prepared {
+            Ok(prepared) => prepared,
+            Err(error) => {
+                let begin = StitchMsg::Begin {
+                    ticket,
+                    work: Work::Failed(error, meta),
+                };
+                if stitch.send(begin).is_err() {
+                    return;
+                }
+                continue;
+            }
         };
         let begin = StitchMsg::Begin {
             ticket,
-            meta,
-            work: Work::Tiles(FrameWork {
-                plan: plan.clone(),
-                template,
-            }),
+            work: Work::Tiles(
+                FrameWork {
+                    plan: plan.clone(),
+                    format: frame.format,
+                    colorimetry: frame.colorimetry,
+                },
+                meta,
+            ),
         };
         if stitch.send(begin).is_err() {
             return;
         }
-        let (tw, th) = plan.tile_size();
-        let tile_len = 3 * tw * th;
-        let tiles: Vec<TileIndex> = plan.tiles().collect();
-        for chunk in tiles.chunks(config.batch.chunk(tiles.len())) {
-            let run_size = config.batch.run_size(chunk.len());
-            let mut data = vec![0f32; run_size * tile_len];
-            for (k, &tile) in chunk.iter().enumerate() {
-                plan.extract(&rgb, tile, &mut data[k * tile_len..(k + 1) * tile_len]);
-            }
-            // A fixed batch is filled up with copies of the last tile.
-            for k in chunk.len()..run_size {
-                data.copy_within(
-                    (chunk.len() - 1) * tile_len..chunk.len() * tile_len,
-                    k * tile_len,
-                );
-            }
+        for (data, run) in runs {
             let job = TileJob {
                 seq,
                 epoch: frame_epoch,
-                tiles: chunk.to_vec(),
-                size: (tw, th),
+                tiles: run.tiles,
+                size: plan.tile_size(),
+                run_size: run.run_size,
                 data,
             };
             if work.send(WorkItem::Tiles(job)).is_err() {
@@ -401,13 +530,14 @@ fn prepare<M>(
     }
 }
 
-fn infer<M>(
+fn infer<F, K>(
     mut engine: Engine,
     work: Receiver<WorkItem>,
-    stitch: Sender<StitchMsg<M>>,
+    stitch: Sender<StitchMsg<F, K>>,
     epoch: Arc<AtomicU64>,
 ) {
     for item in work {
+        fault_point("inference");
         let job = match item {
             WorkItem::Tiles(job) => job,
             WorkItem::Time {
@@ -416,7 +546,10 @@ fn infer<M>(
                 reply,
             } => {
                 let started = Instant::now();
-                let ran = engine.run(&vec![0.5; batch * 3 * w * h], batch, h, w);
+                let ran = try_zeroed(batch * 3 * w * h).and_then(|mut input| {
+                    input.fill(0.5);
+                    engine.run(&input, batch, h, w)
+                });
                 let _ = reply.send(ran.map(|_| started.elapsed()));
                 continue;
             }
@@ -425,93 +558,83 @@ fn infer<M>(
             Ok(Vec::new())
         } else {
             let (w, h) = job.size;
-            let batch = job.data.len() / (3 * w * h);
             let _span =
                 tracing::trace_span!("infer", seq = job.seq, tiles = job.tiles.len()).entered();
-            engine.run(&job.data, batch, h, w)
+            engine.run(&job.data, job.run_size, h, w)
         };
-        if stitch
-            .send(StitchMsg::Done {
-                seq: job.seq,
-                epoch: job.epoch,
-                tiles: job.tiles,
-                data,
-            })
-            .is_err()
-        {
+        let done = StitchMsg::Done {
+            seq: job.seq,
+            epoch: job.epoch,
+            tiles: job.tiles,
+            data,
+        };
+        if stitch.send(done).is_err() {
             return;
         }
     }
 }
 
-struct Pending<M> {
-    meta: M,
-    submitted: Instant,
-    state: PendingState,
+struct Pending<F, K> {
+    ticket: Ticket,
+    state: PendingState<F, K>,
 }
 
-enum PendingState {
+enum PendingState<F, K> {
     Tiles {
         work: FrameWork,
+        meta: F,
         accum: RgbImage,
         remaining: usize,
     },
-    Ready(Frame),
-    Marker,
-    Failed(Error),
+    Ready(Frame, F),
+    Marker(K),
+    Failed(Error, F),
 }
 
-fn stitch<M>(
-    messages: Receiver<StitchMsg<M>>,
-    output: Sender<(u64, Output<M>)>,
+fn stitch<F, K>(
+    messages: Receiver<StitchMsg<F, K>>,
+    output: Sender<(u64, Output<F, K>, Slot)>,
     epoch: Arc<AtomicU64>,
-    slots: Receiver<()>,
 ) {
     let mut current = 0u64;
     let mut next_seq = 0u64;
-    let mut pending: BTreeMap<u64, Pending<M>> = BTreeMap::new();
+    let mut pending: BTreeMap<u64, Pending<F, K>> = BTreeMap::new();
     for msg in messages {
+        fault_point("stitch");
         let now = epoch.load(Ordering::SeqCst);
         if now != current {
-            // A flush: whatever is pending belongs to the past.
-            for _ in 0..pending.len() {
-                let _ = slots.try_recv();
-            }
+            // A flush: whatever is pending belongs to the past (and frees its slot).
             pending.clear();
             current = now;
             next_seq = u64::MAX;
         }
         match msg {
             StitchMsg::Wake => continue,
-            StitchMsg::Begin { ticket, meta, work } => {
+            StitchMsg::Abort => return,
+            StitchMsg::Begin { ticket, work } => {
                 if ticket.epoch != current {
-                    let _ = slots.try_recv();
                     continue;
                 }
                 if next_seq == u64::MAX {
                     next_seq = ticket.epoch_start;
                 }
                 let state = match work {
-                    Work::Marker => PendingState::Marker,
-                    Work::Failed(error) => PendingState::Failed(error),
-                    Work::Tiles(work) => {
+                    Work::Marker(meta) => PendingState::Marker(meta),
+                    Work::Failed(error, meta) => PendingState::Failed(error, meta),
+                    Work::Tiles(work, meta) => {
                         let (s, remaining) = (work.plan.scale, work.plan.len());
-                        let accum = RgbImage::new(work.plan.width * s, work.plan.height * s);
-                        PendingState::Tiles {
-                            work,
-                            accum,
-                            remaining,
+                        match RgbImage::try_new(work.plan.width * s, work.plan.height * s) {
+                            Ok(accum) => PendingState::Tiles {
+                                work,
+                                meta,
+                                accum,
+                                remaining,
+                            },
+                            Err(error) => PendingState::Failed(error, meta),
                         }
                     }
                 };
-                pending.insert(
-                    ticket.seq,
-                    Pending {
-                        meta,
-                        submitted: ticket.submitted,
-                        state,
-                    },
-                );
+                pending.insert(ticket.seq, Pending { ticket, state });
             }
             StitchMsg::Done {
                 seq,
@@ -522,39 +645,42 @@ fn stitch<M>(
                 if e != current {
                     continue;
                 }
-                let Some(p) = pending.get_mut(&seq) else {
+                let Some(mut p) = pending.remove(&seq) else {
                     continue;
                 };
-                match data {
-                    Err(error) => p.state = PendingState::Failed(error),
-                    Ok(data) => {
-                        if let PendingState::Tiles {
+                p.state = match (p.state, data) {
+                    (
+                        PendingState::Tiles {
                             work,
-                            accum,
+                            meta,
+                            mut accum,
                             remaining,
-                        } = &mut p.state
-                        {
-                            let (tw, th) = work.plan.tile_size();
-                            let s = work.plan.scale;
-                            let out_len = 3 * tw * th * s * s;
-                            for (k, &tile) in tiles.iter().enumerate() {
-                                work.plan.accumulate(
-                                    accum,
-                                    tile,
-                                    &data[k * out_len..(k + 1) * out_len],
-                                );
+                        },
+                        Ok(data),
+                    ) => {
+                        work.plan.accumulate_batch(&mut accum, &tiles, &data);
+                        let remaining = remaining - tiles.len();
+                        if remaining > 0 {
+                            PendingState::Tiles {
+                                work,
+                                meta,
+                                accum,
+                                remaining,
                             }
-                            *remaining -= tiles.len();
-                            if *remaining == 0 {
-                                let t = &work.template;
-                                p.state = match rgb_to_frame(accum, t.format, t.colorimetry) {
-                                    Ok(frame) => PendingState::Ready(frame),
-                                    Err(error) => PendingState::Failed(error),
-                                };
+                        } else {
+                            match rgb_to_frame(&accum, work.format, work.colorimetry) {
+                                Ok(frame) => PendingState::Ready(frame, meta),
+                                Err(error) => PendingState::Failed(error, meta),
                             }
                         }
                     }
-                }
+                    (PendingState::Tiles { meta, .. }, Err(error)) => {
+                        PendingState::Failed(error, meta)
+                    }
+                    // Already failed: its other tiles change nothing.
+                    (state, _) => state,
+                };
+                pending.insert(seq, p);
             }
         }
         // Hand out everything that is complete, in order.
@@ -562,22 +688,20 @@ fn stitch<M>(
             if *entry.key() != next_seq || matches!(entry.get().state, PendingState::Tiles { .. }) {
                 break;
             }
-            let p = entry.remove();
+            let Pending { ticket, state } = entry.remove();
             next_seq += 1;
-            let out = match p.state {
-                PendingState::Ready(frame) => Output::Frame {
+            drop(ticket.in_model);
+            let out = match state {
+                PendingState::Ready(frame, meta) => Output::Frame {
                     frame,
-                    meta: p.meta,
-                    latency: p.submitted.elapsed(),
+                    meta,
+                    latency: ticket.submitted.elapsed(),
                 },
-                PendingState::Marker => Output::Marker(p.meta),
-                PendingState::Failed(error) => Output::Failed {
-                    meta: p.meta,
-                    error,
-                },
+                PendingState::Marker(meta) => Output::Marker(meta),
+                PendingState::Failed(error, meta) => Output::Failed { meta, error },
                 PendingState::Tiles { .. } => unreachable!("checked above"),
             };
-            if output.send((current, out)).is_err() {
+            if output.send((current, out, ticket.slot)).is_err() {
                 return;
             }
         }

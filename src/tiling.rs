@@ -14,6 +14,73 @@
 use crate::frame::RgbImage;
 use crate::{Error, Result};
 
+/// The most tiles one frame may be cut into: beyond this a geometry is a
+/// mistake (a tiny tile on a huge frame), and EOS would wait on a backlog
+/// of tens of thousands of runs.
+pub const MAX_TILES_PER_FRAME: usize = 16_384;
+
+/// How many tiles go into one inference run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batch {
+    /// The model takes exactly this many; a short run is filled up with copies.
+    Fixed(usize),
+    /// Up to this many tiles of one frame per run.
+    UpTo(usize),
+}
+
+impl Batch {
+    /// Tiles per run for a frame of `tiles` tiles.
+    pub fn chunk(self, tiles: usize) -> usize {
+        match self {
+            Batch::Fixed(n) => n,
+            Batch::UpTo(n) => n.min(tiles).max(1),
+        }
+    }
+
+    /// The batch size of a run carrying `tiles` tiles.
+    pub fn run_size(self, tiles: usize) -> usize {
+        match self {
+            Batch::Fixed(n) => n,
+            Batch::UpTo(_) => tiles,
+        }
+    }
+}
+
+/// The tiles of one inference run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TileBatch {
+    pub tiles: Vec<TileIndex>,
+    /// The run's batch size: `tiles.len()`, or a model's fixed batch, which
+    /// is filled up with copies of the last tile.
+    pub run_size: usize,
+}
+
+/// A zeroed buffer of `len` values, or an error where the memory cannot be
+/// had: sizes come from frames and model files, and an embedding
+/// application must not be aborted by one.
+pub fn try_zeroed(len: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::InvalidSize(format!(
+            "{} MiB for one buffer cannot be allocated",
+            len.saturating_mul(4) >> 20
+        ))
+    })?;
+    v.resize(len, 0.0);
+    Ok(v)
+}
+
+/// Consecutive tiles must be at least 1/MIN_ADVANCE_SHARE of a tile apart
+/// (a fixed-size model's own size is taken as it is).
+const MIN_ADVANCE_SHARE: usize = 4;
+
+/// How far consecutive windows of `tile` pixels step: the trusted part less
+/// the blend band where neighbours overlap (see `TileGeometry::axis`).
+fn advance(tile: usize, overlap: usize) -> usize {
+    let trusted = tile - 2 * overlap;
+    trusted - overlap.min(trusted - 1)
+}
+
 /// The tile shape a model needs, decided once from the model and the user's
 /// settings (see [`TileGeometry::new`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +133,17 @@ impl TileGeometry {
                 2 * overlap
             )));
         }
+        // A tile that is mostly context (or blend band) moves on by only a
+        // few pixels: a waste of the model's time and, on a large frame,
+        // thousands of runs per frame.
+        let advance = advance(w.min(h), overlap);
+        if advance * MIN_ADVANCE_SHARE < w.min(h) && !fixed {
+            return Err(Error::InvalidSetting(format!(
+                "tile {w}x{h} with an overlap of {overlap} on each side moves on by only {advance} \
+                 pixels per tile; use a tile of at least {} or a smaller overlap",
+                MIN_ADVANCE_SHARE * overlap
+            )));
+        }
         Ok(TileGeometry {
             tile_width: w,
             tile_height: h,
@@ -93,6 +171,14 @@ impl TileGeometry {
         }
         let cols = self.axis(width, self.tile_width);
         let rows = self.axis(height, self.tile_height);
+        let tiles = cols.len().saturating_mul(rows.len());
+        if tiles > MAX_TILES_PER_FRAME {
+            return Err(Error::InvalidSize(format!(
+                "a {width}x{height} frame would take {tiles} tiles of {}x{} (at most {MAX_TILES_PER_FRAME}); \
+                 use a larger tile",
+                self.tile_width, self.tile_height
+            )));
+        }
         Ok(TilePlan {
             width,
             height,
@@ -125,6 +211,7 @@ impl TileGeometry {
         // Neighbouring trusted zones overlap by a blend band as wide as the
         // context, or as wide as they can be.
         let band = o.min(trusted - 1);
+        debug_assert_eq!(trusted - band, advance(tile, o));
         // Windows span [-edge, len + edge); each step may move at most
         // `trusted - band`.
         let count = 1 + (len + 2 * edge - tile).div_ceil(trusted - band);
@@ -283,6 +370,54 @@ impl TilePlan {
             .flat_map(move |row| (0..self.cols.len()).map(move |col| TileIndex { col, row }))
     }
 
+    /// The plan's tiles cut into inference runs of `batch`.
+    pub fn batches(&self, batch: Batch) -> Vec<TileBatch> {
+        let tiles: Vec<TileIndex> = self.tiles().collect();
+        tiles
+            .chunks(batch.chunk(tiles.len()))
+            .map(|chunk| TileBatch {
+                tiles: chunk.to_vec(),
+                run_size: batch.run_size(chunk.len()),
+            })
+            .collect()
+    }
+
+    /// Input values of one tile.
+    pub fn tile_len(&self) -> usize {
+        let (w, h) = self.tile_size();
+        3 * w * h
+    }
+
+    /// Output values of one tile.
+    pub fn tile_output_len(&self) -> usize {
+        self.tile_len() * self.scale * self.scale
+    }
+
+    /// One run's input: its tiles' windows of `img`, a fixed batch filled
+    /// up with copies of the last tile.
+    pub fn extract_batch(&self, img: &RgbImage, batch: &TileBatch) -> Result<Vec<f32>> {
+        let len = self.tile_len();
+        let mut data = try_zeroed(batch.run_size * len)?;
+        for (k, &tile) in batch.tiles.iter().enumerate() {
+            self.extract(img, tile, &mut data[k * len..(k + 1) * len]);
+        }
+        if let Some(last) = batch.tiles.len().checked_sub(1) {
+            for k in batch.tiles.len()..batch.run_size {
+                data.copy_within(last * len..(last + 1) * len, k * len);
+            }
+        }
+        Ok(data)
+    }
+
+    /// Blends one run's output (as many tiles as `tiles`, any filler after
+    /// them ignored) into `out`.
+    pub fn accumulate_batch(&self, out: &mut RgbImage, tiles: &[TileIndex], data: &[f32]) {
+        let len = self.tile_output_len();
+        for (k, &tile) in tiles.iter().enumerate() {
+            self.accumulate(out, tile, &data[k * len..(k + 1) * len]);
+        }
+    }
+
     /// Copies a tile's window out of `img` as planar RGB, reflecting at the borders.
     pub fn extract(&self, img: &RgbImage, tile: TileIndex, out: &mut [f32]) {
         let (c, r) = (self.cols[tile.col], self.rows[tile.row]);
@@ -377,6 +512,55 @@ mod tests {
     }
 
     #[test]
+    fn tiles_that_are_mostly_context_are_refused() {
+        // 64 with 30 px of context a side moved on by one pixel: ~10,000
+        // tiles on 160x68.
+        let err = TileGeometry::new(64, 30, 1, 2).unwrap_err().to_string();
+        assert!(err.contains("moves on by only 1 pixels"), "{err}");
+        assert!(err.contains("at least 120"), "{err}");
+        assert!(TileGeometry::new(120, 30, 1, 2).is_ok());
+        assert!(TileGeometry::new(119, 30, 1, 2).is_err());
+        // A fixed-size model keeps its own size.
+        assert!(TileGeometry::fixed(64, 64, 30, 2).is_ok());
+    }
+
+    #[test]
+    fn a_frame_needing_too_many_tiles_is_an_error() {
+        let g = TileGeometry::fixed(16, 16, 4, 1).unwrap();
+        let err = g.plan(8192, 8192).unwrap_err().to_string();
+        assert!(err.contains("tiles"), "{err}");
+        assert!(g.plan(512, 512).is_ok());
+    }
+
+    #[test]
+    fn batches_cover_every_tile_once_and_fill_fixed_runs() {
+        let g = TileGeometry::new(64, 8, 1, 2).unwrap();
+        let plan = g.plan(300, 100).unwrap();
+        let img = RgbImage::new(300, 100);
+        for batch in [
+            Batch::UpTo(1),
+            Batch::UpTo(4),
+            Batch::UpTo(usize::MAX),
+            Batch::Fixed(4),
+        ] {
+            let runs = plan.batches(batch);
+            let tiles: Vec<TileIndex> = runs.iter().flat_map(|r| r.tiles.clone()).collect();
+            assert_eq!(tiles, plan.tiles().collect::<Vec<_>>(), "{batch:?}");
+            for run in &runs {
+                assert!(run.run_size >= run.tiles.len());
+                assert_eq!(
+                    plan.extract_batch(&img, run).unwrap().len(),
+                    run.run_size * plan.tile_len()
+                );
+            }
+        }
+        assert!(plan
+            .batches(Batch::Fixed(4))
+            .iter()
+            .all(|r| r.run_size == 4));
+    }
+
+    #[test]
     fn tiles_shrink_to_cover_the_frame_evenly() {
         let g = TileGeometry::new(256, 8, 4, 2).unwrap();
         let plan = g.plan(320, 180).unwrap();
@@ -444,6 +628,8 @@ mod tests {
             edge_context: bool,
         ) {
             prop_assume!(tile > 2 * overlap + multiple);
+            let snapped = tile.div_ceil(multiple) * multiple;
+            prop_assume!(advance(snapped, overlap) * MIN_ADVANCE_SHARE >= snapped);
             let mut g = TileGeometry::new(tile, overlap, multiple, scale).unwrap();
             if !edge_context {
                 g = g.model_pads_edges();

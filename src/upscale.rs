@@ -16,19 +16,11 @@ pub fn upscale_image(
     let plan = geometry.plan(img.width, img.height)?;
     let s = plan.scale;
     let (tw, th) = plan.tile_size();
-    let (tile_len, out_len) = (3 * tw * th, 3 * tw * th * s * s);
-    let mut out = RgbImage::new(img.width * s, img.height * s);
-    let tiles: Vec<_> = plan.tiles().collect();
-    for chunk in tiles.chunks(batch.chunk(tiles.len())) {
-        let run_size = batch.run_size(chunk.len());
-        let mut input = vec![0f32; run_size * tile_len];
-        for (k, &tile) in chunk.iter().enumerate() {
-            plan.extract(img, tile, &mut input[k * tile_len..(k + 1) * tile_len]);
-        }
-        let result = engine.run(&input, run_size, th, tw)?;
-        for (k, &tile) in chunk.iter().enumerate() {
-            plan.accumulate(&mut out, tile, &result[k * out_len..(k + 1) * out_len]);
-        }
+    let mut out = RgbImage::try_new(img.width * s, img.height * s)?;
+    for run in plan.batches(batch) {
+        let input = plan.extract_batch(img, &run)?;
+        let result = engine.run(&input, run.run_size, th, tw)?;
+        plan.accumulate_batch(&mut out, &run.tiles, &result);
     }
     Ok(out)
 }

@@ -6,24 +6,14 @@ use std::time::Duration;
 
 use gendr::engine::{Batch, Engine, EngineOptions, Provider};
 use gendr::frame::{Colorimetry, Frame, PixelFormat, RgbImage};
-use gendr::pipeline::{FramePipeline, Output, PipelineConfig};
+use gendr::pipeline::Output;
 use gendr::tiling::TileGeometry;
 use gendr::upscale::upscale_image;
+use gendr::upscaler::{Upscaler, UpscalerConfig};
 use gendr::Error;
 
-fn data(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data")
-        .join(name)
-}
-
-fn cpu() -> EngineOptions {
-    EngineOptions {
-        provider: Provider::Cpu,
-        threads: 1,
-        ..Default::default()
-    }
-}
+mod common;
+use common::{cpu, data, pipeline, rgb_frame};
 
 /// A busy test image: gradients plus a deterministic texture.
 fn test_image(w: usize, h: usize) -> RgbImage {
@@ -45,7 +35,7 @@ fn test_image(w: usize, h: usize) -> RgbImage {
 #[test]
 fn tiled_output_equals_whole_frame_output() {
     let mut engine = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
-    assert_eq!(engine.scale, 2);
+    assert_eq!(engine.scale(), 2);
     let overlap = engine.info.min_overlap;
     assert_eq!(overlap, 3, "the test model's receptive radius");
     let img = test_image(203, 149);
@@ -80,15 +70,14 @@ fn too_little_overlap_shows_seams() {
 #[test]
 fn scale_is_derived_without_metadata() {
     let engine = Engine::load(&data("conv_x2_noscale.onnx"), &cpu()).unwrap();
-    assert_eq!(engine.info.scale, None);
-    assert_eq!(engine.scale, 2);
+    assert_eq!(engine.scale(), 2);
 }
 
 #[test]
 fn fixed_shape_models_force_the_tile_size() {
     let mut engine = Engine::load(&data("fixed64_x2.onnx"), &cpu()).unwrap();
     assert_eq!(engine.info.fixed_size, Some((64, 64)));
-    let (geometry, notes) = engine.info.geometry(engine.scale, 128, 3).unwrap();
+    let (geometry, notes) = engine.info.geometry(128, 3).unwrap();
     assert_eq!((geometry.tile_width, geometry.tile_height), (64, 64));
     assert!(notes.iter().any(|n| n.contains("fixed")), "{notes:?}");
     for (w, h) in [(1, 1), (37, 90), (130, 20)] {
@@ -139,30 +128,6 @@ fn forced_gpu_provider_without_gpu_runtime_is_an_error() {
     assert_ne!(auto.provider, Provider::Auto);
 }
 
-fn rgb_frame(w: usize, h: usize, shade: u8) -> Frame {
-    let mut frame = Frame::new(PixelFormat::Rgb, w, h, Colorimetry::default()).unwrap();
-    for (i, v) in frame.planes[0].data.iter_mut().enumerate() {
-        *v = shade.wrapping_add((i % 29) as u8);
-    }
-    frame
-}
-
-fn pipeline(workers: usize, in_flight: usize, batch: Batch) -> FramePipeline<u32> {
-    let engines: Vec<Engine> = (0..workers)
-        .map(|_| Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap())
-        .collect();
-    let geometry = TileGeometry::new(32, 3, 1, 2).unwrap();
-    FramePipeline::start(
-        PipelineConfig {
-            geometry,
-            max_frames_in_flight: in_flight,
-            batch,
-        },
-        engines,
-    )
-    .unwrap()
-}
-
 #[test]
 fn pipeline_keeps_order_and_matches_the_direct_path() {
     // One tile per run, and a frame's tiles in one run: the same pixels.
@@ -192,6 +157,7 @@ fn keeps_order_and_matches_the_direct_path(batch: Batch) {
         while seen.last() != Some(&200) {
             match p
                 .recv_timeout(Duration::from_secs(30))
+                .unwrap()
                 .expect("output within 30 s")
             {
                 Output::Frame { frame, meta, .. } => {
@@ -231,7 +197,7 @@ fn flush_drops_what_is_in_flight_and_carries_on() {
     p.submit(rgb_frame(20, 10, 9), 9).unwrap();
     p.submit_marker(10).unwrap();
     let mut seen = Vec::new();
-    while let Some(out) = p.recv_timeout(Duration::from_secs(30)) {
+    while let Some(out) = p.recv_timeout(Duration::from_secs(30)).unwrap() {
         match out {
             Output::Frame { meta, .. } => seen.push(meta),
             Output::Marker(m) => {
@@ -264,12 +230,12 @@ fn close_wakes_a_blocked_submitter() {
 fn gendr_tiny_metadata_snaps_tiles_to_the_latent_grid() {
     let path = gendr::presets::resolve("gendr-tiny").unwrap();
     let mut engine = Engine::load(&path, &cpu()).unwrap();
-    assert_eq!(engine.scale, 4);
+    assert_eq!(engine.scale(), 4);
     assert_eq!(
         engine.info.tile_multiple, 2,
         "output must be a multiple of 8 for the f8 VAE"
     );
-    let (geometry, notes) = engine.info.geometry(4, 51, 2).unwrap();
+    let (geometry, notes) = engine.info.geometry(51, 2).unwrap();
     assert_eq!(geometry.tile_width, 52);
     assert_eq!(geometry.overlap, engine.info.min_overlap);
     assert!(
@@ -336,7 +302,7 @@ fn a_model_that_pads_its_edges_gives_the_same_pixels_without_edge_context() {
     );
     let img = test_image(90, 70);
     for tile in [256, 40] {
-        let (geometry, _) = engine.info.geometry(2, tile, 0).unwrap();
+        let (geometry, _) = engine.info.geometry(tile, 0).unwrap();
         assert!(!geometry.edge_context);
         let with_context = TileGeometry {
             edge_context: true,
@@ -362,7 +328,7 @@ fn frames_smaller_than_a_models_own_padding_still_work() {
     let path =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/waifu2x-upconv7-photo-x2.onnx");
     let mut engine = Engine::load(&path, &cpu()).unwrap();
-    let (geometry, _) = engine.info.geometry(2, 0, 0).unwrap();
+    let (geometry, _) = engine.info.geometry(0, 0).unwrap();
     for (w, h) in [(1, 1), (3, 7), (8, 2), (30, 5)] {
         let out = upscale_image(&mut engine, &geometry, Batch::UpTo(1), &test_image(w, h))
             .unwrap_or_else(|e| panic!("{w}x{h}: {e}"));
@@ -378,7 +344,11 @@ fn a_timing_run_goes_between_frames_without_disturbing_them() {
     assert!(took > Duration::ZERO);
     p.submit(rgb_frame(60, 40, 20), 1).unwrap();
     for want in 0..2 {
-        match p.recv_timeout(Duration::from_secs(30)).expect("output") {
+        match p
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap()
+            .expect("output")
+        {
             Output::Frame { meta, frame, .. } => {
                 assert_eq!(meta, want);
                 assert_eq!((frame.width, frame.height), (120, 80));
@@ -409,4 +379,59 @@ fn a_wrongly_sized_input_is_an_error_not_a_panic() {
     let mut engine = Engine::load(&data("conv_x2.onnx"), &cpu()).unwrap();
     let err = engine.run(&[0.5; 10], 1, 4, 4).unwrap_err();
     assert!(err.to_string().contains("10 values"), "{err}");
+}
+
+/// Opens a model through the one assembly point, on the CPU.
+fn open(model: &str) -> gendr::Result<Upscaler> {
+    Upscaler::open(&UpscalerConfig {
+        model: data(model).display().to_string(),
+        engine: cpu(),
+        ..UpscalerConfig::default()
+    })
+}
+
+#[test]
+fn numbers_from_a_model_file_are_bounded_before_anything_is_allocated() {
+    // Each of these aborted or panicked the process before.
+    for (model, says) in [
+        (
+            "bad_multiple_x2.onnx",
+            "gendr.tile_multiple=\"1000000\" is not an integer from 1 to 512",
+        ),
+        (
+            "bad_scale_x2.onnx",
+            "gendr.scale=\"18446744073709551615\" is not an integer from 1 to 16",
+        ),
+        ("fixed_huge_x2.onnx", "needs 3840 MiB (at most 2048 MiB)"),
+        ("rank3_x2.onnx", "rank 3"),
+    ] {
+        let err = open(model)
+            .err()
+            .unwrap_or_else(|| panic!("{model} was accepted"));
+        let text = err.to_string();
+        assert!(text.contains(says), "{model}: {text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+    }
+}
+
+#[test]
+fn non_finite_model_output_is_an_error_naming_the_model() {
+    let err = open("nan_x2.onnx")
+        .err()
+        .expect("a NaN model is refused at warm-up");
+    let text = err.to_string();
+    assert!(text.contains("NaN or infinite"), "{text}");
+    assert!(text.contains("nan_x2.onnx"), "{text}");
+}
+
+#[test]
+fn the_assembly_point_decides_geometry_batch_and_workers_once() {
+    let up = open("conv_x2.onnx").unwrap();
+    let a = &up.assembly;
+    assert_eq!((a.scale(), a.provider, a.streams), (2, Provider::Cpu, 1));
+    assert_eq!(a.batch, Batch::UpTo(1));
+    // The model's preferred 64 px tile and minimum overlap of 3, raised from 0? No: 8 asked.
+    assert_eq!((a.geometry.tile_width, a.geometry.overlap), (64, 8));
+    // The same request gives the same assembly.
+    assert_eq!(open("conv_x2.onnx").unwrap().assembly, *a);
 }

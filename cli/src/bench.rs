@@ -14,10 +14,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gendr::engine::{Batch, Engine, EngineOptions, Provider};
+use gendr::engine::{Batch, Engine, Provider};
 use gendr::frame::RgbImage;
 use gendr::tiling::TileGeometry;
-use gendr::upscale::upscale_image;
+use gendr::upscaler::Upscaler;
 use gst::prelude::*;
 use gst_video::prelude::*;
 use serde::Serialize;
@@ -125,7 +125,8 @@ pub fn run(args: Args) -> Result<()> {
     let input = input_path(args.input.as_deref())?;
     media::discover(&input)?;
     args.sr.validate()?;
-    let model_path = gendr::presets::resolve(&args.sr.model)?;
+    let config = args.sr.upscaler_config()?;
+    let model_path = gendr::presets::resolve(&config.model)?;
     let load_start = load_average();
     let mut peak = 0u64;
 
@@ -136,10 +137,11 @@ pub fn run(args: Args) -> Result<()> {
     for _ in 0..args.rounds {
         let frames = decode(&input, args.frames as usize)?.0;
         let (w, h) = (frames[0].width, frames[0].height);
-        let mut engines = load_engines(&model_path, &args.sr)?;
-        let geometry = geometry(&engines[0], &args.sr)?;
-        let batch = engines[0].batch(args.sr.batch as usize);
-        let on_gpu = engines[0].provider != Provider::Cpu;
+        // The sessions, geometry and batch gendrsr builds for these options.
+        let mut upscaler = Upscaler::open(&config)?;
+        let assembly = upscaler.assembly.clone();
+        let (geometry, batch) = (assembly.geometry, assembly.batch);
+        let on_gpu = assembly.provider != Provider::Cpu;
         let plan = geometry.plan(w, h)?;
         let out_px = (w * geometry.scale * h * geometry.scale) as f64;
         let rate = |n: usize, t: Duration| Rate {
@@ -148,7 +150,7 @@ pub fn run(args: Args) -> Result<()> {
             seconds: t.as_secs_f64(),
         };
         facts.get_or_insert_with(|| Facts {
-            provider: engines[0].provider.to_string(),
+            provider: assembly.provider.to_string(),
             frames: frames.len(),
             input_size: [w, h],
             output_size: [w * geometry.scale, h * geometry.scale],
@@ -156,23 +158,22 @@ pub fn run(args: Args) -> Result<()> {
             tile_overlap: geometry.overlap,
             tiles_per_frame: plan.len(),
             tiles_per_run: batch.chunk(plan.len()),
-            streams: engines.len(),
+            streams: assembly.streams,
         });
 
-        let model_only = model_only(&mut engines, &geometry, batch, &frames)?;
+        let model_only = model_only(upscaler.engines_mut(), &geometry, batch, &frames)?;
         keep_best(&mut best[0], rate(frames.len(), model_only));
 
-        // One worker: the first session; the others are freed first.
-        engines.truncate(1);
+        // One worker: the first session.
         let n = frames.len();
         let (_, decode_time) = decode(&input, n)?;
         let started = Instant::now();
         let upscaled = frames
             .iter()
-            .map(|f| upscale_image(&mut engines[0], &geometry, batch, f))
+            .map(|f| upscaler.upscale_image(f))
             .collect::<gendr::Result<Vec<_>>>()?;
         let infer_time = started.elapsed();
-        drop((frames, engines));
+        drop((frames, upscaler));
         let encode_time = encode(&upscaled, &input)?;
         drop(upscaled);
         let total = decode_time + infer_time + encode_time;
@@ -267,26 +268,6 @@ fn input_path(given: Option<&Path>) -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("{DEFAULT_INPUT} not found beside gendr; pass --input CLIP"))
 }
 
-/// The sessions gendrsr would make: one per stream, each warmed up.
-fn load_engines(path: &Path, sr: &SrOptions) -> Result<Vec<Engine>> {
-    let options = EngineOptions {
-        provider: sr.provider.parse()?,
-        device_id: sr.device_id,
-        threads: sr.threads as usize,
-        ..EngineOptions::default()
-    };
-    Ok(Engine::load_workers(path, &options, sr.streams as usize)?)
-}
-
-/// The tile geometry gendrsr would use with these settings.
-fn geometry(engine: &Engine, sr: &SrOptions) -> Result<TileGeometry> {
-    let (geometry, _) =
-        engine
-            .info
-            .geometry(engine.scale, sr.tile as usize, sr.overlap as usize)?;
-    Ok(geometry)
-}
-
 /// Runs every tile of every frame through the sessions, one thread each;
 /// returns the wall time from the first run to the last.
 fn model_only(
@@ -297,22 +278,13 @@ fn model_only(
 ) -> Result<Duration> {
     let plan = geometry.plan(frames[0].width, frames[0].height)?;
     let (tw, th) = plan.tile_size();
-    let tile_len = 3 * tw * th;
-    let tiles: Vec<_> = plan.tiles().collect();
-    // Every batch of every frame, cut up front.
-    let inputs: Vec<Vec<f32>> = frames
+    let runs = plan.batches(batch);
+    // Every run of every frame, cut up front.
+    let inputs = frames
         .iter()
-        .flat_map(|frame| {
-            tiles.chunks(batch.chunk(tiles.len())).map(|chunk| {
-                let mut data = vec![0f32; batch.run_size(chunk.len()) * tile_len];
-                for (k, &tile) in chunk.iter().enumerate() {
-                    plan.extract(frame, tile, &mut data[k * tile_len..(k + 1) * tile_len]);
-                }
-                data
-            })
-        })
-        .collect();
-    let run_size = |input: &[f32]| input.len() / tile_len;
+        .flat_map(|frame| runs.iter().map(|run| plan.extract_batch(frame, run)))
+        .collect::<gendr::Result<Vec<Vec<f32>>>>()?;
+    let run_size = |input: &[f32]| input.len() / plan.tile_len();
     for engine in engines.iter_mut() {
         engine.run(&inputs[0], run_size(&inputs[0]), th, tw)?;
     }

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use gendr::engine::{Engine, EngineOptions, Provider};
+use gendr::engine::{EngineOptions, Provider};
 use gendr::frame::RgbImage;
 use gendr::metrics::{quality, Quality};
 use gendr::model::DEFAULT_MIN_OVERLAP;
-use gendr::presets::{self, DEFAULT_PRESET};
+use gendr::presets::DEFAULT_PRESET;
 use gendr::resize::bicubic;
-use gendr::upscale::upscale_image;
+use gendr::upscaler::{Upscaler, UpscalerConfig};
 use serde::Serialize;
 
 use crate::media;
@@ -136,9 +136,30 @@ struct Report {
     side_by_side: PathBuf,
 }
 
+/// The model as gendrsr would build it, on the CPU with one worker: the
+/// scores are about the model, not about the machine.
+fn load_model(args: &Args) -> Result<Upscaler> {
+    let upscaler = Upscaler::open(&UpscalerConfig {
+        model: args.model.clone(),
+        tile_size: args.tile,
+        tile_overlap: args.overlap,
+        engine: EngineOptions {
+            provider: Provider::Cpu,
+            threads: args.threads,
+            ..EngineOptions::default()
+        },
+        streams: 1,
+        batch_size: 0,
+    })?;
+    for note in &upscaler.assembly.notes {
+        tracing::info!("{note}");
+    }
+    Ok(upscaler)
+}
+
 pub fn run(args: Args) -> Result<()> {
     let info = media::discover(&args.reference)?;
-    let side_by_side = match args.out {
+    let side_by_side = match args.out.clone() {
         Some(path) => path,
         None => {
             let stem = args
@@ -153,23 +174,15 @@ pub fn run(args: Args) -> Result<()> {
             bail!("{}: no such folder for the side-by-side PNG", dir.display());
         }
     }
-    let model_path = presets::resolve(&args.model)?;
-    let options = EngineOptions {
-        provider: Provider::Cpu,
-        threads: args.threads,
-        ..Default::default()
-    };
-    let mut engine = Engine::load(&model_path, &options)?;
-    let scale = engine.scale;
+    let mut upscaler = load_model(&args)?;
+    let model_path = upscaler.assembly.model_path.clone();
+    let geometry = upscaler.assembly.geometry;
+    let scale = upscaler.scale();
     if let Some(wanted) = args.scale.filter(|&s| s != scale) {
         bail!(
             "--scale {wanted} does not match model {}, which upscales x{scale}; omit --scale or pick a x{wanted} model (`gendr models`)",
             args.model
         );
-    }
-    let (geometry, notes) = engine.info.geometry(scale, args.tile, args.overlap)?;
-    for note in notes {
-        tracing::info!("{note}");
     }
 
     // Spread the frames over a video; an image gives one frame whatever is asked.
@@ -198,8 +211,7 @@ pub fn run(args: Args) -> Result<()> {
         let reference = crop(full, 0, 0, w, h);
         let small = rounded(&bicubic(&reference, w / scale, h / scale));
         let started = Instant::now();
-        let batch = engine.batch(0);
-        let restored = rounded(&upscale_image(&mut engine, &geometry, batch, &small)?);
+        let restored = rounded(&upscaler.upscale_image(&small)?);
         let model_seconds = started.elapsed().as_secs_f64();
         let baseline = rounded(&bicubic(&small, w, h));
         let (model_q, bicubic_q) = (

@@ -90,6 +90,25 @@ impl SrOptions {
         Ok(())
     }
 
+    /// The core configuration these options ask for: what gendrsr builds
+    /// when given them as properties, and what bench and eval build directly.
+    pub fn upscaler_config(&self) -> Result<gendr::upscaler::UpscalerConfig> {
+        let defaults = gendr::upscaler::UpscalerConfig::default();
+        Ok(gendr::upscaler::UpscalerConfig {
+            model: self.model.clone(),
+            tile_size: self.tile as usize,
+            tile_overlap: self.overlap as usize,
+            engine: gendr::engine::EngineOptions {
+                provider: self.provider.parse()?,
+                device_id: self.device_id,
+                threads: self.threads as usize,
+                trt_cache: self.trt_cache.clone().or(defaults.engine.trt_cache),
+            },
+            streams: self.streams as usize,
+            batch_size: self.batch as usize,
+        })
+    }
+
     pub fn element(&self) -> Result<gst::Element> {
         let provider = self.provider.to_ascii_lowercase();
         let provider = if provider == "trt" {

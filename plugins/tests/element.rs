@@ -2,7 +2,7 @@
 
 use gst::prelude::*;
 
-use gendr_test_support::{init, model as data, pipeline_with_sink};
+use gendr_test_support::{init, model as data, run_pipeline};
 
 fn harness(model: &str, caps: &str) -> gst_check::Harness {
     init();
@@ -160,38 +160,6 @@ fn latency_query_reports_the_time_inside() {
     assert!(max.is_none_or(|m| m >= min));
 }
 
-fn run_pipeline(description: &str) -> Result<usize, String> {
-    let (pipeline, sink) = pipeline_with_sink(description);
-    let counted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    {
-        let c = counted.clone();
-        sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| {
-                    s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-    }
-    let bus = pipeline.bus().unwrap();
-    // A failed start is reported on the bus, read below.
-    let _ = pipeline.set_state(gst::State::Playing);
-    let result = loop {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(60)) else {
-            break Err("timed out".to_string());
-        };
-        match msg.view() {
-            gst::MessageView::Eos(_) => break Ok(counted.load(std::sync::atomic::Ordering::SeqCst)),
-            gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
-            _ => {}
-        }
-    };
-    pipeline.set_state(gst::State::Null).unwrap();
-    result
-}
-
 #[test]
 fn real_pipeline_converts_every_frame() {
     let frames = run_pipeline(&format!(
@@ -290,4 +258,135 @@ fn a_size_change_mid_stream_keeps_order_and_sizes() {
         assert_eq!(out.size(), bytes, "frame {i}");
     }
     assert_eq!(caps_size(&h), (80, 60));
+}
+
+#[test]
+fn downstream_ending_the_stream_early_stops_upstream() {
+    // Hung before: the sink chain waited on a slot the paused src task never freed.
+    for tail in ["identity eos-after=5", "identity error-after=5"] {
+        let result = run_pipeline(&format!(
+            "videotestsrc num-buffers=100 ! video/x-raw,width=160,height=90 ! gendrsr model={} \
+             max-frames-in-flight=2 ! {tail} ! appsink name=sink sync=false",
+            data("conv_x2.onnx")
+        ));
+        match tail {
+            t if t.contains("eos") => assert!(result.unwrap() <= 5, "{tail}"),
+            _ => assert!(!result.unwrap_err().contains("timed out"), "{tail}"),
+        }
+    }
+}
+
+#[test]
+fn a_tile_that_is_mostly_context_is_refused_at_start() {
+    let err = run_pipeline(&format!(
+        "videotestsrc num-buffers=2 ! video/x-raw,width=160,height=68 ! gendrsr model={} \
+         tile-size=64 tile-overlap=30 ! appsink name=sink sync=false",
+        data("conv_x2.onnx")
+    ))
+    .unwrap_err();
+    assert!(err.contains("moves on by only"), "{err}");
+}
+
+#[test]
+fn hostile_models_post_one_error_line_and_never_abort() {
+    for (model, expected) in [
+        ("bad_multiple_x2.onnx", "gendr.tile_multiple"),
+        ("bad_scale_x2.onnx", "gendr.scale"),
+        ("fixed_huge_x2.onnx", "MiB"),
+        ("rank3_x2.onnx", "rank 3"),
+        ("nan_x2.onnx", "NaN"),
+    ] {
+        let err = run_pipeline(&format!(
+            "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=48 ! gendrsr model=\"{}\" ! \
+             appsink name=sink sync=false",
+            data(model)
+        ))
+        .unwrap_err();
+        assert!(err.contains(expected), "{model}: {err}");
+    }
+}
+
+#[test]
+fn settings_read_at_start_cannot_change_while_running() {
+    let (pipeline, _sink) = gendr_test_support::pipeline_with_sink(&format!(
+        "videotestsrc is-live=true ! video/x-raw,width=32,height=24 ! gendrsr name=sr model={} ! \
+         appsink name=sink sync=false",
+        data("conv_x2.onnx")
+    ));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let (changed, _, _) = pipeline.state(gst::ClockTime::from_seconds(30));
+    changed.unwrap();
+    let sr = pipeline.by_name("sr").unwrap();
+    sr.set_property("model", "fast");
+    sr.set_property("tile-size", 128u32);
+    // Live-changeable ones still change.
+    sr.set_property("latency-budget", 250u32);
+    assert_eq!(sr.property::<String>("model"), data("conv_x2.onnx"));
+    assert_eq!(sr.property::<u32>("tile-size"), 0);
+    assert_eq!(sr.property::<u32>("latency-budget"), 250);
+    pipeline.set_state(gst::State::Null).unwrap();
+    sr.set_property("tile-size", 128u32);
+    assert_eq!(sr.property::<u32>("tile-size"), 128);
+}
+
+#[test]
+fn untagged_sd_keeps_its_resolved_colorimetry_at_hd() {
+    // Untagged 720x480 is BT.601 by GStreamer's default for its size; left
+    // untagged at 1440x960 it would be read as BT.709 and shift colours.
+    for (input, expected) in [("", "bt601"), (",colorimetry=bt709", "bt709")] {
+        let mut h = harness(
+            "conv_x2.onnx",
+            &format!("video/x-raw,format=I420,width=720,height=480,framerate=25/1{input}"),
+        );
+        h.push(input_buffer(720 * 480 * 3 / 2, 0)).unwrap();
+        h.pull().expect("an output buffer");
+        let caps = h.sinkpad().unwrap().current_caps().unwrap();
+        let info = gst_video::VideoInfo::from_caps(&caps).unwrap();
+        assert_eq!((info.width(), info.height()), (1440, 960));
+        assert_eq!(info.colorimetry().to_string(), expected, "{caps}");
+    }
+}
+
+#[test]
+fn drop_mode_keeps_up_when_the_sink_syncs_to_the_clock() {
+    // Frames waiting on the sink's clock were counted as the model's
+    // backlog, and most frames were dropped although the model kept up.
+    let (pipeline, sink) = gendr_test_support::pipeline_with_sink(&format!(
+        "videotestsrc is-live=true num-buffers=50 ! video/x-raw,width=64,height=36,framerate=25/1 ! \
+         gendrsr name=sr model={} on-overload=drop latency-budget=500 ! appsink name=sink sync=true",
+        data("conv_x2.onnx")
+    ));
+    let counted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = counted.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("the stream ends");
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    let sr = pipeline.by_name("sr").unwrap();
+    let (processed, dropped) = (
+        sr.property::<u64>("frames-processed"),
+        sr.property::<u64>("frames-dropped"),
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    println!("processed {processed}, dropped {dropped} of 50");
+    assert_eq!(processed + dropped, 50, "every frame is counted");
+    assert_eq!(
+        counted.load(std::sync::atomic::Ordering::SeqCst) as u64,
+        processed
+    );
+    assert!(dropped <= 5, "{dropped} of 50 dropped");
 }

@@ -15,6 +15,12 @@ wrong_channels.onnx   1-channel input N x 1 x H x W (must be refused: channels !
 two_inputs.onnx       two inputs (must be refused).
 not_a_model.onnx      a few bytes of text (must be refused).
 conv_x2_fp16.onnx     conv_x2 with float16 weights, input and output (gendr.precision = fp16).
+bad_multiple_x2.onnx  conv_x2 with gendr.tile_multiple = 1000000 (must be refused, not allocated).
+bad_scale_x2.onnx     conv_x2 with gendr.scale = 2^64 - 1 (must be refused).
+fixed_huge_x2.onnx    conv_x2 with a fixed 1 x 3 x 8192 x 8192 input: one run needs ~4 GiB (refused).
+rank3_x2.onnx         conv_x2 without metadata whose output is squeezed to rank 3 at run time while
+                      its declared output is rank 4 (must be refused at the probe run).
+nan_x2.onnx           conv_x2 whose output is multiplied by NaN: every run gives non-finite values.
 slow_x2.onnx          x2, deliberately slow on CPU: conv3x3(3->64) then 14 x conv3x3(64->64)
                       sharing one weight tensor, conv3x3(64->12), DepthToSpace, Sigmoid.
                       Receptive radius 16 input px (gendr.min_overlap = 16).  About 7.6 GMAC
@@ -107,6 +113,31 @@ def slow_x2(rng, depth=14, width=64):
                  meta_x2("slow-x2", depth + 2), name="slow")
 
 
+def with_meta(m, **changes):
+    """A copy of `m` with some gendr.* metadata replaced."""
+    m = onnx.ModelProto.FromString(m.SerializeToString())
+    for p in m.metadata_props:
+        key = p.key.removeprefix("gendr.")
+        if key in changes:
+            p.value = str(changes[key])
+    return m
+
+
+def appended(m, op, constant, out_dims, check=True):
+    """`m` with its output passed through `op(output, constant)`."""
+    m = onnx.ModelProto.FromString(m.SerializeToString())
+    g = m.graph
+    for n in g.node:
+        n.output[:] = ["pre_output" if o == "output" else o for o in n.output]
+    g.initializer.append(numpy_helper.from_array(constant, "appended_constant"))
+    g.node.append(helper.make_node(op, ["pre_output", "appended_constant"], ["output"]))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("output", TensorProto.FLOAT, out_dims))
+    if check:
+        onnx.checker.check_model(m)
+    return m
+
+
 def to_fp16(m):
     """The same graph in float16: weights, constants, input and output."""
     m = onnx.ModelProto.FromString(m.SerializeToString())
@@ -152,6 +183,14 @@ def main():
     with open(os.path.join(HERE, "not_a_model.onnx"), "w") as f:
         f.write("this is not an ONNX model\n")
     save(slow_x2(np.random.default_rng(99)), "slow_x2.onnx")
+    base = conv_x2(np.random.default_rng(1234), dyn_in, dyn_out, meta_x2("conv-x2", 3))
+    save(with_meta(base, tile_multiple=1000000), "bad_multiple_x2.onnx")
+    save(with_meta(base, scale=2**64 - 1), "bad_scale_x2.onnx")
+    save(conv_x2(np.random.default_rng(1234), [1, 3, 8192, 8192], [1, 3, 16384, 16384], None),
+         "fixed_huge_x2.onnx")
+    bare = conv_x2(np.random.default_rng(1234), dyn_in, dyn_out, None)
+    save(appended(bare, "Squeeze", np.array([0], np.int64), dyn_out, check=False), "rank3_x2.onnx")
+    save(appended(base, "Mul", np.array([np.nan], np.float32), dyn_out), "nan_x2.onnx")
     print("wrote test models to", HERE)
 
 

@@ -17,8 +17,10 @@
 
 use gst::glib;
 use gst::prelude::*;
+use gst::subclass::prelude::*;
 
 mod imp;
+mod video;
 
 /// Which ONNX Runtime execution provider runs the model.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
@@ -70,8 +72,32 @@ pub enum Overload {
     Fallback = 2,
 }
 
+impl From<Overload> for gendr::overload::Overload {
+    fn from(o: Overload) -> Self {
+        match o {
+            Overload::Block => gendr::overload::Overload::Block,
+            Overload::Drop => gendr::overload::Overload::Drop,
+            Overload::Fallback => gendr::overload::Overload::Fallback,
+        }
+    }
+}
+
 glib::wrapper! {
     pub struct GendrSr(ObjectSubclass<imp::GendrSr>) @extends gst::Element, gst::Object;
+}
+
+impl GendrSr {
+    /// The core configuration the current properties ask for: what
+    /// `gendr::upscaler::Upscaler::open` builds when the element starts.
+    pub fn upscaler_config(&self) -> gendr::upscaler::UpscalerConfig {
+        self.imp().upscaler_config()
+    }
+
+    /// What the running element was built with (engines, geometry, batch);
+    /// `None` unless it is started.
+    pub fn assembly(&self) -> Option<gendr::upscaler::Assembly> {
+        self.imp().assembly()
+    }
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -4,7 +4,8 @@
 
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Once};
 
 use gst::prelude::*;
 
@@ -55,4 +56,38 @@ pub fn pipeline_with_sink(description: &str) -> (gst::Pipeline, gst_app::AppSink
         .downcast::<gst_app::AppSink>()
         .expect("sink is an appsink");
     (pipeline, sink)
+}
+
+/// Runs a pipeline with an appsink named `sink` to its end: the number of
+/// frames the sink got, or the first error on the bus (or a time-out).
+pub fn run_pipeline(description: &str) -> Result<usize, String> {
+    let (pipeline, sink) = pipeline_with_sink(description);
+    let counted = Arc::new(AtomicUsize::new(0));
+    {
+        let c = counted.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |s| {
+                    s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                    c.fetch_add(1, Ordering::SeqCst);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+    }
+    let bus = pipeline.bus().unwrap();
+    // A failed start is reported on the bus, read below.
+    let _ = pipeline.set_state(gst::State::Playing);
+    let result = loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(60)) else {
+            break Err("timed out".to_string());
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(counted.load(Ordering::SeqCst)),
+            gst::MessageView::Error(e) => break Err(format!("{} ({:?})", e.error(), e.debug())),
+            _ => {}
+        }
+    };
+    pipeline.set_state(gst::State::Null).unwrap();
+    result
 }

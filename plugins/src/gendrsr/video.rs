@@ -1,0 +1,247 @@
+//! The glue between GStreamer and the core's frames: the caps gendrsr
+//! takes and gives, and copies between buffers and [`Frame`]s.
+
+use gst::glib;
+use gst::prelude::*;
+use gst_video::prelude::*;
+
+use gendr::frame::{Colorimetry, Frame, PixelFormat, Plane, YuvMatrix, YuvRange};
+
+/// The largest output edge: GStreamer's video formats and most encoders stop here.
+pub const MAX_OUTPUT_EDGE: i32 = 16384;
+
+pub fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
+    use gst_video::VideoFormat as F;
+    Some(match format {
+        F::I420 => PixelFormat::I420,
+        F::Nv12 => PixelFormat::Nv12,
+        F::Rgb => PixelFormat::Rgb,
+        F::Bgr => PixelFormat::Bgr,
+        F::Rgbx => PixelFormat::Rgbx,
+        F::Bgrx => PixelFormat::Bgrx,
+        F::Rgba => PixelFormat::Rgba,
+        F::Bgra => PixelFormat::Bgra,
+        _ => return None,
+    })
+}
+
+/// The colour coding of a stream as its (resolved) caps say. Untagged
+/// caps were resolved by GStreamer by size (BT.601 for SD); the output
+/// caps carry the same resolved colorimetry, so colours never change.
+pub fn colorimetry(info: &gst_video::VideoInfo) -> Colorimetry {
+    let c = info.colorimetry();
+    Colorimetry {
+        matrix: match c.matrix() {
+            gst_video::VideoColorMatrix::Bt601 => YuvMatrix::Bt601,
+            gst_video::VideoColorMatrix::Bt709 => YuvMatrix::Bt709,
+            // Unknown: SD is BT.601, HD and up BT.709.
+            _ if info.height() < 720 => YuvMatrix::Bt601,
+            _ => YuvMatrix::Bt709,
+        },
+        range: match c.range() {
+            gst_video::VideoColorRange::Range0_255 => YuvRange::Full,
+            _ => YuvRange::Limited,
+        },
+    }
+}
+
+pub fn sized_caps(max: i32) -> gst::Caps {
+    gst_video::VideoCapsBuilder::new()
+        .format_list([
+            gst_video::VideoFormat::I420,
+            gst_video::VideoFormat::Nv12,
+            gst_video::VideoFormat::Rgb,
+            gst_video::VideoFormat::Bgr,
+            gst_video::VideoFormat::Rgbx,
+            gst_video::VideoFormat::Bgrx,
+            gst_video::VideoFormat::Rgba,
+            gst_video::VideoFormat::Bgra,
+        ])
+        .width_range(1..=max)
+        .height_range(1..=max)
+        .build()
+}
+
+/// Multiplies (towards src) or divides (towards sink) the sizes in `caps` by
+/// `scale`. Sizes that cannot be divided exactly drop out.
+pub fn transform_caps(caps: &gst::Caps, direction: gst::PadDirection, scale: u32) -> gst::Caps {
+    if caps.is_any() {
+        return caps.clone();
+    }
+    let scale = scale as i32;
+    let map = |v: &glib::SendValue| -> Option<glib::SendValue> {
+        if let Ok(n) = v.get::<i32>() {
+            return match direction {
+                gst::PadDirection::Sink => n.checked_mul(scale).map(|n| n.to_send_value()),
+                _ => (n % scale == 0).then(|| (n / scale).to_send_value()),
+            };
+        }
+        let range = v.get::<gst::IntRange<i32>>().ok()?;
+        let (lo, hi) = match direction {
+            gst::PadDirection::Sink => (
+                range.min().saturating_mul(scale),
+                range.max().saturating_mul(scale),
+            ),
+            _ => ((range.min() + scale - 1) / scale, range.max() / scale),
+        };
+        match lo.cmp(&hi) {
+            std::cmp::Ordering::Less => Some(gst::IntRange::new(lo, hi).to_send_value()),
+            std::cmp::Ordering::Equal => Some(lo.to_send_value()),
+            std::cmp::Ordering::Greater => None,
+        }
+    };
+    let mut out = gst::Caps::new_empty();
+    {
+        let out = out.get_mut().unwrap();
+        for (s, features) in caps.iter_with_features() {
+            let mut s = s.to_owned();
+            let mut ok = true;
+            for field in ["width", "height"] {
+                if let Ok(v) = s.value(field) {
+                    match map(v) {
+                        Some(v) => s.set_value(field, v),
+                        None => ok = false,
+                    }
+                }
+            }
+            if ok {
+                out.append_structure_full(s, Some(features.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// The output caps for `in_caps`: sizes scaled, everything else kept, and
+/// the input's resolved colorimetry written out explicitly. Left implicit,
+/// a player would take the default of the new size (BT.709 for HD) and
+/// shift the colours of an untagged SD input.
+pub fn output_caps(
+    in_caps: &gst::Caps,
+    in_info: &gst_video::VideoInfo,
+    scale: u32,
+) -> Result<(gst::Caps, gst_video::VideoInfo), String> {
+    let mut caps = transform_caps(in_caps, gst::PadDirection::Sink, scale);
+    if in_info.is_yuv() {
+        let colorimetry = in_info.colorimetry().to_string();
+        if let Some(s) = caps.make_mut().structure_mut(0) {
+            s.set("colorimetry", colorimetry);
+        }
+    }
+    let info =
+        gst_video::VideoInfo::from_caps(&caps).map_err(|e| format!("output caps {caps}: {e}"))?;
+    Ok((caps, info))
+}
+
+/// Copies a buffer into a [`Frame`].
+pub fn frame_from_buffer(
+    buffer: &gst::Buffer,
+    info: &gst_video::VideoInfo,
+) -> Result<Frame, String> {
+    let vframe = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), info)
+        .map_err(|_| "buffer does not match its caps".to_string())?;
+    let format = pixel_format(info.format())
+        .ok_or_else(|| format!("format {} is not supported", info.format()))?;
+    let planes = (0..vframe.n_planes())
+        .map(|i| {
+            let stride = vframe.plane_stride()[i as usize] as usize;
+            let data = vframe.plane_data(i).map(<[u8]>::to_vec).unwrap_or_default();
+            Plane { data, stride }
+        })
+        .collect();
+    Frame::from_planes(
+        format,
+        info.width() as usize,
+        info.height() as usize,
+        colorimetry(info),
+        planes,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// A buffer of `info` holding `frame`, with the input buffer's timestamps
+/// and flags.
+pub fn buffer_from_frame(
+    frame: &Frame,
+    input: &gst::Buffer,
+    info: &gst_video::VideoInfo,
+) -> Result<gst::Buffer, String> {
+    if (frame.width, frame.height) != (info.width() as usize, info.height() as usize) {
+        return Err(format!(
+            "{}x{} frame for {}x{} caps",
+            frame.width,
+            frame.height,
+            info.width(),
+            info.height()
+        ));
+    }
+    let mut buffer = gst::Buffer::with_size(info.size()).map_err(|e| e.to_string())?;
+    {
+        let buf = buffer.get_mut().expect("new buffer is writable");
+        buf.set_pts(input.pts());
+        buf.set_dts(input.dts());
+        buf.set_duration(input.duration());
+        buf.set_offset(input.offset());
+        buf.set_offset_end(input.offset_end());
+        buf.set_flags(input.flags() & !(gst::BufferFlags::GAP | gst::BufferFlags::TAG_MEMORY));
+        let mut vframe = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info)
+            .map_err(|e| e.to_string())?;
+        for (i, _) in frame.planes.iter().enumerate() {
+            let stride = vframe.plane_stride()[i] as usize;
+            let dst = vframe.plane_data_mut(i as u32).map_err(|e| e.to_string())?;
+            for (y, row) in frame.rows(i).enumerate() {
+                dst[y * stride..y * stride + row.len()].copy_from_slice(row);
+            }
+        }
+    }
+    Ok(buffer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(s: &str) -> gst::Caps {
+        gst::init().unwrap();
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn fixed_sizes_scale_both_ways() {
+        let sink = caps("video/x-raw,format=I420,width=320,height=180,framerate=25/1");
+        let src = transform_caps(&sink, gst::PadDirection::Sink, 2);
+        assert_eq!(
+            src,
+            caps("video/x-raw,format=I420,width=640,height=360,framerate=25/1")
+        );
+        assert_eq!(transform_caps(&src, gst::PadDirection::Src, 2), sink);
+    }
+
+    #[test]
+    fn sizes_that_do_not_divide_drop_out() {
+        let src = caps("video/x-raw,width=641,height=360; video/x-raw,width=640,height=360");
+        let sink = transform_caps(&src, gst::PadDirection::Src, 2);
+        assert_eq!(sink, caps("video/x-raw,width=320,height=180"));
+    }
+
+    #[test]
+    fn ranges_shrink_to_what_the_scale_can_reach() {
+        let src = caps("video/x-raw,width=[3,16384],height=[1,7]");
+        let sink = transform_caps(&src, gst::PadDirection::Src, 4);
+        assert_eq!(sink, caps("video/x-raw,width=[1,4096],height=1"));
+        let up = transform_caps(
+            &caps("video/x-raw,width=[1,2147483647]"),
+            gst::PadDirection::Sink,
+            2,
+        );
+        assert_eq!(up, caps("video/x-raw,width=[2,2147483647]"));
+        let none = transform_caps(&caps("video/x-raw,height=[1,3]"), gst::PadDirection::Src, 4);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn any_stays_any() {
+        gst::init().unwrap();
+        assert!(transform_caps(&gst::Caps::new_any(), gst::PadDirection::Src, 2).is_any());
+    }
+}
