@@ -21,7 +21,7 @@
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -164,12 +164,28 @@ struct Counter {
 struct Shutdown {
     failure: OnceLock<Error>,
     cancel: Mutex<Option<Sender<()>>>,
+    /// Signalled once `failure` is set.
+    failed: Condvar,
 }
 
 impl Shutdown {
     fn fail(&self, error: Error) {
         let _ = self.failure.set(error);
         self.cancel.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.failed.notify_all();
+    }
+
+    /// The error for a caller whose channel to a stage closed under it: a
+    /// stage's channels close while it unwinds, just before its failure is
+    /// recorded, so wait a moment for the reason.
+    fn died(&self) -> Error {
+        let guard = self.cancel.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = self
+            .failed
+            .wait_timeout_while(guard, Duration::from_secs(1), |_| {
+                self.failure.get().is_none()
+            });
+        self.error()
     }
 
     /// The error for a caller that found the pipeline closed.
@@ -239,6 +255,7 @@ impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
         let shutdown = Arc::new(Shutdown {
             failure: OnceLock::new(),
             cancel: Mutex::new(Some(cancel_tx)),
+            failed: Condvar::new(),
         });
         let mut threads = Vec::new();
 
@@ -368,7 +385,7 @@ impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => return Ok(None),
-                Err(RecvTimeoutError::Disconnected) => return Err(self.shutdown.error()),
+                Err(RecvTimeoutError::Disconnected) => return Err(self.shutdown.died()),
             }
         }
     }
@@ -415,7 +432,7 @@ impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
             .ok_or(Error::PipelineClosed)?
             .send(WorkItem::Time { size, batch, reply })
             .map_err(|_| self.shutdown.error())?;
-        answer.recv().map_err(|_| self.shutdown.error())?
+        answer.recv().map_err(|_| self.shutdown.died())?
     }
 
     /// Frames submitted and not yet out of the stitcher: the model's

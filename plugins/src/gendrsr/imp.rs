@@ -423,11 +423,20 @@ impl GendrSr {
         let _ = self.obj().post_message(msg);
     }
 
-    /// Queues a serialized event behind the frames before it.
+    /// Queues a serialized event behind the frames before it. Once the src
+    /// task has stopped on downstream's flow (EOS, not linked), nothing is
+    /// in flight and an event such as upstream's answering EOS goes
+    /// straight on.
     fn queue_event(&self, marker: Marker) -> bool {
-        match self.pipeline() {
-            Some(pipeline) => pipeline.submit_marker(marker).is_ok(),
-            None => false,
+        let (pipeline, stopped) = {
+            let shared = lock(&self.shared);
+            let pipeline = shared.state.as_ref().map(|s| s.pipeline.clone());
+            (pipeline, shared.flow.is_err() && !shared.flushing)
+        };
+        match (pipeline, marker) {
+            (Some(_), Marker::Event(event)) if stopped => self.srcpad.push_event(event),
+            (Some(pipeline), marker) => pipeline.submit_marker(marker).is_ok(),
+            (None, _) => false,
         }
     }
 
