@@ -1,0 +1,188 @@
+//! What `gendr live` reads from and writes to, parsed from its arguments.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use crate::media;
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    Uri(String),
+    /// A file, played at its own pace.
+    File(String),
+    Device(String),
+}
+
+impl Source {
+    pub fn parse(input: &str) -> Result<Source> {
+        if input.starts_with("/dev/video") {
+            if !Path::new(input).exists() {
+                bail!("{input}: no such device");
+            }
+            return Ok(Source::Device(input.into()));
+        }
+        if input.starts_with("file://") {
+            return Ok(Source::File(input.into()));
+        }
+        if input.contains("://") {
+            return Ok(Source::Uri(input.into()));
+        }
+        let path = Path::new(input);
+        if !path.is_file() {
+            bail!("{input}: no such file (and not a URI)");
+        }
+        Ok(Source::File(media::file_uri(path)?))
+    }
+
+    /// A file ends; a stream that ends may come back.
+    pub fn is_file(&self) -> bool {
+        matches!(self, Source::File(_))
+    }
+}
+
+/// Where the upscaled stream goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sink {
+    Udp {
+        host: String,
+        port: u16,
+    },
+    Srt(String),
+    Hls {
+        playlist: PathBuf,
+        segments: PathBuf,
+    },
+    /// An RTSP server on `host`:`port` serving the stream at `mount`.
+    Rtsp {
+        host: String,
+        port: u16,
+        mount: String,
+    },
+}
+
+impl Sink {
+    pub fn parse(output: &str) -> Result<Sink> {
+        if let Some(rest) = output.strip_prefix("udp://") {
+            let (host, port) = rest
+                .trim_end_matches('/')
+                .rsplit_once(':')
+                .with_context(|| format!("{output}: expected udp://HOST:PORT"))?;
+            let port = port
+                .parse()
+                .with_context(|| format!("{output}: bad port {port:?}"))?;
+            let host = if host.is_empty() { "127.0.0.1" } else { host };
+            return Ok(Sink::Udp {
+                host: host.trim_matches(['[', ']']).into(),
+                port,
+            });
+        }
+        if output.starts_with("srt://") {
+            if gst::ElementFactory::find("srtsink").is_none() {
+                bail!("{output}: srtsink is not installed (gst-plugins-bad with SRT support)");
+            }
+            return Ok(Sink::Srt(output.into()));
+        }
+        if let Some(rest) = output.strip_prefix("rtsp://") {
+            let expected = || format!("{output}: expected rtsp://HOST:PORT/PATH");
+            let (authority, path) = rest.split_once('/').with_context(expected)?;
+            let path = path.trim_end_matches('/');
+            if path.is_empty() || path.contains(['?', '#']) {
+                bail!(expected());
+            }
+            let (host, port) = match authority.strip_prefix('[') {
+                Some(v6) => {
+                    let (host, rest) = v6.split_once(']').with_context(expected)?;
+                    (host, rest.strip_prefix(':'))
+                }
+                None => match authority.rsplit_once(':') {
+                    Some((host, port)) => (host, Some(port)),
+                    None => (authority, None),
+                },
+            };
+            let port = match port {
+                Some(port) => port
+                    .parse()
+                    .with_context(|| format!("{output}: bad port {port:?}"))?,
+                None => 8554,
+            };
+            return Ok(Sink::Rtsp {
+                host: if host.is_empty() { "0.0.0.0" } else { host }.into(),
+                port,
+                mount: format!("/{path}"),
+            });
+        }
+        let (dir, playlist) = if let Some(dir) = output.strip_prefix("hls://") {
+            let dir = PathBuf::from(dir);
+            let playlist = dir.join("playlist.m3u8");
+            (dir, playlist)
+        } else if output.ends_with(".m3u8") {
+            let playlist = PathBuf::from(output);
+            let dir = match playlist.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            };
+            (dir, playlist)
+        } else {
+            bail!("{output}: unknown output; use udp://HOST:PORT, srt://HOST:PORT, hls:///DIR, a .m3u8 path or rtsp://HOST:PORT/PATH");
+        };
+        std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+        let stem = playlist
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "playlist".into());
+        Ok(Sink::Hls {
+            segments: dir.join(format!("{stem}%05d.ts")),
+            playlist,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outputs_parse() {
+        assert_eq!(
+            Sink::parse("udp://127.0.0.1:5000").unwrap(),
+            Sink::Udp {
+                host: "127.0.0.1".into(),
+                port: 5000
+            }
+        );
+        assert!(Sink::parse("udp://127.0.0.1").is_err());
+        assert!(Sink::parse("out.mp4").is_err());
+        assert_eq!(
+            Sink::parse("rtsp://0.0.0.0:8554/live/cam").unwrap(),
+            Sink::Rtsp {
+                host: "0.0.0.0".into(),
+                port: 8554,
+                mount: "/live/cam".into()
+            }
+        );
+        assert_eq!(
+            Sink::parse("rtsp://[::1]/live").unwrap(),
+            Sink::Rtsp {
+                host: "::1".into(),
+                port: 8554,
+                mount: "/live".into()
+            }
+        );
+        assert!(Sink::parse("rtsp://0.0.0.0:8554").is_err());
+        assert!(Sink::parse("rtsp://0.0.0.0:x/live").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let playlist = dir.path().join("a/live.m3u8");
+        match Sink::parse(&playlist.display().to_string()).unwrap() {
+            Sink::Hls {
+                playlist: p,
+                segments,
+            } => {
+                assert_eq!(p, playlist);
+                assert_eq!(segments, dir.path().join("a/live%05d.ts"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
