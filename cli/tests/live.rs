@@ -141,6 +141,53 @@ impl Receiver {
     }
 }
 
+/// Runs `gendr live` on a file input to its end, within `limit`; returns
+/// whether it succeeded and its standard error.
+fn gendr_live_to_end(args: &[&str], limit: Duration) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gendr"))
+        .arg("live")
+        .args(args)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+        text
+    });
+    let mut live = Guard(child);
+    let status = live.wait_for(limit);
+    drop(live);
+    let text = reader.join().unwrap();
+    let status = status.unwrap_or_else(|| panic!("gendr live did not end in {limit:?}: {text}"));
+    (status.success(), text)
+}
+
+/// How many video frames ffprobe decodes from `path`, an independent reader.
+fn ffprobe_frames(path: &std::path::Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An HLS playlist lists the stream under its program too: the same count twice.
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("ffprobe said {text:?}"))
+}
+
 impl Drop for Receiver {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
@@ -274,6 +321,47 @@ fn sigint_finalises_the_hls_playlist() {
         let size = std::fs::metadata(dir.path().join(name)).unwrap().len();
         assert!(size > 0, "{name} is empty");
     }
+}
+
+/// hlssink2 takes its segment location as a printf format: a `%` of the
+/// user's must reach the file system as it was written, not be expanded
+/// (`%s` crashed, `%d` made up names).
+#[test]
+fn hls_paths_with_percent_signs_are_taken_literally() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("100%d");
+    let playlist = folder.join("x%s%s%s.m3u8");
+    let (ok, log) = gendr_live_to_end(
+        &[
+            repo("samples/bikes_160x68_2s.mp4").to_str().unwrap(),
+            playlist.to_str().unwrap(),
+            "--model",
+            "fast",
+            "--segment-secs",
+            "1",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "gendr live failed: {log}");
+    let text = std::fs::read_to_string(&playlist)
+        .unwrap_or_else(|e| panic!("{}: {e}; log: {log}", playlist.display()));
+    let segments: Vec<&str> = text.lines().filter(|l| l.ends_with(".ts")).collect();
+    assert!(!segments.is_empty(), "{text}");
+    let mut expected: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
+    expected.push("x%s%s%s.m3u8".into());
+    expected.sort();
+    let mut written: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, expected, "files beside the playlist");
+    assert!(
+        segments.iter().all(|s| s.starts_with("x%s%s%s")),
+        "{segments:?}"
+    );
+    assert!(ffprobe_frames(&playlist) > 0, "no frame in {text}");
 }
 
 /// What one run of the slow model against a live source saw.

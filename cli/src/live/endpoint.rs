@@ -132,11 +132,22 @@ impl Sink {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "playlist".into());
+        // hlssink2 expands the segment location as a printf format: the
+        // user's own `%` must stay literal.
+        let segments = format!(
+            "{}%05d.ts",
+            printf_literal(&dir.join(&stem).display().to_string())
+        );
         Ok(Sink::Hls {
-            segments: dir.join(format!("{stem}%05d.ts")),
+            segments: PathBuf::from(segments),
             playlist,
         })
     }
+}
+
+/// `text` as a printf format that prints it unchanged.
+fn printf_literal(text: &str) -> String {
+    text.replace('%', "%%")
 }
 
 #[cfg(test)]
@@ -181,6 +192,23 @@ mod tests {
             } => {
                 assert_eq!(p, playlist);
                 assert_eq!(segments, dir.path().join("a/live%05d.ts"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hls_segment_locations_keep_percent_signs_literal() {
+        let dir = tempfile::tempdir().unwrap();
+        let playlist = dir.path().join("5%d/x%s.m3u8");
+        match Sink::parse(&playlist.display().to_string()).unwrap() {
+            Sink::Hls {
+                playlist: p,
+                segments,
+            } => {
+                assert_eq!(p, playlist);
+                let expected = format!("{}/5%%d/x%%s%05d.ts", dir.path().display());
+                assert_eq!(segments, PathBuf::from(expected));
             }
             other => panic!("{other:?}"),
         }
