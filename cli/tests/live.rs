@@ -364,6 +364,51 @@ fn hls_paths_with_percent_signs_are_taken_literally() {
     assert!(ffprobe_frames(&playlist) > 0, "no frame in {text}");
 }
 
+/// The number just before `label` in `text` (e.g. "12 from the model").
+fn count_before(text: &str, label: &str) -> u64 {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"));
+    let number = text[..at].split_whitespace().next_back().unwrap_or("");
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("no count before {label:?} in {text}"))
+}
+
+/// The summary accounts for every frame: in = from the model + fallback +
+/// dropped, also when the model is too slow for the input and frames wait in
+/// front of gendrsr. An independent reader (ffprobe) counts the frames of
+/// the input file and of the HLS output.
+#[test]
+fn the_summary_accounts_for_every_frame() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let playlist = dir.path().join("live.m3u8");
+    let input = repo("samples/bbb_320x180_2s.mp4");
+    // The default model takes about a second a frame here: most frames are dropped.
+    let (ok, log) = gendr_live_to_end(
+        &[input.to_str().unwrap(), playlist.to_str().unwrap()],
+        Duration::from_secs(90),
+    );
+    assert!(ok, "gendr live failed: {log}");
+    let summary = log
+        .lines()
+        .find(|l| l.contains(" frames in"))
+        .unwrap_or_else(|| panic!("no summary in {log}"));
+    let frames_in = count_before(summary, " frames in");
+    let model = count_before(summary, " from the model");
+    let fallback = count_before(summary, " fallback");
+    let dropped = count_before(summary, " dropped");
+    assert_eq!(frames_in, ffprobe_frames(&input), "{summary}");
+    assert_eq!(
+        frames_in,
+        model + fallback + dropped,
+        "frames counted nowhere: {summary}"
+    );
+    assert!(!summary.contains("unaccounted"), "{summary}");
+    assert_eq!(ffprobe_frames(&playlist), model + fallback, "{summary}");
+}
+
 /// What one run of the slow model against a live source saw.
 struct Overload {
     processed: u64,

@@ -79,6 +79,16 @@ impl Output {
 
         {
             let counters = counters.clone();
+            sr.static_pad("sink").context("gendrsr sink")?.add_probe(
+                gst::PadProbeType::BUFFER,
+                move |_, _| {
+                    counters.frames_to_sr.fetch_add(1, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
+        {
+            let counters = counters.clone();
             sr.static_pad("src").context("gendrsr src")?.add_probe(
                 gst::PadProbeType::BUFFER,
                 move |_, _| {
@@ -141,7 +151,7 @@ impl Output {
                 );
             }
         }
-        let summary = counters.summary(&self.sr);
+        let summary = counters.summary(&self.sr, &self.appsrc);
         let _ = self.pipeline.set_state(gst::State::Null);
         if let Some(rtsp) = &self.rtsp {
             rtsp.stop();

@@ -25,7 +25,7 @@ impl<'a> Stats<'a> {
         }
     }
 
-    pub fn tick(&mut self, sr: &gst::Element) -> Option<String> {
+    pub fn tick(&mut self, sr: &gst::Element, appsrc: &gst_app::AppSrc) -> Option<String> {
         let secs = self.at.elapsed().as_secs_f64();
         if secs < 1.0 {
             return None;
@@ -40,7 +40,7 @@ impl<'a> Stats<'a> {
         let e2e = self.counters.take_window_max_e2e();
         Some(format!(
             "in {fps_in:5.1} fps  out {fps_out:5.1} fps  dropped {}  fallback {}  latency gendrsr {:.0} ms (max {:.0})  encoded {e2e:.0} ms",
-            sr.property::<u64>("frames-dropped"),
+            sr.property::<u64>("frames-dropped") + self.counters.dropped_at_input(appsrc),
             sr.property::<u64>("frames-fallback"),
             sr.property::<f64>("latency-mean-ms"),
             sr.property::<f64>("latency-max-ms"),
@@ -100,7 +100,12 @@ impl StatusLine {
 /// Counters shared with the streaming threads.
 #[derive(Default)]
 pub struct Counters {
+    /// Frames handed to the output pipeline's appsrc.
     pub frames_in: AtomicU64,
+    /// Frames that reached gendrsr: the appsrc's bounded queue drops the
+    /// oldest while gendrsr is not taking them (e.g. loading its model).
+    pub frames_to_sr: AtomicU64,
+    /// Frames out of gendrsr, from the model or the fallback.
     pub frames_out: AtomicU64,
     /// Last frame into the output pipeline, as milliseconds since `start`.
     pub last_in_ms: AtomicU64,
@@ -131,16 +136,39 @@ impl Counters {
         std::mem::take(&mut e2e.window_max_ms)
     }
 
-    /// The line printed on exit.
-    pub fn summary(&self, sr: &gst::Element) -> String {
+    /// Frames the appsrc threw away: those in, less those that reached
+    /// gendrsr and those still queued.
+    fn dropped_at_input(&self, appsrc: &gst_app::AppSrc) -> u64 {
+        let frames_in = self.frames_in.load(Ordering::Relaxed);
+        let reached = self.frames_to_sr.load(Ordering::Relaxed);
+        frames_in.saturating_sub(reached + appsrc.current_level_buffers())
+    }
+
+    /// The line printed on exit, once the output pipeline has drained:
+    /// every frame in is accounted for as from the model, fallback or
+    /// dropped (by gendrsr, or before it).
+    pub fn summary(&self, sr: &gst::Element, appsrc: &gst_app::AppSrc) -> String {
+        let processed = sr.property::<u64>("frames-processed");
+        let fallback = sr.property::<u64>("frames-fallback");
+        let dropped_by_sr = sr.property::<u64>("frames-dropped");
+        let dropped_at_input = self.dropped_at_input(appsrc);
+        // Whatever reached gendrsr and none of its counters holds.
+        let unaccounted = self
+            .frames_to_sr
+            .load(Ordering::Relaxed)
+            .saturating_sub(processed + fallback + dropped_by_sr);
+        let unaccounted = if unaccounted > 0 {
+            format!(", {unaccounted} unaccounted for in gendrsr")
+        } else {
+            String::new()
+        };
         let e2e = self.e2e.lock().unwrap_or_else(|p| p.into_inner());
         format!(
-            "gendr: {} frames in, {} from the model, {} fallback, {} dropped; latency in gendrsr \
-             mean {:.0} ms, max {:.0} ms; input to encoded mean {:.0} ms, max {:.0} ms",
+            "gendr: {} frames in: {processed} from the model, {fallback} fallback, {} dropped \
+             ({dropped_by_sr} by gendrsr, {dropped_at_input} from the full queue before it){unaccounted}; \
+             latency in gendrsr mean {:.0} ms, max {:.0} ms; input to encoded mean {:.0} ms, max {:.0} ms",
             self.frames_in.load(Ordering::Relaxed),
-            sr.property::<u64>("frames-processed"),
-            sr.property::<u64>("frames-fallback"),
-            sr.property::<u64>("frames-dropped"),
+            dropped_by_sr + dropped_at_input,
             sr.property::<f64>("latency-mean-ms"),
             sr.property::<f64>("latency-max-ms"),
             e2e.sum_ms / e2e.n.max(1) as f64,

@@ -100,7 +100,7 @@ pub fn drive(
                 _ => {}
             }
         }
-        if let Some(line) = stats.tick(&output.sr) {
+        if let Some(line) = stats.tick(&output.sr, &output.appsrc) {
             status.show(&line);
         }
     }
