@@ -3,7 +3,9 @@
 //! deliberately slow model. Ports are picked free on 127.0.0.1; every child
 //! process is killed when its guard drops; each wait is bounded.
 
-use std::net::{TcpListener, UdpSocket};
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -86,10 +88,15 @@ fn sender(port: u16) -> Guard {
 }
 
 fn gendr_live(args: &[&str]) -> Guard {
+    gendr_live_with_env(args, &[])
+}
+
+fn gendr_live_with_env(args: &[&str], env: &[(&str, &str)]) -> Guard {
     Guard(
         Command::new(env!("CARGO_BIN_EXE_gendr"))
             .arg("live")
             .args(args)
+            .envs(env.iter().copied())
             .arg("--quiet")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -120,6 +127,15 @@ impl Receiver {
         ))
     }
 
+    /// An SRT caller of 127.0.0.1:`port`, with `passphrase` if any.
+    fn srt(port: u16, passphrase: Option<&str>) -> Receiver {
+        let key = passphrase.map_or(String::new(), |p| format!("passphrase=\"{p}\""));
+        Receiver::launch(&format!(
+            "srtsrc uri=srt://127.0.0.1:{port} {key} ! tsdemux ! h264parse ! avdec_h264 \
+             ! appsink name=sink sync=false max-buffers=100 drop=true"
+        ))
+    }
+
     fn launch(description: &str) -> Receiver {
         let (pipeline, sink) = pipeline_with_sink(description);
         pipeline.set_state(gst::State::Playing).unwrap();
@@ -133,6 +149,19 @@ impl Receiver {
             .try_pull_sample(gst::ClockTime::from_nseconds(limit.as_nanos() as u64))?;
         let s = sample.caps()?.structure(0)?.to_owned();
         Some((s.get("width").ok()?, s.get("height").ok()?))
+    }
+
+    /// The first error the client's pipeline posted within `limit`.
+    fn error_within(&self, limit: Duration) -> Option<String> {
+        let bus = self.pipeline.bus()?;
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(limit.as_nanos() as u64),
+            &[gst::MessageType::Error],
+        )?;
+        match msg.view() {
+            gst::MessageView::Error(e) => Some(format!("{} ({:?})", e.error(), e.debug())),
+            _ => None,
+        }
     }
 
     /// Throws away what has arrived so far.
@@ -321,6 +350,305 @@ fn sigint_finalises_the_hls_playlist() {
         let size = std::fs::metadata(dir.path().join(name)).unwrap().len();
         assert!(size > 0, "{name} is empty");
     }
+}
+
+/// A socket of this network namespace, as /proc/net lists it.
+struct Socket {
+    address: IpAddr,
+    port: u16,
+    /// TCP: 0A is listening.
+    state: String,
+    inode: u64,
+}
+
+/// The sockets in /proc/net/`table` (tcp, tcp6, udp, udp6).
+fn sockets(table: &str) -> Vec<Socket> {
+    let text = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (hex, port) = fields.get(1)?.split_once(':')?;
+            // Each 32-bit word is printed as the host-order value of network-order bytes.
+            let mut bytes = Vec::new();
+            for word in hex.as_bytes().chunks(8) {
+                let word = u32::from_str_radix(std::str::from_utf8(word).ok()?, 16).ok()?;
+                bytes.extend(word.to_le_bytes());
+            }
+            let address = match bytes.len() {
+                4 => IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+                16 => IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+                _ => return None,
+            };
+            Some(Socket {
+                address,
+                port: u16::from_str_radix(port, 16).ok()?,
+                state: fields.get(3)?.to_string(),
+                inode: fields.get(9)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The addresses TCP listeners on `port` are bound to.
+fn tcp_listeners(port: u16) -> HashSet<IpAddr> {
+    ["tcp", "tcp6"]
+        .iter()
+        .flat_map(|t| sockets(t))
+        .filter(|s| s.port == port && s.state == "0A")
+        .map(|s| s.address)
+        .collect()
+}
+
+/// The local addresses of process `pid`'s UDP sockets.
+fn udp_addresses_of(pid: u32) -> Vec<(IpAddr, u16)> {
+    let inodes: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            link.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ["udp", "udp6"]
+        .iter()
+        .flat_map(|t| sockets(t))
+        .filter(|s| inodes.contains(&s.inode))
+        .map(|s| (s.address, s.port))
+        .collect()
+}
+
+/// Waits until `live` has a UDP socket on `port`; returns the addresses
+/// its sockets on that port are bound to.
+fn wait_for_udp_socket(live: &mut Guard, port: u16) -> Vec<IpAddr> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            live.0.try_wait().unwrap().is_none(),
+            "gendr live exited early"
+        );
+        let bound: Vec<IpAddr> = udp_addresses_of(live.0.id())
+            .into_iter()
+            .filter(|(_, p)| *p == port)
+            .map(|(address, _)| address)
+            .collect();
+        if !bound.is_empty() {
+            return bound;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on UDP port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends one RTSP request over a fresh connection and returns the reply's
+/// head, or None if none came within `limit`.
+fn rtsp_request(address: &str, request: &str, limit: Duration) -> Option<String> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(limit)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => reply.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// Waits until something accepts TCP connections on `address`.
+fn wait_for_listener(address: &str, live: &mut Guard) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(address).is_err() {
+        assert!(
+            live.0.try_wait().unwrap().is_none(),
+            "gendr live exited early"
+        );
+        assert!(Instant::now() < deadline, "nothing listens on {address}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `rtsp://localhost` serves 127.0.0.1 and ::1 and nothing else, RTP goes
+/// out from loopback, a `udp://:PORT` input listens on 127.0.0.1, and with
+/// --rtsp-user only that user, with the password from the environment, can
+/// watch.
+#[test]
+fn rtsp_listens_on_loopback_and_lets_in_only_its_user() {
+    let _serial = serial();
+    let (p, q) = (free_udp_port(), free_tcp_port());
+    let _send = sender(p);
+    let url = format!("rtsp://127.0.0.1:{q}/live");
+    let mut live = gendr_live_with_env(
+        &[
+            &format!("udp://:{p}"),
+            &format!("rtsp://localhost:{q}/live"),
+            "--model",
+            "fast",
+            "--rtsp-user",
+            "viewer",
+        ],
+        &[("GENDR_RTSP_PASSWORD", "right horse battery")],
+    );
+    wait_for_listener(&format!("127.0.0.1:{q}"), &mut live);
+    let loopback: HashSet<IpAddr> = [Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()].into();
+    assert_eq!(tcp_listeners(q), loopback, "RTSP listeners");
+    let input = wait_for_udp_socket(&mut live, p);
+    assert_eq!(
+        input,
+        vec![IpAddr::from(Ipv4Addr::LOCALHOST)],
+        "the udp input's socket"
+    );
+
+    // No credentials: refused on either address, offering both methods.
+    for host in ["127.0.0.1", "[::1]"] {
+        let describe = format!("DESCRIBE rtsp://{host}:{q}/live RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+        let reply = rtsp_request(&format!("{host}:{q}"), &describe, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no reply on {host}"));
+        assert!(reply.starts_with("RTSP/1.0 401"), "{reply}");
+        assert!(
+            reply.contains("Digest") && reply.contains("Basic"),
+            "{reply}"
+        );
+    }
+    // A wrong password: refused, no frame.
+    let wrong = Receiver::launch(&format!(
+        "rtspsrc location={url} user-id=viewer user-pw=wrong protocols=tcp ! rtph264depay \
+         ! avdec_h264 ! appsink name=sink sync=false max-buffers=100 drop=true"
+    ));
+    let error = wrong.error_within(Duration::from_secs(10));
+    assert!(error.is_some(), "a wrong password was not refused");
+    assert_eq!(wrong.next_size(Duration::from_millis(100)), None);
+    drop(wrong);
+
+    // The right one, RTP over UDP: frames, and every UDP socket on loopback.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = loop {
+        assert!(
+            live.0.try_wait().unwrap().is_none(),
+            "gendr live exited early"
+        );
+        let client = Receiver::launch(&format!(
+            "rtspsrc location={url} user-id=viewer user-pw=\"right horse battery\" \
+             protocols=udp latency=100 ! rtph264depay ! avdec_h264 \
+             ! appsink name=sink sync=false max-buffers=100 drop=true"
+        ));
+        if let Some(size) = client.next_size(Duration::from_secs(5)) {
+            assert_eq!(size, (320, 180));
+            break client;
+        }
+        assert!(Instant::now() < deadline, "the right user got no frame");
+    };
+    let udp = udp_addresses_of(live.0.id());
+    assert!(udp.len() >= 3, "no RTP sockets: {udp:?}");
+    assert!(
+        udp.iter().all(|(address, _)| address.is_loopback()),
+        "UDP sockets off loopback: {udp:?}"
+    );
+    drop(client);
+    live.interrupt();
+    let status = live
+        .wait_for(Duration::from_secs(20))
+        .expect("gendr live did not exit after SIGINT");
+    assert!(status.success(), "gendr live exited with {status}");
+}
+
+/// An `srt://:PORT?mode=listener` output listens on 127.0.0.1 only and, with
+/// a passphrase from the environment, lets in only callers that know it.
+#[test]
+fn srt_listener_is_on_loopback_and_encrypted() {
+    let _serial = serial();
+    let (p, r) = (free_udp_port(), free_udp_port());
+    let _send = sender(p);
+    let passphrase = "correct horse battery";
+    let mut live = gendr_live_with_env(
+        &[
+            &format!("udp://127.0.0.1:{p}"),
+            &format!("srt://:{r}?mode=listener"),
+            "--model",
+            "fast",
+        ],
+        &[("GENDR_SRT_PASSPHRASE", passphrase)],
+    );
+    let listener = wait_for_udp_socket(&mut live, r);
+    assert_eq!(
+        listener,
+        vec![IpAddr::from(Ipv4Addr::LOCALHOST)],
+        "SRT listener"
+    );
+
+    for key in [None, Some("wrong horse battery")] {
+        let client = Receiver::srt(r, key);
+        assert_eq!(
+            client.next_size(Duration::from_secs(5)),
+            None,
+            "a caller with passphrase {key:?} got a frame"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            live.0.try_wait().unwrap().is_none(),
+            "gendr live exited early"
+        );
+        let client = Receiver::srt(r, Some(passphrase));
+        if let Some(size) = client.next_size(Duration::from_secs(5)) {
+            assert_eq!(size, (320, 180));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller with the passphrase got no frame"
+        );
+    }
+    live.interrupt();
+    let status = live
+        .wait_for(Duration::from_secs(20))
+        .expect("gendr live did not exit after SIGINT");
+    assert!(status.success(), "gendr live exited with {status}");
+}
+
+/// While the source is down, gst-rtsp-server answers a DESCRIBE only when
+/// the media prerolls; that must not hold up the other clients.
+#[test]
+fn a_describe_waiting_for_the_source_stalls_no_other_client() {
+    let _serial = serial();
+    let (p, q) = (free_udp_port(), free_tcp_port());
+    // No sender: the source stays silent.
+    let mut live = gendr_live(&[
+        &format!("udp://127.0.0.1:{p}"),
+        &format!("rtsp://127.0.0.1:{q}/live"),
+        "--model",
+        "fast",
+    ]);
+    let address = format!("127.0.0.1:{q}");
+    wait_for_listener(&address, &mut live);
+    let mut waiting = TcpStream::connect(&address).unwrap();
+    waiting
+        .write_all(format!("DESCRIBE rtsp://{address}/live RTSP/1.0\r\nCSeq: 1\r\n\r\n").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let options = format!("OPTIONS rtsp://{address}/live RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    let reply = rtsp_request(&address, &options, Duration::from_secs(5));
+    assert!(
+        reply
+            .as_deref()
+            .is_some_and(|r| r.starts_with("RTSP/1.0 200")),
+        "a second client's OPTIONS was not answered while a DESCRIBE waited: {reply:?}"
+    );
+    drop(waiting);
+    live.interrupt();
+    let status = live
+        .wait_for(Duration::from_secs(20))
+        .expect("gendr live did not exit after SIGINT");
+    assert!(status.success(), "gendr live exited with {status}");
 }
 
 /// hlssink2 takes its segment location as a printf format: a `%` of the

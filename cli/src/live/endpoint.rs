@@ -1,5 +1,6 @@
 //! What `gendr live` reads from and writes to, parsed from its arguments.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -25,6 +26,9 @@ impl Source {
         }
         if input.starts_with("file://") {
             return Ok(Source::File(input.into()));
+        }
+        if input.starts_with("udp://") || input.starts_with("srt://") {
+            return Ok(Source::Uri(with_loopback_default(input)));
         }
         if input.contains("://") {
             return Ok(Source::Uri(input.into()));
@@ -54,9 +58,10 @@ pub enum Sink {
         playlist: PathBuf,
         segments: PathBuf,
     },
-    /// An RTSP server on `host`:`port` serving the stream at `mount`.
+    /// An RTSP server listening on each of `addresses` at `port`, serving
+    /// the stream at `mount`.
     Rtsp {
-        host: String,
+        addresses: Vec<IpAddr>,
         port: u16,
         mount: String,
     },
@@ -82,7 +87,7 @@ impl Sink {
             if gst::ElementFactory::find("srtsink").is_none() {
                 bail!("{output}: srtsink is not installed (gst-plugins-bad with SRT support)");
             }
-            return Ok(Sink::Srt(output.into()));
+            return Ok(Sink::Srt(with_loopback_default(output)));
         }
         if let Some(rest) = output.strip_prefix("rtsp://") {
             let expected = || format!("{output}: expected rtsp://HOST:PORT/PATH");
@@ -108,7 +113,8 @@ impl Sink {
                 None => 8554,
             };
             return Ok(Sink::Rtsp {
-                host: if host.is_empty() { "0.0.0.0" } else { host }.into(),
+                addresses: listen_addresses(host, port)
+                    .with_context(|| format!("{output}: cannot listen on {host:?}"))?,
                 port,
                 mount: format!("/{path}"),
             });
@@ -145,6 +151,71 @@ impl Sink {
     }
 }
 
+/// Where a server given `host` listens: loopback when no host is given or
+/// `localhost` (both 127.0.0.1 and ::1), all interfaces only when asked for
+/// explicitly (`0.0.0.0`, `[::]`), otherwise the host's addresses.
+fn listen_addresses(host: &str, port: u16) -> Result<Vec<IpAddr>> {
+    if host.is_empty() || host.eq_ignore_ascii_case("localhost") {
+        return Ok(vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()]);
+    }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let mut addresses: Vec<IpAddr> = (host, port).to_socket_addrs()?.map(|a| a.ip()).collect();
+    addresses.dedup();
+    if addresses.is_empty() {
+        bail!("{host} has no address");
+    }
+    Ok(addresses)
+}
+
+/// A `udp://` or `srt://` URI whose host, when empty (`udp://:5000`,
+/// `udp://@:5000`) or `localhost`, is 127.0.0.1: a listener then takes only
+/// this machine's connections, and a caller calls this machine.
+fn with_loopback_default(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.into();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let authority = authority.trim_start_matches('@');
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((host, port)) => (host, port),
+            None => return uri.into(),
+        },
+        None => match authority.rfind(':') {
+            Some(at) => authority.split_at(at),
+            None => (authority, ""),
+        },
+    };
+    if host.is_empty() || host.eq_ignore_ascii_case("localhost") {
+        format!("{scheme}://127.0.0.1{port}{tail}")
+    } else {
+        uri.into()
+    }
+}
+
+/// The host of a `scheme://HOST:PORT…` URI, without brackets.
+pub fn uri_host(uri: &str) -> Option<&str> {
+    let rest = uri.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let authority = authority.rsplit_once('@').map_or(authority, |(_, a)| a);
+    match authority.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map(|(host, _)| host),
+        None => Some(
+            authority
+                .rsplit_once(':')
+                .map_or(authority, |(host, _)| host),
+        ),
+    }
+}
+
+/// Whether `host` means every interface of this machine.
+pub fn is_all_interfaces(host: &str) -> bool {
+    host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified())
+}
+
 /// `text` as a printf format that prints it unchanged.
 fn printf_literal(text: &str) -> String {
     text.replace('%', "%%")
@@ -168,7 +239,7 @@ mod tests {
         assert_eq!(
             Sink::parse("rtsp://0.0.0.0:8554/live/cam").unwrap(),
             Sink::Rtsp {
-                host: "0.0.0.0".into(),
+                addresses: vec![Ipv4Addr::UNSPECIFIED.into()],
                 port: 8554,
                 mount: "/live/cam".into()
             }
@@ -176,7 +247,7 @@ mod tests {
         assert_eq!(
             Sink::parse("rtsp://[::1]/live").unwrap(),
             Sink::Rtsp {
-                host: "::1".into(),
+                addresses: vec![Ipv6Addr::LOCALHOST.into()],
                 port: 8554,
                 mount: "/live".into()
             }
@@ -195,6 +266,61 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn listeners_default_to_loopback() {
+        let loopback: Vec<IpAddr> = vec![Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()];
+        for output in [
+            "rtsp://:8554/live",
+            "rtsp://localhost/live",
+            "rtsp://LOCALHOST:8554/live",
+        ] {
+            match Sink::parse(output).unwrap() {
+                Sink::Rtsp { addresses, .. } => assert_eq!(addresses, loopback, "{output}"),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(
+            Sink::parse("rtsp://[::]:8554/live").unwrap(),
+            Sink::Rtsp {
+                addresses: vec![Ipv6Addr::UNSPECIFIED.into()],
+                port: 8554,
+                mount: "/live".into()
+            }
+        );
+        for (given, meant) in [
+            (
+                "srt://:9000?mode=listener",
+                "srt://127.0.0.1:9000?mode=listener",
+            ),
+            ("srt://localhost:9000", "srt://127.0.0.1:9000"),
+            ("udp://:5000", "udp://127.0.0.1:5000"),
+            ("udp://@:5000", "udp://127.0.0.1:5000"),
+            (
+                "srt://0.0.0.0:9000?mode=listener",
+                "srt://0.0.0.0:9000?mode=listener",
+            ),
+            (
+                "srt://[::]:9000?mode=listener",
+                "srt://[::]:9000?mode=listener",
+            ),
+            ("udp://239.0.0.1:5000", "udp://239.0.0.1:5000"),
+        ] {
+            assert_eq!(with_loopback_default(given), meant);
+        }
+        assert_eq!(
+            Source::parse("udp://:5000").unwrap(),
+            Source::Uri("udp://127.0.0.1:5000".into())
+        );
+        assert_eq!(
+            uri_host("srt://0.0.0.0:9000?mode=listener"),
+            Some("0.0.0.0")
+        );
+        assert_eq!(uri_host("srt://[::]:9000"), Some("::"));
+        assert_eq!(uri_host("udp://127.0.0.1:5000"), Some("127.0.0.1"));
+        assert!(is_all_interfaces("0.0.0.0") && is_all_interfaces("::"));
+        assert!(!is_all_interfaces("127.0.0.1") && !is_all_interfaces("camera.local"));
     }
 
     #[test]

@@ -20,6 +20,7 @@
 //! [`supervisor`] runs the loop that reconnects the source, and [`status`]
 //! counts frames and shows them.
 
+mod access;
 mod endpoint;
 mod output;
 mod rtsp;
@@ -27,14 +28,15 @@ mod source;
 mod status;
 mod supervisor;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use gst::prelude::*;
 
 use crate::upscale::SrOptions;
+use access::Access;
 use endpoint::{Sink, Source};
 use output::Output;
 use status::{Counters, StatusLine};
@@ -80,6 +82,21 @@ pub struct Args {
     /// Seconds without a frame before the source is reconnected.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub stall_secs: u32,
+    /// Let only this user watch an rtsp:// output (basic or digest
+    /// authentication); the password comes from GENDR_RTSP_PASSWORD or
+    /// --rtsp-password-file, never the command line.
+    #[arg(long, value_name = "NAME")]
+    pub rtsp_user: Option<String>,
+    /// File whose first line is the RTSP password.
+    #[arg(long, value_name = "FILE")]
+    pub rtsp_password_file: Option<PathBuf>,
+    /// File whose first line is the SRT passphrase (10–79 characters) that
+    /// encrypts an srt:// input or output; else GENDR_SRT_PASSPHRASE, if set.
+    #[arg(long, value_name = "FILE")]
+    pub srt_passphrase_file: Option<PathBuf>,
+    /// SRT key length in bytes with a passphrase: 16, 24 or 32.
+    #[arg(long, value_name = "BYTES", default_value_t = 16)]
+    pub srt_pbkeylen: u32,
     /// No stats line.
     #[arg(long, short = 'q')]
     pub quiet: bool,
@@ -109,15 +126,18 @@ pub fn run(args: Args) -> Result<()> {
     args.sr.validate()?;
     let source = Source::parse(&args.input)?;
     let sink = Sink::parse(&args.output)?;
+    let access = Access::from_args(&args, &source, &sink)?;
+    for warning in access.warnings(&source, &sink) {
+        eprintln!("gendr: warning: {warning}");
+    }
     let stop = Arc::new(AtomicBool::new(false));
     {
         let flag = stop.clone();
         ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
             .context("installing the signal handler")?;
     }
-    let counters = Arc::new(Counters::default());
-    let started = Instant::now();
-    let output = Output::build(&args, &sink, &counters)?;
+    let counters = Arc::new(Counters::new());
+    let output = Output::build(&args, &sink, &access, &counters)?;
     output
         .pipeline
         .set_state(gst::State::Playing)
@@ -138,11 +158,11 @@ pub fn run(args: Args) -> Result<()> {
     let result = supervisor::drive(
         &args,
         &source,
+        &access,
         &output,
         &counters,
         &stop,
         &mut status,
-        started,
     );
     status.clear();
     let summary = output.finish(result.is_ok(), &counters);

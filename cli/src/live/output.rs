@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 
+use super::access::Access;
 use super::endpoint::Sink;
 use super::rtsp::RtspServer;
 use super::status::Counters;
@@ -22,7 +23,12 @@ pub struct Output {
 }
 
 impl Output {
-    pub fn build(args: &Args, sink: &Sink, counters: &Arc<Counters>) -> Result<Output> {
+    pub fn build(
+        args: &Args,
+        sink: &Sink,
+        access: &Access,
+        counters: &Arc<Counters>,
+    ) -> Result<Output> {
         let pipeline = gst::Pipeline::with_name("gendr-live-output");
         let appsrc = gst_app::AppSrc::builder()
             .is_live(true)
@@ -51,7 +57,11 @@ impl Output {
             .property("config-interval", -1i32)
             .build()?;
         let (tail, rtsp) = match sink {
-            Sink::Rtsp { host, port, mount } => {
+            Sink::Rtsp {
+                addresses,
+                port,
+                mount,
+            } => {
                 let appsink = gst_app::AppSink::builder()
                     .caps(
                         &gst::Caps::builder("video/x-h264")
@@ -61,10 +71,16 @@ impl Output {
                     )
                     .sync(false)
                     .build();
-                let server = RtspServer::start(host, *port, mount, &appsink)?;
+                let server = RtspServer::start(
+                    addresses,
+                    *port,
+                    mount,
+                    access.rtsp_user.as_ref(),
+                    &appsink,
+                )?;
                 (vec![appsink.upcast()], Some(server))
             }
-            _ => (sink_elements(sink, args.segment_secs)?, None),
+            _ => (sink_elements(sink, access, args.segment_secs)?, None),
         };
         let mut chain: Vec<gst::Element> = vec![
             appsrc.clone().upcast(),
@@ -162,7 +178,7 @@ impl Output {
 
 /// The elements after h264parse, linked (an RTSP output is served instead,
 /// see [`RtspServer`]).
-fn sink_elements(sink: &Sink, segment_secs: u32) -> Result<Vec<gst::Element>> {
+fn sink_elements(sink: &Sink, access: &Access, segment_secs: u32) -> Result<Vec<gst::Element>> {
     let ts = || {
         gst::ElementFactory::make("mpegtsmux")
             .property("alignment", 7i32)
@@ -176,13 +192,16 @@ fn sink_elements(sink: &Sink, segment_secs: u32) -> Result<Vec<gst::Element>> {
                 .property("port", *port as i32)
                 .build()?,
         ],
-        Sink::Srt(uri) => vec![
-            ts()?,
-            gst::ElementFactory::make("srtsink")
+        Sink::Srt(uri) => {
+            let srtsink = gst::ElementFactory::make("srtsink")
                 .property("uri", uri)
                 .property("wait-for-connection", false)
-                .build()?,
-        ],
+                .build()?;
+            if let Some(key) = &access.srt_key {
+                key.apply(&srtsink);
+            }
+            vec![ts()?, srtsink]
+        }
         Sink::Hls { playlist, segments } => vec![gst::ElementFactory::make("hlssink2")
             .property("location", segments.display().to_string())
             .property("playlist-location", playlist.display().to_string())

@@ -3,11 +3,11 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use anyhow::{Context, Result};
 use gst::prelude::*;
 
+use super::access::Access;
 use super::endpoint::Source;
 use super::output::Output;
 use super::status::Counters;
@@ -16,9 +16,9 @@ use crate::media;
 /// The source side: rebuilt on every (re)connection.
 pub fn build(
     source: &Source,
+    access: &Access,
     output: &Output,
     counters: &Arc<Counters>,
-    started: Instant,
 ) -> Result<gst::Pipeline> {
     let pipeline = gst::Pipeline::with_name("gendr-live-source");
     let convert = gst::ElementFactory::make("videoconvert").build()?;
@@ -36,9 +36,21 @@ pub fn build(
     pipeline.add_many([&convert, appsink.upcast_ref()])?;
     convert.link(&appsink)?;
     let decode = match source {
-        Source::Uri(uri) | Source::File(uri) => gst::ElementFactory::make("uridecodebin")
-            .property("uri", uri)
-            .build()?,
+        Source::Uri(uri) | Source::File(uri) => {
+            let decode = gst::ElementFactory::make("uridecodebin")
+                .property("uri", uri)
+                .build()?;
+            if let Some(key) = access.srt_key.clone() {
+                decode.connect("source-setup", false, move |values| {
+                    let element = values.get(1).and_then(|v| v.get::<gst::Element>().ok());
+                    if let Some(srtsrc) = element.filter(|e| e.has_property("passphrase")) {
+                        key.apply(&srtsrc);
+                    }
+                    None
+                });
+            }
+            decode
+        }
         Source::Device(device) => {
             let src = gst::ElementFactory::make("v4l2src")
                 .property("device", device)
@@ -100,9 +112,10 @@ pub fn build(
                     b.set_dts(gst::ClockTime::NONE);
                 }
                 counters.frames_in.fetch_add(1, Ordering::Relaxed);
-                counters
-                    .last_in_ms
-                    .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                counters.last_in_ms.store(
+                    counters.started.elapsed().as_millis() as u64,
+                    Ordering::Relaxed,
+                );
                 // Flushing or EOS downstream ends the run elsewhere; keep the source going.
                 let _ = appsrc.push_buffer(buffer);
                 Ok(gst::FlowSuccess::Ok)

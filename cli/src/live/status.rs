@@ -97,21 +97,6 @@ impl StatusLine {
     }
 }
 
-/// Counters shared with the streaming threads.
-#[derive(Default)]
-pub struct Counters {
-    /// Frames handed to the output pipeline's appsrc.
-    pub frames_in: AtomicU64,
-    /// Frames that reached gendrsr: the appsrc's bounded queue drops the
-    /// oldest while gendrsr is not taking them (e.g. loading its model).
-    pub frames_to_sr: AtomicU64,
-    /// Frames out of gendrsr, from the model or the fallback.
-    pub frames_out: AtomicU64,
-    /// Last frame into the output pipeline, as milliseconds since `start`.
-    pub last_in_ms: AtomicU64,
-    e2e: Mutex<E2e>,
-}
-
 /// Time from a frame's entry into the output pipeline to its encoded form.
 #[derive(Default)]
 struct E2e {
@@ -121,7 +106,34 @@ struct E2e {
     window_max_ms: f64,
 }
 
+/// Counters shared with the streaming threads.
+pub struct Counters {
+    /// When the run started: the epoch of `last_in_ms`.
+    pub started: Instant,
+    /// Frames handed to the output pipeline's appsrc.
+    pub frames_in: AtomicU64,
+    /// Frames that reached gendrsr: the appsrc's bounded queue drops the
+    /// oldest while gendrsr is not taking them (e.g. loading its model).
+    pub frames_to_sr: AtomicU64,
+    /// Frames out of gendrsr, from the model or the fallback.
+    pub frames_out: AtomicU64,
+    /// Last frame into the output pipeline, as milliseconds since `started`.
+    pub last_in_ms: AtomicU64,
+    e2e: Mutex<E2e>,
+}
+
 impl Counters {
+    pub fn new() -> Self {
+        Counters {
+            started: Instant::now(),
+            frames_in: AtomicU64::default(),
+            frames_to_sr: AtomicU64::default(),
+            frames_out: AtomicU64::default(),
+            last_in_ms: AtomicU64::default(),
+            e2e: Mutex::default(),
+        }
+    }
+
     pub fn record_e2e(&self, ms: f64) {
         let mut e2e = self.e2e.lock().unwrap_or_else(|p| p.into_inner());
         e2e.sum_ms += ms;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use gst::prelude::*;
 
+use super::access::Access;
 use super::endpoint::Source;
 use super::output::Output;
 use super::source;
@@ -19,11 +20,11 @@ use crate::media;
 pub fn drive(
     args: &Args,
     source: &Source,
+    access: &Access,
     output: &Output,
     counters: &Arc<Counters>,
     stop: &AtomicBool,
     status: &mut StatusLine,
-    started: Instant,
 ) -> Result<()> {
     let bus = output.pipeline.bus().context("output bus")?;
     let mut input: Option<gst::Pipeline> = None;
@@ -35,7 +36,7 @@ pub fn drive(
     while !stop.load(Ordering::SeqCst) {
         // (Re)connect when due.
         if input.is_none() && Instant::now() >= retry.at {
-            let pipeline = source::build(source, output, counters, started)?;
+            let pipeline = source::build(source, access, output, counters)?;
             match pipeline.set_state(gst::State::Playing) {
                 Ok(_) => {
                     input = Some(pipeline);
@@ -63,6 +64,7 @@ pub fn drive(
                 retry.attempt = 0;
             }
             let last_in = Duration::from_millis(counters.last_in_ms.load(Ordering::Relaxed));
+            let started = counters.started;
             let silent = started
                 .elapsed()
                 .saturating_sub(last_in.max(connected_at - started));
