@@ -651,6 +651,109 @@ fn a_describe_waiting_for_the_source_stalls_no_other_client() {
     assert!(status.success(), "gendr live exited with {status}");
 }
 
+/// An SRT input with the passphrase from the environment connects to an
+/// encrypted listener (which refuses callers without it). The sender's
+/// MPEG-TS is cut into SRT-sized messages (alignment=7), as gendr's own is.
+#[test]
+fn srt_input_uses_the_passphrase() {
+    let _serial = serial();
+    let (r, q) = (free_udp_port(), free_udp_port());
+    let passphrase = "correct-horse-battery";
+    let pipeline = format!(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=90,framerate=25/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 \
+         ! h264parse config-interval=-1 ! mpegtsmux alignment=7 \
+         ! srtsink uri=srt://127.0.0.1:{r}?mode=listener wait-for-connection=false \
+           pbkeylen=16 passphrase={passphrase}"
+    );
+    let _send = Guard(
+        Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0"),
+    );
+    let receiver = Receiver::new(q);
+    let _live = gendr_live_with_env(
+        &[
+            &format!("srt://127.0.0.1:{r}"),
+            &format!("udp://127.0.0.1:{q}"),
+            "--model",
+            "fast",
+            "--stall-secs",
+            "2",
+        ],
+        &[("GENDR_SRT_PASSPHRASE", passphrase)],
+    );
+    assert_eq!(
+        receiver.next_size(Duration::from_secs(30)),
+        Some((320, 180)),
+        "no frame came through the encrypted SRT input"
+    );
+}
+
+/// Credentials that cannot work are refused at start with one line naming
+/// the fix, before anything listens.
+#[test]
+fn bad_credentials_are_refused_with_one_line() {
+    let q = free_tcp_port();
+    let rtsp = format!("rtsp://127.0.0.1:{q}/live");
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty = empty.to_str().unwrap();
+    let srt = "srt://127.0.0.1:9?mode=listener";
+    // (output, extra arguments, SRT passphrase in the environment, expected error)
+    let cases = [
+        (
+            &*rtsp,
+            vec!["--rtsp-user", "viewer"],
+            None,
+            "GENDR_RTSP_PASSWORD",
+        ),
+        (
+            &*rtsp,
+            vec!["--rtsp-user", "viewer", "--rtsp-password-file", empty],
+            None,
+            "first line is empty",
+        ),
+        (
+            &*rtsp,
+            vec!["--rtsp-password-file", empty],
+            None,
+            "needs --rtsp-user",
+        ),
+        (
+            &*rtsp,
+            vec!["--srt-passphrase-file", empty],
+            None,
+            "srt:// input or output only",
+        ),
+        (srt, vec![], Some("short"), "10 to 79 characters"),
+    ];
+    for (output, extra, passphrase, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_gendr"))
+            .args(["live", "udp://127.0.0.1:9", output, "--model", "fast"])
+            .args(&extra)
+            .env_remove("GENDR_RTSP_PASSWORD")
+            .env_remove("GENDR_SRT_PASSPHRASE")
+            .envs(passphrase.map(|p| ("GENDR_SRT_PASSPHRASE", p)))
+            .output()
+            .unwrap();
+        let text = gendr_test_support::stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {text}");
+        let errors: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("gendr: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{extra:?}: {text}");
+        assert!(errors[0].contains(expected), "{extra:?}: {text}");
+        assert!(!text.contains("panicked"), "{text}");
+    }
+}
+
 /// hlssink2 takes its segment location as a printf format: a `%` of the
 /// user's must reach the file system as it was written, not be expanded
 /// (`%s` crashed, `%d` made up names).

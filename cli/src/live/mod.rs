@@ -48,13 +48,17 @@ Examples:
   gendr live rtsp://camera.local/stream srt://:9000?mode=listener --latency-ms 300
   gendr live /dev/video0 hls:///var/www/live --model fast --on-overload fallback
   gendr live match.mp4 out/live.m3u8
-  gendr live udp://127.0.0.1:5000 rtsp://0.0.0.0:8554/live --model fast
+  gendr live udp://127.0.0.1:5000 rtsp://localhost:8554/live --model fast
+  GENDR_RTSP_PASSWORD=… gendr live udp://:5000 rtsp://0.0.0.0:8554/live --rtsp-user viewer
 
 Inputs: any URI uridecodebin takes (udp:// MPEG-TS, rtsp://, srt://, http(s):// HLS,
 file://), a file path (played in real time) or a V4L2 device (/dev/video*).
 Outputs: udp://HOST:PORT (H.264 in MPEG-TS), srt://HOST:PORT[?mode=listener] (MPEG-TS),
 hls:///DIR or a .m3u8 path (HLS segments and playlist), rtsp://HOST:PORT/PATH (an RTSP
 server listening on HOST:PORT, serving H.264 over RTP at PATH to any number of clients).
+Listeners (rtsp://, srt://…?mode=listener, udp:// inputs) without a host, or with
+localhost, take loopback connections only; every interface needs 0.0.0.0 or [::] and
+warns unless --rtsp-user or an SRT passphrase protects it.
 Stop with Ctrl-C (or SIGTERM): the output is ended cleanly and the playlist finalised.")]
 pub struct Args {
     /// Input URI, file or /dev/video* device.
