@@ -546,13 +546,24 @@ fn rtsp_listens_on_loopback_and_lets_in_only_its_user() {
         }
         assert!(Instant::now() < deadline, "the right user got no frame");
     };
+    // The same over IPv6 loopback, sharing the media.
+    let v6 = Receiver::launch(&format!(
+        "rtspsrc location=\"rtsp://[::1]:{q}/live\" user-id=viewer \
+         user-pw=\"right horse battery\" protocols=udp latency=100 ! rtph264depay \
+         ! avdec_h264 ! appsink name=sink sync=false max-buffers=100 drop=true"
+    ));
+    assert_eq!(
+        v6.next_size(Duration::from_secs(15)),
+        Some((320, 180)),
+        "no frame over [::1]"
+    );
     let udp = udp_addresses_of(live.0.id());
-    assert!(udp.len() >= 3, "no RTP sockets: {udp:?}");
+    assert!(udp.len() >= 5, "no RTP sockets for both clients: {udp:?}");
     assert!(
         udp.iter().all(|(address, _)| address.is_loopback()),
         "UDP sockets off loopback: {udp:?}"
     );
-    drop(client);
+    drop((client, v6));
     live.interrupt();
     let status = live
         .wait_for(Duration::from_secs(20))
@@ -584,14 +595,18 @@ fn srt_listener_is_on_loopback_and_encrypted() {
         "SRT listener"
     );
 
-    for key in [None, Some("wrong horse battery")] {
-        let client = Receiver::srt(r, key);
+    // Both wrong callers try at once; 5 s is many keyframes' worth.
+    let keys = [None, Some("wrong horse battery")];
+    let wrong: Vec<Receiver> = keys.iter().map(|key| Receiver::srt(r, *key)).collect();
+    std::thread::sleep(Duration::from_secs(5));
+    for (client, key) in wrong.iter().zip(keys) {
         assert_eq!(
-            client.next_size(Duration::from_secs(5)),
+            client.next_size(Duration::ZERO),
             None,
             "a caller with passphrase {key:?} got a frame"
         );
     }
+    drop(wrong);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         assert!(
