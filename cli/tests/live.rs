@@ -747,6 +747,7 @@ fn bad_credentials_are_refused_with_one_line() {
             "srt:// input or output only",
         ),
         (srt, vec![], Some("short"), "10 to 79 characters"),
+        (srt, vec!["--srt-pbkeylen", "20"], None, "use 16, 24 or 32"),
     ];
     for (output, extra, passphrase, expected) in cases {
         let out = Command::new(env!("CARGO_BIN_EXE_gendr"))
