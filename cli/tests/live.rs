@@ -3,7 +3,9 @@
 //! deliberately slow model. Ports are picked free on 127.0.0.1; every child
 //! process is killed when its guard drops; each wait is bounded.
 
-use std::net::{TcpListener, UdpSocket};
+use std::collections::HashSet;
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -86,10 +88,15 @@ fn sender(port: u16) -> Guard {
 }
 
 fn gendr_live(args: &[&str]) -> Guard {
+    gendr_live_with_env(args, &[])
+}
+
+fn gendr_live_with_env(args: &[&str], env: &[(&str, &str)]) -> Guard {
     Guard(
         Command::new(env!("CARGO_BIN_EXE_gendr"))
             .arg("live")
             .args(args)
+            .envs(env.iter().copied())
             .arg("--quiet")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -120,6 +127,15 @@ impl Receiver {
         ))
     }
 
+    /// An SRT caller of 127.0.0.1:`port`, with `passphrase` if any.
+    fn srt(port: u16, passphrase: Option<&str>) -> Receiver {
+        let key = passphrase.map_or(String::new(), |p| format!("passphrase=\"{p}\""));
+        Receiver::launch(&format!(
+            "srtsrc uri=srt://127.0.0.1:{port} {key} ! tsdemux ! h264parse ! avdec_h264 \
+             ! appsink name=sink sync=false max-buffers=100 drop=true"
+        ))
+    }
+
     fn launch(description: &str) -> Receiver {
         let (pipeline, sink) = pipeline_with_sink(description);
         pipeline.set_state(gst::State::Playing).unwrap();
@@ -135,10 +151,70 @@ impl Receiver {
         Some((s.get("width").ok()?, s.get("height").ok()?))
     }
 
+    /// The first error the client's pipeline posted within `limit`.
+    fn error_within(&self, limit: Duration) -> Option<String> {
+        let bus = self.pipeline.bus()?;
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(limit.as_nanos() as u64),
+            &[gst::MessageType::Error],
+        )?;
+        match msg.view() {
+            gst::MessageView::Error(e) => Some(format!("{} ({:?})", e.error(), e.debug())),
+            _ => None,
+        }
+    }
+
     /// Throws away what has arrived so far.
     fn drain(&self) {
         while self.sink.try_pull_sample(gst::ClockTime::ZERO).is_some() {}
     }
+}
+
+/// Runs `gendr live` on a file input to its end, within `limit`; returns
+/// whether it succeeded and its standard error.
+fn gendr_live_to_end(args: &[&str], limit: Duration) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gendr"))
+        .arg("live")
+        .args(args)
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+        text
+    });
+    let mut live = Guard(child);
+    let status = live.wait_for(limit);
+    drop(live);
+    let text = reader.join().unwrap();
+    let status = status.unwrap_or_else(|| panic!("gendr live did not end in {limit:?}: {text}"));
+    (status.success(), text)
+}
+
+/// How many video frames ffprobe decodes from `path`, an independent reader.
+fn ffprobe_frames(path: &std::path::Path) -> u64 {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-count_frames"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An HLS playlist lists the stream under its program too: the same count twice.
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("ffprobe said {text:?}"))
 }
 
 impl Drop for Receiver {
@@ -274,6 +350,510 @@ fn sigint_finalises_the_hls_playlist() {
         let size = std::fs::metadata(dir.path().join(name)).unwrap().len();
         assert!(size > 0, "{name} is empty");
     }
+}
+
+/// A socket of this network namespace, as /proc/net lists it.
+struct Socket {
+    address: IpAddr,
+    port: u16,
+    /// TCP: 0A is listening.
+    state: String,
+    inode: u64,
+}
+
+/// The sockets in /proc/net/`table` (tcp, tcp6, udp, udp6).
+fn sockets(table: &str) -> Vec<Socket> {
+    let text = std::fs::read_to_string(format!("/proc/net/{table}")).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let (hex, port) = fields.get(1)?.split_once(':')?;
+            // Each 32-bit word is printed as the host-order value of network-order bytes.
+            let mut bytes = Vec::new();
+            for word in hex.as_bytes().chunks(8) {
+                let word = u32::from_str_radix(std::str::from_utf8(word).ok()?, 16).ok()?;
+                bytes.extend(word.to_le_bytes());
+            }
+            let address = match bytes.len() {
+                4 => IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?),
+                16 => IpAddr::from(<[u8; 16]>::try_from(bytes).ok()?),
+                _ => return None,
+            };
+            Some(Socket {
+                address,
+                port: u16::from_str_radix(port, 16).ok()?,
+                state: fields.get(3)?.to_string(),
+                inode: fields.get(9)?.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The addresses TCP listeners on `port` are bound to.
+fn tcp_listeners(port: u16) -> HashSet<IpAddr> {
+    ["tcp", "tcp6"]
+        .iter()
+        .flat_map(|t| sockets(t))
+        .filter(|s| s.port == port && s.state == "0A")
+        .map(|s| s.address)
+        .collect()
+}
+
+/// The local addresses of process `pid`'s UDP sockets.
+fn udp_addresses_of(pid: u32) -> Vec<(IpAddr, u16)> {
+    let inodes: HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            link.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse()
+                .ok()
+        })
+        .collect();
+    ["udp", "udp6"]
+        .iter()
+        .flat_map(|t| sockets(t))
+        .filter(|s| inodes.contains(&s.inode))
+        .map(|s| (s.address, s.port))
+        .collect()
+}
+
+/// Waits until `live` has a UDP socket on `port`; returns the addresses
+/// its sockets on that port are bound to.
+fn wait_for_udp_socket(live: &mut Guard, port: u16) -> Vec<IpAddr> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(
+            live.0.try_wait().unwrap().is_none(),
+            "gendr live exited early"
+        );
+        let bound: Vec<IpAddr> = udp_addresses_of(live.0.id())
+            .into_iter()
+            .filter(|(_, p)| *p == port)
+            .map(|(address, _)| address)
+            .collect();
+        if !bound.is_empty() {
+            return bound;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "nothing listens on UDP port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Sends one RTSP request over a fresh connection and returns the reply's
+/// head, or None if none came within `limit`.
+fn rtsp_request(address: &str, request: &str, limit: Duration) -> Option<String> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(limit)).unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => reply.extend_from_slice(&chunk[..n]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&reply).into_owned())
+}
+
+/// Waits until something accepts TCP connections on `address`.
+fn wait_for_listener(address: &str, live: &mut Guard) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(address).is_err() {
+        assert!(
+            live.0.try_wait().unwrap().is_none(),
+            "gendr live exited early"
+        );
+        assert!(Instant::now() < deadline, "nothing listens on {address}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `rtsp://localhost` serves 127.0.0.1 and ::1 and nothing else, RTP goes
+/// out from loopback, a `udp://:PORT` input listens on 127.0.0.1, and with
+/// --rtsp-user only that user, with the password from the environment, can
+/// watch.
+#[test]
+fn rtsp_listens_on_loopback_and_lets_in_only_its_user() {
+    let _serial = serial();
+    let (p, q) = (free_udp_port(), free_tcp_port());
+    let _send = sender(p);
+    let url = format!("rtsp://127.0.0.1:{q}/live");
+    let mut live = gendr_live_with_env(
+        &[
+            &format!("udp://:{p}"),
+            &format!("rtsp://localhost:{q}/live"),
+            "--model",
+            "fast",
+            "--rtsp-user",
+            "viewer",
+        ],
+        &[("GENDR_RTSP_PASSWORD", "right horse battery")],
+    );
+    wait_for_listener(&format!("127.0.0.1:{q}"), &mut live);
+    let loopback: HashSet<IpAddr> = [Ipv4Addr::LOCALHOST.into(), Ipv6Addr::LOCALHOST.into()].into();
+    assert_eq!(tcp_listeners(q), loopback, "RTSP listeners");
+    let input = wait_for_udp_socket(&mut live, p);
+    assert_eq!(
+        input,
+        vec![IpAddr::from(Ipv4Addr::LOCALHOST)],
+        "the udp input's socket"
+    );
+
+    // No credentials: refused on either address, offering both methods.
+    for host in ["127.0.0.1", "[::1]"] {
+        let describe = format!("DESCRIBE rtsp://{host}:{q}/live RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+        let reply = rtsp_request(&format!("{host}:{q}"), &describe, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no reply on {host}"));
+        assert!(reply.starts_with("RTSP/1.0 401"), "{reply}");
+        assert!(
+            reply.contains("Digest") && reply.contains("Basic"),
+            "{reply}"
+        );
+    }
+    // A wrong password: refused, no frame.
+    let wrong = Receiver::launch(&format!(
+        "rtspsrc location={url} user-id=viewer user-pw=wrong protocols=tcp ! rtph264depay \
+         ! avdec_h264 ! appsink name=sink sync=false max-buffers=100 drop=true"
+    ));
+    let error = wrong.error_within(Duration::from_secs(10));
+    assert!(error.is_some(), "a wrong password was not refused");
+    assert_eq!(wrong.next_size(Duration::from_millis(100)), None);
+    drop(wrong);
+
+    // The right one, RTP over UDP: frames, and every UDP socket on loopback.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = loop {
+        assert!(
+            live.0.try_wait().unwrap().is_none(),
+            "gendr live exited early"
+        );
+        let client = Receiver::launch(&format!(
+            "rtspsrc location={url} user-id=viewer user-pw=\"right horse battery\" \
+             protocols=udp latency=100 ! rtph264depay ! avdec_h264 \
+             ! appsink name=sink sync=false max-buffers=100 drop=true"
+        ));
+        if let Some(size) = client.next_size(Duration::from_secs(5)) {
+            assert_eq!(size, (320, 180));
+            break client;
+        }
+        assert!(Instant::now() < deadline, "the right user got no frame");
+    };
+    // The same over IPv6 loopback, sharing the media.
+    let v6 = Receiver::launch(&format!(
+        "rtspsrc location=\"rtsp://[::1]:{q}/live\" user-id=viewer \
+         user-pw=\"right horse battery\" protocols=udp latency=100 ! rtph264depay \
+         ! avdec_h264 ! appsink name=sink sync=false max-buffers=100 drop=true"
+    ));
+    assert_eq!(
+        v6.next_size(Duration::from_secs(15)),
+        Some((320, 180)),
+        "no frame over [::1]"
+    );
+    let udp = udp_addresses_of(live.0.id());
+    assert!(udp.len() >= 5, "no RTP sockets for both clients: {udp:?}");
+    assert!(
+        udp.iter().all(|(address, _)| address.is_loopback()),
+        "UDP sockets off loopback: {udp:?}"
+    );
+    drop((client, v6));
+    live.interrupt();
+    let status = live
+        .wait_for(Duration::from_secs(20))
+        .expect("gendr live did not exit after SIGINT");
+    assert!(status.success(), "gendr live exited with {status}");
+}
+
+/// An `srt://:PORT?mode=listener` output listens on 127.0.0.1 only and, with
+/// a passphrase from the environment, lets in only callers that know it.
+#[test]
+fn srt_listener_is_on_loopback_and_encrypted() {
+    let _serial = serial();
+    let (p, r) = (free_udp_port(), free_udp_port());
+    let _send = sender(p);
+    let passphrase = "correct horse battery";
+    let mut live = gendr_live_with_env(
+        &[
+            &format!("udp://127.0.0.1:{p}"),
+            &format!("srt://:{r}?mode=listener"),
+            "--model",
+            "fast",
+        ],
+        &[("GENDR_SRT_PASSPHRASE", passphrase)],
+    );
+    let listener = wait_for_udp_socket(&mut live, r);
+    assert_eq!(
+        listener,
+        vec![IpAddr::from(Ipv4Addr::LOCALHOST)],
+        "SRT listener"
+    );
+
+    // Both wrong callers try at once; 5 s is many keyframes' worth.
+    let keys = [None, Some("wrong horse battery")];
+    let wrong: Vec<Receiver> = keys.iter().map(|key| Receiver::srt(r, *key)).collect();
+    std::thread::sleep(Duration::from_secs(5));
+    for (client, key) in wrong.iter().zip(keys) {
+        assert_eq!(
+            client.next_size(Duration::ZERO),
+            None,
+            "a caller with passphrase {key:?} got a frame"
+        );
+    }
+    drop(wrong);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        assert!(
+            live.0.try_wait().unwrap().is_none(),
+            "gendr live exited early"
+        );
+        let client = Receiver::srt(r, Some(passphrase));
+        if let Some(size) = client.next_size(Duration::from_secs(5)) {
+            assert_eq!(size, (320, 180));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the caller with the passphrase got no frame"
+        );
+    }
+    live.interrupt();
+    let status = live
+        .wait_for(Duration::from_secs(20))
+        .expect("gendr live did not exit after SIGINT");
+    assert!(status.success(), "gendr live exited with {status}");
+}
+
+/// While the source is down, gst-rtsp-server answers a DESCRIBE only when
+/// the media prerolls; that must not hold up the other clients.
+#[test]
+fn a_describe_waiting_for_the_source_stalls_no_other_client() {
+    let _serial = serial();
+    let (p, q) = (free_udp_port(), free_tcp_port());
+    // No sender: the source stays silent.
+    let mut live = gendr_live(&[
+        &format!("udp://127.0.0.1:{p}"),
+        &format!("rtsp://127.0.0.1:{q}/live"),
+        "--model",
+        "fast",
+    ]);
+    let address = format!("127.0.0.1:{q}");
+    wait_for_listener(&address, &mut live);
+    let mut waiting = TcpStream::connect(&address).unwrap();
+    waiting
+        .write_all(format!("DESCRIBE rtsp://{address}/live RTSP/1.0\r\nCSeq: 1\r\n\r\n").as_bytes())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let options = format!("OPTIONS rtsp://{address}/live RTSP/1.0\r\nCSeq: 1\r\n\r\n");
+    let reply = rtsp_request(&address, &options, Duration::from_secs(5));
+    assert!(
+        reply
+            .as_deref()
+            .is_some_and(|r| r.starts_with("RTSP/1.0 200")),
+        "a second client's OPTIONS was not answered while a DESCRIBE waited: {reply:?}"
+    );
+    drop(waiting);
+    live.interrupt();
+    let status = live
+        .wait_for(Duration::from_secs(20))
+        .expect("gendr live did not exit after SIGINT");
+    assert!(status.success(), "gendr live exited with {status}");
+}
+
+/// An SRT input with the passphrase from the environment connects to an
+/// encrypted listener (which refuses callers without it). The sender's
+/// MPEG-TS is cut into SRT-sized messages (alignment=7), as gendr's own is.
+#[test]
+fn srt_input_uses_the_passphrase() {
+    let _serial = serial();
+    let (r, q) = (free_udp_port(), free_udp_port());
+    let passphrase = "correct-horse-battery";
+    let pipeline = format!(
+        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=90,framerate=25/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 \
+         ! h264parse config-interval=-1 ! mpegtsmux alignment=7 \
+         ! srtsink uri=srt://127.0.0.1:{r}?mode=listener wait-for-connection=false \
+           pbkeylen=16 passphrase={passphrase}"
+    );
+    let _send = Guard(
+        Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0"),
+    );
+    let receiver = Receiver::new(q);
+    let _live = gendr_live_with_env(
+        &[
+            &format!("srt://127.0.0.1:{r}"),
+            &format!("udp://127.0.0.1:{q}"),
+            "--model",
+            "fast",
+            "--stall-secs",
+            "2",
+        ],
+        &[("GENDR_SRT_PASSPHRASE", passphrase)],
+    );
+    assert_eq!(
+        receiver.next_size(Duration::from_secs(30)),
+        Some((320, 180)),
+        "no frame came through the encrypted SRT input"
+    );
+}
+
+/// Credentials that cannot work are refused at start with one line naming
+/// the fix, before anything listens.
+#[test]
+fn bad_credentials_are_refused_with_one_line() {
+    let q = free_tcp_port();
+    let rtsp = format!("rtsp://127.0.0.1:{q}/live");
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let empty = empty.to_str().unwrap();
+    let srt = "srt://127.0.0.1:9?mode=listener";
+    // (output, extra arguments, SRT passphrase in the environment, expected error)
+    let cases = [
+        (
+            &*rtsp,
+            vec!["--rtsp-user", "viewer"],
+            None,
+            "GENDR_RTSP_PASSWORD",
+        ),
+        (
+            &*rtsp,
+            vec!["--rtsp-user", "viewer", "--rtsp-password-file", empty],
+            None,
+            "first line is empty",
+        ),
+        (
+            &*rtsp,
+            vec!["--rtsp-password-file", empty],
+            None,
+            "needs --rtsp-user",
+        ),
+        (
+            &*rtsp,
+            vec!["--srt-passphrase-file", empty],
+            None,
+            "srt:// input or output only",
+        ),
+        (srt, vec![], Some("short"), "10 to 79 characters"),
+        (srt, vec!["--srt-pbkeylen", "20"], None, "use 16, 24 or 32"),
+    ];
+    for (output, extra, passphrase, expected) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_gendr"))
+            .args(["live", "udp://127.0.0.1:9", output, "--model", "fast"])
+            .args(&extra)
+            .env_remove("GENDR_RTSP_PASSWORD")
+            .env_remove("GENDR_SRT_PASSPHRASE")
+            .envs(passphrase.map(|p| ("GENDR_SRT_PASSPHRASE", p)))
+            .output()
+            .unwrap();
+        let text = gendr_test_support::stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{extra:?}: {text}");
+        let errors: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("gendr: error:"))
+            .collect();
+        assert_eq!(errors.len(), 1, "{extra:?}: {text}");
+        assert!(errors[0].contains(expected), "{extra:?}: {text}");
+        assert!(!text.contains("panicked"), "{text}");
+    }
+}
+
+/// hlssink2 takes its segment location as a printf format: a `%` of the
+/// user's must reach the file system as it was written, not be expanded
+/// (`%s` crashed, `%d` made up names).
+#[test]
+fn hls_paths_with_percent_signs_are_taken_literally() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("100%d");
+    let playlist = folder.join("x%s%s%s.m3u8");
+    let (ok, log) = gendr_live_to_end(
+        &[
+            repo("samples/bikes_160x68_2s.mp4").to_str().unwrap(),
+            playlist.to_str().unwrap(),
+            "--model",
+            "fast",
+            "--segment-secs",
+            "1",
+        ],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "gendr live failed: {log}");
+    let text = std::fs::read_to_string(&playlist)
+        .unwrap_or_else(|e| panic!("{}: {e}; log: {log}", playlist.display()));
+    let segments: Vec<&str> = text.lines().filter(|l| l.ends_with(".ts")).collect();
+    assert!(!segments.is_empty(), "{text}");
+    let mut expected: Vec<String> = segments.iter().map(|s| s.to_string()).collect();
+    expected.push("x%s%s%s.m3u8".into());
+    expected.sort();
+    let mut written: Vec<String> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written, expected, "files beside the playlist");
+    assert!(
+        segments.iter().all(|s| s.starts_with("x%s%s%s")),
+        "{segments:?}"
+    );
+    assert!(ffprobe_frames(&playlist) > 0, "no frame in {text}");
+}
+
+/// The number just before `label` in `text` (e.g. "12 from the model").
+fn count_before(text: &str, label: &str) -> u64 {
+    let at = text
+        .find(label)
+        .unwrap_or_else(|| panic!("no {label:?} in {text}"));
+    let number = text[..at].split_whitespace().next_back().unwrap_or("");
+    number
+        .parse()
+        .unwrap_or_else(|_| panic!("no count before {label:?} in {text}"))
+}
+
+/// The summary accounts for every frame: in = from the model + fallback +
+/// dropped, also when the model is too slow for the input and frames wait in
+/// front of gendrsr. An independent reader (ffprobe) counts the frames of
+/// the input file and of the HLS output.
+#[test]
+fn the_summary_accounts_for_every_frame() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let playlist = dir.path().join("live.m3u8");
+    let input = repo("samples/bbb_320x180_2s.mp4");
+    // The default model takes about a second a frame here: most frames are dropped.
+    let (ok, log) = gendr_live_to_end(
+        &[input.to_str().unwrap(), playlist.to_str().unwrap()],
+        Duration::from_secs(90),
+    );
+    assert!(ok, "gendr live failed: {log}");
+    let summary = log
+        .lines()
+        .find(|l| l.contains(" frames in"))
+        .unwrap_or_else(|| panic!("no summary in {log}"));
+    let frames_in = count_before(summary, " frames in");
+    let model = count_before(summary, " from the model");
+    let fallback = count_before(summary, " fallback");
+    let dropped = count_before(summary, " dropped");
+    assert_eq!(frames_in, ffprobe_frames(&input), "{summary}");
+    assert_eq!(
+        frames_in,
+        model + fallback + dropped,
+        "frames counted nowhere: {summary}"
+    );
+    assert!(!summary.contains("unaccounted"), "{summary}");
+    assert_eq!(ffprobe_frames(&playlist), model + fallback, "{summary}");
 }
 
 /// What one run of the slow model against a live source saw.
