@@ -174,3 +174,55 @@ fn a_scale_the_model_lacks_is_one_line() {
         .unwrap();
     assert_one_line_error(&output, "--scale 3");
 }
+
+/// An 8-bit RGB PNG as gendr holds images.
+fn load_png(path: &Path) -> gendr::frame::RgbImage {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .expect("a PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).expect("PNG data");
+    assert_eq!(
+        (info.color_type, info.bit_depth),
+        (png::ColorType::Rgb, png::BitDepth::Eight),
+        "{}",
+        path.display()
+    );
+    pixels.truncate(info.buffer_size());
+    gendr::frame::RgbImage::from_rgb8(info.width as usize, info.height as usize, &pixels).unwrap()
+}
+
+/// gendr's NIQE against scikit-video's own `skvideo.measure.niqe`, whose
+/// scores `scripts/niqe/niqe_reference.py expected` wrote to the fixture
+/// (`make niqe-reference` recomputes them with live scikit-video and checks
+/// the fixture still holds).
+#[test]
+fn niqe_agrees_with_scikit_video_within_one_percent() {
+    let expected =
+        std::fs::read_to_string(repo_root().join("tests/data/niqe/expected.tsv")).unwrap();
+    let rows: Vec<(&str, f64)> = expected
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (name, score) = l.split_once('\t').expect("name<TAB>score");
+            (name, score.parse().expect("a number"))
+        })
+        .collect();
+    assert!(rows.len() >= 10, "{rows:?}");
+    let mut worst = 0.0f64;
+    for (name, reference) in rows {
+        let ours = gendr::niqe::niqe_rgb(&load_png(&repo_root().join(name))).unwrap();
+        let off = (ours - reference).abs() / reference;
+        eprintln!(
+            "{name}: gendr {ours:.6}, scikit-video {reference:.6} ({:+.6} %)",
+            100.0 * (ours - reference) / reference
+        );
+        assert!(
+            off <= 0.01,
+            "{name}: gendr {ours}, scikit-video {reference}"
+        );
+        worst = worst.max(off);
+    }
+    eprintln!("worst disagreement {:.6} %", 100.0 * worst);
+}
