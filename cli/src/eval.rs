@@ -4,7 +4,9 @@
 //! bicubic (antialiased, Keys a = −0.5) and rounded to 8 bits, the way a
 //! low-resolution video would hold it. The model and bicubic then upscale it
 //! back; both results are rounded to 8 bits and compared with the reference
-//! (PSNR and SSIM, on RGB and on BT.601 luma).
+//! (PSNR and SSIM, on RGB and on BT.601 luma) and scored on their own (NIQE).
+//! For a video, a run of consecutive frames also gives the temporal score:
+//! how far each output's frame-to-frame change strays from the reference's.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -14,10 +16,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use gendr::engine::{Engine, EngineOptions, Provider};
 use gendr::frame::RgbImage;
-use gendr::metrics::{quality, Quality};
+use gendr::metrics::{quality, temporal_difference, Quality};
 use gendr::model::DEFAULT_MIN_OVERLAP;
+use gendr::niqe::niqe_rgb;
 use gendr::presets::{self, DEFAULT_PRESET};
 use gendr::resize::bicubic;
+use gendr::tiling::TileGeometry;
 use gendr::upscale::upscale_image;
 use serde::Serialize;
 
@@ -28,13 +32,16 @@ Examples:
   gendr eval tests/data/eval/coffee.png
   gendr eval --model fast --out fast-vs-bicubic.png tests/data/eval/bikes_f120.png
   gendr eval --frames 5 --json clip.mp4 > scores.json
+  gendr eval -m default -m fast -m anime samples/bbb_320x180_2s.mp4
   gendr eval --model path/to/model.onnx --scale 2 --tile 128 photo.jpg
 
 The reference is the ground truth: it is shrunk by the model's scale, upscaled
 again by the model and by bicubic, and both are compared with it. The gain in
 Y-PSNR over bicubic is the headline number. Y is full-range BT.601 luma, so
 Y-PSNR reads about 1.3 dB below papers that use studio-range Y; gains are the
-same (docs/eval.md).";
+same (docs/eval.md). NIQE needs no reference (lower looks more natural; frames
+above 193x193 only); temporal is flicker against the reference's own motion
+(lower is steadier).";
 
 /// The largest side of each panel in the side-by-side picture.
 const PANEL: usize = 256;
@@ -46,20 +53,27 @@ const GAP: usize = 4;
 pub struct Args {
     /// Reference image (PNG, JPEG) or video at full resolution.
     reference: PathBuf,
-    /// Model preset (see `gendr models`) or path to an .onnx file.
+    /// Model preset (see `gendr models`) or path to an .onnx file; repeat to
+    /// compare several in one table.
     #[arg(long, short = 'm', default_value = DEFAULT_PRESET)]
-    model: String,
-    /// Upscale factor to check for; it must equal the model's (default: the model's).
+    model: Vec<String>,
+    /// Upscale factor to check for; it must equal every model's (default: the model's).
     #[arg(long)]
     scale: Option<usize>,
     /// Frames of a video to evaluate, spread evenly over it; ignored for images.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     frames: u16,
+    /// Consecutive frames from the start of a video for the temporal score
+    /// (0 = none); ignored for images.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    temporal_frames: u16,
     /// Side-by-side PNG (bicubic | model | reference, centre crop, one row per
-    /// frame) [default: <reference stem>-eval.png in the current folder].
+    /// frame; with several models one row of the first frame, bicubic | each
+    /// model | reference) [default: <reference stem>-eval.png in the current folder].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Print the scores as one JSON object instead of a table.
+    /// Print the scores as JSON instead of a table (one object; an array of
+    /// them, one per model, with several models).
     #[arg(long)]
     json: bool,
     /// Tile edge in low-resolution pixels (0 = the model's preference).
@@ -71,6 +85,14 @@ pub struct Args {
     /// CPU threads for inference (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+}
+
+/// One frame's scores for one upscaler.
+#[derive(Clone, Copy)]
+struct Measured {
+    quality: Quality,
+    /// None where the frame is too small for NIQE's patches.
+    niqe: Option<f64>,
 }
 
 /// The model's and bicubic's scores against the reference, and the gain.
@@ -88,23 +110,30 @@ struct Scores {
     model_ssim_rgb: f64,
     bicubic_ssim_rgb: f64,
     gain_ssim_rgb: f64,
+    /// No-reference NIQE (scikit-video's), lower is more natural; null for
+    /// frames not above 193×193.
+    model_niqe: Option<f64>,
+    bicubic_niqe: Option<f64>,
 }
 
 impl Scores {
-    fn new(model: &Quality, bicubic: &Quality) -> Scores {
+    fn new(model: &Measured, bicubic: &Measured) -> Scores {
+        let (m, b) = (&model.quality, &bicubic.quality);
         Scores {
-            model_psnr_y: model.psnr_y,
-            bicubic_psnr_y: bicubic.psnr_y,
-            gain_psnr_y: model.psnr_y - bicubic.psnr_y,
-            model_psnr_rgb: model.psnr_rgb,
-            bicubic_psnr_rgb: bicubic.psnr_rgb,
-            gain_psnr_rgb: model.psnr_rgb - bicubic.psnr_rgb,
-            model_ssim_y: model.ssim_y,
-            bicubic_ssim_y: bicubic.ssim_y,
-            gain_ssim_y: model.ssim_y - bicubic.ssim_y,
-            model_ssim_rgb: model.ssim_rgb,
-            bicubic_ssim_rgb: bicubic.ssim_rgb,
-            gain_ssim_rgb: model.ssim_rgb - bicubic.ssim_rgb,
+            model_psnr_y: m.psnr_y,
+            bicubic_psnr_y: b.psnr_y,
+            gain_psnr_y: m.psnr_y - b.psnr_y,
+            model_psnr_rgb: m.psnr_rgb,
+            bicubic_psnr_rgb: b.psnr_rgb,
+            gain_psnr_rgb: m.psnr_rgb - b.psnr_rgb,
+            model_ssim_y: m.ssim_y,
+            bicubic_ssim_y: b.ssim_y,
+            gain_ssim_y: m.ssim_y - b.ssim_y,
+            model_ssim_rgb: m.ssim_rgb,
+            bicubic_ssim_rgb: b.ssim_rgb,
+            gain_ssim_rgb: m.ssim_rgb - b.ssim_rgb,
+            model_niqe: model.niqe,
+            bicubic_niqe: bicubic.niqe,
         }
     }
 }
@@ -133,13 +162,101 @@ struct Report {
     frames: Vec<FrameReport>,
     /// Field by field mean over the frames (PSNR averaged in dB).
     mean: Scores,
+    /// Consecutive frames (from frame 0) behind the temporal scores; 0 for an image.
+    temporal_frames: usize,
+    /// Mean absolute difference between the output's frame-to-frame change
+    /// and the reference's, Y in 8-bit levels; null for an image.
+    model_temporal: Option<f64>,
+    bicubic_temporal: Option<f64>,
     side_by_side: PathBuf,
+}
+
+/// A loaded model and the tiling it runs with.
+struct Upscaler {
+    name: String,
+    path: PathBuf,
+    engine: Engine,
+    geometry: TileGeometry,
+}
+
+/// Resolves a preset or path, loads it on the CPU and decides its tiling.
+fn load_model(name: &str, args: &Args) -> Result<Upscaler> {
+    let model_path = presets::resolve(name)?;
+    let options = EngineOptions {
+        provider: Provider::Cpu,
+        threads: args.threads,
+        ..Default::default()
+    };
+    let engine = Engine::load(&model_path, &options)?;
+    let scale = engine.scale;
+    if let Some(wanted) = args.scale.filter(|&s| s != scale) {
+        bail!(
+            "--scale {wanted} does not match model {name}, which upscales x{scale}; omit --scale or pick a x{wanted} model (`gendr models`)"
+        );
+    }
+    let (geometry, notes) = engine.info.geometry(scale, args.tile, args.overlap)?;
+    for note in notes {
+        tracing::info!("{note}");
+    }
+    Ok(Upscaler {
+        name: name.to_owned(),
+        path: model_path,
+        engine,
+        geometry,
+    })
+}
+
+/// A reference cut to what a scale divides, its bicubic low-resolution copy
+/// and the bicubic upscale of that: everything but the model's output.
+struct Degraded {
+    reference: RgbImage,
+    small: RgbImage,
+    baseline: RgbImage,
+}
+
+fn degrade(full: &RgbImage, scale: usize, multiple: usize, source: &Path) -> Result<Degraded> {
+    let (w, h) = (
+        full.width - full.width % multiple,
+        full.height - full.height % multiple,
+    );
+    if w == 0 || h == 0 {
+        bail!(
+            "{}: {}x{} is smaller than the model's scale x{multiple}",
+            source.display(),
+            full.width,
+            full.height
+        );
+    }
+    let reference = crop(full, 0, 0, w, h);
+    let small = rounded(&bicubic(&reference, w / scale, h / scale));
+    let baseline = rounded(&bicubic(&small, w, h));
+    Ok(Degraded {
+        reference,
+        small,
+        baseline,
+    })
+}
+
+fn measure(img: &RgbImage, reference: &RgbImage) -> Measured {
+    Measured {
+        quality: quality(img, reference),
+        // NIQE's only failure is a frame too small for its patches.
+        niqe: niqe_rgb(img).ok(),
+    }
+}
+
+/// The model's output, rounded to 8 bits, and its wall time.
+fn run_model(upscaler: &mut Upscaler, small: &RgbImage) -> Result<(RgbImage, f64)> {
+    let started = Instant::now();
+    let batch = upscaler.engine.batch(0);
+    let restored = upscale_image(&mut upscaler.engine, &upscaler.geometry, batch, small)?;
+    Ok((rounded(&restored), started.elapsed().as_secs_f64()))
 }
 
 pub fn run(args: Args) -> Result<()> {
     let info = media::discover(&args.reference)?;
-    let side_by_side = match args.out {
-        Some(path) => path,
+    let side_by_side = match &args.out {
+        Some(path) => path.clone(),
         None => {
             let stem = args
                 .reference
@@ -153,24 +270,13 @@ pub fn run(args: Args) -> Result<()> {
             bail!("{}: no such folder for the side-by-side PNG", dir.display());
         }
     }
-    let model_path = presets::resolve(&args.model)?;
-    let options = EngineOptions {
-        provider: Provider::Cpu,
-        threads: args.threads,
-        ..Default::default()
-    };
-    let mut engine = Engine::load(&model_path, &options)?;
-    let scale = engine.scale;
-    if let Some(wanted) = args.scale.filter(|&s| s != scale) {
-        bail!(
-            "--scale {wanted} does not match model {}, which upscales x{scale}; omit --scale or pick a x{wanted} model (`gendr models`)",
-            args.model
-        );
-    }
-    let (geometry, notes) = engine.info.geometry(scale, args.tile, args.overlap)?;
-    for note in notes {
-        tracing::info!("{note}");
-    }
+    let mut upscalers = args
+        .model
+        .iter()
+        .map(|name| load_model(name, &args))
+        .collect::<Result<Vec<_>>>()?;
+    // Every model sees the same reference pixels, cut to what all scales divide.
+    let multiple = upscalers.iter().fold(1, |m, u| lcm(m, u.engine.scale));
 
     // Spread the frames over a video; an image gives one frame whatever is asked.
     let wanted = usize::from(args.frames);
@@ -178,47 +284,57 @@ pub fn run(args: Args) -> Result<()> {
         .frame_count()
         .map_or(1, |count| (count as usize / wanted).max(1));
     let references = media::decode_rgb(&args.reference, wanted, every)?;
+    let video = info.frame_count().is_some() || references.len() > 1;
+    let consecutive = if video && args.temporal_frames >= 2 {
+        media::decode_rgb(&args.reference, usize::from(args.temporal_frames), 1)?
+    } else {
+        Vec::new()
+    };
 
-    let mut frames = Vec::new();
-    let mut qualities = Vec::new();
-    let mut panels = Vec::new();
-    for (k, full) in references.iter().enumerate() {
-        let (w, h) = (
-            full.width - full.width % scale,
-            full.height - full.height % scale,
-        );
-        if w == 0 || h == 0 {
-            bail!(
-                "{}: {}x{} is smaller than the model's scale x{scale}",
-                args.reference.display(),
-                full.width,
-                full.height
+    let mut reports = Vec::new();
+    let mut rows = Vec::new();
+    for upscaler in &mut upscalers {
+        let scale = upscaler.engine.scale;
+        let mut frames = Vec::new();
+        let mut measured = Vec::new();
+        for (k, full) in references.iter().enumerate() {
+            let degraded = degrade(full, scale, multiple, &args.reference)?;
+            let (restored, model_seconds) = run_model(upscaler, &degraded.small)?;
+            let (model, baseline) = (
+                measure(&restored, &degraded.reference),
+                measure(&degraded.baseline, &degraded.reference),
             );
+            frames.push(FrameReport {
+                frame: k * every,
+                width: degraded.reference.width,
+                height: degraded.reference.height,
+                model_seconds,
+                scores: Scores::new(&model, &baseline),
+            });
+            measured.push((model, baseline));
+            rows.push((degraded, restored));
         }
-        let reference = crop(full, 0, 0, w, h);
-        let small = rounded(&bicubic(&reference, w / scale, h / scale));
-        let started = Instant::now();
-        let batch = engine.batch(0);
-        let restored = rounded(&upscale_image(&mut engine, &geometry, batch, &small)?);
-        let model_seconds = started.elapsed().as_secs_f64();
-        let baseline = rounded(&bicubic(&small, w, h));
-        let (model_q, bicubic_q) = (
-            quality(&restored, &reference),
-            quality(&baseline, &reference),
-        );
-        frames.push(FrameReport {
-            frame: k * every,
-            width: w,
-            height: h,
-            model_seconds,
-            scores: Scores::new(&model_q, &bicubic_q),
+        let (model_temporal, bicubic_temporal) =
+            temporal_scores(upscaler, &consecutive, multiple, &args.reference)?;
+        let model_mean = mean(measured.iter().map(|m| &m.0));
+        let bicubic_mean = mean(measured.iter().map(|m| &m.1));
+        reports.push(Report {
+            reference: args.reference.clone(),
+            model: upscaler.name.clone(),
+            model_path: std::path::absolute(&upscaler.path).unwrap_or(upscaler.path.clone()),
+            scale,
+            tile: upscaler.geometry.tile_width,
+            overlap: upscaler.geometry.overlap,
+            frames,
+            mean: Scores::new(&model_mean, &bicubic_mean),
+            temporal_frames: consecutive.len(),
+            model_temporal,
+            bicubic_temporal,
+            side_by_side: side_by_side.clone(),
         });
-        qualities.push((model_q, bicubic_q));
-        let (pw, ph) = (w.min(PANEL), h.min(PANEL));
-        let (x, y) = ((w - pw) / 2, (h - ph) / 2);
-        panels.push([&baseline, &restored, &reference].map(|img| crop(img, x, y, pw, ph)));
     }
 
+    let panels = side_by_side_panels(rows, references.len());
     write_side_by_side(&side_by_side, &panels).with_context(|| {
         format!(
             "{}: cannot write the side-by-side PNG",
@@ -226,26 +342,75 @@ pub fn run(args: Args) -> Result<()> {
         )
     })?;
 
-    let model_mean = mean(qualities.iter().map(|q| &q.0));
-    let bicubic_mean = mean(qualities.iter().map(|q| &q.1));
-    let report = Report {
-        reference: args.reference,
-        model: args.model,
-        model_path: std::path::absolute(&model_path).unwrap_or(model_path),
-        scale,
-        tile: geometry.tile_width,
-        overlap: geometry.overlap,
-        frames,
-        mean: Scores::new(&model_mean, &bicubic_mean),
-        side_by_side,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        let video = info.frame_count().is_some() || report.frames.len() > 1;
-        print_table(&report, video);
+    match (args.json, reports.as_slice()) {
+        (true, [report]) => println!("{}", serde_json::to_string_pretty(report)?),
+        (true, _) => println!("{}", serde_json::to_string_pretty(&reports)?),
+        (false, [report]) => print_table(report, video),
+        (false, _) => print_comparison(&reports),
     }
     Ok(())
+}
+
+/// Flicker of the model and of bicubic over a run of consecutive frames,
+/// each measured against the reference's own frame-to-frame change.
+fn temporal_scores(
+    upscaler: &mut Upscaler,
+    consecutive: &[RgbImage],
+    multiple: usize,
+    source: &Path,
+) -> Result<(Option<f64>, Option<f64>)> {
+    if consecutive.len() < 2 {
+        return Ok((None, None));
+    }
+    let scale = upscaler.engine.scale;
+    let (mut references, mut restored, mut baselines) = (Vec::new(), Vec::new(), Vec::new());
+    for full in consecutive {
+        let degraded = degrade(full, scale, multiple, source)?;
+        restored.push(run_model(upscaler, &degraded.small)?.0);
+        references.push(degraded.reference);
+        baselines.push(degraded.baseline);
+    }
+    Ok((
+        temporal_difference(&restored, &references),
+        temporal_difference(&baselines, &references),
+    ))
+}
+
+/// The picture's rows: with one model, bicubic | model | reference for every
+/// frame; with several, one row of the first frame, bicubic (of the first
+/// model's scale) | each model | reference. `outputs` holds each model's
+/// frames in turn.
+fn side_by_side_panels(outputs: Vec<(Degraded, RgbImage)>, per_model: usize) -> Vec<Vec<RgbImage>> {
+    let centre = |img: &RgbImage| {
+        let (pw, ph) = (img.width.min(PANEL), img.height.min(PANEL));
+        crop(img, (img.width - pw) / 2, (img.height - ph) / 2, pw, ph)
+    };
+    if outputs.len() == per_model {
+        return outputs
+            .iter()
+            .map(|(d, restored)| vec![centre(&d.baseline), centre(restored), centre(&d.reference)])
+            .collect();
+    }
+    let firsts: Vec<&(Degraded, RgbImage)> = outputs.iter().step_by(per_model).collect();
+    let mut row = vec![centre(&firsts[0].0.baseline)];
+    row.extend(firsts.iter().map(|(_, restored)| centre(restored)));
+    row.push(centre(&firsts[0].0.reference));
+    vec![row]
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    a / gcd(a, b) * b
+}
+
+fn fmt_niqe(niqe: Option<f64>) -> String {
+    niqe.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
 }
 
 fn print_table(report: &Report, video: bool) {
@@ -272,16 +437,27 @@ fn print_table(report: &Report, video: bool) {
         .unwrap_or(0)
         .max(5);
     println!(
-        "{:<lw$}{:>26}{:>18}{:>26}{:>10}",
-        "", "Y-PSNR (dB)", "Y-SSIM", "RGB-PSNR (dB)", "model"
+        "{:<lw$}{:>26}{:>18}{:>26}{:>18}{:>10}",
+        "", "Y-PSNR (dB)", "Y-SSIM", "RGB-PSNR (dB)", "NIQE", "model"
     );
     println!(
-        "{:<lw$}{:>9}{:>9}{:>8}{:>10}{:>8}{:>10}{:>9}{:>7}{:>10}",
-        "", "bicubic", "model", "gain", "bicubic", "model", "bicubic", "model", "gain", "time"
+        "{:<lw$}{:>9}{:>9}{:>8}{:>10}{:>8}{:>10}{:>9}{:>7}{:>10}{:>8}{:>10}",
+        "",
+        "bicubic",
+        "model",
+        "gain",
+        "bicubic",
+        "model",
+        "bicubic",
+        "model",
+        "gain",
+        "bicubic",
+        "model",
+        "time"
     );
     let row = |label: &str, s: &Scores, time: &str| {
         let line = format!(
-            "{label:<lw$}{:>9.2}{:>9.2}{:>+8.2}{:>10.4}{:>8.4}{:>10.2}{:>9.2}{:>+7.2}{time:>10}",
+            "{label:<lw$}{:>9.2}{:>9.2}{:>+8.2}{:>10.4}{:>8.4}{:>10.2}{:>9.2}{:>+7.2}{:>10}{:>8}{time:>10}",
             s.bicubic_psnr_y,
             s.model_psnr_y,
             s.gain_psnr_y,
@@ -289,7 +465,9 @@ fn print_table(report: &Report, video: bool) {
             s.model_ssim_y,
             s.bicubic_psnr_rgb,
             s.model_psnr_rgb,
-            s.gain_psnr_rgb
+            s.gain_psnr_rgb,
+            fmt_niqe(s.bicubic_niqe),
+            fmt_niqe(s.model_niqe),
         );
         println!("{}", line.trim_end());
     };
@@ -299,26 +477,109 @@ fn print_table(report: &Report, video: bool) {
     if report.frames.len() > 1 {
         row("mean", &report.mean, "");
     }
+    if let (Some(model), Some(bicubic)) = (report.model_temporal, report.bicubic_temporal) {
+        println!(
+            "temporal, frames 0-{} (flicker vs the reference's motion, Y levels, lower is steadier): bicubic {bicubic:.3}, model {model:.3}",
+            report.temporal_frames - 1
+        );
+    }
     println!(
         "side by side (bicubic | model | reference): {}",
         report.side_by_side.display()
     );
 }
 
-/// Field by field mean.
-fn mean<'a>(qualities: impl ExactSizeIterator<Item = &'a Quality>) -> Quality {
-    let n = qualities.len() as f64;
-    let mut sum = Quality {
-        psnr_rgb: 0.0,
-        psnr_y: 0.0,
-        ssim_rgb: 0.0,
-        ssim_y: 0.0,
+/// One row per model and one per bicubic scale, means over the frames.
+fn print_comparison(reports: &[Report]) {
+    let first = &reports[0];
+    println!(
+        "{}: {} frame(s) at {}x{}, on cpu",
+        first.reference.display(),
+        first.frames.len(),
+        first.frames[0].width,
+        first.frames[0].height
+    );
+    let temporal_title = if first.temporal_frames >= 2 {
+        format!("temporal (frames 0-{})", first.temporal_frames - 1)
+    } else {
+        "temporal".to_owned()
     };
-    for q in qualities {
-        sum.psnr_rgb += q.psnr_rgb / n;
-        sum.psnr_y += q.psnr_y / n;
-        sum.ssim_rgb += q.ssim_rgb / n;
-        sum.ssim_y += q.ssim_y / n;
+    let names: Vec<String> = reports
+        .iter()
+        .map(|r| r.model.clone())
+        .chain(reports.iter().map(|r| format!("bicubic x{}", r.scale)))
+        .collect();
+    let nw = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    println!(
+        "{:<nw$}{:>14}{:>9}{:>9}{:>26}{:>14}",
+        "", "Y-PSNR (dB)", "Y-SSIM", "NIQE", temporal_title, "time/frame"
+    );
+    let row =
+        |name: &str, psnr: f64, ssim: f64, niqe: Option<f64>, temporal: Option<f64>, time: &str| {
+            let temporal = temporal.map_or_else(|| "-".to_owned(), |t| format!("{t:.3}"));
+            let line = format!(
+                "{name:<nw$}{psnr:>14.2}{ssim:>9.4}{:>9}{temporal:>26}{time:>14}",
+                fmt_niqe(niqe)
+            );
+            println!("{}", line.trim_end());
+        };
+    let mut bicubic_scales = Vec::new();
+    for r in reports {
+        if !bicubic_scales.contains(&r.scale) {
+            bicubic_scales.push(r.scale);
+            row(
+                &format!("bicubic x{}", r.scale),
+                r.mean.bicubic_psnr_y,
+                r.mean.bicubic_ssim_y,
+                r.mean.bicubic_niqe,
+                r.bicubic_temporal,
+                "",
+            );
+        }
+    }
+    for r in reports {
+        let seconds = r.frames.iter().map(|f| f.model_seconds).sum::<f64>() / r.frames.len() as f64;
+        row(
+            &r.model,
+            r.mean.model_psnr_y,
+            r.mean.model_ssim_y,
+            r.mean.model_niqe,
+            r.model_temporal,
+            &format!("{seconds:.2} s"),
+        );
+    }
+    let models: Vec<&str> = reports.iter().map(|r| r.model.as_str()).collect();
+    println!(
+        "side by side (bicubic | {} | reference): {}",
+        models.join(" | "),
+        first.side_by_side.display()
+    );
+}
+
+/// Field by field mean; NIQE only where every frame has one.
+fn mean<'a>(measured: impl ExactSizeIterator<Item = &'a Measured>) -> Measured {
+    let n = measured.len() as f64;
+    let mut sum = Measured {
+        quality: Quality {
+            psnr_rgb: 0.0,
+            psnr_y: 0.0,
+            ssim_rgb: 0.0,
+            ssim_y: 0.0,
+        },
+        niqe: Some(0.0),
+    };
+    for m in measured {
+        let q = &m.quality;
+        sum.quality.psnr_rgb += q.psnr_rgb / n;
+        sum.quality.psnr_y += q.psnr_y / n;
+        sum.quality.ssim_rgb += q.ssim_rgb / n;
+        sum.quality.ssim_y += q.ssim_y / n;
+        sum.niqe = sum.niqe.zip(m.niqe).map(|(total, v)| total + v / n);
     }
     sum
 }
@@ -342,11 +603,12 @@ fn crop(img: &RgbImage, x: usize, y: usize, width: usize, height: usize) -> RgbI
     out
 }
 
-/// Writes each frame's panels as one row, left to right, on white.
-fn write_side_by_side(path: &Path, rows: &[[RgbImage; 3]]) -> Result<()> {
-    let pw = rows.iter().map(|r| r[0].width).max().unwrap_or(0);
-    let ph = rows.iter().map(|r| r[0].height).max().unwrap_or(0);
-    let width = 3 * pw + 2 * GAP;
+/// Writes each row's panels left to right, rows top to bottom, on white.
+fn write_side_by_side(path: &Path, rows: &[Vec<RgbImage>]) -> Result<()> {
+    let pw = rows.iter().flatten().map(|p| p.width).max().unwrap_or(0);
+    let ph = rows.iter().flatten().map(|p| p.height).max().unwrap_or(0);
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width = columns * pw + (columns - 1) * GAP;
     let height = rows.len() * ph + (rows.len() - 1) * GAP;
     let mut canvas = vec![255u8; 3 * width * height];
     for (r, panels) in rows.iter().enumerate() {
