@@ -114,10 +114,12 @@ struct Scores {
     /// frames not above 193×193.
     model_niqe: Option<f64>,
     bicubic_niqe: Option<f64>,
+    /// The reference's own NIQE: what natural footage of this size scores.
+    reference_niqe: Option<f64>,
 }
 
 impl Scores {
-    fn new(model: &Measured, bicubic: &Measured) -> Scores {
+    fn new(model: &Measured, bicubic: &Measured, reference_niqe: Option<f64>) -> Scores {
         let (m, b) = (&model.quality, &bicubic.quality);
         Scores {
             model_psnr_y: m.psnr_y,
@@ -134,6 +136,7 @@ impl Scores {
             gain_ssim_rgb: m.ssim_rgb - b.ssim_rgb,
             model_niqe: model.niqe,
             bicubic_niqe: bicubic.niqe,
+            reference_niqe,
         }
     }
 }
@@ -304,20 +307,21 @@ pub fn run(args: Args) -> Result<()> {
                 measure(&restored, &degraded.reference),
                 measure(&degraded.baseline, &degraded.reference),
             );
+            let reference_niqe = niqe_rgb(&degraded.reference).ok();
             frames.push(FrameReport {
                 frame: k * every,
                 width: degraded.reference.width,
                 height: degraded.reference.height,
                 model_seconds,
-                scores: Scores::new(&model, &baseline),
+                scores: Scores::new(&model, &baseline, reference_niqe),
             });
-            measured.push((model, baseline));
+            measured.push((model, baseline, reference_niqe));
             rows.push((degraded, restored));
         }
         let (model_temporal, bicubic_temporal) =
             temporal_scores(upscaler, &consecutive, multiple, &args.reference)?;
-        let model_mean = mean(measured.iter().map(|m| &m.0));
-        let bicubic_mean = mean(measured.iter().map(|m| &m.1));
+        let model_mean = mean(&measured.iter().map(|m| &m.0).collect::<Vec<_>>());
+        let bicubic_mean = mean(&measured.iter().map(|m| &m.1).collect::<Vec<_>>());
         reports.push(Report {
             reference: args.reference.clone(),
             model: upscaler.name.clone(),
@@ -326,7 +330,11 @@ pub fn run(args: Args) -> Result<()> {
             tile: upscaler.geometry.tile_width,
             overlap: upscaler.geometry.overlap,
             frames,
-            mean: Scores::new(&model_mean, &bicubic_mean),
+            mean: Scores::new(
+                &model_mean,
+                &bicubic_mean,
+                average(measured.iter().map(|m| m.2)),
+            ),
             temporal_frames: consecutive.len(),
             model_temporal,
             bicubic_temporal,
@@ -477,6 +485,9 @@ fn print_table(report: &Report, video: bool) {
     if report.frames.len() > 1 {
         row("mean", &report.mean, "");
     }
+    if let Some(niqe) = report.mean.reference_niqe {
+        println!("NIQE of the reference itself (lower is more natural): {niqe:.2}");
+    }
     if let (Some(model), Some(bicubic)) = (report.model_temporal, report.bicubic_temporal) {
         println!(
             "temporal, frames 0-{} (flicker vs the reference's motion, Y levels, lower is steadier): bicubic {bicubic:.3}, model {model:.3}",
@@ -553,6 +564,9 @@ fn print_comparison(reports: &[Report]) {
             &format!("{seconds:.2} s"),
         );
     }
+    if let Some(niqe) = first.mean.reference_niqe {
+        println!("NIQE of the reference itself (lower is more natural): {niqe:.2}");
+    }
     let models: Vec<&str> = reports.iter().map(|r| r.model.as_str()).collect();
     println!(
         "side by side (bicubic | {} | reference): {}",
@@ -562,26 +576,26 @@ fn print_comparison(reports: &[Report]) {
 }
 
 /// Field by field mean; NIQE only where every frame has one.
-fn mean<'a>(measured: impl ExactSizeIterator<Item = &'a Measured>) -> Measured {
+fn mean(measured: &[&Measured]) -> Measured {
     let n = measured.len() as f64;
-    let mut sum = Measured {
-        quality: Quality {
-            psnr_rgb: 0.0,
-            psnr_y: 0.0,
-            ssim_rgb: 0.0,
-            ssim_y: 0.0,
-        },
-        niqe: Some(0.0),
+    let average_of = |field: fn(&Quality) -> f64| -> f64 {
+        measured.iter().map(|m| field(&m.quality) / n).sum()
     };
-    for m in measured {
-        let q = &m.quality;
-        sum.quality.psnr_rgb += q.psnr_rgb / n;
-        sum.quality.psnr_y += q.psnr_y / n;
-        sum.quality.ssim_rgb += q.ssim_rgb / n;
-        sum.quality.ssim_y += q.ssim_y / n;
-        sum.niqe = sum.niqe.zip(m.niqe).map(|(total, v)| total + v / n);
+    Measured {
+        quality: Quality {
+            psnr_rgb: average_of(|q| q.psnr_rgb),
+            psnr_y: average_of(|q| q.psnr_y),
+            ssim_rgb: average_of(|q| q.ssim_rgb),
+            ssim_y: average_of(|q| q.ssim_y),
+        },
+        niqe: average(measured.iter().map(|m| m.niqe)),
     }
-    sum
+}
+
+/// The mean, or None if any value is missing (a frame too small for NIQE).
+fn average(values: impl ExactSizeIterator<Item = Option<f64>>) -> Option<f64> {
+    let n = values.len() as f64;
+    values.map(|v| v.map(|v| v / n)).sum()
 }
 
 /// The image as 8-bit pixels would hold it.

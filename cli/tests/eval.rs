@@ -122,6 +122,13 @@ fn default_model_beats_bicubic_on_the_eval_set() {
             assert!(niqe.is_finite() && niqe > 0.0, "{name}: {key} {niqe}");
             assert_eq!(frames[0][key], report["mean"][key], "{name}");
         }
+        // The reference's own NIQE, through the CLI, is scikit-video's.
+        let reference_niqe = report["mean"]["reference_niqe"].as_f64().unwrap();
+        let expected = scikit_video_niqe()[&format!("tests/data/eval/{name}.png")];
+        assert!(
+            (reference_niqe - expected).abs() <= 0.01 * expected,
+            "{name}: {reference_niqe} vs {expected}"
+        );
         assert!(
             report["model_temporal"].is_null(),
             "an image has no motion: {report}"
@@ -303,26 +310,32 @@ fn load_png(path: &Path) -> gendr::frame::RgbImage {
     gendr::frame::RgbImage::from_rgb8(info.width as usize, info.height as usize, &pixels).unwrap()
 }
 
+/// scikit-video's NIQE of each image in tests/data/niqe/expected.tsv, by
+/// path from the repository root.
+fn scikit_video_niqe() -> std::collections::BTreeMap<String, f64> {
+    let expected =
+        std::fs::read_to_string(repo_root().join("tests/data/niqe/expected.tsv")).unwrap();
+    expected
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (name, score) = l.split_once('\t').expect("name<TAB>score");
+            (name.to_owned(), score.parse().expect("a number"))
+        })
+        .collect()
+}
+
 /// gendr's NIQE against scikit-video's own `skvideo.measure.niqe`, whose
 /// scores `scripts/niqe/niqe_reference.py expected` wrote to the fixture
 /// (`make niqe-reference` recomputes them with live scikit-video and checks
 /// the fixture still holds).
 #[test]
 fn niqe_agrees_with_scikit_video_within_one_percent() {
-    let expected =
-        std::fs::read_to_string(repo_root().join("tests/data/niqe/expected.tsv")).unwrap();
-    let rows: Vec<(&str, f64)> = expected
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| {
-            let (name, score) = l.split_once('\t').expect("name<TAB>score");
-            (name, score.parse().expect("a number"))
-        })
-        .collect();
+    let rows = scikit_video_niqe();
     assert!(rows.len() >= 10, "{rows:?}");
     let mut worst = 0.0f64;
     for (name, reference) in rows {
-        let ours = gendr::niqe::niqe_rgb(&load_png(&repo_root().join(name))).unwrap();
+        let ours = gendr::niqe::niqe_rgb(&load_png(&repo_root().join(&name))).unwrap();
         let off = (ours - reference).abs() / reference;
         eprintln!(
             "{name}: gendr {ours:.6}, scikit-video {reference:.6} ({:+.6} %)",
