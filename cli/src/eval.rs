@@ -85,31 +85,38 @@ pub struct Args {
     /// CPU threads for inference (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// The input is low-resolution footage with no ground truth: upscale it as
+    /// it is and measure only NIQE and, for a video, temporal flicker against
+    /// bicubic's frame-to-frame change.
+    #[arg(long)]
+    no_reference: bool,
 }
 
 /// One frame's scores for one upscaler.
 #[derive(Clone, Copy)]
 struct Measured {
-    quality: Quality,
+    /// None without a ground truth.
+    quality: Option<Quality>,
     /// None where the frame is too small for NIQE's patches.
     niqe: Option<f64>,
 }
 
-/// The model's and bicubic's scores against the reference, and the gain.
+/// The model's and bicubic's scores against the reference, and the gain
+/// (full-reference scores are null with `--no-reference`).
 #[derive(Serialize)]
 struct Scores {
-    model_psnr_y: f64,
-    bicubic_psnr_y: f64,
-    gain_psnr_y: f64,
-    model_psnr_rgb: f64,
-    bicubic_psnr_rgb: f64,
-    gain_psnr_rgb: f64,
-    model_ssim_y: f64,
-    bicubic_ssim_y: f64,
-    gain_ssim_y: f64,
-    model_ssim_rgb: f64,
-    bicubic_ssim_rgb: f64,
-    gain_ssim_rgb: f64,
+    model_psnr_y: Option<f64>,
+    bicubic_psnr_y: Option<f64>,
+    gain_psnr_y: Option<f64>,
+    model_psnr_rgb: Option<f64>,
+    bicubic_psnr_rgb: Option<f64>,
+    gain_psnr_rgb: Option<f64>,
+    model_ssim_y: Option<f64>,
+    bicubic_ssim_y: Option<f64>,
+    gain_ssim_y: Option<f64>,
+    model_ssim_rgb: Option<f64>,
+    bicubic_ssim_rgb: Option<f64>,
+    gain_ssim_rgb: Option<f64>,
     /// No-reference NIQE (scikit-video's), lower is more natural; null for
     /// frames not above 193×193.
     model_niqe: Option<f64>,
@@ -120,20 +127,24 @@ struct Scores {
 
 impl Scores {
     fn new(model: &Measured, bicubic: &Measured, reference_niqe: Option<f64>) -> Scores {
-        let (m, b) = (&model.quality, &bicubic.quality);
+        let (m, b) = (model.quality.as_ref(), bicubic.quality.as_ref());
+        let pick = |field: fn(&Quality) -> f64| (m.map(field), b.map(field));
+        let gain = |(m, b): (Option<f64>, Option<f64>)| m.zip(b).map(|(m, b)| m - b);
+        let (psnr_y, psnr_rgb) = (pick(|q| q.psnr_y), pick(|q| q.psnr_rgb));
+        let (ssim_y, ssim_rgb) = (pick(|q| q.ssim_y), pick(|q| q.ssim_rgb));
         Scores {
-            model_psnr_y: m.psnr_y,
-            bicubic_psnr_y: b.psnr_y,
-            gain_psnr_y: m.psnr_y - b.psnr_y,
-            model_psnr_rgb: m.psnr_rgb,
-            bicubic_psnr_rgb: b.psnr_rgb,
-            gain_psnr_rgb: m.psnr_rgb - b.psnr_rgb,
-            model_ssim_y: m.ssim_y,
-            bicubic_ssim_y: b.ssim_y,
-            gain_ssim_y: m.ssim_y - b.ssim_y,
-            model_ssim_rgb: m.ssim_rgb,
-            bicubic_ssim_rgb: b.ssim_rgb,
-            gain_ssim_rgb: m.ssim_rgb - b.ssim_rgb,
+            model_psnr_y: psnr_y.0,
+            bicubic_psnr_y: psnr_y.1,
+            gain_psnr_y: gain(psnr_y),
+            model_psnr_rgb: psnr_rgb.0,
+            bicubic_psnr_rgb: psnr_rgb.1,
+            gain_psnr_rgb: gain(psnr_rgb),
+            model_ssim_y: ssim_y.0,
+            bicubic_ssim_y: ssim_y.1,
+            gain_ssim_y: gain(ssim_y),
+            model_ssim_rgb: ssim_rgb.0,
+            bicubic_ssim_rgb: ssim_rgb.1,
+            gain_ssim_rgb: gain(ssim_rgb),
             model_niqe: model.niqe,
             bicubic_niqe: bicubic.niqe,
             reference_niqe,
@@ -145,7 +156,8 @@ impl Scores {
 struct FrameReport {
     /// Index of the frame in the video; 0 for an image.
     frame: usize,
-    /// The reference as measured, after cropping to a multiple of the scale.
+    /// The output's size: the reference's after cropping to a multiple of
+    /// the scale, or the input's times the scale with `--no-reference`.
     width: usize,
     height: usize,
     /// Wall time of the model alone.
@@ -165,11 +177,15 @@ struct Report {
     frames: Vec<FrameReport>,
     /// Field by field mean over the frames (PSNR averaged in dB).
     mean: Scores,
+    /// The input had no ground truth and was upscaled as it is.
+    no_reference: bool,
     /// Consecutive frames (from frame 0) behind the temporal scores; 0 for an image.
     temporal_frames: usize,
     /// Mean absolute difference between the output's frame-to-frame change
-    /// and the reference's, Y in 8-bit levels; null for an image.
+    /// and the reference's (bicubic's with `--no-reference`), Y in 8-bit
+    /// levels; null for an image.
     model_temporal: Option<f64>,
+    /// The same for bicubic; null with `--no-reference`, where bicubic is the yardstick.
     bicubic_temporal: Option<f64>,
     side_by_side: PathBuf,
 }
@@ -209,15 +225,33 @@ fn load_model(name: &str, args: &Args) -> Result<Upscaler> {
     })
 }
 
-/// A reference cut to what a scale divides, its bicubic low-resolution copy
-/// and the bicubic upscale of that: everything but the model's output.
+/// The model's input and everything else but the model's output.
 struct Degraded {
-    reference: RgbImage,
+    /// The ground truth, cut to what the scales divide; None with `--no-reference`.
+    reference: Option<RgbImage>,
+    /// What the model and bicubic upscale.
     small: RgbImage,
+    /// Bicubic's upscale of `small`.
     baseline: RgbImage,
 }
 
-fn degrade(full: &RgbImage, scale: usize, multiple: usize, source: &Path) -> Result<Degraded> {
+/// With a ground truth: the reference cut to a multiple of the scales, its
+/// bicubic low-resolution copy, and bicubic's upscale of that. Without: the
+/// frame as it is, and bicubic's upscale of it.
+fn degrade(
+    full: &RgbImage,
+    scale: usize,
+    multiple: usize,
+    no_reference: bool,
+    source: &Path,
+) -> Result<Degraded> {
+    if no_reference {
+        return Ok(Degraded {
+            reference: None,
+            small: full.clone(),
+            baseline: rounded(&bicubic(full, full.width * scale, full.height * scale)),
+        });
+    }
     let (w, h) = (
         full.width - full.width % multiple,
         full.height - full.height % multiple,
@@ -234,15 +268,15 @@ fn degrade(full: &RgbImage, scale: usize, multiple: usize, source: &Path) -> Res
     let small = rounded(&bicubic(&reference, w / scale, h / scale));
     let baseline = rounded(&bicubic(&small, w, h));
     Ok(Degraded {
-        reference,
+        reference: Some(reference),
         small,
         baseline,
     })
 }
 
-fn measure(img: &RgbImage, reference: &RgbImage) -> Measured {
+fn measure(img: &RgbImage, reference: Option<&RgbImage>) -> Measured {
     Measured {
-        quality: quality(img, reference),
+        quality: reference.map(|r| quality(img, r)),
         // NIQE's only failure is a frame too small for its patches.
         niqe: niqe_rgb(img).ok(),
     }
@@ -301,17 +335,18 @@ pub fn run(args: Args) -> Result<()> {
         let mut frames = Vec::new();
         let mut measured = Vec::new();
         for (k, full) in references.iter().enumerate() {
-            let degraded = degrade(full, scale, multiple, &args.reference)?;
+            let degraded = degrade(full, scale, multiple, args.no_reference, &args.reference)?;
             let (restored, model_seconds) = run_model(upscaler, &degraded.small)?;
+            let reference = degraded.reference.as_ref();
             let (model, baseline) = (
-                measure(&restored, &degraded.reference),
-                measure(&degraded.baseline, &degraded.reference),
+                measure(&restored, reference),
+                measure(&degraded.baseline, reference),
             );
-            let reference_niqe = niqe_rgb(&degraded.reference).ok();
+            let reference_niqe = reference.and_then(|r| niqe_rgb(r).ok());
             frames.push(FrameReport {
                 frame: k * every,
-                width: degraded.reference.width,
-                height: degraded.reference.height,
+                width: restored.width,
+                height: restored.height,
                 model_seconds,
                 scores: Scores::new(&model, &baseline, reference_niqe),
             });
@@ -319,7 +354,7 @@ pub fn run(args: Args) -> Result<()> {
             rows.push((degraded, restored));
         }
         let (model_temporal, bicubic_temporal) =
-            temporal_scores(upscaler, &consecutive, multiple, &args.reference)?;
+            temporal_scores(upscaler, &consecutive, multiple, &args)?;
         let model_mean = mean(&measured.iter().map(|m| &m.0).collect::<Vec<_>>());
         let bicubic_mean = mean(&measured.iter().map(|m| &m.1).collect::<Vec<_>>());
         reports.push(Report {
@@ -335,6 +370,7 @@ pub fn run(args: Args) -> Result<()> {
                 &bicubic_mean,
                 average(measured.iter().map(|m| m.2)),
             ),
+            no_reference: args.no_reference,
             temporal_frames: consecutive.len(),
             model_temporal,
             bicubic_temporal,
@@ -353,19 +389,20 @@ pub fn run(args: Args) -> Result<()> {
     match (args.json, reports.as_slice()) {
         (true, [report]) => println!("{}", serde_json::to_string_pretty(report)?),
         (true, _) => println!("{}", serde_json::to_string_pretty(&reports)?),
-        (false, [report]) => print_table(report, video),
+        (false, [report]) if !args.no_reference => print_table(report, video),
         (false, _) => print_comparison(&reports),
     }
     Ok(())
 }
 
 /// Flicker of the model and of bicubic over a run of consecutive frames,
-/// each measured against the reference's own frame-to-frame change.
+/// each measured against the reference's own frame-to-frame change; without
+/// a reference, the model's against bicubic's.
 fn temporal_scores(
     upscaler: &mut Upscaler,
     consecutive: &[RgbImage],
     multiple: usize,
-    source: &Path,
+    args: &Args,
 ) -> Result<(Option<f64>, Option<f64>)> {
     if consecutive.len() < 2 {
         return Ok((None, None));
@@ -373,10 +410,13 @@ fn temporal_scores(
     let scale = upscaler.engine.scale;
     let (mut references, mut restored, mut baselines) = (Vec::new(), Vec::new(), Vec::new());
     for full in consecutive {
-        let degraded = degrade(full, scale, multiple, source)?;
+        let degraded = degrade(full, scale, multiple, args.no_reference, &args.reference)?;
         restored.push(run_model(upscaler, &degraded.small)?.0);
-        references.push(degraded.reference);
+        references.extend(degraded.reference);
         baselines.push(degraded.baseline);
+    }
+    if args.no_reference {
+        return Ok((temporal_difference(&restored, &baselines), None));
     }
     Ok((
         temporal_difference(&restored, &references),
@@ -386,8 +426,8 @@ fn temporal_scores(
 
 /// The picture's rows: with one model, bicubic | model | reference for every
 /// frame; with several, one row of the first frame, bicubic (of the first
-/// model's scale) | each model | reference. `outputs` holds each model's
-/// frames in turn.
+/// model's scale) | each model | reference. Without a reference, that panel is
+/// left out. `outputs` holds each model's frames in turn.
 fn side_by_side_panels(outputs: Vec<(Degraded, RgbImage)>, per_model: usize) -> Vec<Vec<RgbImage>> {
     let centre = |img: &RgbImage| {
         let (pw, ph) = (img.width.min(PANEL), img.height.min(PANEL));
@@ -396,13 +436,17 @@ fn side_by_side_panels(outputs: Vec<(Degraded, RgbImage)>, per_model: usize) -> 
     if outputs.len() == per_model {
         return outputs
             .iter()
-            .map(|(d, restored)| vec![centre(&d.baseline), centre(restored), centre(&d.reference)])
+            .map(|(d, restored)| {
+                let mut row = vec![centre(&d.baseline), centre(restored)];
+                row.extend(d.reference.as_ref().map(centre));
+                row
+            })
             .collect();
     }
     let firsts: Vec<&(Degraded, RgbImage)> = outputs.iter().step_by(per_model).collect();
     let mut row = vec![centre(&firsts[0].0.baseline)];
     row.extend(firsts.iter().map(|(_, restored)| centre(restored)));
-    row.push(centre(&firsts[0].0.reference));
+    row.extend(firsts[0].0.reference.as_ref().map(centre));
     vec![row]
 }
 
@@ -417,8 +461,13 @@ fn lcm(a: usize, b: usize) -> usize {
     a / gcd(a, b) * b
 }
 
-fn fmt_niqe(niqe: Option<f64>) -> String {
-    niqe.map_or_else(|| "-".to_owned(), |v| format!("{v:.2}"))
+/// A score with `decimals` places (and a sign for a gain), or "-" if absent.
+fn fmt_score(value: Option<f64>, decimals: usize, signed: bool) -> String {
+    match value {
+        Some(v) if signed => format!("{v:+.decimals$}"),
+        Some(v) => format!("{v:.decimals$}"),
+        None => "-".to_owned(),
+    }
 }
 
 fn print_table(report: &Report, video: bool) {
@@ -465,17 +514,17 @@ fn print_table(report: &Report, video: bool) {
     );
     let row = |label: &str, s: &Scores, time: &str| {
         let line = format!(
-            "{label:<lw$}{:>9.2}{:>9.2}{:>+8.2}{:>10.4}{:>8.4}{:>10.2}{:>9.2}{:>+7.2}{:>10}{:>8}{time:>10}",
-            s.bicubic_psnr_y,
-            s.model_psnr_y,
-            s.gain_psnr_y,
-            s.bicubic_ssim_y,
-            s.model_ssim_y,
-            s.bicubic_psnr_rgb,
-            s.model_psnr_rgb,
-            s.gain_psnr_rgb,
-            fmt_niqe(s.bicubic_niqe),
-            fmt_niqe(s.model_niqe),
+            "{label:<lw$}{:>9}{:>9}{:>8}{:>10}{:>8}{:>10}{:>9}{:>7}{:>10}{:>8}{time:>10}",
+            fmt_score(s.bicubic_psnr_y, 2, false),
+            fmt_score(s.model_psnr_y, 2, false),
+            fmt_score(s.gain_psnr_y, 2, true),
+            fmt_score(s.bicubic_ssim_y, 4, false),
+            fmt_score(s.model_ssim_y, 4, false),
+            fmt_score(s.bicubic_psnr_rgb, 2, false),
+            fmt_score(s.model_psnr_rgb, 2, false),
+            fmt_score(s.gain_psnr_rgb, 2, true),
+            fmt_score(s.bicubic_niqe, 2, false),
+            fmt_score(s.model_niqe, 2, false),
         );
         println!("{}", line.trim_end());
     };
@@ -488,23 +537,30 @@ fn print_table(report: &Report, video: bool) {
     if let Some(niqe) = report.mean.reference_niqe {
         println!("NIQE of the reference itself (lower is more natural): {niqe:.2}");
     }
-    if let (Some(model), Some(bicubic)) = (report.model_temporal, report.bicubic_temporal) {
-        println!(
+    match (report.model_temporal, report.bicubic_temporal) {
+        (Some(model), Some(bicubic)) => println!(
             "temporal, frames 0-{} (flicker vs the reference's motion, Y levels, lower is steadier): bicubic {bicubic:.3}, model {model:.3}",
             report.temporal_frames - 1
-        );
+        ),
+        (Some(model), None) => println!(
+            "temporal, frames 0-{} (flicker vs bicubic's motion, Y levels, lower is steadier): model {model:.3}",
+            report.temporal_frames - 1
+        ),
+        _ => {}
     }
-    println!(
-        "side by side (bicubic | model | reference): {}",
-        report.side_by_side.display()
-    );
+    let panels = if report.no_reference {
+        "bicubic | model"
+    } else {
+        "bicubic | model | reference"
+    };
+    println!("side by side ({panels}): {}", report.side_by_side.display());
 }
 
 /// One row per model and one per bicubic scale, means over the frames.
 fn print_comparison(reports: &[Report]) {
     let first = &reports[0];
     println!(
-        "{}: {} frame(s) at {}x{}, on cpu",
+        "{}: {} frame(s), output {}x{}, on cpu",
         first.reference.display(),
         first.frames.len(),
         first.frames[0].width,
@@ -530,15 +586,21 @@ fn print_comparison(reports: &[Report]) {
         "{:<nw$}{:>14}{:>9}{:>9}{:>26}{:>14}",
         "", "Y-PSNR (dB)", "Y-SSIM", "NIQE", temporal_title, "time/frame"
     );
-    let row =
-        |name: &str, psnr: f64, ssim: f64, niqe: Option<f64>, temporal: Option<f64>, time: &str| {
-            let temporal = temporal.map_or_else(|| "-".to_owned(), |t| format!("{t:.3}"));
-            let line = format!(
-                "{name:<nw$}{psnr:>14.2}{ssim:>9.4}{:>9}{temporal:>26}{time:>14}",
-                fmt_niqe(niqe)
-            );
-            println!("{}", line.trim_end());
-        };
+    let row = |name: &str,
+               psnr: Option<f64>,
+               ssim: Option<f64>,
+               niqe: Option<f64>,
+               temporal: Option<f64>,
+               time: &str| {
+        let line = format!(
+            "{name:<nw$}{:>14}{:>9}{:>9}{:>26}{time:>14}",
+            fmt_score(psnr, 2, false),
+            fmt_score(ssim, 4, false),
+            fmt_score(niqe, 2, false),
+            fmt_score(temporal, 3, false),
+        );
+        println!("{}", line.trim_end());
+    };
     let mut bicubic_scales = Vec::new();
     for r in reports {
         if !bicubic_scales.contains(&r.scale) {
@@ -567,10 +629,14 @@ fn print_comparison(reports: &[Report]) {
     if let Some(niqe) = first.mean.reference_niqe {
         println!("NIQE of the reference itself (lower is more natural): {niqe:.2}");
     }
-    let models: Vec<&str> = reports.iter().map(|r| r.model.as_str()).collect();
+    let mut panels = vec!["bicubic"];
+    panels.extend(reports.iter().map(|r| r.model.as_str()));
+    if !first.no_reference {
+        panels.push("reference");
+    }
     println!(
-        "side by side (bicubic | {} | reference): {}",
-        models.join(" | "),
+        "side by side ({}): {}",
+        panels.join(" | "),
         first.side_by_side.display()
     );
 }
@@ -578,16 +644,19 @@ fn print_comparison(reports: &[Report]) {
 /// Field by field mean; NIQE only where every frame has one.
 fn mean(measured: &[&Measured]) -> Measured {
     let n = measured.len() as f64;
-    let average_of = |field: fn(&Quality) -> f64| -> f64 {
-        measured.iter().map(|m| field(&m.quality) / n).sum()
-    };
-    Measured {
-        quality: Quality {
+    let qualities: Option<Vec<&Quality>> = measured.iter().map(|m| m.quality.as_ref()).collect();
+    let quality = qualities.map(|qualities| {
+        let average_of =
+            |field: fn(&Quality) -> f64| -> f64 { qualities.iter().map(|q| field(q) / n).sum() };
+        Quality {
             psnr_rgb: average_of(|q| q.psnr_rgb),
             psnr_y: average_of(|q| q.psnr_y),
             ssim_rgb: average_of(|q| q.ssim_rgb),
             ssim_y: average_of(|q| q.ssim_y),
-        },
+        }
+    });
+    Measured {
+        quality,
         niqe: average(measured.iter().map(|m| m.niqe)),
     }
 }

@@ -228,6 +228,75 @@ fn temporal_score_catches_a_flickering_model_and_passes_the_default() {
     );
 }
 
+/// Footage with no ground truth, upscaled as it is: no fidelity scores,
+/// NIQE on the 640×360 outputs, and flicker measured against bicubic's motion.
+#[test]
+fn without_a_reference_niqe_scores_the_outputs_and_flicker_is_against_bicubic() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = repo_root().join("samples/bbb_320x180_2s.mp4");
+    let noisy = repo_root().join("tests/data/noisy_x2.onnx");
+    let output = gendr(&["eval", "--no-reference", "--json", "--frames", "1"])
+        .args(["--temporal-frames", "4"])
+        .args(["--model".as_ref(), noisy.as_os_str()])
+        .args(["--model", "default"])
+        .arg(&clip)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let reports = json(&output);
+    let reports = reports.as_array().expect("one report per model");
+    let (noisy, default) = (&reports[0], &reports[1]);
+    for report in reports {
+        let frame = &report["frames"][0];
+        assert_eq!(
+            (frame["width"].as_u64(), frame["height"].as_u64()),
+            (Some(640), Some(360))
+        );
+        for key in [
+            "model_psnr_y",
+            "gain_psnr_y",
+            "bicubic_ssim_y",
+            "reference_niqe",
+        ] {
+            assert!(
+                frame[key].is_null() && report["mean"][key].is_null(),
+                "{key}: {report}"
+            );
+        }
+        assert!(
+            report["bicubic_temporal"].is_null(),
+            "bicubic is the yardstick: {report}"
+        );
+        assert_eq!(report["no_reference"], true);
+    }
+    let score = |r: &Value, key: &str| r[key].as_f64().unwrap_or_else(|| panic!("{key}: {r}"));
+    let niqe = |r: &Value, key: &str| score(&r["mean"], key);
+    let (noisy_flicker, default_flicker) = (
+        score(noisy, "model_temporal"),
+        score(default, "model_temporal"),
+    );
+    let (default_niqe, bicubic_niqe) = (niqe(default, "model_niqe"), niqe(default, "bicubic_niqe"));
+    eprintln!(
+        "bbb_320x180_2s x2, no reference: NIQE bicubic {bicubic_niqe:.2}, default {default_niqe:.2}, noisy {:.2}; \
+         temporal vs bicubic over frames 0-3: default {default_flicker:.3}, noisy {noisy_flicker:.3}",
+        niqe(noisy, "model_niqe")
+    );
+    assert!(
+        noisy_flicker > 4.0 * default_flicker,
+        "noisy {noisy_flicker} vs default {default_flicker}"
+    );
+    // On real footage at 640×360 the default model reads as more natural than bicubic.
+    assert!(
+        default_niqe < bicubic_niqe,
+        "default {default_niqe} vs bicubic {bicubic_niqe}"
+    );
+    // bicubic | noisy | default, no reference panel.
+    assert_eq!(
+        png_size(&dir.path().join("bbb_320x180_2s-eval.png")),
+        (3 * 256 + 2 * GAP, 256)
+    );
+}
+
 #[test]
 fn several_models_print_one_table_with_a_bicubic_row_per_scale() {
     let dir = tempfile::tempdir().unwrap();
