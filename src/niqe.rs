@@ -25,7 +25,7 @@ const PATCH: usize = 96;
 const FEATURES_PER_SCALE: usize = 18;
 const FEATURES: usize = 2 * FEATURES_PER_SCALE;
 /// scikit-video refuses frames whose height or width is not above this.
-pub const MIN_SIDE_EXCLUSIVE: usize = 2 * PATCH + 1;
+const MIN_SIDE_EXCLUSIVE: usize = 2 * PATCH + 1;
 /// Added to the local deviation before dividing (pixel values are 0..255).
 const MSCN_C: f32 = 1.0;
 
@@ -45,7 +45,7 @@ pub fn niqe(gray: &[f64], width: usize, height: usize) -> Result<f64> {
     assert_eq!(gray.len(), width * height, "plane size");
     if width <= MIN_SIDE_EXCLUSIVE || height <= MIN_SIDE_EXCLUSIVE {
         return Err(Error::InvalidSize(format!(
-            "NIQE needs both sides above {MIN_SIDE_EXCLUSIVE} pixels (two 96-pixel patches and one), got {width}x{height}"
+            "NIQE needs both sides above {MIN_SIDE_EXCLUSIVE} pixels (scikit-video's limit for its 96-pixel patches), got {width}x{height}"
         )));
     }
     let (w, h) = (width - width % PATCH, height - height % PATCH);
