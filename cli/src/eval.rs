@@ -33,6 +33,7 @@ Examples:
   gendr eval --model fast --out fast-vs-bicubic.png tests/data/eval/bikes_f120.png
   gendr eval --frames 5 --json clip.mp4 > scores.json
   gendr eval -m default -m fast -m anime samples/bbb_320x180_2s.mp4
+  gendr eval --no-reference -m default -m fast low-resolution.mp4
   gendr eval --model path/to/model.onnx --scale 2 --tile 128 photo.jpg
 
 The reference is the ground truth: it is shrunk by the model's scale, upscaled
@@ -69,7 +70,8 @@ pub struct Args {
     temporal_frames: u16,
     /// Side-by-side PNG (bicubic | model | reference, centre crop, one row per
     /// frame; with several models one row of the first frame, bicubic | each
-    /// model | reference) [default: <reference stem>-eval.png in the current folder].
+    /// model | reference; no reference panel with --no-reference)
+    /// [default: <reference stem>-eval.png in the current folder].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Print the scores as JSON instead of a table (one object; an array of
