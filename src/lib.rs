@@ -13,6 +13,7 @@ pub mod frame;
 pub mod limits;
 pub mod metrics;
 pub mod model;
+pub mod niqe;
 pub mod overload;
 pub mod pipeline;
 pub mod presets;

@@ -105,6 +105,37 @@ pub fn quality(img: &RgbImage, reference: &RgbImage) -> Quality {
     }
 }
 
+/// Flicker: the mean absolute difference between how `frames` change from
+/// one frame to the next and how `reference` changes, on BT.601 luma in 8-bit
+/// levels (0..255). 0 means the output moves exactly as the reference moves;
+/// noise that differs from frame to frame adds to it even where each frame
+/// alone scores well. `None` for fewer than two frames.
+pub fn temporal_difference(frames: &[RgbImage], reference: &[RgbImage]) -> Option<f64> {
+    assert_eq!(frames.len(), reference.len(), "frame counts differ");
+    if frames.len() < 2 {
+        return None;
+    }
+    let lumas = |images: &[RgbImage]| images.iter().map(luma).collect::<Vec<_>>();
+    let (ours, theirs) = (lumas(frames), lumas(reference));
+    let mut total = 0.0;
+    for t in 1..frames.len() {
+        assert_eq!(
+            (frames[t].width, frames[t].height),
+            (reference[t].width, reference[t].height),
+            "sizes differ"
+        );
+        let sum: f64 = (0..ours[t].len())
+            .map(|i| {
+                let change = ours[t][i] - ours[t - 1][i];
+                let reference_change = theirs[t][i] - theirs[t - 1][i];
+                (change - reference_change).abs() as f64
+            })
+            .sum();
+        total += 255.0 * sum / ours[t].len() as f64;
+    }
+    Some(total / (frames.len() - 1) as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,6 +148,62 @@ mod tests {
             *v = (state >> 8) as f32 / (1u32 << 24) as f32;
         }
         img
+    }
+
+    /// Frames of a pattern that slides one pixel right per frame.
+    fn sliding(frames: usize) -> Vec<RgbImage> {
+        (0..frames)
+            .map(|t| {
+                let mut img = RgbImage::new(24, 16);
+                for c in 0..3 {
+                    for (i, v) in img.plane_mut(c).iter_mut().enumerate() {
+                        let x = (i % 24 + 24 - t) % 24;
+                        *v = 0.5 + 0.4 * (x as f32 / 3.0).sin();
+                    }
+                }
+                img
+            })
+            .collect()
+    }
+
+    #[test]
+    fn following_the_reference_motion_is_zero_flicker() {
+        let reference = sliding(5);
+        // A constant offset (a brighter copy) changes nothing from frame to frame.
+        let brighter: Vec<RgbImage> = reference
+            .iter()
+            .map(|f| {
+                let mut f = f.clone();
+                f.data.iter_mut().for_each(|v| *v += 0.05);
+                f
+            })
+            .collect();
+        assert!(temporal_difference(&brighter, &reference).unwrap() < 1e-4);
+        assert_eq!(temporal_difference(&reference[..1], &reference[..1]), None);
+    }
+
+    #[test]
+    fn per_frame_noise_is_flicker_and_a_frozen_picture_misses_motion() {
+        let reference = sliding(6);
+        let noisy: Vec<RgbImage> = reference
+            .iter()
+            .enumerate()
+            .map(|(t, f)| {
+                let grain = noise(f.width, f.height, t as u32 + 1);
+                let mut f = f.clone();
+                for (v, n) in f.data.iter_mut().zip(&grain.data) {
+                    *v += 0.02 * (n - 0.5);
+                }
+                f
+            })
+            .collect();
+        let frozen = vec![reference[0].clone(); reference.len()];
+        let flicker = temporal_difference(&noisy, &reference).unwrap();
+        // Independent uniform noise of ±0.01 per frame: the difference of two
+        // draws has a mean absolute value of 0.02/3 (luma mixes the channels'
+        // draws, which only lowers it), ≈ 1.7 levels at most.
+        assert!(flicker > 0.5 && flicker < 1.8, "{flicker}");
+        assert!(temporal_difference(&frozen, &reference).unwrap() > 10.0);
     }
 
     #[test]

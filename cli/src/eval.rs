@@ -4,7 +4,9 @@
 //! bicubic (antialiased, Keys a = −0.5) and rounded to 8 bits, the way a
 //! low-resolution video would hold it. The model and bicubic then upscale it
 //! back; both results are rounded to 8 bits and compared with the reference
-//! (PSNR and SSIM, on RGB and on BT.601 luma).
+//! (PSNR and SSIM, on RGB and on BT.601 luma) and scored on their own (NIQE).
+//! For a video, a run of consecutive frames also gives the temporal score:
+//! how far each output's frame-to-frame change strays from the reference's.
 
 use std::fs::File;
 use std::io::BufWriter;
@@ -14,8 +16,9 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use gendr::engine::{EngineOptions, Provider};
 use gendr::frame::RgbImage;
-use gendr::metrics::{quality, Quality};
+use gendr::metrics::{quality, temporal_difference, Quality};
 use gendr::model::DEFAULT_MIN_OVERLAP;
+use gendr::niqe::niqe_rgb;
 use gendr::presets::DEFAULT_PRESET;
 use gendr::resize::bicubic;
 use gendr::upscaler::{Upscaler, UpscalerConfig};
@@ -28,13 +31,17 @@ Examples:
   gendr eval tests/data/eval/coffee.png
   gendr eval --model fast --out fast-vs-bicubic.png tests/data/eval/bikes_f120.png
   gendr eval --frames 5 --json clip.mp4 > scores.json
+  gendr eval -m default -m fast -m anime samples/bbb_320x180_2s.mp4
+  gendr eval --no-reference -m default -m fast low-resolution.mp4
   gendr eval --model path/to/model.onnx --scale 2 --tile 128 photo.jpg
 
 The reference is the ground truth: it is shrunk by the model's scale, upscaled
 again by the model and by bicubic, and both are compared with it. The gain in
 Y-PSNR over bicubic is the headline number. Y is full-range BT.601 luma, so
 Y-PSNR reads about 1.3 dB below papers that use studio-range Y; gains are the
-same (docs/eval.md).";
+same (docs/eval.md). NIQE needs no reference (lower looks more natural; frames
+above 193x193 only); temporal is flicker against the reference's own motion
+(lower is steadier).";
 
 /// The largest side of each panel in the side-by-side picture.
 const PANEL: usize = 256;
@@ -46,20 +53,28 @@ const GAP: usize = 4;
 pub struct Args {
     /// Reference image (PNG, JPEG) or video at full resolution.
     reference: PathBuf,
-    /// Model preset (see `gendr models`) or path to an .onnx file.
+    /// Model preset (see `gendr models`) or path to an .onnx file; repeat to
+    /// compare several in one table.
     #[arg(long, short = 'm', default_value = DEFAULT_PRESET)]
-    model: String,
-    /// Upscale factor to check for; it must equal the model's (default: the model's).
+    model: Vec<String>,
+    /// Upscale factor to check for; it must equal every model's (default: the model's).
     #[arg(long)]
     scale: Option<usize>,
     /// Frames of a video to evaluate, spread evenly over it; ignored for images.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..))]
     frames: u16,
+    /// Consecutive frames from the start of a video for the temporal score
+    /// (0 = none); ignored for images.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(0..=1000))]
+    temporal_frames: u16,
     /// Side-by-side PNG (bicubic | model | reference, centre crop, one row per
-    /// frame) [default: <reference stem>-eval.png in the current folder].
+    /// frame; with several models one row of the first frame, bicubic | each
+    /// model | reference; no reference panel with --no-reference)
+    /// [default: <reference stem>-eval.png in the current folder].
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Print the scores as one JSON object instead of a table.
+    /// Print the scores as JSON instead of a table (one object; an array of
+    /// them, one per model, with several models).
     #[arg(long)]
     json: bool,
     /// Tile edge in low-resolution pixels (0 = the model's preference).
@@ -71,40 +86,69 @@ pub struct Args {
     /// CPU threads for inference (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// The input is low-resolution footage with no ground truth: upscale it as
+    /// it is and measure only NIQE and, for a video, temporal flicker against
+    /// bicubic's frame-to-frame change.
+    #[arg(long)]
+    no_reference: bool,
 }
 
-/// The model's and bicubic's scores against the reference, and the gain.
+/// One frame's scores for one upscaler.
+#[derive(Clone, Copy)]
+struct Measured {
+    /// None without a ground truth.
+    quality: Option<Quality>,
+    /// None where the frame is too small for NIQE's patches.
+    niqe: Option<f64>,
+}
+
+/// The model's and bicubic's scores against the reference, and the gain
+/// (full-reference scores are null with `--no-reference`).
 #[derive(Serialize)]
 struct Scores {
-    model_psnr_y: f64,
-    bicubic_psnr_y: f64,
-    gain_psnr_y: f64,
-    model_psnr_rgb: f64,
-    bicubic_psnr_rgb: f64,
-    gain_psnr_rgb: f64,
-    model_ssim_y: f64,
-    bicubic_ssim_y: f64,
-    gain_ssim_y: f64,
-    model_ssim_rgb: f64,
-    bicubic_ssim_rgb: f64,
-    gain_ssim_rgb: f64,
+    model_psnr_y: Option<f64>,
+    bicubic_psnr_y: Option<f64>,
+    gain_psnr_y: Option<f64>,
+    model_psnr_rgb: Option<f64>,
+    bicubic_psnr_rgb: Option<f64>,
+    gain_psnr_rgb: Option<f64>,
+    model_ssim_y: Option<f64>,
+    bicubic_ssim_y: Option<f64>,
+    gain_ssim_y: Option<f64>,
+    model_ssim_rgb: Option<f64>,
+    bicubic_ssim_rgb: Option<f64>,
+    gain_ssim_rgb: Option<f64>,
+    /// No-reference NIQE (scikit-video's), lower is more natural; null for
+    /// frames not above 193×193.
+    model_niqe: Option<f64>,
+    bicubic_niqe: Option<f64>,
+    /// The reference's own NIQE: what natural footage of this size scores.
+    reference_niqe: Option<f64>,
 }
 
 impl Scores {
-    fn new(model: &Quality, bicubic: &Quality) -> Scores {
+    fn new(model: &Measured, bicubic: &Measured, reference_niqe: Option<f64>) -> Scores {
+        let (m, b) = (model.quality.as_ref(), bicubic.quality.as_ref());
+        let pick = |field: fn(&Quality) -> f64| (m.map(field), b.map(field));
+        let gain = |(m, b): (Option<f64>, Option<f64>)| m.zip(b).map(|(m, b)| m - b);
+        let (psnr_y, psnr_rgb) = (pick(|q| q.psnr_y), pick(|q| q.psnr_rgb));
+        let (ssim_y, ssim_rgb) = (pick(|q| q.ssim_y), pick(|q| q.ssim_rgb));
         Scores {
-            model_psnr_y: model.psnr_y,
-            bicubic_psnr_y: bicubic.psnr_y,
-            gain_psnr_y: model.psnr_y - bicubic.psnr_y,
-            model_psnr_rgb: model.psnr_rgb,
-            bicubic_psnr_rgb: bicubic.psnr_rgb,
-            gain_psnr_rgb: model.psnr_rgb - bicubic.psnr_rgb,
-            model_ssim_y: model.ssim_y,
-            bicubic_ssim_y: bicubic.ssim_y,
-            gain_ssim_y: model.ssim_y - bicubic.ssim_y,
-            model_ssim_rgb: model.ssim_rgb,
-            bicubic_ssim_rgb: bicubic.ssim_rgb,
-            gain_ssim_rgb: model.ssim_rgb - bicubic.ssim_rgb,
+            model_psnr_y: psnr_y.0,
+            bicubic_psnr_y: psnr_y.1,
+            gain_psnr_y: gain(psnr_y),
+            model_psnr_rgb: psnr_rgb.0,
+            bicubic_psnr_rgb: psnr_rgb.1,
+            gain_psnr_rgb: gain(psnr_rgb),
+            model_ssim_y: ssim_y.0,
+            bicubic_ssim_y: ssim_y.1,
+            gain_ssim_y: gain(ssim_y),
+            model_ssim_rgb: ssim_rgb.0,
+            bicubic_ssim_rgb: ssim_rgb.1,
+            gain_ssim_rgb: gain(ssim_rgb),
+            model_niqe: model.niqe,
+            bicubic_niqe: bicubic.niqe,
+            reference_niqe,
         }
     }
 }
@@ -113,7 +157,8 @@ impl Scores {
 struct FrameReport {
     /// Index of the frame in the video; 0 for an image.
     frame: usize,
-    /// The reference as measured, after cropping to a multiple of the scale.
+    /// The output's size: the reference's after cropping to a multiple of
+    /// the scale, or the input's times the scale with `--no-reference`.
     width: usize,
     height: usize,
     /// Wall time of the model alone.
@@ -133,14 +178,30 @@ struct Report {
     frames: Vec<FrameReport>,
     /// Field by field mean over the frames (PSNR averaged in dB).
     mean: Scores,
+    /// The input had no ground truth and was upscaled as it is.
+    no_reference: bool,
+    /// Consecutive frames (from frame 0) behind the temporal scores; 0 for an image.
+    temporal_frames: usize,
+    /// Mean absolute difference between the output's frame-to-frame change
+    /// and the reference's (bicubic's with `--no-reference`), Y in 8-bit
+    /// levels; null for an image.
+    model_temporal: Option<f64>,
+    /// The same for bicubic; null with `--no-reference`, where bicubic is the yardstick.
+    bicubic_temporal: Option<f64>,
     side_by_side: PathBuf,
 }
 
-/// The model as gendrsr would build it, on the CPU with one worker: the
+/// A model as gendrsr would build it, on the CPU with one worker: the
 /// scores are about the model, not about the machine.
-fn load_model(args: &Args) -> Result<Upscaler> {
+struct Loaded {
+    name: String,
+    upscaler: Upscaler,
+}
+
+/// Resolves a preset or path and opens it through the core's assembly point.
+fn load_model(name: &str, args: &Args) -> Result<Loaded> {
     let upscaler = Upscaler::open(&UpscalerConfig {
-        model: args.model.clone(),
+        model: name.to_owned(),
         tile_size: args.tile,
         tile_overlap: args.overlap,
         engine: EngineOptions {
@@ -151,16 +212,89 @@ fn load_model(args: &Args) -> Result<Upscaler> {
         streams: 1,
         batch_size: 0,
     })?;
+    let scale = upscaler.scale();
+    if let Some(wanted) = args.scale.filter(|&s| s != scale) {
+        bail!(
+            "--scale {wanted} does not match model {name}, which upscales x{scale}; omit --scale or pick a x{wanted} model (`gendr models`)"
+        );
+    }
     for note in &upscaler.assembly.notes {
         tracing::info!("{note}");
     }
-    Ok(upscaler)
+    Ok(Loaded {
+        name: name.to_owned(),
+        upscaler,
+    })
+}
+
+/// The model's input and everything else but the model's output.
+struct Degraded {
+    /// The ground truth, cut to what the scales divide; None with `--no-reference`.
+    reference: Option<RgbImage>,
+    /// What the model and bicubic upscale.
+    small: RgbImage,
+    /// Bicubic's upscale of `small`.
+    baseline: RgbImage,
+}
+
+/// With a ground truth: the reference cut to a multiple of the scales, its
+/// bicubic low-resolution copy, and bicubic's upscale of that. Without: the
+/// frame as it is, and bicubic's upscale of it.
+fn degrade(
+    full: &RgbImage,
+    scale: usize,
+    multiple: usize,
+    no_reference: bool,
+    source: &Path,
+) -> Result<Degraded> {
+    if no_reference {
+        return Ok(Degraded {
+            reference: None,
+            small: full.clone(),
+            baseline: rounded(&bicubic(full, full.width * scale, full.height * scale)),
+        });
+    }
+    let (w, h) = (
+        full.width - full.width % multiple,
+        full.height - full.height % multiple,
+    );
+    if w == 0 || h == 0 {
+        bail!(
+            "{}: {}x{} is smaller than the model's scale x{multiple}",
+            source.display(),
+            full.width,
+            full.height
+        );
+    }
+    let reference = crop(full, 0, 0, w, h);
+    let small = rounded(&bicubic(&reference, w / scale, h / scale));
+    let baseline = rounded(&bicubic(&small, w, h));
+    Ok(Degraded {
+        reference: Some(reference),
+        small,
+        baseline,
+    })
+}
+
+fn measure(img: &RgbImage, reference: Option<&RgbImage>) -> Measured {
+    Measured {
+        quality: reference.map(|r| quality(img, r)),
+        // NIQE's only failure is a frame too small for its patches.
+        niqe: niqe_rgb(img).ok(),
+    }
+}
+
+/// The model's output, rounded to 8 bits, and its wall time.
+fn run_model(loaded: &mut Loaded, small: &RgbImage) -> Result<(RgbImage, f64)> {
+    let started = Instant::now();
+    let restored = loaded.upscaler.upscale_image(small)?;
+    Ok((rounded(&restored), started.elapsed().as_secs_f64()))
 }
 
 pub fn run(args: Args) -> Result<()> {
     let info = media::discover(&args.reference)?;
-    let side_by_side = match args.out.clone() {
-        Some(path) => path,
+    let side_by_side = match &args.out {
+        Some(path) => path.clone(),
         None => {
             let stem = args
                 .reference
@@ -174,16 +308,13 @@ pub fn run(args: Args) -> Result<()> {
             bail!("{}: no such folder for the side-by-side PNG", dir.display());
         }
     }
-    let mut upscaler = load_model(&args)?;
-    let model_path = upscaler.assembly.model_path.clone();
-    let geometry = upscaler.assembly.geometry;
-    let scale = upscaler.scale();
-    if let Some(wanted) = args.scale.filter(|&s| s != scale) {
-        bail!(
-            "--scale {wanted} does not match model {}, which upscales x{scale}; omit --scale or pick a x{wanted} model (`gendr models`)",
-            args.model
-        );
-    }
+    let mut upscalers = args
+        .model
+        .iter()
+        .map(|name| load_model(name, &args))
+        .collect::<Result<Vec<_>>>()?;
+    // Every model sees the same reference pixels, cut to what all scales divide.
+    let multiple = upscalers.iter().fold(1, |m, u| lcm(m, u.upscaler.scale()));
 
     // Spread the frames over a video; an image gives one frame whatever is asked.
     let wanted = usize::from(args.frames);
@@ -191,46 +322,65 @@ pub fn run(args: Args) -> Result<()> {
         .frame_count()
         .map_or(1, |count| (count as usize / wanted).max(1));
     let references = media::decode_rgb(&args.reference, wanted, every)?;
+    let video = info.frame_count().is_some() || references.len() > 1;
+    let consecutive = if video && args.temporal_frames >= 2 {
+        media::decode_rgb(&args.reference, usize::from(args.temporal_frames), 1)?
+    } else {
+        Vec::new()
+    };
 
-    let mut frames = Vec::new();
-    let mut qualities = Vec::new();
-    let mut panels = Vec::new();
-    for (k, full) in references.iter().enumerate() {
-        let (w, h) = (
-            full.width - full.width % scale,
-            full.height - full.height % scale,
-        );
-        if w == 0 || h == 0 {
-            bail!(
-                "{}: {}x{} is smaller than the model's scale x{scale}",
-                args.reference.display(),
-                full.width,
-                full.height
+    let mut reports = Vec::new();
+    let mut rows = Vec::new();
+    for upscaler in &mut upscalers {
+        let scale = upscaler.upscaler.scale();
+        let mut frames = Vec::new();
+        let mut measured = Vec::new();
+        for (k, full) in references.iter().enumerate() {
+            let degraded = degrade(full, scale, multiple, args.no_reference, &args.reference)?;
+            let (restored, model_seconds) = run_model(upscaler, &degraded.small)?;
+            let reference = degraded.reference.as_ref();
+            let (model, baseline) = (
+                measure(&restored, reference),
+                measure(&degraded.baseline, reference),
             );
+            let reference_niqe = reference.and_then(|r| niqe_rgb(r).ok());
+            frames.push(FrameReport {
+                frame: k * every,
+                width: restored.width,
+                height: restored.height,
+                model_seconds,
+                scores: Scores::new(&model, &baseline, reference_niqe),
+            });
+            measured.push((model, baseline, reference_niqe));
+            rows.push((degraded, restored));
         }
-        let reference = crop(full, 0, 0, w, h);
-        let small = rounded(&bicubic(&reference, w / scale, h / scale));
-        let started = Instant::now();
-        let restored = rounded(&upscaler.upscale_image(&small)?);
-        let model_seconds = started.elapsed().as_secs_f64();
-        let baseline = rounded(&bicubic(&small, w, h));
-        let (model_q, bicubic_q) = (
-            quality(&restored, &reference),
-            quality(&baseline, &reference),
-        );
-        frames.push(FrameReport {
-            frame: k * every,
-            width: w,
-            height: h,
-            model_seconds,
-            scores: Scores::new(&model_q, &bicubic_q),
+        let (model_temporal, bicubic_temporal) =
+            temporal_scores(upscaler, &consecutive, multiple, &args)?;
+        let model_mean = mean(&measured.iter().map(|m| &m.0).collect::<Vec<_>>());
+        let bicubic_mean = mean(&measured.iter().map(|m| &m.1).collect::<Vec<_>>());
+        reports.push(Report {
+            reference: args.reference.clone(),
+            model: upscaler.name.clone(),
+            model_path: std::path::absolute(&upscaler.upscaler.assembly.model_path)
+                .unwrap_or(upscaler.upscaler.assembly.model_path.clone()),
+            scale,
+            tile: upscaler.upscaler.assembly.geometry.tile_width,
+            overlap: upscaler.upscaler.assembly.geometry.overlap,
+            frames,
+            mean: Scores::new(
+                &model_mean,
+                &bicubic_mean,
+                average(measured.iter().map(|m| m.2)),
+            ),
+            no_reference: args.no_reference,
+            temporal_frames: consecutive.len(),
+            model_temporal,
+            bicubic_temporal,
+            side_by_side: side_by_side.clone(),
         });
-        qualities.push((model_q, bicubic_q));
-        let (pw, ph) = (w.min(PANEL), h.min(PANEL));
-        let (x, y) = ((w - pw) / 2, (h - ph) / 2);
-        panels.push([&baseline, &restored, &reference].map(|img| crop(img, x, y, pw, ph)));
     }
 
+    let panels = side_by_side_panels(rows, references.len());
     write_side_by_side(&side_by_side, &panels).with_context(|| {
         format!(
             "{}: cannot write the side-by-side PNG",
@@ -238,26 +388,88 @@ pub fn run(args: Args) -> Result<()> {
         )
     })?;
 
-    let model_mean = mean(qualities.iter().map(|q| &q.0));
-    let bicubic_mean = mean(qualities.iter().map(|q| &q.1));
-    let report = Report {
-        reference: args.reference,
-        model: args.model,
-        model_path: std::path::absolute(&model_path).unwrap_or(model_path),
-        scale,
-        tile: geometry.tile_width,
-        overlap: geometry.overlap,
-        frames,
-        mean: Scores::new(&model_mean, &bicubic_mean),
-        side_by_side,
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        let video = info.frame_count().is_some() || report.frames.len() > 1;
-        print_table(&report, video);
+    match (args.json, reports.as_slice()) {
+        (true, [report]) => println!("{}", serde_json::to_string_pretty(report)?),
+        (true, _) => println!("{}", serde_json::to_string_pretty(&reports)?),
+        (false, [report]) if !args.no_reference => print_table(report, video),
+        (false, _) => print_comparison(&reports),
     }
     Ok(())
+}
+
+/// Flicker of the model and of bicubic over a run of consecutive frames,
+/// each measured against the reference's own frame-to-frame change; without
+/// a reference, the model's against bicubic's.
+fn temporal_scores(
+    upscaler: &mut Loaded,
+    consecutive: &[RgbImage],
+    multiple: usize,
+    args: &Args,
+) -> Result<(Option<f64>, Option<f64>)> {
+    if consecutive.len() < 2 {
+        return Ok((None, None));
+    }
+    let scale = upscaler.upscaler.scale();
+    let (mut references, mut restored, mut baselines) = (Vec::new(), Vec::new(), Vec::new());
+    for full in consecutive {
+        let degraded = degrade(full, scale, multiple, args.no_reference, &args.reference)?;
+        restored.push(run_model(upscaler, &degraded.small)?.0);
+        references.extend(degraded.reference);
+        baselines.push(degraded.baseline);
+    }
+    if args.no_reference {
+        return Ok((temporal_difference(&restored, &baselines), None));
+    }
+    Ok((
+        temporal_difference(&restored, &references),
+        temporal_difference(&baselines, &references),
+    ))
+}
+
+/// The picture's rows: with one model, bicubic | model | reference for every
+/// frame; with several, one row of the first frame, bicubic (of the first
+/// model's scale) | each model | reference. Without a reference, that panel is
+/// left out. `outputs` holds each model's frames in turn.
+fn side_by_side_panels(outputs: Vec<(Degraded, RgbImage)>, per_model: usize) -> Vec<Vec<RgbImage>> {
+    let centre = |img: &RgbImage| {
+        let (pw, ph) = (img.width.min(PANEL), img.height.min(PANEL));
+        crop(img, (img.width - pw) / 2, (img.height - ph) / 2, pw, ph)
+    };
+    if outputs.len() == per_model {
+        return outputs
+            .iter()
+            .map(|(d, restored)| {
+                let mut row = vec![centre(&d.baseline), centre(restored)];
+                row.extend(d.reference.as_ref().map(centre));
+                row
+            })
+            .collect();
+    }
+    let firsts: Vec<&(Degraded, RgbImage)> = outputs.iter().step_by(per_model).collect();
+    let mut row = vec![centre(&firsts[0].0.baseline)];
+    row.extend(firsts.iter().map(|(_, restored)| centre(restored)));
+    row.extend(firsts[0].0.reference.as_ref().map(centre));
+    vec![row]
+}
+
+fn lcm(a: usize, b: usize) -> usize {
+    fn gcd(a: usize, b: usize) -> usize {
+        if b == 0 {
+            a
+        } else {
+            gcd(b, a % b)
+        }
+    }
+    a / gcd(a, b) * b
+}
+
+/// A score with `decimals` places (and a sign for a gain), or "-" if absent.
+fn fmt_score(value: Option<f64>, decimals: usize, signed: bool) -> String {
+    match value {
+        Some(v) if signed => format!("{v:+.decimals$}"),
+        Some(v) => format!("{v:.decimals$}"),
+        None => "-".to_owned(),
+    }
 }
 
 fn print_table(report: &Report, video: bool) {
@@ -284,24 +496,37 @@ fn print_table(report: &Report, video: bool) {
         .unwrap_or(0)
         .max(5);
     println!(
-        "{:<lw$}{:>26}{:>18}{:>26}{:>10}",
-        "", "Y-PSNR (dB)", "Y-SSIM", "RGB-PSNR (dB)", "model"
+        "{:<lw$}{:>26}{:>18}{:>26}{:>18}{:>10}",
+        "", "Y-PSNR (dB)", "Y-SSIM", "RGB-PSNR (dB)", "NIQE", "model"
     );
     println!(
-        "{:<lw$}{:>9}{:>9}{:>8}{:>10}{:>8}{:>10}{:>9}{:>7}{:>10}",
-        "", "bicubic", "model", "gain", "bicubic", "model", "bicubic", "model", "gain", "time"
+        "{:<lw$}{:>9}{:>9}{:>8}{:>10}{:>8}{:>10}{:>9}{:>7}{:>10}{:>8}{:>10}",
+        "",
+        "bicubic",
+        "model",
+        "gain",
+        "bicubic",
+        "model",
+        "bicubic",
+        "model",
+        "gain",
+        "bicubic",
+        "model",
+        "time"
     );
     let row = |label: &str, s: &Scores, time: &str| {
         let line = format!(
-            "{label:<lw$}{:>9.2}{:>9.2}{:>+8.2}{:>10.4}{:>8.4}{:>10.2}{:>9.2}{:>+7.2}{time:>10}",
-            s.bicubic_psnr_y,
-            s.model_psnr_y,
-            s.gain_psnr_y,
-            s.bicubic_ssim_y,
-            s.model_ssim_y,
-            s.bicubic_psnr_rgb,
-            s.model_psnr_rgb,
-            s.gain_psnr_rgb
+            "{label:<lw$}{:>9}{:>9}{:>8}{:>10}{:>8}{:>10}{:>9}{:>7}{:>10}{:>8}{time:>10}",
+            fmt_score(s.bicubic_psnr_y, 2, false),
+            fmt_score(s.model_psnr_y, 2, false),
+            fmt_score(s.gain_psnr_y, 2, true),
+            fmt_score(s.bicubic_ssim_y, 4, false),
+            fmt_score(s.model_ssim_y, 4, false),
+            fmt_score(s.bicubic_psnr_rgb, 2, false),
+            fmt_score(s.model_psnr_rgb, 2, false),
+            fmt_score(s.gain_psnr_rgb, 2, true),
+            fmt_score(s.bicubic_niqe, 2, false),
+            fmt_score(s.model_niqe, 2, false),
         );
         println!("{}", line.trim_end());
     };
@@ -311,28 +536,137 @@ fn print_table(report: &Report, video: bool) {
     if report.frames.len() > 1 {
         row("mean", &report.mean, "");
     }
+    if let Some(niqe) = report.mean.reference_niqe {
+        println!("NIQE of the reference itself (lower is more natural): {niqe:.2}");
+    }
+    match (report.model_temporal, report.bicubic_temporal) {
+        (Some(model), Some(bicubic)) => println!(
+            "temporal, frames 0-{} (flicker vs the reference's motion, Y levels, lower is steadier): bicubic {bicubic:.3}, model {model:.3}",
+            report.temporal_frames - 1
+        ),
+        (Some(model), None) => println!(
+            "temporal, frames 0-{} (flicker vs bicubic's motion, Y levels, lower is steadier): model {model:.3}",
+            report.temporal_frames - 1
+        ),
+        _ => {}
+    }
+    let panels = if report.no_reference {
+        "bicubic | model"
+    } else {
+        "bicubic | model | reference"
+    };
+    println!("side by side ({panels}): {}", report.side_by_side.display());
+}
+
+/// One row per model and one per bicubic scale, means over the frames.
+fn print_comparison(reports: &[Report]) {
+    let first = &reports[0];
     println!(
-        "side by side (bicubic | model | reference): {}",
-        report.side_by_side.display()
+        "{}: {} frame(s), output {}x{}, on cpu",
+        first.reference.display(),
+        first.frames.len(),
+        first.frames[0].width,
+        first.frames[0].height
+    );
+    let temporal_title = if first.temporal_frames >= 2 {
+        format!("temporal (frames 0-{})", first.temporal_frames - 1)
+    } else {
+        "temporal".to_owned()
+    };
+    let names: Vec<String> = reports
+        .iter()
+        .map(|r| r.model.clone())
+        .chain(reports.iter().map(|r| format!("bicubic x{}", r.scale)))
+        .collect();
+    let nw = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(6);
+    println!(
+        "{:<nw$}{:>14}{:>9}{:>9}{:>26}{:>14}",
+        "", "Y-PSNR (dB)", "Y-SSIM", "NIQE", temporal_title, "time/frame"
+    );
+    let row = |name: &str,
+               psnr: Option<f64>,
+               ssim: Option<f64>,
+               niqe: Option<f64>,
+               temporal: Option<f64>,
+               time: &str| {
+        let line = format!(
+            "{name:<nw$}{:>14}{:>9}{:>9}{:>26}{time:>14}",
+            fmt_score(psnr, 2, false),
+            fmt_score(ssim, 4, false),
+            fmt_score(niqe, 2, false),
+            fmt_score(temporal, 3, false),
+        );
+        println!("{}", line.trim_end());
+    };
+    let mut bicubic_scales = Vec::new();
+    for r in reports {
+        if !bicubic_scales.contains(&r.scale) {
+            bicubic_scales.push(r.scale);
+            row(
+                &format!("bicubic x{}", r.scale),
+                r.mean.bicubic_psnr_y,
+                r.mean.bicubic_ssim_y,
+                r.mean.bicubic_niqe,
+                r.bicubic_temporal,
+                "",
+            );
+        }
+    }
+    for r in reports {
+        let seconds = r.frames.iter().map(|f| f.model_seconds).sum::<f64>() / r.frames.len() as f64;
+        row(
+            &r.model,
+            r.mean.model_psnr_y,
+            r.mean.model_ssim_y,
+            r.mean.model_niqe,
+            r.model_temporal,
+            &format!("{seconds:.2} s"),
+        );
+    }
+    if let Some(niqe) = first.mean.reference_niqe {
+        println!("NIQE of the reference itself (lower is more natural): {niqe:.2}");
+    }
+    let mut panels = vec!["bicubic"];
+    panels.extend(reports.iter().map(|r| r.model.as_str()));
+    if !first.no_reference {
+        panels.push("reference");
+    }
+    println!(
+        "side by side ({}): {}",
+        panels.join(" | "),
+        first.side_by_side.display()
     );
 }
 
-/// Field by field mean.
-fn mean<'a>(qualities: impl ExactSizeIterator<Item = &'a Quality>) -> Quality {
-    let n = qualities.len() as f64;
-    let mut sum = Quality {
-        psnr_rgb: 0.0,
-        psnr_y: 0.0,
-        ssim_rgb: 0.0,
-        ssim_y: 0.0,
-    };
-    for q in qualities {
-        sum.psnr_rgb += q.psnr_rgb / n;
-        sum.psnr_y += q.psnr_y / n;
-        sum.ssim_rgb += q.ssim_rgb / n;
-        sum.ssim_y += q.ssim_y / n;
+/// Field by field mean; NIQE only where every frame has one.
+fn mean(measured: &[&Measured]) -> Measured {
+    let n = measured.len() as f64;
+    let qualities: Option<Vec<&Quality>> = measured.iter().map(|m| m.quality.as_ref()).collect();
+    let quality = qualities.map(|qualities| {
+        let average_of =
+            |field: fn(&Quality) -> f64| -> f64 { qualities.iter().map(|q| field(q) / n).sum() };
+        Quality {
+            psnr_rgb: average_of(|q| q.psnr_rgb),
+            psnr_y: average_of(|q| q.psnr_y),
+            ssim_rgb: average_of(|q| q.ssim_rgb),
+            ssim_y: average_of(|q| q.ssim_y),
+        }
+    });
+    Measured {
+        quality,
+        niqe: average(measured.iter().map(|m| m.niqe)),
     }
-    sum
+}
+
+/// The mean, or None if any value is missing (a frame too small for NIQE).
+fn average(values: impl ExactSizeIterator<Item = Option<f64>>) -> Option<f64> {
+    let n = values.len() as f64;
+    values.map(|v| v.map(|v| v / n)).sum()
 }
 
 /// The image as 8-bit pixels would hold it.
@@ -354,11 +688,12 @@ fn crop(img: &RgbImage, x: usize, y: usize, width: usize, height: usize) -> RgbI
     out
 }
 
-/// Writes each frame's panels as one row, left to right, on white.
-fn write_side_by_side(path: &Path, rows: &[[RgbImage; 3]]) -> Result<()> {
-    let pw = rows.iter().map(|r| r[0].width).max().unwrap_or(0);
-    let ph = rows.iter().map(|r| r[0].height).max().unwrap_or(0);
-    let width = 3 * pw + 2 * GAP;
+/// Writes each row's panels left to right, rows top to bottom, on white.
+fn write_side_by_side(path: &Path, rows: &[Vec<RgbImage>]) -> Result<()> {
+    let pw = rows.iter().flatten().map(|p| p.width).max().unwrap_or(0);
+    let ph = rows.iter().flatten().map(|p| p.height).max().unwrap_or(0);
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let width = columns * pw + (columns - 1) * GAP;
     let height = rows.len() * ph + (rows.len() - 1) * GAP;
     let mut canvas = vec![255u8; 3 * width * height];
     for (r, panels) in rows.iter().enumerate() {

@@ -114,9 +114,33 @@ fn default_model_beats_bicubic_on_the_eval_set() {
         if BIKES.contains(name) {
             assert!(gain >= MIN_GAIN_DB, "{name}: +{gain:.2} dB");
         }
+        // The eval images are above NIQE's 193×193; one frame is its own mean.
+        for key in ["model_niqe", "bicubic_niqe"] {
+            let niqe = report["mean"][key]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{key}: {report}"));
+            assert!(niqe.is_finite() && niqe > 0.0, "{name}: {key} {niqe}");
+            assert_eq!(frames[0][key], report["mean"][key], "{name}");
+        }
+        // The reference's own NIQE, through the CLI, is scikit-video's.
+        let reference_niqe = report["mean"]["reference_niqe"].as_f64().unwrap();
+        let expected = scikit_video_niqe()[&format!("tests/data/eval/{name}.png")];
+        assert!(
+            (reference_niqe - expected).abs() <= 0.01 * expected,
+            "{name}: {reference_niqe} vs {expected}"
+        );
+        assert!(
+            report["model_temporal"].is_null(),
+            "an image has no motion: {report}"
+        );
+        assert_eq!(report["temporal_frames"], 0);
         // Three panels of up to 256×256 (the images are at least that big).
         assert_eq!(png_size(&out), (3 * 256 + 2 * GAP, 256), "{name}");
-        eprintln!("{name}: {bicubic:.2} → {model:.2} dB (+{gain:.2})");
+        eprintln!(
+            "{name}: {bicubic:.2} → {model:.2} dB (+{gain:.2}), NIQE {:.2} → {:.2}",
+            report["mean"]["bicubic_niqe"].as_f64().unwrap(),
+            report["mean"]["model_niqe"].as_f64().unwrap()
+        );
         gains.push(gain);
     }
     let mean = gains.iter().sum::<f64>() / gains.len() as f64;
@@ -140,10 +164,172 @@ fn a_video_is_sampled_and_the_picture_lands_beside_the_caller() {
         (frames[0]["width"].as_u64(), frames[0]["height"].as_u64()),
         (Some(160), Some(68))
     );
+    // 160×68 is below NIQE's 193×193: no score rather than a made-up one.
+    assert!(frames[0]["model_niqe"].is_null() && report["mean"]["bicubic_niqe"].is_null());
+    assert_eq!(
+        report["temporal_frames"], 8,
+        "the default run of consecutive frames"
+    );
+    for key in ["model_temporal", "bicubic_temporal"] {
+        let flicker = report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key}: {report}"));
+        assert!(flicker > 0.0 && flicker < 10.0, "{key} {flicker}");
+    }
     let picture = dir.path().join("bikes_160x68_2s-eval.png");
     assert_eq!(report["side_by_side"], "bikes_160x68_2s-eval.png");
     // One row per frame.
     assert_eq!(png_size(&picture), (3 * 160 + 2 * GAP, 2 * 68 + GAP));
+}
+
+/// Flicker is measured: a model that adds fresh noise to every frame
+/// (tests/data/noisy_x2.onnx) must score worse than bicubic, and the default
+/// model no worse than bicubic, on real footage.
+#[test]
+fn temporal_score_catches_a_flickering_model_and_passes_the_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = repo_root().join("samples/bikes_160x68_2s.mp4");
+    let noisy = repo_root().join("tests/data/noisy_x2.onnx");
+    let output = gendr(&["eval", "--json", "--frames", "1", "--temporal-frames", "12"])
+        .args(["--model".as_ref(), noisy.as_os_str()])
+        .args(["--model", "default"])
+        .arg(&clip)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let reports = json(&output);
+    let reports = reports.as_array().expect("an array, one report per model");
+    assert_eq!(reports.len(), 2);
+    let (noisy, default) = (&reports[0], &reports[1]);
+    assert_eq!(default["model"], "default");
+    let flicker = |r: &Value, key: &str| r[key].as_f64().unwrap_or_else(|| panic!("{key}: {r}"));
+    let bicubic = flicker(default, "bicubic_temporal");
+    // Both ×2: the same bicubic baseline.
+    assert_eq!(flicker(noisy, "bicubic_temporal"), bicubic);
+    let (noisy_flicker, default_flicker) = (
+        flicker(noisy, "model_temporal"),
+        flicker(default, "model_temporal"),
+    );
+    eprintln!(
+        "temporal over frames 0-11 of bikes_160x68_2s (Y levels): bicubic {bicubic:.3}, default {default_flicker:.3}, noisy {noisy_flicker:.3}"
+    );
+    assert!(
+        noisy_flicker > 2.0 * bicubic,
+        "noisy {noisy_flicker} vs bicubic {bicubic}"
+    );
+    assert!(
+        default_flicker <= bicubic,
+        "default {default_flicker} vs bicubic {bicubic}"
+    );
+    // One row of the first frame: bicubic | noisy | default | reference.
+    assert_eq!(
+        png_size(&dir.path().join("bikes_160x68_2s-eval.png")),
+        (4 * 160 + 3 * GAP, 68)
+    );
+}
+
+/// Footage with no ground truth, upscaled as it is: no fidelity scores,
+/// NIQE on the 640×360 outputs, and flicker measured against bicubic's motion.
+#[test]
+fn without_a_reference_niqe_scores_the_outputs_and_flicker_is_against_bicubic() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = repo_root().join("samples/bbb_320x180_2s.mp4");
+    let noisy = repo_root().join("tests/data/noisy_x2.onnx");
+    let output = gendr(&["eval", "--no-reference", "--json", "--frames", "1"])
+        .args(["--temporal-frames", "4"])
+        .args(["--model".as_ref(), noisy.as_os_str()])
+        .args(["--model", "default"])
+        .arg(&clip)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let reports = json(&output);
+    let reports = reports.as_array().expect("one report per model");
+    let (noisy, default) = (&reports[0], &reports[1]);
+    for report in reports {
+        let frame = &report["frames"][0];
+        assert_eq!(
+            (frame["width"].as_u64(), frame["height"].as_u64()),
+            (Some(640), Some(360))
+        );
+        for key in [
+            "model_psnr_y",
+            "gain_psnr_y",
+            "bicubic_ssim_y",
+            "reference_niqe",
+        ] {
+            assert!(
+                frame[key].is_null() && report["mean"][key].is_null(),
+                "{key}: {report}"
+            );
+        }
+        assert!(
+            report["bicubic_temporal"].is_null(),
+            "bicubic is the yardstick: {report}"
+        );
+        assert_eq!(report["no_reference"], true);
+    }
+    let score = |r: &Value, key: &str| r[key].as_f64().unwrap_or_else(|| panic!("{key}: {r}"));
+    let niqe = |r: &Value, key: &str| score(&r["mean"], key);
+    let (noisy_flicker, default_flicker) = (
+        score(noisy, "model_temporal"),
+        score(default, "model_temporal"),
+    );
+    let (default_niqe, bicubic_niqe) = (niqe(default, "model_niqe"), niqe(default, "bicubic_niqe"));
+    eprintln!(
+        "bbb_320x180_2s x2, no reference: NIQE bicubic {bicubic_niqe:.2}, default {default_niqe:.2}, noisy {:.2}; \
+         temporal vs bicubic over frames 0-3: default {default_flicker:.3}, noisy {noisy_flicker:.3}",
+        niqe(noisy, "model_niqe")
+    );
+    assert!(
+        noisy_flicker > 4.0 * default_flicker,
+        "noisy {noisy_flicker} vs default {default_flicker}"
+    );
+    // On real footage at 640×360 the default model reads as more natural than bicubic.
+    assert!(
+        default_niqe < bicubic_niqe,
+        "default {default_niqe} vs bicubic {bicubic_niqe}"
+    );
+    // bicubic | noisy | default, no reference panel.
+    assert_eq!(
+        png_size(&dir.path().join("bbb_320x180_2s-eval.png")),
+        (3 * 256 + 2 * GAP, 256)
+    );
+}
+
+#[test]
+fn several_models_print_one_table_with_a_bicubic_row_per_scale() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = repo_root().join("samples/bikes_160x68_2s.mp4");
+    let output = gendr(&["eval", "-m", "fast", "-m", "default-x4", "--frames", "1"])
+        .args(["--temporal-frames", "3"])
+        .arg(&clip)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let table = String::from_utf8(output.stdout).unwrap();
+    let header = table.lines().nth(1).unwrap_or_default();
+    for column in ["Y-PSNR", "Y-SSIM", "NIQE", "temporal (frames 0-2)"] {
+        assert!(header.contains(column), "{table}");
+    }
+    for row in ["bicubic x2 ", "bicubic x4 ", "fast ", "default-x4 "] {
+        let line = table.lines().find(|l| l.starts_with(row));
+        // Name, Y-PSNR, Y-SSIM, NIQE ("-": too small), temporal, and a time for models.
+        let fields = line
+            .unwrap_or_else(|| panic!("{row}in {table}"))
+            .split_whitespace()
+            .count();
+        assert!(fields >= 5, "{row}in {table}");
+    }
+    assert!(
+        table.contains("bicubic | fast | default-x4 | reference"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -173,4 +359,62 @@ fn a_scale_the_model_lacks_is_one_line() {
         .output()
         .unwrap();
     assert_one_line_error(&output, "--scale 3");
+}
+
+/// An 8-bit RGB PNG as gendr holds images.
+fn load_png(path: &Path) -> gendr::frame::RgbImage {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .expect("a PNG header");
+    let mut pixels = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut pixels).expect("PNG data");
+    assert_eq!(
+        (info.color_type, info.bit_depth),
+        (png::ColorType::Rgb, png::BitDepth::Eight),
+        "{}",
+        path.display()
+    );
+    pixels.truncate(info.buffer_size());
+    gendr::frame::RgbImage::from_rgb8(info.width as usize, info.height as usize, &pixels).unwrap()
+}
+
+/// scikit-video's NIQE of each image in tests/data/niqe/expected.tsv, by
+/// path from the repository root.
+fn scikit_video_niqe() -> std::collections::BTreeMap<String, f64> {
+    let expected =
+        std::fs::read_to_string(repo_root().join("tests/data/niqe/expected.tsv")).unwrap();
+    expected
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (name, score) = l.split_once('\t').expect("name<TAB>score");
+            (name.to_owned(), score.parse().expect("a number"))
+        })
+        .collect()
+}
+
+/// gendr's NIQE against scikit-video's own `skvideo.measure.niqe`, whose
+/// scores `scripts/niqe/niqe_reference.py expected` wrote to the fixture
+/// (`make niqe-reference` recomputes them with live scikit-video and checks
+/// the fixture still holds).
+#[test]
+fn niqe_agrees_with_scikit_video_within_one_percent() {
+    let rows = scikit_video_niqe();
+    assert!(rows.len() >= 10, "{rows:?}");
+    let mut worst = 0.0f64;
+    for (name, reference) in rows {
+        let ours = gendr::niqe::niqe_rgb(&load_png(&repo_root().join(&name))).unwrap();
+        let off = (ours - reference).abs() / reference;
+        eprintln!(
+            "{name}: gendr {ours:.6}, scikit-video {reference:.6} ({:+.6} %)",
+            100.0 * (ours - reference) / reference
+        );
+        assert!(
+            off <= 0.01,
+            "{name}: gendr {ours}, scikit-video {reference}"
+        );
+        worst = worst.max(off);
+    }
+    eprintln!("worst disagreement {:.6} %", 100.0 * worst);
 }

@@ -25,6 +25,9 @@ slow_x2.onnx          x2, deliberately slow on CPU: conv3x3(3->64) then 14 x con
                       sharing one weight tensor, conv3x3(64->12), DepthToSpace, Sigmoid.
                       Receptive radius 16 input px (gendr.min_overlap = 16).  About 7.6 GMAC
                       for a 160x90 input (100-200 ms on 2 CPU threads), 0.2 MB on disk.
+noisy_x2.onnx         x2 bilinear (Resize, linear, half_pixel) plus uniform noise in [-0.03, 0.03]
+                      drawn afresh on every run (RandomUniformLike, no seed): a model that
+                      flickers, for the temporal score of `gendr eval`.  gendr.min_overlap = 2.
 """
 
 import os
@@ -165,6 +168,18 @@ def two_inputs():
                  [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H2", "W2"])])
 
 
+def noisy_x2():
+    nodes = [helper.make_node("Resize", ["input", "", "scales"], ["upscaled"], mode="linear"),
+             helper.make_node("RandomUniformLike", ["upscaled"], ["noise"], low=-0.03, high=0.03),
+             helper.make_node("Add", ["upscaled", "noise"], ["output"])]
+    inits = [numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales")]
+    meta = meta_x2("noisy-x2", 2)
+    meta["gendr.source"] = "tests/data/make_test_models.py (bilinear plus fresh noise every run)"
+    return model(nodes, inits, [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                 [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", 3, "H2", "W2"])],
+                 meta, name="noisy")
+
+
 def save(m, name):
     with open(os.path.join(HERE, name), "wb") as f:
         f.write(m.SerializeToString(deterministic=True))
@@ -191,6 +206,7 @@ def main():
     bare = conv_x2(np.random.default_rng(1234), dyn_in, dyn_out, None)
     save(appended(bare, "Squeeze", np.array([0], np.int64), dyn_out, check=False), "rank3_x2.onnx")
     save(appended(base, "Mul", np.array([np.nan], np.float32), dyn_out), "nan_x2.onnx")
+    save(noisy_x2(), "noisy_x2.onnx")
     print("wrote test models to", HERE)
 
 
