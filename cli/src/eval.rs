@@ -198,20 +198,27 @@ struct Loaded {
     upscaler: Upscaler,
 }
 
-/// Resolves a preset or path and opens it through the core's assembly point.
-fn load_model(name: &str, args: &Args) -> Result<Loaded> {
-    let upscaler = Upscaler::open(&UpscalerConfig {
+/// What eval asks of the assembly point: gendrsr's configuration for the
+/// same tile and thread options, pinned to one CPU worker.
+fn upscaler_config(name: &str, args: &Args) -> UpscalerConfig {
+    let defaults = UpscalerConfig::default();
+    UpscalerConfig {
         model: name.to_owned(),
         tile_size: args.tile,
         tile_overlap: args.overlap,
         engine: EngineOptions {
             provider: Provider::Cpu,
             threads: args.threads,
-            ..EngineOptions::default()
+            ..defaults.engine
         },
         streams: 1,
-        batch_size: 0,
-    })?;
+        ..defaults
+    }
+}
+
+/// Resolves a preset or path and opens it through the core's assembly point.
+fn load_model(name: &str, args: &Args) -> Result<Loaded> {
+    let upscaler = Upscaler::open(&upscaler_config(name, args))?;
     let scale = upscaler.scale();
     if let Some(wanted) = args.scale.filter(|&s| s != scale) {
         bail!(
@@ -717,4 +724,80 @@ fn write_side_by_side(path: &Path, rows: &[Vec<RgbImage>]) -> Result<()> {
     writer.write_image_data(&canvas)?;
     writer.finish()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use gst::prelude::*;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        eval: Args,
+    }
+
+    #[derive(Parser)]
+    struct SrCli {
+        #[command(flatten)]
+        sr: crate::upscale::SrOptions,
+    }
+
+    #[test]
+    fn eval_bench_and_the_element_configure_the_same_engines() {
+        gst::init().unwrap();
+        gstgendrsr::plugin_register_static().unwrap();
+        let model = gendr_test_support::model("conv_x2.onnx");
+        let eval = Cli::parse_from([
+            "eval",
+            "ref.png",
+            "-m",
+            &model,
+            "--tile",
+            "48",
+            "--overlap",
+            "4",
+            "--threads",
+            "1",
+        ])
+        .eval;
+        let sr = SrCli::parse_from([
+            "sr",
+            "-m",
+            &model,
+            "--tile",
+            "48",
+            "--overlap",
+            "4",
+            "--threads",
+            "1",
+            "--provider",
+            "cpu",
+            "--streams",
+            "1",
+        ])
+        .sr;
+        // bench builds from the options directly; gendr upscale and live set
+        // them on the element, which builds from its properties.
+        let bench = sr.upscaler_config().unwrap();
+        let element = sr
+            .element()
+            .unwrap()
+            .downcast::<gstgendrsr::GendrSr>()
+            .unwrap();
+        assert_eq!(element.upscaler_config(), bench);
+        assert_eq!(upscaler_config(&model, &eval), bench);
+        // And the engines built agree: the element's own, once started.
+        element.set_state(gst::State::Paused).unwrap();
+        let started = element.assembly().expect("assembled at start");
+        element.set_state(gst::State::Null).unwrap();
+        let opened = Upscaler::open(&bench).unwrap().assembly;
+        assert_eq!(started, opened);
+        assert_eq!(
+            (opened.geometry.tile_width, opened.geometry.overlap),
+            (48, 4)
+        );
+    }
 }

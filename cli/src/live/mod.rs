@@ -33,6 +33,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, Context, Result};
+use clap::builder::TypedValueParser;
+use gendr::limits;
+use gendr::overload::Overload;
 use gst::prelude::*;
 
 use crate::upscale::SrOptions;
@@ -69,11 +72,12 @@ pub struct Args {
     pub sr: SrOptions,
     /// Latency budget in milliseconds: frames that would wait longer for the
     /// model, or arrive later than this, are handled by --on-overload.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=600_000))]
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32)
+        .range(*limits::LATENCY_BUDGET_MS.start() as i64..=*limits::LATENCY_BUDGET_MS.end() as i64))]
     pub latency_ms: u32,
     /// What to do with frames the model cannot take in time.
-    #[arg(long, value_enum, default_value_t = OnOverload::Drop)]
-    pub on_overload: OnOverload,
+    #[arg(long, default_value = "drop", value_parser = overload_parser())]
+    pub on_overload: Overload,
     /// Video bitrate in kbit/s.
     #[arg(long, default_value_t = 4000)]
     pub bitrate: u32,
@@ -106,24 +110,17 @@ pub struct Args {
     pub quiet: bool,
 }
 
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnOverload {
-    /// Skip the frame (counted, and posted as QoS).
-    Drop,
-    /// Upscale the frame with a bilinear resize instead of the model.
-    Fallback,
-    /// Wait for the model: latency grows when it cannot keep up.
-    Block,
-}
-
-impl OnOverload {
-    fn nick(self) -> &'static str {
-        match self {
-            OnOverload::Drop => "drop",
-            OnOverload::Fallback => "fallback",
-            OnOverload::Block => "block",
-        }
-    }
+/// `--on-overload`: the core's policies, by the names gendrsr's property takes.
+fn overload_parser() -> impl clap::builder::TypedValueParser<Value = Overload> {
+    clap::builder::PossibleValuesParser::new([
+        clap::builder::PossibleValue::new("drop")
+            .help("Skip the frame (counted, and posted as QoS)"),
+        clap::builder::PossibleValue::new("fallback")
+            .help("Upscale the frame with a bilinear resize instead of the model"),
+        clap::builder::PossibleValue::new("block")
+            .help("Wait for the model: latency grows when it cannot keep up"),
+    ])
+    .try_map(|name| name.parse::<Overload>())
 }
 
 pub fn run(args: Args) -> Result<()> {
@@ -153,11 +150,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut status = StatusLine::new(args.quiet);
     status.say(&format!(
         "gendr: live {} → {} (model {}, on-overload {}, budget {} ms)",
-        args.input,
-        args.output,
-        args.sr.model,
-        args.on_overload.nick(),
-        args.latency_ms
+        args.input, args.output, args.sr.model, args.on_overload, args.latency_ms
     ));
     let result = supervisor::drive(
         &args,

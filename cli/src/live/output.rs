@@ -39,7 +39,7 @@ impl Output {
             .leaky_type(gst_app::AppLeakyType::Downstream)
             .build();
         let sr = args.sr.element()?;
-        sr.set_property_from_str("on-overload", args.on_overload.nick());
+        sr.set_property_from_str("on-overload", &args.on_overload.to_string());
         sr.set_property("latency-budget", args.latency_ms);
         let convert = gst::ElementFactory::make("videoconvert").build()?;
         let keyint = match sink {
