@@ -12,7 +12,7 @@
 SHELL       := /bin/bash
 ROOT        := $(abspath .)
 DEPS        := $(ROOT)/.deps
-ORT_VERSION := 1.31.1
+ORT_VERSION := $(shell cat $(ROOT)/ORT_VERSION)
 ORT_CPU     := $(DEPS)/ort-cpu/onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)
 ORT_GPU     := $(DEPS)/ort-gpu/onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)
 APT_STAMP   := $(DEPS)/.apt-installed
@@ -64,6 +64,8 @@ demo: build
 	@echo "demo: the upscaled clip is $(ROOT)/$(DEMO_OUT)"
 
 lint: deps
+	@for f in models/requirements.txt models/gendr/requirements.txt; do \
+		grep -Eq "^onnxruntime==$(ORT_VERSION)( |$$)" $$f || { echo "lint: $$f does not pin onnxruntime==$(ORT_VERSION) (from ORT_VERSION)"; exit 1; }; done
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 

@@ -3,13 +3,8 @@
 //! YUV 4:2:0 chroma is centre-sited: upsampled bilinearly on the way in and
 //! averaged over each 2×2 block on the way out.
 
-use crate::frame::{Colorimetry, Frame, PixelFormat, RgbImage, YuvMatrix, YuvRange};
+use crate::frame::{to_u8, Colorimetry, Frame, PixelFormat, RgbImage, YuvMatrix, YuvRange};
 use crate::Result;
-
-#[inline]
-pub fn to_u8(v: f32) -> u8 {
-    (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8
-}
 
 /// The luma weights (Kr, Kb) of a matrix.
 fn luma_weights(matrix: YuvMatrix) -> (f32, f32) {

@@ -2,6 +2,12 @@
 
 use crate::{Error, Result};
 
+/// An 8-bit code value for a sample in [0, 1], rounded.
+#[inline]
+pub fn to_u8(v: f32) -> u8 {
+    (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8
+}
+
 /// The raw formats gendr reads and writes. YUV formats are 8-bit 4:2:0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PixelFormat {
@@ -210,7 +216,7 @@ impl RgbImage {
         let mut out = Vec::with_capacity(3 * n);
         for i in 0..n {
             for c in 0..3 {
-                out.push(crate::color::to_u8(self.data[c * n + i]));
+                out.push(to_u8(self.data[c * n + i]));
             }
         }
         out

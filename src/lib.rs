@@ -5,6 +5,7 @@
 //! over the bounded channels of [`pipeline`]. The GStreamer element and the
 //! CLI are thin layers over it.
 
+pub mod checkout;
 pub mod color;
 pub mod engine;
 pub mod error;

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{runtime, Error, Result};
+use crate::{checkout, Error, Result};
 
 pub const DEFAULT_PRESET: &str = "default";
 
@@ -43,7 +43,7 @@ pub fn models_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("GENDR_MODELS_DIR") {
         return PathBuf::from(dir);
     }
-    runtime::project_roots()
+    checkout::roots()
         .into_iter()
         .map(|root| root.join("models"))
         .find(|dir| dir.join("presets.json").is_file())

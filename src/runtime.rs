@@ -8,9 +8,13 @@ use std::sync::OnceLock;
 
 use ort::environment::Environment;
 
-use crate::{Error, Result};
+use crate::{checkout, Error, Result};
 
-pub(crate) const LIBRARY: &str = "libonnxruntime.so.1.31.1";
+/// The ONNX Runtime release gendr is built and tested against; the one
+/// place it is written is the checkout's `ORT_VERSION` (the Makefile and the
+/// GPU scripts read it too).
+pub const ORT_VERSION: &str = include_str!("../ORT_VERSION");
+pub(crate) const LIBRARY: &str = concat!("libonnxruntime.so.", include_str!("../ORT_VERSION"));
 
 /// The project's own dependency folders, GPU build first: it also runs on CPU.
 const PROJECT_DIRS: [&str; 2] = [
@@ -26,7 +30,7 @@ pub fn candidates() -> Vec<PathBuf> {
         return vec![PathBuf::from(path)];
     }
     let mut out = Vec::new();
-    for root in project_roots() {
+    for root in checkout::roots() {
         for dir in PROJECT_DIRS {
             let path = root.join(dir).join(LIBRARY);
             if !out.contains(&path) {
@@ -35,18 +39,6 @@ pub fn candidates() -> Vec<PathBuf> {
         }
     }
     out
-}
-
-/// Folders that may be the project checkout, nearest first: those above the
-/// running executable (`target/<profile>/gendr`, or `…/deps/test-…`), then
-/// the checkout this was built from.
-pub fn project_roots() -> Vec<PathBuf> {
-    let mut roots = Vec::new();
-    if let Ok(exe) = std::env::current_exe() {
-        roots.extend(exe.ancestors().skip(2).take(3).map(Path::to_path_buf));
-    }
-    roots.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
-    roots
 }
 
 static ENVIRONMENT: OnceLock<std::result::Result<(PathBuf, Environment), Error>> = OnceLock::new();

@@ -261,7 +261,7 @@ fn input_path(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = given {
         return Ok(path.to_path_buf());
     }
-    gendr::runtime::project_roots()
+    gendr::checkout::roots()
         .into_iter()
         .map(|root| root.join(DEFAULT_INPUT))
         .find(|p| p.is_file())
