@@ -1,0 +1,179 @@
+//! What goes in comes out: colours of SD input upscaled to HD, checked as a
+//! player sees them (ffmpeg decodes each file to RGB with that file's own
+//! colour tags), through `gendr upscale` and through a gst-launch-style
+//! pipeline with gendrsr.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gendr_test_support::{init, stderr};
+use gst::prelude::*;
+
+/// The seven top bars of ffmpeg's SMPTE pattern, at their centres.
+const BARS: usize = 7;
+/// How far a bar may move, in 8-bit RGB code values.
+const TOLERANCE: i32 = 4;
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", stderr(&out));
+}
+
+/// Three frames of SMPTE bars, H.264 4:2:0, untagged or tagged.
+fn bars(dir: &Path, width: u32, height: u32, tag: &str) -> PathBuf {
+    let path = dir.join(format!("bars-{width}x{height}-{tag}.mp4"));
+    let size = format!("smptebars=s={width}x{height}:r=25");
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        &size,
+        "-frames:v",
+        "3",
+        "-c:v",
+        "libx264",
+    ];
+    args.extend(["-pix_fmt", "yuv420p", "-crf", "10"]);
+    match tag {
+        "untagged" => {}
+        "bt601" => args.extend([
+            "-colorspace",
+            "smpte170m",
+            "-color_primaries",
+            "smpte170m",
+            "-color_trc",
+            "smpte170m",
+        ]),
+        "bt709" => args.extend([
+            "-colorspace",
+            "bt709",
+            "-color_primaries",
+            "bt709",
+            "-color_trc",
+            "bt709",
+        ]),
+        other => panic!("unknown tag {other}"),
+    }
+    let out = path.to_str().unwrap().to_string();
+    args.push(&out);
+    ffmpeg(&args);
+    path
+}
+
+/// The bars' centre colours in frame 1, decoded as a player would.
+fn bar_colours(path: &Path) -> Vec<[i32; 3]> {
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=width,height",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let dims = String::from_utf8_lossy(&probe.stdout);
+    let (w, h) = dims.trim().split_once(',').unwrap();
+    let (w, h): (usize, usize) = (w.parse().unwrap(), h.parse().unwrap());
+    let raw = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(path)
+        .args([
+            "-vf",
+            "select=eq(n\\,1)",
+            "-frames:v",
+            "1",
+            "-pix_fmt",
+            "rgb24",
+        ])
+        .args(["-f", "rawvideo", "-"])
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    assert_eq!(raw.stdout.len(), 3 * w * h);
+    (0..BARS)
+        .map(|k| {
+            // Bars are w/7 wide; sample a third of the way down, mid-bar.
+            let (x, y) = ((2 * k + 1) * w / (2 * BARS), h / 3);
+            let i = 3 * (y * w + x);
+            let p = &raw.stdout[i..i + 3];
+            [p[0] as i32, p[1] as i32, p[2] as i32]
+        })
+        .collect()
+}
+
+fn assert_same_colours(input: &Path, output: &Path, what: &str) {
+    let (a, b) = (bar_colours(input), bar_colours(output));
+    for (k, (x, y)) in a.iter().zip(&b).enumerate() {
+        let worst = (0..3).map(|c| (x[c] - y[c]).abs()).max().unwrap();
+        assert!(worst <= TOLERANCE, "{what}: bar {k} {x:?} came out {y:?}");
+    }
+}
+
+fn upscale(input: &Path, output: &Path, model: &str) {
+    let run = Command::new(env!("CARGO_BIN_EXE_gendr"))
+        .args(["upscale", "-q", "--overwrite", "-m", model, "--crf", "10"])
+        .arg(input)
+        .arg(output)
+        .env("GENDR_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+}
+
+#[test]
+fn sd_bars_keep_their_colours_through_gendr_upscale() {
+    let dir = tempfile::tempdir().unwrap();
+    for (w, h) in [(720, 480), (720, 576)] {
+        for tag in ["untagged", "bt601", "bt709"] {
+            let input = bars(dir.path(), w, h, tag);
+            let output = dir.path().join(format!("out-{w}x{h}-{tag}.mp4"));
+            upscale(&input, &output, "fast");
+            assert_same_colours(&input, &output, &format!("{w}x{h} {tag}, fast"));
+        }
+    }
+    // The default model too, on the case that shifted most.
+    let input = bars(dir.path(), 720, 480, "untagged");
+    let output = dir.path().join("out-default.mp4");
+    upscale(&input, &output, "default");
+    assert_same_colours(&input, &output, "720x480 untagged, default");
+}
+
+#[test]
+fn sd_bars_keep_their_colours_through_a_plain_gendrsr_pipeline() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["I420", "NV12"] {
+        for tag in ["untagged", "bt601", "bt709"] {
+            let input = bars(dir.path(), 720, 480, tag);
+            let output = dir.path().join(format!("gst-{format}-{tag}.mp4"));
+            let pipeline = gst::parse::launch(&format!(
+                "filesrc location=\"{}\" ! decodebin ! videoconvert ! video/x-raw,format={format} ! \
+                 gendrsr model=fast ! videoconvert ! x264enc quantizer=10 pass=qual ! mp4mux ! \
+                 filesink location=\"{}\"",
+                input.display(),
+                output.display()
+            ))
+            .unwrap();
+            pipeline.set_state(gst::State::Playing).unwrap();
+            let msg = pipeline
+                .bus()
+                .unwrap()
+                .timed_pop_filtered(
+                    gst::ClockTime::from_seconds(120),
+                    &[gst::MessageType::Eos, gst::MessageType::Error],
+                )
+                .expect("the pipeline ends");
+            pipeline.set_state(gst::State::Null).unwrap();
+            assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+            assert_same_colours(&input, &output, &format!("gst-launch {format} {tag}"));
+        }
+    }
+}
