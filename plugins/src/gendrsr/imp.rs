@@ -361,12 +361,10 @@ impl GendrSr {
         };
         match submitted {
             Ok(()) => lock(&self.shared).flow,
-            Err(error) => {
-                if let Some(failure) = pipeline.failure() {
-                    gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", failure));
+            Err(_) => {
+                if self.post_pipeline_failure(&pipeline) {
                     return Err(gst::FlowError::Error);
                 }
-                let _ = error;
                 // Flushed, stopped, or the src task stopped on downstream's
                 // flow return, which goes upstream.
                 match lock(&self.shared).flow {
@@ -435,8 +433,26 @@ impl GendrSr {
         };
         match (pipeline, marker) {
             (Some(_), Marker::Event(event)) if stopped => self.srcpad.push_event(event),
-            (Some(pipeline), marker) => pipeline.submit_marker(marker).is_ok(),
+            (Some(pipeline), marker) => match pipeline.submit_marker(marker) {
+                Ok(()) => true,
+                Err(_) => {
+                    self.post_pipeline_failure(&pipeline);
+                    false
+                }
+            },
             (None, _) => false,
+        }
+    }
+
+    /// Posts why the frame pipeline died, if a stage did: upstream's own
+    /// "internal data stream error" must not be the first word.
+    fn post_pipeline_failure(&self, pipeline: &Pipeline) -> bool {
+        match pipeline.failure() {
+            Some(failure) => {
+                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", failure));
+                true
+            }
+            None => false,
         }
     }
 
