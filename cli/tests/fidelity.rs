@@ -177,3 +177,62 @@ fn sd_bars_keep_their_colours_through_a_plain_gendrsr_pipeline() {
         }
     }
 }
+
+/// The RGB of pixel (x, y) of frame 0, as ffmpeg decodes the file.
+fn pixel(path: &Path, x: usize, y: usize, width: usize) -> [u8; 3] {
+    let raw = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(path)
+        .args(["-frames:v", "1", "-pix_fmt", "rgb24", "-f", "rawvideo", "-"])
+        .output()
+        .unwrap();
+    let i = 3 * (y * width + x);
+    [raw.stdout[i], raw.stdout[i + 1], raw.stdout[i + 2]]
+}
+
+#[test]
+fn full_range_input_keeps_its_range_and_its_levels() {
+    // A decoder says only "full range" (1:0:0:0); that was read as studio
+    // range and grey 191 came out 203.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("full.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "color=c=0xbf4020:s=320x240:r=25",
+        "-frames:v",
+        "3",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuvj420p",
+        "-color_range",
+        "pc",
+        "-crf",
+        "5",
+        input.to_str().unwrap(),
+    ]);
+    let output = dir.path().join("out.mp4");
+    upscale(&input, &output, "fast");
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=color_range",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "pc");
+    let (a, b) = (pixel(&input, 160, 120, 320), pixel(&output, 320, 240, 640));
+    for c in 0..3 {
+        assert!(
+            (a[c] as i32 - b[c] as i32).abs() <= TOLERANCE,
+            "{a:?} came out {b:?}"
+        );
+    }
+}

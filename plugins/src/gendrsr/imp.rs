@@ -515,8 +515,7 @@ impl GendrSr {
     /// Takes new input caps: times the tile size they need and returns the
     /// output caps, with the input's colorimetry written out.
     fn set_caps(&self, caps: &gst::Caps) -> Result<(gst::Caps, gst_video::VideoInfo), String> {
-        let info =
-            gst_video::VideoInfo::from_caps(caps).map_err(|_| format!("unusable caps {caps}"))?;
+        let (caps, info) = video::resolved_caps(caps)?;
         let tiles = self.time_tile(info.width() as usize, info.height() as usize)?;
         let mut shared = lock(&self.shared);
         let state = shared
@@ -537,7 +536,7 @@ impl GendrSr {
                 info.height()
             ));
         }
-        let (out_caps, out_info) = video::output_caps(caps, &info, s)?;
+        let (out_caps, out_info) = video::output_caps(&caps, s)?;
         let resized = state
             .in_info
             .as_ref()

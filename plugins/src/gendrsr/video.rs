@@ -25,9 +25,8 @@ pub fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
     })
 }
 
-/// The colour coding of a stream as its (resolved) caps say. Untagged
-/// caps were resolved by GStreamer by size (BT.601 for SD); the output
-/// caps carry the same resolved colorimetry, so colours never change.
+/// The colour coding of a stream as its resolved caps say (see
+/// [`resolved_caps`]); the output caps carry the same, so colours never change.
 pub fn colorimetry(info: &gst_video::VideoInfo) -> Colorimetry {
     let c = info.colorimetry();
     Colorimetry {
@@ -112,22 +111,64 @@ pub fn transform_caps(caps: &gst::Caps, direction: gst::PadDirection, scale: u32
     out
 }
 
-/// The output caps for `in_caps`: sizes scaled, everything else kept, and
-/// the input's resolved colorimetry written out explicitly. Left implicit,
-/// a player would take the default of the new size (BT.709 for HD) and
-/// shift the colours of an untagged SD input.
+/// `caps` with their colorimetry written out in full: the fields the
+/// stream gives, and GStreamer's defaults for its size only where it gives
+/// none. Left partial (a decoder's `1:0:0:0`, full range and nothing else),
+/// GStreamer replaces the whole of it by the size's default and full-range
+/// video would be read as studio range; left out, a player takes the default
+/// of the output's size (BT.709 for HD) and shifts an SD input's colours.
+pub fn resolved_caps(caps: &gst::Caps) -> Result<(gst::Caps, gst_video::VideoInfo), String> {
+    use gst_video::{
+        VideoColorMatrix, VideoColorPrimaries, VideoColorRange, VideoTransferFunction,
+    };
+    let info =
+        gst_video::VideoInfo::from_caps(caps).map_err(|_| format!("unusable caps {caps}"))?;
+    if !info.is_yuv() {
+        return Ok((caps.clone(), info));
+    }
+    let default = info.colorimetry();
+    let given = caps
+        .structure(0)
+        .and_then(|s| s.get::<&str>("colorimetry").ok())
+        .and_then(|c| c.parse::<gst_video::VideoColorimetry>().ok())
+        .unwrap_or(default);
+    let merged = gst_video::VideoColorimetry::new(
+        if given.range() == VideoColorRange::Unknown {
+            default.range()
+        } else {
+            given.range()
+        },
+        if given.matrix() == VideoColorMatrix::Unknown {
+            default.matrix()
+        } else {
+            given.matrix()
+        },
+        if given.transfer() == VideoTransferFunction::Unknown {
+            default.transfer()
+        } else {
+            given.transfer()
+        },
+        if given.primaries() == VideoColorPrimaries::Unknown {
+            default.primaries()
+        } else {
+            given.primaries()
+        },
+    );
+    let mut caps = caps.clone();
+    if let Some(s) = caps.make_mut().structure_mut(0) {
+        s.set("colorimetry", merged.to_string());
+    }
+    let info =
+        gst_video::VideoInfo::from_caps(&caps).map_err(|_| format!("unusable caps {caps}"))?;
+    Ok((caps, info))
+}
+
+/// The output caps for resolved input caps: sizes scaled, everything else kept.
 pub fn output_caps(
     in_caps: &gst::Caps,
-    in_info: &gst_video::VideoInfo,
     scale: u32,
 ) -> Result<(gst::Caps, gst_video::VideoInfo), String> {
-    let mut caps = transform_caps(in_caps, gst::PadDirection::Sink, scale);
-    if in_info.is_yuv() {
-        let colorimetry = in_info.colorimetry().to_string();
-        if let Some(s) = caps.make_mut().structure_mut(0) {
-            s.set("colorimetry", colorimetry);
-        }
-    }
+    let caps = transform_caps(in_caps, gst::PadDirection::Sink, scale);
     let info =
         gst_video::VideoInfo::from_caps(&caps).map_err(|e| format!("output caps {caps}: {e}"))?;
     Ok((caps, info))
