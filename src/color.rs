@@ -14,7 +14,9 @@ fn luma_weights(matrix: YuvMatrix) -> (f32, f32) {
     }
 }
 
-/// Maps 8-bit Y/Cb/Cr codes to normalised Y in [0,1] and Cb/Cr in [-0.5,0.5].
+/// Maps Y/Cb/Cr codes of a bit depth to normalised Y in [0,1] and Cb/Cr in
+/// [-0.5,0.5]. Codes are read and written as f32; the depth scales the
+/// 8-bit ranges (studio 16–235 is 64–940 at 10 bits).
 #[derive(Clone, Copy)]
 struct YuvCoding {
     kr: f32,
@@ -22,14 +24,18 @@ struct YuvCoding {
     y_offset: f32,
     y_span: f32,
     c_span: f32,
+    c_zero: f32,
+    max: f32,
 }
 
 impl YuvCoding {
-    fn new(c: Colorimetry) -> Self {
+    fn new(c: Colorimetry, bits: u32) -> Self {
         let (kr, kb) = luma_weights(c.matrix);
+        let unit = (1u32 << (bits - 8)) as f32;
+        let max = ((1u32 << bits) - 1) as f32;
         let (y_offset, y_span, c_span) = match c.range {
-            YuvRange::Limited => (16.0, 219.0, 224.0),
-            YuvRange::Full => (0.0, 255.0, 255.0),
+            YuvRange::Limited => (16.0 * unit, 219.0 * unit, 224.0 * unit),
+            YuvRange::Full => (0.0, max, max),
         };
         YuvCoding {
             kr,
@@ -37,14 +43,16 @@ impl YuvCoding {
             y_offset,
             y_span,
             c_span,
+            c_zero: 128.0 * unit,
+            max,
         }
     }
 
     #[inline]
     fn rgb(&self, y: f32, cb: f32, cr: f32) -> [f32; 3] {
         let y = (y - self.y_offset) / self.y_span;
-        let cb = (cb - 128.0) / self.c_span;
-        let cr = (cr - 128.0) / self.c_span;
+        let cb = (cb - self.c_zero) / self.c_span;
+        let cr = (cr - self.c_zero) / self.c_span;
         let r = y + 2.0 * (1.0 - self.kr) * cr;
         let b = y + 2.0 * (1.0 - self.kb) * cb;
         let g = (y - self.kr * r - self.kb * b) / (1.0 - self.kr - self.kb);
@@ -57,18 +65,59 @@ impl YuvCoding {
     }
 
     #[inline]
-    fn y_code(&self, y: f32) -> u8 {
-        (self.y_offset + y * self.y_span + 0.5).clamp(0.0, 255.0) as u8
+    fn y_code(&self, y: f32) -> u16 {
+        (self.y_offset + y * self.y_span + 0.5).clamp(0.0, self.max) as u16
     }
 
     /// Cb and Cr codes of an RGB triple.
     #[inline]
-    fn c_codes(&self, rgb: [f32; 3]) -> (u8, u8) {
+    fn c_codes(&self, rgb: [f32; 3]) -> (u16, u16) {
         let y = self.luma(rgb);
         let cb = (rgb[2] - y) / (2.0 * (1.0 - self.kb));
         let cr = (rgb[0] - y) / (2.0 * (1.0 - self.kr));
-        let code = |c: f32| (128.0 + c * self.c_span + 0.5).clamp(0.0, 255.0) as u8;
+        let code = |c: f32| (self.c_zero + c * self.c_span + 0.5).clamp(0.0, self.max) as u16;
         (code(cb), code(cr))
+    }
+}
+
+/// How YUV samples sit in a plane's bytes.
+#[derive(Clone, Copy)]
+struct Samples {
+    /// Two bytes (little-endian) per sample, shifted up by `shift`; else one.
+    wide: bool,
+    shift: u32,
+}
+
+impl Samples {
+    fn of(format: PixelFormat) -> (Self, u32) {
+        match format.sample_depth() {
+            Some((bits, shift)) => (Samples { wide: true, shift }, bits),
+            None => (
+                Samples {
+                    wide: false,
+                    shift: 0,
+                },
+                8,
+            ),
+        }
+    }
+
+    #[inline]
+    fn read(self, row: &[u8], i: usize) -> f32 {
+        if self.wide {
+            (u16::from_le_bytes([row[2 * i], row[2 * i + 1]]) >> self.shift) as f32
+        } else {
+            row[i] as f32
+        }
+    }
+
+    #[inline]
+    fn write(self, row: &mut [u8], i: usize, code: u16) {
+        if self.wide {
+            row[2 * i..2 * i + 2].copy_from_slice(&(code << self.shift).to_le_bytes());
+        } else {
+            row[i] = code as u8;
+        }
     }
 }
 
@@ -101,28 +150,25 @@ pub fn frame_to_rgb(frame: &Frame) -> RgbImage {
         }
         return out;
     }
-    let coding = YuvCoding::new(frame.colorimetry);
+    let (samples, bits) = Samples::of(frame.format);
+    let coding = YuvCoding::new(frame.colorimetry, bits);
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
     // Split chroma into two cw×ch planes first, whatever the layout.
     let (mut u, mut v) = (vec![0f32; cw * ch], vec![0f32; cw * ch]);
-    match frame.format {
-        PixelFormat::I420 => {
-            for (y, (ru, rv)) in frame.rows(1).zip(frame.rows(2)).enumerate() {
-                for x in 0..cw {
-                    u[y * cw + x] = ru[x] as f32;
-                    v[y * cw + x] = rv[x] as f32;
-                }
+    if frame.format.interleaved_chroma() {
+        for (y, row) in frame.rows(1).enumerate() {
+            for x in 0..cw {
+                u[y * cw + x] = samples.read(row, 2 * x);
+                v[y * cw + x] = samples.read(row, 2 * x + 1);
             }
         }
-        PixelFormat::Nv12 => {
-            for (y, row) in frame.rows(1).enumerate() {
-                for x in 0..cw {
-                    u[y * cw + x] = row[2 * x] as f32;
-                    v[y * cw + x] = row[2 * x + 1] as f32;
-                }
+    } else {
+        for (y, (ru, rv)) in frame.rows(1).zip(frame.rows(2)).enumerate() {
+            for x in 0..cw {
+                u[y * cw + x] = samples.read(ru, x);
+                v[y * cw + x] = samples.read(rv, x);
             }
         }
-        _ => unreachable!("packed formats return above"),
     }
     let xt = chroma_taps(w, cw);
     let yt = chroma_taps(h, ch);
@@ -134,8 +180,9 @@ pub fn frame_to_rgb(frame: &Frame) -> RgbImage {
         top * (1.0 - wy) + bottom * wy
     };
     for (y, row) in frame.rows(0).enumerate() {
-        for (x, &luma) in row.iter().enumerate() {
-            let rgb = coding.rgb(luma as f32, sample(&u, x, y), sample(&v, x, y));
+        for x in 0..w {
+            let luma = samples.read(row, x);
+            let rgb = coding.rgb(luma, sample(&u, x, y), sample(&v, x, y));
             for (c, value) in rgb.into_iter().enumerate() {
                 out.data[c * n + y * w + x] = value;
             }
@@ -175,11 +222,13 @@ pub fn rgb_to_frame(
         }
         return Ok(frame);
     }
-    let coding = YuvCoding::new(colorimetry);
+    let (samples, bits) = Samples::of(format);
+    let coding = YuvCoding::new(colorimetry, bits);
     let ystride = frame.planes[0].stride;
     for y in 0..h {
+        let row = &mut frame.planes[0].data[y * ystride..];
         for x in 0..w {
-            frame.planes[0].data[y * ystride + x] = coding.y_code(coding.luma(px(x, y)));
+            samples.write(row, x, coding.y_code(coding.luma(px(x, y))));
         }
     }
     let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
@@ -197,19 +246,16 @@ pub fn rgb_to_frame(
                 }
             }
             let (cb, cr) = coding.c_codes(sum.map(|s| s / count));
-            match format {
-                PixelFormat::I420 => {
-                    let s = frame.planes[1].stride;
-                    frame.planes[1].data[cy * s + cx] = cb;
-                    let s = frame.planes[2].stride;
-                    frame.planes[2].data[cy * s + cx] = cr;
+            if format.interleaved_chroma() {
+                let s = frame.planes[1].stride;
+                let row = &mut frame.planes[1].data[cy * s..];
+                samples.write(row, 2 * cx, cb);
+                samples.write(row, 2 * cx + 1, cr);
+            } else {
+                for (plane, code) in [(1, cb), (2, cr)] {
+                    let s = frame.planes[plane].stride;
+                    samples.write(&mut frame.planes[plane].data[cy * s..], cx, code);
                 }
-                PixelFormat::Nv12 => {
-                    let s = frame.planes[1].stride;
-                    frame.planes[1].data[cy * s + 2 * cx] = cb;
-                    frame.planes[1].data[cy * s + 2 * cx + 1] = cr;
-                }
-                _ => unreachable!("packed formats return above"),
             }
         }
     }
@@ -295,10 +341,13 @@ mod tests {
 
     #[test]
     fn limited_range_white_and_black_codes() {
-        let c = YuvCoding::new(Colorimetry {
-            matrix: YuvMatrix::Bt709,
-            range: YuvRange::Limited,
-        });
+        let c = YuvCoding::new(
+            Colorimetry {
+                matrix: YuvMatrix::Bt709,
+                range: YuvRange::Limited,
+            },
+            8,
+        );
         assert_eq!(c.y_code(1.0), 235);
         assert_eq!(c.y_code(0.0), 16);
         assert_eq!(c.c_codes([0.5, 0.5, 0.5]), (128, 128));
@@ -307,16 +356,68 @@ mod tests {
     }
 
     #[test]
+    fn ten_bit_codes_scale_the_eight_bit_ranges() {
+        let studio = Colorimetry {
+            matrix: YuvMatrix::Bt709,
+            range: YuvRange::Limited,
+        };
+        let c = YuvCoding::new(studio, 10);
+        assert_eq!((c.y_code(0.0), c.y_code(1.0)), (64, 940));
+        assert_eq!(c.c_codes([0.5, 0.5, 0.5]), (512, 512));
+        let full = YuvCoding::new(
+            Colorimetry {
+                range: YuvRange::Full,
+                ..studio
+            },
+            10,
+        );
+        assert_eq!(full.y_code(1.0), 1023);
+    }
+
+    #[test]
+    fn ten_bit_frames_keep_detail_eight_bits_cannot() {
+        // A ramp finer than 8-bit steps survives the round trip at 10 bits,
+        // in both layouts (P010 keeps its samples in the high bits).
+        let (w, h) = (64, 8);
+        let mut img = RgbImage::new(w, h);
+        for c in 0..3 {
+            for y in 0..h {
+                for x in 0..w {
+                    img.plane_mut(c)[y * w + x] = 0.5 + x as f32 / (4.0 * 1023.0);
+                }
+            }
+        }
+        let c = Colorimetry::default();
+        for format in [PixelFormat::I420_10, PixelFormat::P010] {
+            let frame = rgb_to_frame(&img, format, c).unwrap();
+            let back = frame_to_rgb(&frame);
+            assert!(back.max_abs_diff(&img) < 1.5 / 876.0, "{format:?}");
+            if format == PixelFormat::P010 {
+                let first = u16::from_le_bytes([frame.planes[0].data[0], frame.planes[0].data[1]]);
+                assert_eq!(first & 0x3f, 0, "P010 samples sit in the high bits");
+            }
+        }
+        let eight = frame_to_rgb(&rgb_to_frame(&img, PixelFormat::I420, c).unwrap());
+        assert!(eight.max_abs_diff(&img) > 1.5 / 876.0);
+    }
+
+    #[test]
     fn matrices_differ_on_saturated_colour() {
         let red = [1.0, 0.0, 0.0];
-        let a = YuvCoding::new(Colorimetry {
-            matrix: YuvMatrix::Bt601,
-            range: YuvRange::Full,
-        });
-        let b = YuvCoding::new(Colorimetry {
-            matrix: YuvMatrix::Bt709,
-            range: YuvRange::Full,
-        });
+        let a = YuvCoding::new(
+            Colorimetry {
+                matrix: YuvMatrix::Bt601,
+                range: YuvRange::Full,
+            },
+            8,
+        );
+        let b = YuvCoding::new(
+            Colorimetry {
+                matrix: YuvMatrix::Bt709,
+                range: YuvRange::Full,
+            },
+            8,
+        );
         assert_eq!(a.y_code(a.luma(red)), 76);
         assert_eq!(b.y_code(b.luma(red)), 54);
     }

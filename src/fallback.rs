@@ -29,6 +29,7 @@ fn channels(format: PixelFormat) -> Vec<usize> {
     match format {
         PixelFormat::I420 => vec![1, 1, 1],
         PixelFormat::Nv12 => vec![1, 2],
+        PixelFormat::I420_10 | PixelFormat::P010 => unreachable!("resized through RGB"),
         other => vec![other.packed_layout().map_or(1, |(_, bpp)| bpp)],
     }
 }
@@ -37,6 +38,12 @@ fn channels(format: PixelFormat) -> Vec<usize> {
 pub fn upscale(frame: &Frame, scale: usize) -> Result<Frame> {
     if scale == 0 {
         return Err(Error::InvalidSetting("scale 0".into()));
+    }
+    if frame.format.sample_depth().is_some() {
+        // 16-bit words: through RGB, which the plane filter's bytes cannot do.
+        let rgb = crate::color::frame_to_rgb(frame);
+        let big = crate::resize::bicubic(&rgb, frame.width * scale, frame.height * scale);
+        return crate::color::rgb_to_frame(&big, frame.format, frame.colorimetry);
     }
     let mut out = Frame::new(
         frame.format,

@@ -8,11 +8,16 @@ pub fn to_u8(v: f32) -> u8 {
     (v * 255.0 + 0.5).clamp(0.0, 255.0) as u8
 }
 
-/// The raw formats gendr reads and writes. YUV formats are 8-bit 4:2:0.
+/// The raw formats gendr reads and writes. YUV formats are 4:2:0, 8-bit or
+/// 10-bit in 16-bit little-endian words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PixelFormat {
     I420,
     Nv12,
+    /// Planar 4:2:0, 10 bits in the low bits of each 16-bit word.
+    I420_10,
+    /// Semi-planar 4:2:0 (interleaved CbCr), 10 bits in the high bits of each word.
+    P010,
     Rgb,
     Bgr,
     Rgbx,
@@ -52,8 +57,25 @@ impl PixelFormat {
             PixelFormat::Bgr => Some(([2, 1, 0], 3)),
             PixelFormat::Rgbx | PixelFormat::Rgba => Some(([0, 1, 2], 4)),
             PixelFormat::Bgrx | PixelFormat::Bgra => Some(([2, 1, 0], 4)),
-            PixelFormat::I420 | PixelFormat::Nv12 => None,
+            PixelFormat::I420 | PixelFormat::Nv12 | PixelFormat::I420_10 | PixelFormat::P010 => {
+                None
+            }
         }
+    }
+
+    /// For YUV formats: bits per sample and how far each sample is shifted
+    /// up within its 16-bit word (`None` for 8-bit samples).
+    pub fn sample_depth(self) -> Option<(u32, u32)> {
+        match self {
+            PixelFormat::I420_10 => Some((10, 0)),
+            PixelFormat::P010 => Some((10, 6)),
+            _ => None,
+        }
+    }
+
+    /// Whether chroma is one interleaved CbCr plane (NV12, P010).
+    pub fn interleaved_chroma(self) -> bool {
+        matches!(self, PixelFormat::Nv12 | PixelFormat::P010)
     }
 
     pub fn has_alpha(self) -> bool {
@@ -67,6 +89,8 @@ impl PixelFormat {
         match self {
             PixelFormat::I420 => vec![(width, height), (cw, ch), (cw, ch)],
             PixelFormat::Nv12 => vec![(width, height), (cw * 2, ch)],
+            PixelFormat::I420_10 => vec![(2 * width, height), (2 * cw, ch), (2 * cw, ch)],
+            PixelFormat::P010 => vec![(2 * width, height), (4 * cw, ch)],
             other => {
                 let (_, bpp) = other.packed_layout().expect("packed format");
                 vec![(width * bpp, height)]

@@ -15,6 +15,8 @@ pub fn pixel_format(format: gst_video::VideoFormat) -> Option<PixelFormat> {
     Some(match format {
         F::I420 => PixelFormat::I420,
         F::Nv12 => PixelFormat::Nv12,
+        F::I42010le => PixelFormat::I420_10,
+        F::P01010le => PixelFormat::P010,
         F::Rgb => PixelFormat::Rgb,
         F::Bgr => PixelFormat::Bgr,
         F::Rgbx => PixelFormat::Rgbx,
@@ -49,6 +51,8 @@ pub fn sized_caps(max: i32) -> gst::Caps {
         .format_list([
             gst_video::VideoFormat::I420,
             gst_video::VideoFormat::Nv12,
+            gst_video::VideoFormat::I42010le,
+            gst_video::VideoFormat::P01010le,
             gst_video::VideoFormat::Rgb,
             gst_video::VideoFormat::Bgr,
             gst_video::VideoFormat::Rgbx,
