@@ -10,8 +10,9 @@
 Protocol (same as tests/data/eval/README.md): HR PNG -> PIL Image.resize(BICUBIC)
 to 1/s size (s = gendr.scale) (PIL's bicubic: a = -0.5, antialiased when downscaling) -> xs by
 PIL BICUBIC or by the model on the full image (no tiling) -> rounded to 8 bit
--> PSNR of BT.601 luma (Y = 16 + 65.481 R + 128.553 G + 24.966 B, R/G/B in [0, 1]),
-peak 255, over the whole image.
+-> PSNR of full-range BT.601 luma (Y = 0.299 R + 0.587 G + 0.114 B, R/G/B in [0, 1],
+Y in [0, 1]), peak 1, over the whole image: the same definition as gendr's Rust
+metrics (src/metrics.rs), so `gendr eval` and this script report the same Y-PSNR.
 """
 
 import glob
@@ -39,13 +40,15 @@ def session(path, threads=2):
 
 
 def y601(rgb8):
+    """Full-range BT.601 luma in [0, 1] (not studio-range 16..235), as src/metrics.rs."""
     x = rgb8.astype(np.float64) / 255.0
-    return 16 + 65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]
+    return 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
 
 
 def psnr_y(a8, b8):
+    """Y-PSNR in dB, peak 1 on full-range luma (src/metrics.rs's psnr_y)."""
     mse = np.mean((y601(a8) - y601(b8)) ** 2)
-    return 10 * np.log10(255.0 ** 2 / mse)
+    return 10 * np.log10(1.0 / mse)
 
 
 def eval_images():

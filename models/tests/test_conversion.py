@@ -252,3 +252,15 @@ def test_int8_close_to_fp32(img):
     assert psnr >= 50
     assert p999 <= 4 / 255
     assert d.max() <= 24 / 255
+
+
+def test_y_psnr_is_full_range_like_the_rust_metrics():
+    """measure.py's Y-PSNR is src/metrics.rs's: full-range BT.601 luma, peak 1.
+    One 8-bit step in every channel is a luma step of exactly 1/255 (48.13 dB);
+    studio-range luma (16..235) would give 49.26 dB."""
+    import measure
+    a = np.full((4, 5, 3), 100, np.uint8)
+    assert measure.psnr_y(a, a + 1) == pytest.approx(20 * np.log10(255), abs=1e-9)
+    b = a.copy()
+    b[..., 0] += 10  # red only: Y moves by 0.299 * 10/255
+    assert measure.psnr_y(a, b) == pytest.approx(-20 * np.log10(0.299 * 10 / 255), abs=1e-9)
