@@ -9,7 +9,11 @@
 * x4: one graph equals the x2 model run twice;
 * int8 (preset default-int8): really quantized (QDQ around the one 128->256 conv,
   int8 weights), metadata as the fp32 model's, output close to the fp32 model's;
-* gendr.border = reflect on every waifu2x model (they pad their own edges), not on Anime4K.
+* gendr.border = reflect on every waifu2x and Real-CUGAN model (they pad their own
+  edges), not on Anime4K or Real-ESRGAN;
+* converted presets (`make models`, not committed) are pinned in CONVERTED.sha256;
+  where the file is absent the contract is checked on a fresh conversion.
+Real-ESRGAN and Real-CUGAN against ncnn: test_realsr.py.
 """
 
 import hashlib
@@ -34,6 +38,7 @@ import anime4k  # noqa: E402
 import build  # noqa: E402
 import quantize  # noqa: E402
 import sources  # noqa: E402
+from common import save  # noqa: E402
 
 TOL = 2 / 255
 BORDER = 8  # output px left out of the comparisons on each side
@@ -63,9 +68,22 @@ def interior(a):
     return a[:, BORDER:-BORDER, BORDER:-BORDER]
 
 
+CONVERTED = {p["file"] for p in PRESETS if p.get("converted")}
+
+
+def model_file(fname, tmp_path):
+    """models/FNAME, or for a converted model not made yet (`make models`), a fresh conversion."""
+    path = os.path.join(MODELS, fname)
+    if fname in CONVERTED and not os.path.exists(path):
+        path = str(tmp_path / fname)
+        save(build.converted()[fname[:-len(".onnx")]](), path)
+    return path
+
+
 @pytest.mark.parametrize("fname", FILES)
-def test_contract(fname):
-    m = onnx.load(os.path.join(MODELS, fname))
+def test_contract(fname, tmp_path):
+    path = model_file(fname, tmp_path)
+    m = onnx.load(path)
     onnx.checker.check_model(m, full_check=True)
     assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [17]
     inits = {i.name for i in m.graph.initializer}
@@ -88,7 +106,7 @@ def test_contract(fname):
     m = int(meta["gendr.tile_multiple"])
     h, w = -(-21 // m) * m, -(-34 // m) * m
     x = np.random.default_rng(0).random((2, 3, h, w), dtype=np.float32)
-    y = session(os.path.join(MODELS, fname)).run(None, {inputs[0].name: x})[0]
+    y = session(path).run(None, {inputs[0].name: x})[0]
     assert y.shape == (2, 3, h * s, w * s)
 
 
@@ -97,9 +115,15 @@ def test_presets_json():
     assert {"default", "fast", "anime", "default-x4"} <= set(names)
     assert len(names) == len(set(names))
     for p in PRESETS:
-        assert set(p) == {"name", "file", "scale", "params", "speed", "license", "source", "description"}
+        assert set(p) - {"converted"} == {"name", "file", "scale", "params", "speed", "license",
+                                          "source", "description"}
         assert p["speed"] in ("realtime", "fast", "medium", "slow")
-        assert os.path.exists(os.path.join(MODELS, p["file"]))
+        if p.get("converted"):
+            # made by `make models`: pinned in CONVERTED.sha256, not committed
+            assert p["file"] in build.pinned_converted(MODELS), p["file"]
+            assert "make models" in p["description"], p["name"]
+        else:
+            assert os.path.exists(os.path.join(MODELS, p["file"]))
         # Models in their own folder (models/gendr/) keep their card as that folder's README.
         folder = os.path.dirname(p["file"])
         card = (os.path.join(MODELS, folder, "README.md") if folder
@@ -191,9 +215,10 @@ def meta_of(fname):
 
 
 @pytest.mark.parametrize("fname", [f for f in FILES if not f.startswith("gendr/")])
-def test_border_metadata(fname):
-    border = meta_of(fname).get("gendr.border")
-    if fname.startswith("waifu2x-"):
+def test_border_metadata(fname, tmp_path):
+    path = model_file(fname, tmp_path)
+    border = {p.key: p.value for p in onnx.load(path).metadata_props}.get("gendr.border")
+    if fname.startswith(("waifu2x-", "realcugan-")):
         assert border == "reflect", fname  # the graph begins with a reflect Pad
     else:
         assert border is None, fname
