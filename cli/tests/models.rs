@@ -85,7 +85,7 @@ fn a_converted_preset_before_make_models_is_one_line_naming_it() {
     assert!(!out.status.success());
     let text = stderr(&out);
     assert_eq!(text.trim_end().lines().count(), 1, "{text}");
-    assert!(text.contains("run `make models`"), "{text}");
+    assert_eq!(text.matches("run `make models`").count(), 1, "{text}");
     assert!(text.contains("realesrgan-x4plus.onnx"), "{text}");
     assert!(std::fs::read_dir(out_dir.path()).unwrap().next().is_none());
 
