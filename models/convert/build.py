@@ -95,8 +95,10 @@ def converted():
                 "gendr.source": f"{CUGAN_SRC}: {variant}"})
         return name, f
 
+    x4plus = esr("REALESRGAN_X4PLUS_UP4X", "realesrgan-x4plus", 16)
     out = {
-        "realesrgan-x4plus": esr("REALESRGAN_X4PLUS_UP4X", "realesrgan-x4plus", 16),
+        "realesrgan-x4plus": x4plus,
+        "realesrgan-x4plus-fp16": lambda: realsr.to_fp16(x4plus(), "realesrgan-x4plus-fp16"),
         "realesrgan-x4plus-anime": esr("REALESRGAN_X4PLUSANIME_UP4X", "realesrgan-x4plus-anime", 16),
     }
     for s in (2, 3, 4):

@@ -67,3 +67,30 @@ def realcugan(param: str, blob: bytes, scale: int, meta: dict):
     meta.setdefault("gendr.tile_multiple", CUGAN_MULTIPLE[scale])
     meta.setdefault("gendr.tile_size", 384 if scale < 4 else 256)
     return finish(g, "input", y, scale, meta, "realcugan")
+
+
+def to_fp16(model, name: str):
+    """The same graph with float16 weights, input and output (gendr.precision = fp16),
+    for GPUs. The ncnn weights are fp16 to begin with, so no weight changes value;
+    Resize's `scales` stay float32, as ONNX requires."""
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    keep = {n.input[2] for n in m.graph.node if n.op_type == "Resize" and len(n.input) > 2}
+    for i, init in enumerate(m.graph.initializer):
+        if init.data_type == TensorProto.FLOAT and init.name not in keep:
+            a = numpy_helper.to_array(init)
+            m.graph.initializer[i].CopyFrom(numpy_helper.from_array(a.astype(np.float16), init.name))
+    for v in list(m.graph.input) + list(m.graph.output):
+        v.type.tensor_type.elem_type = TensorProto.FLOAT16
+    for p in m.metadata_props:
+        if p.key == "gendr.precision":
+            p.value = "fp16"
+        elif p.key == "gendr.name":
+            p.value = name
+        elif p.key == "gendr.source":
+            p.value += " (fp16 weights and I/O, as stored in the ncnn file)"
+    onnx.checker.check_model(m, full_check=True)
+    return m

@@ -90,7 +90,8 @@ def test_contract(fname, tmp_path):
     inputs = [i for i in m.graph.input if i.name not in inits]
     assert len(inputs) == 1
     t = inputs[0].type.tensor_type
-    assert t.elem_type == onnx.TensorProto.FLOAT
+    fp16 = fname.endswith("-fp16.onnx")
+    assert t.elem_type == (onnx.TensorProto.FLOAT16 if fp16 else onnx.TensorProto.FLOAT)
     dims = t.shape.dim
     assert len(dims) == 4 and dims[1].dim_value == 3
     assert all(d.dim_param for d in (dims[0], dims[2], dims[3])), "N/H/W must be dynamic"
@@ -98,14 +99,14 @@ def test_contract(fname, tmp_path):
     for k in ("gendr.scale", "gendr.tile_multiple", "gendr.tile_size", "gendr.min_overlap",
               "gendr.precision", "gendr.name", "gendr.license", "gendr.source"):
         assert k in meta, k
-    assert meta["gendr.precision"] == "fp32"
+    assert meta["gendr.precision"] == ("fp16" if fp16 else "fp32")
     preset = next(p for p in PRESETS if p["file"] == fname)
     s = int(meta["gendr.scale"])
     assert s == preset["scale"] and meta["gendr.license"] == preset["license"]
     # odd (where the model allows), non-square sizes and a batch of 2 give exactly s x the input
     m = int(meta["gendr.tile_multiple"])
     h, w = -(-21 // m) * m, -(-34 // m) * m
-    x = np.random.default_rng(0).random((2, 3, h, w), dtype=np.float32)
+    x = np.random.default_rng(0).random((2, 3, h, w), dtype=np.float32).astype(np.float16 if fp16 else np.float32)
     y = session(path).run(None, {inputs[0].name: x})[0]
     assert y.shape == (2, 3, h * s, w * s)
 
