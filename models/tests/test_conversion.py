@@ -9,7 +9,11 @@
 * x4: one graph equals the x2 model run twice;
 * int8 (preset default-int8): really quantized (QDQ around the one 128->256 conv,
   int8 weights), metadata as the fp32 model's, output close to the fp32 model's;
-* gendr.border = reflect on every waifu2x model (they pad their own edges), not on Anime4K.
+* gendr.border = reflect on every waifu2x and Real-CUGAN model (they pad their own
+  edges), not on Anime4K or Real-ESRGAN;
+* converted presets (`make models`, not committed) are pinned in CONVERTED.sha256;
+  where the file is absent the contract is checked on a fresh conversion.
+Real-ESRGAN and Real-CUGAN against ncnn: test_realsr.py.
 """
 
 import hashlib
@@ -34,6 +38,7 @@ import anime4k  # noqa: E402
 import build  # noqa: E402
 import quantize  # noqa: E402
 import sources  # noqa: E402
+from common import save  # noqa: E402
 
 TOL = 2 / 255
 BORDER = 8  # output px left out of the comparisons on each side
@@ -63,16 +68,30 @@ def interior(a):
     return a[:, BORDER:-BORDER, BORDER:-BORDER]
 
 
+CONVERTED = {p["file"] for p in PRESETS if p.get("converted")}
+
+
+def model_file(fname, tmp_path):
+    """models/FNAME, or for a converted model not made yet (`make models`), a fresh conversion."""
+    path = os.path.join(MODELS, fname)
+    if fname in CONVERTED and not os.path.exists(path):
+        path = str(tmp_path / fname)
+        save(build.converted()[fname[:-len(".onnx")]](), path)
+    return path
+
+
 @pytest.mark.parametrize("fname", FILES)
-def test_contract(fname):
-    m = onnx.load(os.path.join(MODELS, fname))
+def test_contract(fname, tmp_path):
+    path = model_file(fname, tmp_path)
+    m = onnx.load(path)
     onnx.checker.check_model(m, full_check=True)
     assert [o.version for o in m.opset_import if o.domain in ("", "ai.onnx")] == [17]
     inits = {i.name for i in m.graph.initializer}
     inputs = [i for i in m.graph.input if i.name not in inits]
     assert len(inputs) == 1
     t = inputs[0].type.tensor_type
-    assert t.elem_type == onnx.TensorProto.FLOAT
+    fp16 = fname.endswith("-fp16.onnx")
+    assert t.elem_type == (onnx.TensorProto.FLOAT16 if fp16 else onnx.TensorProto.FLOAT)
     dims = t.shape.dim
     assert len(dims) == 4 and dims[1].dim_value == 3
     assert all(d.dim_param for d in (dims[0], dims[2], dims[3])), "N/H/W must be dynamic"
@@ -80,15 +99,15 @@ def test_contract(fname):
     for k in ("gendr.scale", "gendr.tile_multiple", "gendr.tile_size", "gendr.min_overlap",
               "gendr.precision", "gendr.name", "gendr.license", "gendr.source"):
         assert k in meta, k
-    assert meta["gendr.precision"] == "fp32"
+    assert meta["gendr.precision"] == ("fp16" if fp16 else "fp32")
     preset = next(p for p in PRESETS if p["file"] == fname)
     s = int(meta["gendr.scale"])
     assert s == preset["scale"] and meta["gendr.license"] == preset["license"]
     # odd (where the model allows), non-square sizes and a batch of 2 give exactly s x the input
     m = int(meta["gendr.tile_multiple"])
     h, w = -(-21 // m) * m, -(-34 // m) * m
-    x = np.random.default_rng(0).random((2, 3, h, w), dtype=np.float32)
-    y = session(os.path.join(MODELS, fname)).run(None, {inputs[0].name: x})[0]
+    x = np.random.default_rng(0).random((2, 3, h, w), dtype=np.float32).astype(np.float16 if fp16 else np.float32)
+    y = session(path).run(None, {inputs[0].name: x})[0]
     assert y.shape == (2, 3, h * s, w * s)
 
 
@@ -97,9 +116,15 @@ def test_presets_json():
     assert {"default", "fast", "anime", "default-x4"} <= set(names)
     assert len(names) == len(set(names))
     for p in PRESETS:
-        assert set(p) == {"name", "file", "scale", "params", "speed", "license", "source", "description"}
+        assert set(p) - {"converted"} == {"name", "file", "scale", "params", "speed", "license",
+                                          "source", "description"}
         assert p["speed"] in ("realtime", "fast", "medium", "slow")
-        assert os.path.exists(os.path.join(MODELS, p["file"]))
+        if p.get("converted"):
+            # made by `make models`: pinned in CONVERTED.sha256, not committed
+            assert p["file"] in build.pinned_converted(MODELS), p["file"]
+            assert "make models" in p["description"], p["name"]
+        else:
+            assert os.path.exists(os.path.join(MODELS, p["file"]))
         # Models in their own folder (models/gendr/) keep their card as that folder's README.
         folder = os.path.dirname(p["file"])
         card = (os.path.join(MODELS, folder, "README.md") if folder
@@ -191,9 +216,10 @@ def meta_of(fname):
 
 
 @pytest.mark.parametrize("fname", [f for f in FILES if not f.startswith("gendr/")])
-def test_border_metadata(fname):
-    border = meta_of(fname).get("gendr.border")
-    if fname.startswith("waifu2x-"):
+def test_border_metadata(fname, tmp_path):
+    path = model_file(fname, tmp_path)
+    border = {p.key: p.value for p in onnx.load(path).metadata_props}.get("gendr.border")
+    if fname.startswith(("waifu2x-", "realcugan-")):
         assert border == "reflect", fname  # the graph begins with a reflect Pad
     else:
         assert border is None, fname
@@ -252,3 +278,15 @@ def test_int8_close_to_fp32(img):
     assert psnr >= 50
     assert p999 <= 4 / 255
     assert d.max() <= 24 / 255
+
+
+def test_y_psnr_is_full_range_like_the_rust_metrics():
+    """measure.py's Y-PSNR is src/metrics.rs's: full-range BT.601 luma, peak 1.
+    One 8-bit step in every channel is a luma step of exactly 1/255 (48.13 dB);
+    studio-range luma (16..235) would give 49.26 dB."""
+    import measure
+    a = np.full((4, 5, 3), 100, np.uint8)
+    assert measure.psnr_y(a, a + 1) == pytest.approx(20 * np.log10(255), abs=1e-9)
+    b = a.copy()
+    b[..., 0] += 10  # red only: Y moves by 0.299 * 10/255
+    assert measure.psnr_y(a, b) == pytest.approx(-20 * np.log10(0.299 * 10 / 255), abs=1e-9)
