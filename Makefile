@@ -4,6 +4,7 @@
 #   make test    set up, build, and run every check CI runs
 #   make build   set up and build (release) only
 #   make gpu-runtime   ONNX Runtime with CUDA/TensorRT providers (onnxruntime-gpu)
+#   make fuzz    fuzz `gendr upscale` with zzuf-mutated media for 15 minutes (make fuzz-ci: 1 minute)
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
 # into .deps/ (nothing else is downloaded at build or run time).
@@ -26,7 +27,7 @@ APT_PACKAGES := pkg-config build-essential python3-venv \
 	gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools \
 	gstreamer1.0-plugins-base-apps libgstrtspserver-1.0-dev procps
 
-.PHONY: all deps build demo test lint gpu-runtime clean
+.PHONY: all deps build demo test lint gpu-runtime clean fuzz fuzz-ci
 
 all: build
 
@@ -66,6 +67,13 @@ test: build lint
 	$(CARGO) test --release --workspace --locked
 	$(MAKE) -C models check verify
 	$(MAKE) -C models/gendr check
+
+# FUZZ_SEED=N starts elsewhere; failing inputs are kept in out/fuzz-failures.
+fuzz-ci: build
+	scripts/fuzz-upscale 60
+
+fuzz: build
+	scripts/fuzz-upscale 900
 
 clean:
 	$(CARGO) clean
