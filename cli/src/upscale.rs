@@ -405,6 +405,10 @@ struct EncodedSpan {
     presented_until: Option<gst::ClockTime>,
 }
 
+/// How long a frame without a duration of its own (a still image) is shown:
+/// without one, mp4 gets a track of length zero that players skip.
+const UNTIMED_FRAME_DURATION: gst::ClockTime = gst::ClockTime::from_mseconds(40);
+
 /// mp4mux makes a track as long as its decode times plus the last sample's
 /// duration, and its edit list shows that long a stretch from the first
 /// frame. With B-frames and a variable frame rate the frames shown last can
@@ -415,7 +419,12 @@ fn cover_reordered_frames(buffer: &mut gst::BufferRef, span: &mut EncodedSpan) {
     let (Some(pts), Some(dts)) = (buffer.pts(), buffer.dts()) else {
         return;
     };
-    let end = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+    // x264enc stamps 1 ns on frames that came without a duration.
+    let duration = buffer
+        .duration()
+        .filter(|d| *d >= gst::ClockTime::MSECOND)
+        .unwrap_or(UNTIMED_FRAME_DURATION);
+    let end = pts + duration;
     let first_dts = *span.first_dts.get_or_insert(dts);
     let first_pts = span.first_pts.map_or(pts, |p| p.min(pts));
     let until = span.presented_until.map_or(end, |u| u.max(end));
@@ -424,6 +433,36 @@ fn cover_reordered_frames(buffer: &mut gst::BufferRef, span: &mut EncodedSpan) {
     let needed = (until + first_dts).checked_sub(dts + first_pts);
     if let Some(duration) = needed.filter(|d| !d.is_zero()) {
         buffer.set_duration(duration);
+    }
+}
+
+/// Notes the decoded frame size from a caps event; a different size than
+/// before is an error: encoders and muxers take one size per stream (mp4mux
+/// would write a file that decodes wrongly, matroskamux fails obscurely).
+fn size_change(event: &gst::Event, progress: &Progress) -> Option<String> {
+    let gst::EventView::Caps(caps) = event.view() else {
+        return None;
+    };
+    let s = caps.caps().structure(0)?;
+    let size = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
+    let mut known = progress
+        .decoded_size
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match *known {
+        Some(first) if first != size => Some(format!(
+            "the video changes frame size after {} frames ({}x{} to {}x{}); an output holds one size: \
+             split the input where it changes",
+            progress.decoded.load(Ordering::Relaxed),
+            first.0,
+            first.1,
+            size.0,
+            size.1
+        )),
+        _ => {
+            *known = Some(size);
+            None
+        }
     }
 }
 
@@ -497,15 +536,29 @@ impl Job {
 
         let progress = Arc::new(Progress::new());
         let chain_sink = queue_in.static_pad("sink").context("queue sink")?;
+        let link_error = Arc::new(Mutex::new(None));
         {
-            let progress = progress.clone();
-            chain_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
-                    progress.decoded.fetch_add(1, Ordering::Relaxed);
-                    progress.saw_buffer(buffer);
-                }
-                gst::PadProbeReturn::Ok
-            });
+            let (progress, errors) = (progress.clone(), link_error.clone());
+            chain_sink.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                move |pad, info| {
+                    match &info.data {
+                        Some(gst::PadProbeData::Buffer(buffer)) => {
+                            progress.decoded.fetch_add(1, Ordering::Relaxed);
+                            progress.saw_buffer(buffer);
+                        }
+                        Some(gst::PadProbeData::Event(event)) => {
+                            if let Some(text) = size_change(event, &progress) {
+                                if let Some(element) = pad.parent_element() {
+                                    report(&element, &errors, text);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
         }
         {
             let progress = progress.clone();
@@ -528,7 +581,6 @@ impl Job {
             |p| &p.muxed,
         );
 
-        let link_error = Arc::new(Mutex::new(None));
         {
             let (errors, progress) = (link_error.clone(), progress.clone());
             decode.connect_pad_added(move |decode, pad| {

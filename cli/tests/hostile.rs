@@ -394,3 +394,57 @@ fn mjpeg_avi_and_png_mov_are_upscaled() {
         assert_eq!(ffprobe_frame_times(&output).len(), 8, "{name}");
     }
 }
+
+/// A still image has no duration: the mp4 track must not be zero long.
+#[test]
+fn still_images_become_a_one_frame_video() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["photo.png", "photo.jpg"] {
+        let input = dir.path().join(name);
+        ffmpeg_clip(&input, "64x48", 1, &[]);
+        let output = dir.path().join(format!("{name}.mp4"));
+        let out = upscale(&["-q", "-m", "fast"], &input, &output);
+        assert!(out.status.success(), "{name}: {}", stderr(&out));
+        assert_eq!(ffprobe_frame_times(&output).len(), 1, "{name}");
+    }
+}
+
+#[test]
+fn a_size_change_mid_stream_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two MPEG-TS pieces of different sizes, one after the other, as broadcast does.
+    let (a, b) = (dir.path().join("a.ts"), dir.path().join("b.ts"));
+    ffmpeg_clip(&a, "64x48", 10, &["-c:v", "libx264", "-pix_fmt", "yuv420p"]);
+    ffmpeg_clip(
+        &b,
+        "96x64",
+        10,
+        &[
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            "yuv420p",
+            "-output_ts_offset",
+            "1",
+        ],
+    );
+    let mut joined = std::fs::read(&a).unwrap();
+    joined.extend(std::fs::read(&b).unwrap());
+    let input = dir.path().join("joined.ts");
+    std::fs::write(&input, joined).unwrap();
+    std::fs::remove_file(a).unwrap();
+    std::fs::remove_file(b).unwrap();
+    for name in ["out.mp4", "out.mkv"] {
+        let out = upscale(&["-q", "-m", "fast"], &input, &dir.path().join(name));
+        let line = error_line(&out);
+        assert!(
+            line.contains("changes frame size") && line.contains("64x48 to 96x64"),
+            "{name}: {line}"
+        );
+        assert_eq!(
+            files_in(dir.path()),
+            vec!["joined.ts"],
+            "{name}: left behind"
+        );
+    }
+}
