@@ -448,3 +448,20 @@ fn a_size_change_mid_stream_is_named() {
         );
     }
 }
+
+#[test]
+fn a_format_without_a_decoder_is_called_unsupported() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("snow.mkv");
+    // Snow: an experimental ffmpeg codec no GStreamer decoder reads.
+    ffmpeg_clip(&input, "64x48", 2, &["-c:v", "snow", "-strict", "-2"]);
+    fails_with(
+        &["-q", "-m", "fast"],
+        &input,
+        dir.path(),
+        &[
+            "snow.mkv",
+            "no installed GStreamer element can read or decode it",
+        ],
+    );
+}
