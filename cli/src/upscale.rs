@@ -1,10 +1,11 @@
 //! `gendr upscale`: decode → gendrsr → encode → mux, audio copied, written
 //! to a temporary name and renamed only when the whole file is done.
 
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
@@ -44,6 +45,25 @@ pub struct Args {
     /// No progress bar.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+    /// Fail when no frame moves through any stage for this many seconds
+    /// (raised to 5× the longest wait for a frame from the model so far); 0 = never.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT_S)]
+    pub stall_timeout: u64,
+}
+
+/// Seconds without progress before `gendr upscale` calls the job stalled:
+/// generous, since a big model's first frame on a CPU can take minutes.
+pub const DEFAULT_STALL_TIMEOUT_S: u64 = 300;
+
+/// A clap parser accepting exactly `range` (one of [`gendr::limits`]), so a
+/// value out of range is a usage error rather than a property panic.
+fn in_range<T>(range: RangeInclusive<T>) -> clap::builder::RangedI64ValueParser<T>
+where
+    T: TryFrom<i64> + Into<i64> + Copy + Clone + Send + Sync + 'static,
+    <T as TryFrom<i64>>::Error: std::error::Error + Send + Sync + 'static,
+{
+    clap::builder::RangedI64ValueParser::<T>::new()
+        .range((*range.start()).into()..=(*range.end()).into())
 }
 
 /// The gendrsr settings every subcommand shares.
@@ -53,29 +73,29 @@ pub struct SrOptions {
     #[arg(long, short = 'm', default_value = gendr::presets::DEFAULT_PRESET)]
     pub model: String,
     /// Tile edge in input pixels (0 = the model's preference).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::TILE_SIZE))]
     pub tile: u32,
     /// Context around each tile in input pixels (raised to the model's minimum).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = in_range(gendr::limits::TILE_OVERLAP))]
     pub overlap: u32,
     /// Execution provider: auto, cpu, cuda or tensorrt.
     #[arg(long, default_value = "auto")]
     pub provider: String,
     /// GPU index for the cuda and tensorrt providers.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::DEVICE_ID))]
     pub device_id: i32,
     /// Inference workers, each with its own session (0 = 1 on the CPU, 2 on a GPU).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::STREAMS))]
     pub streams: u32,
     /// Intra-op threads per worker (0 = all cores).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::THREADS))]
     pub threads: u32,
     /// Tiles per inference run for models with a batch dimension
     /// (0 = a frame's tiles together on a GPU, one at a time on the CPU).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::BATCH_SIZE))]
     pub batch: u32,
     /// Frames inside gendrsr at once.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = in_range(gendr::limits::MAX_FRAMES_IN_FLIGHT))]
     pub max_frames_in_flight: u32,
     /// Folder for TensorRT engines (default ~/.cache/gendr/tensorrt).
     #[arg(long, value_name = "DIR")]
@@ -198,18 +218,55 @@ pub fn muxer_for(path: &Path) -> Result<gst::Element> {
     Ok(gst::ElementFactory::make(factory).build()?)
 }
 
-/// The hidden file the output is written to until it is complete.
-fn partial_path(output: &Path) -> PathBuf {
-    let name = output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    output.with_file_name(format!(".{name}.gendr-partial"))
+/// The largest frame edge gendrsr negotiates, read from its src template so
+/// the element stays the one source of that limit.
+fn element_max_edge() -> Option<u32> {
+    let factory = gst::ElementFactory::find("gendrsr")?;
+    let template = factory
+        .static_pad_templates()
+        .into_iter()
+        .find(|t| t.direction() == gst::PadDirection::Src)?;
+    let caps = template.caps();
+    let width = caps.structure(0)?.get::<gst::IntRange<i32>>("width").ok()?;
+    u32::try_from(width.max()).ok()
 }
 
-pub fn run(args: Args) -> Result<()> {
-    let info = media::discover(&args.input)?;
-    args.sr.validate()?;
+/// Refuses frames gendrsr cannot negotiate before any work starts: the
+/// input size always, the output size when the preset tells the scale.
+fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> Result<()> {
+    let Some(max) = element_max_edge() else {
+        return Ok(());
+    };
+    let (w, h) = (info.width, info.height);
+    if w > max || h > max {
+        bail!(
+            "{}: {w}x{h} frames are larger than gendr takes (at most {max} pixels per edge)",
+            input.display()
+        );
+    }
+    if let Some(preset) = gendr::presets::find(model) {
+        let scale = preset.scale as u64;
+        let (out_w, out_h) = (u64::from(w) * scale, u64::from(h) * scale);
+        if out_w > u64::from(max) || out_h > u64::from(max) {
+            bail!(
+                "{}: ×{scale} makes {out_w}x{out_h} frames, over the {max}-pixel edge limit of the output; \
+                 use a model with a smaller scale or scale the input down first",
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses outputs that can be known to fail before any work is done.
+fn check_output(args: &Args) -> Result<()> {
+    if args.output.is_dir() {
+        bail!(
+            "{} is a directory; name the output file, e.g. {}",
+            args.output.display(),
+            args.output.join("out.mp4").display()
+        );
+    }
     if args.output.exists() && !args.overwrite {
         bail!(
             "{} exists; pass --overwrite to replace it",
@@ -219,11 +276,40 @@ pub fn run(args: Args) -> Result<()> {
     if std::fs::canonicalize(&args.input).ok() == std::fs::canonicalize(&args.output).ok() {
         bail!("input and output are the same file");
     }
+    Ok(())
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let info = media::discover(&args.input)?;
+    args.sr.validate()?;
+    check_output(&args)?;
     let muxer = muxer_for(&args.output)?;
-    let partial = partial_path(&args.output);
-    std::fs::File::create(&partial)
+    check_frame_size(&info, &args.input, &args.sr.model)?;
+    if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
+        bail!(
+            "{}: truncated: frame {expected} is cut short ({complete} complete frames)",
+            args.input.display()
+        );
+    }
+    // Claimed before the checks below so that they see what a run that
+    // finished meanwhile left, and so that no two runs share a file.
+    let claim = media::OutputClaim::acquire(&args.output)?;
+    check_output(&args)?;
+    let name = args
+        .output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = match args.output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // Unique and hidden, recognisably gendr's; removed on every early return.
+    let partial = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".gendr-partial")
+        .tempfile_in(&folder)
         .with_context(|| format!("{}: cannot write here", args.output.display()))?;
-    let guard = media::RemoveOnDrop::new(partial.clone());
 
     let interrupted = Arc::new(AtomicBool::new(false));
     {
@@ -231,7 +317,8 @@ pub fn run(args: Args) -> Result<()> {
         // A second handler cannot be installed; only the first call in a process matters.
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
-    let job = Job::build(&args, muxer, &partial)?;
+    let log = Arc::new(media::ErrorLog::watch());
+    let job = Job::build(&args, muxer, partial.path(), log.clone())?;
     if !args.quiet {
         let fps = info.framerate;
         eprintln!(
@@ -246,11 +333,28 @@ pub fn run(args: Args) -> Result<()> {
         );
     }
     let started = Instant::now();
-    let frames = job.run(&info, args.quiet, &interrupted)?;
-    std::fs::rename(&partial, &args.output)
+    let frames = job.run(&info, &args, &interrupted)?;
+    let damaged = log.decoder_errors();
+    let undecodable = job.undecodable();
+    let persisted = if args.overwrite {
+        partial.persist(&args.output)
+    } else {
+        partial.persist_noclobber(&args.output)
+    };
+    persisted
+        .map_err(|e| e.error)
         .with_context(|| format!("moving the finished file to {}", args.output.display()))?;
-    guard.keep();
+    drop(claim);
     let secs = started.elapsed().as_secs_f64();
+    // Packets and frames differ for some codecs (fields, packed B-frames):
+    // the difference is told only when the decoder also saw damage.
+    if damaged > 0 {
+        eprintln!(
+            "gendr: warning: {}: the decoder reported {damaged} error(s); damaged frames were concealed \
+             and may show artefacts, {undecodable} could not be decoded at all",
+            args.input.display()
+        );
+    }
     eprintln!(
         "gendr: wrote {} ({frames} frames in {secs:.1} s, {:.2} fps)",
         args.output.display(),
@@ -259,15 +363,156 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
+/// Frames past each stage, and where the input's timeline ended: what the
+/// watchdog and the truncation check read.
+#[derive(Default)]
+struct Progress {
+    /// Video packets handed to the decoder.
+    packets: AtomicU64,
+    decoded: AtomicU64,
+    encoded: AtomicU64,
+    /// Buffers written by the muxer (audio included).
+    muxed: AtomicU64,
+    /// Earliest start and latest end over decoded video and copied audio, ns.
+    first_start: AtomicU64,
+    last_end: AtomicU64,
+    /// The decoded frame size, for explaining a refused negotiation.
+    decoded_size: Mutex<Option<(i32, i32)>>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            first_start: AtomicU64::new(u64::MAX),
+            ..Default::default()
+        }
+    }
+
+    fn saw_buffer(&self, buffer: &gst::BufferRef) {
+        if let Some(pts) = buffer.pts() {
+            let end = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+            self.first_start
+                .fetch_min(pts.nseconds(), Ordering::Relaxed);
+            self.last_end.fetch_max(end.nseconds(), Ordering::Relaxed);
+        }
+    }
+
+    /// Seconds of input timeline seen, once anything was seen.
+    fn span(&self) -> Option<gst::ClockTime> {
+        let (start, end) = (
+            self.first_start.load(Ordering::Relaxed),
+            self.last_end.load(Ordering::Relaxed),
+        );
+        (start <= end).then(|| gst::ClockTime::from_nseconds(end - start))
+    }
+}
+
+/// Counts buffers through `pad` and notes their times.
+fn watch_buffers(pad: &gst::Pad, progress: &Arc<Progress>, count: fn(&Progress) -> &AtomicU64) {
+    let progress = progress.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        count(&progress).fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// The encoded frames' span, for [`cover_reordered_frames`].
+#[derive(Default)]
+struct EncodedSpan {
+    first_dts: Option<gst::ClockTime>,
+    first_pts: Option<gst::ClockTime>,
+    presented_until: Option<gst::ClockTime>,
+}
+
+/// How long a frame without a duration of its own (a still image) is shown:
+/// without one, mp4 gets a track of length zero that players skip.
+const UNTIMED_FRAME_DURATION: gst::ClockTime = gst::ClockTime::from_mseconds(40);
+
+/// mp4mux makes a track as long as its decode times plus the last sample's
+/// duration, and its edit list shows that long a stretch from the first
+/// frame. With B-frames and a variable frame rate the frames shown last can
+/// lie beyond it, and players cut them. Giving each encoded frame the
+/// duration that would make it, as the last, cover every frame presented so
+/// far keeps them all; only the last frame's duration is used by the muxers.
+fn cover_reordered_frames(buffer: &mut gst::BufferRef, span: &mut EncodedSpan) {
+    let (Some(pts), Some(dts)) = (buffer.pts(), buffer.dts()) else {
+        return;
+    };
+    // x264enc stamps 1 ns on frames that came without a duration.
+    let duration = buffer
+        .duration()
+        .filter(|d| *d >= gst::ClockTime::MSECOND)
+        .unwrap_or(UNTIMED_FRAME_DURATION);
+    let end = pts + duration;
+    let first_dts = *span.first_dts.get_or_insert(dts);
+    let first_pts = span.first_pts.map_or(pts, |p| p.min(pts));
+    let until = span.presented_until.map_or(end, |u| u.max(end));
+    (span.first_pts, span.presented_until) = (Some(first_pts), Some(until));
+    // Decode span plus this duration = presentation span.
+    let needed = (until + first_dts).checked_sub(dts + first_pts);
+    if let Some(duration) = needed.filter(|d| !d.is_zero()) {
+        buffer.set_duration(duration);
+    }
+}
+
+/// Notes the decoded frame size from a caps event; a different size than
+/// before is an error: encoders and muxers take one size per stream (mp4mux
+/// would write a file that decodes wrongly, matroskamux fails obscurely).
+fn size_change(event: &gst::Event, progress: &Progress) -> Option<String> {
+    let gst::EventView::Caps(caps) = event.view() else {
+        return None;
+    };
+    let s = caps.caps().structure(0)?;
+    let size = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
+    let mut known = progress
+        .decoded_size
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match *known {
+        Some(first) if first != size => Some(format!(
+            "the video changes frame size after {} frames ({}x{} to {}x{}); an output holds one size: \
+             split the input where it changes",
+            progress.decoded.load(Ordering::Relaxed),
+            first.0,
+            first.1,
+            size.0,
+            size.1
+        )),
+        _ => {
+            *known = Some(size);
+            None
+        }
+    }
+}
+
+/// Turns a failure found in a streaming thread into a bus error, keeping
+/// its text as the one the user sees.
+fn report(element: &gst::Element, errors: &Mutex<Option<String>>, text: String) {
+    tracing::debug!("{text}");
+    errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert(text.clone());
+    element.post_error_message(gst::error_msg!(gst::CoreError::Negotiation, ["{}", text]));
+}
+
 struct Job {
     pipeline: gst::Pipeline,
+    log: Arc<media::ErrorLog>,
+    sr: gst::Element,
     frames: Arc<AtomicU64>,
+    progress: Arc<Progress>,
     /// A link or configuration error found in a streaming thread.
     link_error: Arc<Mutex<Option<String>>>,
 }
 
 impl Job {
-    fn build(args: &Args, muxer: gst::Element, partial: &Path) -> Result<Job> {
+    fn build(
+        args: &Args,
+        muxer: gst::Element,
+        partial: &Path,
+        log: Arc<media::ErrorLog>,
+    ) -> Result<Job> {
         let pipeline = gst::Pipeline::new();
         let src = gst::ElementFactory::make("filesrc")
             .property("location", &args.input)
@@ -307,25 +552,96 @@ impl Job {
             .static_pad("src")
             .context("queue src")?
             .link(&mux_video)?;
+
+        let progress = Arc::new(Progress::new());
         let chain_sink = queue_in.static_pad("sink").context("queue sink")?;
-        decode.connect_pad_added(move |_, pad| {
-            if pad.current_caps().is_some_and(|c| {
-                c.structure(0)
-                    .is_some_and(|s| s.name().starts_with("video/"))
-            }) && !chain_sink.is_linked()
-            {
-                let _ = pad.link(&chain_sink);
-            }
-        });
+        let link_error = Arc::new(Mutex::new(None));
+        {
+            let (progress, errors) = (progress.clone(), link_error.clone());
+            chain_sink.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                move |pad, info| {
+                    match &info.data {
+                        Some(gst::PadProbeData::Buffer(buffer)) => {
+                            progress.decoded.fetch_add(1, Ordering::Relaxed);
+                            progress.saw_buffer(buffer);
+                        }
+                        Some(gst::PadProbeData::Event(event)) => {
+                            if let Some(text) = size_change(event, &progress) {
+                                if let Some(element) = pad.parent_element() {
+                                    report(&element, &errors, text);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
+        {
+            let progress = progress.clone();
+            let span = Mutex::new(EncodedSpan::default());
+            queue_out
+                .static_pad("sink")
+                .context("queue sink")?
+                .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                    progress.encoded.fetch_add(1, Ordering::Relaxed);
+                    if let Some(buffer) = info.buffer_mut() {
+                        let mut span = span.lock().unwrap_or_else(|p| p.into_inner());
+                        cover_reordered_frames(buffer.make_mut(), &mut span);
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+        }
+        watch_buffers(
+            &sink.static_pad("sink").context("filesink sink")?,
+            &progress,
+            |p| &p.muxed,
+        );
+
+        {
+            let (errors, progress) = (link_error.clone(), progress.clone());
+            decode.connect_pad_added(move |decode, pad| {
+                let Some(video) = pad.current_caps().and_then(|c| {
+                    c.structure(0)
+                        .filter(|s| s.name().starts_with("video/"))
+                        .map(|s| s.to_owned())
+                }) else {
+                    return;
+                };
+                if chain_sink.is_linked() {
+                    return;
+                }
+                if let (Ok(w), Ok(h)) = (video.get::<i32>("width"), video.get::<i32>("height")) {
+                    *progress
+                        .decoded_size
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some((w, h));
+                }
+                if let Err(e) = pad.link(&chain_sink) {
+                    let caps = pad
+                        .current_caps()
+                        .map(|c| c.to_string())
+                        .unwrap_or_default();
+                    report(
+                        decode,
+                        &errors,
+                        format!(
+                            "the decoded video ({caps}) cannot be passed on to gendrsr ({e:?})"
+                        ),
+                    );
+                }
+            });
+        }
 
         let frames = media::count_output(&sr)?;
-
-        let link_error = Arc::new(Mutex::new(None));
         let video_taken = Arc::new(AtomicBool::new(false));
         let weak_pipeline = pipeline.downgrade();
         let (decode_weak, muxer_weak, errors) =
             (decode.downgrade(), muxer.downgrade(), link_error.clone());
-        parse.connect_pad_added(move |_, pad| {
+        let stream_progress = progress.clone();
+        parse.connect_pad_added(move |parse, pad| {
             let (Some(pipeline), Some(decode), Some(muxer)) = (
                 weak_pipeline.upgrade(),
                 decode_weak.upgrade(),
@@ -338,35 +654,41 @@ impl Job {
                 .structure(0)
                 .map(|s| s.name().to_string())
                 .unwrap_or_default();
-            let result = if name.starts_with("video/") && !video_taken.swap(true, Ordering::SeqCst)
+            let result = if !name.starts_with("audio/")
+                && media::decodes_to_video(&caps)
+                && !video_taken.swap(true, Ordering::SeqCst)
             {
+                watch_buffers(pad, &stream_progress, |p| &p.packets);
                 decode
                     .static_pad("sink")
                     .ok_or_else(|| anyhow!("decodebin sink"))
-                    .and_then(|s| pad.link(&s).map(|_| ()).map_err(|e| anyhow!("{e:?}")))
+                    .and_then(|s| {
+                        pad.link(&s)
+                            .map(|_| ())
+                            .map_err(|e| anyhow!("the {name} video cannot be decoded ({e:?})"))
+                    })
             } else if name.starts_with("audio/") {
-                copy_audio(&pipeline, &muxer, pad, &caps)
+                copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress)
             } else {
                 discard(&pipeline, pad)
             };
             if let Err(e) = result {
-                tracing::debug!("linking {name}: {e:#}");
-                errors
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert(format!("{e:#}"));
+                report(parse, &errors, format!("{e:#}"));
             }
         });
         Ok(Job {
             pipeline,
+            log,
+            sr,
             frames,
+            progress,
             link_error,
         })
     }
 
     /// Runs to the end; returns the number of frames written.
-    fn run(&self, info: &MediaInfo, quiet: bool, interrupted: &AtomicBool) -> Result<u64> {
-        let bar = if quiet {
+    fn run(&self, info: &MediaInfo, args: &Args, interrupted: &AtomicBool) -> Result<u64> {
+        let bar = if args.quiet {
             ProgressBar::hidden()
         } else {
             ProgressBar::new(info.frame_count().unwrap_or(0))
@@ -377,46 +699,54 @@ impl Job {
             )
             .expect("static template"),
         );
-        let result = self.drive(&bar, interrupted);
+        let stall_limit = (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout));
+        let result = self.drive(&bar, interrupted, stall_limit);
         bar.finish_and_clear();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
-        let written = self.frames.load(Ordering::Relaxed);
-        // Demuxers end quietly at the end of a truncated file: the count tells.
-        if let Some(expected) = info.frame_count() {
-            if written + (expected / 100).max(2) < expected {
-                bail!("the input ended early: {written} of {expected} frames decoded (truncated or corrupt file?)");
+        // Demuxers end quietly at the end of a truncated file; the timeline
+        // tells, whatever the frame rate (variable included).
+        if let (Some(duration), Some(span)) = (info.duration, self.progress.span()) {
+            if span + TRUNCATION_TOLERANCE < duration {
+                bail!(
+                    "the input ended early: its streams stop at {:.2} s of {:.2} s (truncated or corrupt file?)",
+                    span.seconds_f64(),
+                    duration.seconds_f64()
+                );
             }
         }
-        Ok(written)
+        Ok(self.frames.load(Ordering::Relaxed))
     }
 
-    fn drive(&self, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<()> {
+    fn drive(
+        &self,
+        bar: &ProgressBar,
+        interrupted: &AtomicBool,
+        stall_limit: Option<Duration>,
+    ) -> Result<()> {
         let bus = self.pipeline.bus().context("pipeline bus")?;
         if self.pipeline.set_state(gst::State::Playing).is_err() {
             return Err(self
                 .first_error(&bus)
                 .unwrap_or_else(|| anyhow!("the pipeline could not start")));
         }
+        let mut watchdog = Watchdog::new(stall_limit);
         loop {
             if interrupted.load(Ordering::SeqCst) {
                 bail!("interrupted; no output written");
             }
-            bar.set_position(self.frames.load(Ordering::Relaxed));
+            let upscaled = self.frames.load(Ordering::Relaxed);
+            bar.set_position(upscaled);
+            watchdog.check(&self.progress, upscaled)?;
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
                 continue;
             };
             match msg.view() {
                 gst::MessageView::Eos(_) => break,
-                gst::MessageView::Error(err) => {
-                    let linked = self
-                        .link_error
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .clone();
-                    return Err(match linked {
-                        Some(cause) => anyhow!("{cause}"),
-                        None => anyhow!("{}", media::error_text(err)),
+                gst::MessageView::Error(err) => return Err(self.explain(err)),
+                gst::MessageView::Warning(warning) => {
+                    bar.suspend(|| {
+                        eprintln!("gendr: warning: {}", media::warning_text(warning));
                     });
                 }
                 _ => {}
@@ -428,13 +758,114 @@ impl Job {
         Ok(())
     }
 
-    fn first_error(&self, bus: &gst::Bus) -> Option<anyhow::Error> {
-        let msg =
-            bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])?;
-        match msg.view() {
-            gst::MessageView::Error(err) => Some(anyhow!("{}", media::error_text(err))),
-            _ => None,
+    /// The user's reason for a pipeline error: a recorded link failure, a
+    /// frame size the model refuses, or the element's own message.
+    fn explain(&self, err: &gst::message::Error) -> anyhow::Error {
+        if let Some(cause) = self
+            .link_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return anyhow!("{cause}");
         }
+        let negotiated = self
+            .sr
+            .static_pad("src")
+            .is_some_and(|pad| pad.current_caps().is_some());
+        if let (false, Some(refusal)) = (negotiated, self.log.last_element_error()) {
+            let decoded = *self
+                .progress
+                .decoded_size
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            return match decoded {
+                Some((w, h)) => anyhow!("gendrsr refused the decoded {w}x{h} frames: {refusal}"),
+                None => anyhow!("gendrsr: {refusal}"),
+            };
+        }
+        anyhow!("{}", media::error_text(err))
+    }
+
+    /// Packets the decoder turned into no frame (exact for codecs with a
+    /// frame per packet, the usual case).
+    fn undecodable(&self) -> u64 {
+        let packets = self.progress.packets.load(Ordering::Relaxed);
+        packets.saturating_sub(self.progress.decoded.load(Ordering::Relaxed))
+    }
+
+    fn first_error(&self, bus: &gst::Bus) -> Option<anyhow::Error> {
+        media::first_error(bus, |err| self.explain(err))
+    }
+}
+
+/// How far short of the container's duration the streams may end: a last
+/// frame or audio packet without a duration of its own.
+const TRUNCATION_TOLERANCE: gst::ClockTime = gst::ClockTime::from_mseconds(500);
+
+/// Turns a pipeline that stopped moving into an error naming the stage.
+/// A slow model is not a stall: the limit grows to several times the
+/// longest wait seen between two frames out of the model.
+struct Watchdog {
+    limit: Option<Duration>,
+    last: (u64, u64, u64, u64),
+    last_change: Instant,
+    last_upscaled: Option<Instant>,
+    longest_model_wait: Duration,
+}
+
+impl Watchdog {
+    /// Times the longest wait between model outputs is allowed before a stall.
+    const MODEL_WAIT_FACTOR: u32 = 5;
+
+    fn new(limit: Option<Duration>) -> Self {
+        Watchdog {
+            limit,
+            last: (0, 0, 0, 0),
+            last_change: Instant::now(),
+            last_upscaled: None,
+            longest_model_wait: Duration::ZERO,
+        }
+    }
+
+    fn check(&mut self, progress: &Progress, upscaled: u64) -> Result<()> {
+        let Some(base) = self.limit else {
+            return Ok(());
+        };
+        let now = (
+            progress.decoded.load(Ordering::Relaxed),
+            upscaled,
+            progress.encoded.load(Ordering::Relaxed),
+            progress.muxed.load(Ordering::Relaxed),
+        );
+        if now != self.last {
+            if now.1 != self.last.1 {
+                if let Some(previous) = self.last_upscaled {
+                    self.longest_model_wait = self.longest_model_wait.max(previous.elapsed());
+                }
+                self.last_upscaled = Some(Instant::now());
+            }
+            self.last = now;
+            self.last_change = Instant::now();
+            return Ok(());
+        }
+        let limit = base.max(self.longest_model_wait * Self::MODEL_WAIT_FACTOR);
+        if self.last_change.elapsed() < limit {
+            return Ok(());
+        }
+        let secs = limit.as_secs();
+        let (decoded, upscaled, ..) = now;
+        let stage = if decoded == 0 {
+            format!("no frame was decoded in {secs} s")
+        } else if decoded > upscaled {
+            format!(
+                "gendrsr (the model) made no progress for {secs} s with {} frame(s) waiting",
+                decoded - upscaled
+            )
+        } else {
+            format!("decoding made no progress for {secs} s after {decoded} frames")
+        };
+        bail!("stalled: {stage}; pass --stall-timeout SECS to wait longer (0 = never)")
     }
 }
 
@@ -444,6 +875,7 @@ fn copy_audio(
     muxer: &gst::Element,
     pad: &gst::Pad,
     caps: &gst::Caps,
+    progress: &Arc<Progress>,
 ) -> Result<()> {
     let template = muxer
         .pad_template("audio_%u")
@@ -465,9 +897,17 @@ fn copy_audio(
         .property("max-size-bytes", 0u32)
         .property("max-size-time", 0u64)
         .build()?;
+    let queue_sink = queue.static_pad("sink").context("queue sink")?;
+    let progress = progress.clone();
+    queue_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
+            progress.saw_buffer(buffer);
+        }
+        gst::PadProbeReturn::Ok
+    });
     pipeline.add(&queue)?;
     queue.sync_state_with_parent()?;
-    pad.link(&queue.static_pad("sink").context("queue sink")?)?;
+    pad.link(&queue_sink)?;
     let mux_pad = muxer
         .request_pad_simple("audio_%u")
         .context("the muxer refused an audio stream")?;

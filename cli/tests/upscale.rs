@@ -316,12 +316,26 @@ fn interrupting_a_run_leaves_nothing() {
         .unwrap();
     // Wait until the partial file is being written, then interrupt.
     let started = std::time::Instant::now();
-    while only_files(dir.path()).is_empty()
+    while !only_files(dir.path())
+        .iter()
+        .any(|n| n.ends_with(".gendr-partial"))
         && started.elapsed() < std::time::Duration::from_secs(20)
     {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert_eq!(only_files(dir.path()), vec![".o.mp4.gendr-partial"]);
+    // A hidden, unique partial file next to the output, and the output's lock.
+    let names = only_files(dir.path());
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(
+        names.contains(&".o.mp4.gendr-lock".to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with(".o.mp4.") && n.ends_with(".gendr-partial")),
+        "{names:?}"
+    );
     let sent = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

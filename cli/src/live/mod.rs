@@ -78,8 +78,8 @@ pub struct Args {
     /// What to do with frames the model cannot take in time.
     #[arg(long, default_value = "drop", value_parser = overload_parser())]
     pub on_overload: Overload,
-    /// Video bitrate in kbit/s.
-    #[arg(long, default_value_t = 4000)]
+    /// Video bitrate in kbit/s (x264enc's range).
+    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=2_048_000))]
     pub bitrate: u32,
     /// x264 speed preset (ultrafast … veryslow).
     #[arg(long, default_value = "veryfast")]

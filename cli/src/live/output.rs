@@ -146,13 +146,9 @@ impl Output {
     }
 
     pub fn first_error(&self) -> Option<anyhow::Error> {
-        let bus = self.pipeline.bus()?;
-        let msg =
-            bus.timed_pop_filtered(gst::ClockTime::from_seconds(1), &[gst::MessageType::Error])?;
-        match msg.view() {
-            gst::MessageView::Error(err) => Some(anyhow!("{}", media::error_text(err))),
-            _ => None,
-        }
+        media::first_error(&self.pipeline.bus()?, |err| {
+            anyhow!("{}", media::error_text(err))
+        })
     }
 
     /// Ends the stream (when `clean`) so that files are finalised, stops the
