@@ -30,32 +30,11 @@ import struct
 
 import numpy as np
 
-from common import Graph
+from common import Graph, parse_param
 
 FP16_TAG = 0x01306B47
 
 ACT_NONE, ACT_RELU, ACT_LEAKY, ACT_SIGMOID = 0, 1, 2, 4
-
-
-def parse_param(text: str):
-    """[(type, name, bottoms, tops, {key: str})] in file order."""
-    lines = [l.split() for l in text.splitlines() if l.strip()]
-    if lines[0] != ["7767517"]:
-        raise ValueError("not an ncnn .param file (magic 7767517 missing)")
-    n_layers, _ = map(int, lines[1])
-    layers = []
-    for parts in lines[2:2 + n_layers]:
-        typ, name, nb, nt = parts[0], parts[1], int(parts[2]), int(parts[3])
-        bottoms = parts[4:4 + nb]
-        tops = parts[4 + nb:4 + nb + nt]
-        params = {}
-        for kv in parts[4 + nb + nt:]:
-            k, v = kv.split("=", 1)
-            params[int(k)] = v
-        layers.append((typ, name, bottoms, tops, params))
-    if len(layers) != n_layers:
-        raise ValueError(f".param lists {len(layers)} layers, header says {n_layers}")
-    return layers
 
 
 def pint(p, key, default=0):

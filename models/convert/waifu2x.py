@@ -13,28 +13,10 @@ import struct
 
 import numpy as np
 
-from common import Graph, finish
+from common import Graph, finish, parse_param
 
 FP16_TAG = 0x01306B47
 PREPAD = 7
-
-
-def parse_param(text: str):
-    """Return [(type, name, bottoms, tops, {id: value-string})] from an ncnn .param."""
-    lines = [l.split() for l in text.splitlines() if l.strip()]
-    assert lines[0] == ["7767517"], "not an ncnn param file"
-    n_layers, _ = map(int, lines[1])
-    layers = []
-    for parts in lines[2:2 + n_layers]:
-        typ, name, nb, nt = parts[0], parts[1], int(parts[2]), int(parts[3])
-        bottoms = parts[4:4 + nb]
-        tops = parts[4 + nb:4 + nb + nt]
-        params = {}
-        for kv in parts[4 + nb + nt:]:
-            k, v = kv.split("=", 1)
-            params[int(k)] = v
-        layers.append((typ, name, bottoms, tops, params))
-    return layers
 
 
 def read_weights(layers, blob: bytes):
