@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{anyhow, bail, Context, Result};
 use gendr::frame::RgbImage;
 use gst::prelude::*;
+use gst_pbutils::prelude::*;
 use gst_video::prelude::*;
 
 /// Removes a file when dropped: scratch files never outlive an early return.
@@ -105,6 +106,9 @@ pub struct MediaInfo {
     /// Frames per second; 0/1 when unknown or variable.
     pub framerate: gst::Fraction,
     pub audio_streams: usize,
+    /// The video's display orientation (`rotate-90`, `flip-rotate-270`…)
+    /// when the container asks for one other than upright.
+    pub orientation: Option<String>,
 }
 
 impl MediaInfo {
@@ -163,6 +167,13 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
         height: v.height(),
         framerate: v.framerate(),
         audio_streams: info.audio_streams().len(),
+        orientation: v
+            .tags()
+            .and_then(|t| {
+                t.get::<gst::tags::ImageOrientation>()
+                    .map(|o| o.get().to_string())
+            })
+            .filter(|o| o != "rotate-0"),
     })
 }
 

@@ -318,7 +318,7 @@ pub fn run(args: Args) -> Result<()> {
         let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
     }
     let log = Arc::new(media::ErrorLog::watch());
-    let job = Job::build(&args, muxer, partial.path(), log.clone())?;
+    let job = Job::build(&args, &info, muxer, partial.path(), log.clone())?;
     if !args.quiet {
         let fps = info.framerate;
         eprintln!(
@@ -331,6 +331,12 @@ pub fn run(args: Args) -> Result<()> {
             info.audio_streams,
             args.sr.model
         );
+        if let Some(orientation) = &info.orientation {
+            eprintln!(
+                "gendr: frames turned upright from the source's display orientation {orientation} \
+                 (the output container cannot store one)"
+            );
+        }
     }
     let started = Instant::now();
     let frames = job.run(&info, &args, &interrupted)?;
@@ -509,6 +515,7 @@ struct Job {
 impl Job {
     fn build(
         args: &Args,
+        info: &media::MediaInfo,
         muxer: gst::Element,
         partial: &Path,
         log: Arc<media::ErrorLog>,
@@ -533,18 +540,22 @@ impl Job {
         let convert_out = gst::ElementFactory::make("videoconvert").build()?;
         let queue_out = gst::ElementFactory::make("queue").build()?;
         let (encoder, parser) = args.codec.encoder(args.crf, &args.preset)?;
-        let video_chain = [
-            &queue_in,
-            &convert_in,
-            &sr,
-            &convert_out,
-            &encoder,
-            &parser,
-            &queue_out,
-        ];
+        // GStreamer 1.22's muxers cannot store a display rotation: frames are
+        // turned upright instead, so they still show as the source did.
+        let upright = match info.orientation {
+            Some(_) => Some(
+                gst::ElementFactory::make("videoflip")
+                    .property_from_str("video-direction", "auto")
+                    .build()?,
+            ),
+            None => None,
+        };
+        let mut video_chain = vec![&queue_in, &convert_in];
+        video_chain.extend(upright.as_ref());
+        video_chain.extend([&sr, &convert_out, &encoder, &parser, &queue_out]);
         pipeline.add(&decode)?;
-        pipeline.add_many(video_chain)?;
-        gst::Element::link_many(video_chain)?;
+        pipeline.add_many(&video_chain)?;
+        gst::Element::link_many(&video_chain)?;
         let mux_video = muxer
             .request_pad_simple("video_%u")
             .context("the muxer takes no video")?;
