@@ -39,6 +39,12 @@ pub struct Args {
     /// Encoder speed preset (ultrafast … veryslow).
     #[arg(long, default_value = DEFAULT_PRESET)]
     pub preset: String,
+    /// Chroma of the encoded video: yuv420p (4:2:0, what every player
+    /// plays) or keep (what the conversion after the model gives, 4:4:4 for
+    /// a 4:2:2 or 4:4:4 input).
+    #[arg(long, value_name = "FORMAT", default_value = "yuv420p",
+          value_parser = clap::builder::PossibleValuesParser::new(["yuv420p", "keep"]))]
+    pub pix_fmt: String,
     /// Replace OUTPUT if it exists.
     #[arg(long, short = 'y')]
     pub overwrite: bool,
@@ -322,14 +328,18 @@ pub fn run(args: Args) -> Result<()> {
     if !args.quiet {
         let fps = info.framerate;
         eprintln!(
-            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, model {}",
+            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, model {}, video encoded {}",
             args.input.display(),
             info.width,
             info.height,
             fps.numer(),
             fps.denom(),
             info.audio_streams,
-            args.sr.model
+            args.sr.model,
+            match args.pix_fmt.as_str() {
+                "keep" => "in the format the model's output converts to (--pix-fmt keep)",
+                _ => "4:2:0 8-bit (--pix-fmt keep for the input's chroma)",
+            }
         );
         if let Some(orientation) = &info.orientation {
             eprintln!(
@@ -550,9 +560,26 @@ impl Job {
             ),
             None => None,
         };
+        // 4:2:2 and 4:4:4 input would otherwise reach the encoder as 4:4:4
+        // (High 4:4:4, which most players cannot play).
+        let chroma = match args.pix_fmt.as_str() {
+            "keep" => None,
+            _ => Some(
+                gst::ElementFactory::make("capsfilter")
+                    .property(
+                        "caps",
+                        gst::Caps::builder("video/x-raw")
+                            .field("format", "I420")
+                            .build(),
+                    )
+                    .build()?,
+            ),
+        };
         let mut video_chain = vec![&queue_in, &convert_in];
         video_chain.extend(upright.as_ref());
-        video_chain.extend([&sr, &convert_out, &encoder, &parser, &queue_out]);
+        video_chain.extend([&sr, &convert_out]);
+        video_chain.extend(chroma.as_ref());
+        video_chain.extend([&encoder, &parser, &queue_out]);
         pipeline.add(&decode)?;
         pipeline.add_many(&video_chain)?;
         gst::Element::link_many(&video_chain)?;

@@ -307,3 +307,53 @@ fn a_rotated_phone_clip_comes_out_the_way_it_was_shown() {
         "mean difference {mad:.1} from what the source shows"
     );
 }
+
+#[test]
+fn four_two_two_and_four_four_four_come_out_four_two_zero_unless_kept() {
+    // They came out as H.264 High 4:4:4, which most players cannot play.
+    let dir = tempfile::tempdir().unwrap();
+    let probe = |path: &Path| {
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=pix_fmt,profile",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    for chroma in ["yuv422p", "yuv444p"] {
+        let input = dir.path().join(format!("{chroma}.mp4"));
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=160x90:r=25",
+            "-frames:v",
+            "3",
+            "-c:v",
+            "libx264",
+            "-pix_fmt",
+            chroma,
+            input.to_str().unwrap(),
+        ]);
+        let output = dir.path().join(format!("{chroma}-out.mp4"));
+        upscale(&input, &output, "fast");
+        assert_eq!(probe(&output), "High,yuv420p", "{chroma}");
+    }
+    let input = dir.path().join("yuv444p.mp4");
+    let kept = dir.path().join("kept.mp4");
+    let run = Command::new(env!("CARGO_BIN_EXE_gendr"))
+        .args(["upscale", "-q", "-m", "fast", "--pix-fmt", "keep"])
+        .arg(&input)
+        .arg(&kept)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(probe(&kept).ends_with("yuv444p"), "{}", probe(&kept));
+}
