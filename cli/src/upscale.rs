@@ -45,6 +45,12 @@ pub struct Args {
     #[arg(long, value_name = "FORMAT", default_value = "yuv420p",
           value_parser = clap::builder::PossibleValuesParser::new(["yuv420p", "keep"]))]
     pub pix_fmt: String,
+    /// Audio: copy every stream as it is (an error where the container
+    /// cannot hold its codec), or aac: copy what fits and re-encode the rest
+    /// as AAC at 256 kbit/s (said when it happens).
+    #[arg(long, value_name = "MODE", default_value = "copy",
+          value_parser = clap::builder::PossibleValuesParser::new(["copy", "aac"]))]
+    pub audio: String,
     /// Replace OUTPUT if it exists.
     #[arg(long, short = 'y')]
     pub overwrite: bool,
@@ -679,6 +685,7 @@ impl Job {
         let (decode_weak, muxer_weak, errors) =
             (decode.downgrade(), muxer.downgrade(), link_error.clone());
         let stream_progress = progress.clone();
+        let transcode = args.audio == "aac";
         parse.connect_pad_added(move |parse, pad| {
             let (Some(pipeline), Some(decode), Some(muxer)) = (
                 weak_pipeline.upgrade(),
@@ -706,7 +713,7 @@ impl Job {
                             .map_err(|e| anyhow!("the {name} video cannot be decoded ({e:?})"))
                     })
             } else if name.starts_with("audio/") {
-                copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress)
+                copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress, transcode)
             } else {
                 discard(&pipeline, pad)
             };
@@ -907,25 +914,43 @@ impl Watchdog {
     }
 }
 
-/// Sends a parsed audio stream straight into the muxer, as it is.
+/// Sends a parsed audio stream into the muxer: as it is, or, where the
+/// container cannot hold its codec and `transcode` allows, re-encoded as AAC.
 fn copy_audio(
     pipeline: &gst::Pipeline,
     muxer: &gst::Element,
     pad: &gst::Pad,
     caps: &gst::Caps,
     progress: &Arc<Progress>,
+    transcode: bool,
 ) -> Result<()> {
     let template = muxer
         .pad_template("audio_%u")
         .context("the output container takes no audio")?;
+    let codec = caps
+        .structure(0)
+        .map(|s| s.name().to_string())
+        .unwrap_or_default();
+    // Elements between the parsed pad and the queue: none for a copy.
+    let mut chain = Vec::new();
     if !template.caps().can_intersect(caps) {
-        let codec = caps
-            .structure(0)
-            .map(|s| s.name().to_string())
-            .unwrap_or_default();
-        bail!(
-            "the {codec} audio cannot be copied into this container without re-encoding; use .mkv"
+        if !transcode {
+            bail!(
+                "the {codec} audio cannot be copied into this container; use .mkv, or --audio aac \
+                 to re-encode it"
+            );
+        }
+        eprintln!(
+            "gendr: {codec} audio re-encoded as AAC 256 kbit/s (this container cannot hold it)"
         );
+        chain = vec![
+            gst::ElementFactory::make("decodebin").build()?,
+            gst::ElementFactory::make("audioconvert").build()?,
+            gst::ElementFactory::make("audioresample").build()?,
+            gst::ElementFactory::make("avenc_aac")
+                .property("bitrate", 256_000i32)
+                .build()?,
+        ];
     }
     // The demuxer feeds audio and video from one thread while the encoder
     // holds back frames for look-ahead: a bounded audio queue would fill and
@@ -945,7 +970,34 @@ fn copy_audio(
     });
     pipeline.add(&queue)?;
     queue.sync_state_with_parent()?;
-    pad.link(&queue_sink)?;
+    match chain.split_first() {
+        None => {
+            pad.link(&queue_sink)?;
+        }
+        Some((decode, rest)) => {
+            pipeline.add_many(&chain)?;
+            let mut tail = rest.to_vec();
+            tail.push(queue.clone());
+            gst::Element::link_many(&tail)?;
+            let convert = rest[0].downgrade();
+            decode.connect_pad_added(move |decode, src| {
+                let Some(sink) = convert.upgrade().and_then(|c| c.static_pad("sink")) else {
+                    return;
+                };
+                if let Err(e) = src.link(&sink) {
+                    gst::element_error!(
+                        decode,
+                        gst::CoreError::Negotiation,
+                        ("the decoded audio cannot be re-encoded ({e:?})")
+                    );
+                }
+            });
+            for element in &chain {
+                element.sync_state_with_parent()?;
+            }
+            pad.link(&decode.static_pad("sink").context("decodebin sink")?)?;
+        }
+    }
     let mux_pad = muxer
         .request_pad_simple("audio_%u")
         .context("the muxer refused an audio stream")?;

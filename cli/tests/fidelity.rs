@@ -357,3 +357,72 @@ fn four_two_two_and_four_four_four_come_out_four_two_zero_unless_kept() {
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(probe(&kept).ends_with("yuv444p"), "{}", probe(&kept));
 }
+
+#[test]
+fn audio_the_container_cannot_hold_is_refused_or_re_encoded_never_dropped() {
+    // PCM in MOV into .mp4 came out with no audio and exit 0.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("pcm.mov");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=160x90:r=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:sample_rate=48000",
+        "-t",
+        "1",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "pcm_s16le",
+        input.to_str().unwrap(),
+    ]);
+    let refused = dir.path().join("refused.mp4");
+    let run = Command::new(env!("CARGO_BIN_EXE_gendr"))
+        .args(["upscale", "-q", "-m", "fast"])
+        .arg(&input)
+        .arg(&refused)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
+    assert!(stderr(&run).contains("--audio aac"), "{}", stderr(&run));
+    assert!(!refused.exists());
+    let output = dir.path().join("aac.mp4");
+    let run = Command::new(env!("CARGO_BIN_EXE_gendr"))
+        .args(["upscale", "-m", "fast", "--audio", "aac"])
+        .arg(&input)
+        .arg(&output)
+        .env("GENDR_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("re-encoded as AAC"),
+        "{}",
+        stderr(&run)
+    );
+    let probe = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type,codec_name,duration",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&output)
+        .output()
+        .unwrap();
+    let streams = String::from_utf8_lossy(&probe.stdout).into_owned();
+    let audio = streams
+        .lines()
+        .find(|l| l.contains("audio"))
+        .unwrap_or_else(|| panic!("no audio in {streams}"));
+    assert!(audio.starts_with("aac,audio,"), "{audio}");
+    let seconds: f64 = audio.rsplit(',').next().unwrap().parse().unwrap();
+    assert!((seconds - 1.0).abs() < 0.05, "audio lasts {seconds} s");
+}
