@@ -23,6 +23,59 @@ fn ffmpeg(args: &[&str]) {
     assert!(out.status.success(), "ffmpeg {args:?}: {}", stderr(&out));
 }
 
+/// `ffprobe -show_entries ENTRIES` on one stream (`v:0`, `a:0`), as CSV.
+fn ffprobe(path: &Path, stream: &str, entries: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            stream,
+            "-show_entries",
+            entries,
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// One decoded frame as RGB24, as a player shows it (the file's own colour
+/// tags and display rotation applied), after the filters `vf`.
+fn rgb_frame(path: &Path, vf: &str) -> Vec<u8> {
+    let raw = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(path)
+        .args([
+            "-vf",
+            vf,
+            "-frames:v",
+            "1",
+            "-pix_fmt",
+            "rgb24",
+            "-f",
+            "rawvideo",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    raw.stdout
+}
+
+/// Runs `gendr upscale ARGS INPUT OUTPUT`.
+fn gendr_upscale(args: &[&str], input: &Path, output: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gendr"))
+        .arg("upscale")
+        .args(args)
+        .arg(input)
+        .arg(output)
+        .env("GENDR_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
 /// Three frames of SMPTE bars, H.264 4:2:0, untagged or tagged.
 fn bars(dir: &Path, width: u32, height: u32, tag: &str) -> PathBuf {
     let path = dir.join(format!("bars-{width}x{height}-{tag}.mp4"));
@@ -66,44 +119,17 @@ fn bars(dir: &Path, width: u32, height: u32, tag: &str) -> PathBuf {
 
 /// The bars' centre colours in frame 1, decoded as a player would.
 fn bar_colours(path: &Path) -> Vec<[i32; 3]> {
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-select_streams",
-            "v:0",
-            "-show_entries",
-            "stream=width,height",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .unwrap();
-    let dims = String::from_utf8_lossy(&probe.stdout);
-    let (w, h) = dims.trim().split_once(',').unwrap();
+    let dims = ffprobe(path, "v:0", "stream=width,height");
+    let (w, h) = dims.split_once(',').unwrap();
     let (w, h): (usize, usize) = (w.parse().unwrap(), h.parse().unwrap());
-    let raw = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-i"])
-        .arg(path)
-        .args([
-            "-vf",
-            "select=eq(n\\,1)",
-            "-frames:v",
-            "1",
-            "-pix_fmt",
-            "rgb24",
-        ])
-        .args(["-f", "rawvideo", "-"])
-        .output()
-        .unwrap();
-    assert!(raw.status.success(), "{}", stderr(&raw));
-    assert_eq!(raw.stdout.len(), 3 * w * h);
+    let raw = rgb_frame(path, "select=eq(n\\,1)");
+    assert_eq!(raw.len(), 3 * w * h);
     (0..BARS)
         .map(|k| {
             // Bars are w/7 wide; sample a third of the way down, mid-bar.
             let (x, y) = ((2 * k + 1) * w / (2 * BARS), h / 3);
             let i = 3 * (y * w + x);
-            let p = &raw.stdout[i..i + 3];
+            let p = &raw[i..i + 3];
             [p[0] as i32, p[1] as i32, p[2] as i32]
         })
         .collect()
@@ -118,13 +144,11 @@ fn assert_same_colours(input: &Path, output: &Path, what: &str) {
 }
 
 fn upscale(input: &Path, output: &Path, model: &str) {
-    let run = Command::new(env!("CARGO_BIN_EXE_gendr"))
-        .args(["upscale", "-q", "--overwrite", "-m", model, "--crf", "10"])
-        .arg(input)
-        .arg(output)
-        .env("GENDR_LOG", "warn")
-        .output()
-        .unwrap();
+    let run = gendr_upscale(
+        &["-q", "--overwrite", "-m", model, "--crf", "10"],
+        input,
+        output,
+    );
     assert!(run.status.success(), "{}", stderr(&run));
 }
 
@@ -180,14 +204,9 @@ fn sd_bars_keep_their_colours_through_a_plain_gendrsr_pipeline() {
 
 /// The RGB of pixel (x, y) of frame 0, as ffmpeg decodes the file.
 fn pixel(path: &Path, x: usize, y: usize, width: usize) -> [u8; 3] {
-    let raw = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-i"])
-        .arg(path)
-        .args(["-frames:v", "1", "-pix_fmt", "rgb24", "-f", "rawvideo", "-"])
-        .output()
-        .unwrap();
+    let raw = rgb_frame(path, "null");
     let i = 3 * (y * width + x);
-    [raw.stdout[i], raw.stdout[i + 1], raw.stdout[i + 2]]
+    [raw[i], raw[i + 1], raw[i + 2]]
 }
 
 #[test]
@@ -215,19 +234,7 @@ fn full_range_input_keeps_its_range_and_its_levels() {
     ]);
     let output = dir.path().join("out.mp4");
     upscale(&input, &output, "fast");
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=color_range",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(&output)
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "pc");
+    assert_eq!(ffprobe(&output, "v:0", "stream=color_range"), "pc");
     let (a, b) = (pixel(&input, 160, 120, 320), pixel(&output, 320, 240, 640));
     for c in 0..3 {
         assert!(
@@ -239,20 +246,9 @@ fn full_range_input_keeps_its_range_and_its_levels() {
 
 /// Frame 0 as ffmpeg shows it (display rotation applied), scaled to `w`x`h`.
 fn shown(path: &Path, w: usize, h: usize) -> Vec<u8> {
-    let raw = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-i"])
-        .arg(path)
-        .args([
-            "-frames:v",
-            "1",
-            "-vf",
-            &format!("scale={w}:{h}:flags=bicubic"),
-        ])
-        .args(["-pix_fmt", "rgb24", "-f", "rawvideo", "-"])
-        .output()
-        .unwrap();
-    assert_eq!(raw.stdout.len(), 3 * w * h, "{}", stderr(&raw));
-    raw.stdout
+    let raw = rgb_frame(path, &format!("scale={w}:{h}:flags=bicubic"));
+    assert_eq!(raw.len(), 3 * w * h);
+    raw
 }
 
 #[test]
@@ -285,13 +281,7 @@ fn a_rotated_phone_clip_comes_out_the_way_it_was_shown() {
         rotated.to_str().unwrap(),
     ]);
     let output = dir.path().join("out.mp4");
-    let run = Command::new(env!("CARGO_BIN_EXE_gendr"))
-        .args(["upscale", "-m", "fast"])
-        .arg(&rotated)
-        .arg(&output)
-        .env("GENDR_LOG", "warn")
-        .output()
-        .unwrap();
+    let run = gendr_upscale(&["-m", "fast"], &rotated, &output);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(stderr(&run).contains("turned upright"), "{}", stderr(&run));
     // Shown 90x160 in, 180x320 out: compare what a player shows, at 90x160.
@@ -312,21 +302,7 @@ fn a_rotated_phone_clip_comes_out_the_way_it_was_shown() {
 fn four_two_two_and_four_four_four_come_out_four_two_zero_unless_kept() {
     // They came out as H.264 High 4:4:4, which most players cannot play.
     let dir = tempfile::tempdir().unwrap();
-    let probe = |path: &Path| {
-        let out = Command::new("ffprobe")
-            .args([
-                "-v",
-                "error",
-                "-show_entries",
-                "stream=pix_fmt,profile",
-                "-of",
-                "csv=p=0",
-            ])
-            .arg(path)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
+    let probe = |path: &Path| ffprobe(path, "v:0", "stream=pix_fmt,profile");
     for chroma in ["yuv422p", "yuv444p"] {
         let input = dir.path().join(format!("{chroma}.mp4"));
         ffmpeg(&[
@@ -348,12 +324,7 @@ fn four_two_two_and_four_four_four_come_out_four_two_zero_unless_kept() {
     }
     let input = dir.path().join("yuv444p.mp4");
     let kept = dir.path().join("kept.mp4");
-    let run = Command::new(env!("CARGO_BIN_EXE_gendr"))
-        .args(["upscale", "-q", "-m", "fast", "--pix-fmt", "keep"])
-        .arg(&input)
-        .arg(&kept)
-        .output()
-        .unwrap();
+    let run = gendr_upscale(&["-q", "-m", "fast", "--pix-fmt", "keep"], &input, &kept);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(probe(&kept).ends_with("yuv444p"), "{}", probe(&kept));
 }
@@ -383,46 +354,20 @@ fn audio_the_container_cannot_hold_is_refused_or_re_encoded_never_dropped() {
         input.to_str().unwrap(),
     ]);
     let refused = dir.path().join("refused.mp4");
-    let run = Command::new(env!("CARGO_BIN_EXE_gendr"))
-        .args(["upscale", "-q", "-m", "fast"])
-        .arg(&input)
-        .arg(&refused)
-        .output()
-        .unwrap();
+    let run = gendr_upscale(&["-q", "-m", "fast"], &input, &refused);
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     assert!(stderr(&run).contains("--audio aac"), "{}", stderr(&run));
     assert!(!refused.exists());
     let output = dir.path().join("aac.mp4");
-    let run = Command::new(env!("CARGO_BIN_EXE_gendr"))
-        .args(["upscale", "-m", "fast", "--audio", "aac"])
-        .arg(&input)
-        .arg(&output)
-        .env("GENDR_LOG", "warn")
-        .output()
-        .unwrap();
+    let run = gendr_upscale(&["-m", "fast", "--audio", "aac"], &input, &output);
     assert!(run.status.success(), "{}", stderr(&run));
     assert!(
         stderr(&run).contains("re-encoded as AAC"),
         "{}",
         stderr(&run)
     );
-    let probe = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_type,codec_name,duration",
-        ])
-        .args(["-of", "csv=p=0"])
-        .arg(&output)
-        .output()
-        .unwrap();
-    let streams = String::from_utf8_lossy(&probe.stdout).into_owned();
-    let audio = streams
-        .lines()
-        .find(|l| l.contains("audio"))
-        .unwrap_or_else(|| panic!("no audio in {streams}"));
-    assert!(audio.starts_with("aac,audio,"), "{audio}");
+    let audio = ffprobe(&output, "a:0", "stream=codec_name,duration");
+    assert!(audio.starts_with("aac,"), "audio stream: {audio:?}");
     let seconds: f64 = audio.rsplit(',').next().unwrap().parse().unwrap();
     assert!((seconds - 1.0).abs() < 0.05, "audio lasts {seconds} s");
 }
