@@ -1,0 +1,510 @@
+//! One `gendr upscale` pipeline: parse → decode → gendrsr → encode → mux,
+//! other streams beside it, watched for stalls, truncation and errors.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use gst::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::streams::{copy_audio, discard};
+use super::{video, Args};
+use crate::media::{self, MediaInfo};
+
+/// Frames past each stage, and where the input's timeline ended: what the
+/// watchdog and the truncation check read.
+#[derive(Default)]
+pub(super) struct Progress {
+    /// Video packets handed to the decoder.
+    packets: AtomicU64,
+    decoded: AtomicU64,
+    encoded: AtomicU64,
+    /// Buffers written by the muxer (audio included).
+    muxed: AtomicU64,
+    /// Earliest start and latest end over decoded video and copied audio, ns.
+    first_start: AtomicU64,
+    last_end: AtomicU64,
+    /// The decoded frame size, for explaining a refused negotiation.
+    decoded_size: Mutex<Option<(i32, i32)>>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Progress {
+            first_start: AtomicU64::new(u64::MAX),
+            ..Default::default()
+        }
+    }
+
+    pub fn saw_buffer(&self, buffer: &gst::BufferRef) {
+        if let Some(pts) = buffer.pts() {
+            let end = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+            self.first_start
+                .fetch_min(pts.nseconds(), Ordering::Relaxed);
+            self.last_end.fetch_max(end.nseconds(), Ordering::Relaxed);
+        }
+    }
+
+    /// Seconds of input timeline seen, once anything was seen.
+    fn span(&self) -> Option<gst::ClockTime> {
+        let (start, end) = (
+            self.first_start.load(Ordering::Relaxed),
+            self.last_end.load(Ordering::Relaxed),
+        );
+        (start <= end).then(|| gst::ClockTime::from_nseconds(end - start))
+    }
+}
+
+/// Counts buffers through `pad` and notes their times.
+fn watch_buffers(pad: &gst::Pad, progress: &Arc<Progress>, count: fn(&Progress) -> &AtomicU64) {
+    let progress = progress.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        count(&progress).fetch_add(1, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// The encoded frames' span, for [`cover_reordered_frames`].
+#[derive(Default)]
+struct EncodedSpan {
+    first_dts: Option<gst::ClockTime>,
+    first_pts: Option<gst::ClockTime>,
+    presented_until: Option<gst::ClockTime>,
+}
+
+/// How long a frame without a duration of its own (a still image) is shown:
+/// without one, mp4 gets a track of length zero that players skip.
+const UNTIMED_FRAME_DURATION: gst::ClockTime = gst::ClockTime::from_mseconds(40);
+
+/// mp4mux makes a track as long as its decode times plus the last sample's
+/// duration, and its edit list shows that long a stretch from the first
+/// frame. With B-frames and a variable frame rate the frames shown last can
+/// lie beyond it, and players cut them. Giving each encoded frame the
+/// duration that would make it, as the last, cover every frame presented so
+/// far keeps them all; only the last frame's duration is used by the muxers.
+fn cover_reordered_frames(buffer: &mut gst::BufferRef, span: &mut EncodedSpan) {
+    let (Some(pts), Some(dts)) = (buffer.pts(), buffer.dts()) else {
+        return;
+    };
+    // x264enc stamps 1 ns on frames that came without a duration.
+    let duration = buffer
+        .duration()
+        .filter(|d| *d >= gst::ClockTime::MSECOND)
+        .unwrap_or(UNTIMED_FRAME_DURATION);
+    let end = pts + duration;
+    let first_dts = *span.first_dts.get_or_insert(dts);
+    let first_pts = span.first_pts.map_or(pts, |p| p.min(pts));
+    let until = span.presented_until.map_or(end, |u| u.max(end));
+    (span.first_pts, span.presented_until) = (Some(first_pts), Some(until));
+    // Decode span plus this duration = presentation span.
+    let needed = (until + first_dts).checked_sub(dts + first_pts);
+    if let Some(duration) = needed.filter(|d| !d.is_zero()) {
+        buffer.set_duration(duration);
+    }
+}
+
+/// Notes the decoded frame size from a caps event; a different size than
+/// before is an error: encoders and muxers take one size per stream (mp4mux
+/// would write a file that decodes wrongly, matroskamux fails obscurely).
+fn size_change(event: &gst::Event, progress: &Progress) -> Option<String> {
+    let gst::EventView::Caps(caps) = event.view() else {
+        return None;
+    };
+    let s = caps.caps().structure(0)?;
+    let size = (s.get::<i32>("width").ok()?, s.get::<i32>("height").ok()?);
+    let mut known = progress
+        .decoded_size
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    match *known {
+        Some(first) if first != size => Some(format!(
+            "the video changes frame size after {} frames ({}x{} to {}x{}); an output holds one size: \
+             split the input where it changes",
+            progress.decoded.load(Ordering::Relaxed),
+            first.0,
+            first.1,
+            size.0,
+            size.1
+        )),
+        _ => {
+            *known = Some(size);
+            None
+        }
+    }
+}
+
+/// Turns a failure found in a streaming thread into a bus error, keeping
+/// its text as the one the user sees.
+fn report(element: &gst::Element, errors: &Mutex<Option<String>>, text: String) {
+    tracing::debug!("{text}");
+    errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get_or_insert(text.clone());
+    element.post_error_message(gst::error_msg!(gst::CoreError::Negotiation, ["{}", text]));
+}
+
+pub(super) struct Job {
+    pipeline: gst::Pipeline,
+    log: Arc<media::ErrorLog>,
+    sr: gst::Element,
+    frames: Arc<AtomicU64>,
+    progress: Arc<Progress>,
+    /// A link or configuration error found in a streaming thread.
+    link_error: Arc<Mutex<Option<String>>>,
+}
+
+impl Job {
+    pub fn build(
+        args: &Args,
+        info: &media::MediaInfo,
+        muxer: gst::Element,
+        partial: &Path,
+        log: Arc<media::ErrorLog>,
+    ) -> Result<Job> {
+        let pipeline = gst::Pipeline::new();
+        let src = gst::ElementFactory::make("filesrc")
+            .property("location", &args.input)
+            .build()?;
+        let parse = gst::ElementFactory::make("parsebin").build()?;
+        let sink = gst::ElementFactory::make("filesink")
+            .property("location", partial)
+            .build()?;
+        pipeline.add_many([&src, &parse, &muxer, &sink])?;
+        gst::Element::link_many([&src, &parse])?;
+        gst::Element::link_many([&muxer, &sink])?;
+
+        // The video branch is built up front so that errors show before anything runs.
+        let decode = gst::ElementFactory::make("decodebin").build()?;
+        let video = video::VideoChain::build(args, info)?;
+        let (queue_in, sr, queue_out) = (&video.first, video.sr.clone(), &video.last);
+        pipeline.add(&decode)?;
+        pipeline.add_many(&video.elements)?;
+        gst::Element::link_many(&video.elements)?;
+        let mux_video = muxer
+            .request_pad_simple("video_%u")
+            .context("the muxer takes no video")?;
+        queue_out
+            .static_pad("src")
+            .context("queue src")?
+            .link(&mux_video)?;
+
+        let progress = Arc::new(Progress::new());
+        let chain_sink = queue_in.static_pad("sink").context("queue sink")?;
+        let link_error = Arc::new(Mutex::new(None));
+        {
+            let (progress, errors) = (progress.clone(), link_error.clone());
+            chain_sink.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+                move |pad, info| {
+                    match &info.data {
+                        Some(gst::PadProbeData::Buffer(buffer)) => {
+                            progress.decoded.fetch_add(1, Ordering::Relaxed);
+                            progress.saw_buffer(buffer);
+                        }
+                        Some(gst::PadProbeData::Event(event)) => {
+                            if let Some(text) = size_change(event, &progress) {
+                                if let Some(element) = pad.parent_element() {
+                                    report(&element, &errors, text);
+                                }
+                            }
+                        }
+                        _ => {}
+                    }
+                    gst::PadProbeReturn::Ok
+                },
+            );
+        }
+        {
+            let progress = progress.clone();
+            let span = Mutex::new(EncodedSpan::default());
+            queue_out
+                .static_pad("sink")
+                .context("queue sink")?
+                .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                    progress.encoded.fetch_add(1, Ordering::Relaxed);
+                    if let Some(buffer) = info.buffer_mut() {
+                        let mut span = span.lock().unwrap_or_else(|p| p.into_inner());
+                        cover_reordered_frames(buffer.make_mut(), &mut span);
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+        }
+        watch_buffers(
+            &sink.static_pad("sink").context("filesink sink")?,
+            &progress,
+            |p| &p.muxed,
+        );
+
+        {
+            let (errors, progress) = (link_error.clone(), progress.clone());
+            decode.connect_pad_added(move |decode, pad| {
+                let Some(video) = pad.current_caps().and_then(|c| {
+                    c.structure(0)
+                        .filter(|s| s.name().starts_with("video/"))
+                        .map(|s| s.to_owned())
+                }) else {
+                    return;
+                };
+                if chain_sink.is_linked() {
+                    return;
+                }
+                if let (Ok(w), Ok(h)) = (video.get::<i32>("width"), video.get::<i32>("height")) {
+                    *progress
+                        .decoded_size
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner()) = Some((w, h));
+                }
+                if let Err(e) = pad.link(&chain_sink) {
+                    let caps = pad
+                        .current_caps()
+                        .map(|c| c.to_string())
+                        .unwrap_or_default();
+                    report(
+                        decode,
+                        &errors,
+                        format!(
+                            "the decoded video ({caps}) cannot be passed on to gendrsr ({e:?})"
+                        ),
+                    );
+                }
+            });
+        }
+
+        let frames = media::count_output(&sr)?;
+        let video_taken = Arc::new(AtomicBool::new(false));
+        let weak_pipeline = pipeline.downgrade();
+        let (decode_weak, muxer_weak, errors) =
+            (decode.downgrade(), muxer.downgrade(), link_error.clone());
+        let stream_progress = progress.clone();
+        let transcode = args.audio == "aac";
+        parse.connect_pad_added(move |parse, pad| {
+            let (Some(pipeline), Some(decode), Some(muxer)) = (
+                weak_pipeline.upgrade(),
+                decode_weak.upgrade(),
+                muxer_weak.upgrade(),
+            ) else {
+                return;
+            };
+            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+            let name = caps
+                .structure(0)
+                .map(|s| s.name().to_string())
+                .unwrap_or_default();
+            let result = if !name.starts_with("audio/")
+                && media::decodes_to_video(&caps)
+                && !video_taken.swap(true, Ordering::SeqCst)
+            {
+                watch_buffers(pad, &stream_progress, |p| &p.packets);
+                decode
+                    .static_pad("sink")
+                    .ok_or_else(|| anyhow!("decodebin sink"))
+                    .and_then(|s| {
+                        pad.link(&s)
+                            .map(|_| ())
+                            .map_err(|e| anyhow!("the {name} video cannot be decoded ({e:?})"))
+                    })
+            } else if name.starts_with("audio/") {
+                copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress, transcode)
+            } else {
+                discard(&pipeline, pad)
+            };
+            if let Err(e) = result {
+                report(parse, &errors, format!("{e:#}"));
+            }
+        });
+        Ok(Job {
+            pipeline,
+            log,
+            sr,
+            frames,
+            progress,
+            link_error,
+        })
+    }
+
+    /// Runs to the end; returns the number of frames written.
+    pub fn run(&self, info: &MediaInfo, args: &Args, interrupted: &AtomicBool) -> Result<u64> {
+        let bar = if args.quiet {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(info.frame_count().unwrap_or(0))
+        };
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} frames  {per_sec}  ETA {eta}",
+            )
+            .expect("static template"),
+        );
+        let stall_limit = (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout));
+        let result = self.drive(&bar, interrupted, stall_limit);
+        bar.finish_and_clear();
+        let _ = self.pipeline.set_state(gst::State::Null);
+        result?;
+        // Demuxers end quietly at the end of a truncated file; the timeline
+        // tells, whatever the frame rate (variable included).
+        if let (Some(duration), Some(span)) = (info.duration, self.progress.span()) {
+            if span + TRUNCATION_TOLERANCE < duration {
+                bail!(
+                    "the input ended early: its streams stop at {:.2} s of {:.2} s (truncated or corrupt file?)",
+                    span.seconds_f64(),
+                    duration.seconds_f64()
+                );
+            }
+        }
+        Ok(self.frames.load(Ordering::Relaxed))
+    }
+
+    fn drive(
+        &self,
+        bar: &ProgressBar,
+        interrupted: &AtomicBool,
+        stall_limit: Option<Duration>,
+    ) -> Result<()> {
+        let bus = self.pipeline.bus().context("pipeline bus")?;
+        if self.pipeline.set_state(gst::State::Playing).is_err() {
+            return Err(self
+                .first_error(&bus)
+                .unwrap_or_else(|| anyhow!("the pipeline could not start")));
+        }
+        let mut watchdog = Watchdog::new(stall_limit);
+        loop {
+            if interrupted.load(Ordering::SeqCst) {
+                bail!("interrupted; no output written");
+            }
+            let upscaled = self.frames.load(Ordering::Relaxed);
+            bar.set_position(upscaled);
+            watchdog.check(&self.progress, upscaled)?;
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+                continue;
+            };
+            match msg.view() {
+                gst::MessageView::Eos(_) => break,
+                gst::MessageView::Error(err) => return Err(self.explain(err)),
+                gst::MessageView::Warning(warning) => {
+                    bar.suspend(|| {
+                        eprintln!("gendr: warning: {}", media::warning_text(warning));
+                    });
+                }
+                _ => {}
+            }
+        }
+        if self.frames.load(Ordering::Relaxed) == 0 {
+            bail!("no video frames were decoded (corrupt or truncated input?)");
+        }
+        Ok(())
+    }
+
+    /// The user's reason for a pipeline error: a recorded link failure, a
+    /// frame size the model refuses, or the element's own message.
+    fn explain(&self, err: &gst::message::Error) -> anyhow::Error {
+        if let Some(cause) = self
+            .link_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return anyhow!("{cause}");
+        }
+        let negotiated = self
+            .sr
+            .static_pad("src")
+            .is_some_and(|pad| pad.current_caps().is_some());
+        if let (false, Some(refusal)) = (negotiated, self.log.last_element_error()) {
+            let decoded = *self
+                .progress
+                .decoded_size
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            return match decoded {
+                Some((w, h)) => anyhow!("gendrsr refused the decoded {w}x{h} frames: {refusal}"),
+                None => anyhow!("gendrsr: {refusal}"),
+            };
+        }
+        anyhow!("{}", media::error_text(err))
+    }
+
+    /// Packets the decoder turned into no frame (exact for codecs with a
+    /// frame per packet, the usual case).
+    pub fn undecodable(&self) -> u64 {
+        let packets = self.progress.packets.load(Ordering::Relaxed);
+        packets.saturating_sub(self.progress.decoded.load(Ordering::Relaxed))
+    }
+
+    fn first_error(&self, bus: &gst::Bus) -> Option<anyhow::Error> {
+        media::first_error(bus, |err| self.explain(err))
+    }
+}
+
+/// How far short of the container's duration the streams may end: a last
+/// frame or audio packet without a duration of its own.
+const TRUNCATION_TOLERANCE: gst::ClockTime = gst::ClockTime::from_mseconds(500);
+
+/// Turns a pipeline that stopped moving into an error naming the stage.
+/// A slow model is not a stall: the limit grows to several times the
+/// longest wait seen between two frames out of the model.
+struct Watchdog {
+    limit: Option<Duration>,
+    last: (u64, u64, u64, u64),
+    last_change: Instant,
+    last_upscaled: Option<Instant>,
+    longest_model_wait: Duration,
+}
+
+impl Watchdog {
+    /// Times the longest wait between model outputs is allowed before a stall.
+    const MODEL_WAIT_FACTOR: u32 = 5;
+
+    fn new(limit: Option<Duration>) -> Self {
+        Watchdog {
+            limit,
+            last: (0, 0, 0, 0),
+            last_change: Instant::now(),
+            last_upscaled: None,
+            longest_model_wait: Duration::ZERO,
+        }
+    }
+
+    fn check(&mut self, progress: &Progress, upscaled: u64) -> Result<()> {
+        let Some(base) = self.limit else {
+            return Ok(());
+        };
+        let now = (
+            progress.decoded.load(Ordering::Relaxed),
+            upscaled,
+            progress.encoded.load(Ordering::Relaxed),
+            progress.muxed.load(Ordering::Relaxed),
+        );
+        if now != self.last {
+            if now.1 != self.last.1 {
+                if let Some(previous) = self.last_upscaled {
+                    self.longest_model_wait = self.longest_model_wait.max(previous.elapsed());
+                }
+                self.last_upscaled = Some(Instant::now());
+            }
+            self.last = now;
+            self.last_change = Instant::now();
+            return Ok(());
+        }
+        let limit = base.max(self.longest_model_wait * Self::MODEL_WAIT_FACTOR);
+        if self.last_change.elapsed() < limit {
+            return Ok(());
+        }
+        let secs = limit.as_secs();
+        let (decoded, upscaled, ..) = now;
+        let stage = if decoded == 0 {
+            format!("no frame was decoded in {secs} s")
+        } else if decoded > upscaled {
+            format!(
+                "gendrsr (the model) made no progress for {secs} s with {} frame(s) waiting",
+                decoded - upscaled
+            )
+        } else {
+            format!("decoding made no progress for {secs} s after {decoded} frames")
+        };
+        bail!("stalled: {stage}; pass --stall-timeout SECS to wait longer (0 = never)")
+    }
+}

@@ -1,0 +1,328 @@
+//! `gendr upscale`: decode → gendrsr → encode → mux, audio copied, written
+//! to a temporary name and renamed only when the whole file is done.
+
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+
+use crate::media::{self, MediaInfo};
+
+mod encode;
+mod job;
+mod streams;
+mod video;
+
+pub use encode::{muxer_for, Codec};
+use job::Job;
+
+/// x264/x265 constant quality and speed preset when none is given.
+pub const DEFAULT_CRF: u32 = 18;
+pub const DEFAULT_PRESET: &str = "medium";
+
+#[derive(clap::Args, Debug, Clone)]
+#[command(after_help = "\
+Examples:
+  gendr upscale in.mp4 out.mp4
+  gendr upscale --model fast --crf 20 --preset fast in.mkv out.mkv
+  gendr upscale --codec x265 --model default-x4 old.mp4 old-4x.mp4")]
+pub struct Args {
+    /// Input video file (any container and codec GStreamer can decode).
+    pub input: PathBuf,
+    /// Output file; .mp4, .mkv or .mov picks the container.
+    pub output: PathBuf,
+    #[command(flatten)]
+    pub sr: SrOptions,
+    /// Video encoder.
+    #[arg(long, value_enum, default_value_t = Codec::X264)]
+    pub codec: Codec,
+    /// Constant quality: lower is better (x264/x265 CRF, 0–51).
+    #[arg(long, default_value_t = DEFAULT_CRF, value_parser = clap::value_parser!(u32).range(0..=51))]
+    pub crf: u32,
+    /// Encoder speed preset (ultrafast … veryslow).
+    #[arg(long, default_value = DEFAULT_PRESET)]
+    pub preset: String,
+    /// Chroma of the encoded video: yuv420p (4:2:0, what every player
+    /// plays) or keep (what the conversion after the model gives, 4:4:4 for
+    /// a 4:2:2 or 4:4:4 input).
+    #[arg(long, value_name = "FORMAT", default_value = "yuv420p",
+          value_parser = clap::builder::PossibleValuesParser::new(["yuv420p", "keep"]))]
+    pub pix_fmt: String,
+    /// Audio: copy every stream as it is (an error where the container
+    /// cannot hold its codec), or aac: copy what fits and re-encode the rest
+    /// as AAC at 256 kbit/s (said when it happens).
+    #[arg(long, value_name = "MODE", default_value = "copy",
+          value_parser = clap::builder::PossibleValuesParser::new(["copy", "aac"]))]
+    pub audio: String,
+    /// Replace OUTPUT if it exists.
+    #[arg(long, short = 'y')]
+    pub overwrite: bool,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Fail when no frame moves through any stage for this many seconds
+    /// (raised to 5× the longest wait for a frame from the model so far); 0 = never.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT_S)]
+    pub stall_timeout: u64,
+}
+
+/// Seconds without progress before `gendr upscale` calls the job stalled:
+/// generous, since a big model's first frame on a CPU can take minutes.
+pub const DEFAULT_STALL_TIMEOUT_S: u64 = 300;
+
+/// A clap parser accepting exactly `range` (one of [`gendr::limits`]), so a
+/// value out of range is a usage error rather than a property panic.
+fn in_range<T>(range: RangeInclusive<T>) -> clap::builder::RangedI64ValueParser<T>
+where
+    T: TryFrom<i64> + Into<i64> + Copy + Clone + Send + Sync + 'static,
+    <T as TryFrom<i64>>::Error: std::error::Error + Send + Sync + 'static,
+{
+    clap::builder::RangedI64ValueParser::<T>::new()
+        .range((*range.start()).into()..=(*range.end()).into())
+}
+
+/// The gendrsr settings every subcommand shares.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SrOptions {
+    /// Model preset (see `gendr models`) or path to an .onnx file.
+    #[arg(long, short = 'm', default_value = gendr::presets::DEFAULT_PRESET)]
+    pub model: String,
+    /// Tile edge in input pixels (0 = the model's preference).
+    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::TILE_SIZE))]
+    pub tile: u32,
+    /// Context around each tile in input pixels (raised to the model's minimum).
+    #[arg(long, default_value_t = 8, value_parser = in_range(gendr::limits::TILE_OVERLAP))]
+    pub overlap: u32,
+    /// Execution provider: auto, cpu, cuda or tensorrt.
+    #[arg(long, default_value = "auto")]
+    pub provider: String,
+    /// GPU index for the cuda and tensorrt providers.
+    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::DEVICE_ID))]
+    pub device_id: i32,
+    /// Inference workers, each with its own session (0 = 1 on the CPU, 2 on a GPU).
+    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::STREAMS))]
+    pub streams: u32,
+    /// Intra-op threads per worker (0 = all cores).
+    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::THREADS))]
+    pub threads: u32,
+    /// Tiles per inference run for models with a batch dimension
+    /// (0 = a frame's tiles together on a GPU, one at a time on the CPU).
+    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::BATCH_SIZE))]
+    pub batch: u32,
+    /// Frames inside gendrsr at once.
+    #[arg(long, default_value_t = 4, value_parser = in_range(gendr::limits::MAX_FRAMES_IN_FLIGHT))]
+    pub max_frames_in_flight: u32,
+    /// Folder for TensorRT engines (default ~/.cache/gendr/tensorrt).
+    #[arg(long, value_name = "DIR")]
+    pub trt_cache: Option<PathBuf>,
+}
+
+impl SrOptions {
+    /// Checks what can be checked before a pipeline exists.
+    pub fn validate(&self) -> Result<()> {
+        gendr::presets::resolve(&self.model)?;
+        self.provider.parse::<gendr::engine::Provider>()?;
+        Ok(())
+    }
+
+    /// The core configuration these options ask for: what gendrsr builds
+    /// when given them as properties, and what bench and eval build directly.
+    pub fn upscaler_config(&self) -> Result<gendr::upscaler::UpscalerConfig> {
+        let defaults = gendr::upscaler::UpscalerConfig::default();
+        Ok(gendr::upscaler::UpscalerConfig {
+            model: self.model.clone(),
+            tile_size: self.tile as usize,
+            tile_overlap: self.overlap as usize,
+            engine: gendr::engine::EngineOptions {
+                provider: self.provider.parse()?,
+                device_id: self.device_id,
+                threads: self.threads as usize,
+                trt_cache: self.trt_cache.clone().or(defaults.engine.trt_cache),
+            },
+            streams: self.streams as usize,
+            batch_size: self.batch as usize,
+        })
+    }
+
+    pub fn element(&self) -> Result<gst::Element> {
+        let provider = self.provider.to_ascii_lowercase();
+        let provider = if provider == "trt" {
+            "tensorrt".to_string()
+        } else {
+            provider
+        };
+        Ok(gst::ElementFactory::make("gendrsr")
+            .property("model", &self.model)
+            .property("tile-size", self.tile)
+            .property("tile-overlap", self.overlap)
+            .property_from_str("provider", &provider)
+            .property("device-id", self.device_id)
+            .property("streams", self.streams)
+            .property("threads", self.threads)
+            .property("batch-size", self.batch)
+            .property("max-frames-in-flight", self.max_frames_in_flight)
+            .property(
+                "trt-cache-dir",
+                self.trt_cache.as_ref().map(|d| d.display().to_string()),
+            )
+            .build()?)
+    }
+}
+
+/// The largest frame edge gendrsr negotiates, read from its src template so
+/// the element stays the one source of that limit.
+fn element_max_edge() -> Option<u32> {
+    let factory = gst::ElementFactory::find("gendrsr")?;
+    let template = factory
+        .static_pad_templates()
+        .into_iter()
+        .find(|t| t.direction() == gst::PadDirection::Src)?;
+    let caps = template.caps();
+    let width = caps.structure(0)?.get::<gst::IntRange<i32>>("width").ok()?;
+    u32::try_from(width.max()).ok()
+}
+
+/// Refuses frames gendrsr cannot negotiate before any work starts: the
+/// input size always, the output size when the preset tells the scale.
+fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> Result<()> {
+    let Some(max) = element_max_edge() else {
+        return Ok(());
+    };
+    let (w, h) = (info.width, info.height);
+    if w > max || h > max {
+        bail!(
+            "{}: {w}x{h} frames are larger than gendr takes (at most {max} pixels per edge)",
+            input.display()
+        );
+    }
+    if let Some(preset) = gendr::presets::find(model) {
+        let scale = preset.scale as u64;
+        let (out_w, out_h) = (u64::from(w) * scale, u64::from(h) * scale);
+        if out_w > u64::from(max) || out_h > u64::from(max) {
+            bail!(
+                "{}: ×{scale} makes {out_w}x{out_h} frames, over the {max}-pixel edge limit of the output; \
+                 use a model with a smaller scale or scale the input down first",
+                input.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Refuses outputs that can be known to fail before any work is done.
+fn check_output(args: &Args) -> Result<()> {
+    if args.output.is_dir() {
+        bail!(
+            "{} is a directory; name the output file, e.g. {}",
+            args.output.display(),
+            args.output.join("out.mp4").display()
+        );
+    }
+    if args.output.exists() && !args.overwrite {
+        bail!(
+            "{} exists; pass --overwrite to replace it",
+            args.output.display()
+        );
+    }
+    if std::fs::canonicalize(&args.input).ok() == std::fs::canonicalize(&args.output).ok() {
+        bail!("input and output are the same file");
+    }
+    Ok(())
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let info = media::discover(&args.input)?;
+    args.sr.validate()?;
+    check_output(&args)?;
+    let muxer = muxer_for(&args.output)?;
+    check_frame_size(&info, &args.input, &args.sr.model)?;
+    if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
+        bail!(
+            "{}: truncated: frame {expected} is cut short ({complete} complete frames)",
+            args.input.display()
+        );
+    }
+    // Claimed before the checks below so that they see what a run that
+    // finished meanwhile left, and so that no two runs share a file.
+    let claim = media::OutputClaim::acquire(&args.output)?;
+    check_output(&args)?;
+    let name = args
+        .output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = match args.output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    // Unique and hidden, recognisably gendr's; removed on every early return.
+    let partial = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".gendr-partial")
+        .tempfile_in(&folder)
+        .with_context(|| format!("{}: cannot write here", args.output.display()))?;
+
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = interrupted.clone();
+        // A second handler cannot be installed; only the first call in a process matters.
+        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    }
+    let log = Arc::new(media::ErrorLog::watch());
+    let job = Job::build(&args, &info, muxer, partial.path(), log.clone())?;
+    if !args.quiet {
+        let fps = info.framerate;
+        eprintln!(
+            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, model {}, video encoded {}",
+            args.input.display(),
+            info.width,
+            info.height,
+            fps.numer(),
+            fps.denom(),
+            info.audio_streams,
+            args.sr.model,
+            match args.pix_fmt.as_str() {
+                "keep" => "in the format the model's output converts to (--pix-fmt keep)",
+                _ => "4:2:0 8-bit (--pix-fmt keep for the input's chroma)",
+            }
+        );
+        if let Some(orientation) = &info.orientation {
+            eprintln!(
+                "gendr: frames turned upright from the source's display orientation {orientation} \
+                 (the output container cannot store one)"
+            );
+        }
+    }
+    let started = Instant::now();
+    let frames = job.run(&info, &args, &interrupted)?;
+    let damaged = log.decoder_errors();
+    let undecodable = job.undecodable();
+    let persisted = if args.overwrite {
+        partial.persist(&args.output)
+    } else {
+        partial.persist_noclobber(&args.output)
+    };
+    persisted
+        .map_err(|e| e.error)
+        .with_context(|| format!("moving the finished file to {}", args.output.display()))?;
+    drop(claim);
+    let secs = started.elapsed().as_secs_f64();
+    // Packets and frames differ for some codecs (fields, packed B-frames):
+    // the difference is told only when the decoder also saw damage.
+    if damaged > 0 {
+        eprintln!(
+            "gendr: warning: {}: the decoder reported {damaged} error(s); damaged frames were concealed \
+             and may show artefacts, {undecodable} could not be decoded at all",
+            args.input.display()
+        );
+    }
+    eprintln!(
+        "gendr: wrote {} ({frames} frames in {secs:.1} s, {:.2} fps)",
+        args.output.display(),
+        frames as f64 / secs.max(1e-9)
+    );
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! The video branch of `gendr upscale`, from decoded frames to parsed,
+//! encoded video for the muxer.
+
+use anyhow::Result;
+
+use super::Args;
+use crate::media::MediaInfo;
+
+/// The elements between the decoder and the muxer, in link order.
+pub(super) struct VideoChain {
+    /// Where decoded frames enter.
+    pub first: gst::Element,
+    pub sr: gst::Element,
+    /// Where encoded, parsed video leaves for the muxer.
+    pub last: gst::Element,
+    pub elements: Vec<gst::Element>,
+}
+
+impl VideoChain {
+    pub fn build(args: &Args, info: &MediaInfo) -> Result<VideoChain> {
+        let queue_in = gst::ElementFactory::make("queue").build()?;
+        let convert_in = gst::ElementFactory::make("videoconvert").build()?;
+        let sr = args.sr.element()?;
+        let convert_out = gst::ElementFactory::make("videoconvert").build()?;
+        let queue_out = gst::ElementFactory::make("queue").build()?;
+        let (encoder, parser) = args.codec.encoder(args.crf, &args.preset)?;
+        // GStreamer 1.22's muxers cannot store a display rotation: frames are
+        // turned upright instead, so they still show as the source did.
+        let upright = match info.orientation {
+            Some(_) => Some(
+                gst::ElementFactory::make("videoflip")
+                    .property_from_str("video-direction", "auto")
+                    .build()?,
+            ),
+            None => None,
+        };
+        // 4:2:2 and 4:4:4 input would otherwise reach the encoder as 4:4:4
+        // (High 4:4:4, which most players cannot play).
+        let chroma = match args.pix_fmt.as_str() {
+            "keep" => None,
+            _ => Some(
+                gst::ElementFactory::make("capsfilter")
+                    .property(
+                        "caps",
+                        gst::Caps::builder("video/x-raw")
+                            .field("format", "I420")
+                            .build(),
+                    )
+                    .build()?,
+            ),
+        };
+        let mut elements = vec![queue_in.clone(), convert_in];
+        elements.extend(upright);
+        elements.extend([sr.clone(), convert_out]);
+        elements.extend(chroma);
+        elements.extend([encoder, parser, queue_out.clone()]);
+        Ok(VideoChain {
+            first: queue_in,
+            sr,
+            last: queue_out,
+            elements,
+        })
+    }
+}
