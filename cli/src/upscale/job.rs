@@ -179,7 +179,7 @@ impl Job {
 
         // The video branch is built up front so that errors show before anything runs.
         let decode = gst::ElementFactory::make("decodebin").build()?;
-        let video = video::VideoChain::build(args, info)?;
+        let video = video::VideoChain::build(&args.options, info)?;
         let (queue_in, sr, queue_out) = (&video.first, video.sr.clone(), &video.last);
         pipeline.add(&decode)?;
         pipeline.add_many(&video.elements)?;
@@ -280,7 +280,7 @@ impl Job {
         let (decode_weak, muxer_weak, errors) =
             (decode.downgrade(), muxer.downgrade(), link_error.clone());
         let stream_progress = progress.clone();
-        let transcode = args.audio == "aac";
+        let transcode = args.options.audio == "aac";
         parse.connect_pad_added(move |parse, pad| {
             let (Some(pipeline), Some(decode), Some(muxer)) = (
                 weak_pipeline.upgrade(),

@@ -35,6 +35,24 @@ pub struct Args {
     /// Output file; .mp4, .mkv or .mov picks the container.
     pub output: PathBuf,
     #[command(flatten)]
+    pub options: UpscaleOptions,
+    /// Replace OUTPUT if it exists.
+    #[arg(long, short = 'y')]
+    pub overwrite: bool,
+    /// No progress bar.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+    /// Fail when no frame moves through any stage for this many seconds
+    /// (raised to 5× the longest wait for a frame from the model so far); 0 = never.
+    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT_S)]
+    pub stall_timeout: u64,
+}
+
+/// Everything that decides what `gendr upscale` writes: a segmented job
+/// records these and refuses segments made with others.
+#[derive(clap::Args, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct UpscaleOptions {
+    #[command(flatten)]
     pub sr: SrOptions,
     /// Video encoder.
     #[arg(long, value_enum, default_value_t = Codec::X264)]
@@ -57,16 +75,6 @@ pub struct Args {
     #[arg(long, value_name = "MODE", default_value = "copy",
           value_parser = clap::builder::PossibleValuesParser::new(["copy", "aac"]))]
     pub audio: String,
-    /// Replace OUTPUT if it exists.
-    #[arg(long, short = 'y')]
-    pub overwrite: bool,
-    /// No progress bar.
-    #[arg(long, short = 'q')]
-    pub quiet: bool,
-    /// Fail when no frame moves through any stage for this many seconds
-    /// (raised to 5× the longest wait for a frame from the model so far); 0 = never.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT_S)]
-    pub stall_timeout: u64,
 }
 
 /// Seconds without progress before `gendr upscale` calls the job stalled:
@@ -85,7 +93,7 @@ where
 }
 
 /// The gendrsr settings every subcommand shares.
-#[derive(clap::Args, Debug, Clone)]
+#[derive(clap::Args, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SrOptions {
     /// Model preset (see `gendr models`) or path to an .onnx file.
     #[arg(long, short = 'm', default_value = gendr::presets::DEFAULT_PRESET)]
@@ -235,10 +243,10 @@ fn check_output(args: &Args) -> Result<()> {
 
 pub fn run(args: Args) -> Result<()> {
     let info = media::discover(&args.input)?;
-    args.sr.validate()?;
+    args.options.sr.validate()?;
     check_output(&args)?;
     let muxer = muxer_for(&args.output)?;
-    check_frame_size(&info, &args.input, &args.sr.model)?;
+    check_frame_size(&info, &args.input, &args.options.sr.model)?;
     if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
         bail!(
             "{}: truncated: frame {expected} is cut short ({complete} complete frames)",
@@ -283,8 +291,8 @@ pub fn run(args: Args) -> Result<()> {
             fps.numer(),
             fps.denom(),
             info.audio_streams,
-            args.sr.model,
-            match args.pix_fmt.as_str() {
+            args.options.sr.model,
+            match args.options.pix_fmt.as_str() {
                 "keep" => "in the format the model's output converts to (--pix-fmt keep)",
                 _ => "4:2:0 8-bit (--pix-fmt keep for the input's chroma)",
             }

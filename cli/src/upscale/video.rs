@@ -3,7 +3,7 @@
 
 use anyhow::Result;
 
-use super::Args;
+use super::UpscaleOptions;
 use crate::media::MediaInfo;
 
 /// The elements between the decoder and the muxer, in link order.
@@ -17,13 +17,13 @@ pub(super) struct VideoChain {
 }
 
 impl VideoChain {
-    pub fn build(args: &Args, info: &MediaInfo) -> Result<VideoChain> {
+    pub fn build(options: &UpscaleOptions, info: &MediaInfo) -> Result<VideoChain> {
         let queue_in = gst::ElementFactory::make("queue").build()?;
         let convert_in = gst::ElementFactory::make("videoconvert").build()?;
-        let sr = args.sr.element()?;
+        let sr = options.sr.element()?;
         let convert_out = gst::ElementFactory::make("videoconvert").build()?;
         let queue_out = gst::ElementFactory::make("queue").build()?;
-        let (encoder, parser) = args.codec.encoder(args.crf, &args.preset)?;
+        let (encoder, parser) = options.codec.encoder(options.crf, &options.preset)?;
         // GStreamer 1.22's muxers cannot store a display rotation: frames are
         // turned upright instead, so they still show as the source did.
         let upright = match info.orientation {
@@ -36,7 +36,7 @@ impl VideoChain {
         };
         // 4:2:2 and 4:4:4 input would otherwise reach the encoder as 4:4:4
         // (High 4:4:4, which most players cannot play).
-        let chroma = match args.pix_fmt.as_str() {
+        let chroma = match options.pix_fmt.as_str() {
             "keep" => None,
             _ => Some(
                 gst::ElementFactory::make("capsfilter")
