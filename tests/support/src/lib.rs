@@ -91,3 +91,46 @@ pub fn run_pipeline(description: &str) -> Result<usize, String> {
     pipeline.set_state(gst::State::Null).unwrap();
     result
 }
+
+/// Runs ffmpeg (quiet, overwriting) with `args`; panics with its message on failure.
+pub fn ffmpeg(args: &[&str]) {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "ffmpeg {args:?}: {}", stderr(&out));
+}
+
+/// Everything ffprobe reads of a file (format, streams with their tags and
+/// dispositions, chapters), as JSON: an independent reader for outputs.
+pub fn ffprobe_json(path: &std::path::Path) -> serde_json::Value {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-of", "json"])
+        .args(["-show_format", "-show_streams", "-show_chapters"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout).expect("ffprobe writes JSON")
+}
+
+/// Each video frame's presentation time in seconds, as ffprobe reads them.
+pub fn ffprobe_frame_times(path: &std::path::Path) -> Vec<String> {
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim_end_matches(',').to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
