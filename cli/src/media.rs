@@ -109,6 +109,10 @@ pub struct MediaInfo {
     /// The video's display orientation (`rotate-90`, `flip-rotate-270`…)
     /// when the container asks for one other than upright.
     pub orientation: Option<String>,
+    /// Bits per sample of the video as coded (8 when the format does not say).
+    pub bit_depth: u32,
+    /// Whether the video carries HDR10 mastering-display or content-light metadata.
+    pub hdr_metadata: bool,
 }
 
 impl MediaInfo {
@@ -174,7 +178,28 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
                     .map(|o| o.get().to_string())
             })
             .filter(|o| o != "rotate-0"),
+        bit_depth: coded_bit_depth(v),
+        hdr_metadata: v
+            .caps()
+            .and_then(|c| {
+                c.structure(0).map(|s| {
+                    s.has_field("mastering-display-info") || s.has_field("content-light-level")
+                })
+            })
+            .unwrap_or(false),
     })
+}
+
+/// The coded bit depth: what the parser says (`bit-depth-luma`), else the
+/// discoverer's depth over three components, else 8.
+fn coded_bit_depth(video: &gst_pbutils::DiscovererVideoInfo) -> u32 {
+    let parsed = video.caps().and_then(|c| {
+        c.structure(0)
+            .and_then(|s| s.get::<u32>("bit-depth-luma").ok())
+    });
+    parsed
+        .or_else(|| (video.depth() >= 24).then(|| video.depth() / 3))
+        .unwrap_or(8)
 }
 
 /// The discoverer's reason, with GStreamer's generic wording made specific.

@@ -371,3 +371,160 @@ fn audio_the_container_cannot_hold_is_refused_or_re_encoded_never_dropped() {
     let seconds: f64 = audio.rsplit(',').next().unwrap().parse().unwrap();
     assert!((seconds - 1.0).abs() < 0.05, "audio lasts {seconds} s");
 }
+
+/// An HDR10 clip as a grading tool would write it: a smooth 10-bit ramp
+/// (steps finer than 8 bits can hold), PQ/BT.2020 tags, mastering-display
+/// and content-light metadata.
+fn hdr10_clip(dir: &Path) -> PathBuf {
+    let path = dir.join("hdr10.mkv");
+    let x265 = "log-level=error:hdr10=1:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:\
+                master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):\
+                max-cll=1000,400";
+    gendr_test_support::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "gradients=s=128x96:r=25:speed=0.01,format=yuv420p10le",
+        "-frames:v",
+        "4",
+        "-c:v",
+        "libx265",
+        "-crf",
+        "4",
+        "-x265-params",
+        x265,
+        path.to_str().unwrap(),
+    ]);
+    path
+}
+
+/// What ffprobe reads of the first frame's HDR metadata and the stream's tags.
+fn hdr_signature(path: &Path) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-read_intervals", "%+#1"])
+        .args(["-show_entries"])
+        .arg(
+            "stream=pix_fmt,color_transfer,color_primaries,color_space:\
+             frame=side_data_list:side_data=max_luminance,min_luminance,red_x,white_point_x,max_content,max_average",
+        )
+        .args(["-of", "default=nw=1"])
+        .arg(path)
+        .output()
+        .unwrap();
+    let mut lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.contains("side_data_type=H.26[45] User Data"))
+        .map(str::to_string)
+        .collect();
+    lines.sort();
+    lines.dedup();
+    lines.join(" ")
+}
+
+/// The share of decoded luma samples that 8 bits could not have carried
+/// (not a multiple of 4 at 10 bits).
+fn share_finer_than_eight_bits(path: &Path) -> f64 {
+    let raw = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(path)
+        .args([
+            "-frames:v",
+            "1",
+            "-pix_fmt",
+            "yuv420p10le",
+            "-f",
+            "rawvideo",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(raw.status.success(), "{}", stderr(&raw));
+    let dims = ffprobe(path, "v:0", "stream=width,height");
+    let (w, h) = dims.trim_end_matches(',').split_once(',').unwrap();
+    let luma = w.parse::<usize>().unwrap() * h.parse::<usize>().unwrap();
+    let samples: Vec<u16> = raw.stdout[..2 * luma]
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    samples.iter().filter(|v| *v % 4 != 0).count() as f64 / samples.len() as f64
+}
+
+#[test]
+fn ten_bit_hdr10_input_stays_ten_bit_with_its_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = hdr10_clip(dir.path());
+    let wanted = hdr_signature(&input);
+    assert!(
+        wanted.contains("max_content=1000") && wanted.contains("smpte2084"),
+        "{wanted}"
+    );
+    for (name, args) in [
+        ("x265.mkv", &["-q", "-m", "fast"][..]),
+        ("x265.mp4", &["-q", "-m", "fast"][..]),
+    ] {
+        let output = dir.path().join(name);
+        let run = gendr_upscale(args, &input, &output);
+        assert!(run.status.success(), "{name}: {}", stderr(&run));
+        let profile = ffprobe(&output, "v:0", "stream=profile");
+        let profile = profile.trim_end_matches(',');
+        assert_eq!(profile, "Main 10", "{name}");
+        assert_eq!(hdr_signature(&output), wanted, "{name}");
+        // Before: 8-bit (every sample a multiple of 4 once widened to 10).
+        let finer = share_finer_than_eight_bits(&output);
+        assert!(
+            finer > 0.5,
+            "{name}: only {finer:.2} of samples use 10 bits"
+        );
+    }
+    // x264 writes no mastering metadata and no muxer keeps it right.
+    for name in ["x264.mkv", "x264.mp4"] {
+        let output = dir.path().join(name);
+        let run = gendr_upscale(&["-q", "-m", "fast", "--codec", "x264"], &input, &output);
+        assert!(!run.status.success(), "{name}");
+        let text = stderr(&run);
+        assert_eq!(text.trim().lines().count(), 1, "{text}");
+        assert!(text.contains("--codec x265"), "{text}");
+        assert!(!output.exists());
+    }
+}
+
+#[test]
+fn ten_bit_input_without_hdr_metadata_takes_x264_high_10_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("ten.mp4");
+    gendr_test_support::ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "gradients=s=128x96:r=25:speed=0.01,format=yuv420p10le",
+        "-frames:v",
+        "3",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "4",
+        input.to_str().unwrap(),
+    ]);
+    let output = dir.path().join("x264.mp4");
+    let run = gendr_upscale(&["-m", "fast", "--codec", "x264"], &input, &output);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("x264 4:2:0 10-bit"),
+        "{}",
+        stderr(&run)
+    );
+    let probe = ffprobe(&output, "v:0", "stream=profile,pix_fmt");
+    assert_eq!(probe.trim_end_matches(','), "High 10,yuv420p10le");
+    assert!(share_finer_than_eight_bits(&output) > 0.5);
+    // Reduced to 8 bits only when asked, and said.
+    let eight = dir.path().join("eight.mp4");
+    let run = gendr_upscale(&["-m", "fast", "--pix-fmt", "yuv420p"], &input, &eight);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(
+        stderr(&run).contains("reduced from the input's 10 bits"),
+        "{}",
+        stderr(&run)
+    );
+    let probe = ffprobe(&eight, "v:0", "stream=profile,pix_fmt");
+    assert_eq!(probe.trim_end_matches(','), "High,yuv420p");
+}

@@ -4,6 +4,80 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
+use super::UpscaleOptions;
+use crate::media::MediaInfo;
+
+/// The deepest samples gendrsr takes and gives.
+const DEEPEST: u32 = 10;
+
+/// What the video is encoded as, decided once from the options and the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Encoding {
+    pub codec: Codec,
+    /// The raw format the encoder is given; `None` keeps whatever the
+    /// conversion after the model gives (`--pix-fmt keep`).
+    pub format: Option<&'static str>,
+    /// Bits per sample written.
+    pub bit_depth: u32,
+    /// Bits per sample of the input, as coded.
+    pub input_depth: u32,
+}
+
+impl Encoding {
+    /// Deeper than 8-bit input stays deep: 4:2:0 10-bit, with x265 (Main 10)
+    /// unless x264 (High 10) is asked for.
+    pub fn choose(options: &UpscaleOptions, info: &MediaInfo) -> Encoding {
+        let deep = info.bit_depth > 8;
+        let (format, bit_depth) = match options.pix_fmt.as_str() {
+            "yuv420p" => (Some("I420"), 8),
+            "yuv420p10" => (Some("I420_10LE"), DEEPEST),
+            "keep" => (None, if deep { DEEPEST } else { 8 }),
+            _ if deep => (Some("I420_10LE"), DEEPEST),
+            _ => (Some("I420"), 8),
+        };
+        let codec = options.codec.unwrap_or(if bit_depth > 8 {
+            Codec::X265
+        } else {
+            Codec::X264
+        });
+        Encoding {
+            codec,
+            format,
+            bit_depth,
+            input_depth: info.bit_depth,
+        }
+    }
+
+    /// For the start line: what is written, and what differs from the input.
+    pub fn describe(&self) -> String {
+        let codec = match self.codec {
+            Codec::X264 => "x264",
+            Codec::X265 => "x265",
+        };
+        let samples = match self.format {
+            Some(_) => format!("4:2:0 {}-bit", self.bit_depth),
+            None => format!(
+                "{}-bit in the chroma the model's output converts to (--pix-fmt keep)",
+                self.bit_depth
+            ),
+        };
+        let note = if self.input_depth > DEEPEST && self.bit_depth == DEEPEST {
+            format!(
+                " (the input's {} bits reduced to {DEEPEST}, the deepest gendrsr takes)",
+                self.input_depth
+            )
+        } else if self.input_depth > self.bit_depth {
+            format!(
+                " (reduced from the input's {} bits as asked)",
+                self.input_depth
+            )
+        } else {
+            String::new()
+        };
+        format!("{codec} {samples}{note}")
+    }
+}
+
 #[derive(
     clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize,
 )]

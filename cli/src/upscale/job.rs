@@ -11,7 +11,7 @@ use gst::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::streams::{copy_audio, discard};
-use super::{video, Args};
+use super::{video, Args, Encoding};
 use crate::media::{self, MediaInfo};
 
 /// Frames past each stage, and where the input's timeline ended: what the
@@ -136,6 +136,45 @@ fn size_change(event: &gst::Event, progress: &Progress) -> Option<String> {
     }
 }
 
+/// The encoded caps without `mastering-display-info`: matroskamux 1.22
+/// writes its luminances divided by 50000 instead of 10000 (1000 cd/m²
+/// becomes 200), while x265 writes the values exactly into the stream, where
+/// players read them. x264 cannot write them, and is refused such input.
+fn without_mastering_display(event: &gst::Event) -> Option<gst::Caps> {
+    let gst::EventView::Caps(caps) = event.view() else {
+        return None;
+    };
+    let caps = caps.caps();
+    if !caps
+        .structure(0)
+        .is_some_and(|s| s.has_field("mastering-display-info"))
+    {
+        return None;
+    }
+    let mut caps = caps.to_owned();
+    caps.make_mut()
+        .structure_mut(0)?
+        .remove_field("mastering-display-info");
+    Some(caps)
+}
+
+/// A decoded format deeper than the encoding chosen from what the container
+/// said would lose its extra bits silently: an error naming the option.
+fn deeper_than_planned(event: &gst::Event, encoding: &Encoding) -> Option<String> {
+    let gst::EventView::Caps(caps) = event.view() else {
+        return None;
+    };
+    let info = gst_video::VideoInfo::from_caps(caps.caps()).ok()?;
+    let depth = info.format_info().depth().first().copied()?;
+    (depth > encoding.bit_depth && depth > encoding.input_depth).then(|| {
+        format!(
+            "the video decodes to {depth}-bit samples but its container said {} bits; \
+             pass --pix-fmt yuv420p10 to keep them, or --pix-fmt yuv420p to reduce them to 8",
+            encoding.input_depth
+        )
+    })
+}
+
 /// Turns a failure found in a streaming thread into a bus error, keeping
 /// its text as the one the user sees.
 fn report(element: &gst::Element, errors: &Mutex<Option<String>>, text: String) {
@@ -197,6 +236,7 @@ impl Job {
         let link_error = Arc::new(Mutex::new(None));
         {
             let (progress, errors) = (progress.clone(), link_error.clone());
+            let encoding = video.encoding;
             chain_sink.add_probe(
                 gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
                 move |pad, info| {
@@ -206,7 +246,9 @@ impl Job {
                             progress.saw_buffer(buffer);
                         }
                         Some(gst::PadProbeData::Event(event)) => {
-                            if let Some(text) = size_change(event, &progress) {
+                            let refusal = size_change(event, &progress)
+                                .or_else(|| deeper_than_planned(event, &encoding));
+                            if let Some(text) = refusal {
                                 if let Some(element) = pad.parent_element() {
                                     report(&element, &errors, text);
                                 }
@@ -233,6 +275,17 @@ impl Job {
                     gst::PadProbeReturn::Ok
                 });
         }
+        queue_out
+            .static_pad("sink")
+            .context("queue sink")?
+            .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+                if let Some(gst::PadProbeData::Event(event)) = &mut info.data {
+                    if let Some(caps) = without_mastering_display(event) {
+                        *event = gst::event::Caps::new(&caps);
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
         watch_buffers(
             &sink.static_pad("sink").context("filesink sink")?,
             &progress,

@@ -16,7 +16,7 @@ mod job;
 mod streams;
 mod video;
 
-pub use encode::{muxer_for, Codec};
+pub use encode::{muxer_for, Codec, Encoding};
 use job::Job;
 
 /// x264/x265 constant quality and speed preset when none is given.
@@ -54,20 +54,21 @@ pub struct Args {
 pub struct UpscaleOptions {
     #[command(flatten)]
     pub sr: SrOptions,
-    /// Video encoder.
-    #[arg(long, value_enum, default_value_t = Codec::X264)]
-    pub codec: Codec,
+    /// Video encoder [default: x264, or x265 (Main 10) for input deeper than 8 bits].
+    #[arg(long, value_enum)]
+    pub codec: Option<Codec>,
     /// Constant quality: lower is better (x264/x265 CRF, 0–51).
     #[arg(long, default_value_t = DEFAULT_CRF, value_parser = clap::value_parser!(u32).range(0..=51))]
     pub crf: u32,
     /// Encoder speed preset (ultrafast … veryslow).
     #[arg(long, default_value = DEFAULT_PRESET)]
     pub preset: String,
-    /// Chroma of the encoded video: yuv420p (4:2:0, what every player
-    /// plays) or keep (what the conversion after the model gives, 4:4:4 for
-    /// a 4:2:2 or 4:4:4 input).
-    #[arg(long, value_name = "FORMAT", default_value = "yuv420p",
-          value_parser = clap::builder::PossibleValuesParser::new(["yuv420p", "keep"]))]
+    /// Samples of the encoded video: auto (4:2:0 at the input's bit depth,
+    /// 8 or 10), yuv420p (4:2:0 8-bit), yuv420p10 (4:2:0 10-bit) or keep
+    /// (what the conversion after the model gives, 4:4:4 for a 4:2:2 or
+    /// 4:4:4 input).
+    #[arg(long, value_name = "FORMAT", default_value = "auto",
+          value_parser = clap::builder::PossibleValuesParser::new(["auto", "yuv420p", "yuv420p10", "keep"]))]
     pub pix_fmt: String,
     /// Audio: copy every stream as it is (an error where the container
     /// cannot hold its codec), or aac: copy what fits and re-encode the rest
@@ -220,6 +221,20 @@ fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> Result<()> {
     Ok(())
 }
 
+/// x265 writes HDR10 mastering-display and content-light metadata into the
+/// stream; x264 cannot, and no GStreamer 1.22 muxer keeps both right (mp4mux
+/// drops them, matroskamux scales the luminance wrongly): that would lose them.
+fn check_hdr_metadata(info: &MediaInfo, encoding: &Encoding, output: &Path) -> Result<()> {
+    if info.hdr_metadata && encoding.codec == Codec::X264 {
+        bail!(
+            "{}: x264 cannot keep the input's HDR10 mastering-display/content-light metadata; \
+             use --codec x265 (the default for 10-bit input)",
+            output.display()
+        );
+    }
+    Ok(())
+}
+
 /// Refuses outputs that can be known to fail before any work is done.
 fn check_output(args: &Args) -> Result<()> {
     if args.output.is_dir() {
@@ -247,6 +262,7 @@ pub fn run(args: Args) -> Result<()> {
     check_output(&args)?;
     let muxer = muxer_for(&args.output)?;
     check_frame_size(&info, &args.input, &args.options.sr.model)?;
+    check_hdr_metadata(&info, &Encoding::choose(&args.options, &info), &args.output)?;
     if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
         bail!(
             "{}: truncated: frame {expected} is cut short ({complete} complete frames)",
@@ -292,10 +308,7 @@ pub fn run(args: Args) -> Result<()> {
             fps.denom(),
             info.audio_streams,
             args.options.sr.model,
-            match args.options.pix_fmt.as_str() {
-                "keep" => "in the format the model's output converts to (--pix-fmt keep)",
-                _ => "4:2:0 8-bit (--pix-fmt keep for the input's chroma)",
-            }
+            Encoding::choose(&args.options, &info).describe()
         );
         if let Some(orientation) = &info.orientation {
             eprintln!(

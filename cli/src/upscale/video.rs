@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 
+use super::encode::Encoding;
 use super::UpscaleOptions;
 use crate::media::MediaInfo;
 
@@ -14,6 +15,7 @@ pub(super) struct VideoChain {
     /// Where encoded, parsed video leaves for the muxer.
     pub last: gst::Element,
     pub elements: Vec<gst::Element>,
+    pub encoding: Encoding,
 }
 
 impl VideoChain {
@@ -23,7 +25,8 @@ impl VideoChain {
         let sr = options.sr.element()?;
         let convert_out = gst::ElementFactory::make("videoconvert").build()?;
         let queue_out = gst::ElementFactory::make("queue").build()?;
-        let (encoder, parser) = options.codec.encoder(options.crf, &options.preset)?;
+        let encoding = Encoding::choose(options, info);
+        let (encoder, parser) = encoding.codec.encoder(options.crf, &options.preset)?;
         // GStreamer 1.22's muxers cannot store a display rotation: frames are
         // turned upright instead, so they still show as the source did.
         let upright = match info.orientation {
@@ -34,16 +37,16 @@ impl VideoChain {
             ),
             None => None,
         };
-        // 4:2:2 and 4:4:4 input would otherwise reach the encoder as 4:4:4
-        // (High 4:4:4, which most players cannot play).
-        let chroma = match options.pix_fmt.as_str() {
-            "keep" => None,
-            _ => Some(
+        // Without a format, 4:2:2 and 4:4:4 input would reach the encoder as
+        // 4:4:4 (High 4:4:4, which most players cannot play).
+        let samples = match encoding.format {
+            None => None,
+            Some(format) => Some(
                 gst::ElementFactory::make("capsfilter")
                     .property(
                         "caps",
                         gst::Caps::builder("video/x-raw")
-                            .field("format", "I420")
+                            .field("format", format)
                             .build(),
                     )
                     .build()?,
@@ -52,13 +55,14 @@ impl VideoChain {
         let mut elements = vec![queue_in.clone(), convert_in];
         elements.extend(upright);
         elements.extend([sr.clone(), convert_out]);
-        elements.extend(chroma);
+        elements.extend(samples);
         elements.extend([encoder, parser, queue_out.clone()]);
         Ok(VideoChain {
             first: queue_in,
             sr,
             last: queue_out,
             elements,
+            encoding,
         })
     }
 }
