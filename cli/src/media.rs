@@ -226,11 +226,19 @@ fn field_order(path: &Path) -> FieldOrder {
     let bottom = match caps_order.as_deref() {
         Some("bottom-field-first") => true,
         Some("top-field-first") => false,
-        _ => sample.buffer().is_some_and(|b| {
-            let flags = gst_video::VideoBufferFlags::from_bits_truncate(b.flags().bits());
-            flags.contains(gst_video::VideoBufferFlags::INTERLACED)
-                && !flags.contains(gst_video::VideoBufferFlags::TFF)
-        }),
+        _ => {
+            let frame_flags = || {
+                let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+                let frame =
+                    gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer()?, &info)
+                        .ok()?;
+                Some(frame.flags())
+            };
+            frame_flags().is_some_and(|f| {
+                f.contains(gst_video::VideoFrameFlags::INTERLACED)
+                    && !f.contains(gst_video::VideoFrameFlags::TFF)
+            })
+        }
     };
     if bottom {
         FieldOrder::BottomFirst
