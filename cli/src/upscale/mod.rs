@@ -76,9 +76,7 @@ pub struct UpscaleOptions {
     #[arg(long, value_name = "MODE", default_value = "copy",
           value_parser = clap::builder::PossibleValuesParser::new(["copy", "aac"]))]
     pub audio: String,
-    /// Interlaced input: auto (deinterlaced when the input is interlaced),
-    /// off (frames taken as progressive), frame (always deinterlaced, one
-    /// frame per frame) or field (one frame per field, twice the rate).
+    /// What is done with interlaced input (before the model).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = Deinterlace::Auto)]
     #[serde(default)]
     pub deinterlace: Deinterlace,

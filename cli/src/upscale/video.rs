@@ -206,7 +206,7 @@ pub(super) fn describe(options: &UpscaleOptions, info: &MediaInfo) -> Result<Vec
             let what = match info.interlaced {
                 Some(order) => format!("interlaced ({}) input", order_text(order)),
                 None => format!(
-                    "input, marked progressive, taken as interlaced ({}, --deinterlace)",
+                    "input marked progressive taken as interlaced ({}) as --deinterlace asks, and",
                     order_text(order)
                 ),
             };
