@@ -113,6 +113,17 @@ pub struct MediaInfo {
     pub bit_depth: u32,
     /// Whether the video carries HDR10 mastering-display or content-light metadata.
     pub hdr_metadata: bool,
+    /// Width of a pixel over its height, as the stream says (1/1 when it does not).
+    pub pixel_aspect: gst::Fraction,
+    /// Set when the decoded frames are interlaced.
+    pub interlaced: Option<FieldOrder>,
+}
+
+/// Which field of an interlaced frame is shown first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldOrder {
+    TopFirst,
+    BottomFirst,
 }
 
 impl MediaInfo {
@@ -187,6 +198,11 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
                 })
             })
             .unwrap_or(false),
+        pixel_aspect: match (v.par().numer(), v.par().denom()) {
+            (n, d) if n > 0 && d > 0 => v.par(),
+            _ => gst::Fraction::new(1, 1),
+        },
+        interlaced: v.is_interlaced().then(|| field_order(path)),
     })
 }
 
@@ -200,6 +216,60 @@ fn coded_bit_depth(video: &gst_pbutils::DiscovererVideoInfo) -> u32 {
     parsed
         .or_else(|| (video.depth() >= 24).then(|| video.depth() / 3))
         .unwrap_or(8)
+}
+
+/// The field order of an interlaced video as its first decoded frame says:
+/// the discoverer tells only that it is interlaced. Top first (what most
+/// interlaced video is) when the decoder does not say.
+fn field_order(path: &Path) -> FieldOrder {
+    let first_frame = || -> Option<gst::Sample> {
+        let description = format!(
+            "uridecodebin uri=\"{}\" caps=video/x-raw ! appsink name=sink sync=false",
+            file_uri(path).ok()?
+        );
+        let pipeline = gst::parse::launch(&description)
+            .ok()?
+            .downcast::<gst::Pipeline>()
+            .ok()?;
+        let sink = pipeline
+            .by_name("sink")?
+            .downcast::<gst_app::AppSink>()
+            .ok()?;
+        pipeline.set_state(gst::State::Paused).ok()?;
+        let sample = sink.try_pull_preroll(gst::ClockTime::from_seconds(10));
+        let _ = pipeline.set_state(gst::State::Null);
+        sample
+    };
+    let Some(sample) = first_frame() else {
+        return FieldOrder::TopFirst;
+    };
+    let caps_order = sample
+        .caps()
+        .and_then(|c| c.structure(0))
+        .and_then(|s| s.get::<String>("field-order").ok());
+    // Mixed streams say it per frame, in the buffer flags.
+    let bottom = match caps_order.as_deref() {
+        Some("bottom-field-first") => true,
+        Some("top-field-first") => false,
+        _ => {
+            let frame_flags = || {
+                let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
+                let frame =
+                    gst_video::VideoFrameRef::from_buffer_ref_readable(sample.buffer()?, &info)
+                        .ok()?;
+                Some(frame.flags())
+            };
+            frame_flags().is_some_and(|f| {
+                f.contains(gst_video::VideoFrameFlags::INTERLACED)
+                    && !f.contains(gst_video::VideoFrameFlags::TFF)
+            })
+        }
+    };
+    if bottom {
+        FieldOrder::BottomFirst
+    } else {
+        FieldOrder::TopFirst
+    }
 }
 
 /// The discoverer's reason, with GStreamer's generic wording made specific.

@@ -18,6 +18,7 @@ mod video;
 
 pub use encode::{muxer_for, Codec, Encoding};
 use job::Job;
+pub use video::Deinterlace;
 
 /// x264/x265 constant quality and speed preset when none is given.
 pub const DEFAULT_CRF: u32 = 18;
@@ -76,6 +77,23 @@ pub struct UpscaleOptions {
     #[arg(long, value_name = "MODE", default_value = "copy",
           value_parser = clap::builder::PossibleValuesParser::new(["copy", "aac"]))]
     pub audio: String,
+    /// What is done with interlaced input (before the model).
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = Deinterlace::Auto)]
+    #[serde(default)]
+    pub deinterlace: Deinterlace,
+    /// Output size as a multiple of the input's (e.g. 1.5): the model's
+    /// scale, then resampled; pixels keep their aspect.
+    #[arg(long, value_name = "F")]
+    #[serde(default)]
+    pub scale: Option<f64>,
+    /// Output width in pixels (even); the height follows the picture's shape.
+    #[arg(long, value_name = "W")]
+    #[serde(default)]
+    pub width: Option<u32>,
+    /// Output height in pixels (even); the width follows the picture's shape.
+    #[arg(long, value_name = "H")]
+    #[serde(default)]
+    pub height: Option<u32>,
 }
 
 /// Seconds without progress before `gendr upscale` calls the job stalled:
@@ -259,6 +277,7 @@ fn check_output(args: &Args) -> Result<()> {
 pub fn run(args: Args) -> Result<()> {
     let info = media::discover(&args.input)?;
     args.options.sr.validate()?;
+    let video_notes = video::describe(&args.options, &info)?;
     check_output(&args)?;
     let muxer = muxer_for(&args.output)?;
     check_frame_size(&info, &args.input, &args.options.sr.model)?;
@@ -315,6 +334,9 @@ pub fn run(args: Args) -> Result<()> {
                 "gendr: frames turned upright from the source's display orientation {orientation} \
                  (the output container cannot store one)"
             );
+        }
+        for note in &video_notes {
+            eprintln!("gendr: {note}");
         }
     }
     let started = Instant::now();
