@@ -75,6 +75,23 @@ pub struct UpscaleOptions {
     #[arg(long, value_name = "MODE", default_value = "copy",
           value_parser = clap::builder::PossibleValuesParser::new(["copy", "aac"]))]
     pub audio: String,
+    /// Subtitles: keep every stream (converted where the container needs it,
+    /// an error where it cannot hold one), or drop them all.
+    #[arg(long, value_name = "MODE", default_value = "keep",
+          value_parser = clap::builder::PossibleValuesParser::new(["keep", "drop"]))]
+    #[serde(default = "keep")]
+    pub subtitles: String,
+    /// Chapters: keep them (an error where the container cannot hold them),
+    /// or drop them.
+    #[arg(long, value_name = "MODE", default_value = "keep",
+          value_parser = clap::builder::PossibleValuesParser::new(["keep", "drop"]))]
+    #[serde(default = "keep")]
+    pub chapters: String,
+}
+
+/// What recorded options without `subtitles` or `chapters` meant: keep.
+fn keep() -> String {
+    "keep".into()
 }
 
 /// Seconds without progress before `gendr upscale` calls the job stalled:
