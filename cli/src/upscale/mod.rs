@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use gst::prelude::*;
 
 use crate::media::{self, MediaInfo};
 
@@ -263,6 +264,7 @@ pub fn run(args: Args) -> Result<()> {
     args.options.sr.validate()?;
     check_output(&args)?;
     let muxer = muxer_for(&args.output)?;
+    let writes_matroska = muxer.factory().is_some_and(|f| f.name() == "matroskamux");
     check_frame_size(&info, &args.input, &args.options.sr.model)?;
     if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
         bail!(
@@ -323,6 +325,9 @@ pub fn run(args: Args) -> Result<()> {
     }
     let started = Instant::now();
     let frames = job.run(&info, &args, &interrupted)?;
+    if writes_matroska {
+        streams::restore_matroska_tags(partial.path())?;
+    }
     let damaged = log.decoder_errors();
     let undecodable = job.undecodable();
     let persisted = if args.overwrite {
