@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::streams::{copy_audio, copy_subtitle, discard, is_subtitle};
+use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle};
 use super::{video, Args};
 use crate::media::{self, MediaInfo};
 
@@ -292,6 +292,7 @@ impl Job {
         let transcode = args.options.audio == "aac";
         let keep_subtitles = args.options.subtitles == "keep";
         let output = args.output.display().to_string();
+        let keep_chapters = args.options.chapters == "keep";
         parse.connect_pad_added(move |parse, pad| {
             let (Some(pipeline), Some(decode), Some(muxer)) = (
                 weak_pipeline.upgrade(),
@@ -300,6 +301,9 @@ impl Job {
             ) else {
                 return;
             };
+            if !keep_chapters {
+                drop_toc(pad);
+            }
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
             let name = caps
                 .structure(0)

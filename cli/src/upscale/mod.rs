@@ -266,6 +266,17 @@ pub fn run(args: Args) -> Result<()> {
     let muxer = muxer_for(&args.output)?;
     let writes_matroska = muxer.factory().is_some_and(|f| f.name() == "matroskamux");
     check_frame_size(&info, &args.input, &args.options.sr.model)?;
+    let keep_subtitles = args.options.subtitles == "keep";
+    if keep_subtitles {
+        streams::check_subtitles(&info, &muxer, &args.output.display().to_string())?;
+    }
+    let chapters = streams::plan_chapters(
+        &args.input,
+        &args.output,
+        &info,
+        &muxer,
+        args.options.chapters == "keep",
+    )?;
     if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
         bail!(
             "{}: truncated: frame {expected} is cut short ({complete} complete frames)",
@@ -303,13 +314,15 @@ pub fn run(args: Args) -> Result<()> {
     if !args.quiet {
         let fps = info.framerate;
         eprintln!(
-            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, model {}, video encoded {}",
+            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, {}{}, model {}, video encoded {}",
             args.input.display(),
             info.width,
             info.height,
             fps.numer(),
             fps.denom(),
             info.audio_streams,
+            streams::subtitles_summary(&info, keep_subtitles),
+            chapters.map(|c| format!(", {c}")).unwrap_or_default(),
             args.options.sr.model,
             match args.options.pix_fmt.as_str() {
                 "keep" => "in the format the model's output converts to (--pix-fmt keep)",

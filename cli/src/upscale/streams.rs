@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use gst::prelude::*;
 
 use super::job::Progress;
+use crate::media::MediaInfo;
 
 /// Sends a parsed audio stream into the muxer: as it is, or, where the
 /// container cannot hold its codec and `transcode` allows, re-encoded as AAC.
@@ -557,4 +558,238 @@ pub(super) fn restore_matroska_tags(path: &std::path::Path) -> Result<()> {
     file.seek(SeekFrom::Start(size_at))?;
     file.write_all(&marked.to_be_bytes()[8 - width..])?;
     Ok(())
+}
+
+/// Refuses, before anything runs, subtitle streams the output container
+/// cannot hold (the same decision as when their pads appear).
+pub(super) fn check_subtitles(info: &MediaInfo, muxer: &gst::Element, output: &str) -> Result<()> {
+    for caps in &info.subtitles {
+        subtitle_route(muxer, caps, output)?;
+    }
+    Ok(())
+}
+
+/// How the start line tells what becomes of the subtitles.
+pub(super) fn subtitles_summary(info: &MediaInfo, keep: bool) -> String {
+    match (info.subtitles.len(), keep) {
+        (n, true) => format!("{n} subtitle stream(s) copied"),
+        (n, false) => format!("{n} subtitle stream(s) dropped (--subtitles drop)"),
+    }
+}
+
+/// Chapters of an MP4/MOV input, which qtdemux (GStreamer 1.22) does not read.
+#[derive(Debug, PartialEq)]
+enum QuickTimeChapters {
+    None,
+    /// A Nero chapter list (`moov/udta/chpl`, what ffmpeg writes with its
+    /// chapter track): start and title of each.
+    List(Vec<(gst::ClockTime, String)>),
+    /// Only a QuickTime chapter track (`tref/chap`), as Apple's tools write.
+    TrackOnly,
+}
+
+/// The boxes in `data`: type and body.
+fn mp4_boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    std::iter::from_fn(move || {
+        let size = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
+        let kind: [u8; 4] = data.get(4..8)?.try_into().ok()?;
+        let (header, size) = match size {
+            0 => (8, data.len()),
+            1 => (
+                16,
+                usize::try_from(u64::from_be_bytes(data.get(8..16)?.try_into().ok()?)).ok()?,
+            ),
+            n => (8, n),
+        };
+        let body = data.get(header..size)?;
+        data = &data[size..];
+        Some((kind, body))
+    })
+}
+
+/// The chapters in a Nero `chpl` box body: 100 ns start times and titles.
+fn nero_chapters(body: &[u8]) -> Vec<(gst::ClockTime, String)> {
+    let Some(&version) = body.first() else {
+        return Vec::new();
+    };
+    let mut at = if version == 0 { 4 } else { 8 };
+    let count = body.get(at).copied().unwrap_or(0);
+    at += 1;
+    let mut chapters = Vec::new();
+    for _ in 0..count {
+        let Some(start) = body.get(at..at + 8) else {
+            break;
+        };
+        let start = u64::from_be_bytes(start.try_into().expect("8 bytes"));
+        let len = body.get(at + 8).copied().unwrap_or(0) as usize;
+        let Some(title) = body.get(at + 9..at + 9 + len) else {
+            break;
+        };
+        chapters.push((
+            gst::ClockTime::from_nseconds(start.saturating_mul(100)),
+            String::from_utf8_lossy(title).into_owned(),
+        ));
+        at += 9 + len;
+    }
+    chapters
+}
+
+/// Reads the chapters of an MP4/MOV file; anything else has none here.
+fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    let file_len = file.metadata()?.len();
+    let mut at = 0u64;
+    let mut first = true;
+    while at + 8 <= file_len {
+        let mut header = [0u8; 16];
+        file.seek(SeekFrom::Start(at))?;
+        let n = file.read(&mut header)?;
+        let size = u64::from(u32::from_be_bytes(header[..4].try_into()?));
+        let kind = &header[4..8];
+        let known = [
+            &b"ftyp"[..],
+            b"moov",
+            b"mdat",
+            b"free",
+            b"skip",
+            b"wide",
+            b"uuid",
+        ];
+        if first && !known.contains(&kind) {
+            return Ok(QuickTimeChapters::None);
+        }
+        first = false;
+        let (header_len, size) = match size {
+            0 => (8, file_len - at),
+            1 if n >= 16 => (16, u64::from_be_bytes(header[8..16].try_into()?)),
+            _ => (8, size),
+        };
+        if size < header_len {
+            return Ok(QuickTimeChapters::None);
+        }
+        if kind == b"moov" {
+            // Even a long film's index is a few MiB; a larger one is damage.
+            const MOOV_LIMIT: u64 = 256 << 20;
+            let body_len = (size - header_len).min(MOOV_LIMIT);
+            let mut moov = vec![0u8; usize::try_from(body_len)?];
+            file.seek(SeekFrom::Start(at + header_len))?;
+            file.read_exact(&mut moov)?;
+            return Ok(moov_chapters(&moov));
+        }
+        at += size;
+    }
+    Ok(QuickTimeChapters::None)
+}
+
+fn moov_chapters(moov: &[u8]) -> QuickTimeChapters {
+    let mut track_chapters = false;
+    for (kind, body) in mp4_boxes(moov) {
+        match &kind {
+            b"udta" => {
+                if let Some((_, chpl)) = mp4_boxes(body).find(|(k, _)| k == b"chpl") {
+                    let list = nero_chapters(chpl);
+                    if !list.is_empty() {
+                        return QuickTimeChapters::List(list);
+                    }
+                }
+            }
+            b"trak" => {
+                track_chapters |= mp4_boxes(body)
+                    .filter(|(k, _)| k == b"tref")
+                    .any(|(_, tref)| mp4_boxes(tref).any(|(k, _)| &k == b"chap"));
+            }
+            _ => {}
+        }
+    }
+    if track_chapters {
+        QuickTimeChapters::TrackOnly
+    } else {
+        QuickTimeChapters::None
+    }
+}
+
+/// A table of contents for matroskamux from chapter starts: each chapter
+/// ends where the next begins, the last at `end`.
+fn toc_from(chapters: &[(gst::ClockTime, String)], end: Option<gst::ClockTime>) -> gst::Toc {
+    let mut toc = gst::Toc::new(gst::TocScope::Global);
+    let mut edition = gst::TocEntry::new(gst::TocEntryType::Edition, "1");
+    let last_end = end.unwrap_or_else(|| chapters.last().map_or(gst::ClockTime::ZERO, |c| c.0));
+    for (i, (start, title)) in chapters.iter().enumerate() {
+        let stop = chapters.get(i + 1).map_or(last_end, |next| next.0);
+        let mut chapter = gst::TocEntry::new(gst::TocEntryType::Chapter, &(i + 1).to_string());
+        {
+            let chapter = chapter.get_mut().expect("new entry");
+            chapter.set_start_stop_times(start.nseconds() as i64, stop.nseconds() as i64);
+            let mut tags = gst::TagList::new();
+            tags.get_mut()
+                .expect("new list")
+                .add::<gst::tags::Title>(&title.as_str(), gst::TagMergeMode::Replace);
+            chapter.set_tags(tags);
+        }
+        edition
+            .get_mut()
+            .expect("new entry")
+            .append_sub_entry(chapter);
+    }
+    toc.get_mut().expect("new toc").append_entry(edition);
+    toc
+}
+
+/// Decides what becomes of the input's chapters before anything runs:
+/// Matroska's pass through GStreamer; MP4/MOV chapter lists, which qtdemux
+/// does not read, are handed to matroskamux; where the output cannot hold
+/// them, or they cannot be read, the job is refused unless `keep` is off.
+/// Returns the start line's words on them, if any.
+pub(super) fn plan_chapters(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    info: &MediaInfo,
+    muxer: &gst::Element,
+    keep: bool,
+) -> Result<Option<String>> {
+    let quicktime = quicktime_chapters(input)?;
+    let count = match &quicktime {
+        QuickTimeChapters::List(list) => list.len(),
+        _ => info.chapters,
+    };
+    if quicktime == QuickTimeChapters::None && count == 0 {
+        return Ok(None);
+    }
+    if !keep {
+        return Ok(Some("chapters dropped (--chapters drop)".into()));
+    }
+    let Some(setter) = muxer.dynamic_cast_ref::<gst::TocSetter>() else {
+        bail!(
+            "{}: has chapters, and GStreamer 1.22 cannot write chapters into {}; use .mkv, \
+             or --chapters drop to leave them out",
+            input.display(),
+            output.display()
+        );
+    };
+    match quicktime {
+        QuickTimeChapters::TrackOnly => bail!(
+            "{}: its chapters are a QuickTime chapter track, which GStreamer 1.22 cannot read; \
+             pass --chapters drop to upscale without them",
+            input.display()
+        ),
+        QuickTimeChapters::List(list) => setter.set_toc(Some(&toc_from(&list, info.duration))),
+        QuickTimeChapters::None => {}
+    }
+    Ok(Some(format!("{count} chapter(s) kept")))
+}
+
+/// Keeps a stream's table of contents from reaching the muxer.
+pub(super) fn drop_toc(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        if !matches!(&info.data, Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Toc)
+        {
+            return gst::PadProbeReturn::Ok;
+        }
+        // Taken and handled: a sticky event merely dropped is offered again
+        // with every buffer.
+        drop(info.take_event());
+        gst::PadProbeReturn::Handled
+    });
 }
