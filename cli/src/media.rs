@@ -108,6 +108,9 @@ pub struct MediaInfo {
     pub audio_streams: usize,
     /// The caps of each subtitle stream, in the file's order.
     pub subtitles: Vec<gst::Caps>,
+    /// The titles streams carry (a commentary track's name, a subtitle
+    /// stream's label), in the file's order.
+    pub stream_titles: Vec<String>,
     /// Chapters in the container's table of contents, as GStreamer reads it
     /// (Matroska; qtdemux reads none from MP4/MOV).
     pub chapters: usize,
@@ -176,6 +179,15 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
             .subtitle_streams()
             .iter()
             .filter_map(|s| s.caps())
+            .collect(),
+        stream_titles: info
+            .stream_list()
+            .iter()
+            .filter_map(|s| {
+                s.tags()?
+                    .get::<gst::tags::Title>()
+                    .map(|t| t.get().to_string())
+            })
             .collect(),
         chapters: info.toc().map_or(0, |toc| count_chapters(&toc.entries())),
         orientation: v

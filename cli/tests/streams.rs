@@ -294,6 +294,14 @@ fn mkv_text_subtitles_become_timed_text_in_mp4_and_lost_styling_is_said() {
         .collect();
     assert_eq!(said.len(), 1, "one line on the lost styling: {log}");
     assert!(said[0].contains(".mkv"), "{}", said[0]);
+    let titles: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot hold stream titles"))
+        .collect();
+    assert_eq!(titles.len(), 1, "one line on the titles left out: {log}");
+    for title in [AUDIO_TITLE, SUBTITLE_TITLE] {
+        assert!(titles[0].contains(&format!("{title:?}")), "{}", titles[0]);
+    }
 
     let probe = ffprobe_json(&output);
     let subtitles = of_type(&probe, "subtitle");

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use gst::prelude::*;
 
 use crate::media::{self, MediaInfo};
 
@@ -264,12 +263,13 @@ pub fn run(args: Args) -> Result<()> {
     args.options.sr.validate()?;
     check_output(&args)?;
     let muxer = muxer_for(&args.output)?;
-    let writes_matroska = muxer.factory().is_some_and(|f| f.name() == "matroskamux");
+    let writes_matroska = streams::writes_matroska(&muxer);
     check_frame_size(&info, &args.input, &args.options.sr.model)?;
     let keep_subtitles = args.options.subtitles == "keep";
     if keep_subtitles {
         streams::check_subtitles(&info, &muxer, &args.output.display().to_string())?;
     }
+    let lost_titles = streams::lost_titles(&info, &muxer, &args.output.display().to_string());
     let chapters = streams::plan_chapters(
         &args.input,
         &args.output,
@@ -329,6 +329,9 @@ pub fn run(args: Args) -> Result<()> {
                 _ => "4:2:0 8-bit (--pix-fmt keep for the input's chroma)",
             }
         );
+        if let Some(line) = &lost_titles {
+            eprintln!("{line}");
+        }
         if let Some(orientation) = &info.orientation {
             eprintln!(
                 "gendr: frames turned upright from the source's display orientation {orientation} \

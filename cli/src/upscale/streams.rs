@@ -115,6 +115,11 @@ pub(super) fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
     Ok(())
 }
 
+/// Whether `muxer` writes Matroska (the other outputs are MP4/MOV).
+pub(super) fn writes_matroska(muxer: &gst::Element) -> bool {
+    muxer.factory().is_some_and(|f| f.name() == "matroskamux")
+}
+
 /// Whether a parsed stream with caps named `name` is subtitles (text or
 /// bitmap).
 pub(super) fn is_subtitle(name: &str) -> bool {
@@ -231,10 +236,7 @@ pub(super) fn copy_subtitle(
     let last = chain[chain.len() - 1]
         .static_pad("src")
         .context("queue src")?;
-    if muxer
-        .factory()
-        .is_some_and(|f| matches!(f.name().as_str(), "mp4mux" | "qtmux"))
-    {
+    if !writes_matroska(muxer) {
         lead_in_from_zero(&last);
     }
     last.link(&mux_pad)?;
@@ -569,6 +571,23 @@ pub(super) fn check_subtitles(info: &MediaInfo, muxer: &gst::Element, output: &s
     Ok(())
 }
 
+/// The line that says which stream titles an MP4/MOV output leaves out:
+/// GStreamer 1.22's mp4mux and qtmux write no track names.
+pub(super) fn lost_titles(info: &MediaInfo, muxer: &gst::Element, output: &str) -> Option<String> {
+    if info.stream_titles.is_empty() || writes_matroska(muxer) {
+        return None;
+    }
+    let titles: Vec<String> = info
+        .stream_titles
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect();
+    Some(format!(
+        "gendr: {output} cannot hold stream titles: {} left out (.mkv keeps them)",
+        titles.join(", ")
+    ))
+}
+
 /// How the start line tells what becomes of the subtitles.
 pub(super) fn subtitles_summary(info: &MediaInfo, keep: bool) -> String {
     match (info.subtitles.len(), keep) {
@@ -792,4 +811,39 @@ pub(super) fn drop_toc(pad: &gst::Pad) {
         drop(info.take_event());
         gst::PadProbeReturn::Handled
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialised_tag_values_are_restored_and_verbatim_ones_left_alone() {
+        for text in ["A, B; C", "Café \"Noir\" \\ 1/2", "plain-title_1.0", ""] {
+            let stored = gst_serialized(text.as_bytes());
+            let restored = gst_unserialized(&stored).unwrap_or(stored);
+            assert_eq!(String::from_utf8(restored).unwrap(), text);
+        }
+        // What GStreamer would have written differently is not its output.
+        assert_eq!(gst_unserialized(b"\"quoted\""), None);
+        assert_eq!(gst_unserialized(b"\"A, B\""), None);
+    }
+
+    #[test]
+    fn markup_becomes_text_with_or_without_its_tags() {
+        let markup = "<i>Tom &amp; Jerry</i> &lt;3 &#39;x&#x27;";
+        assert_eq!(markup_text(markup, false), "<i>Tom & Jerry</i> <3 'x'");
+        assert_eq!(markup_text(markup, true), "Tom & Jerry <3 'x'");
+    }
+
+    #[test]
+    fn an_ebml_element_reads_back_as_written() {
+        for len in [0usize, 1, 126, 127, 20_000] {
+            let data = vec![7u8; len];
+            let element = ebml_element(ebml_id::TAGS, &data);
+            let (id, size, header) = ebml_header(&element).unwrap();
+            assert_eq!((id, size as usize), (ebml_id::TAGS, len));
+            assert_eq!(&element[header..], &data[..]);
+        }
+    }
 }
