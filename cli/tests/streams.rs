@@ -399,6 +399,31 @@ fn chapters_mp4_cannot_hold_are_refused_unless_dropped() {
         .as_array()
         .unwrap()
         .is_empty());
+    std::fs::remove_file(&output).unwrap();
+
+    // Chapters only in a QuickTime chapter track (as Apple's tools write
+    // them): ffmpeg's Nero list renamed to a free box leaves just that.
+    let mut bytes = std::fs::read(&mp4).unwrap();
+    let at = bytes
+        .windows(4)
+        .position(|w| w == b"chpl")
+        .expect("a chpl box");
+    bytes[at..at + 4].copy_from_slice(b"free");
+    let track_only = dir.path().join("track-only.mp4");
+    std::fs::write(&track_only, bytes).unwrap();
+    assert_eq!(
+        ffprobe_json(&track_only)["chapters"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    refused(
+        &[],
+        &track_only,
+        &output,
+        &["QuickTime chapter track", "--chapters drop"],
+    );
 }
 
 /// One DVD subpicture: a 2x2 block shown from 0.1 s for about 0.57 s.

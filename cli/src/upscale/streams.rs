@@ -779,22 +779,23 @@ pub(super) fn plan_chapters(
     if !keep {
         return Ok(Some("chapters dropped (--chapters drop)".into()));
     }
+    if quicktime == QuickTimeChapters::TrackOnly {
+        bail!(
+            "{}: its chapters are a QuickTime chapter track, which GStreamer 1.22 cannot read; \
+             pass --chapters drop to upscale without them",
+            input.display()
+        );
+    }
     let Some(setter) = muxer.dynamic_cast_ref::<gst::TocSetter>() else {
         bail!(
-            "{}: has chapters, and GStreamer 1.22 cannot write chapters into {}; use .mkv, \
-             or --chapters drop to leave them out",
+            "{} has {count} chapter(s), and GStreamer 1.22 cannot write chapters into {}; \
+             use .mkv, or --chapters drop to leave them out",
             input.display(),
             output.display()
         );
     };
-    match quicktime {
-        QuickTimeChapters::TrackOnly => bail!(
-            "{}: its chapters are a QuickTime chapter track, which GStreamer 1.22 cannot read; \
-             pass --chapters drop to upscale without them",
-            input.display()
-        ),
-        QuickTimeChapters::List(list) => setter.set_toc(Some(&toc_from(&list, info.duration))),
-        QuickTimeChapters::None => {}
+    if let QuickTimeChapters::List(list) = quicktime {
+        setter.set_toc(Some(&toc_from(&list, info.duration)));
     }
     Ok(Some(format!("{count} chapter(s) kept")))
 }
