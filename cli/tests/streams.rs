@@ -9,7 +9,7 @@ use gst::prelude::*;
 use serde_json::Value;
 
 const SRT: &str = "1\n00:00:00,100 --> 00:00:00,400\nHello, world & co\n\n\
-                   2\n00:00:00,500 --> 00:00:00,900\nSecond line\n";
+                   2\n00:00:00,500 --> 00:00:00,900\nSecond <i>line</i>\n";
 
 const ASS: &str = "[Script Info]\nScriptType: v4.00+\nPlayResX: 64\nPlayResY: 48\n\n\
 [V4+ Styles]\nFormat: Name, Fontname, Fontsize, PrimaryColour, SecondaryColour, OutlineColour, \
@@ -273,7 +273,11 @@ fn mkv_subtitles_chapters_and_tags_are_kept_verbatim_in_mkv() {
         subtitle_srt(&output, 0, false),
         subtitle_srt(&input, 0, false)
     );
-    assert!(subtitle_srt(&output, 0, false).contains("Hello, world & co"));
+    let srt = subtitle_srt(&output, 0, false);
+    assert!(
+        srt.contains("Hello, world & co") && srt.contains("Second <i>line</i>"),
+        "{srt}"
+    );
     let dialogue = ass_dialogue(&output, 1);
     assert_eq!(dialogue, ass_dialogue(&input, 1));
     assert!(
@@ -294,6 +298,11 @@ fn mkv_text_subtitles_become_timed_text_in_mp4_and_lost_styling_is_said() {
         .collect();
     assert_eq!(said.len(), 1, "one line on the lost styling: {log}");
     assert!(said[0].contains(".mkv"), "{}", said[0]);
+    let tags_removed = log
+        .lines()
+        .filter(|l| l.starts_with("gendr: subtitle styling tags"))
+        .count();
+    assert_eq!(tags_removed, 1, "one line on the SRT's italics: {log}");
     let titles: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("cannot hold stream titles"))
@@ -318,6 +327,11 @@ fn mkv_text_subtitles_become_timed_text_in_mp4_and_lost_styling_is_said() {
     assert_eq!(
         subtitle_srt(&output, 0, true),
         subtitle_srt(&input, 0, true)
+    );
+    let timed_text = subtitle_srt(&output, 0, false);
+    assert!(
+        !timed_text.contains("<i>"),
+        "tags shown as text: {timed_text}"
     );
     let ass_as_text = subtitle_srt(&output, 1, true);
     let lines: Vec<&str> = ass_as_text.lines().collect();

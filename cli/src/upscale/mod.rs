@@ -89,7 +89,8 @@ pub struct UpscaleOptions {
     pub chapters: String,
 }
 
-/// What recorded options without `subtitles` or `chapters` meant: keep.
+/// What options recorded before `subtitles` and `chapters` existed read as:
+/// the default.
 fn keep() -> String {
     "keep".into()
 }
@@ -329,15 +330,16 @@ pub fn run(args: Args) -> Result<()> {
                 _ => "4:2:0 8-bit (--pix-fmt keep for the input's chroma)",
             }
         );
-        if let Some(line) = &lost_titles {
-            eprintln!("{line}");
-        }
         if let Some(orientation) = &info.orientation {
             eprintln!(
                 "gendr: frames turned upright from the source's display orientation {orientation} \
                  (the output container cannot store one)"
             );
         }
+    }
+    // Said even with -q, like every other loss.
+    if let Some(line) = &lost_titles {
+        eprintln!("{line}");
     }
     let started = Instant::now();
     let frames = job.run(&info, &args, &interrupted)?;

@@ -204,7 +204,13 @@ pub(super) fn copy_subtitle(
     match route {
         SubtitleRoute::Copy => {}
         SubtitleRoute::MarkupToText { strip_tags } => {
-            chain.push(markup_to_text(strip_tags)?);
+            let notice = strip_tags.then(|| {
+                format!(
+                    "gendr: subtitle styling tags (<i>, <b>, <font>…) removed: {output} holds \
+                     plain timed text (.mkv keeps them)"
+                )
+            });
+            chain.push(markup_to_text(strip_tags, notice)?);
         }
         SubtitleRoute::AssToText => {
             eprintln!(
@@ -212,7 +218,8 @@ pub(super) fn copy_subtitle(
                  styling (fonts, colours, positions dropped; .mkv keeps them)"
             );
             chain.push(gst::ElementFactory::make("ssaparse").build()?);
-            chain.push(markup_to_text(true)?);
+            // The loss was said above.
+            chain.push(markup_to_text(true, None)?);
         }
     }
     // Unbounded like the audio queue: subtitles are sparse and may arrive
@@ -271,8 +278,8 @@ fn lead_in_from_zero(pad: &gst::Pad) {
 
 /// An element turning Pango-markup subtitles into UTF-8 text: the caps are
 /// renamed and each buffer's text unescaped (and stripped of tags where
-/// `strip_tags`).
-fn markup_to_text(strip_tags: bool) -> Result<gst::Element> {
+/// `strip_tags`, with `notice` said the first time a tag goes).
+fn markup_to_text(strip_tags: bool, notice: Option<String>) -> Result<gst::Element> {
     let setter = gst::ElementFactory::make("capssetter")
         .property(
             "caps",
@@ -282,16 +289,24 @@ fn markup_to_text(strip_tags: bool) -> Result<gst::Element> {
         )
         .property("replace", true)
         .build()?;
+    let notice = std::sync::Mutex::new(notice);
     setter
         .static_pad("src")
         .context("capssetter src")?
         .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let Some(buffer) = info.buffer_mut() {
-                let text = buffer
+                let markup = buffer
                     .map_readable()
                     .ok()
-                    .map(|m| markup_text(&String::from_utf8_lossy(&m), strip_tags));
-                if let Some(text) = text {
+                    .map(|m| String::from_utf8_lossy(&m).into_owned());
+                if let Some(markup) = markup {
+                    let text = markup_text(&markup, strip_tags);
+                    if strip_tags && text != markup_text(&markup, false) {
+                        if let Some(line) = notice.lock().unwrap_or_else(|p| p.into_inner()).take()
+                        {
+                            eprintln!("{line}");
+                        }
+                    }
                     let mut plain = gst::Buffer::from_mut_slice(text.into_bytes());
                     let _ = buffer.copy_into(
                         plain.make_mut(),
