@@ -136,7 +136,6 @@ pub(super) fn is_subtitle(name: &str) -> bool {
 }
 
 /// What happens to one subtitle stream in the output container.
-#[derive(Debug, PartialEq)]
 enum SubtitleRoute {
     /// Into the muxer as it is.
     Copy,
