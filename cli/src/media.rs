@@ -106,6 +106,14 @@ pub struct MediaInfo {
     /// Frames per second; 0/1 when unknown or variable.
     pub framerate: gst::Fraction,
     pub audio_streams: usize,
+    /// The caps of each subtitle stream, in the file's order.
+    pub subtitles: Vec<gst::Caps>,
+    /// The titles streams carry (a commentary track's name, a subtitle
+    /// stream's label), in the file's order.
+    pub stream_titles: Vec<String>,
+    /// Chapters in the container's table of contents, as GStreamer reads it
+    /// (Matroska; qtdemux reads none from MP4/MOV).
+    pub chapters: usize,
     /// The video's display orientation (`rotate-90`, `flip-rotate-270`…)
     /// when the container asks for one other than upright.
     pub orientation: Option<String>,
@@ -182,6 +190,21 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
         height: v.height(),
         framerate: v.framerate(),
         audio_streams: info.audio_streams().len(),
+        subtitles: info
+            .subtitle_streams()
+            .iter()
+            .filter_map(|s| s.caps())
+            .collect(),
+        stream_titles: info
+            .stream_list()
+            .iter()
+            .filter_map(|s| {
+                s.tags()?
+                    .get::<gst::tags::Title>()
+                    .map(|t| t.get().to_string())
+            })
+            .collect(),
+        chapters: info.toc().map_or(0, |toc| count_chapters(&toc.entries())),
         orientation: v
             .tags()
             .and_then(|t| {
@@ -270,6 +293,17 @@ fn field_order(path: &Path) -> FieldOrder {
     } else {
         FieldOrder::TopFirst
     }
+}
+
+/// Chapters in a table of contents, at any depth (editions hold chapters).
+fn count_chapters(entries: &[gst::TocEntry]) -> usize {
+    entries
+        .iter()
+        .map(|e| {
+            let own = usize::from(e.entry_type() == gst::TocEntryType::Chapter);
+            own + count_chapters(&e.sub_entries())
+        })
+        .sum()
 }
 
 /// The discoverer's reason, with GStreamer's generic wording made specific.

@@ -10,7 +10,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::streams::{copy_audio, discard};
+use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle};
 use super::{video, Args, Encoding};
 use crate::media::{self, MediaInfo};
 
@@ -327,6 +327,15 @@ impl Job {
             });
         }
 
+        // parsebin would turn ASS/SSA into plain Pango markup (ssaparse):
+        // they are exposed as they are, for a container that holds them.
+        parse.connect("autoplug-continue", false, |values| {
+            let caps = values.get(2).and_then(|v| v.get::<gst::Caps>().ok());
+            let styled = caps.as_ref().and_then(|c| c.structure(0)).is_some_and(|s| {
+                matches!(s.name().as_str(), "application/x-ass" | "application/x-ssa")
+            });
+            Some((!styled).to_value())
+        });
         let frames = media::count_output(&sr)?;
         let video_taken = Arc::new(AtomicBool::new(false));
         let weak_pipeline = pipeline.downgrade();
@@ -334,6 +343,9 @@ impl Job {
             (decode.downgrade(), muxer.downgrade(), link_error.clone());
         let stream_progress = progress.clone();
         let transcode = args.options.audio == "aac";
+        let keep_subtitles = args.options.subtitles == "keep";
+        let output = args.output.display().to_string();
+        let keep_chapters = args.options.chapters == "keep";
         parse.connect_pad_added(move |parse, pad| {
             let (Some(pipeline), Some(decode), Some(muxer)) = (
                 weak_pipeline.upgrade(),
@@ -342,6 +354,9 @@ impl Job {
             ) else {
                 return;
             };
+            if !keep_chapters {
+                drop_toc(pad);
+            }
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
             let name = caps
                 .structure(0)
@@ -362,6 +377,8 @@ impl Job {
                     })
             } else if name.starts_with("audio/") {
                 copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress, transcode)
+            } else if keep_subtitles && is_subtitle(&name) {
+                copy_subtitle(&pipeline, &muxer, pad, &caps, &output)
             } else {
                 discard(&pipeline, pad)
             };

@@ -94,6 +94,24 @@ pub struct UpscaleOptions {
     #[arg(long, value_name = "H")]
     #[serde(default)]
     pub height: Option<u32>,
+    /// Subtitles: keep every stream (converted where the container needs it,
+    /// an error where it cannot hold one), or drop them all.
+    #[arg(long, value_name = "MODE", default_value = "keep",
+          value_parser = clap::builder::PossibleValuesParser::new(["keep", "drop"]))]
+    #[serde(default = "keep")]
+    pub subtitles: String,
+    /// Chapters: keep them (an error where the container cannot hold them),
+    /// or drop them.
+    #[arg(long, value_name = "MODE", default_value = "keep",
+          value_parser = clap::builder::PossibleValuesParser::new(["keep", "drop"]))]
+    #[serde(default = "keep")]
+    pub chapters: String,
+}
+
+/// What options recorded before `subtitles` and `chapters` existed read as:
+/// the default.
+fn keep() -> String {
+    "keep".into()
 }
 
 /// Seconds without progress before `gendr upscale` calls the job stalled:
@@ -280,8 +298,21 @@ pub fn run(args: Args) -> Result<()> {
     let video_notes = video::describe(&args.options, &info)?;
     check_output(&args)?;
     let muxer = muxer_for(&args.output)?;
+    let writes_matroska = streams::writes_matroska(&muxer);
     check_frame_size(&info, &args.input, &args.options.sr.model)?;
     check_hdr_metadata(&info, &Encoding::choose(&args.options, &info), &args.output)?;
+    let keep_subtitles = args.options.subtitles == "keep";
+    if keep_subtitles {
+        streams::check_subtitles(&info, &muxer, &args.output.display().to_string())?;
+    }
+    let lost_titles = streams::lost_titles(&info, &muxer, &args.output.display().to_string());
+    let chapters = streams::plan_chapters(
+        &args.input,
+        &args.output,
+        &info,
+        &muxer,
+        args.options.chapters == "keep",
+    )?;
     if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
         bail!(
             "{}: truncated: frame {expected} is cut short ({complete} complete frames)",
@@ -319,13 +350,15 @@ pub fn run(args: Args) -> Result<()> {
     if !args.quiet {
         let fps = info.framerate;
         eprintln!(
-            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, model {}, video encoded {}",
+            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, {}{}, model {}, video encoded {}",
             args.input.display(),
             info.width,
             info.height,
             fps.numer(),
             fps.denom(),
             info.audio_streams,
+            streams::subtitles_summary(&info, keep_subtitles),
+            chapters.map(|c| format!(", {c}")).unwrap_or_default(),
             args.options.sr.model,
             Encoding::choose(&args.options, &info).describe()
         );
@@ -339,8 +372,15 @@ pub fn run(args: Args) -> Result<()> {
             eprintln!("gendr: {note}");
         }
     }
+    // Said even with -q, like every other loss.
+    if let Some(line) = &lost_titles {
+        eprintln!("{line}");
+    }
     let started = Instant::now();
     let frames = job.run(&info, &args, &interrupted)?;
+    if writes_matroska {
+        streams::restore_matroska_tags(partial.path())?;
+    }
     let damaged = log.decoder_errors();
     let undecodable = job.undecodable();
     let persisted = if args.overwrite {

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use gst::prelude::*;
 
 use super::job::Progress;
+use crate::media::MediaInfo;
 
 /// Sends a parsed audio stream into the muxer: as it is, or, where the
 /// container cannot hold its codec and `transcode` allows, re-encoded as AAC.
@@ -112,4 +113,752 @@ pub(super) fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
     sink.sync_state_with_parent()?;
     pad.link(&sink.static_pad("sink").context("fakesink sink")?)?;
     Ok(())
+}
+
+/// Whether `muxer` writes Matroska (the other outputs are MP4/MOV).
+pub(super) fn writes_matroska(muxer: &gst::Element) -> bool {
+    muxer.factory().is_some_and(|f| f.name() == "matroskamux")
+}
+
+/// Whether a parsed stream with caps named `name` is subtitles (text or
+/// bitmap).
+pub(super) fn is_subtitle(name: &str) -> bool {
+    name.starts_with("text/")
+        || name.starts_with("subpicture/")
+        || name.starts_with("subtitle/")
+        || matches!(
+            name,
+            "application/x-ass"
+                | "application/x-ssa"
+                | "application/x-usf"
+                | "application/x-subtitle-unknown"
+        )
+}
+
+/// What happens to one subtitle stream in the output container.
+enum SubtitleRoute {
+    /// Into the muxer as it is.
+    Copy,
+    /// Pango markup (how matroskademux hands out SRT) back to UTF-8 text;
+    /// `strip_tags` where the container shows tags literally.
+    MarkupToText { strip_tags: bool },
+    /// ASS/SSA to plain text (`ssaparse`): styling and positions are lost.
+    AssToText,
+}
+
+/// The route for subtitles with `caps` into `muxer`, or why it cannot hold them.
+fn subtitle_route(muxer: &gst::Element, caps: &gst::Caps, output: &str) -> Result<SubtitleRoute> {
+    let template = muxer
+        .pad_template("subtitle_%u")
+        .map(|t| t.caps().clone())
+        .unwrap_or_else(gst::Caps::new_empty);
+    let accepts = |caps: &str| {
+        caps.parse::<gst::Caps>()
+            .is_ok_and(|c| template.can_intersect(&c))
+    };
+    let s = caps.structure(0).context("subtitle caps")?;
+    let name = s.name().as_str();
+    let holds_styled_text = accepts("application/x-ass");
+    // mp4mux takes any text/x-raw, but writes markup as it is.
+    if name == "text/x-raw" && s.get::<&str>("format") == Ok("pango-markup") {
+        if accepts("text/x-raw,format=utf8") {
+            return Ok(SubtitleRoute::MarkupToText {
+                strip_tags: !holds_styled_text,
+            });
+        }
+    } else if template.can_intersect(caps) {
+        return Ok(SubtitleRoute::Copy);
+    }
+    match name {
+        "application/x-ass" | "application/x-ssa" if accepts("text/x-raw,format=utf8") => {
+            Ok(SubtitleRoute::AssToText)
+        }
+        "subpicture/x-dvd" => bail!(
+            "{output}: this container cannot hold DVD bitmap subtitles; use .mkv, or --subtitles drop to leave them out"
+        ),
+        "subpicture/x-pgs" => bail!(
+            "{output}: GStreamer 1.22 cannot write PGS (Blu-ray bitmap) subtitles into any container; \
+             pass --subtitles drop to upscale without them"
+        ),
+        _ if holds_styled_text => bail!(
+            "{output}: GStreamer cannot write {name} subtitles; pass --subtitles drop to upscale without them"
+        ),
+        _ => bail!(
+            "{output}: this container cannot hold {name} subtitles; use .mkv, or --subtitles drop to leave them out"
+        ),
+    }
+}
+
+/// Sends a parsed subtitle stream into the muxer: copied, or converted to
+/// the text the container holds (said on stderr when something is lost).
+pub(super) fn copy_subtitle(
+    pipeline: &gst::Pipeline,
+    muxer: &gst::Element,
+    pad: &gst::Pad,
+    caps: &gst::Caps,
+    output: &str,
+) -> Result<()> {
+    let route = subtitle_route(muxer, caps, output)?;
+    let mut chain = Vec::new();
+    match route {
+        SubtitleRoute::Copy => {}
+        SubtitleRoute::MarkupToText { strip_tags } => {
+            let notice = strip_tags.then(|| {
+                format!(
+                    "gendr: subtitle styling tags (<i>, <b>, <font>…) removed: {output} holds \
+                     plain timed text (.mkv keeps them)"
+                )
+            });
+            chain.push(markup_to_text(strip_tags, notice)?);
+        }
+        SubtitleRoute::AssToText => {
+            eprintln!(
+                "gendr: ASS/SSA subtitles converted to plain text: {output} cannot hold their \
+                 styling (fonts, colours, positions dropped; .mkv keeps them)"
+            );
+            chain.push(gst::ElementFactory::make("ssaparse").build()?);
+            // The loss was said above.
+            chain.push(markup_to_text(true, None)?);
+        }
+    }
+    // Unbounded like the audio queue: subtitles are sparse and may arrive
+    // long before the video frames they belong with are encoded.
+    let queue = gst::ElementFactory::make("queue")
+        .property("max-size-buffers", 0u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 0u64)
+        .build()?;
+    chain.push(queue);
+    pipeline.add_many(&chain)?;
+    gst::Element::link_many(&chain)?;
+    for element in &chain {
+        element.sync_state_with_parent()?;
+    }
+    let first = chain[0].static_pad("sink").context("subtitle chain sink")?;
+    pad.link(&first)?;
+    let mux_pad = muxer
+        .request_pad_simple("subtitle_%u")
+        .context("the muxer refused a subtitle stream")?;
+    let last = chain[chain.len() - 1]
+        .static_pad("src")
+        .context("queue src")?;
+    if !writes_matroska(muxer) {
+        lead_in_from_zero(&last);
+    }
+    last.link(&mux_pad)?;
+    Ok(())
+}
+
+/// qtmux shortens a text track's last sample by the time its first one
+/// starts (a subtitle at 0.5 s of a 1 s one ends at 0.5 s): an empty sample
+/// from zero up to the first subtitle keeps every one whole.
+fn lead_in_from_zero(pad: &gst::Pad) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let Some(gst::PadProbeData::Buffer(buffer)) = &info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if done.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return gst::PadProbeReturn::Ok;
+        }
+        if let Some(pts) = buffer.pts().filter(|p| !p.is_zero()) {
+            let mut empty = gst::Buffer::new();
+            {
+                let empty = empty.make_mut();
+                empty.set_pts(gst::ClockTime::ZERO);
+                empty.set_duration(pts);
+            }
+            // Pushed before the first subtitle, from its own streaming thread.
+            let _ = pad.push(empty);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// An element turning Pango-markup subtitles into UTF-8 text: the caps are
+/// renamed and each buffer's text unescaped (and stripped of tags where
+/// `strip_tags`, with `notice` said the first time a tag goes).
+fn markup_to_text(strip_tags: bool, notice: Option<String>) -> Result<gst::Element> {
+    let setter = gst::ElementFactory::make("capssetter")
+        .property(
+            "caps",
+            gst::Caps::builder("text/x-raw")
+                .field("format", "utf8")
+                .build(),
+        )
+        .property("replace", true)
+        .build()?;
+    let notice = std::sync::Mutex::new(notice);
+    setter
+        .static_pad("src")
+        .context("capssetter src")?
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buffer) = info.buffer_mut() {
+                let markup = buffer
+                    .map_readable()
+                    .ok()
+                    .map(|m| String::from_utf8_lossy(&m).into_owned());
+                if let Some(markup) = markup {
+                    let text = markup_text(&markup, strip_tags);
+                    if strip_tags && text != markup_text(&markup, false) {
+                        if let Some(line) = notice.lock().unwrap_or_else(|p| p.into_inner()).take()
+                        {
+                            eprintln!("{line}");
+                        }
+                    }
+                    let mut plain = gst::Buffer::from_mut_slice(text.into_bytes());
+                    let _ = buffer.copy_into(
+                        plain.make_mut(),
+                        gst::BufferCopyFlags::FLAGS
+                            | gst::BufferCopyFlags::TIMESTAMPS
+                            | gst::BufferCopyFlags::META,
+                        ..,
+                    );
+                    *buffer = plain;
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+    Ok(setter)
+}
+
+/// The text of a Pango-markup string: entities unescaped, and tags removed
+/// where `strip_tags` (SRT-style `<i>` tags are kept otherwise).
+fn markup_text(markup: &str, strip_tags: bool) -> String {
+    let mut kept = String::with_capacity(markup.len());
+    let mut rest = markup;
+    while let Some(at) = rest.find(['<', '&']) {
+        kept.push_str(&rest[..at]);
+        rest = &rest[at..];
+        let end = if rest.starts_with('<') { '>' } else { ';' };
+        let Some(close) = rest.find(end) else {
+            break;
+        };
+        let token = &rest[..=close];
+        rest = &rest[close + 1..];
+        if end == '>' {
+            if !strip_tags {
+                kept.push_str(token);
+            }
+            continue;
+        }
+        match unescape_entity(&token[1..token.len() - 1]) {
+            Some(c) => kept.push(c),
+            None => kept.push_str(token),
+        }
+    }
+    kept.push_str(rest);
+    kept
+}
+
+/// The character an XML entity name (`amp`, `#39`, `#x27`) stands for.
+fn unescape_entity(name: &str) -> Option<char> {
+    let code = match name {
+        "amp" => return Some('&'),
+        "lt" => return Some('<'),
+        "gt" => return Some('>'),
+        "quot" => return Some('"'),
+        "apos" => return Some('\''),
+        _ => name.strip_prefix('#')?,
+    };
+    let value = match code.strip_prefix(['x', 'X']) {
+        Some(hex) => u32::from_str_radix(hex, 16).ok()?,
+        None => code.parse().ok()?,
+    };
+    char::from_u32(value)
+}
+
+/// Matroska element IDs the tag repair reads.
+mod ebml_id {
+    pub const SEGMENT: u32 = 0x1853_8067;
+    pub const TAGS: u32 = 0x1254_C367;
+    pub const TAG: u32 = 0x7373;
+    pub const TARGETS: u32 = 0x63C0;
+    pub const SIMPLE_TAG: u32 = 0x67C8;
+    pub const TAG_STRING: u32 = 0x4487;
+}
+
+/// An EBML variable-length number at the start of `bytes`: its value (with
+/// the length marker kept for IDs, removed for sizes) and its length.
+fn ebml_vint(bytes: &[u8], keep_marker: bool) -> Option<(u64, usize)> {
+    let first = *bytes.first()?;
+    let len = first.leading_zeros() as usize + 1;
+    if len > 8 || bytes.len() < len {
+        return None;
+    }
+    let head = if keep_marker {
+        u64::from(first)
+    } else {
+        u64::from(first) & (0xFF >> len)
+    };
+    let value = bytes[1..len]
+        .iter()
+        .fold(head, |v, b| (v << 8) | u64::from(*b));
+    Some((value, len))
+}
+
+/// An element header at the start of `bytes`: ID, data size, header length.
+fn ebml_header(bytes: &[u8]) -> Option<(u32, u64, usize)> {
+    let (id, id_len) = ebml_vint(bytes, true)?;
+    let (size, size_len) = ebml_vint(&bytes[id_len..], false)?;
+    Some((u32::try_from(id).ok()?, size, id_len + size_len))
+}
+
+/// An element with `id` around `data`, its size in the fewest bytes.
+fn ebml_element(id: u32, data: &[u8]) -> Vec<u8> {
+    let id_bytes = id.to_be_bytes();
+    let skip = id_bytes.iter().take_while(|b| **b == 0).count();
+    let mut out = id_bytes[skip..].to_vec();
+    let size = data.len() as u64;
+    // All ones would mean "unknown size", hence the strict bound.
+    let len = (1..=8usize)
+        .find(|n| size < (1u64 << (7 * n)) - 1)
+        .unwrap_or(8);
+    let marked = size | (1u64 << (7 * len));
+    out.extend_from_slice(&marked.to_be_bytes()[8 - len..]);
+    out.extend_from_slice(data);
+    out
+}
+
+/// GStreamer's serialised form of a string (`gst_value_serialize`), as
+/// matroskamux 1.22 writes tag values: kept as they are when made only of
+/// letters, digits and `_-+/:.`, otherwise quoted with a backslash before
+/// every other ASCII character and octal escapes for the rest.
+fn gst_serialized(text: &[u8]) -> Vec<u8> {
+    let simple = |b: u8| b.is_ascii_alphanumeric() || b"_-+/:.".contains(&b);
+    if text.iter().all(|b| simple(*b)) {
+        return text.to_vec();
+    }
+    let mut out = vec![b'"'];
+    for &b in text {
+        if simple(b) {
+            out.push(b);
+        } else if !(0x20..0x7F).contains(&b) {
+            out.extend_from_slice(format!("\\{b:03o}").as_bytes());
+        } else {
+            out.extend_from_slice(&[b'\\', b]);
+        }
+    }
+    out.push(b'"');
+    out
+}
+
+/// The string a tag value serialised by GStreamer stood for; `None` unless
+/// serialising the result again gives exactly `value`, so that text stored
+/// verbatim (by ffmpeg, or a fixed matroskamux) is never touched.
+fn gst_unserialized(value: &[u8]) -> Option<Vec<u8>> {
+    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let mut text = Vec::with_capacity(inner.len());
+    let mut rest = inner;
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b != b'\\' {
+            text.push(b);
+            continue;
+        }
+        let octal = rest
+            .get(..3)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
+            .map(|d| d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0')));
+        match octal.and_then(|v| u8::try_from(v).ok()) {
+            Some(byte) => {
+                text.push(byte);
+                rest = &rest[3..];
+            }
+            None => {
+                let (&escaped, tail) = rest.split_first()?;
+                text.push(escaped);
+                rest = tail;
+            }
+        }
+    }
+    (gst_serialized(&text) == value).then_some(text)
+}
+
+/// The children of a Tags element with every serialised TagString
+/// restored; `None` when nothing needed it.
+fn restored_tags(data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut changed = false;
+    let mut rest = data;
+    while !rest.is_empty() {
+        let (id, size, header) = ebml_header(rest)?;
+        let end = header.checked_add(usize::try_from(size).ok()?)?;
+        let (element, tail) = (rest.get(..end)?, &rest[end..]);
+        rest = tail;
+        let body = &element[header..];
+        let replaced = match id {
+            ebml_id::TAG | ebml_id::TARGETS | ebml_id::SIMPLE_TAG => restored_tags(body),
+            ebml_id::TAG_STRING => {
+                // GStreamer ends each string with a NUL, which is kept.
+                let text_len = body.len() - body.iter().rev().take_while(|b| **b == 0).count();
+                gst_unserialized(&body[..text_len]).map(|mut text| {
+                    text.extend_from_slice(&body[text_len..]);
+                    text
+                })
+            }
+            _ => None,
+        };
+        match replaced {
+            Some(body) => {
+                out.extend(ebml_element(id, &body));
+                changed = true;
+            }
+            None => out.extend_from_slice(element),
+        }
+    }
+    changed.then_some(out)
+}
+
+/// matroskamux 1.22 writes tag values serialised (`TITLE "A\,\ B"` for
+/// `A, B`): the Tags element it writes last is rewritten with the values
+/// as they were, and the segment size updated. A file laid out otherwise
+/// is left as it is.
+pub(super) fn restore_matroska_tags(path: &std::path::Path) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("{}: reopening to restore its tags", path.display()))?;
+    let file_len = file.metadata()?.len();
+    let read_header = |file: &mut std::fs::File, at: u64| -> Result<Option<(u32, u64, usize)>> {
+        let mut bytes = [0u8; 16];
+        file.seek(SeekFrom::Start(at))?;
+        let n = file.read(&mut bytes)?;
+        Ok(ebml_header(&bytes[..n]))
+    };
+    // The EBML header, then the segment.
+    let Some((_, ebml_size, ebml_header_len)) = read_header(&mut file, 0)? else {
+        return Ok(());
+    };
+    let segment_at = ebml_header_len as u64 + ebml_size;
+    let Some((ebml_id::SEGMENT, _, segment_header)) = read_header(&mut file, segment_at)? else {
+        return Ok(());
+    };
+    let segment_data = segment_at + segment_header as u64;
+    let mut at = segment_data;
+    let mut tags = None;
+    while at < file_len {
+        let Some((id, size, header)) = read_header(&mut file, at)? else {
+            return Ok(());
+        };
+        let end = at + header as u64 + size;
+        if id == ebml_id::TAGS && end == file_len {
+            tags = Some((at, header, size));
+        }
+        at = end;
+    }
+    let Some((tags_at, header, size)) = tags else {
+        return Ok(());
+    };
+    let mut body = vec![0u8; usize::try_from(size)?];
+    file.seek(SeekFrom::Start(tags_at + header as u64))?;
+    file.read_exact(&mut body)?;
+    let Some(restored) = restored_tags(&body) else {
+        return Ok(());
+    };
+    let element = ebml_element(ebml_id::TAGS, &restored);
+    file.seek(SeekFrom::Start(tags_at))?;
+    file.write_all(&element)?;
+    let new_len = tags_at + element.len() as u64;
+    file.set_len(new_len)?;
+    // The segment's size, rewritten in the width it was written with.
+    let size_at = segment_at + 4;
+    let width = segment_header - 4;
+    let segment_size = new_len - segment_data;
+    if width < 8 && segment_size >= (1u64 << (7 * width)) - 1 {
+        bail!("{}: the segment size cannot be updated", path.display());
+    }
+    let marked = segment_size | (1u64 << (7 * width));
+    file.seek(SeekFrom::Start(size_at))?;
+    file.write_all(&marked.to_be_bytes()[8 - width..])?;
+    Ok(())
+}
+
+/// Refuses, before anything runs, subtitle streams the output container
+/// cannot hold (the same decision as when their pads appear).
+pub(super) fn check_subtitles(info: &MediaInfo, muxer: &gst::Element, output: &str) -> Result<()> {
+    for caps in &info.subtitles {
+        subtitle_route(muxer, caps, output)?;
+    }
+    Ok(())
+}
+
+/// The line that says which stream titles an MP4/MOV output leaves out:
+/// GStreamer 1.22's mp4mux and qtmux write no track names.
+pub(super) fn lost_titles(info: &MediaInfo, muxer: &gst::Element, output: &str) -> Option<String> {
+    if info.stream_titles.is_empty() || writes_matroska(muxer) {
+        return None;
+    }
+    let titles: Vec<String> = info
+        .stream_titles
+        .iter()
+        .map(|t| format!("{t:?}"))
+        .collect();
+    Some(format!(
+        "gendr: {output} cannot hold stream titles: {} left out (.mkv keeps them)",
+        titles.join(", ")
+    ))
+}
+
+/// How the start line tells what becomes of the subtitles.
+pub(super) fn subtitles_summary(info: &MediaInfo, keep: bool) -> String {
+    match (info.subtitles.len(), keep) {
+        (n, true) => format!("{n} subtitle stream(s) copied"),
+        (n, false) => format!("{n} subtitle stream(s) dropped (--subtitles drop)"),
+    }
+}
+
+/// Chapters of an MP4/MOV input, which qtdemux (GStreamer 1.22) does not read.
+#[derive(Debug, PartialEq)]
+enum QuickTimeChapters {
+    None,
+    /// A Nero chapter list (`moov/udta/chpl`, what ffmpeg writes with its
+    /// chapter track): start and title of each.
+    List(Vec<(gst::ClockTime, String)>),
+    /// Only a QuickTime chapter track (`tref/chap`), as Apple's tools write.
+    TrackOnly,
+}
+
+/// The boxes in `data`: type and body.
+fn mp4_boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    std::iter::from_fn(move || {
+        let size = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
+        let kind: [u8; 4] = data.get(4..8)?.try_into().ok()?;
+        let (header, size) = match size {
+            0 => (8, data.len()),
+            1 => (
+                16,
+                usize::try_from(u64::from_be_bytes(data.get(8..16)?.try_into().ok()?)).ok()?,
+            ),
+            n => (8, n),
+        };
+        let body = data.get(header..size)?;
+        data = &data[size..];
+        Some((kind, body))
+    })
+}
+
+/// The chapters in a Nero `chpl` box body: 100 ns start times and titles.
+fn nero_chapters(body: &[u8]) -> Vec<(gst::ClockTime, String)> {
+    let Some(&version) = body.first() else {
+        return Vec::new();
+    };
+    let mut at = if version == 0 { 4 } else { 8 };
+    let count = body.get(at).copied().unwrap_or(0);
+    at += 1;
+    let mut chapters = Vec::new();
+    for _ in 0..count {
+        let Some(start) = body.get(at..at + 8) else {
+            break;
+        };
+        let start = u64::from_be_bytes(start.try_into().expect("8 bytes"));
+        let len = body.get(at + 8).copied().unwrap_or(0) as usize;
+        let Some(title) = body.get(at + 9..at + 9 + len) else {
+            break;
+        };
+        chapters.push((
+            gst::ClockTime::from_nseconds(start.saturating_mul(100)),
+            String::from_utf8_lossy(title).into_owned(),
+        ));
+        at += 9 + len;
+    }
+    chapters
+}
+
+/// Reads the chapters of an MP4/MOV file; anything else has none here.
+fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    let file_len = file.metadata()?.len();
+    let mut at = 0u64;
+    let mut first = true;
+    while at + 8 <= file_len {
+        let mut header = [0u8; 16];
+        file.seek(SeekFrom::Start(at))?;
+        let n = file.read(&mut header)?;
+        let size = u64::from(u32::from_be_bytes(header[..4].try_into()?));
+        let kind = &header[4..8];
+        let known = [
+            &b"ftyp"[..],
+            b"moov",
+            b"mdat",
+            b"free",
+            b"skip",
+            b"wide",
+            b"uuid",
+        ];
+        if first && !known.contains(&kind) {
+            return Ok(QuickTimeChapters::None);
+        }
+        first = false;
+        let (header_len, size) = match size {
+            0 => (8, file_len - at),
+            1 if n >= 16 => (16, u64::from_be_bytes(header[8..16].try_into()?)),
+            _ => (8, size),
+        };
+        if size < header_len {
+            return Ok(QuickTimeChapters::None);
+        }
+        if kind == b"moov" {
+            // Even a long film's index is a few MiB; a larger one is damage.
+            const MOOV_LIMIT: u64 = 256 << 20;
+            let body_len = (size - header_len).min(MOOV_LIMIT);
+            let mut moov = vec![0u8; usize::try_from(body_len)?];
+            file.seek(SeekFrom::Start(at + header_len))?;
+            file.read_exact(&mut moov)?;
+            return Ok(moov_chapters(&moov));
+        }
+        at += size;
+    }
+    Ok(QuickTimeChapters::None)
+}
+
+fn moov_chapters(moov: &[u8]) -> QuickTimeChapters {
+    let mut track_chapters = false;
+    for (kind, body) in mp4_boxes(moov) {
+        match &kind {
+            b"udta" => {
+                if let Some((_, chpl)) = mp4_boxes(body).find(|(k, _)| k == b"chpl") {
+                    let list = nero_chapters(chpl);
+                    if !list.is_empty() {
+                        return QuickTimeChapters::List(list);
+                    }
+                }
+            }
+            b"trak" => {
+                track_chapters |= mp4_boxes(body)
+                    .filter(|(k, _)| k == b"tref")
+                    .any(|(_, tref)| mp4_boxes(tref).any(|(k, _)| &k == b"chap"));
+            }
+            _ => {}
+        }
+    }
+    if track_chapters {
+        QuickTimeChapters::TrackOnly
+    } else {
+        QuickTimeChapters::None
+    }
+}
+
+/// A table of contents for matroskamux from chapter starts: each chapter
+/// ends where the next begins, the last at `end`.
+fn toc_from(chapters: &[(gst::ClockTime, String)], end: Option<gst::ClockTime>) -> gst::Toc {
+    let mut toc = gst::Toc::new(gst::TocScope::Global);
+    let mut edition = gst::TocEntry::new(gst::TocEntryType::Edition, "1");
+    let last_end = end.unwrap_or_else(|| chapters.last().map_or(gst::ClockTime::ZERO, |c| c.0));
+    for (i, (start, title)) in chapters.iter().enumerate() {
+        let stop = chapters.get(i + 1).map_or(last_end, |next| next.0);
+        let mut chapter = gst::TocEntry::new(gst::TocEntryType::Chapter, &(i + 1).to_string());
+        {
+            let chapter = chapter.get_mut().expect("new entry");
+            chapter.set_start_stop_times(start.nseconds() as i64, stop.nseconds() as i64);
+            let mut tags = gst::TagList::new();
+            tags.get_mut()
+                .expect("new list")
+                .add::<gst::tags::Title>(&title.as_str(), gst::TagMergeMode::Replace);
+            chapter.set_tags(tags);
+        }
+        edition
+            .get_mut()
+            .expect("new entry")
+            .append_sub_entry(chapter);
+    }
+    toc.get_mut().expect("new toc").append_entry(edition);
+    toc
+}
+
+/// Decides what becomes of the input's chapters before anything runs:
+/// Matroska's pass through GStreamer; MP4/MOV chapter lists, which qtdemux
+/// does not read, are handed to matroskamux; where the output cannot hold
+/// them, or they cannot be read, the job is refused unless `keep` is off.
+/// Returns the start line's words on them, if any.
+pub(super) fn plan_chapters(
+    input: &std::path::Path,
+    output: &std::path::Path,
+    info: &MediaInfo,
+    muxer: &gst::Element,
+    keep: bool,
+) -> Result<Option<String>> {
+    let quicktime = quicktime_chapters(input)?;
+    let count = match &quicktime {
+        QuickTimeChapters::List(list) => list.len(),
+        _ => info.chapters,
+    };
+    if quicktime == QuickTimeChapters::None && count == 0 {
+        return Ok(None);
+    }
+    if !keep {
+        return Ok(Some("chapters dropped (--chapters drop)".into()));
+    }
+    if quicktime == QuickTimeChapters::TrackOnly {
+        bail!(
+            "{}: its chapters are a QuickTime chapter track, which GStreamer 1.22 cannot read; \
+             pass --chapters drop to upscale without them",
+            input.display()
+        );
+    }
+    let Some(setter) = muxer.dynamic_cast_ref::<gst::TocSetter>() else {
+        bail!(
+            "{} has {count} chapter(s), and GStreamer 1.22 cannot write chapters into {}; \
+             use .mkv, or --chapters drop to leave them out",
+            input.display(),
+            output.display()
+        );
+    };
+    if let QuickTimeChapters::List(list) = quicktime {
+        setter.set_toc(Some(&toc_from(&list, info.duration)));
+    }
+    Ok(Some(format!("{count} chapter(s) kept")))
+}
+
+/// Keeps a stream's table of contents from reaching the muxer.
+pub(super) fn drop_toc(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        if !matches!(&info.data, Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Toc)
+        {
+            return gst::PadProbeReturn::Ok;
+        }
+        // Taken and handled: a sticky event merely dropped is offered again
+        // with every buffer.
+        drop(info.take_event());
+        gst::PadProbeReturn::Handled
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialised_tag_values_are_restored_and_verbatim_ones_left_alone() {
+        for text in ["A, B; C", "Café \"Noir\" \\ 1/2", "plain-title_1.0", ""] {
+            let stored = gst_serialized(text.as_bytes());
+            let restored = gst_unserialized(&stored).unwrap_or(stored);
+            assert_eq!(String::from_utf8(restored).unwrap(), text);
+        }
+        // What GStreamer would have written differently is not its output.
+        assert_eq!(gst_unserialized(b"\"quoted\""), None);
+        assert_eq!(gst_unserialized(b"\"A, B\""), None);
+    }
+
+    #[test]
+    fn markup_becomes_text_with_or_without_its_tags() {
+        let markup = "<i>Tom &amp; Jerry</i> &lt;3 &#39;x&#x27;";
+        assert_eq!(markup_text(markup, false), "<i>Tom & Jerry</i> <3 'x'");
+        assert_eq!(markup_text(markup, true), "Tom & Jerry <3 'x'");
+    }
+
+    #[test]
+    fn an_ebml_element_reads_back_as_written() {
+        for len in [0usize, 1, 126, 127, 20_000] {
+            let data = vec![7u8; len];
+            let element = ebml_element(ebml_id::TAGS, &data);
+            let (id, size, header) = ebml_header(&element).unwrap();
+            assert_eq!((id, size as usize), (ebml_id::TAGS, len));
+            assert_eq!(&element[header..], &data[..]);
+        }
+    }
 }
