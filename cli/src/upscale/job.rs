@@ -326,13 +326,15 @@ impl Job {
         })
     }
 
-    /// Runs to the end; returns the number of frames written.
-    pub fn run(&self, info: &MediaInfo, args: &Args, interrupted: &AtomicBool) -> Result<u64> {
-        let bar = if args.quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(info.frame_count().unwrap_or(0))
-        };
+    /// Runs to the end, showing progress on `bar`; returns the number of frames written.
+    pub fn run(
+        &self,
+        info: &MediaInfo,
+        args: &Args,
+        interrupted: &AtomicBool,
+        bar: &ProgressBar,
+    ) -> Result<u64> {
+        bar.set_length(info.frame_count().unwrap_or(0));
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} frames  {per_sec}  ETA {eta}",
@@ -340,7 +342,7 @@ impl Job {
             .expect("static template"),
         );
         let stall_limit = (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout));
-        let result = self.drive(&bar, interrupted, stall_limit);
+        let result = self.drive(bar, interrupted, stall_limit);
         bar.finish_and_clear();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;

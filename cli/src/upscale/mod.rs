@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use indicatif::ProgressBar;
 
 use crate::media::{self, MediaInfo};
 
+mod batch;
 mod encode;
 mod job;
 mod streams;
@@ -28,12 +30,20 @@ pub const DEFAULT_PRESET: &str = "medium";
 Examples:
   gendr upscale in.mp4 out.mp4
   gendr upscale --model fast --crf 20 --preset fast in.mkv out.mkv
-  gendr upscale --codec x265 --model default-x4 old.mp4 old-4x.mp4")]
+  gendr upscale --codec x265 --model default-x4 old.mp4 old-4x.mp4
+  gendr upscale -m fast tapes/ tapes-2x/     (every video in the folder tree)")]
 pub struct Args {
-    /// Input video file (any container and codec GStreamer can decode).
+    /// Input video file (any container and codec GStreamer can decode), or a
+    /// folder: every video in its tree is upscaled.
     pub input: PathBuf,
-    /// Output file; .mp4, .mkv or .mov picks the container.
+    /// Output file; .mp4, .mkv or .mov picks the container. For a folder
+    /// input, the folder that mirrors its tree.
     pub output: PathBuf,
+    /// Folder inputs: the outputs' container. Default: the input's own when
+    /// it is mp4, mkv or mov, otherwise mkv (which holds any codec).
+    #[arg(long, value_name = "FORMAT",
+          value_parser = clap::builder::PossibleValuesParser::new(["mp4", "mkv", "mov"]))]
+    pub container: Option<String>,
     #[command(flatten)]
     pub options: UpscaleOptions,
     /// Replace OUTPUT if it exists.
@@ -242,9 +252,41 @@ fn check_output(args: &Args) -> Result<()> {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.input.is_dir() {
+        return batch::run(&args);
+    }
+    if args.container.is_some() {
+        bail!("--container is for folder inputs; the output file's name picks its container");
+    }
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    run_one(&args, &bar, &interrupt_flag()).map(drop)
+}
+
+/// A flag Ctrl-C sets; installed once per process, so that a batch's files
+/// all see the same one.
+fn interrupt_flag() -> Arc<AtomicBool> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    // Only one handler can be installed per process; a second call is never made.
+    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
+    interrupted
+}
+
+/// Prints a line above `bar` (and the batch display it may belong to).
+fn say(bar: &ProgressBar, line: String) {
+    bar.suspend(|| eprintln!("{line}"));
+}
+
+/// One file, start to finish, showing progress on `bar`: all of
+/// `gendr upscale IN OUT`, and each file of a batch. Returns the frames written.
+fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u64> {
     let info = media::discover(&args.input)?;
     args.options.sr.validate()?;
-    check_output(&args)?;
+    check_output(args)?;
     let muxer = muxer_for(&args.output)?;
     check_frame_size(&info, &args.input, &args.options.sr.model)?;
     if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
@@ -256,7 +298,7 @@ pub fn run(args: Args) -> Result<()> {
     // Claimed before the checks below so that they see what a run that
     // finished meanwhile left, and so that no two runs share a file.
     let claim = media::OutputClaim::acquire(&args.output)?;
-    check_output(&args)?;
+    check_output(args)?;
     let name = args
         .output
         .file_name()
@@ -273,17 +315,13 @@ pub fn run(args: Args) -> Result<()> {
         .tempfile_in(&folder)
         .with_context(|| format!("{}: cannot write here", args.output.display()))?;
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // A second handler cannot be installed; only the first call in a process matters.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
     let log = Arc::new(media::ErrorLog::watch());
-    let job = Job::build(&args, &info, muxer, partial.path(), log.clone())?;
+    let job = Job::build(args, &info, muxer, partial.path(), log.clone())?;
     if !args.quiet {
         let fps = info.framerate;
-        eprintln!(
+        say(
+            bar,
+            format!(
             "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, model {}, video encoded {}",
             args.input.display(),
             info.width,
@@ -296,16 +334,20 @@ pub fn run(args: Args) -> Result<()> {
                 "keep" => "in the format the model's output converts to (--pix-fmt keep)",
                 _ => "4:2:0 8-bit (--pix-fmt keep for the input's chroma)",
             }
+        ),
         );
         if let Some(orientation) = &info.orientation {
-            eprintln!(
+            say(
+                bar,
+                format!(
                 "gendr: frames turned upright from the source's display orientation {orientation} \
                  (the output container cannot store one)"
+            ),
             );
         }
     }
     let started = Instant::now();
-    let frames = job.run(&info, &args, &interrupted)?;
+    let frames = job.run(&info, args, interrupted, bar)?;
     let damaged = log.decoder_errors();
     let undecodable = job.undecodable();
     let persisted = if args.overwrite {
@@ -321,16 +363,19 @@ pub fn run(args: Args) -> Result<()> {
     // Packets and frames differ for some codecs (fields, packed B-frames):
     // the difference is told only when the decoder also saw damage.
     if damaged > 0 {
-        eprintln!(
+        say(bar, format!(
             "gendr: warning: {}: the decoder reported {damaged} error(s); damaged frames were concealed \
              and may show artefacts, {undecodable} could not be decoded at all",
             args.input.display()
-        );
+        ));
     }
-    eprintln!(
-        "gendr: wrote {} ({frames} frames in {secs:.1} s, {:.2} fps)",
-        args.output.display(),
-        frames as f64 / secs.max(1e-9)
+    say(
+        bar,
+        format!(
+            "gendr: wrote {} ({frames} frames in {secs:.1} s, {:.2} fps)",
+            args.output.display(),
+            frames as f64 / secs.max(1e-9)
+        ),
     );
-    Ok(())
+    Ok(frames)
 }
