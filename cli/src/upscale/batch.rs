@@ -47,6 +47,13 @@ pub(super) fn run(args: &Args) -> Result<()> {
             root_out.display()
         );
     }
+    // `gendr upscale clips/ out.mp4` is a slip, not a wish for a folder named so.
+    if !root_out.exists() && written_container(root_out).is_some() {
+        bail!(
+            "{}: names a file; a folder input needs an output folder",
+            root_out.display()
+        );
+    }
     std::fs::create_dir_all(root_out)
         .with_context(|| format!("{}: cannot create the output folder", root_out.display()))?;
     let canon_out = std::fs::canonicalize(root_out)?;
@@ -307,23 +314,22 @@ fn discover(path: &Path) -> Result<gst_pbutils::DiscovererInfo> {
     bail!("no answer from GStreamer's discoverer within 30 s")
 }
 
+/// The container gendr writes that `path`'s extension names, if any.
+fn written_container(path: &Path) -> Option<String> {
+    path.extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .filter(|e| ["mp4", "mkv", "mov"].contains(&e.as_str()))
+}
+
 /// `rel` with the output container's extension: `container`, or the
 /// input's own when it is one gendr writes, otherwise mkv, which holds any
 /// codec the input's audio may have.
 fn output_name(rel: &Path, container: Option<&str>) -> PathBuf {
-    let own = rel
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .filter(|e| ["mp4", "mkv", "mov"].contains(&e.as_str()));
-    rel.with_extension(
-        container
-            .map(str::to_string)
-            .or(own)
-            .as_deref()
-            .unwrap_or("mkv"),
-    )
+    let container = container
+        .map(str::to_string)
+        .or_else(|| written_container(rel));
+    rel.with_extension(container.as_deref().unwrap_or("mkv"))
 }
-
 /// Removes the folders made for a failed file's output, up to the output root.
 fn remove_empty_folders(output: &Path, root: &Path) {
     let mut dir = output.parent();
