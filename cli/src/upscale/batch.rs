@@ -39,6 +39,9 @@ struct Entry {
 }
 
 pub(super) fn run(args: &Args) -> Result<()> {
+    if args.resume {
+        bail!("--resume is for one file; a folder run skips the files already done, so running it again continues");
+    }
     args.options.sr.validate()?;
     let (root_in, root_out) = (&args.input, &args.output);
     if root_out.exists() && !root_out.is_dir() {

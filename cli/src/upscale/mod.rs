@@ -19,7 +19,7 @@ mod streams;
 mod video;
 
 pub use encode::{muxer_for, Codec};
-use job::Job;
+pub(crate) use job::{Job, Video, Window};
 
 /// x264/x265 constant quality and speed preset when none is given.
 pub const DEFAULT_CRF: u32 = 18;
@@ -31,6 +31,7 @@ Examples:
   gendr upscale in.mp4 out.mp4
   gendr upscale --model fast --crf 20 --preset fast in.mkv out.mkv
   gendr upscale --codec x265 --model default-x4 old.mp4 old-4x.mp4
+  gendr upscale --resume film.mkv film-2x.mkv   (re-run the same to continue)
   gendr upscale -m fast tapes/ tapes-2x/     (every video in the folder tree)")]
 pub struct Args {
     /// Input video file (any container and codec GStreamer can decode), or a
@@ -56,6 +57,14 @@ pub struct Args {
     /// (raised to 5× the longest wait for a frame from the model so far); 0 = never.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT_S)]
     pub stall_timeout: u64,
+    /// Work in segments kept in the hidden folder .OUTPUT.gendr-job next to
+    /// OUTPUT, so that running the same command again after an interruption
+    /// continues where it stopped (see docs/archival.md); removed on success.
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume: segment length aimed at, in seconds of video (default 60).
+    #[arg(long, value_name = "S", requires = "resume")]
+    pub segment_seconds: Option<f64>,
 }
 
 /// Everything that decides what `gendr upscale` writes: a segmented job
@@ -205,7 +214,7 @@ fn element_max_edge() -> Option<u32> {
 
 /// Refuses frames gendrsr cannot negotiate before any work starts: the
 /// input size always, the output size when the preset tells the scale.
-fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> Result<()> {
+pub(crate) fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> Result<()> {
     let Some(max) = element_max_edge() else {
         return Ok(());
     };
@@ -231,7 +240,7 @@ fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> Result<()> {
 }
 
 /// Refuses outputs that can be known to fail before any work is done.
-fn check_output(args: &Args) -> Result<()> {
+pub(crate) fn check_output(args: &Args) -> Result<()> {
     if args.output.is_dir() {
         bail!(
             "{} is a directory; name the output file, e.g. {}",
@@ -251,6 +260,36 @@ fn check_output(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// A unique, hidden file next to `output` for writing it, recognisably
+/// gendr's; removed on every early return.
+pub(crate) fn partial_for(output: &Path) -> Result<tempfile::NamedTempFile> {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".gendr-partial")
+        .tempfile_in(&folder)
+        .with_context(|| format!("{}: cannot write here", output.display()))
+}
+
+/// Set by Ctrl-C; one per process, since a second handler cannot be installed.
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let set = flag.clone();
+        let _ = ctrlc::set_handler(move || set.store(true, Ordering::SeqCst));
+        flag
+    })
+    .clone()
+}
+
 pub fn run(args: Args) -> Result<()> {
     if args.input.is_dir() {
         return batch::run(&args);
@@ -258,22 +297,19 @@ pub fn run(args: Args) -> Result<()> {
     if args.container.is_some() {
         bail!("--container is for folder inputs; the output file's name picks its container");
     }
-    let bar = if args.quiet {
+    if args.resume {
+        return crate::segment::resume(args);
+    }
+    run_one(&args, &progress_bar(args.quiet), &interrupt_flag()).map(drop)
+}
+
+/// A bar for one run's frames, hidden with --quiet.
+pub(crate) fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet {
         ProgressBar::hidden()
     } else {
         ProgressBar::new(0)
-    };
-    run_one(&args, &bar, &interrupt_flag()).map(drop)
-}
-
-/// A flag Ctrl-C sets; installed once per process, so that a batch's files
-/// all see the same one.
-fn interrupt_flag() -> Arc<AtomicBool> {
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = interrupted.clone();
-    // Only one handler can be installed per process; a second call is never made.
-    let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    interrupted
+    }
 }
 
 /// Prints a line above `bar` (and the batch display it may belong to).
@@ -299,24 +335,20 @@ fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u
     // finished meanwhile left, and so that no two runs share a file.
     let claim = media::OutputClaim::acquire(&args.output)?;
     check_output(args)?;
-    let name = args
-        .output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let folder = match args.output.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    // Unique and hidden, recognisably gendr's; removed on every early return.
-    let partial = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".gendr-partial")
-        .tempfile_in(&folder)
-        .with_context(|| format!("{}: cannot write here", args.output.display()))?;
+    let partial = partial_for(&args.output)?;
 
     let log = Arc::new(media::ErrorLog::watch());
-    let job = Job::build(args, &info, muxer, partial.path(), log.clone())?;
+    let job = Job::build(
+        args,
+        &info,
+        muxer,
+        partial.path(),
+        log.clone(),
+        Video::Upscale {
+            window: None,
+            video_only: false,
+        },
+    )?;
     if !args.quiet {
         let fps = info.framerate;
         say(
