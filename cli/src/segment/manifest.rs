@@ -211,9 +211,17 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(folder)
         .map_err(cannot)?;
     file.write_all(bytes).map_err(cannot)?;
+    readable(file.as_file()).map_err(cannot)?;
     file.as_file().sync_all().map_err(cannot)?;
     file.persist(path).map_err(|e| cannot(e.error))?;
     Ok(())
+}
+
+/// Job files are read by whoever runs the other segments or the join
+/// (temporary files are made private).
+pub fn readable(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    file.set_permissions(std::fs::Permissions::from_mode(0o644))
 }
 
 /// SHA-256 of a whole file, and its size.

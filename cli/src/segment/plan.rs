@@ -204,9 +204,9 @@ fn run_to_end(pipeline: &gst::Pipeline) -> Result<()> {
 /// field-coded stream gives a frame per two packets).
 fn check_frames_are_packets(input: &Path, packets: &[Packet]) -> Result<()> {
     let wanted = packets.len().min(FRAMES_CHECKED);
-    let pipeline = gst::parse::launch(&format!(
-        "filesrc name=src ! decodebin ! video/x-raw ! appsink name=sink sync=false"
-    ))?
+    let pipeline = gst::parse::launch(
+        "filesrc name=src ! decodebin ! video/x-raw ! appsink name=sink sync=false",
+    )?
     .downcast::<gst::Pipeline>()
     .map_err(|_| anyhow!("a pipeline"))?;
     pipeline

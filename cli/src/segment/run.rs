@@ -109,9 +109,8 @@ pub fn run_segment(
         .unwrap_or_else(|p| p.into_inner())
         .ok_or_else(|| anyhow!("segment {index}: the decoded frames have no running time"))?;
 
-    partial
-        .as_file()
-        .sync_all()
+    manifest::readable(partial.as_file())
+        .and_then(|()| partial.as_file().sync_all())
         .map_err(|e| failed(index, dir, e.into()))?;
     let (sha256, size) =
         manifest::file_checksum(partial.path()).map_err(|e| failed(index, dir, e.into()))?;

@@ -27,6 +27,9 @@ pub(crate) enum Video {
     Encoded(gst_app::AppSrc),
 }
 
+/// Frames' (pts, duration) in ns, as a window notes them.
+pub(crate) type FrameTimes = Arc<Mutex<Vec<(u64, Option<u64>)>>>;
+
 /// The frames with `first <= pts < end` of the input's video.
 pub(crate) struct Window {
     pub first: gst::ClockTime,
@@ -37,7 +40,7 @@ pub(crate) struct Window {
     /// does not start with the stream).
     pub seek: bool,
     /// Each frame let through, in presentation order: (pts, duration) ns.
-    pub frames: Arc<Mutex<Vec<(u64, Option<u64>)>>>,
+    pub frames: FrameTimes,
     /// pts minus running time (what muxers write) of the frames, ns: the
     /// input's segment start (e.g. an mp4 edit list's).
     pub running_offset: Arc<Mutex<Option<i64>>>,
@@ -269,7 +272,7 @@ fn keep_window(
     decoded: &gst::Pad,
     first: gst::ClockTime,
     end: Option<gst::ClockTime>,
-    (frames, offset): (Arc<Mutex<Vec<(u64, Option<u64>)>>>, Arc<Mutex<Option<i64>>>),
+    (frames, offset): (FrameTimes, Arc<Mutex<Option<i64>>>),
     chain_sink: gst::Pad,
 ) {
     let ended = AtomicBool::new(false);
