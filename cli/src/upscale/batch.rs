@@ -32,12 +32,6 @@ enum Found {
     Other(String),
 }
 
-struct Entry {
-    /// The path below the input folder, mirrored below the output folder.
-    rel: PathBuf,
-    found: Found,
-}
-
 pub(super) fn run(args: &Args) -> Result<()> {
     if args.resume {
         bail!("--resume is for one file; a folder run skips the files already done, so running it again continues");
@@ -81,48 +75,41 @@ pub(super) fn run(args: &Args) -> Result<()> {
         if interrupted.load(Ordering::SeqCst) {
             bail!("interrupted before any file was started");
         }
-        let entry = Entry {
-            found: classify(&root_in.join(&rel)),
-            rel,
-        };
-        let frames = match entry.found {
+        // `rel` is the path below the input folder, mirrored below the output folder.
+        let frames = match classify(&root_in.join(&rel)) {
             Found::Video { frames } => frames,
             Found::Broken(why) => {
-                eprintln!("gendr: failed: {}: {why}", entry.rel.display());
-                failures.push((entry.rel, why));
+                eprintln!("gendr: failed: {}: {why}", rel.display());
+                failures.push((rel, why));
                 continue;
             }
             Found::Other(why) => {
-                eprintln!(
-                    "gendr: skipping {}: not a video ({why})",
-                    entry.rel.display()
-                );
+                eprintln!("gendr: skipping {}: not a video ({why})", rel.display());
                 others += 1;
                 continue;
             }
         };
-        let output = root_out.join(output_name(&entry.rel, args.container.as_deref()));
-        if let Some(first) = claimed.insert(output.clone(), entry.rel.clone()) {
-            failures.push((
-                entry.rel.clone(),
-                format!(
-                    "its output {} is also {}'s; rename one or pass --container",
-                    output.display(),
-                    first.display()
-                ),
-            ));
+        let output = root_out.join(output_name(&rel, args.container.as_deref()));
+        if let Some(first) = claimed.insert(output.clone(), rel.clone()) {
+            let why = format!(
+                "its output {} is also {}'s; rename one or pass --container",
+                output.display(),
+                first.display()
+            );
+            eprintln!("gendr: failed: {}: {why}", rel.display());
+            failures.push((rel, why));
             continue;
         }
         if output.exists() && !args.overwrite {
             eprintln!(
                 "gendr: skipping {}: {} is already done (--overwrite to redo it)",
-                entry.rel.display(),
+                rel.display(),
                 output.display()
             );
             done_before += 1;
             continue;
         }
-        todo.push((entry.rel, output, frames.unwrap_or(0)));
+        todo.push((rel, output, frames.unwrap_or(0)));
     }
     let total_frames: u64 = todo.iter().map(|t| t.2).sum();
     eprintln!(
@@ -160,6 +147,8 @@ pub(super) fn run(args: &Args) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(200));
             }
         });
+        // Stops the thread above however this loop ends (a panic included).
+        let _stop = SetOnDrop(&stop);
         for (index, (rel, output, expected)) in todo.iter().enumerate() {
             if interrupted.load(Ordering::SeqCst) {
                 break;
@@ -183,19 +172,21 @@ pub(super) fn run(args: &Args) -> Result<()> {
             finished_frames.fetch_add(*expected, Ordering::Relaxed);
             match result {
                 Ok(_) => written += 1,
-                Err(_) if interrupted.load(Ordering::SeqCst) => break,
+                Err(_) if interrupted.load(Ordering::SeqCst) => {
+                    remove_empty_folders(output, &canon_out);
+                    break;
+                }
                 Err(e) => {
+                    remove_empty_folders(output, &canon_out);
                     let reason = format!("{e:#}").replace('\n', " ");
                     say(
                         &overall,
                         format!("gendr: failed: {}: {reason}", rel.display()),
                     );
                     failures.push((rel.clone(), reason));
-                    remove_empty_folders(output, &canon_out);
                 }
             }
         }
-        stop.store(true, Ordering::Relaxed);
     });
     overall.finish_and_clear();
 
@@ -217,6 +208,14 @@ pub(super) fn run(args: &Args) -> Result<()> {
         bail!("{} file(s) failed (listed above)", failures.len());
     }
     Ok(())
+}
+
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Collects the files below `dir` (relative to the input folder), sorted,
