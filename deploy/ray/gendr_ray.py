@@ -93,7 +93,7 @@ def parse_args(argv):
         description=__doc__.split("\n\n")[0],
         epilog="Options after -- go to gendr plan (e.g. -- -m fast --crf 20).",
     )
-    p.add_argument("paths", nargs="+", metavar="IN OUT", help="input and output files (OUT alone with --job)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="IN OUT: input and output files; OUT alone with --job DIR of a planned job")
     p.add_argument("--job", type=Path, help="job folder on storage every node sees (default: .OUT.gendr-ray-job next to OUT, removed on success)")
     p.add_argument("--segment-seconds", type=float, help="segment length for gendr plan")
     p.add_argument("--address", help="Ray cluster: auto, ray://HOST:PORT, … (default: start a local one)")
@@ -101,7 +101,7 @@ def parse_args(argv):
     p.add_argument("--num-cpus", type=float, default=1, help="CPUs Ray reserves per segment task (default 1)")
     p.add_argument("--num-gpus", type=float, default=0, help="GPUs Ray reserves per segment task (default 0)")
     p.add_argument("--max-retries", type=int, default=3, help="retries of a segment whose worker or gendr was killed (default 3)")
-    p.add_argument("--gendr", default=os.environ.get("GENDR", "gendr"), help="gendr binary, the same path on every node (default: $GENDR or gendr on PATH)")
+    p.add_argument("--gendr", default=os.environ.get("GENDR"), help="gendr binary, the same path on every node (default: $GENDR, gendr on PATH, or this checkout's target/release/gendr)")
     p.add_argument("--overwrite", "-y", action="store_true", help="replace OUT if it exists")
     args = p.parse_args(argv)
     args.plan_options = plan_options
@@ -116,9 +116,11 @@ def parse_args(argv):
 
 def main(argv):
     args = parse_args(argv)
-    gendr = shutil.which(args.gendr) or args.gendr
+    checkout = Path(__file__).resolve().parents[2] / "target/release/gendr"
+    gendr = args.gendr or shutil.which("gendr") or str(checkout)
+    gendr = shutil.which(gendr) or gendr
     if not os.access(gendr, os.X_OK):
-        sys.exit(f"gendr-ray: {args.gendr}: no gendr binary there (pass --gendr PATH or set GENDR)")
+        sys.exit(f"gendr-ray: {gendr}: no gendr binary there (pass --gendr PATH or set GENDR)")
     gendr = os.path.abspath(gendr)
     if args.output.exists() and not args.overwrite:
         sys.exit(f"gendr-ray: {args.output} exists; pass --overwrite to replace it")
