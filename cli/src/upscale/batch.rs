@@ -169,7 +169,8 @@ pub(super) fn run(args: &Args) -> Result<()> {
                 .and_then(|()| run_one(&file_args, &bar, &interrupted));
             *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
             multi.remove(&bar);
-            finished_frames.fetch_add(*expected, Ordering::Relaxed);
+            let finished = finished_frames.fetch_add(*expected, Ordering::Relaxed) + expected;
+            overall.set_position(finished);
             match result {
                 Ok(_) => written += 1,
                 Err(_) if interrupted.load(Ordering::SeqCst) => {
