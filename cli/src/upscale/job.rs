@@ -41,13 +41,11 @@ pub(crate) struct Window {
     pub seek: bool,
     /// Each frame let through, in presentation order: (pts, duration) ns.
     pub frames: FrameTimes,
-    /// pts minus running time (what muxers write) of the frames, ns: the
-    /// input's segment start (e.g. an mp4 edit list's).
-    pub running_offset: Arc<Mutex<Option<i64>>>,
     /// Each encoded frame's pts as the encoder stamped it, in decode order.
     pub encoded: Arc<Mutex<Vec<u64>>>,
-    /// The encoded video's caps.
+    /// The encoded video's caps and segment, as the muxer got them.
     pub caps: Arc<Mutex<Option<gst::Caps>>>,
+    pub segment: Arc<Mutex<Option<gst::FormattedSegment<gst::ClockTime>>>>,
 }
 
 /// Frames past each stage, and where the input's timeline ended: what the
@@ -223,7 +221,7 @@ fn link_decoded(
     errors: &Arc<Mutex<Option<String>>>,
 ) {
     let (errors, progress) = (errors.clone(), progress.clone());
-    let window = window.map(|w| (w.first, w.end, w.frames.clone(), w.running_offset.clone()));
+    let window = window.map(|w| (w.first, w.end, w.frames.clone()));
     decode.connect_pad_added(move |decode, pad| {
         let Some(video) = pad.current_caps().and_then(|c| {
             c.structure(0)
@@ -241,14 +239,8 @@ fn link_decoded(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some((w, h));
         }
-        if let Some((first, end, frames, offset)) = &window {
-            keep_window(
-                pad,
-                *first,
-                *end,
-                (frames.clone(), offset.clone()),
-                chain_sink.clone(),
-            );
+        if let Some((first, end, frames)) = &window {
+            keep_window(pad, *first, *end, frames.clone(), chain_sink.clone());
         }
         if let Err(e) = pad.link(&chain_sink) {
             let caps = pad
@@ -272,11 +264,11 @@ fn keep_window(
     decoded: &gst::Pad,
     first: gst::ClockTime,
     end: Option<gst::ClockTime>,
-    (frames, offset): (FrameTimes, Arc<Mutex<Option<i64>>>),
+    frames: FrameTimes,
     chain_sink: gst::Pad,
 ) {
     let ended = AtomicBool::new(false);
-    decoded.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+    decoded.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(buffer) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
@@ -289,14 +281,6 @@ fn keep_window(
             }
             // Refused by the ended chain, which stops the decoder too.
             return gst::PadProbeReturn::Ok;
-        }
-        let mut offset = offset.lock().unwrap_or_else(|p| p.into_inner());
-        if offset.is_none() {
-            let running = pad
-                .sticky_event::<gst::event::Segment>(0)
-                .and_then(|e| e.segment().downcast_ref::<gst::ClockTime>().cloned())
-                .and_then(|s| s.to_running_time(pts));
-            *offset = running.map(|r| pts.nseconds() as i64 - r.nseconds() as i64);
         }
         frames
             .lock()
@@ -498,7 +482,11 @@ impl Job {
             .link(&mux_video)?;
         let encoded_sink = queue_out.static_pad("sink").context("queue sink")?;
         if let Some(window) = &window {
-            let (encoded, caps) = (window.encoded.clone(), window.caps.clone());
+            let (encoded, caps, segment) = (
+                window.encoded.clone(),
+                window.caps.clone(),
+                window.segment.clone(),
+            );
             encoded_sink.add_probe(
                 gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
                 move |_, info| {
@@ -511,12 +499,17 @@ impl Job {
                                     .push(pts.nseconds());
                             }
                         }
-                        Some(gst::PadProbeData::Event(event)) => {
-                            if let gst::EventView::Caps(c) = event.view() {
+                        Some(gst::PadProbeData::Event(event)) => match event.view() {
+                            gst::EventView::Caps(c) => {
                                 *caps.lock().unwrap_or_else(|p| p.into_inner()) =
                                     Some(c.caps_owned());
                             }
-                        }
+                            gst::EventView::Segment(s) => {
+                                *segment.lock().unwrap_or_else(|p| p.into_inner()) =
+                                    s.segment().downcast_ref::<gst::ClockTime>().cloned();
+                            }
+                            _ => {}
+                        },
                         _ => {}
                     }
                     gst::PadProbeReturn::Ok
