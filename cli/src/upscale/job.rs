@@ -390,6 +390,18 @@ fn start_at(
     );
 }
 
+/// Lets encoded video held back until the input's streams are linked go,
+/// at the first data out of `pad` (parsebin exposes its pads together).
+fn release_held_video(pad: &gst::Pad, held: &Arc<Mutex<Option<(gst::Pad, gst::PadProbeId)>>>) {
+    let held = held.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if let Some((pad, id)) = held.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            pad.remove_probe(id);
+        }
+        gst::PadProbeReturn::Remove
+    });
+}
+
 fn signal(flag: &(Mutex<bool>, std::sync::Condvar)) {
     *flag.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
     flag.1.notify_all();
@@ -549,43 +561,41 @@ impl Job {
             else {
                 return;
             };
-            let decode = decode_weak.as_ref().and_then(|d| d.upgrade());
-            let held_video = held_video.clone();
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                if let Some((pad, id)) = held_video.lock().unwrap_or_else(|p| p.into_inner()).take()
-                {
-                    pad.remove_probe(id);
-                }
-                gst::PadProbeReturn::Remove
-            });
+            release_held_video(pad, &held_video);
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
             let name = caps
                 .structure(0)
                 .map(|s| s.name().to_string())
                 .unwrap_or_default();
-            let result = match decode {
-                Some(decode)
-                    if !name.starts_with("audio/")
-                        && media::decodes_to_video(&caps)
-                        && !video_taken.swap(true, Ordering::SeqCst) =>
-                {
-                    watch_buffers(pad, &stream_progress, |p| &p.packets);
-                    if let Some(first) = seek_to {
-                        start_at(parse, pad, first, &errors);
+            let result = if !name.starts_with("audio/")
+                && media::decodes_to_video(&caps)
+                && !video_taken.swap(true, Ordering::SeqCst)
+            {
+                match decode_weak.as_ref().and_then(|d| d.upgrade()) {
+                    // The video comes encoded from elsewhere.
+                    None => discard(&pipeline, pad),
+                    Some(decode) => {
+                        watch_buffers(pad, &stream_progress, |p| &p.packets);
+                        if let Some(first) = seek_to {
+                            start_at(parse, pad, first, &errors);
+                        }
+                        decode
+                            .static_pad("sink")
+                            .ok_or_else(|| anyhow!("decodebin sink"))
+                            .and_then(|s| {
+                                pad.link(&s).map(|_| ()).map_err(|e| {
+                                    anyhow!("the {name} video cannot be decoded ({e:?})")
+                                })
+                            })
                     }
-                    decode
-                        .static_pad("sink")
-                        .ok_or_else(|| anyhow!("decodebin sink"))
-                        .and_then(|s| {
-                            pad.link(&s)
-                                .map(|_| ())
-                                .map_err(|e| anyhow!("the {name} video cannot be decoded ({e:?})"))
-                        })
                 }
-                _ if name.starts_with("audio/") && !video_only => {
-                    copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress, transcode)
-                }
-                _ => discard(&pipeline, pad),
+            } else if video_only {
+                // A segment holds the video alone; join adds the rest.
+                discard(&pipeline, pad)
+            } else if name.starts_with("audio/") {
+                copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress, transcode)
+            } else {
+                discard(&pipeline, pad)
             };
             if let Err(e) = result {
                 report(parse, &errors, format!("{e:#}"));
