@@ -760,6 +760,9 @@ const TRUNCATION_TOLERANCE: gst::ClockTime = gst::ClockTime::from_mseconds(500);
 struct Watchdog {
     limit: Option<Duration>,
     last: (u64, u64, u64, u64),
+    /// Packets into the decoder: they move while a segment decodes from
+    /// the keyframe before its first frame, which passes no frame on.
+    last_packets: u64,
     last_change: Instant,
     last_upscaled: Option<Instant>,
     longest_model_wait: Duration,
@@ -773,6 +776,7 @@ impl Watchdog {
         Watchdog {
             limit,
             last: (0, 0, 0, 0),
+            last_packets: 0,
             last_change: Instant::now(),
             last_upscaled: None,
             longest_model_wait: Duration::ZERO,
@@ -797,6 +801,12 @@ impl Watchdog {
                 self.last_upscaled = Some(Instant::now());
             }
             self.last = now;
+            self.last_change = Instant::now();
+            return Ok(());
+        }
+        let packets = progress.packets.load(Ordering::Relaxed);
+        if packets != self.last_packets {
+            self.last_packets = packets;
             self.last_change = Instant::now();
             return Ok(());
         }
