@@ -490,3 +490,57 @@ fn a_read_only_job_folder_or_a_full_disk_is_one_line_and_keeps_finished_segments
         stderr(&done)
     );
 }
+
+/// Each video packet's decode time in ms, in file order.
+fn decode_times(path: &Path) -> Vec<i64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0"])
+        .args(["-show_entries", "packet=dts", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim_end_matches(',').parse().ok())
+        .collect()
+}
+
+#[test]
+fn with_b_frames_decode_times_rise_across_segment_boundaries_as_in_a_plain_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), 25);
+    let job = dir.path().join("job");
+    // x264's defaults (B-frames, pyramid), not lossless.
+    ok(&run(gendr()
+        .arg("plan")
+        .arg(&input)
+        .arg("--job")
+        .arg(&job)
+        .args(["--segment-seconds", "1", "-m", "fast"])));
+    for index in 0..4 {
+        ok(&run_segment(&job, index));
+    }
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(job.join("segments/00001.json")).unwrap()).unwrap();
+    let order: Vec<u64> = serde_json::from_value(record["decode_order"].clone()).unwrap();
+    assert!(
+        order.windows(2).any(|w| w[1] < w[0]),
+        "the encoder reorders frames"
+    );
+    let joined = dir.path().join("joined.mp4");
+    ok(&join(&job, &joined));
+    let reference = dir.path().join("plain.mp4");
+    ok(&run(gendr()
+        .args(["upscale", "-q", "-m", "fast"])
+        .arg(&input)
+        .arg(&reference)));
+    let dts = decode_times(&joined);
+    assert_eq!(dts.len(), 100);
+    assert!(dts.windows(2).all(|w| w[1] > w[0]), "rising: {dts:?}");
+    assert_eq!(dts, decode_times(&reference));
+    assert_eq!(
+        ffprobe_frame_times(&joined),
+        ffprobe_frame_times(&reference)
+    );
+    assert_eq!(framemd5(&joined, true), framemd5(&reference, true));
+}

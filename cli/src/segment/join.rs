@@ -8,21 +8,16 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 
-use super::manifest::{self, DoneRecord, Manifest};
+use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
 use crate::media;
 use crate::upscale::{self, Job, Video};
-
-/// The encoders' timestamp shift (x264enc's, via GstVideoEncoder's minimum
-/// pts), repeated here so that decode times before the first frame, and
-/// so the muxers' edit lists, come out as in a single run.
-const OFFSET: gst::ClockTime = gst::ClockTime::from_seconds(1000 * 3600);
 
 /// A joined frame's times, from the done-records.
 #[derive(Clone, Copy)]
 struct Times {
-    /// Running time, ns.
-    pts: i64,
-    dts: i64,
+    /// In the encoder's timestamps, ns.
+    pts: u64,
+    dts: u64,
     duration: Option<u64>,
 }
 
@@ -53,17 +48,15 @@ pub fn join_into(
             other.caps
         );
     }
-    let offset = records[0].running_offset_ns;
-    if let Some(other) = records.iter().find(|r| r.running_offset_ns != offset) {
-        bail!(
-            "segment {} was cut from a differently timed input than segment 0; run it again",
-            other.index
-        );
-    }
+    // The video is timed as segment 0's encoder timed it, which is how a
+    // single run's encoder, starting at the same frame, times it; the other
+    // segments' encoders shift by their own first frames, and their files'
+    // times are not used (the records have them exact).
+    let timing = (records[0].encoder_segment, records[0].encoder_shift_ns);
     let caps: gst::Caps = caps
         .parse()
         .map_err(|_| anyhow!("segment 0's done-record has unreadable caps; run it again"))?;
-    let times = frame_times(&records, offset)?;
+    let times = frame_times(&records, timing.1);
 
     let args = upscale::Args {
         container: None,
@@ -84,7 +77,7 @@ pub fn join_into(
         .format(gst::Format::Time)
         .block(true)
         .build();
-    replace_segment(&appsrc)?;
+    replace_segment(&appsrc, &timing.0)?;
     let log = Arc::new(media::ErrorLog::watch());
     let job = Job::build(
         &args,
@@ -165,11 +158,12 @@ fn done_records(dir: &Path, manifest: &Manifest) -> Result<Vec<DoneRecord>> {
     Ok(records)
 }
 
-/// Each frame's times in decode order over all segments. The segments'
-/// files store presentation times only (in milliseconds); decode times are
-/// made as x264 makes them, from the sorted presentation times shifted by
-/// the stream's reordering depth, so they rise across segment boundaries.
-fn frame_times(records: &[DoneRecord], offset: i64) -> Result<Vec<Vec<Times>>> {
+/// Each frame's times in decode order over all segments, in the encoder's
+/// timestamps (`shift` after the input's). The segments' files store
+/// presentation times only (in milliseconds); decode times are made as x264
+/// makes them, from the sorted presentation times shifted by the stream's
+/// reordering depth, so they rise across segment boundaries.
+fn frame_times(records: &[DoneRecord], shift: u64) -> Vec<Vec<Times>> {
     let order: Vec<u64> = records
         .iter()
         .flat_map(|r| r.decode_order.iter().copied())
@@ -188,30 +182,31 @@ fn frame_times(records: &[DoneRecord], offset: i64) -> Result<Vec<Vec<Times>>> {
         .max()
         .unwrap_or(0);
     let delay = sorted[depth.min(sorted.len() - 1)] - sorted[0];
-    // Running times, as the segments' encoders and muxers saw them.
-    let running = |pts: u64| pts as i64 - offset;
+    let encoder = |pts: u64, before: u64| (pts + shift).saturating_sub(before);
     let mut all = order.iter().enumerate().map(|(j, &pts)| Times {
-        pts: running(pts),
+        pts: encoder(pts, 0),
         dts: if j >= depth {
-            running(sorted[j - depth])
+            encoder(sorted[j - depth], 0)
         } else {
-            running(sorted[j]) - delay as i64
+            encoder(sorted[j], delay)
         },
         duration: durations.get(&pts).copied().flatten(),
     });
-    Ok(records
+    records
         .iter()
         .map(|r| all.by_ref().take(r.decode_order.len()).collect())
-        .collect())
+        .collect()
 }
 
-/// Makes the appsrc's stream start at [`OFFSET`] like an encoder's, so that
-/// running time = pts - OFFSET and decode times before 0 can be expressed.
-fn replace_segment(appsrc: &gst_app::AppSrc) -> Result<()> {
+/// Gives the appsrc's stream the segment the segments' encoder gave its
+/// muxer, so that the joined video is timed (edit lists included) as in a
+/// single run.
+fn replace_segment(appsrc: &gst_app::AppSrc, timing: &EncoderSegment) -> Result<()> {
     let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
-    segment.set_start(OFFSET);
-    segment.set_position(OFFSET);
-    segment.set_time(gst::ClockTime::ZERO);
+    segment.set_start(gst::ClockTime::from_nseconds(timing.start_ns));
+    segment.set_position(gst::ClockTime::from_nseconds(timing.start_ns));
+    segment.set_time(gst::ClockTime::from_nseconds(timing.time_ns));
+    segment.set_base(gst::ClockTime::from_nseconds(timing.base_ns));
     appsrc.static_pad("src").context("appsrc src")?.add_probe(
         gst::PadProbeType::EVENT_DOWNSTREAM,
         move |_, info| {
@@ -273,19 +268,13 @@ fn feed_segment(appsrc: &gst_app::AppSrc, file: &Path, times: &[Times]) -> Resul
         let mut frames = times.iter();
         while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(60)) {
             let mut buffer = sample.buffer_owned().context("a sample without a buffer")?;
+            // Its file is the one the record's checksum vouches for; the
+            // record has the times exact (the .mkv rounds to milliseconds).
             let expected = frames.next().context("more frames than its done-record")?;
-            // The .mkv rounds times to milliseconds; the record has them exact.
-            let stored = buffer.pts().map(|p| p.nseconds());
-            if stored.is_none_or(|s| (s as i64).abs_diff(expected.pts) > 1_000_000) {
-                bail!("its frames are not the ones its done-record lists");
-            }
             {
                 let buffer = buffer.make_mut();
-                let at = |t: i64| {
-                    gst::ClockTime::from_nseconds(OFFSET.nseconds().saturating_add_signed(t))
-                };
-                buffer.set_pts(at(expected.pts));
-                buffer.set_dts(at(expected.dts));
+                buffer.set_pts(gst::ClockTime::from_nseconds(expected.pts));
+                buffer.set_dts(gst::ClockTime::from_nseconds(expected.dts));
                 buffer.set_duration(expected.duration.map(gst::ClockTime::from_nseconds));
             }
             if appsrc.push_buffer(buffer).is_err() {

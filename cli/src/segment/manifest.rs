@@ -71,14 +71,24 @@ pub struct DoneRecord {
     pub sha256: String,
     /// The encoded video's caps, which join gives its muxer.
     pub caps: String,
-    /// pts minus the running time the segment's file stores, ns (the input's
-    /// segment start, e.g. from an mp4 edit list); join writes running times.
-    pub running_offset_ns: i64,
+    /// The encoder's output segment, and how far its timestamps are shifted
+    /// from the input's (x264enc's room for decode times before the first
+    /// frame): join hands the muxer the segments' video timed as the
+    /// encoder timed it.
+    pub encoder_segment: EncoderSegment,
+    pub encoder_shift_ns: u64,
     /// Each frame's pts and duration in presentation order, ns: exact where
     /// the .mkv rounds to milliseconds.
     pub times: Vec<(u64, Option<u64>)>,
     /// Each frame's pts in decode order (the order of the .mkv's blocks).
     pub decode_order: Vec<u64>,
+}
+
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq)]
+pub struct EncoderSegment {
+    pub start_ns: u64,
+    pub time_ns: u64,
+    pub base_ns: u64,
 }
 
 pub fn manifest_path(dir: &Path) -> PathBuf {

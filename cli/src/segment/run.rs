@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::manifest::{self, DoneRecord, Manifest};
+use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
 use crate::media;
 use crate::upscale::{self, Job, Video, Window};
 
@@ -63,15 +63,15 @@ pub fn run_segment(
         expected_frames: segment.frames,
         seek: index > 0,
         frames: Arc::new(Mutex::new(Vec::new())),
-        running_offset: Arc::new(Mutex::new(None)),
         encoded: Arc::new(Mutex::new(Vec::new())),
         caps: Arc::new(Mutex::new(None)),
+        segment: Arc::new(Mutex::new(None)),
     };
-    let (times, encoded, caps, running_offset) = (
+    let (times, encoded, caps, encoder_segment) = (
         window.frames.clone(),
         window.encoded.clone(),
         window.caps.clone(),
-        window.running_offset.clone(),
+        window.segment.clone(),
     );
     let muxer = gst::ElementFactory::make("matroskamux").build()?;
     let log = Arc::new(media::ErrorLog::watch());
@@ -103,11 +103,17 @@ pub fn run_segment(
         .ok_or_else(|| anyhow!("segment {index}: no video was encoded"))?;
     let times = std::mem::take(&mut *times.lock().unwrap_or_else(|p| p.into_inner()));
     let encoded = std::mem::take(&mut *encoded.lock().unwrap_or_else(|p| p.into_inner()));
-    let decode_order = check_frames(index, segment, &times, &encoded, written)?;
-    let running_offset = running_offset
+    let (decode_order, encoder_shift) = check_frames(index, segment, &times, &encoded, written)?;
+    let encoder_segment = encoder_segment
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .ok_or_else(|| anyhow!("segment {index}: the decoded frames have no running time"))?;
+        .as_ref()
+        .map(|s| EncoderSegment {
+            start_ns: s.start().map_or(0, |t| t.nseconds()),
+            time_ns: s.time().map_or(0, |t| t.nseconds()),
+            base_ns: s.base().map_or(0, |t| t.nseconds()),
+        })
+        .ok_or_else(|| anyhow!("segment {index}: the encoder gave no segment"))?;
 
     manifest::readable(partial.as_file())
         .and_then(|()| partial.as_file().sync_all())
@@ -126,7 +132,8 @@ pub fn run_segment(
         size,
         sha256,
         caps,
-        running_offset_ns: running_offset,
+        encoder_segment,
+        encoder_shift_ns: encoder_shift,
         times,
         decode_order,
     };
@@ -169,14 +176,15 @@ fn failed(index: usize, dir: &Path, e: anyhow::Error) -> anyhow::Error {
 }
 
 /// Checks the frames let through against the plan; returns their pts in
-/// decode order (the encoder's order, its own timestamps shifted back).
+/// decode order (the encoder's order, its own timestamps shifted back) and
+/// that shift.
 fn check_frames(
     index: usize,
     segment: &manifest::Segment,
     times: &[(u64, Option<u64>)],
     encoded: &[u64],
     written: u64,
-) -> Result<Vec<u64>> {
+) -> Result<(Vec<u64>, u64)> {
     let planned = segment.frames;
     let first = times.first().map(|t| t.0);
     if times.len() as u64 != planned || written != planned || first != Some(segment.first_pts_ns) {
@@ -201,5 +209,5 @@ fn check_frames(
     if !sorted.iter().eq(times.iter().map(|t| &t.0)) {
         bail!("segment {index}: the encoder's frames do not match the decoded ones");
     }
-    Ok(decode_order)
+    Ok((decode_order, offset))
 }

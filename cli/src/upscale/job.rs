@@ -41,13 +41,11 @@ pub(crate) struct Window {
     pub seek: bool,
     /// Each frame let through, in presentation order: (pts, duration) ns.
     pub frames: FrameTimes,
-    /// pts minus running time (what muxers write) of the frames, ns: the
-    /// input's segment start (e.g. an mp4 edit list's).
-    pub running_offset: Arc<Mutex<Option<i64>>>,
     /// Each encoded frame's pts as the encoder stamped it, in decode order.
     pub encoded: Arc<Mutex<Vec<u64>>>,
-    /// The encoded video's caps.
+    /// The encoded video's caps and segment, as the muxer got them.
     pub caps: Arc<Mutex<Option<gst::Caps>>>,
+    pub segment: Arc<Mutex<Option<gst::FormattedSegment<gst::ClockTime>>>>,
 }
 
 /// Frames past each stage, and where the input's timeline ended: what the
@@ -223,7 +221,7 @@ fn link_decoded(
     errors: &Arc<Mutex<Option<String>>>,
 ) {
     let (errors, progress) = (errors.clone(), progress.clone());
-    let window = window.map(|w| (w.first, w.end, w.frames.clone(), w.running_offset.clone()));
+    let window = window.map(|w| (w.first, w.end, w.frames.clone()));
     decode.connect_pad_added(move |decode, pad| {
         let Some(video) = pad.current_caps().and_then(|c| {
             c.structure(0)
@@ -241,14 +239,8 @@ fn link_decoded(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some((w, h));
         }
-        if let Some((first, end, frames, offset)) = &window {
-            keep_window(
-                pad,
-                *first,
-                *end,
-                (frames.clone(), offset.clone()),
-                chain_sink.clone(),
-            );
+        if let Some((first, end, frames)) = &window {
+            keep_window(pad, *first, *end, frames.clone(), chain_sink.clone());
         }
         if let Err(e) = pad.link(&chain_sink) {
             let caps = pad
@@ -272,11 +264,11 @@ fn keep_window(
     decoded: &gst::Pad,
     first: gst::ClockTime,
     end: Option<gst::ClockTime>,
-    (frames, offset): (FrameTimes, Arc<Mutex<Option<i64>>>),
+    frames: FrameTimes,
     chain_sink: gst::Pad,
 ) {
     let ended = AtomicBool::new(false);
-    decoded.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+    decoded.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(buffer) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
@@ -289,14 +281,6 @@ fn keep_window(
             }
             // Refused by the ended chain, which stops the decoder too.
             return gst::PadProbeReturn::Ok;
-        }
-        let mut offset = offset.lock().unwrap_or_else(|p| p.into_inner());
-        if offset.is_none() {
-            let running = pad
-                .sticky_event::<gst::event::Segment>(0)
-                .and_then(|e| e.segment().downcast_ref::<gst::ClockTime>().cloned())
-                .and_then(|s| s.to_running_time(pts));
-            *offset = running.map(|r| pts.nseconds() as i64 - r.nseconds() as i64);
         }
         frames
             .lock()
@@ -406,6 +390,18 @@ fn start_at(
     );
 }
 
+/// Lets encoded video held back until the input's streams are linked go,
+/// at the first data out of `pad` (parsebin exposes its pads together).
+fn release_held_video(pad: &gst::Pad, held: &Arc<Mutex<Option<(gst::Pad, gst::PadProbeId)>>>) {
+    let held = held.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if let Some((pad, id)) = held.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            pad.remove_probe(id);
+        }
+        gst::PadProbeReturn::Remove
+    });
+}
+
 fn signal(flag: &(Mutex<bool>, std::sync::Condvar)) {
     *flag.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
     flag.1.notify_all();
@@ -498,7 +494,11 @@ impl Job {
             .link(&mux_video)?;
         let encoded_sink = queue_out.static_pad("sink").context("queue sink")?;
         if let Some(window) = &window {
-            let (encoded, caps) = (window.encoded.clone(), window.caps.clone());
+            let (encoded, caps, segment) = (
+                window.encoded.clone(),
+                window.caps.clone(),
+                window.segment.clone(),
+            );
             encoded_sink.add_probe(
                 gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
                 move |_, info| {
@@ -511,12 +511,17 @@ impl Job {
                                     .push(pts.nseconds());
                             }
                         }
-                        Some(gst::PadProbeData::Event(event)) => {
-                            if let gst::EventView::Caps(c) = event.view() {
+                        Some(gst::PadProbeData::Event(event)) => match event.view() {
+                            gst::EventView::Caps(c) => {
                                 *caps.lock().unwrap_or_else(|p| p.into_inner()) =
                                     Some(c.caps_owned());
                             }
-                        }
+                            gst::EventView::Segment(s) => {
+                                *segment.lock().unwrap_or_else(|p| p.into_inner()) =
+                                    s.segment().downcast_ref::<gst::ClockTime>().cloned();
+                            }
+                            _ => {}
+                        },
                         _ => {}
                     }
                     gst::PadProbeReturn::Ok
@@ -556,43 +561,41 @@ impl Job {
             else {
                 return;
             };
-            let decode = decode_weak.as_ref().and_then(|d| d.upgrade());
-            let held_video = held_video.clone();
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                if let Some((pad, id)) = held_video.lock().unwrap_or_else(|p| p.into_inner()).take()
-                {
-                    pad.remove_probe(id);
-                }
-                gst::PadProbeReturn::Remove
-            });
+            release_held_video(pad, &held_video);
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
             let name = caps
                 .structure(0)
                 .map(|s| s.name().to_string())
                 .unwrap_or_default();
-            let result = match decode {
-                Some(decode)
-                    if !name.starts_with("audio/")
-                        && media::decodes_to_video(&caps)
-                        && !video_taken.swap(true, Ordering::SeqCst) =>
-                {
-                    watch_buffers(pad, &stream_progress, |p| &p.packets);
-                    if let Some(first) = seek_to {
-                        start_at(parse, pad, first, &errors);
+            let result = if !name.starts_with("audio/")
+                && media::decodes_to_video(&caps)
+                && !video_taken.swap(true, Ordering::SeqCst)
+            {
+                match decode_weak.as_ref().and_then(|d| d.upgrade()) {
+                    // The video comes encoded from elsewhere.
+                    None => discard(&pipeline, pad),
+                    Some(decode) => {
+                        watch_buffers(pad, &stream_progress, |p| &p.packets);
+                        if let Some(first) = seek_to {
+                            start_at(parse, pad, first, &errors);
+                        }
+                        decode
+                            .static_pad("sink")
+                            .ok_or_else(|| anyhow!("decodebin sink"))
+                            .and_then(|s| {
+                                pad.link(&s).map(|_| ()).map_err(|e| {
+                                    anyhow!("the {name} video cannot be decoded ({e:?})")
+                                })
+                            })
                     }
-                    decode
-                        .static_pad("sink")
-                        .ok_or_else(|| anyhow!("decodebin sink"))
-                        .and_then(|s| {
-                            pad.link(&s)
-                                .map(|_| ())
-                                .map_err(|e| anyhow!("the {name} video cannot be decoded ({e:?})"))
-                        })
                 }
-                _ if name.starts_with("audio/") && !video_only => {
-                    copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress, transcode)
-                }
-                _ => discard(&pipeline, pad),
+            } else if video_only {
+                // A segment holds the video alone; join adds the rest.
+                discard(&pipeline, pad)
+            } else if name.starts_with("audio/") {
+                copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress, transcode)
+            } else {
+                discard(&pipeline, pad)
             };
             if let Err(e) = result {
                 report(parse, &errors, format!("{e:#}"));
@@ -759,6 +762,9 @@ const TRUNCATION_TOLERANCE: gst::ClockTime = gst::ClockTime::from_mseconds(500);
 struct Watchdog {
     limit: Option<Duration>,
     last: (u64, u64, u64, u64),
+    /// Packets into the decoder: they move while a segment decodes from
+    /// the keyframe before its first frame, which passes no frame on.
+    last_packets: u64,
     last_change: Instant,
     last_upscaled: Option<Instant>,
     longest_model_wait: Duration,
@@ -772,6 +778,7 @@ impl Watchdog {
         Watchdog {
             limit,
             last: (0, 0, 0, 0),
+            last_packets: 0,
             last_change: Instant::now(),
             last_upscaled: None,
             longest_model_wait: Duration::ZERO,
@@ -796,6 +803,12 @@ impl Watchdog {
                 self.last_upscaled = Some(Instant::now());
             }
             self.last = now;
+            self.last_change = Instant::now();
+            return Ok(());
+        }
+        let packets = progress.packets.load(Ordering::Relaxed);
+        if packets != self.last_packets {
+            self.last_packets = packets;
             self.last_change = Instant::now();
             return Ok(());
         }
