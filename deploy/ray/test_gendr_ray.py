@@ -1,6 +1,7 @@
 """gendr_ray.py on a local Ray cluster of 2 worker CPUs: a 4-segment job
-comes out as a plain `gendr upscale` does, and a Ray worker killed in the
-middle of a segment is retried without harm. Outputs are read by ffprobe.
+comes out as a plain `gendr upscale` does, a Ray worker killed in the
+middle of a segment is retried without harm, and segments gendr refuses are
+reported with its error. Outputs are read by ffprobe.
 
     GENDR=target/release/gendr .deps/venv-ray/bin/python deploy/ray/test_gendr_ray.py -v
 """
@@ -148,6 +149,24 @@ class GendrRay(unittest.TestCase):
         state = _status(gendr_pid).get("State", "gone")
         self.assertTrue(state == "gone" or state.startswith("Z"), f"the killed worker's gendr died with it: {state}")
         self.check_like_plain(out, log)
+
+    def test_segments_gendr_refuses_are_reported_with_its_stderr(self):
+        d = Path(self.dir.name)
+        clip, job = d / "changed.mp4", d / "changed.job"
+        clip.write_bytes(self.clip.read_bytes())
+        subprocess.run([str(GENDR), "plan", str(clip), "--job", str(job), "--segment-seconds", "1", "-m", "fast"],
+                       check=True, capture_output=True)
+        with open(clip, "ab") as f:
+            f.write(b"changed after planning")
+        proc = launcher("--job", str(job), "--workers", "2", str(d / "never.mp4"))
+        log, _ = proc.communicate(timeout=240)
+        self.assertEqual(proc.returncode, 1, log)
+        failed = [line for line in log.splitlines() if line.startswith("gendr-ray: failed: segment")]
+        self.assertEqual(len(failed), 4, log)
+        self.assertIn("gendr exited 1", log)
+        self.assertIn("gendr: error:", log, "the tail of gendr's stderr is shown")
+        self.assertIn(f"the job is kept in {job}", log)
+        self.assertFalse((d / "never.mp4").exists())
 
 
 if __name__ == "__main__":
