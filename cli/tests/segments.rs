@@ -336,11 +336,13 @@ fn resume_starts_over_when_an_option_or_the_input_changed_and_refuses_a_foreign_
     let input = clip(dir.path(), 25);
     let output = dir.path().join("out.mkv");
     let job = dir.path().join(".out.mkv.gendr-job");
-    let (first, second) = (clip(dir.path(), 50), input.clone());
-    // A job folder left by an interrupted run with other options.
+    // The input at `path` is replaced by another clip after planning.
+    let path = dir.path().join("in.mp4");
+    std::fs::copy(clip(dir.path(), 50), &path).unwrap();
+    // A job folder left by an interrupted run.
     ok(&run(gendr()
         .arg("plan")
-        .arg(&first)
+        .arg(&path)
         .arg("--job")
         .arg(&job)
         .args([
@@ -359,7 +361,7 @@ fn resume_starts_over_when_an_option_or_the_input_changed_and_refuses_a_foreign_
         run(gendr()
             .args(["upscale", "-q", "--resume", "--segment-seconds", "1"])
             .args(OPTIONS)
-            .arg(&second)
+            .arg(&path)
             .arg(&output))
     };
     let line = one_error(&resume());
@@ -370,6 +372,7 @@ fn resume_starts_over_when_an_option_or_the_input_changed_and_refuses_a_foreign_
     );
 
     std::fs::write(&manifest, &text).unwrap();
+    std::fs::copy(&input, &path).unwrap();
     let out = resume();
     ok(&out);
     let said: Vec<String> = stderr(&out)
@@ -378,7 +381,11 @@ fn resume_starts_over_when_an_option_or_the_input_changed_and_refuses_a_foreign_
         .map(str::to_string)
         .collect();
     assert_eq!(said.len(), 1, "{}", stderr(&out));
-    assert!(said[0].contains("the input is now"), "{}", said[0]);
+    assert!(
+        said[0].contains("in.mp4 changed: size") && said[0].contains("content checksum"),
+        "{}",
+        said[0]
+    );
     let reference = dir.path().join("plain.mkv");
     plain(&input, &reference);
     assert_same(&output, &reference);
@@ -387,7 +394,7 @@ fn resume_starts_over_when_an_option_or_the_input_changed_and_refuses_a_foreign_
     std::fs::remove_file(&output).unwrap();
     ok(&run(gendr()
         .arg("plan")
-        .arg(&input)
+        .arg(&path)
         .arg("--job")
         .arg(&job)
         .args([

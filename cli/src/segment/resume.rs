@@ -32,6 +32,14 @@ pub fn resume(args: upscale::Args) -> Result<()> {
     };
     remove_partials(&dir);
     let count = manifest.segments.len();
+    if !args.quiet {
+        eprintln!(
+            "gendr: {} in {count} segment(s) of about {seconds} s, kept in {} until {} is written",
+            args.input.display(),
+            dir.display(),
+            args.output.display()
+        );
+    }
     let done: Vec<bool> = (0..count)
         .map(|i| manifest::check_done(&dir, &manifest, i).is_ok())
         .collect();

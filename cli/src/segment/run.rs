@@ -163,7 +163,12 @@ fn failed(index: usize, dir: &Path, e: anyhow::Error) -> anyhow::Error {
     ]
     .iter()
     .any(|s| text.contains(s));
-    if full {
+    if text.starts_with("interrupted") {
+        anyhow!(
+            "interrupted in segment {index}; the finished segments in {} are kept",
+            dir.display()
+        )
+    } else if full {
         anyhow!(
             "segment {index}: writing into {} failed (disk full or file size limit: {}); free space and \
              run it again, finished segments are kept",
