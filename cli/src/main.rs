@@ -11,6 +11,7 @@ mod gpu;
 mod live;
 mod media;
 mod models;
+mod segment;
 mod upscale;
 
 const EXAMPLES: &str = "\
@@ -18,6 +19,8 @@ Examples:
   gendr upscale holiday.mp4 holiday-2x.mp4
   gendr upscale --model default-x4 --codec x265 --crf 20 archive.mkv archive-4x.mkv
   gendr upscale --model path/to/model.onnx --tile 192 --overlap 16 in.mp4 out.mp4
+  gendr upscale --resume film.mkv film-2x.mkv
+  gendr plan film.mkv --job film.job; gendr run-segment film.job 0; …; gendr join film.job out.mkv
   gendr models
   gendr eval tests/data/eval/coffee.png --model default
 
@@ -42,6 +45,12 @@ enum Command {
     Bench(bench::Args),
     /// Enhance a live stream with bounded latency.
     Live(live::Args),
+    /// Split a video into segments for run-segment and join (a job folder).
+    Plan(segment::PlanArgs),
+    /// Upscale one segment of a planned job; skipped when already done.
+    RunSegment(segment::RunSegmentArgs),
+    /// Join a job's finished segments and the input's other streams into one file.
+    Join(segment::JoinArgs),
 }
 
 fn main() -> ExitCode {
@@ -61,6 +70,9 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Live(args) => live::run(args),
+        Command::Plan(args) => segment::plan(args),
+        Command::RunSegment(args) => segment::run_segment(args),
+        Command::Join(args) => segment::join(args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

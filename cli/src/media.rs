@@ -137,13 +137,17 @@ pub enum FieldOrder {
 impl MediaInfo {
     /// The number of frames expected, when the duration and rate are known.
     pub fn frame_count(&self) -> Option<u64> {
-        let fps = self.framerate;
-        let duration = self.duration?;
-        (fps.numer() > 0).then(|| {
-            let frames = duration.nseconds() as f64 * fps.numer() as f64 / fps.denom() as f64 / 1e9;
-            frames.round() as u64
-        })
+        frame_count(self.duration, self.framerate)
     }
+}
+
+/// Frames in `duration` at `fps`, when both are known.
+pub fn frame_count(duration: Option<gst::ClockTime>, fps: gst::Fraction) -> Option<u64> {
+    let duration = duration?;
+    (fps.numer() > 0).then(|| {
+        let frames = duration.nseconds() as f64 * fps.numer() as f64 / fps.denom() as f64 / 1e9;
+        frames.round() as u64
+    })
 }
 
 pub fn file_uri(path: &Path) -> Result<String> {

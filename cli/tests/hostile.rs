@@ -253,11 +253,13 @@ fn directories_are_named_as_such_before_any_work() {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("in");
     std::fs::create_dir(&folder).unwrap();
+    // A folder input is a batch (cli/tests/batch.rs); given a file name for
+    // its output, it is refused and no folder of that name is made.
     fails_with(
         &["-q", "-m", "fast"],
         &folder,
         dir.path(),
-        &["is a directory"],
+        &["out.mp4", "a folder input needs an output folder"],
     );
 
     let output = dir.path().join("out.mp4");

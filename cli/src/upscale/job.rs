@@ -14,6 +14,40 @@ use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle};
 use super::{video, Args, Encoding};
 use crate::media::{self, MediaInfo};
 
+/// Where the output's video comes from, and what goes with it.
+pub(crate) enum Video {
+    /// Decoded from the input and upscaled: all of it, or one window of it
+    /// (a segment of a job), alone or with the input's other streams.
+    Upscale {
+        window: Option<Window>,
+        video_only: bool,
+    },
+    /// Already encoded and parsed (a job's joined segments), pushed into this
+    /// appsrc by the caller; the input gives the other streams.
+    Encoded(gst_app::AppSrc),
+}
+
+/// Frames' (pts, duration) in ns, as a window notes them.
+pub(crate) type FrameTimes = Arc<Mutex<Vec<(u64, Option<u64>)>>>;
+
+/// The frames with `first <= pts < end` of the input's video.
+pub(crate) struct Window {
+    pub first: gst::ClockTime,
+    /// None: to the end of the stream.
+    pub end: Option<gst::ClockTime>,
+    pub expected_frames: u64,
+    /// Whether decoding must start by seeking the demuxer (any window that
+    /// does not start with the stream).
+    pub seek: bool,
+    /// Each frame let through, in presentation order: (pts, duration) ns.
+    pub frames: FrameTimes,
+    /// Each encoded frame's pts as the encoder stamped it, in decode order.
+    pub encoded: Arc<Mutex<Vec<u64>>>,
+    /// The encoded video's caps and segment, as the muxer got them.
+    pub caps: Arc<Mutex<Option<gst::Caps>>>,
+    pub segment: Arc<Mutex<Option<gst::FormattedSegment<gst::ClockTime>>>>,
+}
+
 /// Frames past each stage, and where the input's timeline ended: what the
 /// watchdog and the truncation check read.
 #[derive(Default)]
@@ -186,11 +220,245 @@ fn report(element: &gst::Element, errors: &Mutex<Option<String>>, text: String) 
     element.post_error_message(gst::error_msg!(gst::CoreError::Negotiation, ["{}", text]));
 }
 
-pub(super) struct Job {
+/// Counts and times the decoded frames entering the video chain, and
+/// refuses a change of frame size or a depth the encoding would cut.
+fn watch_decoded(
+    chain_sink: &gst::Pad,
+    encoding: Encoding,
+    progress: &Arc<Progress>,
+    errors: &Arc<Mutex<Option<String>>>,
+) {
+    let (progress, errors) = (progress.clone(), errors.clone());
+    chain_sink.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |pad, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    progress.decoded.fetch_add(1, Ordering::Relaxed);
+                    progress.saw_buffer(buffer);
+                }
+                Some(gst::PadProbeData::Event(event)) => {
+                    let refusal = size_change(event, &progress)
+                        .or_else(|| deeper_than_planned(event, &encoding));
+                    if let Some(text) = refusal {
+                        if let Some(element) = pad.parent_element() {
+                            report(&element, &errors, text);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// Links the decoder's first video pad to the video chain, through the
+/// window's filter when there is one.
+fn link_decoded(
+    decode: &gst::Element,
+    chain_sink: gst::Pad,
+    window: Option<&Window>,
+    progress: &Arc<Progress>,
+    errors: &Arc<Mutex<Option<String>>>,
+) {
+    let (errors, progress) = (errors.clone(), progress.clone());
+    let window = window.map(|w| (w.first, w.end, w.frames.clone()));
+    decode.connect_pad_added(move |decode, pad| {
+        let Some(video) = pad.current_caps().and_then(|c| {
+            c.structure(0)
+                .filter(|s| s.name().starts_with("video/"))
+                .map(|s| s.to_owned())
+        }) else {
+            return;
+        };
+        if chain_sink.is_linked() {
+            return;
+        }
+        if let (Ok(w), Ok(h)) = (video.get::<i32>("width"), video.get::<i32>("height")) {
+            *progress
+                .decoded_size
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = Some((w, h));
+        }
+        if let Some((first, end, frames)) = &window {
+            keep_window(pad, *first, *end, frames.clone(), chain_sink.clone());
+        }
+        if let Err(e) = pad.link(&chain_sink) {
+            let caps = pad
+                .current_caps()
+                .map(|c| c.to_string())
+                .unwrap_or_default();
+            report(
+                decode,
+                &errors,
+                format!("the decoded video ({caps}) cannot be passed on to gendrsr ({e:?})"),
+            );
+        }
+    });
+}
+
+/// Lets through the decoded frames with `first <= pts < end`, noting each,
+/// and ends the video chain's stream at the first frame past the window, so
+/// that the encoder and muxer finish as at the end of a file. Frames before
+/// `first` come from decoding from the keyframe before it.
+fn keep_window(
+    decoded: &gst::Pad,
+    first: gst::ClockTime,
+    end: Option<gst::ClockTime>,
+    frames: FrameTimes,
+    chain_sink: gst::Pad,
+) {
+    let ended = AtomicBool::new(false);
+    decoded.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let Some(buffer) = info.buffer() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        let Some(pts) = buffer.pts().filter(|pts| *pts >= first) else {
+            return gst::PadProbeReturn::Drop;
+        };
+        if end.is_some_and(|end| pts >= end) {
+            if !ended.swap(true, Ordering::SeqCst) {
+                chain_sink.send_event(gst::event::Eos::new());
+            }
+            // Refused by the ended chain, which stops the decoder too.
+            return gst::PadProbeReturn::Ok;
+        }
+        frames
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((pts.nseconds(), buffer.duration().map(|d| d.nseconds())));
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Starts the parsed video at the keyframe at or before `first` instead of
+/// the file's start: at its first packet, the demuxer is seeked from this
+/// pad, and nothing of the seek (the packets before it, its flush) goes on,
+/// its new segment replaced by the first. The decoder, encoder and muxer so
+/// see one stream that starts at that keyframe, with the input's own
+/// timestamps.
+fn start_at(
+    parse: &gst::Element,
+    pad: &gst::Pad,
+    first: gst::ClockTime,
+    errors: &Arc<Mutex<Option<String>>>,
+) {
+    const BEFORE: u8 = 0;
+    const SEEKING: u8 = 1;
+    const STREAMING: u8 = 2;
+    let state = Arc::new(std::sync::atomic::AtomicU8::new(BEFORE));
+    let original = Mutex::new(None::<gst::Event>);
+    // Set when the seek's flush arrives (or the seek failed): until then the
+    // first packet's thread waits, so the demuxer cannot run on to its end.
+    let flushing = Arc::new((Mutex::new(false), std::sync::Condvar::new()));
+    let (parse, errors) = (parse.downgrade(), errors.clone());
+    pad.add_probe(
+        gst::PadProbeType::BUFFER
+            | gst::PadProbeType::EVENT_DOWNSTREAM
+            | gst::PadProbeType::EVENT_FLUSH,
+        move |pad, info| {
+            let event = match &info.data {
+                Some(gst::PadProbeData::Event(event)) => Some(event.clone()),
+                _ => None,
+            };
+            let kind = event.as_ref().map(|e| e.type_());
+            // Events are consumed with Handled: with Drop, GStreamer 1.22
+            // unrefs the item gstreamer-rs already took (a critical warning).
+            match (state.load(Ordering::SeqCst), kind) {
+                (BEFORE, Some(gst::EventType::Segment)) => {
+                    *original.lock().unwrap_or_else(|p| p.into_inner()) = event;
+                    gst::PadProbeReturn::Ok
+                }
+                (BEFORE, Some(_)) => gst::PadProbeReturn::Ok,
+                (BEFORE, None) => {
+                    state.store(SEEKING, Ordering::SeqCst);
+                    let (pad, parse, errors) = (pad.clone(), parse.clone(), errors.clone());
+                    let started = flushing.clone();
+                    // A flushing seek cannot be sent from the streaming thread it flushes.
+                    std::thread::spawn(move || {
+                        let seek = gst::event::Seek::new(
+                            1.0,
+                            gst::SeekFlags::FLUSH
+                                | gst::SeekFlags::KEY_UNIT
+                                | gst::SeekFlags::SNAP_BEFORE,
+                            gst::SeekType::Set,
+                            first,
+                            gst::SeekType::None,
+                            gst::ClockTime::NONE,
+                        );
+                        if !pad.send_event(seek) {
+                            if let Some(parse) = parse.upgrade() {
+                                report(
+                                    &parse,
+                                    &errors,
+                                    format!(
+                                        "the input cannot be seeked to {:.3} s, where this segment starts",
+                                        first.seconds_f64()
+                                    ),
+                                );
+                            }
+                            signal(&started);
+                        }
+                    });
+                    let (lock, flushed) = &*flushing;
+                    let guard = lock.lock().unwrap_or_else(|p| p.into_inner());
+                    let _ = flushed.wait_timeout_while(guard, Duration::from_secs(60), |f| !*f);
+                    gst::PadProbeReturn::Drop
+                }
+                (SEEKING, Some(gst::EventType::FlushStart)) => {
+                    signal(&flushing);
+                    gst::PadProbeReturn::Handled
+                }
+                (SEEKING, Some(gst::EventType::FlushStop)) => {
+                    state.store(STREAMING, Ordering::SeqCst);
+                    gst::PadProbeReturn::Handled
+                }
+                (SEEKING, None) => gst::PadProbeReturn::Drop,
+                (SEEKING, Some(_)) => gst::PadProbeReturn::Handled,
+                (_, Some(gst::EventType::Segment)) => {
+                    // Dropping a sticky event would have it sent again before every buffer.
+                    if let Some(original) = original.lock().unwrap_or_else(|p| p.into_inner()).clone() {
+                        info.data = Some(gst::PadProbeData::Event(original));
+                    }
+                    gst::PadProbeReturn::Ok
+                }
+                (_, Some(gst::EventType::FlushStart | gst::EventType::FlushStop)) => {
+                    gst::PadProbeReturn::Handled
+                }
+                _ => gst::PadProbeReturn::Ok,
+            }
+        },
+    );
+}
+
+/// Lets encoded video held back until the input's streams are linked go,
+/// at the first data out of `pad` (parsebin exposes its pads together).
+fn release_held_video(pad: &gst::Pad, held: &Arc<Mutex<Option<(gst::Pad, gst::PadProbeId)>>>) {
+    let held = held.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+        if let Some((pad, id)) = held.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            pad.remove_probe(id);
+        }
+        gst::PadProbeReturn::Remove
+    });
+}
+
+fn signal(flag: &(Mutex<bool>, std::sync::Condvar)) {
+    *flag.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    flag.1.notify_all();
+}
+
+pub(crate) struct Job {
     pipeline: gst::Pipeline,
     log: Arc<media::ErrorLog>,
-    sr: gst::Element,
+    /// None when the video comes encoded.
+    sr: Option<gst::Element>,
     frames: Arc<AtomicU64>,
+    /// Frames a window or joined job must give; the input's otherwise.
+    expected_frames: Option<u64>,
+    /// The sink whose end ends the job when the rest of the input is not wanted.
+    done_sink: Option<gst::Element>,
     progress: Arc<Progress>,
     /// A link or configuration error found in a streaming thread.
     link_error: Arc<Mutex<Option<String>>>,
@@ -203,6 +471,7 @@ impl Job {
         muxer: gst::Element,
         partial: &Path,
         log: Arc<media::ErrorLog>,
+        video: Video,
     ) -> Result<Job> {
         let pipeline = gst::Pipeline::new();
         let src = gst::ElementFactory::make("filesrc")
@@ -215,45 +484,94 @@ impl Job {
         pipeline.add_many([&src, &parse, &muxer, &sink])?;
         gst::Element::link_many([&src, &parse])?;
         gst::Element::link_many([&muxer, &sink])?;
-
-        // The video branch is built up front so that errors show before anything runs.
-        let decode = gst::ElementFactory::make("decodebin").build()?;
-        let video = video::VideoChain::build(&args.options, info)?;
-        let (queue_in, sr, queue_out) = (&video.first, video.sr.clone(), &video.last);
-        pipeline.add(&decode)?;
-        pipeline.add_many(&video.elements)?;
-        gst::Element::link_many(&video.elements)?;
         let mux_video = muxer
             .request_pad_simple("video_%u")
             .context("the muxer takes no video")?;
+        mux_video.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+            if let Some(gst::PadProbeData::Event(event)) = &mut info.data {
+                if let Some(caps) = without_mastering_display(event) {
+                    *event = gst::event::Caps::new(&caps);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
+        let progress = Arc::new(Progress::new());
+        let link_error = Arc::new(Mutex::new(None));
+        let held_video = Arc::new(Mutex::new(None::<(gst::Pad, gst::PadProbeId)>));
+
+        let (queue_out, decode, sr, frames, window, video_only) = match video {
+            Video::Upscale { window, video_only } => {
+                // The video branch is built up front so that errors show before anything runs.
+                let decode = gst::ElementFactory::make("decodebin").build()?;
+                let video = video::VideoChain::build(&args.options, info)?;
+                pipeline.add(&decode)?;
+                pipeline.add_many(&video.elements)?;
+                gst::Element::link_many(&video.elements)?;
+                let chain_sink = video.first.static_pad("sink").context("queue sink")?;
+                watch_decoded(&chain_sink, video.encoding, &progress, &link_error);
+                link_decoded(&decode, chain_sink, window.as_ref(), &progress, &link_error);
+                let frames = media::count_output(&video.sr)?;
+                (
+                    video.last,
+                    Some(decode),
+                    Some(video.sr),
+                    frames,
+                    window,
+                    video_only,
+                )
+            }
+            Video::Encoded(appsrc) => {
+                let queue = gst::ElementFactory::make("queue").build()?;
+                pipeline.add_many([appsrc.upcast_ref(), &queue])?;
+                appsrc.link(&queue)?;
+                let frames = media::count_output(appsrc.upcast_ref())?;
+                // A muxer takes no new stream once it has started: the video
+                // waits until the input's streams are all linked, which they
+                // are when data leaves parsebin (it exposes its pads at once).
+                let src_pad = appsrc.static_pad("src").context("appsrc src")?;
+                let blocked = src_pad.add_probe(
+                    gst::PadProbeType::BLOCK | gst::PadProbeType::BUFFER,
+                    |_, _| gst::PadProbeReturn::Ok,
+                );
+                *held_video.lock().unwrap_or_else(|p| p.into_inner()) =
+                    blocked.map(|id| (src_pad, id));
+                (queue, None, None, frames, None, false)
+            }
+        };
         queue_out
             .static_pad("src")
             .context("queue src")?
             .link(&mux_video)?;
-
-        let progress = Arc::new(Progress::new());
-        let chain_sink = queue_in.static_pad("sink").context("queue sink")?;
-        let link_error = Arc::new(Mutex::new(None));
-        {
-            let (progress, errors) = (progress.clone(), link_error.clone());
-            let encoding = video.encoding;
-            chain_sink.add_probe(
+        let encoded_sink = queue_out.static_pad("sink").context("queue sink")?;
+        if let Some(window) = &window {
+            let (encoded, caps, segment) = (
+                window.encoded.clone(),
+                window.caps.clone(),
+                window.segment.clone(),
+            );
+            encoded_sink.add_probe(
                 gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-                move |pad, info| {
+                move |_, info| {
                     match &info.data {
                         Some(gst::PadProbeData::Buffer(buffer)) => {
-                            progress.decoded.fetch_add(1, Ordering::Relaxed);
-                            progress.saw_buffer(buffer);
-                        }
-                        Some(gst::PadProbeData::Event(event)) => {
-                            let refusal = size_change(event, &progress)
-                                .or_else(|| deeper_than_planned(event, &encoding));
-                            if let Some(text) = refusal {
-                                if let Some(element) = pad.parent_element() {
-                                    report(&element, &errors, text);
-                                }
+                            if let Some(pts) = buffer.pts() {
+                                encoded
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .push(pts.nseconds());
                             }
                         }
+                        Some(gst::PadProbeData::Event(event)) => match event.view() {
+                            gst::EventView::Caps(c) => {
+                                *caps.lock().unwrap_or_else(|p| p.into_inner()) =
+                                    Some(c.caps_owned());
+                            }
+                            gst::EventView::Segment(s) => {
+                                *segment.lock().unwrap_or_else(|p| p.into_inner()) =
+                                    s.segment().downcast_ref::<gst::ClockTime>().cloned();
+                            }
+                            _ => {}
+                        },
                         _ => {}
                     }
                     gst::PadProbeReturn::Ok
@@ -263,69 +581,20 @@ impl Job {
         {
             let progress = progress.clone();
             let span = Mutex::new(EncodedSpan::default());
-            queue_out
-                .static_pad("sink")
-                .context("queue sink")?
-                .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                    progress.encoded.fetch_add(1, Ordering::Relaxed);
-                    if let Some(buffer) = info.buffer_mut() {
-                        let mut span = span.lock().unwrap_or_else(|p| p.into_inner());
-                        cover_reordered_frames(buffer.make_mut(), &mut span);
-                    }
-                    gst::PadProbeReturn::Ok
-                });
-        }
-        queue_out
-            .static_pad("sink")
-            .context("queue sink")?
-            .add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
-                if let Some(gst::PadProbeData::Event(event)) = &mut info.data {
-                    if let Some(caps) = without_mastering_display(event) {
-                        *event = gst::event::Caps::new(&caps);
-                    }
+            encoded_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                progress.encoded.fetch_add(1, Ordering::Relaxed);
+                if let Some(buffer) = info.buffer_mut() {
+                    let mut span = span.lock().unwrap_or_else(|p| p.into_inner());
+                    cover_reordered_frames(buffer.make_mut(), &mut span);
                 }
                 gst::PadProbeReturn::Ok
             });
+        }
         watch_buffers(
             &sink.static_pad("sink").context("filesink sink")?,
             &progress,
             |p| &p.muxed,
         );
-
-        {
-            let (errors, progress) = (link_error.clone(), progress.clone());
-            decode.connect_pad_added(move |decode, pad| {
-                let Some(video) = pad.current_caps().and_then(|c| {
-                    c.structure(0)
-                        .filter(|s| s.name().starts_with("video/"))
-                        .map(|s| s.to_owned())
-                }) else {
-                    return;
-                };
-                if chain_sink.is_linked() {
-                    return;
-                }
-                if let (Ok(w), Ok(h)) = (video.get::<i32>("width"), video.get::<i32>("height")) {
-                    *progress
-                        .decoded_size
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner()) = Some((w, h));
-                }
-                if let Err(e) = pad.link(&chain_sink) {
-                    let caps = pad
-                        .current_caps()
-                        .map(|c| c.to_string())
-                        .unwrap_or_default();
-                    report(
-                        decode,
-                        &errors,
-                        format!(
-                            "the decoded video ({caps}) cannot be passed on to gendrsr ({e:?})"
-                        ),
-                    );
-                }
-            });
-        }
 
         // parsebin would turn ASS/SSA into plain Pango markup (ssaparse):
         // they are exposed as they are, for a container that holds them.
@@ -336,24 +605,25 @@ impl Job {
             });
             Some((!styled).to_value())
         });
-        let frames = media::count_output(&sr)?;
         let video_taken = Arc::new(AtomicBool::new(false));
         let weak_pipeline = pipeline.downgrade();
-        let (decode_weak, muxer_weak, errors) =
-            (decode.downgrade(), muxer.downgrade(), link_error.clone());
+        let (decode_weak, muxer_weak, errors) = (
+            decode.as_ref().map(|d| d.downgrade()),
+            muxer.downgrade(),
+            link_error.clone(),
+        );
         let stream_progress = progress.clone();
         let transcode = args.options.audio == "aac";
+        let seek_to = window.as_ref().filter(|w| w.seek).map(|w| w.first);
         let keep_subtitles = args.options.subtitles == "keep";
         let output = args.output.display().to_string();
         let keep_chapters = args.options.chapters == "keep";
         parse.connect_pad_added(move |parse, pad| {
-            let (Some(pipeline), Some(decode), Some(muxer)) = (
-                weak_pipeline.upgrade(),
-                decode_weak.upgrade(),
-                muxer_weak.upgrade(),
-            ) else {
+            let (Some(pipeline), Some(muxer)) = (weak_pipeline.upgrade(), muxer_weak.upgrade())
+            else {
                 return;
             };
+            release_held_video(pad, &held_video);
             if !keep_chapters {
                 drop_toc(pad);
             }
@@ -366,15 +636,27 @@ impl Job {
                 && media::decodes_to_video(&caps)
                 && !video_taken.swap(true, Ordering::SeqCst)
             {
-                watch_buffers(pad, &stream_progress, |p| &p.packets);
-                decode
-                    .static_pad("sink")
-                    .ok_or_else(|| anyhow!("decodebin sink"))
-                    .and_then(|s| {
-                        pad.link(&s)
-                            .map(|_| ())
-                            .map_err(|e| anyhow!("the {name} video cannot be decoded ({e:?})"))
-                    })
+                match decode_weak.as_ref().and_then(|d| d.upgrade()) {
+                    // The video comes encoded from elsewhere.
+                    None => discard(&pipeline, pad),
+                    Some(decode) => {
+                        watch_buffers(pad, &stream_progress, |p| &p.packets);
+                        if let Some(first) = seek_to {
+                            start_at(parse, pad, first, &errors);
+                        }
+                        decode
+                            .static_pad("sink")
+                            .ok_or_else(|| anyhow!("decodebin sink"))
+                            .and_then(|s| {
+                                pad.link(&s).map(|_| ()).map_err(|e| {
+                                    anyhow!("the {name} video cannot be decoded ({e:?})")
+                                })
+                            })
+                    }
+                }
+            } else if video_only {
+                // A segment holds the video alone; join adds the rest.
+                discard(&pipeline, pad)
             } else if name.starts_with("audio/") {
                 copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress, transcode)
             } else if keep_subtitles && is_subtitle(&name) {
@@ -386,23 +668,33 @@ impl Job {
                 report(parse, &errors, format!("{e:#}"));
             }
         });
+        // Without the other streams the job ends with the video, not with the
+        // input: the demuxer would otherwise read the rest of the file.
+        let done_sink = video_only.then(|| {
+            pipeline.set_property("message-forward", true);
+            sink.clone()
+        });
         Ok(Job {
             pipeline,
             log,
             sr,
             frames,
+            expected_frames: window.as_ref().map(|w| w.expected_frames),
+            done_sink,
             progress,
             link_error,
         })
     }
 
-    /// Runs to the end; returns the number of frames written.
-    pub fn run(&self, info: &MediaInfo, args: &Args, interrupted: &AtomicBool) -> Result<u64> {
-        let bar = if args.quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(info.frame_count().unwrap_or(0))
-        };
+    /// Runs to the end, showing progress on `bar`; returns the number of frames written.
+    pub fn run(
+        &self,
+        info: &MediaInfo,
+        args: &Args,
+        interrupted: &AtomicBool,
+        bar: &ProgressBar,
+    ) -> Result<u64> {
+        bar.set_length(self.expected_frames.or(info.frame_count()).unwrap_or(0));
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} frames  {per_sec}  ETA {eta}",
@@ -410,13 +702,16 @@ impl Job {
             .expect("static template"),
         );
         let stall_limit = (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout));
-        let result = self.drive(&bar, interrupted, stall_limit);
+        let result = self.drive(bar, interrupted, stall_limit);
         bar.finish_and_clear();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
         // Demuxers end quietly at the end of a truncated file; the timeline
-        // tells, whatever the frame rate (variable included).
-        if let (Some(duration), Some(span)) = (info.duration, self.progress.span()) {
+        // tells, whatever the frame rate (variable included). A window
+        // covers part of it by design, and its frames are counted instead.
+        if let (Some(duration), Some(span), None) =
+            (info.duration, self.progress.span(), self.expected_frames)
+        {
             if span + TRUNCATION_TOLERANCE < duration {
                 bail!(
                     "the input ended early: its streams stop at {:.2} s of {:.2} s (truncated or corrupt file?)",
@@ -453,6 +748,7 @@ impl Job {
             };
             match msg.view() {
                 gst::MessageView::Eos(_) => break,
+                gst::MessageView::Element(msg) if self.is_done(msg) => break,
                 gst::MessageView::Error(err) => return Err(self.explain(err)),
                 gst::MessageView::Warning(warning) => {
                     bar.suspend(|| {
@@ -468,6 +764,19 @@ impl Job {
         Ok(())
     }
 
+    /// Whether `msg` forwards the end of the stream at [`Job::done_sink`].
+    fn is_done(&self, msg: &gst::message::Element) -> bool {
+        let Some(sink) = &self.done_sink else {
+            return false;
+        };
+        msg.structure()
+            .filter(|s| s.name() == "GstBinForwarded")
+            .and_then(|s| s.get::<gst::Message>("message").ok())
+            .is_some_and(|m| {
+                m.type_() == gst::MessageType::Eos && m.src() == Some(sink.upcast_ref())
+            })
+    }
+
     /// The user's reason for a pipeline error: a recorded link failure, a
     /// frame size the model refuses, or the element's own message.
     fn explain(&self, err: &gst::message::Error) -> anyhow::Error {
@@ -481,8 +790,9 @@ impl Job {
         }
         let negotiated = self
             .sr
-            .static_pad("src")
-            .is_some_and(|pad| pad.current_caps().is_some());
+            .as_ref()
+            .and_then(|sr| sr.static_pad("src"))
+            .is_none_or(|pad| pad.current_caps().is_some());
         if let (false, Some(refusal)) = (negotiated, self.log.last_element_error()) {
             let decoded = *self
                 .progress
@@ -519,6 +829,9 @@ const TRUNCATION_TOLERANCE: gst::ClockTime = gst::ClockTime::from_mseconds(500);
 struct Watchdog {
     limit: Option<Duration>,
     last: (u64, u64, u64, u64),
+    /// Packets into the decoder: they move while a segment decodes from
+    /// the keyframe before its first frame, which passes no frame on.
+    last_packets: u64,
     last_change: Instant,
     last_upscaled: Option<Instant>,
     longest_model_wait: Duration,
@@ -532,6 +845,7 @@ impl Watchdog {
         Watchdog {
             limit,
             last: (0, 0, 0, 0),
+            last_packets: 0,
             last_change: Instant::now(),
             last_upscaled: None,
             longest_model_wait: Duration::ZERO,
@@ -556,6 +870,12 @@ impl Watchdog {
                 self.last_upscaled = Some(Instant::now());
             }
             self.last = now;
+            self.last_change = Instant::now();
+            return Ok(());
+        }
+        let packets = progress.packets.load(Ordering::Relaxed);
+        if packets != self.last_packets {
+            self.last_packets = packets;
             self.last_change = Instant::now();
             return Ok(());
         }

@@ -8,16 +8,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use indicatif::ProgressBar;
 
 use crate::media::{self, MediaInfo};
 
+mod batch;
 mod encode;
 mod job;
 mod streams;
 mod video;
 
 pub use encode::{muxer_for, Codec, Encoding};
-use job::Job;
+pub(crate) use job::{Job, Video, Window};
 pub use video::Deinterlace;
 
 /// x264/x265 constant quality and speed preset when none is given.
@@ -29,12 +31,21 @@ pub const DEFAULT_PRESET: &str = "medium";
 Examples:
   gendr upscale in.mp4 out.mp4
   gendr upscale --model fast --crf 20 --preset fast in.mkv out.mkv
-  gendr upscale --codec x265 --model default-x4 old.mp4 old-4x.mp4")]
+  gendr upscale --codec x265 --model default-x4 old.mp4 old-4x.mp4
+  gendr upscale --resume film.mkv film-2x.mkv   (re-run the same to continue)
+  gendr upscale -m fast tapes/ tapes-2x/     (every video in the folder tree)")]
 pub struct Args {
-    /// Input video file (any container and codec GStreamer can decode).
+    /// Input video file (any container and codec GStreamer can decode), or a
+    /// folder: every video in its tree is upscaled.
     pub input: PathBuf,
-    /// Output file; .mp4, .mkv or .mov picks the container.
+    /// Output file; .mp4, .mkv or .mov picks the container. For a folder
+    /// input, the folder that mirrors its tree.
     pub output: PathBuf,
+    /// Folder inputs: the outputs' container. Default: the input's own when
+    /// it is mp4, mkv or mov, otherwise mkv (which holds any codec).
+    #[arg(long, value_name = "FORMAT",
+          value_parser = clap::builder::PossibleValuesParser::new(["mp4", "mkv", "mov"]))]
+    pub container: Option<String>,
     #[command(flatten)]
     pub options: UpscaleOptions,
     /// Replace OUTPUT if it exists.
@@ -47,6 +58,14 @@ pub struct Args {
     /// (raised to 5× the longest wait for a frame from the model so far); 0 = never.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT_S)]
     pub stall_timeout: u64,
+    /// Work in segments kept in the hidden folder .OUTPUT.gendr-job next to
+    /// OUTPUT, so that running the same command again after an interruption
+    /// continues where it stopped (see docs/archival.md); removed on success.
+    #[arg(long)]
+    pub resume: bool,
+    /// With --resume: segment length aimed at, in seconds of video (default 60).
+    #[arg(long, value_name = "S", requires = "resume")]
+    pub segment_seconds: Option<f64>,
 }
 
 /// Everything that decides what `gendr upscale` writes: a segmented job
@@ -232,7 +251,7 @@ fn element_max_edge() -> Option<u32> {
 
 /// Refuses frames gendrsr cannot negotiate before any work starts: the
 /// input size always, the output size when the preset tells the scale.
-fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> Result<()> {
+pub(crate) fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> Result<()> {
     let Some(max) = element_max_edge() else {
         return Ok(());
     };
@@ -271,8 +290,89 @@ fn check_hdr_metadata(info: &MediaInfo, encoding: &Encoding, output: &Path) -> R
     Ok(())
 }
 
+/// What becomes of the input's streams beside the video (subtitles,
+/// chapters, tags), decided before a run and completed after it: one path
+/// for `gendr upscale` and `gendr join`.
+pub(crate) struct OtherStreams {
+    keep_subtitles: bool,
+    lost_titles: Option<String>,
+    chapters: Option<String>,
+    writes_matroska: bool,
+}
+
+impl OtherStreams {
+    /// Refuses what the output cannot hold; hands chapters to `muxer`.
+    pub(crate) fn prepare(args: &Args, info: &MediaInfo, muxer: &gst::Element) -> Result<Self> {
+        let output = args.output.display().to_string();
+        let keep_subtitles = args.options.subtitles == "keep";
+        if keep_subtitles {
+            streams::check_subtitles(info, muxer, &output)?;
+        }
+        Ok(OtherStreams {
+            keep_subtitles,
+            lost_titles: streams::lost_titles(info, muxer, &output),
+            chapters: streams::plan_chapters(
+                &args.input,
+                &args.output,
+                info,
+                muxer,
+                args.options.chapters == "keep",
+            )?,
+            writes_matroska: streams::writes_matroska(muxer),
+        })
+    }
+
+    /// The start line's words on subtitles.
+    pub(crate) fn subtitles_summary(&self, info: &MediaInfo) -> String {
+        streams::subtitles_summary(info, self.keep_subtitles)
+    }
+
+    /// The start line's words on chapters, after a comma, if any.
+    pub(crate) fn chapters_summary(&self) -> String {
+        self.chapters
+            .as_ref()
+            .map(|c| format!(", {c}"))
+            .unwrap_or_default()
+    }
+
+    /// Said even with -q, like every other loss.
+    pub(crate) fn say_losses(&self, bar: &ProgressBar) {
+        if let Some(line) = &self.lost_titles {
+            say(bar, line.clone());
+        }
+    }
+
+    /// Completes the written file before it is moved into place.
+    pub(crate) fn finish(&self, partial: &Path) -> Result<()> {
+        if self.writes_matroska {
+            streams::restore_matroska_tags(partial)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a segmented job checks when it is planned, so that nothing it could
+/// know is found only at the join: the options against the input, and the
+/// other streams against the output's container when that is known.
+pub(crate) fn check_job(info: &MediaInfo, args: &Args, output_known: bool) -> Result<()> {
+    args.options.sr.validate()?;
+    check_frame_size(info, &args.input, &args.options.sr.model)?;
+    video::describe(&args.options, info)?;
+    check_hdr_metadata(info, &Encoding::choose(&args.options, info), &args.output)?;
+    if args.options.deinterlace == Deinterlace::Field {
+        bail!(
+            "--deinterlace field makes two frames of each planned one, which segments do not \
+             count yet; use --deinterlace frame, or gendr upscale without --resume"
+        );
+    }
+    if output_known {
+        OtherStreams::prepare(args, info, &muxer_for(&args.output)?)?;
+    }
+    Ok(())
+}
+
 /// Refuses outputs that can be known to fail before any work is done.
-fn check_output(args: &Args) -> Result<()> {
+pub(crate) fn check_output(args: &Args) -> Result<()> {
     if args.output.is_dir() {
         bail!(
             "{} is a directory; name the output file, e.g. {}",
@@ -292,27 +392,74 @@ fn check_output(args: &Args) -> Result<()> {
     Ok(())
 }
 
+/// A unique, hidden file next to `output` for writing it, recognisably
+/// gendr's; removed on every early return.
+pub(crate) fn partial_for(output: &Path) -> Result<tempfile::NamedTempFile> {
+    let name = output
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let folder = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".gendr-partial")
+        .tempfile_in(&folder)
+        .with_context(|| format!("{}: cannot write here", output.display()))
+}
+
+/// Set by Ctrl-C; one per process, since a second handler cannot be installed.
+pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
+    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
+    FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        let set = flag.clone();
+        let _ = ctrlc::set_handler(move || set.store(true, Ordering::SeqCst));
+        flag
+    })
+    .clone()
+}
+
 pub fn run(args: Args) -> Result<()> {
+    if args.input.is_dir() {
+        return batch::run(&args);
+    }
+    if args.container.is_some() {
+        bail!("--container is for folder inputs; the output file's name picks its container");
+    }
+    if args.resume {
+        return crate::segment::resume(args);
+    }
+    run_one(&args, &progress_bar(args.quiet), &interrupt_flag()).map(drop)
+}
+
+/// A bar for one run's frames, hidden with --quiet.
+pub(crate) fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    }
+}
+
+/// Prints a line above `bar` (and the batch display it may belong to).
+fn say(bar: &ProgressBar, line: String) {
+    bar.suspend(|| eprintln!("{line}"));
+}
+
+/// One file, start to finish, showing progress on `bar`: all of
+/// `gendr upscale IN OUT`, and each file of a batch. Returns the frames written.
+fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u64> {
     let info = media::discover(&args.input)?;
     args.options.sr.validate()?;
     let video_notes = video::describe(&args.options, &info)?;
-    check_output(&args)?;
+    check_output(args)?;
     let muxer = muxer_for(&args.output)?;
-    let writes_matroska = streams::writes_matroska(&muxer);
     check_frame_size(&info, &args.input, &args.options.sr.model)?;
     check_hdr_metadata(&info, &Encoding::choose(&args.options, &info), &args.output)?;
-    let keep_subtitles = args.options.subtitles == "keep";
-    if keep_subtitles {
-        streams::check_subtitles(&info, &muxer, &args.output.display().to_string())?;
-    }
-    let lost_titles = streams::lost_titles(&info, &muxer, &args.output.display().to_string());
-    let chapters = streams::plan_chapters(
-        &args.input,
-        &args.output,
-        &info,
-        &muxer,
-        args.options.chapters == "keep",
-    )?;
+    let others = OtherStreams::prepare(args, &info, &muxer)?;
     if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
         bail!(
             "{}: truncated: frame {expected} is cut short ({complete} complete frames)",
@@ -322,34 +469,26 @@ pub fn run(args: Args) -> Result<()> {
     // Claimed before the checks below so that they see what a run that
     // finished meanwhile left, and so that no two runs share a file.
     let claim = media::OutputClaim::acquire(&args.output)?;
-    check_output(&args)?;
-    let name = args
-        .output
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let folder = match args.output.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    // Unique and hidden, recognisably gendr's; removed on every early return.
-    let partial = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".gendr-partial")
-        .tempfile_in(&folder)
-        .with_context(|| format!("{}: cannot write here", args.output.display()))?;
+    check_output(args)?;
+    let partial = partial_for(&args.output)?;
 
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let flag = interrupted.clone();
-        // A second handler cannot be installed; only the first call in a process matters.
-        let _ = ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst));
-    }
     let log = Arc::new(media::ErrorLog::watch());
-    let job = Job::build(&args, &info, muxer, partial.path(), log.clone())?;
+    let job = Job::build(
+        args,
+        &info,
+        muxer,
+        partial.path(),
+        log.clone(),
+        Video::Upscale {
+            window: None,
+            video_only: false,
+        },
+    )?;
     if !args.quiet {
         let fps = info.framerate;
-        eprintln!(
+        say(
+            bar,
+            format!(
             "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, {}{}, model {}, video encoded {}",
             args.input.display(),
             info.width,
@@ -357,30 +496,29 @@ pub fn run(args: Args) -> Result<()> {
             fps.numer(),
             fps.denom(),
             info.audio_streams,
-            streams::subtitles_summary(&info, keep_subtitles),
-            chapters.map(|c| format!(", {c}")).unwrap_or_default(),
+            others.subtitles_summary(&info),
+            others.chapters_summary(),
             args.options.sr.model,
             Encoding::choose(&args.options, &info).describe()
+        ),
         );
         if let Some(orientation) = &info.orientation {
-            eprintln!(
+            say(
+                bar,
+                format!(
                 "gendr: frames turned upright from the source's display orientation {orientation} \
                  (the output container cannot store one)"
+            ),
             );
         }
         for note in &video_notes {
-            eprintln!("gendr: {note}");
+            say(bar, format!("gendr: {note}"));
         }
     }
-    // Said even with -q, like every other loss.
-    if let Some(line) = &lost_titles {
-        eprintln!("{line}");
-    }
+    others.say_losses(bar);
     let started = Instant::now();
-    let frames = job.run(&info, &args, &interrupted)?;
-    if writes_matroska {
-        streams::restore_matroska_tags(partial.path())?;
-    }
+    let frames = job.run(&info, args, interrupted, bar)?;
+    others.finish(partial.path())?;
     let damaged = log.decoder_errors();
     let undecodable = job.undecodable();
     let persisted = if args.overwrite {
@@ -396,16 +534,19 @@ pub fn run(args: Args) -> Result<()> {
     // Packets and frames differ for some codecs (fields, packed B-frames):
     // the difference is told only when the decoder also saw damage.
     if damaged > 0 {
-        eprintln!(
+        say(bar, format!(
             "gendr: warning: {}: the decoder reported {damaged} error(s); damaged frames were concealed \
              and may show artefacts, {undecodable} could not be decoded at all",
             args.input.display()
-        );
+        ));
     }
-    eprintln!(
-        "gendr: wrote {} ({frames} frames in {secs:.1} s, {:.2} fps)",
-        args.output.display(),
-        frames as f64 / secs.max(1e-9)
+    say(
+        bar,
+        format!(
+            "gendr: wrote {} ({frames} frames in {secs:.1} s, {:.2} fps)",
+            args.output.display(),
+            frames as f64 / secs.max(1e-9)
+        ),
     );
-    Ok(())
+    Ok(frames)
 }

@@ -1,0 +1,294 @@
+//! `gendr join`: the segments' video, copied as encoded, into one file
+//! with the input's other streams, through the `gendr upscale` pipeline.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use gst::prelude::*;
+
+use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
+use crate::media;
+use crate::upscale::{self, Job, Video};
+
+/// A joined frame's times, from the done-records.
+#[derive(Clone, Copy)]
+struct Times {
+    /// In the encoder's timestamps, ns.
+    pts: u64,
+    dts: u64,
+    duration: Option<u64>,
+}
+
+pub fn join_into(
+    dir: &Path,
+    manifest: &Manifest,
+    output: &Path,
+    overwrite: bool,
+    quiet: bool,
+    stall_timeout: u64,
+) -> Result<()> {
+    let muxer = upscale::muxer_for(output)?;
+    let ext = output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    if let Some(container) = manifest.container.as_ref().filter(|c| **c != ext) {
+        bail!(
+            "the job was planned for a .{container} output, not .{ext}; name the output .{container} or plan again"
+        );
+    }
+    let records = done_records(dir, manifest)?;
+    let caps = &records[0].caps;
+    if let Some(other) = records.iter().find(|r| &r.caps != caps) {
+        bail!(
+            "segment {} was encoded with other settings than segment 0 ({} vs {caps}); run it again",
+            other.index,
+            other.caps
+        );
+    }
+    // The video is timed as segment 0's encoder timed it, which is how a
+    // single run's encoder, starting at the same frame, times it; the other
+    // segments' encoders shift by their own first frames, and their files'
+    // times are not used (the records have them exact).
+    let timing = (records[0].encoder_segment, records[0].encoder_shift_ns);
+    let caps: gst::Caps = caps
+        .parse()
+        .map_err(|_| anyhow!("segment 0's done-record has unreadable caps; run it again"))?;
+    let times = frame_times(&records, timing.1);
+
+    let args = upscale::Args {
+        container: None,
+        input: manifest.input.path.clone(),
+        output: output.to_path_buf(),
+        options: manifest.options.clone(),
+        overwrite,
+        quiet,
+        stall_timeout,
+        resume: false,
+        segment_seconds: None,
+    };
+    upscale::check_output(&args)?;
+    let info = media::discover(&args.input)?;
+    let others = upscale::OtherStreams::prepare(&args, &info, &muxer)?;
+    let partial = upscale::partial_for(output)?;
+    let appsrc = gst_app::AppSrc::builder()
+        .caps(&caps)
+        .format(gst::Format::Time)
+        .block(true)
+        .build();
+    replace_segment(&appsrc, &timing.0)?;
+    let log = Arc::new(media::ErrorLog::watch());
+    let job = Job::build(
+        &args,
+        &info,
+        muxer,
+        partial.path(),
+        log,
+        Video::Encoded(appsrc.clone()),
+    )?;
+    let files: Vec<_> = (0..records.len())
+        .map(|i| manifest::segment_path(dir, i))
+        .collect();
+    let feeder = std::thread::spawn(move || feed(&appsrc, &files, &times));
+    let bar = upscale::progress_bar(args.quiet);
+    others.say_losses(&bar);
+    let result = job.run(&info, &args, &upscale::interrupt_flag(), &bar);
+    let fed = feeder
+        .join()
+        .map_err(|_| anyhow!("the segment reader failed"))?;
+    let written = result?;
+    fed?;
+    if written != manifest.frames {
+        bail!(
+            "joined {written} frames where the plan has {}; nothing written",
+            manifest.frames
+        );
+    }
+    others.finish(partial.path())?;
+    let persisted = if overwrite {
+        partial.persist(output)
+    } else {
+        partial.persist_noclobber(output)
+    };
+    persisted
+        .map_err(|e| e.error)
+        .with_context(|| format!("moving the finished file to {}", output.display()))?;
+    if !quiet {
+        eprintln!(
+            "gendr: wrote {} ({} frames from {} segments, {:.2} s)",
+            output.display(),
+            manifest.frames,
+            records.len(),
+            (manifest.end_pts_ns - manifest.first_pts_ns) as f64 / 1e9
+        );
+    }
+    Ok(())
+}
+
+/// Every segment's done-record, each checked against its file; a missing
+/// or damaged one is an error naming the run-segment that remakes it.
+fn done_records(dir: &Path, manifest: &Manifest) -> Result<Vec<DoneRecord>> {
+    let mut records = Vec::new();
+    let mut missing = Vec::new();
+    for index in 0..manifest.segments.len() {
+        match manifest::check_done(dir, manifest, index) {
+            Ok(record) => records.push(record),
+            Err(why) => missing.push((index, why)),
+        }
+    }
+    if let Some((first, why)) = missing.first() {
+        let list: Vec<String> = missing.iter().map(|(i, _)| i.to_string()).collect();
+        bail!(
+            "segment(s) {} of {} not done or damaged (segment {first}: {why}); run `gendr run-segment {} N` \
+             for each, then join again",
+            list.join(", "),
+            manifest.segments.len(),
+            dir.display()
+        );
+    }
+    // The records agree with the plan one by one; together they must cover it.
+    let frames: u64 = records.iter().map(|r| r.frames).sum();
+    let end = records.last().map_or(0, |r| r.end_pts_ns);
+    if frames != manifest.frames || end != manifest.end_pts_ns {
+        bail!("the segments do not add up to the plan's frames and duration; plan again");
+    }
+    Ok(records)
+}
+
+/// Each frame's times in decode order over all segments, in the encoder's
+/// timestamps (`shift` after the input's). The segments' files store
+/// presentation times only (in milliseconds); decode times are made as x264
+/// makes them, from the sorted presentation times shifted by the stream's
+/// reordering depth, so they rise across segment boundaries.
+fn frame_times(records: &[DoneRecord], shift: u64) -> Vec<Vec<Times>> {
+    let order: Vec<u64> = records
+        .iter()
+        .flat_map(|r| r.decode_order.iter().copied())
+        .collect();
+    let durations: HashMap<u64, Option<u64>> = records
+        .iter()
+        .flat_map(|r| r.times.iter().copied())
+        .collect();
+    let mut sorted = order.clone();
+    sorted.sort_unstable();
+    let rank = |pts: u64| sorted.binary_search(&pts).unwrap_or(0);
+    let depth = order
+        .iter()
+        .enumerate()
+        .map(|(j, &pts)| j.saturating_sub(rank(pts)))
+        .max()
+        .unwrap_or(0);
+    let delay = sorted[depth.min(sorted.len() - 1)] - sorted[0];
+    let encoder = |pts: u64, before: u64| (pts + shift).saturating_sub(before);
+    let mut all = order.iter().enumerate().map(|(j, &pts)| Times {
+        pts: encoder(pts, 0),
+        dts: if j >= depth {
+            encoder(sorted[j - depth], 0)
+        } else {
+            encoder(sorted[j], delay)
+        },
+        duration: durations.get(&pts).copied().flatten(),
+    });
+    records
+        .iter()
+        .map(|r| all.by_ref().take(r.decode_order.len()).collect())
+        .collect()
+}
+
+/// Gives the appsrc's stream the segment the segments' encoder gave its
+/// muxer, so that the joined video is timed (edit lists included) as in a
+/// single run.
+fn replace_segment(appsrc: &gst_app::AppSrc, timing: &EncoderSegment) -> Result<()> {
+    let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+    segment.set_start(gst::ClockTime::from_nseconds(timing.start_ns));
+    segment.set_position(gst::ClockTime::from_nseconds(timing.start_ns));
+    segment.set_time(gst::ClockTime::from_nseconds(timing.time_ns));
+    segment.set_base(gst::ClockTime::from_nseconds(timing.base_ns));
+    appsrc.static_pad("src").context("appsrc src")?.add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            if let Some(gst::PadProbeData::Event(event)) = &mut info.data {
+                if event.type_() == gst::EventType::Segment {
+                    *event = gst::event::Segment::new(&segment);
+                }
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(())
+}
+
+/// Reads the segments' encoded frames in order and pushes them with their
+/// exact times; an unreadable or unexpected segment ends the job with an error.
+fn feed(
+    appsrc: &gst_app::AppSrc,
+    files: &[std::path::PathBuf],
+    times: &[Vec<Times>],
+) -> Result<()> {
+    let result = files
+        .iter()
+        .zip(times)
+        .enumerate()
+        .try_for_each(|(index, (file, times))| {
+            feed_segment(appsrc, file, times).map_err(|e| {
+                anyhow!(
+                    "segment {index} ({}): {e:#}; run gendr run-segment again for it",
+                    file.display()
+                )
+            })
+        });
+    match &result {
+        Ok(()) => {
+            let _ = appsrc.end_of_stream();
+        }
+        Err(e) => gst::element_error!(appsrc, gst::StreamError::Failed, ("{e}")),
+    }
+    result
+}
+
+fn feed_segment(appsrc: &gst_app::AppSrc, file: &Path, times: &[Times]) -> Result<()> {
+    let pipeline =
+        gst::parse::launch("filesrc name=src ! matroskademux ! appsink name=sink sync=false")?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| anyhow!("a pipeline"))?;
+    pipeline
+        .by_name("src")
+        .context("src")?
+        .set_property("location", file);
+    let sink = pipeline
+        .by_name("sink")
+        .context("sink")?
+        .downcast::<gst_app::AppSink>()
+        .map_err(|_| anyhow!("an appsink"))?;
+    let _ = pipeline.set_state(gst::State::Playing);
+    let result = (|| {
+        let mut frames = times.iter();
+        while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(60)) {
+            let mut buffer = sample.buffer_owned().context("a sample without a buffer")?;
+            // Its file is the one the record's checksum vouches for; the
+            // record has the times exact (the .mkv rounds to milliseconds).
+            let expected = frames.next().context("more frames than its done-record")?;
+            {
+                let buffer = buffer.make_mut();
+                buffer.set_pts(gst::ClockTime::from_nseconds(expected.pts));
+                buffer.set_dts(gst::ClockTime::from_nseconds(expected.dts));
+                buffer.set_duration(expected.duration.map(gst::ClockTime::from_nseconds));
+            }
+            if appsrc.push_buffer(buffer).is_err() {
+                // The job stopped; its own error tells why.
+                return Ok(());
+            }
+        }
+        if !sink.is_eos() {
+            bail!("reading it stalled or failed");
+        }
+        if frames.next().is_some() {
+            bail!("fewer frames than its done-record");
+        }
+        Ok(())
+    })();
+    let _ = pipeline.set_state(gst::State::Null);
+    result
+}

@@ -1,0 +1,156 @@
+//! `gendr upscale --resume`: plan, run the segments not yet done and join,
+//! in a hidden job folder next to the output that survives interruptions.
+
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+
+use super::manifest::{self, InputId, Manifest};
+use super::{join, plan, run, DEFAULT_SEGMENT_SECONDS};
+use crate::media;
+use crate::upscale::{self, UpscaleOptions};
+
+pub fn resume(args: upscale::Args) -> Result<()> {
+    super::check_options(&args.input, &args.options, Some(args.output.clone()))?;
+    upscale::check_output(&args)?;
+    upscale::muxer_for(&args.output)?;
+    let claim = media::OutputClaim::acquire(&args.output)?;
+    upscale::check_output(&args)?;
+    let dir = media::hidden_sibling(&args.output, "gendr-job");
+    let container = args
+        .output
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let seconds = args.segment_seconds.unwrap_or(DEFAULT_SEGMENT_SECONDS);
+    let manifest = match reusable(&dir, &args, seconds)? {
+        Some(manifest) => manifest,
+        None => {
+            let manifest = plan::plan(&args.input, &args.options, container, seconds)?;
+            manifest.save(&dir)?;
+            manifest
+        }
+    };
+    remove_partials(&dir);
+    let count = manifest.segments.len();
+    if !args.quiet {
+        eprintln!(
+            "gendr: {} in {count} segment(s) of about {seconds} s, kept in {} until {} is written",
+            args.input.display(),
+            dir.display(),
+            args.output.display()
+        );
+    }
+    let done: Vec<bool> = (0..count)
+        .map(|i| manifest::check_done(&dir, &manifest, i).is_ok())
+        .collect();
+    let finished = done.iter().filter(|d| **d).count();
+    let prefix = done.iter().take_while(|d| **d).count();
+    if finished == count {
+        eprintln!("gendr: all {count} segments already done, joining");
+    } else if finished > 0 && finished == prefix {
+        eprintln!(
+            "gendr: segments 0–{} of {count} already done, resuming at {prefix}",
+            prefix - 1
+        );
+    } else if finished > 0 {
+        eprintln!("gendr: {finished} of {count} segments already done, making the rest");
+    }
+    for index in (0..count).filter(|i| !done[*i]) {
+        run::run_segment(&dir, &manifest, index, args.quiet, args.stall_timeout)?;
+    }
+    join::join_into(
+        &dir,
+        &manifest,
+        &args.output,
+        args.overwrite,
+        args.quiet,
+        args.stall_timeout,
+    )?;
+    std::fs::remove_dir_all(&dir).map_err(|e| {
+        anyhow!(
+            "{} written, but its job folder {} could not be removed: {e}",
+            args.output.display(),
+            dir.display()
+        )
+    })?;
+    drop(claim);
+    Ok(())
+}
+
+/// The job folder's plan if it fits this run; None (with its segments
+/// removed and a line saying why) when the input or an option changed.
+fn reusable(dir: &Path, args: &upscale::Args, seconds: f64) -> Result<Option<Manifest>> {
+    if !manifest::manifest_path(dir).exists() {
+        return Ok(None);
+    }
+    let manifest = Manifest::load(dir)?;
+    let now = InputId::of(&args.input)?;
+    let why = if now.path != manifest.input.path {
+        Some(format!("the input is now {}", now.path.display()))
+    } else if let Some(what) = manifest.input.changed(&now) {
+        Some(format!("{} changed: {what}", args.input.display()))
+    } else if let Some(what) = changed_options(&manifest.options, &args.options) {
+        Some(format!("options changed: {what}"))
+    } else if manifest.segment_seconds != seconds {
+        Some(format!(
+            "options changed: --segment-seconds {} → {seconds}",
+            manifest.segment_seconds
+        ))
+    } else {
+        None
+    };
+    let Some(why) = why else {
+        return Ok(Some(manifest));
+    };
+    eprintln!(
+        "gendr: {why} since {} was planned; its segments are discarded, starting over",
+        dir.display()
+    );
+    let segments = dir.join("segments");
+    if segments.exists() {
+        std::fs::remove_dir_all(&segments)
+            .map_err(|e| anyhow!("cannot remove {}: {e}", segments.display()))?;
+    }
+    Ok(None)
+}
+
+/// The options that differ, as `--name old → new`.
+fn changed_options(old: &UpscaleOptions, new: &UpscaleOptions) -> Option<String> {
+    fn flat(options: &UpscaleOptions) -> Vec<(String, serde_json::Value)> {
+        let mut out = Vec::new();
+        if let Ok(serde_json::Value::Object(map)) = serde_json::to_value(options) {
+            for (key, value) in map {
+                match value {
+                    serde_json::Value::Object(inner) => out.extend(inner),
+                    value => out.push((key, value)),
+                }
+            }
+        }
+        out
+    }
+    let new = flat(new);
+    let changes: Vec<String> = flat(old)
+        .into_iter()
+        .zip(new)
+        .filter(|(a, b)| a != b)
+        .map(|((key, a), (_, b))| format!("--{} {a} → {b}", key.replace('_', "-")))
+        .collect();
+    (!changes.is_empty()).then(|| changes.join(", "))
+}
+
+/// Partial segment files an interrupted run left (this run holds the
+/// output's claim, so no other run is writing them).
+fn remove_partials(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir.join("segments")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".gendr-partial")
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}

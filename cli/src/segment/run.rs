@@ -1,0 +1,218 @@
+//! `gendr run-segment`: one segment of a job through the `gendr upscale`
+//! pipeline, video only, into segments/NNNNN.mkv with its done-record.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Result};
+
+use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
+use crate::media;
+use crate::upscale::{self, Job, Video, Window};
+
+/// What became of a segment.
+pub enum Outcome {
+    AlreadyDone,
+    Made,
+}
+
+/// Makes segment `index` unless an intact one for this plan is there.
+pub fn run_segment(
+    dir: &Path,
+    manifest: &Manifest,
+    index: usize,
+    quiet: bool,
+    stall_timeout: u64,
+) -> Result<Outcome> {
+    let count = manifest.segments.len();
+    let Some(segment) = manifest.segments.get(index) else {
+        bail!(
+            "segment {index} does not exist: the job has {count} segment(s), numbered 0 to {}",
+            count.saturating_sub(1)
+        );
+    };
+    if manifest::check_done(dir, manifest, index).is_ok() {
+        return Ok(Outcome::AlreadyDone);
+    }
+    let folder = dir.join("segments");
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| anyhow!("cannot write in the job folder {}: {e}", dir.display()))?;
+    let target = manifest::segment_path(dir, index);
+    let partial = tempfile::Builder::new()
+        .prefix(&format!(".{index:05}.mkv."))
+        .suffix(".gendr-partial")
+        .tempfile_in(&folder)
+        .map_err(|e| anyhow!("cannot write in the job folder {}: {e}", folder.display()))?;
+
+    let args = upscale::Args {
+        container: None,
+        input: manifest.input.path.clone(),
+        output: target.clone(),
+        options: manifest.options.clone(),
+        overwrite: true,
+        quiet,
+        stall_timeout,
+        resume: false,
+        segment_seconds: None,
+    };
+    let info = media::discover(&args.input)?;
+    let window = Window {
+        first: gst::ClockTime::from_nseconds(segment.first_pts_ns),
+        end: (index + 1 < count).then(|| gst::ClockTime::from_nseconds(segment.end_pts_ns)),
+        expected_frames: segment.frames,
+        seek: index > 0,
+        frames: Arc::new(Mutex::new(Vec::new())),
+        encoded: Arc::new(Mutex::new(Vec::new())),
+        caps: Arc::new(Mutex::new(None)),
+        segment: Arc::new(Mutex::new(None)),
+    };
+    let (times, encoded, caps, encoder_segment) = (
+        window.frames.clone(),
+        window.encoded.clone(),
+        window.caps.clone(),
+        window.segment.clone(),
+    );
+    let muxer = gst::ElementFactory::make("matroskamux").build()?;
+    let log = Arc::new(media::ErrorLog::watch());
+    let started = Instant::now();
+    let job = Job::build(
+        &args,
+        &info,
+        muxer,
+        partial.path(),
+        log,
+        Video::Upscale {
+            window: Some(window),
+            video_only: true,
+        },
+    )?;
+    let written = job
+        .run(
+            &info,
+            &args,
+            &upscale::interrupt_flag(),
+            &upscale::progress_bar(args.quiet),
+        )
+        .map_err(|e| failed(index, dir, e))?;
+    let caps = caps
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|c| c.to_string())
+        .ok_or_else(|| anyhow!("segment {index}: no video was encoded"))?;
+    let times = std::mem::take(&mut *times.lock().unwrap_or_else(|p| p.into_inner()));
+    let encoded = std::mem::take(&mut *encoded.lock().unwrap_or_else(|p| p.into_inner()));
+    let (decode_order, encoder_shift) = check_frames(index, segment, &times, &encoded, written)?;
+    let encoder_segment = encoder_segment
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(|s| EncoderSegment {
+            start_ns: s.start().map_or(0, |t| t.nseconds()),
+            time_ns: s.time().map_or(0, |t| t.nseconds()),
+            base_ns: s.base().map_or(0, |t| t.nseconds()),
+        })
+        .ok_or_else(|| anyhow!("segment {index}: the encoder gave no segment"))?;
+
+    manifest::readable(partial.as_file())
+        .and_then(|()| partial.as_file().sync_all())
+        .map_err(|e| failed(index, dir, e.into()))?;
+    let (sha256, size) =
+        manifest::file_checksum(partial.path()).map_err(|e| failed(index, dir, e.into()))?;
+    partial
+        .persist(&target)
+        .map_err(|e| failed(index, dir, e.error.into()))?;
+    let record = DoneRecord {
+        plan: manifest.fingerprint(),
+        index,
+        frames: segment.frames,
+        first_pts_ns: segment.first_pts_ns,
+        end_pts_ns: segment.end_pts_ns,
+        size,
+        sha256,
+        caps,
+        encoder_segment,
+        encoder_shift_ns: encoder_shift,
+        times,
+        decode_order,
+    };
+    manifest::write_atomically(
+        &manifest::record_path(dir, index),
+        &serde_json::to_vec(&record)?,
+    )
+    .map_err(|e| failed(index, dir, e))?;
+    if !quiet {
+        let secs = started.elapsed().as_secs_f64();
+        eprintln!(
+            "gendr: segment {index} of {count} done ({} frames in {secs:.1} s)",
+            segment.frames
+        );
+    }
+    Ok(Outcome::Made)
+}
+
+/// A failed segment in one line, naming a full disk as such.
+fn failed(index: usize, dir: &Path, e: anyhow::Error) -> anyhow::Error {
+    let text = format!("{e:#}");
+    let full = [
+        "No space left",
+        "File too large",
+        "Could not write",
+        "quota",
+    ]
+    .iter()
+    .any(|s| text.contains(s));
+    if text.starts_with("interrupted") {
+        anyhow!(
+            "interrupted in segment {index}; the finished segments in {} are kept",
+            dir.display()
+        )
+    } else if full {
+        anyhow!(
+            "segment {index}: writing into {} failed (disk full or file size limit: {}); free space and \
+             run it again, finished segments are kept",
+            dir.display(),
+            media::first_line(&text)
+        )
+    } else {
+        anyhow!("segment {index}: {text}")
+    }
+}
+
+/// Checks the frames let through against the plan; returns their pts in
+/// decode order (the encoder's order, its own timestamps shifted back) and
+/// that shift.
+fn check_frames(
+    index: usize,
+    segment: &manifest::Segment,
+    times: &[(u64, Option<u64>)],
+    encoded: &[u64],
+    written: u64,
+) -> Result<(Vec<u64>, u64)> {
+    let planned = segment.frames;
+    let first = times.first().map(|t| t.0);
+    if times.len() as u64 != planned || written != planned || first != Some(segment.first_pts_ns) {
+        bail!(
+            "segment {index}: decoding gave {} frame(s) from {:.3} s where the plan has {planned} from {:.3} s \
+             (the decoder's frames differ from the demuxer's packets); use gendr upscale for this input",
+            times.len(),
+            first.unwrap_or(0) as f64 / 1e9,
+            segment.first_pts_ns as f64 / 1e9
+        );
+    }
+    // Encoders may shift timestamps by a constant (x264enc does, to make room for negative DTS).
+    let offset = encoded
+        .iter()
+        .min()
+        .copied()
+        .unwrap_or(0)
+        .wrapping_sub(segment.first_pts_ns);
+    let decode_order: Vec<u64> = encoded.iter().map(|p| p.wrapping_sub(offset)).collect();
+    let mut sorted = decode_order.clone();
+    sorted.sort_unstable();
+    if !sorted.iter().eq(times.iter().map(|t| &t.0)) {
+        bail!("segment {index}: the encoder's frames do not match the decoded ones");
+    }
+    Ok((decode_order, offset))
+}
