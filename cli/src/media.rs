@@ -125,6 +125,8 @@ pub struct MediaInfo {
     pub pixel_aspect: gst::Fraction,
     /// Set when the decoded frames are interlaced.
     pub interlaced: Option<FieldOrder>,
+    /// The video stream's language and title, as its container gives them.
+    pub video_tags: Option<gst::TagList>,
 }
 
 /// Which field of an interlaced frame is shown first.
@@ -230,7 +232,23 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
             _ => gst::Fraction::new(1, 1),
         },
         interlaced: v.is_interlaced().then(|| field_order(path)),
+        video_tags: v.tags().and_then(|t| language_and_title(&t)),
     })
+}
+
+/// A stream's language and title alone, if it has either.
+fn language_and_title(tags: &gst::TagList) -> Option<gst::TagList> {
+    let mut kept = gst::TagList::new();
+    {
+        let kept = kept.make_mut();
+        if let Some(language) = tags.get::<gst::tags::LanguageCode>() {
+            kept.add::<gst::tags::LanguageCode>(&language.get(), gst::TagMergeMode::Replace);
+        }
+        if let Some(title) = tags.get::<gst::tags::Title>() {
+            kept.add::<gst::tags::Title>(&title.get(), gst::TagMergeMode::Replace);
+        }
+    }
+    (kept.n_tags() > 0).then_some(kept)
 }
 
 /// The coded bit depth: what the parser says (`bit-depth-luma`), else the

@@ -554,3 +554,61 @@ fn dvd_bitmap_subtitles_are_copied_into_mkv_and_refused_for_mp4() {
     );
     assert!(of_type(&ffprobe_json(&output), "subtitle").is_empty());
 }
+
+/// A resumable (segmented) run joins the same streams beside the video as a
+/// plain run: subtitles with their text, titles, languages, chapters and
+/// global tags, and an output that cannot hold them is refused before any
+/// segment runs.
+#[test]
+fn a_segmented_run_keeps_the_same_streams_chapters_and_tags_as_a_plain_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = subtitled(dir.path(), "in.mkv", "srt", true, true);
+    let plain = dir.path().join("plain.mkv");
+    upscale_ok(&[], &input, &plain);
+    let segmented = dir.path().join("segmented.mkv");
+    let log = upscale_ok(
+        &["--resume", "--segment-seconds", "0.3"],
+        &input,
+        &segmented,
+    );
+    assert!(log.contains("segment"), "not segmented: {log}");
+
+    let (a, b) = (ffprobe_json(&plain), ffprobe_json(&segmented));
+    let described = |probe: &serde_json::Value| -> Vec<String> {
+        streams(probe)
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {} {:?} {:?}",
+                    s["codec_type"],
+                    s["codec_name"],
+                    tag(&s["tags"], "language"),
+                    tag(&s["tags"], "title")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(described(&b), described(&a));
+    assert_global_tags(&b);
+    assert_chapters(&b);
+    for index in 0..2 {
+        let text = |path: &Path| {
+            if index == 0 {
+                subtitle_srt(path, 0, false)
+            } else {
+                ass_dialogue(path, 1).join("\n")
+            }
+        };
+        assert_eq!(text(&segmented), text(&plain), "subtitle {index}");
+    }
+
+    // DVD-style refusals come before the work, not at the join.
+    let mp4 = dir.path().join("segmented.mp4");
+    let out = upscale(&["--resume"], &input, &mp4);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("chapter"), "{}", stderr(&out));
+    assert!(
+        !dir.path().join(".segmented.mp4.gendr-job").exists(),
+        "a job folder was left for a refused run"
+    );
+}

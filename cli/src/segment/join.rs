@@ -79,6 +79,10 @@ pub fn join_into(
         .block(true)
         .build();
     replace_segment(&appsrc, &timing.0)?;
+    // What a plain run carries from the demuxer through the encoder.
+    if let Some(tags) = &info.video_tags {
+        appsrc.send_event(gst::event::Tag::new(tags.clone()));
+    }
     let log = Arc::new(media::ErrorLog::watch());
     let job = Job::build(
         &args,

@@ -694,7 +694,8 @@ impl Job {
         interrupted: &AtomicBool,
         bar: &ProgressBar,
     ) -> Result<u64> {
-        bar.set_length(self.expected_frames.or(info.frame_count()).unwrap_or(0));
+        let input_frames = self.expected_frames.or(info.frame_count()).unwrap_or(0);
+        bar.set_length(input_frames * video::frames_per_input_frame(&args.options, info));
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} frames  {per_sec}  ETA {eta}",

@@ -197,6 +197,16 @@ impl OutputSize {
 }
 
 /// What happens to the input's fields and size, for the start line.
+/// Output frames per input frame: two when each field becomes a frame.
+pub(super) fn frames_per_input_frame(options: &UpscaleOptions, info: &MediaInfo) -> u64 {
+    match fields(options, info) {
+        Fields::Deinterlaced {
+            per_field: true, ..
+        } => 2,
+        _ => 1,
+    }
+}
+
 pub(super) fn describe(options: &UpscaleOptions, info: &MediaInfo) -> Result<Vec<String>> {
     let mut lines = Vec::new();
     match fields(options, info) {
