@@ -551,3 +551,33 @@ fn with_b_frames_decode_times_rise_across_segment_boundaries_as_in_a_plain_run()
     );
     assert_eq!(framemd5(&joined, true), framemd5(&reference, true));
 }
+
+/// What a join would refuse is refused when the job is planned, before any
+/// segment runs: x264 for HDR10, field-rate deinterlacing (two frames per
+/// planned one), and an impossible output size.
+#[test]
+fn what_a_join_would_refuse_is_refused_at_plan_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), 25);
+    for (args, expected) in [
+        (&["--deinterlace", "field"][..], "--deinterlace field"),
+        (&["--width", "99999"][..], "99999"),
+    ] {
+        let job = dir.path().join("job");
+        let out = run(gendr()
+            .args(["plan", "-m", "fast", "--job"])
+            .arg(&job)
+            .args(args)
+            .arg(&input));
+        assert!(one_error(&out).contains(expected), "{}", stderr(&out));
+        assert!(!job.join("manifest.json").exists());
+        let output = dir.path().join("out.mp4");
+        let out = run(gendr()
+            .args(["upscale", "-q", "-m", "fast", "--resume"])
+            .args(args)
+            .arg(&input)
+            .arg(&output));
+        assert!(one_error(&out).contains(expected), "{}", stderr(&out));
+        assert!(!output.exists() && !dir.path().join(".out.mp4.gendr-job").exists());
+    }
+}
