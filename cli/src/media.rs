@@ -268,18 +268,7 @@ fn coded_bit_depth(video: &gst_pbutils::DiscovererVideoInfo) -> u32 {
 /// interlaced video is) when the decoder does not say.
 fn field_order(path: &Path) -> FieldOrder {
     let first_frame = || -> Option<gst::Sample> {
-        let description = format!(
-            "uridecodebin uri=\"{}\" caps=video/x-raw ! appsink name=sink sync=false",
-            file_uri(path).ok()?
-        );
-        let pipeline = gst::parse::launch(&description)
-            .ok()?
-            .downcast::<gst::Pipeline>()
-            .ok()?;
-        let sink = pipeline
-            .by_name("sink")?
-            .downcast::<gst_app::AppSink>()
-            .ok()?;
+        let (pipeline, sink) = file_to_appsink(path, "decodebin ! video/x-raw").ok()?;
         pipeline.set_state(gst::State::Paused).ok()?;
         let sample = sink.try_pull_preroll(gst::ClockTime::from_seconds(10));
         let _ = pipeline.set_state(gst::State::Null);
@@ -534,20 +523,31 @@ impl Drop for ErrorLog {
     }
 }
 
-/// Decodes a file (image or video) to RGB frames, keeping at most `max`
-/// frames spread evenly over the first `max * every` decoded ones.
-pub fn decode_rgb(path: &Path, max: usize, every: usize) -> Result<Vec<RgbImage>> {
-    discover(path)?;
+/// `filesrc location=PATH ! CHAIN ! appsink`, built and not started: how
+/// gendr reads a file's frames or packets itself.
+pub fn file_to_appsink(path: &Path, chain: &str) -> Result<(gst::Pipeline, gst_app::AppSink)> {
     let pipeline = gst::parse::launch(&format!(
-        "uridecodebin uri=\"{}\" ! videoconvert ! video/x-raw,format=RGB ! appsink name=sink sync=false",
-        file_uri(path)?
+        "filesrc name=src ! {chain} ! appsink name=sink sync=false"
     ))?
     .downcast::<gst::Pipeline>()
     .map_err(|_| anyhow!("not a pipeline"))?;
+    pipeline
+        .by_name("src")
+        .context("filesrc")?
+        .set_property("location", path);
     let sink = pipeline
         .by_name("sink")
         .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
         .context("appsink")?;
+    Ok((pipeline, sink))
+}
+
+/// Decodes a file (image or video) to RGB frames, keeping at most `max`
+/// frames spread evenly over the first `max * every` decoded ones.
+pub fn decode_rgb(path: &Path, max: usize, every: usize) -> Result<Vec<RgbImage>> {
+    discover(path)?;
+    let (pipeline, sink) =
+        file_to_appsink(path, "decodebin ! videoconvert ! video/x-raw,format=RGB")?;
     pipeline.set_state(gst::State::Playing)?;
     let mut frames = Vec::new();
     let mut index = 0usize;

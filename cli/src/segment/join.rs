@@ -111,14 +111,7 @@ pub fn join_into(
         );
     }
     others.finish(partial.path())?;
-    let persisted = if overwrite {
-        partial.persist(output)
-    } else {
-        partial.persist_noclobber(output)
-    };
-    persisted
-        .map_err(|e| e.error)
-        .with_context(|| format!("moving the finished file to {}", output.display()))?;
+    upscale::persist(partial, output, overwrite)?;
     if !quiet {
         eprintln!(
             "gendr: wrote {} ({} frames from {} segments, {:.2} s)",
@@ -253,19 +246,7 @@ fn feed(
 }
 
 fn feed_segment(appsrc: &gst_app::AppSrc, file: &Path, times: &[Times]) -> Result<()> {
-    let pipeline =
-        gst::parse::launch("filesrc name=src ! matroskademux ! appsink name=sink sync=false")?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| anyhow!("a pipeline"))?;
-    pipeline
-        .by_name("src")
-        .context("src")?
-        .set_property("location", file);
-    let sink = pipeline
-        .by_name("sink")
-        .context("sink")?
-        .downcast::<gst_app::AppSink>()
-        .map_err(|_| anyhow!("an appsink"))?;
+    let (pipeline, sink) = media::file_to_appsink(file, "matroskademux")?;
     let _ = pipeline.set_state(gst::State::Playing);
     let result = (|| {
         let mut frames = times.iter();

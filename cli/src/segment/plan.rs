@@ -204,20 +204,7 @@ fn run_to_end(pipeline: &gst::Pipeline) -> Result<()> {
 /// field-coded stream gives a frame per two packets).
 fn check_frames_are_packets(input: &Path, packets: &[Packet]) -> Result<()> {
     let wanted = packets.len().min(FRAMES_CHECKED);
-    let pipeline = gst::parse::launch(
-        "filesrc name=src ! decodebin ! video/x-raw ! appsink name=sink sync=false",
-    )?
-    .downcast::<gst::Pipeline>()
-    .map_err(|_| anyhow!("a pipeline"))?;
-    pipeline
-        .by_name("src")
-        .context("src")?
-        .set_property("location", input);
-    let sink = pipeline
-        .by_name("sink")
-        .context("sink")?
-        .downcast::<gst_app::AppSink>()
-        .map_err(|_| anyhow!("an appsink"))?;
+    let (pipeline, sink) = media::file_to_appsink(input, "decodebin ! video/x-raw")?;
     pipeline.set_state(gst::State::Playing)?;
     let mut decoded = Vec::new();
     while decoded.len() < wanted {

@@ -98,39 +98,27 @@ pub struct UpscaleOptions {
     pub audio: String,
     /// What is done with interlaced input (before the model).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = Deinterlace::Auto)]
-    #[serde(default)]
     pub deinterlace: Deinterlace,
     /// Output size as a multiple of the input's (e.g. 1.5): the model's
     /// scale, then resampled; pixels keep their aspect.
     #[arg(long, value_name = "F")]
-    #[serde(default)]
     pub scale: Option<f64>,
     /// Output width in pixels (even); the height follows the picture's shape.
     #[arg(long, value_name = "W")]
-    #[serde(default)]
     pub width: Option<u32>,
     /// Output height in pixels (even); the width follows the picture's shape.
     #[arg(long, value_name = "H")]
-    #[serde(default)]
     pub height: Option<u32>,
     /// Subtitles: keep every stream (converted where the container needs it,
     /// an error where it cannot hold one), or drop them all.
     #[arg(long, value_name = "MODE", default_value = "keep",
           value_parser = clap::builder::PossibleValuesParser::new(["keep", "drop"]))]
-    #[serde(default = "keep")]
     pub subtitles: String,
     /// Chapters: keep them (an error where the container cannot hold them),
     /// or drop them.
     #[arg(long, value_name = "MODE", default_value = "keep",
           value_parser = clap::builder::PossibleValuesParser::new(["keep", "drop"]))]
-    #[serde(default = "keep")]
     pub chapters: String,
-}
-
-/// What options recorded before `subtitles` and `chapters` existed read as:
-/// the default.
-fn keep() -> String {
-    "keep".into()
 }
 
 /// Seconds without progress before `gendr upscale` calls the job stalled:
@@ -351,14 +339,23 @@ impl OtherStreams {
     }
 }
 
+/// The options checked against the input before any work: the model, the
+/// frame size, the output size, HDR metadata. Returns the encoding and the
+/// start line's notes on the video.
+fn check_options(info: &MediaInfo, args: &Args) -> Result<(Encoding, Vec<String>)> {
+    args.options.sr.validate()?;
+    check_frame_size(info, &args.input, &args.options.sr.model)?;
+    let notes = video::describe(&args.options, info)?;
+    let encoding = Encoding::choose(&args.options, info);
+    check_hdr_metadata(info, &encoding, &args.output)?;
+    Ok((encoding, notes))
+}
+
 /// What a segmented job checks when it is planned, so that nothing it could
 /// know is found only at the join: the options against the input, and the
 /// other streams against the output's container when that is known.
 pub(crate) fn check_job(info: &MediaInfo, args: &Args, output_known: bool) -> Result<()> {
-    args.options.sr.validate()?;
-    check_frame_size(info, &args.input, &args.options.sr.model)?;
-    video::describe(&args.options, info)?;
-    check_hdr_metadata(info, &Encoding::choose(&args.options, info), &args.output)?;
+    check_options(info, args)?;
     if args.options.deinterlace == Deinterlace::Field {
         bail!(
             "--deinterlace field makes two frames of each planned one, which segments do not \
@@ -410,6 +407,24 @@ pub(crate) fn partial_for(output: &Path) -> Result<tempfile::NamedTempFile> {
         .with_context(|| format!("{}: cannot write here", output.display()))
 }
 
+/// Moves a finished partial file into place: over an existing output only
+/// when `overwrite`, so a file that appeared meanwhile is never replaced.
+pub(crate) fn persist(
+    partial: tempfile::NamedTempFile,
+    output: &Path,
+    overwrite: bool,
+) -> Result<()> {
+    let persisted = if overwrite {
+        partial.persist(output)
+    } else {
+        partial.persist_noclobber(output)
+    };
+    persisted
+        .map(drop)
+        .map_err(|e| e.error)
+        .with_context(|| format!("moving the finished file to {}", output.display()))
+}
+
 /// Set by Ctrl-C; one per process, since a second handler cannot be installed.
 pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
     static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
@@ -453,12 +468,9 @@ fn say(bar: &ProgressBar, line: String) {
 /// `gendr upscale IN OUT`, and each file of a batch. Returns the frames written.
 fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u64> {
     let info = media::discover(&args.input)?;
-    args.options.sr.validate()?;
-    let video_notes = video::describe(&args.options, &info)?;
+    let (encoding, video_notes) = check_options(&info, args)?;
     check_output(args)?;
     let muxer = muxer_for(&args.output)?;
-    check_frame_size(&info, &args.input, &args.options.sr.model)?;
-    check_hdr_metadata(&info, &Encoding::choose(&args.options, &info), &args.output)?;
     let others = OtherStreams::prepare(args, &info, &muxer)?;
     if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
         bail!(
@@ -499,7 +511,7 @@ fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u
             others.subtitles_summary(&info),
             others.chapters_summary(),
             args.options.sr.model,
-            Encoding::choose(&args.options, &info).describe()
+            encoding.describe()
         ),
         );
         if let Some(orientation) = &info.orientation {
@@ -521,14 +533,7 @@ fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u
     others.finish(partial.path())?;
     let damaged = log.decoder_errors();
     let undecodable = job.undecodable();
-    let persisted = if args.overwrite {
-        partial.persist(&args.output)
-    } else {
-        partial.persist_noclobber(&args.output)
-    };
-    persisted
-        .map_err(|e| e.error)
-        .with_context(|| format!("moving the finished file to {}", args.output.display()))?;
+    persist(partial, &args.output, args.overwrite)?;
     drop(claim);
     let secs = started.elapsed().as_secs_f64();
     // Packets and frames differ for some codecs (fields, packed B-frames):
