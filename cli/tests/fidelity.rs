@@ -6,22 +6,13 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gendr_test_support::{init, stderr};
+use gendr_test_support::{ffmpeg, init, stderr};
 use gst::prelude::*;
 
 /// The seven top bars of ffmpeg's SMPTE pattern, at their centres.
 const BARS: usize = 7;
 /// How far a bar may move, in 8-bit RGB code values.
 const TOLERANCE: i32 = 4;
-
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success(), "ffmpeg {args:?}: {}", stderr(&out));
-}
 
 /// `ffprobe -show_entries ENTRIES` on one stream (`v:0`, `a:0`), as CSV.
 fn ffprobe(path: &Path, stream: &str, entries: &str) -> String {
@@ -385,7 +376,7 @@ fn hdr10_clip(dir: &Path) -> PathBuf {
     let x265 = "log-level=error:hdr10=1:colorprim=bt2020:transfer=smpte2084:colormatrix=bt2020nc:\
                 master-display=G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1):\
                 max-cll=1000,400";
-    gendr_test_support::ffmpeg(&[
+    ffmpeg(&[
         "-f",
         "lavfi",
         "-i",
@@ -497,7 +488,7 @@ fn ten_bit_hdr10_input_stays_ten_bit_with_its_metadata() {
 fn ten_bit_input_without_hdr_metadata_takes_x264_high_10_when_asked() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("ten.mp4");
-    gendr_test_support::ffmpeg(&[
+    ffmpeg(&[
         "-f",
         "lavfi",
         "-i",

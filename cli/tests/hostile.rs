@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use gendr_test_support::{data, repo, stderr};
+use gendr_test_support::{data, ffprobe_frame_times, files_in, repo, stderr};
 
 fn gendr() -> Command {
     Command::new(env!("CARGO_BIN_EXE_gendr"))
@@ -52,37 +52,6 @@ fn ffmpeg_clip(path: &Path, size: &str, frames: u32, codec_args: &[&str]) {
         .output()
         .expect("ffmpeg is installed (make deps)");
     assert!(out.status.success(), "ffmpeg: {}", stderr(&out));
-}
-
-/// Every video frame's presentation time as ffprobe decodes it; fails on
-/// any decoding error.
-fn ffprobe_frame_times(path: &Path) -> Vec<String> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
-        .args(["frame=pts_time", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .expect("ffprobe is installed (make deps)");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "ffprobe {}: {}",
-        path.display(),
-        stderr(&out)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim_end_matches(',').to_string())
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// The one `gendr: error:` line of a failed run.

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gendr_test_support::{ffmpeg, ffprobe_json, init, stderr};
+use gendr_test_support::{ffmpeg, ffprobe_json, files_in, init, stderr};
 use gst::prelude::*;
 use serde_json::Value;
 
@@ -111,15 +111,6 @@ fn upscale_ok(args: &[&str], input: &Path, output: &Path) -> String {
         .unwrap();
     assert!(out.status.success(), "gendr upscale: {}", stderr(&out));
     stderr(&out)
-}
-
-fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 /// Runs a job that must be refused: exit 1, one `gendr: error:` line with

@@ -120,7 +120,8 @@ pub fn ffprobe_json(path: &std::path::Path) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("ffprobe writes JSON")
 }
 
-/// Each video frame's presentation time in seconds, as ffprobe reads them.
+/// Each video frame's presentation time in seconds, as ffprobe decodes
+/// them; fails on any decoding error.
 pub fn ffprobe_frame_times(path: &std::path::Path) -> Vec<String> {
     let out = std::process::Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0"])
@@ -128,9 +129,25 @@ pub fn ffprobe_frame_times(path: &std::path::Path) -> Vec<String> {
         .arg(path)
         .output()
         .expect("ffprobe runs");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "ffprobe {}: {}",
+        path.display(),
+        stderr(&out)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| l.trim_end_matches(',').to_string())
         .filter(|l| !l.is_empty())
         .collect()
+}
+
+/// The names in a folder, sorted: what a run left behind.
+pub fn files_in(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
