@@ -10,8 +10,10 @@ Without --address a local Ray cluster is started on this machine. With
 job folder, the input and the gendr binary must then be at the same paths on
 every node (shared storage), since each task runs gendr there.
 
-Running the same command again resumes: an existing plan in the job folder is
-used as it is, and run-segment skips the segments already done.
+Running the same command again resumes: the plan comes out the same for the
+same input and options, and run-segment skips the segments already done. A
+job folder planned for another input or with other options is planned anew,
+and its old segments are made again.
 """
 
 import argparse
@@ -128,15 +130,25 @@ def main(argv):
     job = (args.job or args.output.with_name(f".{args.output.name}.gendr-ray-job")).resolve()
 
     manifest = job / "manifest.json"
-    if manifest.exists():
+    if args.input is None:
+        if not manifest.exists():
+            sys.exit(f"gendr-ray: {manifest}: no plan there; give IN to make one")
         say(f"using the plan already in {job}")
-    elif args.input is None:
-        sys.exit(f"gendr-ray: {manifest}: no plan there; give IN to make one")
     else:
+        # Planned again every time, so that IN and the options given now are
+        # what runs: the same input and options give the same plan, whose
+        # finished segments are kept; a plan for anything else replaces the
+        # old one, and its segments (made for another plan) are made again.
+        before = manifest.read_bytes() if manifest.exists() else None
         plan = ["plan", str(args.input.resolve()), "--job", str(job)]
         if args.segment_seconds:
             plan += ["--segment-seconds", str(args.segment_seconds)]
         run_gendr(gendr, *plan, *args.plan_options)
+        if before is not None:
+            if manifest.read_bytes() == before:
+                say(f"the plan in {job} is unchanged; its finished segments are kept")
+            else:
+                say(f"the plan in {job} was for another input or other options; its segments are made again")
     count = len(json.loads(manifest.read_text())["segments"])
 
     if args.address:

@@ -150,6 +150,25 @@ class GendrRay(unittest.TestCase):
         self.assertTrue(state == "gone" or state.startswith("Z"), f"the killed worker's gendr died with it: {state}")
         self.check_like_plain(out, log)
 
+    def test_a_stale_plan_in_the_job_folder_is_replaced(self):
+        # An earlier run's job folder for another input and other options,
+        # with a segment of it done: IN and the options given now must win.
+        d = Path(self.dir.name)
+        other = d / "other.mp4"
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=48x32:rate=25",
+             "-t", "2", "-c:v", "libx264", "-g", "25", "-pix_fmt", "yuv420p", str(other)],
+            check=True,
+        )
+        stale = d / ".stale.mp4.gendr-ray-job"
+        subprocess.run([str(GENDR), "plan", str(other), "--job", str(stale), "--segment-seconds", "1",
+                        "-m", "fast", "--crf", "40"], check=True, capture_output=True)
+        subprocess.run([str(GENDR), "run-segment", "-q", str(stale), "0"], check=True, capture_output=True)
+        out, log = self.run_job("stale.mp4")
+        self.assertIn("was for another input or other options", log)
+        self.assertEqual(log.count("done in"), 4, log)
+        self.check_like_plain(out, log)
+
     def test_segments_gendr_refuses_are_reported_with_its_stderr(self):
         d = Path(self.dir.name)
         clip, job = d / "changed.mp4", d / "changed.job"
