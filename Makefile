@@ -9,6 +9,8 @@
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
 #   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, and the
 #                k8s/Slurm examples parsed; Ray from hash-pinned PyPI wheels
+#   make core-bench-check   gendr-core-bench (the core alone) run in a clean Debian 12 chroot
+#                without GStreamer, CPU provider (mmdebstrap; about 30 s)
 #   make fuzz    fuzz `gendr upscale` with zzuf-mutated media for 15 minutes (make fuzz-ci: 1 minute)
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
@@ -38,7 +40,7 @@ NIQE_STAMP  := $(NIQE_VENV)/.installed
 RAY_VENV    ?= $(DEPS)/venv-ray
 RAY_STAMP   := $(RAY_VENV)/.installed
 
-.PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci
+.PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci core-bench-check
 
 all: build
 
@@ -106,6 +108,11 @@ ray-check: build $(RAY_STAMP)
 	$(RAY_VENV)/bin/python -c 'import sys, yaml; [list(yaml.safe_load_all(open(f))) for f in sys.argv[1:]]' deploy/k8s/*.yaml
 	bash -n deploy/slurm/gendr-array.sh
 	GENDR=$(ROOT)/target/release/gendr $(RAY_VENV)/bin/python deploy/ray/test_gendr_ray.py -v
+
+# The GStreamer-free benchmark where GStreamer is absent (scripts/core-bench-check).
+core-bench-check: build
+	@command -v mmdebstrap >/dev/null || $(SUDO) apt-get install -y -qq --no-install-recommends mmdebstrap
+	scripts/core-bench-check
 
 # FUZZ_SEED=N starts elsewhere; failing inputs are kept in out/fuzz-failures.
 fuzz-ci: build
