@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(info.driver, "580.159.04");
         assert_eq!(info.memory_total_bytes, 143771 * 1024 * 1024);
         let odd = parse_info("Card, rev 2, 550.1, 8192").unwrap();
-        assert_eq!((odd.name.as_str(), odd.driver.as_str()), ("Card, rev 2", "550.1"));
+        assert_eq!(
+            (odd.name.as_str(), odd.driver.as_str()),
+            ("Card, rev 2", "550.1")
+        );
         assert!(parse_info("No devices were found").is_none());
         assert!(describe("/nonexistent/nvidia-smi", 0).is_none());
     }

@@ -81,7 +81,10 @@ pub fn model_only(
 /// The peak resident memory of this process so far (VmHWM), in bytes.
 pub fn peak_rss() -> Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
-        Error::Io(std::io::Error::new(e.kind(), format!("/proc/self/status: {e}")))
+        Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("/proc/self/status: {e}"),
+        ))
     })?;
     status
         .lines()

@@ -47,7 +47,12 @@ const NVIDIA_SMI: &str = "nvidia-smi";
 #[command(version, about, after_help = EXAMPLES)]
 struct Args {
     /// Frames decoded beforehand: a YUV4MPEG2 file, 4:2:0 in 8 or 10 bits.
-    #[arg(long, short = 'f', conflicts_with = "synthetic", required_unless_present = "synthetic")]
+    #[arg(
+        long,
+        short = 'f',
+        conflicts_with = "synthetic",
+        required_unless_present = "synthetic"
+    )]
     frames: Option<PathBuf>,
     /// Frames drawn here instead, WIDTHxHEIGHT (I420, a fixed textured pattern).
     #[arg(long, value_parser = parse_size)]
@@ -259,7 +264,11 @@ fn synthetic(width: usize, height: usize, index: usize) -> Result<Frame> {
     for y in 0..height {
         for x in 0..width {
             let ramp = (x + index * 3) * 160 / width + y * 40 / height;
-            let edge = if ((x + index) / 16 + y / 16) % 2 == 0 { 24 } else { 0 };
+            let edge = if ((x + index) / 16 + y / 16) % 2 == 0 {
+                24
+            } else {
+                0
+            };
             frame.planes[0].data[y * stride + x] = (16 + ramp + edge + noise()).min(235) as u8;
         }
     }
@@ -358,9 +367,15 @@ fn run(args: &Args) -> Result<Report> {
     let gpu_monitor = if !on_gpu {
         "not used: the CPU provider ran".to_string()
     } else if card.is_some() {
-        format!("{NVIDIA_SMI}, sampled every {} ms", gpu::SAMPLE_PERIOD.as_millis())
+        format!(
+            "{NVIDIA_SMI}, sampled every {} ms",
+            gpu::SAMPLE_PERIOD.as_millis()
+        )
     } else {
-        format!("absent: {NVIDIA_SMI} could not be run or names no GPU {}", args.device_id)
+        format!(
+            "absent: {NVIDIA_SMI} could not be run or names no GPU {}",
+            args.device_id
+        )
     };
     let s = assembly.scale();
     Ok(Report {

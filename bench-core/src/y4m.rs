@@ -37,11 +37,19 @@ pub fn read(path: &Path, max: usize) -> Result<Vec<Frame>> {
             .iter()
             .map(|&(row, rows)| {
                 let mut data = vec![0u8; row * rows];
-                input.read_exact(&mut data).map(|()| Plane { data, stride: row })
+                input
+                    .read_exact(&mut data)
+                    .map(|()| Plane { data, stride: row })
             })
             .collect::<std::io::Result<Vec<Plane>>>()
             .with_context(|| format!("{}: frame {} is truncated", path.display(), frames.len()))?;
-        frames.push(Frame::from_planes(format, width, height, colorimetry, planes)?);
+        frames.push(Frame::from_planes(
+            format,
+            width,
+            height,
+            colorimetry,
+            planes,
+        )?);
     }
     if frames.is_empty() {
         bail!("{}: no frames", path.display());
@@ -52,9 +60,7 @@ pub fn read(path: &Path, max: usize) -> Result<Vec<Frame>> {
 /// One `\n`-ended line, without the newline; `None` at the end of the file.
 fn line(input: &mut impl BufRead) -> Result<Option<String>> {
     let mut bytes = Vec::new();
-    input
-        .take(MAX_LINE as u64)
-        .read_until(b'\n', &mut bytes)?;
+    input.take(MAX_LINE as u64).read_until(b'\n', &mut bytes)?;
     if bytes.is_empty() {
         return Ok(None);
     }
@@ -82,7 +88,9 @@ fn parse_header(header: &str) -> Result<(PixelFormat, usize, usize, Colorimetry)
                 format = match value {
                     "420" | "420jpeg" | "420mpeg2" | "420paldv" => PixelFormat::I420,
                     "420p10" => PixelFormat::I420_10,
-                    other => bail!("sampling C{other} is not read; use 4:2:0, 8 or 10 bits (-pix_fmt yuv420p)"),
+                    other => bail!(
+                        "sampling C{other} is not read; use 4:2:0, 8 or 10 bits (-pix_fmt yuv420p)"
+                    ),
                 }
             }
             "X" if value == "COLORRANGE=FULL" => colorimetry.range = YuvRange::Full,
@@ -119,14 +127,21 @@ mod tests {
     #[test]
     fn frames_come_back_plane_by_plane() {
         // 6x4 4:2:0: 24 luma bytes and two 3x2 chroma planes.
-        let file = write(&y4m("YUV4MPEG2 W6 H4 F25:1 Ip A1:1 C420jpeg XYSCSS=420JPEG", 3, 36));
+        let file = write(&y4m(
+            "YUV4MPEG2 W6 H4 F25:1 Ip A1:1 C420jpeg XYSCSS=420JPEG",
+            3,
+            36,
+        ));
         let frames = read(file.path(), 10).unwrap();
         assert_eq!(frames.len(), 3);
         let f = &frames[1];
         assert_eq!((f.format, f.width, f.height), (PixelFormat::I420, 6, 4));
         assert_eq!(f.colorimetry.range, YuvRange::Limited);
         assert_eq!(f.planes[0].data[0], 7);
-        assert_eq!(f.planes[1].data, (24..30).map(|j| (7 + j) as u8).collect::<Vec<_>>());
+        assert_eq!(
+            f.planes[1].data,
+            (24..30).map(|j| (7 + j) as u8).collect::<Vec<_>>()
+        );
         assert_eq!(f.planes[2].data.len(), 6);
         assert_eq!(read(file.path(), 2).unwrap().len(), 2);
     }

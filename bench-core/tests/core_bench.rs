@@ -13,9 +13,22 @@ fn bench(args: &[&str]) -> std::process::Output {
 #[test]
 fn synthetic_frames_give_a_consistent_report() {
     let out = bench(&[
-        "--synthetic", "96x64", "-n", "4", "--model", "fast", "--provider", "cpu", "--threads", "1",
+        "--synthetic",
+        "96x64",
+        "-n",
+        "4",
+        "--model",
+        "fast",
+        "--provider",
+        "cpu",
+        "--threads",
+        "1",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(r["provider"], "cpu");
     assert_eq!(r["frames"], 4);
@@ -28,7 +41,9 @@ fn synthetic_frames_give_a_consistent_report() {
     }
     let ratio = r["pipelined_fps"].as_f64().unwrap() / r["model_only_fps"].as_f64().unwrap();
     assert!((ratio - r["pipelined_over_model_only"].as_f64().unwrap()).abs() < 1e-9);
-    assert!(r["peak_rss_bytes"].as_u64().unwrap() >= r["pipelined_peak_rss_bytes"].as_u64().unwrap());
+    assert!(
+        r["peak_rss_bytes"].as_u64().unwrap() >= r["pipelined_peak_rss_bytes"].as_u64().unwrap()
+    );
     assert!(r["gpu"].is_null());
     assert_eq!(r["gpu_monitor"], "not used: the CPU provider ran");
 }
@@ -39,8 +54,14 @@ fn bad_input_is_one_line() {
     let truncated = dir.path().join("cut.y4m");
     std::fs::write(&truncated, b"YUV4MPEG2 W64 H48 C420jpeg\nFRAME\n\x10\x10").unwrap();
     let cases = [
-        (vec!["--frames", truncated.to_str().unwrap()], "frame 0 is truncated"),
-        (vec!["--synthetic", "64x48", "--model", "/nonexistent.onnx"], "does not exist"),
+        (
+            vec!["--frames", truncated.to_str().unwrap()],
+            "frame 0 is truncated",
+        ),
+        (
+            vec!["--synthetic", "64x48", "--model", "/nonexistent.onnx"],
+            "does not exist",
+        ),
     ];
     for (args, expected) in cases {
         let out = bench(&args);
