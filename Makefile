@@ -10,6 +10,8 @@
 #   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, the Slurm
 #                launcher through a stand-in sbatch, and the k8s example parsed;
 #                Ray from hash-pinned PyPI wheels
+#   make core-bench-check   gendr-core-bench (the core alone) run in a clean Debian 12 chroot
+#                without GStreamer, CPU provider (mmdebstrap; about 30 s)
 #   make fuzz    fuzz `gendr upscale` with zzuf-mutated media for 15 minutes (make fuzz-ci: 1 minute)
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
@@ -39,7 +41,7 @@ NIQE_STAMP  := $(NIQE_VENV)/.installed
 RAY_VENV    ?= $(DEPS)/venv-ray
 RAY_STAMP   := $(RAY_VENV)/.installed
 
-.PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci
+.PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci core-bench-check
 
 all: build
 
@@ -108,6 +110,11 @@ ray-check: build $(RAY_STAMP)
 	bash -n deploy/slurm/gendr-array.sh
 	GENDR=$(ROOT)/target/release/gendr $(PYTHON) deploy/slurm/test_gendr_slurm.py -v
 	GENDR=$(ROOT)/target/release/gendr $(RAY_VENV)/bin/python deploy/ray/test_gendr_ray.py -v
+
+# The GStreamer-free benchmark where GStreamer is absent (scripts/core-bench-check).
+core-bench-check: build
+	@command -v mmdebstrap >/dev/null || $(SUDO) apt-get install -y -qq --no-install-recommends mmdebstrap
+	scripts/core-bench-check
 
 # FUZZ_SEED=N starts elsewhere; failing inputs are kept in out/fuzz-failures.
 fuzz-ci: build

@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gendr::engine::{Batch, Engine, Provider};
+use gendr::engine::Provider;
 use gendr::frame::RgbImage;
-use gendr::tiling::TileGeometry;
+use gendr::gpu::{GpuMonitor, GpuUsage};
+use gendr::measure::{self, Host};
 use gendr::upscaler::Upscaler;
 use gst::prelude::*;
 use serde::Serialize;
 
-use crate::gpu::{GpuMonitor, GpuUsage};
 use crate::media::{self, RemoveOnDrop};
 use crate::upscale::{SrOptions, DEFAULT_CRF, DEFAULT_PRESET};
 
@@ -80,9 +80,8 @@ struct Stages {
 
 #[derive(Serialize)]
 struct Machine {
-    cpu: String,
-    logical_cpus: usize,
-    memory_bytes: u64,
+    #[serde(flatten)]
+    host: Host,
     /// 1-minute load average before and after: other work on the machine.
     load_average_start: f64,
     load_average_end: f64,
@@ -126,7 +125,7 @@ pub fn run(args: Args) -> Result<()> {
     args.sr.validate()?;
     let config = args.sr.upscaler_config()?;
     let model_path = gendr::presets::resolve(&config.model)?;
-    let load_start = load_average();
+    let load_start = measure::load_average();
     let mut peak = 0u64;
 
     let mut best: [Option<Rate>; 3] = [None; 3];
@@ -160,8 +159,8 @@ pub fn run(args: Args) -> Result<()> {
             streams: assembly.streams,
         });
 
-        let model_only = model_only(upscaler.engines_mut(), &geometry, batch, &frames)?;
-        keep_best(&mut best[0], rate(frames.len(), model_only));
+        let model_only = measure::model_only(upscaler.engines_mut(), &geometry, batch, &frames)?;
+        keep_best(&mut best[0], rate(frames.len(), model_only.elapsed));
 
         // One worker: the first session.
         let n = frames.len();
@@ -185,8 +184,8 @@ pub fn run(args: Args) -> Result<()> {
         }
         keep_best(&mut best[1], rate(n, total));
 
-        peak = peak.max(vm_hwm()?);
-        reset_hwm();
+        peak = peak.max(measure::peak_rss()?);
+        measure::reset_peak_rss();
         let (piped, count, usage) = pipelined(&input, n, &args.sr, on_gpu)?;
         if count != n {
             bail!("the pipelined run put out {count} frames, not {n}");
@@ -196,7 +195,7 @@ pub fn run(args: Args) -> Result<()> {
         }
         keep_best(&mut best[2], rate(n, piped));
     }
-    let pipeline_peak = vm_hwm()?;
+    let pipeline_peak = measure::peak_rss()?;
     peak = peak.max(pipeline_peak);
     let facts = facts.context("no round ran")?;
     let [Some(a), Some(b), Some(c)] = best else {
@@ -265,51 +264,6 @@ fn input_path(given: Option<&Path>) -> Result<PathBuf> {
         .map(|root| root.join(DEFAULT_INPUT))
         .find(|p| p.is_file())
         .ok_or_else(|| anyhow!("{DEFAULT_INPUT} not found beside gendr; pass --input CLIP"))
-}
-
-/// Runs every tile of every frame through the sessions, one thread each;
-/// returns the wall time from the first run to the last.
-fn model_only(
-    engines: &mut [Engine],
-    geometry: &TileGeometry,
-    batch: Batch,
-    frames: &[RgbImage],
-) -> Result<Duration> {
-    let plan = geometry.plan(frames[0].width, frames[0].height)?;
-    let (tw, th) = plan.tile_size();
-    let runs = plan.batches(batch);
-    // Every run of every frame, cut up front.
-    let inputs = frames
-        .iter()
-        .flat_map(|frame| runs.iter().map(|run| plan.extract_batch(frame, run)))
-        .collect::<gendr::Result<Vec<Vec<f32>>>>()?;
-    let run_size = |input: &[f32]| input.len() / plan.tile_len();
-    for engine in engines.iter_mut() {
-        engine.run(&inputs[0], run_size(&inputs[0]), th, tw)?;
-    }
-    let next = AtomicUsize::new(0);
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        let workers: Vec<_> = engines
-            .iter_mut()
-            .map(|engine| {
-                let (next, inputs) = (&next, &inputs);
-                scope.spawn(move || -> gendr::Result<()> {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(input) = inputs.get(i) else {
-                            return Ok(());
-                        };
-                        engine.run(input, run_size(input), th, tw)?;
-                    }
-                })
-            })
-            .collect();
-        workers.into_iter().try_for_each(|w| -> Result<()> {
-            Ok(w.join().map_err(|_| anyhow!("a worker panicked"))??)
-        })
-    })?;
-    Ok(started.elapsed())
 }
 
 fn pipeline_of(description: &str) -> Result<gst::Pipeline> {
@@ -478,49 +432,11 @@ fn pipelined(
     ))
 }
 
-/// The peak resident memory of this process so far (VmHWM), in bytes.
-fn vm_hwm() -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .context("no VmHWM in /proc/self/status")
-}
-
-/// Starts VmHWM again from the current resident size (Linux `clear_refs` 5).
-fn reset_hwm() {
-    let _ = std::fs::write("/proc/self/clear_refs", "5");
-}
-
-fn load_average() -> f64 {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse().ok())
-        .unwrap_or(f64::NAN)
-}
-
 fn machine(load_average_start: f64) -> Machine {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let field = |text: &str, key: &str| {
-        text.lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_once(':'))
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
     Machine {
-        cpu: field(&cpuinfo, "model name"),
-        logical_cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        memory_bytes: field(&meminfo, "MemTotal")
-            .trim_end_matches("kB")
-            .trim()
-            .parse::<u64>()
-            .map_or(0, |kb| kb * 1024),
+        host: Host::read(),
         load_average_start,
-        load_average_end: load_average(),
+        load_average_end: measure::load_average(),
         onnxruntime: gendr::runtime::loaded_library()
             .map(|p| p.display().to_string())
             .unwrap_or_default(),
@@ -572,8 +488,8 @@ fn print_table(r: &Report) {
         "peak RSS {:.0} MiB (pipelined run {:.0} MiB); {} ({} CPUs), load {:.2} → {:.2}",
         r.peak_rss_bytes as f64 / 1048576.0,
         r.pipeline_peak_rss_bytes as f64 / 1048576.0,
-        r.machine.cpu,
-        r.machine.logical_cpus,
+        r.machine.host.cpu,
+        r.machine.host.logical_cpus,
         r.machine.load_average_start,
         r.machine.load_average_end
     );

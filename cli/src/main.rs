@@ -7,7 +7,6 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod eval;
-mod gpu;
 mod live;
 mod media;
 mod models;

@@ -1,5 +1,6 @@
 //! GPU utilisation and memory during a run, sampled with `nvidia-smi`, the
-//! driver's own tool, present wherever the CUDA provider can run.
+//! driver's own tool, present wherever the CUDA provider can run. Shared by
+//! `gendr bench` and the GStreamer-free `gendr-core-bench`.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -27,6 +28,43 @@ struct Sample {
     at: Instant,
     busy_percent: f64,
     memory_mib: f64,
+}
+
+/// Which card a run was on, as the driver names it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GpuInfo {
+    pub name: String,
+    pub driver: String,
+    pub memory_total_bytes: u64,
+}
+
+/// Asks `program` (normally `nvidia-smi`) about GPU `device`; `None` when it
+/// cannot be run or names no such card.
+pub fn describe(program: &str, device: i32) -> Option<GpuInfo> {
+    let output = Command::new(program)
+        .args([
+            "--query-gpu=name,driver_version,memory.total",
+            "--format=csv,noheader,nounits",
+            &format!("--id={device}"),
+        ])
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    parse_info(String::from_utf8_lossy(&output.stdout).lines().next()?)
+}
+
+/// One `name, driver_version, memory.total` line, e.g. `NVIDIA H200, 580.159.04, 143771`.
+fn parse_info(line: &str) -> Option<GpuInfo> {
+    let mut fields = line.rsplitn(3, ',').map(str::trim);
+    let memory_mib: u64 = fields.next()?.parse().ok()?;
+    let driver = fields.next()?.to_string();
+    let name = fields.next()?.to_string();
+    Some(GpuInfo {
+        name,
+        driver,
+        memory_total_bytes: memory_mib * 1024 * 1024,
+    })
 }
 
 /// A running `nvidia-smi` that prints one line per sample period.
@@ -110,6 +148,21 @@ mod tests {
         assert_eq!((s.busy_percent, s.memory_mib), (87.0, 10240.0));
         assert!(parse("[N/A], 10240", now).is_none());
         assert!(parse("No devices were found", now).is_none());
+    }
+
+    #[test]
+    fn card_lines_parse_with_commas_in_the_name() {
+        let info = parse_info("NVIDIA H200, 580.159.04, 143771").unwrap();
+        assert_eq!(info.name, "NVIDIA H200");
+        assert_eq!(info.driver, "580.159.04");
+        assert_eq!(info.memory_total_bytes, 143771 * 1024 * 1024);
+        let odd = parse_info("Card, rev 2, 550.1, 8192").unwrap();
+        assert_eq!(
+            (odd.name.as_str(), odd.driver.as_str()),
+            ("Card, rev 2", "550.1")
+        );
+        assert!(parse_info("No devices were found").is_none());
+        assert!(describe("/nonexistent/nvidia-smi", 0).is_none());
     }
 
     #[test]
