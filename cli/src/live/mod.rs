@@ -90,7 +90,7 @@ pub struct Args {
     /// Seconds without a frame before the source is reconnected.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub stall_secs: u32,
-    /// Let only this user watch an rtsp:// output (basic or digest
+    /// Let only this user watch an rtsp:// output (Digest
     /// authentication); the password comes from GENDR_RTSP_PASSWORD or
     /// --rtsp-password-file, never the command line.
     #[arg(long, value_name = "NAME")]
