@@ -54,6 +54,7 @@ enum Command {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    raise_descriptor_limit();
     let filter = EnvFilter::try_from_env("GENDR_LOG")
         .unwrap_or_else(|_| EnvFilter::new("warn,gendr=info,ort=warn"));
     tracing_subscriber::fmt()
@@ -99,6 +100,25 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+    }
+}
+
+/// The soft limit on open descriptors is often 1024 while the hard limit
+/// is far higher: a live server's clients, pipelines and GLib contexts
+/// (each holds an eventfd) then run out long before they need to, and GLib
+/// aborts the process when it cannot make one. Raised to the hard limit.
+fn raise_descriptor_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: get/setrlimit read and write the struct passed, nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
 }
 

@@ -20,6 +20,8 @@ pub const SRT_PASSPHRASE_ENV: &str = "GENDR_SRT_PASSPHRASE";
 pub struct RtspUser {
     pub name: String,
     pub password: String,
+    /// Basic authentication offered beside Digest (`--rtsp-allow-basic`).
+    pub allow_basic: bool,
 }
 
 /// The key SRT connections are encrypted with; peers need the same passphrase.
@@ -68,6 +70,7 @@ impl Access {
                 Some(RtspUser {
                     name: name.clone(),
                     password,
+                    allow_basic: args.rtsp_allow_basic,
                 })
             }
         };
@@ -202,6 +205,7 @@ mod tests {
             rtsp_user: Some(RtspUser {
                 name: "viewer".into(),
                 password: "pw".into(),
+                allow_basic: false,
             }),
             srt_key: None,
         };

@@ -81,8 +81,8 @@ pub struct Args {
     /// Video bitrate in kbit/s (x264enc's range).
     #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=2_048_000))]
     pub bitrate: u32,
-    /// x264 speed preset (ultrafast … veryslow).
-    #[arg(long, default_value = "veryfast")]
+    /// x264 speed preset.
+    #[arg(long, default_value = "veryfast", value_parser = clap::builder::PossibleValuesParser::new(X264_PRESETS))]
     pub preset: String,
     /// HLS segment length in seconds (also the keyframe interval for HLS).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=60))]
@@ -90,11 +90,15 @@ pub struct Args {
     /// Seconds without a frame before the source is reconnected.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=3600))]
     pub stall_secs: u32,
-    /// Let only this user watch an rtsp:// output (basic or digest
+    /// Let only this user watch an rtsp:// output (Digest
     /// authentication); the password comes from GENDR_RTSP_PASSWORD or
     /// --rtsp-password-file, never the command line.
     #[arg(long, value_name = "NAME")]
     pub rtsp_user: Option<String>,
+    /// Also offer Basic authentication, which sends the password in the
+    /// clear on every request (for clients that cannot answer Digest).
+    #[arg(long, requires = "rtsp_user")]
+    pub rtsp_allow_basic: bool,
     /// File whose first line is the RTSP password.
     #[arg(long, value_name = "FILE")]
     pub rtsp_password_file: Option<PathBuf>,
@@ -109,6 +113,20 @@ pub struct Args {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
+
+/// x264enc's `speed-preset` names.
+const X264_PRESETS: [&str; 10] = [
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+];
 
 /// `--on-overload`: the core's policies, by the names gendrsr's property takes.
 fn overload_parser() -> impl clap::builder::TypedValueParser<Value = Overload> {

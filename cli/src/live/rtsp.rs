@@ -178,7 +178,8 @@ fn rtp_address_pool(addresses: &[IpAddr]) -> Result<gst_rtsp_server::RTSPAddress
     Ok(pool)
 }
 
-/// Basic and digest authentication for `user`, who alone may watch.
+/// Digest authentication for `user`, who alone may watch; Basic, which
+/// sends the password in the clear, only when `user.allow_basic`.
 fn authentication(
     user: &RtspUser,
     factory: &gst_rtsp_server::RTSPMediaFactory,
@@ -187,19 +188,23 @@ fn authentication(
     let token = gst_rtsp_server::RTSPToken::builder()
         .field(gst_rtsp_server::RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER_ROLE)
         .build();
-    auth.add_basic(
-        &gst_rtsp_server::RTSPAuth::make_basic(&user.name, &user.password),
-        &token,
-    );
     auth.add_digest(&user.name, &user.password, &token);
+    let mut methods = gst_rtsp_server::gst_rtsp::ffi::GST_RTSP_AUTH_DIGEST;
+    // gst-rtsp-server checks Basic credentials whatever it offers: only a
+    // Basic entry that was never added keeps them out.
+    if user.allow_basic {
+        auth.add_basic(
+            &gst_rtsp_server::RTSPAuth::make_basic(&user.name, &user.password),
+            &token,
+        );
+        methods |= gst_rtsp_server::gst_rtsp::ffi::GST_RTSP_AUTH_BASIC;
+    }
     // The bindings type the methods as one value; the C API takes a set.
-    let both = gst_rtsp_server::gst_rtsp::ffi::GST_RTSP_AUTH_BASIC
-        | gst_rtsp_server::gst_rtsp::ffi::GST_RTSP_AUTH_DIGEST;
     // SAFETY: `auth` is a live GstRTSPAuth; the call only stores the set.
     unsafe {
         gst_rtsp_server::ffi::gst_rtsp_auth_set_supported_methods(
             glib::translate::ToGlibPtr::to_glib_none(&auth).0,
-            both,
+            methods,
         );
     }
     factory.add_role_from_structure(
