@@ -55,6 +55,7 @@ enum Command {
 
 fn main() -> ExitCode {
     keep_freed_memory();
+    ignore_file_size_signal();
     let filter = EnvFilter::try_from_env("GENDR_LOG")
         .unwrap_or_else(|_| EnvFilter::new("warn,gendr=info,ort=warn"));
     tracing_subscriber::fmt()
@@ -100,6 +101,17 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
         libc::mallopt(libc::M_TOP_PAD, 16 << 20);
+    }
+}
+
+/// Over a file size limit (RLIMIT_FSIZE) the kernel sends SIGXFSZ, which
+/// kills the process by default, leaving a partial file and no word: with
+/// it ignored, the write fails with EFBIG and the run ends with its one
+/// line (a full disk, the partial removed), as for ENOSPC.
+fn ignore_file_size_signal() {
+    // SAFETY: sets a signal disposition; called before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 
