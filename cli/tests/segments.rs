@@ -164,9 +164,9 @@ fn a_planned_run_joined_equals_a_plain_run_frame_for_frame() {
     let job = dir.path().join("job");
     let manifest = plan(&input, &job);
     assert_eq!(
-        std::fs::read_dir(&job).unwrap().count(),
-        1,
-        "plan writes manifest.json only"
+        names_in(&job),
+        ["manifest.json", "manifest.sha256"],
+        "plan writes the manifest and its checksum only"
     );
     let segments = manifest["segments"].as_array().unwrap();
     let starts: Vec<(u64, bool)> = segments

@@ -140,3 +140,29 @@ pub fn muxer_for(path: &Path) -> Result<gst::Element> {
     };
     Ok(gst::ElementFactory::make(factory).build()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gst::prelude::*;
+
+    /// The command line's CRF range is what both encoders take.
+    #[test]
+    fn the_crf_range_is_what_the_encoders_take() {
+        gst::init().unwrap();
+        let x264 = gst::ElementFactory::make("x264enc").build().unwrap();
+        let quantizer = x264.find_property("quantizer").unwrap();
+        let range = quantizer
+            .downcast_ref::<gst::glib::ParamSpecUInt>()
+            .unwrap();
+        assert_eq!(
+            (range.minimum(), range.maximum()),
+            (*gendr::limits::CRF.start(), *gendr::limits::CRF.end())
+        );
+        for crf in [*gendr::limits::CRF.start(), *gendr::limits::CRF.end()] {
+            for codec in [Codec::X264, Codec::X265] {
+                codec.encoder(crf, "medium").unwrap();
+            }
+        }
+    }
+}
