@@ -188,8 +188,15 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
             path.display()
         );
     }
-    if !path.is_file() {
+    if !path.exists() {
         bail!("{}: no such file", path.display());
+    }
+    if !path.is_file() {
+        bail!(
+            "{}: a pipe or device, not a file: gendr reads a video file (seeking in it), so save the \
+             stream to a file first",
+            path.display()
+        );
     }
     std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
     let discoverer = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(30))?;
@@ -626,4 +633,41 @@ fn sample_to_rgb(sample: &gst::Sample) -> Result<RgbImage> {
         rgb.extend_from_slice(&data[y * stride..y * stride + 3 * w]);
     }
     Ok(RgbImage::from_rgb8(w, h, &rgb)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipe_or_device_is_named_as_such_and_a_missing_file_as_missing() {
+        let text = discover(Path::new("/dev/null")).unwrap_err().to_string();
+        assert!(text.contains("a pipe or device, not a file"), "{text}");
+        let text = discover(Path::new("/nonexistent.mp4"))
+            .unwrap_err()
+            .to_string();
+        assert!(text.ends_with("no such file"), "{text}");
+    }
+
+    #[test]
+    fn a_lock_is_held_once_and_free_again_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let held = FileLock::try_acquire(&path).unwrap().expect("free");
+        assert!(FileLock::try_acquire(&path).unwrap().is_none(), "held");
+        drop(held);
+        assert!(!path.exists(), "removed when dropped");
+        assert!(
+            FileLock::try_acquire(&path).unwrap().is_some(),
+            "free again"
+        );
+    }
+
+    #[test]
+    fn long_values_are_clipped_in_messages() {
+        let long = "9".repeat(300);
+        let clipped = clip_text(&long);
+        assert_eq!(clipped.chars().count(), 41);
+        assert_eq!(clip_text("short"), "short");
+    }
 }
