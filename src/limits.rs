@@ -21,3 +21,6 @@ pub const BATCH_SIZE: RangeInclusive<u32> = 0..=1024;
 pub const MAX_FRAMES_IN_FLIGHT: RangeInclusive<u32> = 1..=64;
 /// Milliseconds a live frame may wait before overload handling applies.
 pub const LATENCY_BUDGET_MS: RangeInclusive<u32> = 1..=600_000;
+/// Constant quality (x264/x265 CRF): x264enc's `quantizer` takes 0–50 and
+/// x265's crf 0–51, so the range both take stops at 50.
+pub const CRF: RangeInclusive<u32> = 0..=50;

@@ -88,16 +88,50 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
         };
     }
     let path = PathBuf::from(model);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::ModelNotFound(path))
-    }
+    // Followed through links: what the engine would open.
+    let kind = match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_file() => return Ok(path),
+        Ok(meta) if meta.is_dir() => "a directory",
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            let file_type = meta.file_type();
+            if file_type.is_fifo() {
+                "a FIFO (named pipe)"
+            } else if file_type.is_char_device() || file_type.is_block_device() {
+                "a device"
+            } else {
+                "not a regular file"
+            }
+        }
+        Err(_) => return Err(Error::ModelNotFound(path)),
+    };
+    Err(Error::ModelLoad {
+        reason: format!("it is {kind}, not an .onnx file"),
+        path,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A path that is there but is no file is named for what it is, not
+    /// "does not exist".
+    #[test]
+    fn a_model_path_that_is_no_file_says_what_it_is() {
+        for (path, kind) in [
+            (std::env::temp_dir(), "a directory"),
+            (PathBuf::from("/dev/zero"), "a device"),
+        ] {
+            let text = resolve(path.to_str().unwrap()).unwrap_err().to_string();
+            assert!(
+                text.contains(kind) && !text.contains("does not exist"),
+                "{text}"
+            );
+        }
+        let missing = resolve("/nonexistent/model.onnx").unwrap_err().to_string();
+        assert!(missing.contains("does not exist"), "{missing}");
+    }
 
     #[test]
     fn presets_parse_and_name_existing_files() {

@@ -55,6 +55,7 @@ enum Command {
 fn main() -> ExitCode {
     keep_freed_memory();
     raise_descriptor_limit();
+    ignore_file_size_signal();
     let filter = EnvFilter::try_from_env("GENDR_LOG")
         .unwrap_or_else(|_| EnvFilter::new("warn,gendr=info,ort=warn"));
     tracing_subscriber::fmt()
@@ -119,6 +120,17 @@ fn raise_descriptor_limit() {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
+    }
+}
+
+/// Over a file size limit (RLIMIT_FSIZE) the kernel sends SIGXFSZ, which
+/// kills the process by default, leaving a partial file and no word: with
+/// it ignored, the write fails with EFBIG and the run ends with its one
+/// line (a full disk, the partial removed), as for ENOSPC.
+fn ignore_file_size_signal() {
+    // SAFETY: sets a signal disposition; called before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
 

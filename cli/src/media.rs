@@ -45,55 +45,75 @@ pub fn hidden_sibling(output: &Path, suffix: &str) -> PathBuf {
     output.with_file_name(format!(".{name}.{suffix}"))
 }
 
-/// One run's exclusive claim on an output path, held as an advisory lock on
-/// the hidden `.NAME.gendr-lock` next to it; removed when dropped. A second
-/// run aiming at the same path fails at once instead of sharing the file.
-pub struct OutputClaim {
-    lock_path: PathBuf,
+/// An exclusive advisory lock (flock) on a lock file, held until dropped;
+/// the file is removed when dropped, while still locked.
+pub struct FileLock {
+    path: PathBuf,
     // Holds the lock until dropped.
     _file: File,
 }
 
-impl OutputClaim {
-    pub fn acquire(output: &Path) -> Result<Self> {
-        let lock_path = hidden_sibling(output, "gendr-lock");
+impl FileLock {
+    /// The lock, or None while another process holds it.
+    pub fn try_acquire(path: &Path) -> std::io::Result<Option<FileLock>> {
+        FileLock::acquire(path, libc::LOCK_EX | libc::LOCK_NB)
+    }
+
+    /// The lock, once whoever holds it lets it go.
+    pub fn wait(path: &Path) -> std::io::Result<FileLock> {
+        FileLock::acquire(path, libc::LOCK_EX).map(|lock| lock.expect("a blocking lock is taken"))
+    }
+
+    fn acquire(path: &Path, operation: libc::c_int) -> std::io::Result<Option<FileLock>> {
         loop {
             let file = OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
-                .open(&lock_path)
-                .with_context(|| format!("{}: cannot write here", output.display()))?;
+                .open(path)?;
             // SAFETY: flock on a descriptor this function owns.
-            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            if unsafe { libc::flock(file.as_raw_fd(), operation) } != 0 {
                 let err = std::io::Error::last_os_error();
-                if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-                    bail!(
-                        "{}: another gendr run is writing this file; wait for it or choose another output name",
-                        output.display()
-                    );
-                }
-                return Err(err).with_context(|| format!("locking {}", lock_path.display()));
+                return match err.raw_os_error() {
+                    Some(libc::EWOULDBLOCK) => Ok(None),
+                    Some(libc::EINTR) => continue,
+                    _ => Err(err),
+                };
             }
             // The previous holder removes the file before unlocking: a lock on a
             // file no longer at this path claims nothing, so try again.
             let locked = file.metadata()?;
-            let current = std::fs::metadata(&lock_path).ok();
+            let current = std::fs::metadata(path).ok();
             if current.is_some_and(|m| m.dev() == locked.dev() && m.ino() == locked.ino()) {
-                return Ok(OutputClaim {
-                    lock_path,
+                return Ok(Some(FileLock {
+                    path: path.to_path_buf(),
                     _file: file,
-                });
+                }));
             }
         }
     }
 }
 
-impl Drop for OutputClaim {
+impl Drop for FileLock {
     fn drop(&mut self) {
         // Removed while still locked; the lock goes with the descriptor afterwards.
-        let _ = std::fs::remove_file(&self.lock_path);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// One run's exclusive claim on an output path, held as a [`FileLock`] on
+/// the hidden `.NAME.gendr-lock` next to it. A second run aiming at the
+/// same path fails at once instead of sharing the file.
+pub fn claim_output(output: &Path) -> Result<FileLock> {
+    let lock_path = hidden_sibling(output, "gendr-lock");
+    match FileLock::try_acquire(&lock_path) {
+        Ok(Some(lock)) => Ok(lock),
+        Ok(None) => bail!(
+            "{}: another gendr run is writing this file; wait for it or choose another output name",
+            output.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot write here", output.display())),
     }
 }
 
@@ -168,8 +188,15 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
             path.display()
         );
     }
-    if !path.is_file() {
+    if !path.exists() {
         bail!("{}: no such file", path.display());
+    }
+    if !path.is_file() {
+        bail!(
+            "{}: a pipe or device, not a file: gendr reads a video file (seeking in it), so save the \
+             stream to a file first",
+            path.display()
+        );
     }
     std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
     let discoverer = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(30))?;
@@ -420,6 +447,16 @@ pub fn count_output(element: &gst::Element) -> Result<Arc<AtomicU64>> {
     Ok(count)
 }
 
+/// Text from the user or a file, cut short for an error line: a value of
+/// any length is named, never echoed whole.
+pub fn clip_text(text: &str) -> String {
+    const SHOWN: usize = 40;
+    match text.char_indices().nth(SHOWN) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_string(),
+    }
+}
+
 pub fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or("").trim()
 }
@@ -596,4 +633,41 @@ fn sample_to_rgb(sample: &gst::Sample) -> Result<RgbImage> {
         rgb.extend_from_slice(&data[y * stride..y * stride + 3 * w]);
     }
     Ok(RgbImage::from_rgb8(w, h, &rgb)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pipe_or_device_is_named_as_such_and_a_missing_file_as_missing() {
+        let text = discover(Path::new("/dev/null")).unwrap_err().to_string();
+        assert!(text.contains("a pipe or device, not a file"), "{text}");
+        let text = discover(Path::new("/nonexistent.mp4"))
+            .unwrap_err()
+            .to_string();
+        assert!(text.ends_with("no such file"), "{text}");
+    }
+
+    #[test]
+    fn a_lock_is_held_once_and_free_again_when_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        let held = FileLock::try_acquire(&path).unwrap().expect("free");
+        assert!(FileLock::try_acquire(&path).unwrap().is_none(), "held");
+        drop(held);
+        assert!(!path.exists(), "removed when dropped");
+        assert!(
+            FileLock::try_acquire(&path).unwrap().is_some(),
+            "free again"
+        );
+    }
+
+    #[test]
+    fn long_values_are_clipped_in_messages() {
+        let long = "9".repeat(300);
+        let clipped = clip_text(&long);
+        assert_eq!(clipped.chars().count(), 41);
+        assert_eq!(clip_text("short"), "short");
+    }
 }

@@ -436,3 +436,28 @@ fn a_format_without_a_decoder_is_called_unsupported() {
         ],
     );
 }
+
+/// x264enc takes CRF 0–50: 51 used to pass the command line and panic in
+/// the encoder's property; now it is a usage error wherever it is given.
+#[test]
+fn a_crf_the_encoder_refuses_is_a_usage_error() {
+    let sample = repo("samples/bikes_160x68_2s.mp4");
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("o.mp4").display().to_string();
+    let job = dir.path().join("job").display().to_string();
+    let sample = sample.display().to_string();
+    for args in [
+        vec!["upscale", "--crf", "51", &sample, &output],
+        vec!["upscale", "--resume", "--crf", "51", &sample, &output],
+        vec!["plan", "--crf", "51", "--job", &job, &sample],
+    ] {
+        let out = run_bounded(gendr().args(&args), LIMIT);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("--crf") && err.contains("0..=50"),
+            "{args:?}: {err}"
+        );
+    }
+    assert!(files_in(dir.path()).is_empty());
+}

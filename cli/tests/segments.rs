@@ -110,6 +110,21 @@ fn run_segment(job: &Path, index: usize) -> Output {
         .arg(index.to_string()))
 }
 
+/// Segment `index`'s video file (named by its content).
+fn segment_file(job: &Path, index: usize) -> PathBuf {
+    let prefix = format!("{index:05}-");
+    let found: Vec<PathBuf> = std::fs::read_dir(job.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.starts_with(&prefix) && name.ends_with(".mkv")
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one video for segment {index}: {found:?}");
+    found[0].clone()
+}
+
 fn join(job: &Path, output: &Path) -> Output {
     run(gendr().args(["join", "-q"]).arg(job).arg(output))
 }
@@ -149,9 +164,9 @@ fn a_planned_run_joined_equals_a_plain_run_frame_for_frame() {
     let job = dir.path().join("job");
     let manifest = plan(&input, &job);
     assert_eq!(
-        std::fs::read_dir(&job).unwrap().count(),
-        1,
-        "plan writes manifest.json only"
+        names_in(&job),
+        ["manifest.json", "manifest.sha256"],
+        "plan writes the manifest and its checksum only"
     );
     let segments = manifest["segments"].as_array().unwrap();
     let starts: Vec<(u64, bool)> = segments
@@ -165,7 +180,7 @@ fn a_planned_run_joined_equals_a_plain_run_frame_for_frame() {
         .collect();
     assert_eq!(starts, [(0, true), (25, false), (50, true), (75, false)]);
     assert_eq!(manifest["frames"], 100);
-    assert_eq!(manifest["format"], 1);
+    assert_eq!(manifest["format"], 2);
     assert_eq!(manifest["gendr_version"], env!("CARGO_PKG_VERSION"));
 
     // Out of order, one of them through --index-from.
@@ -209,15 +224,15 @@ fn resume_after_a_kill_redoes_nothing_finished_and_gives_the_same_file() {
     let dir = tempfile::tempdir().unwrap();
     let input = clip(dir.path(), 25);
     let output = dir.path().join("out.mp4");
-    let resume = || {
+    let resume = |input: &Path| {
         let mut cmd = gendr();
         cmd.args(["upscale", "--resume", "--segment-seconds", "1"])
             .args(OPTIONS)
-            .arg(&input)
+            .arg(input)
             .arg(&output);
         cmd
     };
-    let mut child = resume().stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = resume(&input).stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     loop {
         let line = lines.next().expect("segment 1 finishes").unwrap();
@@ -231,22 +246,24 @@ fn resume_after_a_kill_redoes_nothing_finished_and_gives_the_same_file() {
     let job = dir.path().join(".out.mp4.gendr-job");
     assert!(job.join("segments/00001.json").exists());
 
-    let out = run(&mut resume());
+    // Moved meanwhile: the same content (size, mtime, checksum) under
+    // another name is the same input.
+    let moved = dir.path().join("moved.mp4");
+    std::fs::rename(&input, &moved).unwrap();
+    let out = run(&mut resume(&moved));
     ok(&out);
+    let said = stderr(&out);
+    assert!(said.contains("moved to"), "{said}");
     assert!(
-        stderr(&out).contains("segments 0–1 of 4 already done, resuming at 2"),
-        "{}",
-        stderr(&out)
+        said.contains("segments 0–1 of 4 already done, resuming at 2"),
+        "{said}"
     );
-    assert!(
-        !stderr(&out).contains("segment 1 of 4 done"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(!said.contains("segment 1 of 4 done"), "{said}");
+    assert!(!said.contains("starting over"), "{said}");
     assert!(!job.exists(), "the job folder goes on success");
 
     let reference = dir.path().join("plain.mp4");
-    plain(&input, &reference);
+    plain(&moved, &reference);
     assert_same(&output, &reference);
 }
 
@@ -259,7 +276,7 @@ fn a_damaged_or_missing_segment_is_redone_and_never_joined() {
     for index in 0..4 {
         ok(&run_segment(&job, index));
     }
-    let segment = |i: usize| job.join(format!("segments/{i:05}.mkv"));
+    let segment = |i: usize| segment_file(&job, i);
     let output = dir.path().join("out.mp4");
 
     // Truncated: join refuses it, naming the run-segment that remakes it.
@@ -303,12 +320,12 @@ fn a_changed_input_or_a_foreign_job_folder_is_one_line() {
     let original = std::fs::read_to_string(&manifest).unwrap();
     std::fs::write(
         &manifest,
-        original.replace("\"format\": 1", "\"format\": 99"),
+        original.replace("\"format\": 2", "\"format\": 99"),
     )
     .unwrap();
     let line = one_error(&run_segment(&job, 1));
     assert!(
-        line.contains("job format 99") && line.contains("format 1"),
+        line.contains("job format 99") && line.contains("format 2"),
         "{line}"
     );
     let line = one_error(&join(&job, &dir.path().join("out.mp4")));
@@ -327,7 +344,7 @@ fn a_changed_input_or_a_foreign_job_folder_is_one_line() {
     );
     let line = one_error(&join(&job, &dir.path().join("out.mp4")));
     assert!(line.contains("changed since the job was planned"), "{line}");
-    assert!(job.join("segments/00000.mkv").exists());
+    segment_file(&job, 0);
 }
 
 #[test]
@@ -356,7 +373,7 @@ fn resume_starts_over_when_an_option_or_the_input_changed_and_refuses_a_foreign_
     ok(&run_segment(&job, 0));
     let manifest = job.join("manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, text.replace("\"format\": 1", "\"format\": 2")).unwrap();
+    std::fs::write(&manifest, text.replace("\"format\": 2", "\"format\": 3")).unwrap();
     let resume = || {
         run(gendr()
             .args(["upscale", "-q", "--resume", "--segment-seconds", "1"])
@@ -365,11 +382,8 @@ fn resume_starts_over_when_an_option_or_the_input_changed_and_refuses_a_foreign_
             .arg(&output))
     };
     let line = one_error(&resume());
-    assert!(line.contains("job format 2"), "{line}");
-    assert!(
-        job.join("segments/00000.mkv").exists(),
-        "nothing finished removed"
-    );
+    assert!(line.contains("job format 3"), "{line}");
+    segment_file(&job, 0);
 
     std::fs::write(&manifest, &text).unwrap();
     std::fs::copy(&input, &path).unwrap();
@@ -457,7 +471,9 @@ fn a_read_only_job_folder_or_a_full_disk_is_one_line_and_keeps_finished_segments
                 rlim_cur: 64 << 10,
                 rlim_max: 64 << 10,
             };
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            // As a shell or batch system leaves it: SIGXFSZ kills by
+            // default, and gendr must ignore it itself.
+            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
             if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -580,4 +596,244 @@ fn what_a_join_would_refuse_is_refused_at_plan_time() {
         assert!(one_error(&out).contains(expected), "{}", stderr(&out));
         assert!(!output.exists() && !dir.path().join(".out.mp4.gendr-job").exists());
     }
+}
+
+/// Holds `path` as gendr's lock file, as a run of that segment would.
+struct HeldLock {
+    // Locked until dropped.
+    _file: std::fs::File,
+    path: PathBuf,
+}
+
+impl HeldLock {
+    fn take(path: PathBuf) -> HeldLock {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::create(&path).unwrap();
+        // SAFETY: flock on a descriptor this test owns.
+        assert_eq!(unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) }, 0);
+        HeldLock { _file: file, path }
+    }
+}
+
+impl Drop for HeldLock {
+    fn drop(&mut self) {
+        // As gendr lets go: the file removed while still locked.
+        std::fs::remove_file(&self.path).unwrap();
+    }
+}
+
+fn names_in(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A Kubernetes retry while the first pod still runs: two runs of one
+/// segment at once make it once (the second waits, then finds it done), and
+/// the partial files of runs that are gone are removed by the next run of
+/// their segment and by join, never those of a run still going.
+#[test]
+fn two_runs_of_one_segment_make_it_once_and_leftovers_of_gone_runs_go() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), 25);
+    let job = dir.path().join("job");
+    plan(&input, &job);
+    let segments = job.join("segments");
+    std::fs::create_dir(&segments).unwrap();
+    let plant = |name: &str| std::fs::write(segments.join(name), b"left by a killed run").unwrap();
+    for name in [
+        ".00000.mkv.AbCd12.gendr-partial",
+        ".00000.json.XyZ789.gendr-partial",
+        "00000-0123456789abcdef.mkv",
+        ".00001.mkv.Qwerty.gendr-partial",
+    ] {
+        plant(name);
+    }
+
+    // A run of segment 0 is going (this test holds its lock); two more start.
+    let held = HeldLock::take(segments.join(".00000.gendr-lock"));
+    let spawn = || {
+        gendr()
+            .args(["run-segment", "-q"])
+            .arg(&job)
+            .arg("0")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut runs = [spawn(), spawn()];
+    let mut said: Vec<String> = runs
+        .iter_mut()
+        .map(|child| {
+            let mut first = String::new();
+            BufReader::new(child.stderr.as_mut().unwrap())
+                .read_line(&mut first)
+                .unwrap();
+            first
+        })
+        .collect();
+    for line in &said {
+        assert!(
+            line.contains("segment 0 is being made by another run; waiting"),
+            "{line:?}"
+        );
+    }
+    assert!(
+        segments.join("00000-0123456789abcdef.mkv").exists(),
+        "a waiting run touches nothing"
+    );
+    drop(held);
+    for (child, said) in runs.into_iter().zip(&mut said) {
+        let out = child.wait_with_output().unwrap();
+        said.push_str(&stderr(&out));
+        assert!(out.status.success(), "{said}");
+    }
+    let skipped = said
+        .iter()
+        .filter(|s| s.contains("segment 0 is already done"))
+        .count();
+    assert_eq!(skipped, 1, "made once, then found done: {said:?}");
+    let video = segment_file(&job, 0);
+    let mut expected = [
+        ".00001.mkv.Qwerty.gendr-partial",
+        "00000.json",
+        video.file_name().unwrap().to_str().unwrap(),
+    ];
+    expected.sort();
+    assert_eq!(
+        names_in(&segments),
+        expected,
+        "segment 0's leftovers gone, segment 1's not yet"
+    );
+
+    for index in 1..4 {
+        ok(&run_segment(&job, index));
+    }
+    assert!(!segments.join(".00001.mkv.Qwerty.gendr-partial").exists());
+    plant(".00002.mkv.Gone12.gendr-partial");
+    plant(".00003.mkv.Live12.gendr-partial");
+    let going = HeldLock::take(segments.join(".00003.gendr-lock"));
+    ok(&join(&job, &dir.path().join("out.mp4")));
+    assert!(
+        !segments.join(".00002.mkv.Gone12.gendr-partial").exists(),
+        "a gone run's partial"
+    );
+    assert!(
+        segments.join(".00003.mkv.Live12.gendr-partial").exists(),
+        "a live run's partial"
+    );
+    drop(going);
+    assert_eq!(ffprobe_frame_times(&dir.path().join("out.mp4")).len(), 100);
+}
+
+/// Writes the manifest's checksum as plan does: what a tool making its
+/// own job folders, or a deliberate forger, could do.
+fn sign(job: &Path) {
+    let out = Command::new("sha256sum")
+        .arg("manifest.json")
+        .current_dir(job)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    std::fs::write(job.join("manifest.sha256"), out.stdout).unwrap();
+}
+
+/// Job files are input: an edited manifest is refused for not being the one
+/// plan wrote; one that is signed but does not hold together (segments that
+/// repeat, none at all, times that run backwards, options out of range) is
+/// refused naming what is wrong; a done-record whose times are moved is
+/// damaged. Each is one line, exit 1, never a panic.
+#[test]
+fn job_files_edited_or_malformed_are_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), 25);
+    let job = dir.path().join("job");
+    let manifest = plan(&input, &job);
+    let path = job.join("manifest.json");
+    let (original, checksum) = (
+        std::fs::read(&path).unwrap(),
+        std::fs::read(job.join("manifest.sha256")).unwrap(),
+    );
+    let refused = |expected: &str| {
+        for out in [
+            run_segment(&job, 0),
+            join(&job, &dir.path().join("out.mp4")),
+        ] {
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            let line = one_error(&out);
+            assert!(
+                line.contains(expected) && line.contains("plan the job again"),
+                "{line}"
+            );
+        }
+    };
+
+    // Segment 2 repeats segment 1.
+    let mut repeated = manifest.clone();
+    repeated["segments"][2] = manifest["segments"][1].clone();
+    repeated["segments"][2]["index"] = 2.into();
+    std::fs::write(&path, serde_json::to_vec_pretty(&repeated).unwrap()).unwrap();
+    refused("is not the manifest gendr plan wrote");
+    sign(&job);
+    refused("segment 2 does not follow segment 1");
+
+    let edits: [(&str, serde_json::Value, &str); 8] = [
+        ("/segments", serde_json::json!([]), "lists no segments"),
+        (
+            "/first_pts_ns",
+            serde_json::json!(u64::MAX / 8),
+            "first time is after its end",
+        ),
+        (
+            "/options/sr/threads",
+            1000.into(),
+            "--threads 1000 is out of range (0..=256)",
+        ),
+        (
+            "/options/sr/tile",
+            100000.into(),
+            "--tile 100000 is out of range",
+        ),
+        (
+            "/options/sr/max_frames_in_flight",
+            0.into(),
+            "--max-frames-in-flight 0",
+        ),
+        ("/options/sr/provider", "bogus".into(), "bogus"),
+        (
+            "/options/crf",
+            51.into(),
+            "--crf 51 is out of range (0..=50)",
+        ),
+        ("/options/preset", "x".repeat(300).into(), "--preset"),
+    ];
+    for (pointer, value, expected) in edits {
+        let mut edited = manifest.clone();
+        *edited.pointer_mut(pointer).unwrap() = value;
+        std::fs::write(&path, serde_json::to_vec_pretty(&edited).unwrap()).unwrap();
+        sign(&job);
+        refused(expected);
+    }
+    std::fs::write(&path, &original).unwrap();
+    std::fs::write(job.join("manifest.sha256"), &checksum).unwrap();
+
+    // A done-record's times moved 10 s on: its file would join with a hole.
+    ok(&run_segment(&job, 0));
+    let record_path = job.join("segments/00000.json");
+    let record = std::fs::read(&record_path).unwrap();
+    let mut moved: serde_json::Value = serde_json::from_slice(&record).unwrap();
+    for time in moved["times"].as_array_mut().unwrap() {
+        time[0] = (time[0].as_u64().unwrap() + 10_000_000_000).into();
+    }
+    std::fs::write(&record_path, serde_json::to_vec(&moved).unwrap()).unwrap();
+    let line = one_error(&join(&job, &dir.path().join("out.mp4")));
+    assert!(
+        line.contains("segment 0: its done-record's frame times"),
+        "{line}"
+    );
+    std::fs::write(&record_path, &record).unwrap();
+    assert!(stderr(&run_segment(&job, 0)).contains("segment 0 is already done"));
 }

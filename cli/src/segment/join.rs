@@ -92,8 +92,9 @@ pub fn join_into(
         log,
         Video::Encoded(appsrc.clone()),
     )?;
-    let files: Vec<_> = (0..records.len())
-        .map(|i| manifest::segment_path(dir, i))
+    let files: Vec<_> = records
+        .iter()
+        .map(|r| manifest::segment_path(dir, r))
         .collect();
     let feeder = std::thread::spawn(move || feed(&appsrc, &files, &times));
     let bar = upscale::progress_bar(args.quiet);
@@ -130,7 +131,18 @@ fn done_records(dir: &Path, manifest: &Manifest) -> Result<Vec<DoneRecord>> {
     let mut records = Vec::new();
     let mut missing = Vec::new();
     for index in 0..manifest.segments.len() {
-        match manifest::check_done(dir, manifest, index) {
+        // Partial files and superseded videos go when no run of the segment
+        // is going (a live one holds its lock, on this machine or another);
+        // a folder this user cannot write is only read.
+        let lock = media::FileLock::try_acquire(&manifest::lock_path(dir, index))
+            .ok()
+            .flatten();
+        let done = manifest::check_done(dir, manifest, index);
+        if lock.is_some() {
+            manifest::remove_leftovers(dir, index, done.as_ref().ok());
+        }
+        drop(lock);
+        match done {
             Ok(record) => records.push(record),
             Err(why) => missing.push((index, why)),
         }

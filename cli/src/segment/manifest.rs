@@ -9,13 +9,21 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::media::clip_text;
 use crate::upscale::UpscaleOptions;
 
 /// Bumped whenever a field changes meaning; a folder of another format is refused.
-pub const FORMAT: u32 = 1;
+/// 2: the manifest's checksum beside it, segment files named by their content.
+pub const FORMAT: u32 = 2;
 pub const GENDR_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// How much of each end of the input the checksum reads.
 const CHECKSUM_EDGE: u64 = 4 << 20;
+/// The largest shift of an encoder's timestamps a done-record may claim:
+/// x264enc shifts by up to 1000 hours.
+const MAX_ENCODER_SHIFT_NS: u64 = 1001 * 3600 * 1_000_000_000;
+/// Every time in a job file stays below this, so that sums of two never
+/// overflow and none is GStreamer's "no time" (u64::MAX).
+const MAX_TIME_NS: u64 = i64::MAX as u64 / 4;
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct Manifest {
@@ -95,12 +103,59 @@ pub fn manifest_path(dir: &Path) -> PathBuf {
     dir.join("manifest.json")
 }
 
-pub fn segment_path(dir: &Path, index: usize) -> PathBuf {
-    dir.join("segments").join(format!("{index:05}.mkv"))
+/// The SHA-256 of manifest.json as plan wrote it, in `sha256sum` form.
+fn checksum_path(dir: &Path) -> PathBuf {
+    dir.join("manifest.sha256")
+}
+
+pub fn segments_folder(dir: &Path) -> PathBuf {
+    dir.join("segments")
+}
+
+/// A segment's video, named by its index and content: a new file never
+/// replaces the one a done-record names, so renaming the record into place
+/// is the one step that commits both.
+pub fn segment_path(dir: &Path, record: &DoneRecord) -> PathBuf {
+    segments_folder(dir).join(format!("{:05}-{}.mkv", record.index, &record.sha256[..16]))
 }
 
 pub fn record_path(dir: &Path, index: usize) -> PathBuf {
-    dir.join("segments").join(format!("{index:05}.json"))
+    segments_folder(dir).join(format!("{index:05}.json"))
+}
+
+/// Held while a segment is made or its leftovers are removed.
+pub fn lock_path(dir: &Path, index: usize) -> PathBuf {
+    segments_folder(dir).join(format!(".{index:05}.gendr-lock"))
+}
+
+/// The prefix of the hidden files a run of segment `index` writes into
+/// (`.NNNNN.mkv.XXXX.gendr-partial`, `.NNNNN.json.XXXX.gendr-partial`).
+pub fn partial_prefix(index: usize, what: &str) -> String {
+    format!(".{index:05}.{what}.")
+}
+
+/// Removes what runs of segment `index` left: partial files of killed
+/// runs, and, given the done-record `kept` that commits the segment, the
+/// videos of earlier runs it does not name (without one, a damaged record's
+/// video stays for whoever looks into it). Called only while holding the
+/// segment's lock, so no live run's files are touched.
+pub fn remove_leftovers(dir: &Path, index: usize, kept: Option<&DoneRecord>) {
+    let Ok(entries) = std::fs::read_dir(segments_folder(dir)) else {
+        return;
+    };
+    let partial = format!(".{index:05}.");
+    let video = format!("{index:05}-");
+    let kept = kept.map(|r| segment_path(dir, r));
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let leftover = (name.starts_with(&partial) && name.ends_with(".gendr-partial"))
+            || (name.starts_with(&video)
+                && name.ends_with(".mkv")
+                && kept.as_ref().is_some_and(|kept| entry.path() != *kept));
+        if leftover {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn hex(digest: &[u8]) -> String {
@@ -156,19 +211,25 @@ impl InputId {
 }
 
 impl Manifest {
-    /// Reads `dir`'s manifest; a folder of another format or gendr version
-    /// is refused with one line.
+    /// Reads `dir`'s manifest; a folder of another format or gendr version,
+    /// a manifest changed since plan wrote it, or one that does not hold
+    /// together is refused with one line.
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = manifest_path(dir);
-        let text = std::fs::read_to_string(&path).map_err(|e| {
+        let bytes = std::fs::read(&path).map_err(|e| {
             anyhow!(
                 "{}: {e}; make the job with gendr plan IN --job {}",
                 path.display(),
                 dir.display()
             )
         })?;
-        let value: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|e| anyhow!("{}: not a gendr job manifest ({e})", path.display()))?;
+        let plan_again = format!("remove {} and plan the job again", dir.display());
+        let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow!(
+                "{}: not a gendr job manifest ({e}); {plan_again}",
+                path.display()
+            )
+        })?;
         let format = value.get("format").and_then(|f| f.as_u64());
         let version = value.get("gendr_version").and_then(|v| v.as_str());
         if format != Some(u64::from(FORMAT)) || version != Some(GENDR_VERSION) {
@@ -176,25 +237,44 @@ impl Manifest {
                 "{} was made by gendr {} (job format {}); this is gendr {GENDR_VERSION} (format {FORMAT}), \
                  whose segments could differ: finish it with that gendr, or remove the folder and plan again",
                 dir.display(),
-                version.unwrap_or("?"),
+                clip_text(version.unwrap_or("?")),
                 format.map_or("?".to_string(), |f| f.to_string()),
             );
         }
-        serde_json::from_value(value)
-            .map_err(|e| anyhow!("{}: damaged manifest ({e}); plan again", path.display()))
+        let stored = std::fs::read_to_string(checksum_path(dir)).unwrap_or_default();
+        if stored.split_whitespace().next() != Some(hex(&Sha256::digest(&bytes)).as_str()) {
+            bail!(
+                "{} is not the manifest gendr plan wrote (it does not match {}): job files are not \
+                 to be edited; {plan_again}",
+                path.display(),
+                checksum_path(dir).display()
+            );
+        }
+        let manifest: Manifest = serde_json::from_value(value)
+            .map_err(|e| anyhow!("{}: damaged manifest ({e}); {plan_again}", path.display()))?;
+        manifest
+            .check()
+            .map_err(|e| anyhow!("{}: {e:#}; {plan_again}", path.display()))?;
+        Ok(manifest)
     }
 
-    /// Writes the manifest atomically.
+    /// Writes the manifest atomically, then its checksum.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow!("cannot create the job folder {}: {e}", dir.display()))?;
-        write_atomically(&manifest_path(dir), &serde_json::to_vec_pretty(self)?)
+        let bytes = serde_json::to_vec_pretty(self)?;
+        write_atomically(&manifest_path(dir), &bytes)?;
+        let line = format!("{}  manifest.json\n", hex(&Sha256::digest(&bytes)));
+        write_atomically(&checksum_path(dir), line.as_bytes())
     }
 
     /// Identifies this plan in its segments' done-records, so that a
-    /// segment made for another plan in the same folder is never used.
+    /// segment made for another plan in the same folder is never used. The
+    /// input's path is left out: a moved input is still the same input.
     pub fn fingerprint(&self) -> String {
-        let json = serde_json::to_vec(self).expect("a manifest serialises");
+        let mut anywhere = self.clone();
+        anywhere.input.path = PathBuf::new();
+        let json = serde_json::to_vec(&anywhere).expect("a manifest serialises");
         hex(&Sha256::digest(json))
     }
 
@@ -209,15 +289,77 @@ impl Manifest {
         }
         Ok(())
     }
+
+    /// What a manifest must hold to be worked from, checked as strictly as
+    /// the command line: options in range, and segments that follow one
+    /// another from the input's first frame and time to its last, in order.
+    fn check(&self) -> Result<()> {
+        if !self.input.path.is_absolute() {
+            bail!("the input's path is not absolute");
+        }
+        self.options.check_values()?;
+        if let Some(container) = &self.container {
+            if !super::CONTAINERS.contains(&container.as_str()) {
+                bail!(
+                    "container {:?} is not one of mp4, mkv, mov",
+                    clip_text(container)
+                );
+            }
+        }
+        super::positive_seconds(&self.segment_seconds.to_string())
+            .map_err(|e| anyhow!("segment_seconds: {e}"))?;
+        if self.first_pts_ns > self.end_pts_ns || self.end_pts_ns > MAX_TIME_NS {
+            bail!("the input's first time is after its end");
+        }
+        if self.segments.is_empty() {
+            bail!("it lists no segments");
+        }
+        let (mut frame, mut pts) = (0u64, self.first_pts_ns);
+        let last = self.segments.len() - 1;
+        for (i, segment) in self.segments.iter().enumerate() {
+            let span = segment.end_pts_ns.saturating_sub(segment.first_pts_ns);
+            let fits = segment.index == i
+                && segment.first_frame == frame
+                && segment.first_pts_ns == pts
+                && segment.frames >= 1
+                // Frames have distinct times inside [first, end).
+                && segment.frames <= span.max(1)
+                && (segment.first_pts_ns < segment.end_pts_ns
+                    || (i == last && segment.first_pts_ns == segment.end_pts_ns));
+            if !fits {
+                bail!(
+                    "segment {i} does not follow segment {} (segments must tile the input's frames and \
+                     times in order, each from where the one before ends)",
+                    i.saturating_sub(1)
+                );
+            }
+            frame += segment.frames;
+            pts = segment.end_pts_ns;
+        }
+        if frame != self.frames || pts != self.end_pts_ns {
+            bail!(
+                "the segments hold {frame} frames up to {:.3} s, the input {} frames up to {:.3} s",
+                pts as f64 / 1e9,
+                self.frames,
+                self.end_pts_ns as f64 / 1e9
+            );
+        }
+        Ok(())
+    }
 }
 
 /// Writes `path` through a hidden temporary file renamed over it, so that
 /// a reader sees the old or the new content, never part of it.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let folder = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let cannot = |e: std::io::Error| anyhow!("cannot write {}: {e}", path.display());
     let mut file = tempfile::Builder::new()
-        .prefix(".gendr-")
+        .prefix(&format!(".{name}."))
+        .suffix(".gendr-partial")
         .tempfile_in(folder)
         .map_err(cannot)?;
     file.write_all(bytes).map_err(cannot)?;
@@ -253,23 +395,9 @@ pub fn check_done(dir: &Path, manifest: &Manifest, index: usize) -> Result<DoneR
     if record.plan != manifest.fingerprint() {
         return Err("made for another plan".to_string());
     }
-    if (
-        record.index,
-        record.frames,
-        record.first_pts_ns,
-        record.end_pts_ns,
-    ) != (
-        index,
-        segment.frames,
-        segment.first_pts_ns,
-        segment.end_pts_ns,
-    ) || record.times.len() as u64 != segment.frames
-        || record.decode_order.len() as u64 != segment.frames
-    {
-        return Err("its done-record does not match the plan".to_string());
-    }
-    let (sha256, size) = file_checksum(&segment_path(dir, index))
-        .map_err(|e| format!("{}: {e}", segment_path(dir, index).display()))?;
+    record.check(segment)?;
+    let path = segment_path(dir, &record);
+    let (sha256, size) = file_checksum(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     if size != record.size {
         return Err(format!("its file has {size} bytes, not {}", record.size));
     }
@@ -277,4 +405,68 @@ pub fn check_done(dir: &Path, manifest: &Manifest, index: usize) -> Result<DoneR
         return Err("its file's checksum does not match".to_string());
     }
     Ok(record)
+}
+
+impl DoneRecord {
+    /// What a record must hold for its segment: the plan's numbers, a
+    /// checksum, and each frame's time once, in order, inside the
+    /// segment's window.
+    fn check(&self, segment: &Segment) -> Result<(), String> {
+        let mismatch = || Err("its done-record does not match the plan".to_string());
+        if (self.index, self.frames, self.first_pts_ns, self.end_pts_ns)
+            != (
+                segment.index,
+                segment.frames,
+                segment.first_pts_ns,
+                segment.end_pts_ns,
+            )
+            || self.times.len() as u64 != segment.frames
+            || self.decode_order.len() as u64 != segment.frames
+        {
+            return mismatch();
+        }
+        let sha256_like = self.sha256.len() == 64
+            && self
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let timing = [
+            self.encoder_shift_ns,
+            self.encoder_segment.start_ns,
+            self.encoder_segment.time_ns,
+            self.encoder_segment.base_ns,
+        ];
+        if !sha256_like
+            || self.encoder_shift_ns > MAX_ENCODER_SHIFT_NS
+            || timing.iter().any(|t| *t > MAX_TIME_NS)
+            || self.caps.parse::<gst::Caps>().is_err()
+        {
+            return Err("its done-record is damaged".to_string());
+        }
+        // A last segment of one frame without a duration ends where it starts.
+        let end = segment.end_pts_ns.max(segment.first_pts_ns + 1);
+        let in_window = |pts: u64| (segment.first_pts_ns..end).contains(&pts);
+        let rising = self.times.windows(2).all(|w| w[0].0 < w[1].0);
+        let durations_fit = self
+            .times
+            .iter()
+            .all(|(_, d)| d.is_none_or(|d| d <= MAX_TIME_NS));
+        if self.times.first().map(|t| t.0) != Some(segment.first_pts_ns)
+            || !rising
+            || !self.times.iter().all(|t| in_window(t.0))
+            || !durations_fit
+        {
+            return Err(
+                "its done-record's frame times are not the segment's (out of order or outside \
+                 its window)"
+                    .to_string(),
+            );
+        }
+        let mut decoded = self.decode_order.clone();
+        decoded.sort_unstable();
+        if !decoded.iter().eq(self.times.iter().map(|t| &t.0)) {
+            return Err("its done-record's decode order is not its frames'".to_string());
+        }
+        Ok(())
+    }
 }

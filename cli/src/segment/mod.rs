@@ -19,6 +19,9 @@ mod run;
 
 pub use resume::resume;
 
+/// The containers join writes.
+const CONTAINERS: [&str; 3] = ["mp4", "mkv", "mov"];
+
 /// Segment length when none is given.
 pub const DEFAULT_SEGMENT_SECONDS: f64 = 60.0;
 
@@ -44,7 +47,7 @@ pub struct PlanArgs {
     pub segment_seconds: f64,
     /// The container join will write (default: the one OUT names).
     #[arg(long, value_name = "EXT",
-          value_parser = clap::builder::PossibleValuesParser::new(["mp4", "mkv", "mov"]))]
+          value_parser = clap::builder::PossibleValuesParser::new(CONTAINERS))]
     pub container: Option<String>,
     #[command(flatten)]
     pub options: UpscaleOptions,
@@ -176,7 +179,7 @@ pub fn run_segment(args: RunSegmentArgs) -> Result<()> {
 pub fn join(args: JoinArgs) -> Result<()> {
     let manifest = manifest::Manifest::load(&args.job)?;
     manifest.check_input()?;
-    let claim = media::OutputClaim::acquire(&args.output)?;
+    let claim = media::claim_output(&args.output)?;
     join::join_into(
         &args.job,
         &manifest,

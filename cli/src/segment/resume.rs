@@ -14,7 +14,7 @@ pub fn resume(args: upscale::Args) -> Result<()> {
     super::check_options(&args.input, &args.options, Some(args.output.clone()))?;
     upscale::check_output(&args)?;
     upscale::muxer_for(&args.output)?;
-    let claim = media::OutputClaim::acquire(&args.output)?;
+    let claim = media::claim_output(&args.output)?;
     upscale::check_output(&args)?;
     let dir = media::hidden_sibling(&args.output, "gendr-job");
     let container = args
@@ -30,7 +30,6 @@ pub fn resume(args: upscale::Args) -> Result<()> {
             manifest
         }
     };
-    remove_partials(&dir);
     let count = manifest.segments.len();
     if !args.quiet {
         eprintln!(
@@ -85,9 +84,7 @@ fn reusable(dir: &Path, args: &upscale::Args, seconds: f64) -> Result<Option<Man
     }
     let manifest = Manifest::load(dir)?;
     let now = InputId::of(&args.input)?;
-    let why = if now.path != manifest.input.path {
-        Some(format!("the input is now {}", now.path.display()))
-    } else if let Some(what) = manifest.input.changed(&now) {
+    let why = if let Some(what) = manifest.input.changed(&now) {
         Some(format!("{} changed: {what}", args.input.display()))
     } else if let Some(what) = changed_options(&manifest.options, &args.options) {
         Some(format!("options changed: {what}"))
@@ -100,6 +97,21 @@ fn reusable(dir: &Path, args: &upscale::Args, seconds: f64) -> Result<Option<Man
         None
     };
     let Some(why) = why else {
+        // The same content under another path (moved or renamed): the plan
+        // and its segments stand, the manifest names the new path.
+        if now.path != manifest.input.path {
+            eprintln!(
+                "gendr: {} moved to {} since it was planned; its finished segments are kept",
+                manifest.input.path.display(),
+                now.path.display()
+            );
+            let moved = Manifest {
+                input: now,
+                ..manifest
+            };
+            moved.save(dir)?;
+            return Ok(Some(moved));
+        }
         return Ok(Some(manifest));
     };
     eprintln!(
@@ -136,21 +148,4 @@ fn changed_options(old: &UpscaleOptions, new: &UpscaleOptions) -> Option<String>
         .map(|((key, a), (_, b))| format!("--{} {a} → {b}", key.replace('_', "-")))
         .collect();
     (!changes.is_empty()).then(|| changes.join(", "))
-}
-
-/// Partial segment files an interrupted run left (this run holds the
-/// output's claim, so no other run is writing them).
-fn remove_partials(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir.join("segments")) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry
-            .file_name()
-            .to_string_lossy()
-            .ends_with(".gendr-partial")
-        {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
 }

@@ -32,15 +32,17 @@ pub fn run_segment(
             count.saturating_sub(1)
         );
     };
+    let folder = manifest::segments_folder(dir);
+    std::fs::create_dir_all(&folder)
+        .map_err(|e| anyhow!("cannot write in the job folder {}: {e}", dir.display()))?;
+    let _claim = claim(dir, index)?;
     if manifest::check_done(dir, manifest, index).is_ok() {
         return Ok(Outcome::AlreadyDone);
     }
-    let folder = dir.join("segments");
-    std::fs::create_dir_all(&folder)
-        .map_err(|e| anyhow!("cannot write in the job folder {}: {e}", dir.display()))?;
-    let target = manifest::segment_path(dir, index);
+    // This run holds the segment: what other runs of it left is theirs no more.
+    manifest::remove_leftovers(dir, index, None);
     let partial = tempfile::Builder::new()
-        .prefix(&format!(".{index:05}.mkv."))
+        .prefix(&manifest::partial_prefix(index, "mkv"))
         .suffix(".gendr-partial")
         .tempfile_in(&folder)
         .map_err(|e| anyhow!("cannot write in the job folder {}: {e}", folder.display()))?;
@@ -48,7 +50,8 @@ pub fn run_segment(
     let args = upscale::Args {
         container: None,
         input: manifest.input.path.clone(),
-        output: target.clone(),
+        // Names the output for the checks and messages; written is `partial`.
+        output: folder.join(format!("{index:05}.mkv")),
         options: manifest.options.clone(),
         overwrite: true,
         quiet,
@@ -57,6 +60,7 @@ pub fn run_segment(
         segment_seconds: None,
     };
     let info = media::discover(&args.input)?;
+    upscale::check_job(&info, &args, false)?;
     let window = Window {
         first: gst::ClockTime::from_nseconds(segment.first_pts_ns),
         end: (index + 1 < count).then(|| gst::ClockTime::from_nseconds(segment.end_pts_ns)),
@@ -120,9 +124,6 @@ pub fn run_segment(
         .map_err(|e| failed(index, dir, e.into()))?;
     let (sha256, size) =
         manifest::file_checksum(partial.path()).map_err(|e| failed(index, dir, e.into()))?;
-    partial
-        .persist(&target)
-        .map_err(|e| failed(index, dir, e.error.into()))?;
     let record = DoneRecord {
         plan: manifest.fingerprint(),
         index,
@@ -137,11 +138,17 @@ pub fn run_segment(
         times,
         decode_order,
     };
+    // The file goes under its own name first, then the record that names
+    // it: the record's rename commits the segment in one step.
+    partial
+        .persist(manifest::segment_path(dir, &record))
+        .map_err(|e| failed(index, dir, e.error.into()))?;
     manifest::write_atomically(
         &manifest::record_path(dir, index),
         &serde_json::to_vec(&record)?,
     )
     .map_err(|e| failed(index, dir, e))?;
+    manifest::remove_leftovers(dir, index, Some(&record));
     if !quiet {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
@@ -150,6 +157,20 @@ pub fn run_segment(
         );
     }
     Ok(Outcome::Made)
+}
+
+/// Segment `index`'s lock: at most one run makes a segment at a time (a
+/// retried pod while the first still runs). A second run waits, then finds
+/// the segment done, or makes it if the first failed.
+fn claim(dir: &Path, index: usize) -> Result<media::FileLock> {
+    let path = manifest::lock_path(dir, index);
+    let cannot =
+        |e: std::io::Error| anyhow!("cannot write in the job folder {}: {e}", dir.display());
+    if let Some(lock) = media::FileLock::try_acquire(&path).map_err(cannot)? {
+        return Ok(lock);
+    }
+    eprintln!("gendr: segment {index} is being made by another run; waiting for it to end");
+    media::FileLock::wait(&path).map_err(cannot)
 }
 
 /// A failed segment in one line, naming a full disk as such.

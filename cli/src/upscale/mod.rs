@@ -77,24 +77,25 @@ pub struct UpscaleOptions {
     /// Video encoder [default: x264, or x265 (Main 10) for input deeper than 8 bits].
     #[arg(long, value_enum)]
     pub codec: Option<Codec>,
-    /// Constant quality: lower is better (x264/x265 CRF, 0–51).
-    #[arg(long, default_value_t = DEFAULT_CRF, value_parser = clap::value_parser!(u32).range(0..=51))]
+    /// Constant quality: lower is better (x264/x265 CRF, 0–50).
+    #[arg(long, default_value_t = DEFAULT_CRF, value_parser = in_range(gendr::limits::CRF))]
     pub crf: u32,
     /// Encoder speed preset (ultrafast … veryslow).
-    #[arg(long, default_value = DEFAULT_PRESET)]
+    #[arg(long, default_value = DEFAULT_PRESET,
+          value_parser = clap::builder::PossibleValuesParser::new(encode::PRESETS))]
     pub preset: String,
     /// Samples of the encoded video: auto (4:2:0 at the input's bit depth,
     /// 8 or 10), yuv420p (4:2:0 8-bit), yuv420p10 (4:2:0 10-bit) or keep
     /// (what the conversion after the model gives, 4:4:4 for a 4:2:2 or
     /// 4:4:4 input).
     #[arg(long, value_name = "FORMAT", default_value = "auto",
-          value_parser = clap::builder::PossibleValuesParser::new(["auto", "yuv420p", "yuv420p10", "keep"]))]
+          value_parser = clap::builder::PossibleValuesParser::new(PIX_FMTS))]
     pub pix_fmt: String,
     /// Audio: copy every stream as it is (an error where the container
     /// cannot hold its codec), or aac: copy what fits and re-encode the rest
     /// as AAC at 256 kbit/s (said when it happens).
     #[arg(long, value_name = "MODE", default_value = "copy",
-          value_parser = clap::builder::PossibleValuesParser::new(["copy", "aac"]))]
+          value_parser = clap::builder::PossibleValuesParser::new(AUDIO_MODES))]
     pub audio: String,
     /// What is done with interlaced input (before the model).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = Deinterlace::Auto)]
@@ -112,13 +113,72 @@ pub struct UpscaleOptions {
     /// Subtitles: keep every stream (converted where the container needs it,
     /// an error where it cannot hold one), or drop them all.
     #[arg(long, value_name = "MODE", default_value = "keep",
-          value_parser = clap::builder::PossibleValuesParser::new(["keep", "drop"]))]
+          value_parser = clap::builder::PossibleValuesParser::new(KEEP_OR_DROP))]
     pub subtitles: String,
     /// Chapters: keep them (an error where the container cannot hold them),
     /// or drop them.
     #[arg(long, value_name = "MODE", default_value = "keep",
-          value_parser = clap::builder::PossibleValuesParser::new(["keep", "drop"]))]
+          value_parser = clap::builder::PossibleValuesParser::new(KEEP_OR_DROP))]
     pub chapters: String,
+}
+
+/// The values of `--pix-fmt`, `--audio`, `--subtitles` and `--chapters`.
+const PIX_FMTS: [&str; 4] = ["auto", "yuv420p", "yuv420p10", "keep"];
+const AUDIO_MODES: [&str; 2] = ["copy", "aac"];
+const KEEP_OR_DROP: [&str; 2] = ["keep", "drop"];
+
+impl UpscaleOptions {
+    /// Checks every value as the command line's parsers do: options read
+    /// from a job folder are input too, and an out-of-range one would
+    /// otherwise reach an element property (a panic).
+    pub fn check_values(&self) -> Result<()> {
+        use gendr::limits;
+        let sr = &self.sr;
+        within("--tile", sr.tile, limits::TILE_SIZE)?;
+        within("--overlap", sr.overlap, limits::TILE_OVERLAP)?;
+        within("--device-id", sr.device_id, limits::DEVICE_ID)?;
+        within("--streams", sr.streams, limits::STREAMS)?;
+        within("--threads", sr.threads, limits::THREADS)?;
+        within("--batch", sr.batch, limits::BATCH_SIZE)?;
+        within(
+            "--max-frames-in-flight",
+            sr.max_frames_in_flight,
+            limits::MAX_FRAMES_IN_FLIGHT,
+        )?;
+        within("--crf", self.crf, limits::CRF)?;
+        one_of("--preset", &self.preset, &encode::PRESETS)?;
+        one_of("--pix-fmt", &self.pix_fmt, &PIX_FMTS)?;
+        one_of("--audio", &self.audio, &AUDIO_MODES)?;
+        one_of("--subtitles", &self.subtitles, &KEEP_OR_DROP)?;
+        one_of("--chapters", &self.chapters, &KEEP_OR_DROP)?;
+        sr.validate()
+    }
+}
+
+fn within<T: PartialOrd + std::fmt::Display>(
+    flag: &str,
+    value: T,
+    range: RangeInclusive<T>,
+) -> Result<()> {
+    if !range.contains(&value) {
+        bail!(
+            "{flag} {value} is out of range ({}..={})",
+            range.start(),
+            range.end()
+        );
+    }
+    Ok(())
+}
+
+fn one_of(flag: &str, value: &str, accepted: &[&str]) -> Result<()> {
+    if !accepted.contains(&value) {
+        bail!(
+            "{flag} {:?} is not one of {}",
+            media::clip_text(value),
+            accepted.join(", ")
+        );
+    }
+    Ok(())
 }
 
 /// Seconds without progress before `gendr upscale` calls the job stalled:
@@ -480,7 +540,7 @@ fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u
     }
     // Claimed before the checks below so that they see what a run that
     // finished meanwhile left, and so that no two runs share a file.
-    let claim = media::OutputClaim::acquire(&args.output)?;
+    let claim = media::claim_output(&args.output)?;
     check_output(args)?;
     let partial = partial_for(&args.output)?;
 
