@@ -12,6 +12,7 @@ pub mod error;
 pub mod fallback;
 pub mod frame;
 pub mod limits;
+pub mod locate;
 pub mod metrics;
 pub mod model;
 pub mod niqe;

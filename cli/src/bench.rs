@@ -39,7 +39,7 @@ Frames per second and megapixels per second are counted at the output.
 With --rounds, each measurement is repeated and the fastest round is kept.";
 
 /// The clip measured when none is given, relative to the checkout.
-const DEFAULT_INPUT: &str = "samples/bbb_320x180_2s.mp4";
+const DEFAULT_INPUT: &str = "bbb_320x180_2s.mp4";
 /// The x264 settings of `gendr upscale`'s defaults (`--crf 18 --preset medium`).
 
 #[derive(clap::Args)]
@@ -255,16 +255,15 @@ fn keep_best(best: &mut Option<Rate>, rate: Rate) {
     }
 }
 
-/// The given clip, or the sample clip of the checkout.
+/// The given clip, or the sample clip: installed with gendr
+/// (`…/share/gendr/samples`) or in the checkout's `samples/`.
 fn input_path(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = given {
         return Ok(path.to_path_buf());
     }
-    gendr::checkout::roots()
-        .into_iter()
-        .map(|root| root.join(DEFAULT_INPUT))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("{DEFAULT_INPUT} not found beside gendr; pass --input CLIP"))
+    gendr::locate::first_present(&gendr::locate::data(None, "samples", DEFAULT_INPUT))
+        .map(|c| c.path.clone())
+        .ok_or_else(|| anyhow!("sample {DEFAULT_INPUT} not found; pass --input CLIP"))
 }
 
 /// Runs every tile of every frame through the sessions, one thread each;
