@@ -10,6 +10,9 @@
 #   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, and the
 #                k8s/Slurm examples parsed; Ray from hash-pinned PyPI wheels
 #   make fuzz    fuzz `gendr upscale` with zzuf-mutated media for 15 minutes (make fuzz-ci: 1 minute)
+#   make deb     out/gendr_<version>_<arch>.deb (dpkg-deb; packaging/)
+#   make install-check   that .deb installed with apt in a clean Debian 12 root (mmdebstrap), the
+#                element and the CLI run there with no checkout (about 6 minutes; needs root)
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
 # into .deps/ (nothing else is downloaded at build or run time).
@@ -38,7 +41,8 @@ NIQE_STAMP  := $(NIQE_VENV)/.installed
 RAY_VENV    ?= $(DEPS)/venv-ray
 RAY_STAMP   := $(RAY_VENV)/.installed
 
-.PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci
+.PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci \
+	deb install-check
 
 all: build
 
@@ -113,6 +117,17 @@ fuzz-ci: build
 
 fuzz: build
 	scripts/fuzz-upscale 900
+
+VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+DEB         := out/gendr_$(VERSION)_$(shell dpkg --print-architecture).deb
+
+deb: build
+	packaging/build-deb $(ORT_CPU) out
+
+install-check: deb
+	@command -v mmdebstrap >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends mmdebstrap; }
+	$(SUDO) packaging/install-check $(DEB)
 
 clean:
 	$(CARGO) clean

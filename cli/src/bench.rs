@@ -38,14 +38,14 @@ video chain (x264 at CRF 18, preset medium; no audio) into a temporary file.
 Frames per second and megapixels per second are counted at the output.
 With --rounds, each measurement is repeated and the fastest round is kept.";
 
-/// The clip measured when none is given, relative to the checkout.
+/// The sample clip measured when none is given (under `samples/`).
 const DEFAULT_INPUT: &str = "bbb_320x180_2s.mp4";
 /// The x264 settings of `gendr upscale`'s defaults (`--crf 18 --preset medium`).
 
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Clip to measure (its first --frames frames) [default: samples/bbb_320x180_2s.mp4].
+    /// Clip to measure (its first --frames frames) [default: the installed or checkout sample bbb_320x180_2s.mp4].
     #[arg(long, short = 'i')]
     input: Option<PathBuf>,
     /// Frames measured, from the start of the clip.
