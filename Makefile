@@ -13,6 +13,8 @@
 #   make deb     out/gendr_<version>_<arch>.deb (dpkg-deb; packaging/)
 #   make install-check   that .deb installed with apt in a clean Debian 12 root (mmdebstrap), the
 #                element and the CLI run there with no checkout (about 6 minutes; needs root)
+#   make image   out/gendr-image-<version>.oci.tar: that root plus the .deb, imported with podman,
+#                then gendr models and gendr upscale run in it (packaging/check-image)
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
 # into .deps/ (nothing else is downloaded at build or run time).
@@ -42,7 +44,7 @@ RAY_VENV    ?= $(DEPS)/venv-ray
 RAY_STAMP   := $(RAY_VENV)/.installed
 
 .PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci \
-	deb install-check
+	deb install-check image
 
 all: build
 
@@ -128,6 +130,14 @@ install-check: deb
 	@command -v mmdebstrap >/dev/null || { $(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends mmdebstrap; }
 	$(SUDO) packaging/install-check $(DEB)
+
+IMAGE       := out/gendr-image-$(VERSION).oci.tar
+
+image: deb
+	@command -v mmdebstrap >/dev/null && command -v podman >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends mmdebstrap podman uidmap; }
+	$(SUDO) packaging/build-image $(DEB) $(IMAGE) localhost/gendr:$(VERSION)
+	$(SUDO) packaging/check-image $(IMAGE) localhost/gendr:$(VERSION)
 
 clean:
 	$(CARGO) clean
