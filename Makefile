@@ -13,6 +13,11 @@
 #   make core-bench-check   gendr-core-bench (the core alone) run in a clean Debian 12 chroot
 #                without GStreamer, CPU provider (mmdebstrap; about 30 s)
 #   make fuzz    fuzz `gendr upscale` with zzuf-mutated media for 15 minutes (make fuzz-ci: 1 minute)
+#   make deb     out/gendr_<version>_<arch>.deb (dpkg-deb; packaging/)
+#   make install-check   that .deb installed with apt in a clean Debian 12 root (mmdebstrap), the
+#                element and the CLI run there with no checkout (about 6 minutes; needs root)
+#   make image   out/gendr-image-<version>.oci.tar: that root plus the .deb, imported with podman,
+#                then gendr models and gendr upscale run in it (packaging/check-image)
 #
 # Set-up is idempotent: Debian packages, then ONNX Runtime from its PyPI wheel
 # into .deps/ (nothing else is downloaded at build or run time).
@@ -41,7 +46,8 @@ NIQE_STAMP  := $(NIQE_VENV)/.installed
 RAY_VENV    ?= $(DEPS)/venv-ray
 RAY_STAMP   := $(RAY_VENV)/.installed
 
-.PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci core-bench-check
+.PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci \
+	core-bench-check deb install-check image
 
 all: build
 
@@ -122,6 +128,25 @@ fuzz-ci: build
 
 fuzz: build
 	scripts/fuzz-upscale 900
+
+VERSION     := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+DEB         := out/gendr_$(VERSION)_$(shell dpkg --print-architecture).deb
+
+deb: build
+	packaging/build-deb $(ORT_CPU) out
+
+install-check: deb
+	@command -v mmdebstrap >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends mmdebstrap; }
+	$(SUDO) packaging/install-check $(DEB)
+
+IMAGE       := out/gendr-image-$(VERSION).oci.tar
+
+image: deb
+	@command -v mmdebstrap >/dev/null && command -v podman >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends mmdebstrap podman uidmap; }
+	$(SUDO) packaging/build-image $(DEB) $(IMAGE) localhost/gendr:$(VERSION)
+	$(SUDO) packaging/check-image $(IMAGE) localhost/gendr:$(VERSION)
 
 clean:
 	$(CARGO) clean

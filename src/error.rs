@@ -4,7 +4,7 @@ use std::path::PathBuf;
 /// one line that names the cause and, where there is one, the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("ONNX Runtime library not found (looked in: {searched}); run `make build` or set ORT_DYLIB_PATH to libonnxruntime.so")]
+    #[error("ONNX Runtime library not found (looked in: {searched}); reinstall the gendr package, run `make build` in a checkout, or set ORT_DYLIB_PATH to libonnxruntime.so")]
     RuntimeMissing { searched: String },
     #[error("ONNX Runtime library {path} could not be loaded: {reason}")]
     RuntimeLoad { path: PathBuf, reason: String },

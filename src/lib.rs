@@ -13,6 +13,7 @@ pub mod fallback;
 pub mod frame;
 pub mod gpu;
 pub mod limits;
+pub mod locate;
 pub mod measure;
 pub mod metrics;
 pub mod model;

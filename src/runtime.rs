@@ -8,7 +8,8 @@ use std::sync::OnceLock;
 
 use ort::environment::Environment;
 
-use crate::{checkout, Error, Result};
+use crate::locate::{self, Library};
+use crate::{Error, Result};
 
 /// The ONNX Runtime release gendr is built and tested against; the one
 /// place it is written is the checkout's `ORT_VERSION` (the Makefile and the
@@ -16,29 +17,24 @@ use crate::{checkout, Error, Result};
 pub const ORT_VERSION: &str = include_str!("../ORT_VERSION");
 pub(crate) const LIBRARY: &str = concat!("libonnxruntime.so.", include_str!("../ORT_VERSION"));
 
-/// The project's own dependency folders, GPU build first: it also runs on CPU.
-const PROJECT_DIRS: [&str; 2] = [
-    ".deps/ort-gpu/onnxruntime/capi",
-    ".deps/ort-cpu/onnxruntime/capi",
-];
+/// ONNX Runtime as [`locate::library`] looks for it: `ORT_DYLIB_PATH`, the
+/// user's data folder, the package's private folder, then the checkout's
+/// `.deps` (the GPU build first: it also runs on CPU).
+pub const ONNX_RUNTIME: Library<'static> = Library {
+    file: LIBRARY,
+    env_var: "ORT_DYLIB_PATH",
+    checkout_dirs: &[
+        ".deps/ort-gpu/onnxruntime/capi",
+        ".deps/ort-cpu/onnxruntime/capi",
+    ],
+};
 
-/// Where the library is looked for, in order: `ORT_DYLIB_PATH`, then the
-/// project's `.deps` folder beside the executable's checkout, then the one
-/// of the checkout this was built from.
+/// Where the library is looked for, in order.
 pub fn candidates() -> Vec<PathBuf> {
-    if let Some(path) = std::env::var_os("ORT_DYLIB_PATH") {
-        return vec![PathBuf::from(path)];
-    }
-    let mut out = Vec::new();
-    for root in checkout::roots() {
-        for dir in PROJECT_DIRS {
-            let path = root.join(dir).join(LIBRARY);
-            if !out.contains(&path) {
-                out.push(path);
-            }
-        }
-    }
-    out
+    locate::library(&ONNX_RUNTIME)
+        .into_iter()
+        .map(|c| c.path)
+        .collect()
 }
 
 static ENVIRONMENT: OnceLock<std::result::Result<(PathBuf, Environment), Error>> = OnceLock::new();

