@@ -837,3 +837,46 @@ fn job_files_edited_or_malformed_are_refused_in_one_line() {
     std::fs::write(&record_path, &record).unwrap();
     assert!(stderr(&run_segment(&job, 0)).contains("segment 0 is already done"));
 }
+
+#[test]
+fn join_wait_starts_before_the_segments_and_joins_when_they_are_made() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip(dir.path(), 25);
+    let job = dir.path().join("job");
+    plan(&input, &job);
+
+    // Segments still to be made, and never made in time: one line naming them.
+    let out = run(gendr()
+        .args(["join", "-q", "--wait", "1"])
+        .arg(&job)
+        .arg(dir.path().join("never.mkv")));
+    let line = one_error(&out);
+    assert!(
+        line.contains("4 of 4 segment(s) still not made after --wait 1 s"),
+        "{line}"
+    );
+    assert!(!dir.path().join("never.mkv").exists());
+
+    // Started first, as the Kubernetes join Job is: it waits, then joins.
+    let joined = dir.path().join("joined.mkv");
+    let waiting = gendr()
+        .args(["join", "-q", "--wait", "120"])
+        .arg(&job)
+        .arg(&joined)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    for index in 0..4 {
+        ok(&run_segment(&job, index));
+    }
+    let out = waiting.wait_with_output().unwrap();
+    ok(&out);
+    assert!(
+        stderr(&out).contains("waiting for 4 of 4 segment(s)"),
+        "{}",
+        stderr(&out)
+    );
+    let whole = dir.path().join("whole.mkv");
+    plain(&input, &whole);
+    assert_same(&joined, &whole);
+}

@@ -5,8 +5,9 @@
 //! streams, and `gendr upscale --resume` does all three in one folder.
 
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, bail, Result};
 
 use crate::media;
 use crate::upscale::{self, UpscaleOptions, DEFAULT_STALL_TIMEOUT_S};
@@ -21,6 +22,9 @@ pub use resume::resume;
 
 /// The containers join writes.
 const CONTAINERS: [&str; 3] = ["mp4", "mkv", "mov"];
+
+/// The longest `join --wait`: a week.
+const JOIN_WAIT_S_MAX: u64 = 7 * 24 * 3600;
 
 /// Segment length when none is given.
 pub const DEFAULT_SEGMENT_SECONDS: f64 = 60.0;
@@ -108,6 +112,11 @@ pub struct JoinArgs {
     /// As for gendr upscale.
     #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT_S)]
     pub stall_timeout: u64,
+    /// Wait up to SECS for segments not made yet (still queued or running
+    /// elsewhere) instead of failing at once; a damaged one still fails.
+    #[arg(long, value_name = "SECS", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=JOIN_WAIT_S_MAX))]
+    pub wait: u64,
 }
 
 /// Checks what a plan's options can be checked for before any segment runs;
@@ -179,6 +188,9 @@ pub fn run_segment(args: RunSegmentArgs) -> Result<()> {
 pub fn join(args: JoinArgs) -> Result<()> {
     let manifest = manifest::Manifest::load(&args.job)?;
     manifest.check_input()?;
+    if args.wait > 0 {
+        wait_for_segments(&args.job, &manifest, Duration::from_secs(args.wait))?;
+    }
     let claim = media::claim_output(&args.output)?;
     join::join_into(
         &args.job,
@@ -190,4 +202,46 @@ pub fn join(args: JoinArgs) -> Result<()> {
     )?;
     drop(claim);
     Ok(())
+}
+
+/// How often `join --wait` looks for newly committed segments.
+const WAIT_POLL: Duration = Duration::from_secs(5);
+
+/// Returns once every segment has a done-record (a run's commit), or fails
+/// when `limit` passes first; whether the records are intact is join's
+/// check, so a damaged segment fails there, at once.
+fn wait_for_segments(
+    dir: &std::path::Path,
+    manifest: &manifest::Manifest,
+    limit: Duration,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut reported = None;
+    loop {
+        let pending: Vec<usize> = (0..manifest.segments.len())
+            .filter(|&index| !manifest::record_path(dir, index).exists())
+            .collect();
+        let Some(first) = pending.first() else {
+            return Ok(());
+        };
+        if started.elapsed() >= limit {
+            bail!(
+                "{} of {} segment(s) still not made after --wait {} s (segment {first} first); \
+                 run them with gendr run-segment {} N, then join again",
+                pending.len(),
+                manifest.segments.len(),
+                limit.as_secs(),
+                dir.display()
+            );
+        }
+        if reported != Some(pending.len()) {
+            eprintln!(
+                "gendr: waiting for {} of {} segment(s) (segment {first} first)",
+                pending.len(),
+                manifest.segments.len()
+            );
+            reported = Some(pending.len());
+        }
+        std::thread::sleep(WAIT_POLL.min(limit.saturating_sub(started.elapsed())));
+    }
 }
