@@ -15,6 +15,8 @@ pub mod limits;
 pub mod metrics;
 pub mod model;
 pub mod niqe;
+pub mod openvino_engine;
+pub mod openvino_runtime;
 pub mod overload;
 pub mod pipeline;
 pub mod presets;

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gendr::engine::{Batch, Engine, Provider};
+use gendr::engine::{Batch, Engine};
 use gendr::frame::RgbImage;
 use gendr::tiling::TileGeometry;
 use gendr::upscaler::Upscaler;
@@ -140,7 +140,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut upscaler = Upscaler::open(&config)?;
         let assembly = upscaler.assembly.clone();
         let (geometry, batch) = (assembly.geometry, assembly.batch);
-        let on_gpu = assembly.provider != Provider::Cpu;
+        let on_gpu = !assembly.provider.on_cpu();
         let plan = geometry.plan(w, h)?;
         let out_px = (w * geometry.scale * h * geometry.scale) as f64;
         let rate = |n: usize, t: Duration| Rate {
@@ -149,7 +149,7 @@ pub fn run(args: Args) -> Result<()> {
             seconds: t.as_secs_f64(),
         };
         facts.get_or_insert_with(|| Facts {
-            provider: assembly.provider.to_string(),
+            provider: assembly.runs_on(),
             frames: frames.len(),
             input_size: [w, h],
             output_size: [w * geometry.scale, h * geometry.scale],
