@@ -149,7 +149,9 @@ pub fn run(args: Args) -> Result<()> {
             seconds: t.as_secs_f64(),
         };
         facts.get_or_insert_with(|| Facts {
-            provider: assembly.runs_on(),
+            provider: assembly.provider.to_string(),
+            precision: assembly.precision.map(|p| p.to_string()),
+            runs_on: assembly.runs_on(),
             frames: frames.len(),
             input_size: [w, h],
             output_size: [w * geometry.scale, h * geometry.scale],
@@ -237,6 +239,11 @@ pub fn run(args: Args) -> Result<()> {
 struct Facts {
     /// The provider that really ran (never auto).
     provider: String,
+    /// OpenVINO's arithmetic (never auto); null on ONNX Runtime.
+    precision: Option<String>,
+    /// Provider, precision and CPU in words, for the table.
+    #[serde(skip)]
+    runs_on: String,
     frames: usize,
     input_size: [usize; 2],
     output_size: [usize; 2],
@@ -533,7 +540,7 @@ fn print_table(r: &Report) {
     println!(
         "{} ({}, {}): {} frames {}x{} → {}x{}, {} tiles of {}x{} (overlap {}), {} per run, streams {}, threads {}",
         r.model,
-        f.provider,
+        f.runs_on,
         r.input,
         f.frames,
         f.input_size[0],
