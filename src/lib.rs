@@ -18,6 +18,8 @@ pub mod measure;
 pub mod metrics;
 pub mod model;
 pub mod niqe;
+pub mod openvino_engine;
+pub mod openvino_runtime;
 pub mod overload;
 pub mod pipeline;
 pub mod presets;

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::engine::{default_trt_cache_root, Engine, EngineOptions, Provider};
+use crate::engine::{default_trt_cache_root, ComputePrecision, Engine, EngineOptions, Provider};
 use crate::frame::RgbImage;
 use crate::model::{ModelInfo, DEFAULT_MIN_OVERLAP};
 use crate::pipeline::{FramePipeline, PipelineConfig};
@@ -60,6 +60,10 @@ pub struct Assembly {
     pub info: ModelInfo,
     /// The provider that really runs the model (never `Auto`).
     pub provider: Provider,
+    /// OpenVINO's arithmetic (never `Auto`); `None` on ONNX Runtime.
+    pub precision: Option<ComputePrecision>,
+    /// The CPU as OpenVINO names it, on that provider.
+    pub cpu_name: Option<String>,
     pub engine: EngineOptions,
     pub streams: usize,
     pub geometry: TileGeometry,
@@ -71,6 +75,15 @@ pub struct Assembly {
 impl Assembly {
     pub fn scale(&self) -> usize {
         self.info.scale
+    }
+
+    /// What runs the model, for start lines: `cpu`, or `openvino bf16 on <CPU>`.
+    pub fn runs_on(&self) -> String {
+        match (&self.precision, &self.cpu_name) {
+            (Some(p), Some(cpu)) => format!("{} {p} on {cpu}", self.provider),
+            (Some(p), None) => format!("{} {p}", self.provider),
+            _ => self.provider.to_string(),
+        }
     }
 }
 
@@ -96,6 +109,8 @@ impl Upscaler {
             model_path,
             info: first.info.clone(),
             provider: first.provider,
+            precision: first.precision,
+            cpu_name: first.cpu_name.clone(),
             engine: config.engine.clone(),
             streams: engines.len(),
             geometry,

@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use gendr::engine::Provider;
 use gendr::frame::RgbImage;
 use gendr::gpu::{GpuMonitor, GpuUsage};
 use gendr::measure::{self, Host};
@@ -139,7 +138,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut upscaler = Upscaler::open(&config)?;
         let assembly = upscaler.assembly.clone();
         let (geometry, batch) = (assembly.geometry, assembly.batch);
-        let on_gpu = assembly.provider != Provider::Cpu;
+        let on_gpu = !assembly.provider.on_cpu();
         let plan = geometry.plan(w, h)?;
         let out_px = (w * geometry.scale * h * geometry.scale) as f64;
         let rate = |n: usize, t: Duration| Rate {
@@ -149,6 +148,8 @@ pub fn run(args: Args) -> Result<()> {
         };
         facts.get_or_insert_with(|| Facts {
             provider: assembly.provider.to_string(),
+            precision: assembly.precision.map(|p| p.to_string()),
+            runs_on: assembly.runs_on(),
             frames: frames.len(),
             input_size: [w, h],
             output_size: [w * geometry.scale, h * geometry.scale],
@@ -236,6 +237,11 @@ pub fn run(args: Args) -> Result<()> {
 struct Facts {
     /// The provider that really ran (never auto).
     provider: String,
+    /// OpenVINO's arithmetic (never auto); null on ONNX Runtime.
+    precision: Option<String>,
+    /// Provider, precision and CPU in words, for the table.
+    #[serde(skip)]
+    runs_on: String,
     frames: usize,
     input_size: [usize; 2],
     output_size: [usize; 2],
@@ -448,7 +454,7 @@ fn print_table(r: &Report) {
     println!(
         "{} ({}, {}): {} frames {}x{} → {}x{}, {} tiles of {}x{} (overlap {}), {} per run, streams {}, threads {}",
         r.model,
-        f.provider,
+        f.runs_on,
         r.input,
         f.frames,
         f.input_size[0],

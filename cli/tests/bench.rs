@@ -64,6 +64,8 @@ fn json_report_has_every_rate_and_sane_ratios() {
     assert_eq!(report["input_size"], serde_json::json!([320, 180]));
     assert_eq!(report["output_size"], serde_json::json!([640, 360]));
     assert_eq!(report["provider"], "cpu");
+    // ONNX Runtime runs the model's own types: no OpenVINO precision.
+    assert!(report["precision"].is_null());
     assert!(report["tiles_per_frame"].as_u64().unwrap() >= 1);
     // On the CPU one tile per run, and no GPU figures.
     assert_eq!(report["tiles_per_run"], 1);

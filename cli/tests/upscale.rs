@@ -283,6 +283,7 @@ fn gst_inspect_works_without_the_runtime() {
         "tile-size",
         "tile-overlap",
         "provider",
+        "precision",
         "device-id",
         "streams",
         "threads",

@@ -393,3 +393,21 @@ fn drop_mode_keeps_up_when_the_sink_syncs_to_the_clock() {
     );
     assert!(dropped <= 5, "{dropped} of 50 dropped");
 }
+
+#[test]
+fn provider_openvino_runs_the_default_model_through_the_element() {
+    let frames = run_pipeline(
+        "videotestsrc num-buffers=3 pattern=ball ! video/x-raw,width=64,height=36,format=I420 ! \
+         gendrsr model=default provider=openvino precision=auto threads=1 ! video/x-raw,width=128,height=72 ! \
+         appsink name=sink sync=false",
+    )
+    .unwrap();
+    assert_eq!(frames, 3);
+    // bf16 forced off OpenVINO is refused at start with one line.
+    let err = run_pipeline(
+        "videotestsrc num-buffers=1 ! video/x-raw,width=64,height=36 ! \
+         gendrsr model=default provider=cpu precision=bf16 ! appsink name=sink sync=false",
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("provider openvino"), "{err}");
+}

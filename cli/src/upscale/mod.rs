@@ -208,9 +208,12 @@ pub struct SrOptions {
     /// Context around each tile in input pixels (raised to the model's minimum).
     #[arg(long, default_value_t = 8, value_parser = in_range(gendr::limits::TILE_OVERLAP))]
     pub overlap: u32,
-    /// Execution provider: auto, cpu, cuda or tensorrt.
+    /// Execution provider: auto, cpu, cuda, tensorrt or openvino.
     #[arg(long, default_value = "auto")]
     pub provider: String,
+    /// OpenVINO's arithmetic: auto (bf16 where the CPU has it), fp32 or bf16.
+    #[arg(long, default_value = "auto")]
+    pub precision: String,
     /// GPU index for the cuda and tensorrt providers.
     #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::DEVICE_ID))]
     pub device_id: i32,
@@ -237,6 +240,7 @@ impl SrOptions {
     pub fn validate(&self) -> Result<()> {
         gendr::presets::resolve(&self.model)?;
         self.provider.parse::<gendr::engine::Provider>()?;
+        self.precision.parse::<gendr::engine::ComputePrecision>()?;
         Ok(())
     }
 
@@ -252,6 +256,7 @@ impl SrOptions {
                 provider: self.provider.parse()?,
                 device_id: self.device_id,
                 threads: self.threads as usize,
+                precision: self.precision.parse()?,
                 trt_cache: self.trt_cache.clone().or(defaults.engine.trt_cache),
             },
             streams: self.streams as usize,
@@ -271,6 +276,7 @@ impl SrOptions {
             .property("tile-size", self.tile)
             .property("tile-overlap", self.overlap)
             .property_from_str("provider", &provider)
+            .property_from_str("precision", &self.precision.to_ascii_lowercase())
             .property("device-id", self.device_id)
             .property("streams", self.streams)
             .property("threads", self.threads)

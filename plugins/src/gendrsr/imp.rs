@@ -18,12 +18,13 @@ use gendr::upscaler::{Assembly, Upscaler, UpscalerConfig};
 use gendr::{limits, presets};
 
 use super::video::{self, MAX_OUTPUT_EDGE};
-use super::{Overload, Provider};
+use super::{Overload, Precision, Provider};
 
 const DEFAULT_MODEL: &str = presets::DEFAULT_PRESET;
 const DEFAULT_TILE_SIZE: u32 = 0;
 const DEFAULT_TILE_OVERLAP: u32 = DEFAULT_MIN_OVERLAP as u32;
 const DEFAULT_PROVIDER: Provider = Provider::Auto;
+const DEFAULT_PRECISION: Precision = Precision::Auto;
 const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_STREAMS: u32 = 0;
 const DEFAULT_THREADS: u32 = 0;
@@ -52,6 +53,7 @@ struct Settings {
     tile_size: u32,
     tile_overlap: u32,
     provider: Provider,
+    precision: Precision,
     device_id: i32,
     streams: u32,
     threads: u32,
@@ -70,6 +72,7 @@ impl Default for Settings {
             tile_size: DEFAULT_TILE_SIZE,
             tile_overlap: DEFAULT_TILE_OVERLAP,
             provider: DEFAULT_PROVIDER,
+            precision: DEFAULT_PRECISION,
             device_id: DEFAULT_DEVICE_ID,
             streams: DEFAULT_STREAMS,
             threads: DEFAULT_THREADS,
@@ -93,6 +96,7 @@ impl Settings {
             tile_overlap: self.tile_overlap as usize,
             engine: EngineOptions {
                 provider: self.provider.into(),
+                precision: self.precision.into(),
                 device_id: self.device_id,
                 threads: self.threads as usize,
                 trt_cache: self
@@ -231,7 +235,7 @@ impl GendrSr {
             assembly.model_path.display(),
             assembly.scale(),
             assembly.info.precision.as_str(),
-            assembly.provider,
+            assembly.runs_on(),
             assembly.streams,
             g.tile_width,
             g.tile_height,
@@ -1037,7 +1041,13 @@ impl ObjectImpl for GendrSr {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("provider", DEFAULT_PROVIDER)
                     .nick("Execution provider")
-                    .blurb("ONNX Runtime execution provider; a forced one that cannot load is an error")
+                    .blurb("Execution provider (ONNX Runtime's, or OpenVINO on the CPU); a forced one that cannot load is an error")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("precision", DEFAULT_PRECISION)
+                    .nick("Precision")
+                    .blurb("Arithmetic for provider=openvino: auto = bf16 where the CPU has AVX-512 BF16 or AMX, else fp32; \
+                            bf16 is refused on other providers and on CPUs without it")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecInt::builder("device-id")
@@ -1168,6 +1178,7 @@ impl ObjectImpl for GendrSr {
             "tile-size" => s.tile_size = value.get().expect("type checked upstream"),
             "tile-overlap" => s.tile_overlap = value.get().expect("type checked upstream"),
             "provider" => s.provider = value.get().expect("type checked upstream"),
+            "precision" => s.precision = value.get().expect("type checked upstream"),
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
             "streams" => s.streams = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
@@ -1198,6 +1209,7 @@ impl ObjectImpl for GendrSr {
             "tile-size" => s.tile_size.to_value(),
             "tile-overlap" => s.tile_overlap.to_value(),
             "provider" => s.provider.to_value(),
+            "precision" => s.precision.to_value(),
             "device-id" => s.device_id.to_value(),
             "streams" => s.streams.to_value(),
             "threads" => s.threads.to_value(),

@@ -29,7 +29,7 @@ mod video;
 pub enum Provider {
     #[default]
     #[enum_value(
-        name = "Auto: TensorRT, then CUDA, then CPU, whichever loads first",
+        name = "Auto: TensorRT, then CUDA, then OpenVINO, then CPU, whichever loads first",
         nick = "auto"
     )]
     Auto = 0,
@@ -39,6 +39,41 @@ pub enum Provider {
     Cuda = 2,
     #[enum_value(name = "TensorRT (fails if it cannot load)", nick = "tensorrt")]
     Tensorrt = 3,
+    #[enum_value(
+        name = "OpenVINO on the CPU (fails if it cannot load)",
+        nick = "openvino"
+    )]
+    Openvino = 4,
+}
+
+/// The arithmetic OpenVINO runs the model in.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstGendrSrPrecision")]
+pub enum Precision {
+    #[default]
+    #[enum_value(
+        name = "Auto: bf16 where the CPU has it (AVX-512 BF16 or AMX), else fp32",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "fp32", nick = "fp32")]
+    Fp32 = 1,
+    #[enum_value(
+        name = "bf16 (OpenVINO only; fails where the CPU lacks it)",
+        nick = "bf16"
+    )]
+    Bf16 = 2,
+}
+
+impl From<Precision> for gendr::engine::ComputePrecision {
+    fn from(p: Precision) -> Self {
+        match p {
+            Precision::Auto => gendr::engine::ComputePrecision::Auto,
+            Precision::Fp32 => gendr::engine::ComputePrecision::Fp32,
+            Precision::Bf16 => gendr::engine::ComputePrecision::Bf16,
+        }
+    }
 }
 
 impl From<Provider> for gendr::engine::Provider {
@@ -48,6 +83,7 @@ impl From<Provider> for gendr::engine::Provider {
             Provider::Cpu => gendr::engine::Provider::Cpu,
             Provider::Cuda => gendr::engine::Provider::Cuda,
             Provider::Tensorrt => gendr::engine::Provider::TensorRt,
+            Provider::Openvino => gendr::engine::Provider::OpenVino,
         }
     }
 }
@@ -102,6 +138,7 @@ impl GendrSr {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     Provider::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    Precision::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     Overload::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
