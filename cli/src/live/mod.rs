@@ -82,7 +82,7 @@ pub struct Args {
     #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=2_048_000))]
     pub bitrate: u32,
     /// x264 speed preset.
-    #[arg(long, default_value = "veryfast", value_parser = clap::builder::PossibleValuesParser::new(X264_PRESETS))]
+    #[arg(long, default_value = "veryfast", value_parser = clap::builder::PossibleValuesParser::new(crate::upscale::PRESETS))]
     pub preset: String,
     /// HLS segment length in seconds (also the keyframe interval for HLS).
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=60))]
@@ -113,20 +113,6 @@ pub struct Args {
     #[arg(long, short = 'q')]
     pub quiet: bool,
 }
-
-/// x264enc's `speed-preset` names.
-const X264_PRESETS: [&str; 10] = [
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-    "placebo",
-];
 
 /// `--on-overload`: the core's policies, by the names gendrsr's property takes.
 fn overload_parser() -> impl clap::builder::TypedValueParser<Value = Overload> {

@@ -18,7 +18,7 @@ mod job;
 mod streams;
 mod video;
 
-pub use encode::{muxer_for, Codec, Encoding};
+pub use encode::{muxer_for, Codec, Encoding, PRESETS};
 pub(crate) use job::{Job, Video, Window};
 pub use video::Deinterlace;
 
