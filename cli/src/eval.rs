@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use gendr::engine::{EngineOptions, Provider};
+use gendr::engine::{ComputePrecision, EngineOptions, Provider};
 use gendr::frame::RgbImage;
 use gendr::metrics::{quality, temporal_difference, Quality};
 use gendr::model::DEFAULT_MIN_OVERLAP;
@@ -86,6 +86,14 @@ pub struct Args {
     /// CPU threads for inference (0 = all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// CPU backend: cpu (ONNX Runtime) or openvino; eval stays on the CPU so
+    /// that its scores are about the model, not the machine.
+    #[arg(long, default_value = "cpu", value_parser = cpu_provider)]
+    provider: Provider,
+    /// OpenVINO's arithmetic: auto (bf16 where the CPU has it), fp32 or bf16;
+    /// compare bf16 with fp32 by running eval once with each.
+    #[arg(long, default_value = "auto", value_parser = |s: &str| s.parse::<ComputePrecision>())]
+    precision: ComputePrecision,
     /// The input is low-resolution footage with no ground truth: upscale it as
     /// it is and measure only NIQE and, for a video, temporal flicker against
     /// bicubic's frame-to-frame change.
@@ -175,6 +183,8 @@ struct Report {
     scale: usize,
     tile: usize,
     overlap: usize,
+    /// What ran the model: `cpu`, or `openvino bf16 on <CPU>`.
+    runs_on: String,
     frames: Vec<FrameReport>,
     /// Field by field mean over the frames (PSNR averaged in dB).
     mean: Scores,
@@ -207,12 +217,22 @@ fn upscaler_config(name: &str, args: &Args) -> UpscalerConfig {
         tile_size: args.tile,
         tile_overlap: args.overlap,
         engine: EngineOptions {
-            provider: Provider::Cpu,
+            provider: args.provider,
+            precision: args.precision,
             threads: args.threads,
             ..defaults.engine
         },
         streams: 1,
         ..defaults
+    }
+}
+
+fn cpu_provider(name: &str) -> gendr::Result<Provider> {
+    match name.parse()? {
+        provider @ (Provider::Cpu | Provider::OpenVino) => Ok(provider),
+        other => Err(gendr::Error::InvalidSetting(format!(
+            "eval runs on the CPU: --provider {other} is not one of cpu, openvino"
+        ))),
     }
 }
 
@@ -373,6 +393,7 @@ pub fn run(args: Args) -> Result<()> {
             scale,
             tile: upscaler.upscaler.assembly.geometry.tile_width,
             overlap: upscaler.upscaler.assembly.geometry.overlap,
+            runs_on: upscaler.upscaler.assembly.runs_on(),
             frames,
             mean: Scores::new(
                 &model_mean,
@@ -481,12 +502,13 @@ fn fmt_score(value: Option<f64>, decimals: usize, signed: bool) -> String {
 
 fn print_table(report: &Report, video: bool) {
     println!(
-        "model {} ({}), x{}, tile {}, overlap {}, on cpu",
+        "model {} ({}), x{}, tile {}, overlap {}, on {}",
         report.model,
         report.model_path.display(),
         report.scale,
         report.tile,
-        report.overlap
+        report.overlap,
+        report.runs_on
     );
     let labels: Vec<String> = report
         .frames

@@ -258,6 +258,7 @@ impl SrOptions {
                 threads: self.threads as usize,
                 precision: self.precision.parse()?,
                 trt_cache: self.trt_cache.clone().or(defaults.engine.trt_cache),
+                ..defaults.engine
             },
             streams: self.streams as usize,
             batch_size: self.batch as usize,

@@ -104,6 +104,7 @@ impl Settings {
                     .clone()
                     .map(std::path::PathBuf::from)
                     .or_else(gendr::engine::default_trt_cache_root),
+                ..EngineOptions::default()
             },
             streams: self.streams as usize,
             batch_size: self.batch_size as usize,
