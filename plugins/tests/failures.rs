@@ -27,11 +27,13 @@ fn cpu_time() -> Duration {
 
 #[test]
 fn a_dead_stage_posts_an_error_within_a_second_and_leaves_the_cpu_idle() {
-    for stage in ["prepare", "inference", "stitch"] {
+    let stages = ["prepare", "inference", "stitch"].map(|stage| (stage, "cpu"));
+    // The OpenVINO engine dies the same way mid-stream.
+    for (stage, provider) in stages.into_iter().chain([("inference", "openvino")]) {
         std::env::set_var("GENDR_TEST_PANIC_STAGE", stage);
         let (pipeline, _sink) = pipeline_with_sink(&format!(
-            "videotestsrc num-buffers=50 ! video/x-raw,width=64,height=48 ! gendrsr model={} ! \
-             appsink name=sink sync=false",
+            "videotestsrc num-buffers=50 ! video/x-raw,width=64,height=48 ! \
+             gendrsr model={} provider={provider} ! appsink name=sink sync=false",
             model("conv_x2.onnx")
         ));
         pipeline.set_state(gst::State::Playing).unwrap();
@@ -61,7 +63,7 @@ fn a_dead_stage_posts_an_error_within_a_second_and_leaves_the_cpu_idle() {
         let before = cpu_time();
         std::thread::sleep(Duration::from_secs(1));
         let busy = cpu_time() - before;
-        println!("{stage}: error after {took:?}; {busy:?} CPU in the next second");
+        println!("{stage} on {provider}: error after {took:?}; {busy:?} CPU in the next second");
         assert!(
             busy < Duration::from_millis(100),
             "{stage}: {busy:?} CPU while idle"
