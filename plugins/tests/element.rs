@@ -1,6 +1,7 @@
 //! gendrsr in gst_check harnesses and small real pipelines.
 
 use gst::prelude::*;
+use gst_video::prelude::*;
 
 use gendr_test_support::{init, model as data, run_pipeline};
 
@@ -410,4 +411,108 @@ fn provider_openvino_runs_the_default_model_through_the_element() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("provider openvino"), "{err}");
+}
+
+/// The frames of `videotestsrc ! gendrsr ! appsink`, each plane's rows
+/// without padding, and the luma stride each buffer's layout had; with
+/// `padded_pool`, appsink's pad answers the allocation query with a pool of
+/// padded rows and VideoMeta, as a hardware sink or encoder would.
+fn frames_with_layout(padded_pool: bool) -> Vec<(Vec<Vec<u8>>, i32)> {
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=4 pattern=ball ! video/x-raw,width=40,height=30,format=I420 ! \
+         gendrsr model={} ! appsink name=sink sync=false",
+        data("conv_x2.onnx")
+    ))
+    .unwrap()
+    .downcast::<gst::Pipeline>()
+    .unwrap();
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    if padded_pool {
+        sink.static_pad("sink").unwrap().add_probe(
+            gst::PadProbeType::QUERY_DOWNSTREAM,
+            |_, info| {
+                let Some(gst::PadProbeData::Query(query)) = info.data.as_mut() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let gst::QueryViewMut::Allocation(q) = query.view_mut() else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                let (caps, _) = q.get_owned();
+                let caps = caps.unwrap();
+                let pool = gst_video::VideoBufferPool::new();
+                let mut config = pool.config();
+                let vinfo = gst_video::VideoInfo::from_caps(&caps).unwrap();
+                config.set_params(Some(&caps), vinfo.size() as u32, 2, 0);
+                config.add_option(gst_video::BUFFER_POOL_OPTION_VIDEO_META);
+                config.add_option(gst_video::BUFFER_POOL_OPTION_VIDEO_ALIGNMENT);
+                let align = gst_video::VideoAlignment::new(0, 0, 24, 0, &[0; 4]);
+                config.set_video_alignment(&align);
+                pool.set_config(config).unwrap();
+                q.add_allocation_pool(Some(&pool), vinfo.size() as u32 + 4096, 2, 0);
+                q.add_allocation_meta::<gst_video::VideoMeta>(None);
+                info.flow_res = Ok(gst::FlowSuccess::Ok);
+                gst::PadProbeReturn::Handled
+            },
+        );
+    }
+    let frames = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let collected = frames.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let info = gst_video::VideoInfo::from_caps(sample.caps().unwrap()).unwrap();
+                let buffer = sample.buffer().unwrap();
+                let stride = buffer
+                    .meta::<gst_video::VideoMeta>()
+                    .map_or(info.stride()[0], |m| m.stride()[0]);
+                let frame =
+                    gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).unwrap();
+                let planes = (0..frame.n_planes())
+                    .map(|p| {
+                        let (w, h) = if p == 0 { (80, 60) } else { (40, 30) };
+                        let stride = frame.plane_stride()[p as usize] as usize;
+                        let data = frame.plane_data(p).unwrap();
+                        (0..h)
+                            .flat_map(|y| data[y * stride..y * stride + w].to_vec())
+                            .collect()
+                    })
+                    .collect();
+                collected.lock().unwrap().push((planes, stride));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let bus = pipeline.bus().unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("end of stream");
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    pipeline.set_state(gst::State::Null).unwrap();
+    let frames = frames.lock().unwrap().clone();
+    frames
+}
+
+#[test]
+fn output_frames_take_downstreams_pool_and_layout() {
+    let plain = frames_with_layout(false);
+    let padded = frames_with_layout(true);
+    assert_eq!(plain.len(), 4);
+    assert_eq!(padded.len(), 4);
+    for ((plain_planes, plain_stride), (padded_planes, padded_stride)) in plain.iter().zip(&padded)
+    {
+        assert_eq!(*plain_stride, 80);
+        // 80 pixels + 24 of padding, rounded to GStreamer's 4-byte row alignment.
+        assert_eq!(*padded_stride, 104, "downstream's padded pool was not used");
+        assert_eq!(plain_planes, padded_planes);
+    }
 }

@@ -17,7 +17,7 @@ use gendr::pipeline::{FramePipeline, Output};
 use gendr::upscaler::{Assembly, Upscaler, UpscalerConfig};
 use gendr::{limits, presets};
 
-use super::video::{self, MAX_OUTPUT_EDGE};
+use super::video::{self, OutputPool, MAX_OUTPUT_EDGE};
 use super::{Overload, Precision, Provider};
 
 const DEFAULT_MODEL: &str = presets::DEFAULT_PRESET;
@@ -124,7 +124,7 @@ struct Input {
 enum Marker {
     /// A frame upscaled by the fallback path.
     Fallback(Frame, Input),
-    Caps(gst::Event, gst_video::VideoInfo),
+    Caps(gst::Caps, gst_video::VideoInfo),
     Event(gst::Event),
 }
 
@@ -494,9 +494,7 @@ impl GendrSr {
                 forwarded && self.start_task().is_ok()
             }
             EventView::Caps(c) => match self.set_caps(&c.caps_owned()) {
-                Ok((out_caps, out_info)) => {
-                    self.queue_event(Marker::Caps(gst::event::Caps::new(&out_caps), out_info))
-                }
+                Ok((out_caps, out_info)) => self.queue_event(Marker::Caps(out_caps, out_info)),
                 Err(err) => {
                     gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{}", err));
                     false
@@ -611,8 +609,13 @@ impl GendrSr {
                 q.set_result(&caps);
                 true
             }
-            // Upstream allocates input frames its own way; our sizes differ from downstream's.
-            QueryViewMut::Allocation(_) => false,
+            // Input frames are copied out through their VideoMeta, so upstream
+            // may pad or offset planes as it likes; its pool is its own, since
+            // our sizes differ from downstream's.
+            QueryViewMut::Allocation(q) => {
+                q.add_allocation_meta::<gst_video::VideoMeta>(None);
+                true
+            }
             QueryViewMut::Drain(_) => {
                 self.wait_drained();
                 true
@@ -731,10 +734,10 @@ impl GendrSr {
             return Err(glib::bool_error!("not started"));
         };
         let element = self.obj().downgrade();
-        let mut out_info: Option<gst_video::VideoInfo> = None;
+        let mut output: Option<OutputPool> = None;
         self.srcpad.start_task(move || {
             if let Some(element) = element.upgrade() {
-                element.imp().src_loop(&pipeline, &mut out_info);
+                element.imp().src_loop(&pipeline, &mut output);
             }
         })
     }
@@ -756,7 +759,7 @@ impl GendrSr {
     }
 
     /// One turn of the src-pad task: push the next output, in order.
-    fn src_loop(&self, pipeline: &Pipeline, out_info: &mut Option<gst_video::VideoInfo>) {
+    fn src_loop(&self, pipeline: &Pipeline, output_pool: &mut Option<OutputPool>) {
         self.post_stats();
         let output = match pipeline.recv_timeout(POLL) {
             Ok(Some(output)) => output,
@@ -784,14 +787,25 @@ impl GendrSr {
                 );
                 // Time inside the element only: frames later waiting on a
                 // synchronising sink are not the model's doing.
-                self.push_frame(&frame, &input, out_info.as_ref(), Some(latency))
+                self.push_frame(&frame, &input, output_pool.as_ref(), Some(latency))
             }
             Output::Marker(Marker::Fallback(frame, input)) => {
-                self.push_frame(&frame, &input, out_info.as_ref(), None)
+                self.push_frame(&frame, &input, output_pool.as_ref(), None)
             }
-            Output::Marker(Marker::Caps(event, info)) => {
-                *out_info = Some(info);
-                self.push_serialized(event)
+            Output::Marker(Marker::Caps(caps, info)) => {
+                // The old pool goes first: downstream may offer it again.
+                *output_pool = None;
+                let pushed = self.push_serialized(gst::event::Caps::new(&caps));
+                match OutputPool::negotiate(&self.srcpad, &caps, info) {
+                    Ok(pool) => {
+                        *output_pool = Some(pool);
+                        pushed
+                    }
+                    Err(e) => {
+                        gst::element_imp_error!(self, gst::ResourceError::Failed, ("{}", e));
+                        Err(gst::FlowError::Error)
+                    }
+                }
             }
             Output::Marker(Marker::Event(event)) => self.push_serialized(event),
             Output::Failed { error, meta } => {
@@ -851,19 +865,17 @@ impl GendrSr {
         &self,
         frame: &Frame,
         input: &Input,
-        info: Option<&gst_video::VideoInfo>,
+        output: Option<&OutputPool>,
         latency: Option<Duration>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let Some(info) = info else {
+        let Some(output) = output else {
             return Err(gst::FlowError::NotNegotiated);
         };
-        let buffer = match video::buffer_from_frame(frame, &input.buffer, info) {
-            Ok(buffer) => buffer,
-            Err(e) => {
-                gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
-                return Err(gst::FlowError::Error);
-            }
-        };
+        let mut buffer = output.acquire()?;
+        if let Err(e) = video::write_frame(frame, &input.buffer, buffer.make_mut(), &output.info) {
+            gst::element_imp_error!(self, gst::StreamError::Failed, ("{}", e));
+            return Err(gst::FlowError::Error);
+        }
         let took = latency.unwrap_or_else(|| input.arrived.elapsed());
         let raised = {
             let mut shared = lock(&self.shared);

@@ -1,20 +1,43 @@
-//! `gendrsr`: cuts frames into overlapping tiles, runs a super-resolution
-//! ONNX model on them and blends them back, with preparation, inference and
-//! stitching pipelined on their own threads.
-//!
-//! ```text
-//! gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! gendrsr model=default \
-//!     ! videoconvert ! x264enc ! mp4mux ! filesink location=out.mp4
-//! ```
-//!
-//! In a live pipeline, `on-overload=drop` or `fallback` keeps latency bounded
-//! when the model falls behind:
-//!
-//! ```text
-//! gst-launch-1.0 v4l2src ! videoconvert ! gendrsr model=fast on-overload=fallback latency-budget=300 \
-//!     ! videoconvert ! autovideosink
-//! ```
+// Copyright (C) 2026 the gendr developers
+// SPDX-License-Identifier: MIT
 
+/**
+ * SECTION:element-gendrsr
+ * @see_also: videoconvert, videoscale
+ *
+ * gendrsr upscales video with a super-resolution ONNX model (a preset name or
+ * an .onnx file that keeps the contract in models/README.md). Each frame is
+ * cut into overlapping tiles, the tiles run through ONNX Runtime (CPU, CUDA,
+ * TensorRT) or OpenVINO, and are blended back without seams. Preparation,
+ * inference and stitching run on their own threads over bounded queues, so
+ * decode, inference and encode overlap; `max-frames-in-flight` bounds how many
+ * frames are inside the element at once.
+ *
+ * Input: I420, NV12, I420_10LE, P010_10LE, RGB, BGR, RGBx, BGRx, RGBA or BGRA,
+ * any size whose scaled output fits 16384 pixels per edge. The
+ * output has the same format and colorimetry, scaled by the model's factor.
+ * Output frames come from a buffer pool agreed with downstream (with
+ * GstVideoMeta where downstream reads it); input frames may carry
+ * GstVideoMeta.
+ *
+ * Errors (a model that does not load, a frame the model refuses, a worker
+ * that fails) are posted on the bus with the reason; the element never
+ * panics across the pad boundary.
+ *
+ * ## Example launch lines
+ * |[
+ * gst-launch-1.0 filesrc location=in.mp4 ! decodebin ! videoconvert ! gendrsr model=default \
+ *     ! videoconvert ! x264enc ! mp4mux ! filesink location=out.mp4
+ * ]| Upscales a file ×2 with the default preset.
+ *
+ * |[
+ * gst-launch-1.0 v4l2src ! videoconvert ! gendrsr model=fast on-overload=fallback latency-budget=300 \
+ *     ! videoconvert ! autovideosink
+ * ]| A live source: frames the model cannot take within 300 ms are upscaled
+ * with a bilinear resize instead, so latency stays bounded. The
+ * `gendrsr-stats` element message reports processed, dropped and fallback
+ * frames every `stats-interval` milliseconds.
+ */
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;

@@ -1,5 +1,6 @@
 //! The glue between GStreamer and the core's frames: the caps gendrsr
-//! takes and gives, and copies between buffers and [`Frame`]s.
+//! takes and gives, the output buffer pool, and copies between buffers and
+//! [`Frame`]s.
 
 use gst::glib;
 use gst::prelude::*;
@@ -204,13 +205,60 @@ pub fn frame_from_buffer(
     .map_err(|e| e.to_string())
 }
 
-/// A buffer of `info` holding `frame`, with the input buffer's timestamps
-/// and flags.
-pub fn buffer_from_frame(
+/// Where output frames are written: a buffer pool agreed with downstream
+/// for the output caps, deactivated when dropped.
+pub struct OutputPool {
+    pub info: gst_video::VideoInfo,
+    pool: gst::BufferPool,
+}
+
+impl OutputPool {
+    /// Asks downstream how output frames should be allocated, as a video
+    /// decoder's `decide_allocation` does: downstream's pool if it offers one
+    /// that takes our caps, else a video pool of our own; with `VideoMeta` on
+    /// the buffers where downstream reads it, so padded layouts need no copy.
+    pub fn negotiate(
+        srcpad: &gst::Pad,
+        caps: &gst::Caps,
+        info: gst_video::VideoInfo,
+    ) -> Result<Self, String> {
+        let mut query = gst::query::Allocation::new(Some(caps), true);
+        let answered = srcpad.peer_query(&mut query);
+        let video_meta = answered
+            && query
+                .find_allocation_meta::<gst_video::VideoMeta>()
+                .is_some();
+        let size = u32::try_from(info.size()).map_err(|_| format!("{caps}: frames too large"))?;
+        let offered = answered.then(|| query.allocation_pools().next()).flatten();
+        let (min, max) = offered
+            .as_ref()
+            .map_or((0, 0), |&(_, _, min, max)| (min, max));
+        if let Some((Some(pool), ..)) = offered {
+            if configure(&pool, caps, size, min, max, video_meta).is_ok() {
+                return Ok(OutputPool { info, pool });
+            }
+        }
+        // Unbounded, so that acquiring never waits on a flush it cannot see.
+        let pool = gst_video::VideoBufferPool::new().upcast::<gst::BufferPool>();
+        configure(&pool, caps, size, min, 0, video_meta)
+            .map_err(|e| format!("no buffer pool for {caps}: {e}"))?;
+        Ok(OutputPool { info, pool })
+    }
+
+    /// An empty output buffer; fails with the pool's flow (flushing, say).
+    pub fn acquire(&self) -> Result<gst::Buffer, gst::FlowError> {
+        self.pool.acquire_buffer(None)
+    }
+}
+
+/// Writes `frame` into `buffer` laid out as `info` (or as its `VideoMeta`),
+/// with the input buffer's timestamps and flags.
+pub fn write_frame(
     frame: &Frame,
     input: &gst::Buffer,
+    buffer: &mut gst::BufferRef,
     info: &gst_video::VideoInfo,
-) -> Result<gst::Buffer, String> {
+) -> Result<(), String> {
     if (frame.width, frame.height) != (info.width() as usize, info.height() as usize) {
         return Err(format!(
             "{}x{} frame for {}x{} caps",
@@ -220,26 +268,46 @@ pub fn buffer_from_frame(
             info.height()
         ));
     }
-    let mut buffer = gst::Buffer::with_size(info.size()).map_err(|e| e.to_string())?;
-    {
-        let buf = buffer.get_mut().expect("new buffer is writable");
-        buf.set_pts(input.pts());
-        buf.set_dts(input.dts());
-        buf.set_duration(input.duration());
-        buf.set_offset(input.offset());
-        buf.set_offset_end(input.offset_end());
-        buf.set_flags(input.flags() & !(gst::BufferFlags::GAP | gst::BufferFlags::TAG_MEMORY));
-        let mut vframe = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, info)
-            .map_err(|e| e.to_string())?;
-        for (i, _) in frame.planes.iter().enumerate() {
-            let stride = vframe.plane_stride()[i] as usize;
-            let dst = vframe.plane_data_mut(i as u32).map_err(|e| e.to_string())?;
-            for (y, row) in frame.rows(i).enumerate() {
-                dst[y * stride..y * stride + row.len()].copy_from_slice(row);
-            }
+    buffer.set_pts(input.pts());
+    buffer.set_dts(input.dts());
+    buffer.set_duration(input.duration());
+    buffer.set_offset(input.offset());
+    buffer.set_offset_end(input.offset_end());
+    buffer.set_flags(input.flags() & !(gst::BufferFlags::GAP | gst::BufferFlags::TAG_MEMORY));
+    let mut vframe = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, info)
+        .map_err(|e| e.to_string())?;
+    for i in 0..frame.planes.len() {
+        let stride = vframe.plane_stride()[i] as usize;
+        let dst = vframe.plane_data_mut(i as u32).map_err(|e| e.to_string())?;
+        for (y, row) in frame.rows(i).enumerate() {
+            dst[y * stride..y * stride + row.len()].copy_from_slice(row);
         }
     }
-    Ok(buffer)
+    Ok(())
+}
+
+impl Drop for OutputPool {
+    fn drop(&mut self) {
+        // Buffers still downstream return to an inactive pool and are freed.
+        let _ = self.pool.set_active(false);
+    }
+}
+
+fn configure(
+    pool: &gst::BufferPool,
+    caps: &gst::Caps,
+    size: u32,
+    min: u32,
+    max: u32,
+    video_meta: bool,
+) -> Result<(), glib::BoolError> {
+    let mut config = pool.config();
+    config.set_params(Some(caps), size, min, max);
+    if video_meta {
+        config.add_option(gst_video::BUFFER_POOL_OPTION_VIDEO_META);
+    }
+    pool.set_config(config)?;
+    pool.set_active(true)
 }
 
 #[cfg(test)]
