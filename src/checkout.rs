@@ -42,9 +42,16 @@ fn this_module() -> Option<PathBuf> {
             // SAFETY: see above: a valid C string while the module is loaded.
             let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
             let path = PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes()));
-            // The main program's name may be relative or bare (argv[0]).
             if path.is_absolute() {
                 return Some(path);
+            }
+            // A library loaded through a relative path (GST_PLUGIN_PATH=target/release)
+            // is named as dlopen was given it, from the folder the process
+            // started in; the main program's bare argv[0] is left to current_exe.
+            let is_library =
+                Some(path.as_path()) != std::env::args_os().next().as_deref().map(Path::new);
+            if is_library && path.components().count() > 1 {
+                return std::env::current_dir().ok().map(|dir| dir.join(path));
             }
         }
     }
