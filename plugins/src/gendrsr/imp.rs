@@ -90,6 +90,8 @@ impl Settings {
     /// The core's configuration for these properties: the element builds
     /// through the same assembly point as `gendr bench` and `gendr eval`.
     pub fn upscaler_config(&self) -> UpscalerConfig {
+        // The core's defaults fill what no property sets, as for the CLI.
+        let defaults = UpscalerConfig::default();
         UpscalerConfig {
             model: self.model.clone(),
             tile_size: self.tile_size as usize,
@@ -103,8 +105,8 @@ impl Settings {
                     .trt_cache_dir
                     .clone()
                     .map(std::path::PathBuf::from)
-                    .or_else(gendr::engine::default_trt_cache_root),
-                ..EngineOptions::default()
+                    .or(defaults.engine.trt_cache),
+                ..defaults.engine
             },
             streams: self.streams as usize,
             batch_size: self.batch_size as usize,
