@@ -118,6 +118,10 @@ pub struct EngineOptions {
     /// CPU has bf16: set by `Upscaler::open` for a preset whose bf16 output
     /// is measured within 0.05 dB of fp32 and faster (`Preset::auto_bf16`).
     pub auto_bf16: bool,
+    /// Under `Auto` with no GPU and bf16 not taken, OpenVINO in fp32 runs
+    /// the model: set by `Upscaler::open` for a preset measured faster there
+    /// than on ONNX Runtime, with the same output (`Preset::auto_openvino_fp32`).
+    pub auto_openvino_fp32: bool,
     /// Where TensorRT keeps built engines; `None` disables the cache.
     pub trt_cache: Option<PathBuf>,
 }
@@ -229,35 +233,10 @@ impl Engine {
             return Err(Error::ModelNotFound(path.to_path_buf()));
         }
         let env = runtime::environment()?;
-        let bf16 = options.precision == ComputePrecision::Bf16;
-        let attempts: &[Provider] = match options.provider {
-            // Only OpenVINO computes in bf16.
-            Provider::Auto if bf16 => &[Provider::OpenVino],
-            // OpenVINO in fp32 is no faster than ONNX Runtime for every
-            // model (docs/throughput.md), so without a GPU `auto` takes it
-            // only in bf16, for the presets measured for it.
-            Provider::Auto if options.auto_bf16 && options.precision == ComputePrecision::Auto => {
-                &[
-                    Provider::TensorRt,
-                    Provider::Cuda,
-                    Provider::OpenVino,
-                    Provider::Cpu,
-                ]
-            }
-            Provider::Auto => &[Provider::TensorRt, Provider::Cuda, Provider::Cpu],
-            Provider::OpenVino => &[Provider::OpenVino],
-            forced if bf16 => {
-                return Err(Error::InvalidSetting(format!(
-                    "precision bf16 needs provider openvino (or auto), not {forced}"
-                )))
-            }
-            Provider::Cpu => &[Provider::Cpu],
-            Provider::Cuda => &[Provider::Cuda],
-            Provider::TensorRt => &[Provider::TensorRt],
-        };
+        let attempts = Self::attempts(options)?;
         let mut last_error = None;
-        for &provider in attempts {
-            match Self::load_with(env, path, provider, options) {
+        for (provider, precision) in attempts {
+            match Self::load_with(env, path, provider, precision, options) {
                 Ok(mut engine) => {
                     if options.provider == Provider::Auto {
                         tracing::info!(
@@ -288,10 +267,47 @@ impl Engine {
             .unwrap_or_else(|| provider_error(options.provider, "no provider could be loaded")))
     }
 
+    /// The providers to try in turn, each with the arithmetic it is asked
+    /// for (OpenVINO's; the others compute in the model's own type).
+    fn attempts(options: &EngineOptions) -> Result<Vec<(Provider, ComputePrecision)>> {
+        use ComputePrecision::{Auto, Bf16, Fp32};
+        let precision = options.precision;
+        Ok(match options.provider {
+            // Only OpenVINO computes in bf16.
+            Provider::Auto if precision == Bf16 => vec![(Provider::OpenVino, Bf16)],
+            // OpenVINO is not faster than ONNX Runtime for every model or in
+            // every precision (docs/throughput.md), so without a GPU `auto`
+            // takes it only as measured per preset: bf16 where the CPU has
+            // it, then fp32; a CPU without bf16 goes on to the next.
+            Provider::Auto => {
+                let mut cpu = Vec::new();
+                if options.auto_bf16 && precision == Auto {
+                    cpu.push((Provider::OpenVino, Bf16));
+                }
+                if options.auto_openvino_fp32 {
+                    cpu.push((Provider::OpenVino, Fp32));
+                }
+                cpu.push((Provider::Cpu, Auto));
+                [(Provider::TensorRt, Auto), (Provider::Cuda, Auto)]
+                    .into_iter()
+                    .chain(cpu)
+                    .collect()
+            }
+            Provider::OpenVino => vec![(Provider::OpenVino, precision)],
+            forced if precision == Bf16 => {
+                return Err(Error::InvalidSetting(format!(
+                    "precision bf16 needs provider openvino (or auto), not {forced}"
+                )))
+            }
+            forced => vec![(forced, Auto)],
+        })
+    }
+
     fn load_with(
         env: &ort::environment::Environment,
         path: &Path,
         provider: Provider,
+        precision: ComputePrecision,
         options: &EngineOptions,
     ) -> Result<Engine> {
         if provider == Provider::OpenVino {
@@ -300,12 +316,6 @@ impl Engine {
             let info = {
                 let session = Self::session(env, path, Provider::Cpu, options)?;
                 ModelInfo::inspect(path, &session)?
-            };
-            // `auto` tries OpenVINO for bf16 only: a CPU without it goes
-            // on to ONNX Runtime.
-            let precision = match options.provider {
-                Provider::Auto => ComputePrecision::Bf16,
-                _ => options.precision,
             };
             let (session, precision, cpu) =
                 openvino_engine::Session::load(&info, options.threads, precision)?;

@@ -101,8 +101,10 @@ impl Upscaler {
     /// the smallest tile once to prove the model really runs.
     pub fn open(config: &UpscalerConfig) -> Result<Upscaler> {
         let model_path = presets::resolve(&config.model)?;
+        let preset = presets::find(&config.model);
         let engine = EngineOptions {
-            auto_bf16: presets::find(&config.model).is_some_and(|p| p.auto_bf16),
+            auto_bf16: preset.is_some_and(|p| p.auto_bf16),
+            auto_openvino_fp32: preset.is_some_and(|p| p.auto_openvino_fp32),
             ..config.engine.clone()
         };
         let mut engines = Engine::load_workers(&model_path, &engine, config.streams)?;

@@ -130,32 +130,58 @@ fn bf16_is_refused_off_openvino_in_one_line() {
 #[test]
 fn auto_takes_openvino_bf16_only_for_models_measured_for_it() {
     let path = default_model();
-    let auto = |auto_bf16, precision| {
+    let auto = |auto_bf16, auto_openvino_fp32, precision| {
         Engine::load(
             &path,
             &EngineOptions {
                 provider: Provider::Auto,
                 precision,
                 auto_bf16,
+                auto_openvino_fp32,
                 ..cpu()
             },
         )
         .unwrap()
     };
-    let measured = auto(true, ComputePrecision::Auto);
-    if gendr::openvino_engine::cpu_info().unwrap().bf16 {
-        assert_eq!(measured.provider, Provider::OpenVino);
-        assert_eq!(measured.precision, Some(ComputePrecision::Bf16));
+    let chosen = |e: Engine| (e.provider, e.precision);
+    let bf16 = gendr::openvino_engine::cpu_info().unwrap().bf16;
+    let measured = chosen(auto(true, false, ComputePrecision::Auto));
+    if bf16 {
+        assert_eq!(measured, (Provider::OpenVino, Some(ComputePrecision::Bf16)));
     } else {
         assert_eq!(
-            measured.provider,
-            Provider::Cpu,
-            "no fp32 OpenVINO under auto"
+            measured,
+            (Provider::Cpu, None),
+            "no fp32 OpenVINO unless measured"
         );
     }
-    assert_eq!(auto(false, ComputePrecision::Auto).provider, Provider::Cpu);
-    // Asking for fp32 keeps ONNX Runtime's fp32, the reference.
-    assert_eq!(auto(true, ComputePrecision::Fp32).provider, Provider::Cpu);
+    assert_eq!(
+        chosen(auto(false, false, ComputePrecision::Auto)),
+        (Provider::Cpu, None)
+    );
+    // Asking for fp32 keeps ONNX Runtime's fp32, the reference…
+    assert_eq!(
+        chosen(auto(true, false, ComputePrecision::Fp32)),
+        (Provider::Cpu, None)
+    );
+    // …unless OpenVINO's fp32 was measured faster for the model.
+    let openvino_fp32 = (Provider::OpenVino, Some(ComputePrecision::Fp32));
+    assert_eq!(
+        chosen(auto(true, true, ComputePrecision::Fp32)),
+        openvino_fp32
+    );
+    // Measured faster in fp32 but not kept in bf16: fp32 on every CPU.
+    assert_eq!(
+        chosen(auto(false, true, ComputePrecision::Auto)),
+        openvino_fp32
+    );
+    // Both: bf16 where the CPU has it, else OpenVINO's fp32.
+    let both = chosen(auto(true, true, ComputePrecision::Auto));
+    if bf16 {
+        assert_eq!(both, (Provider::OpenVino, Some(ComputePrecision::Bf16)));
+    } else {
+        assert_eq!(both, openvino_fp32);
+    }
 }
 
 /// The preset list decides `auto_bf16`, not the caller.
@@ -169,13 +195,23 @@ fn upscaler_marks_measured_presets_for_bf16() {
             streams: 1,
             ..UpscalerConfig::default()
         };
-        Upscaler::open(&config).unwrap().assembly.engine.auto_bf16
+        let engine = Upscaler::open(&config).unwrap().assembly.engine;
+        (engine.auto_bf16, engine.auto_openvino_fp32)
     };
     for preset in gendr::presets::all().iter().filter(|p| p.speed != "slow") {
-        assert_eq!(open(&preset.name), preset.auto_bf16, "{}", preset.name);
+        assert_eq!(
+            open(&preset.name),
+            (preset.auto_bf16, preset.auto_openvino_fp32),
+            "{}",
+            preset.name
+        );
     }
-    assert!(
-        !open(default_model().to_str().unwrap()),
+    // No quick preset is measured for OpenVINO's fp32; one slow one is opened.
+    let slow = gendr::presets::find("anime-video-x2").unwrap();
+    assert_eq!(open(&slow.name), (slow.auto_bf16, slow.auto_openvino_fp32));
+    assert_eq!(
+        open(default_model().to_str().unwrap()),
+        (false, false),
         "a file path is not measured"
     );
 }

@@ -38,16 +38,19 @@ fn a_missing_runtime_is_one_line_naming_the_make_target() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("make openvino-runtime"), "{err}");
-    // A model measured for bf16 under auto still runs, on ONNX Runtime,
+    // A model measured for OpenVINO under auto still runs, on ONNX Runtime,
     // when the OpenVINO runtime is not installed.
-    let fallback = Engine::load(
-        &data("conv_x2.onnx"),
-        &EngineOptions {
-            provider: Provider::Auto,
-            auto_bf16: true,
-            ..cpu()
-        },
-    )
-    .unwrap();
-    assert_eq!(fallback.provider, Provider::Cpu);
+    for (auto_bf16, auto_openvino_fp32) in [(true, false), (false, true), (true, true)] {
+        let fallback = Engine::load(
+            &data("conv_x2.onnx"),
+            &EngineOptions {
+                provider: Provider::Auto,
+                auto_bf16,
+                auto_openvino_fp32,
+                ..cpu()
+            },
+        )
+        .unwrap();
+        assert_eq!(fallback.provider, Provider::Cpu);
+    }
 }
