@@ -33,6 +33,21 @@ fn input_buffer(size: usize, index: u64) -> gst::Buffer {
     buffer
 }
 
+/// Plays `pipeline` until its end of stream, which must come within a
+/// minute and before any error; leaves it playing.
+fn play_to_the_end(pipeline: &gst::Pipeline) {
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = pipeline
+        .bus()
+        .unwrap()
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("the stream ends");
+    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+}
+
 fn caps_size(h: &gst_check::Harness) -> (i32, i32) {
     let caps = h.sinkpad().unwrap().current_caps().expect("output caps");
     let s = caps.structure(0).unwrap();
@@ -371,15 +386,7 @@ fn drop_mode_keeps_up_when_the_sink_syncs_to_the_clock() {
             })
             .build(),
     );
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(60),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("the stream ends");
-    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    play_to_the_end(&pipeline);
     let sr = pipeline.by_name("sr").unwrap();
     let (processed, dropped) = (
         sr.property::<u64>("frames-processed"),
@@ -488,15 +495,7 @@ fn frames_with_layout(padded_pool: bool) -> Vec<(Vec<Vec<u8>>, i32)> {
             })
             .build(),
     );
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_seconds(60),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("end of stream");
-    assert!(matches!(msg.view(), gst::MessageView::Eos(_)), "{msg:?}");
+    play_to_the_end(&pipeline);
     pipeline.set_state(gst::State::Null).unwrap();
     let frames = frames.lock().unwrap().clone();
     frames
