@@ -17,6 +17,8 @@
 #                Ray from hash-pinned PyPI wheels
 #   make core-bench-check   gendr-core-bench (the core alone) run in a clean Debian 12 chroot
 #                without GStreamer, CPU provider (mmdebstrap; about 30 s)
+#   make live-backlog-check   an RTSP client that stops reading, for 60 s: the server's memory
+#                stays bounded (make test runs the same test for 15 s)
 #   make fuzz    fuzz `gendr upscale` with zzuf-mutated media for 15 minutes (make fuzz-ci: 1 minute)
 #   make deb     out/gendr_<version>_<arch>.deb (dpkg-deb; packaging/)
 #   make install-check   that .deb installed with apt in a clean Debian 12 root (mmdebstrap), the
@@ -53,7 +55,7 @@ RAY_VENV    ?= $(DEPS)/venv-ray
 RAY_STAMP   := $(RAY_VENV)/.installed
 
 .PHONY: all deps build models demo test lint gpu-runtime openvino-runtime niqe-reference ray-check bf16-check bf16-eval clean \
-	fuzz fuzz-ci core-bench-check deb install-check image
+	fuzz fuzz-ci core-bench-check deb install-check image live-backlog-check
 
 all: build
 
@@ -144,6 +146,12 @@ core-bench-check: build
 	scripts/core-bench-check
 
 # FUZZ_SEED=N starts elsewhere; failing inputs are kept in out/fuzz-failures.
+# The issue's full minute: a client that stops reading an RTSP stream at
+# 8 Mbit/s, the server's memory held within 8 MiB (make test runs 15 s).
+live-backlog-check: build
+	GENDR_BACKLOG_WINDOW_S=60 $(CARGO) test --release -p gendr-cli --test live_hostile --locked \
+		a_client_that_stops_reading_holds_bounded_memory -- --nocapture
+
 fuzz-ci: build
 	scripts/fuzz-upscale 60
 
