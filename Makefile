@@ -13,7 +13,7 @@
 #                make test checks the 0.05 dB rule on the quick presets (bf16-check)
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
 #   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, the Slurm
-#                launcher through a stand-in sbatch, and the k8s example parsed;
+#                launcher through a stand-in sbatch, and the k8s example parsed and checked;
 #                Ray from hash-pinned PyPI wheels
 #   make core-bench-check   gendr-core-bench (the core alone) run in a clean Debian 12 chroot
 #                without GStreamer, CPU provider (mmdebstrap; about 30 s)
@@ -136,6 +136,7 @@ $(RAY_STAMP): deploy/ray/requirements.txt $(APT_STAMP)
 # The launcher on a local cluster (about a minute); the examples must parse.
 ray-check: build $(RAY_STAMP)
 	$(RAY_VENV)/bin/python -c 'import sys, yaml; [list(yaml.safe_load_all(open(f))) for f in sys.argv[1:]]' deploy/k8s/*.yaml
+	GENDR=$(ROOT)/target/release/gendr $(RAY_VENV)/bin/python deploy/k8s/test_gendr_job.py -v
 	bash -n deploy/slurm/gendr-array.sh
 	GENDR=$(ROOT)/target/release/gendr $(PYTHON) deploy/slurm/test_gendr_slurm.py -v
 	GENDR=$(ROOT)/target/release/gendr $(RAY_VENV)/bin/python deploy/ray/test_gendr_ray.py -v
