@@ -6,6 +6,7 @@
 
 pub mod media;
 pub mod observer;
+pub mod request;
 pub mod segment;
 pub mod upscale;
 

@@ -5,12 +5,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
+use clap::builder::TypedValueParser;
 use gendr_archive::media;
+use gendr_archive::request::{Container, DEFAULT_STALL_TIMEOUT_S};
 use gendr_archive::segment::{
-    join, manifest, plan, positive_seconds, run, wait_for_segments, CONTAINERS,
-    DEFAULT_SEGMENT_SECONDS,
+    join, manifest, plan, positive_seconds, run, wait_for_segments, DEFAULT_SEGMENT_SECONDS,
 };
-use gendr_archive::upscale::DEFAULT_STALL_TIMEOUT_S;
 use gendr_archive::Caller;
 
 use crate::progress::{interrupt_flag, Bar};
@@ -41,8 +41,9 @@ pub struct PlanArgs {
     pub segment_seconds: f64,
     /// The container join will write (default: the one OUT names).
     #[arg(long, value_name = "EXT",
-          value_parser = clap::builder::PossibleValuesParser::new(CONTAINERS))]
-    pub container: Option<String>,
+          value_parser = clap::builder::PossibleValuesParser::new(Container::NAMES)
+              .try_map(|word| word.parse::<Container>()))]
+    pub container: Option<Container>,
     #[command(flatten)]
     pub options: UpscaleOptions,
 }

@@ -10,8 +10,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 
 use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle};
-use super::{video, Args, Encoding};
+use super::{video, Encoding};
 use crate::media::{self, MediaInfo};
+use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
 use crate::Observer;
 
 /// Where the output's video comes from, and what goes with it.
@@ -466,7 +467,7 @@ pub(crate) struct Job {
 
 impl Job {
     pub fn build(
-        args: &Args,
+        target: Target,
         info: &media::MediaInfo,
         muxer: gst::Element,
         partial: &Path,
@@ -475,7 +476,7 @@ impl Job {
     ) -> Result<Job> {
         let pipeline = gst::Pipeline::new();
         let src = gst::ElementFactory::make("filesrc")
-            .property("location", &args.input)
+            .property("location", target.input)
             .build()?;
         let parse = gst::ElementFactory::make("parsebin").build()?;
         let sink = gst::ElementFactory::make("filesink")
@@ -503,7 +504,7 @@ impl Job {
             Video::Upscale { window, video_only } => {
                 // The video branch is built up front so that errors show before anything runs.
                 let decode = gst::ElementFactory::make("decodebin").build()?;
-                let video = video::VideoChain::build(&args.options, info)?;
+                let video = video::VideoChain::build(target.options, info)?;
                 pipeline.add(&decode)?;
                 pipeline.add_many(&video.elements)?;
                 gst::Element::link_many(&video.elements)?;
@@ -613,11 +614,11 @@ impl Job {
             link_error.clone(),
         );
         let stream_progress = progress.clone();
-        let transcode = args.options.audio == "aac";
+        let transcode = target.options.audio == Audio::Aac;
         let seek_to = window.as_ref().filter(|w| w.seek).map(|w| w.first);
-        let keep_subtitles = args.options.subtitles == "keep";
-        let output = args.output.display().to_string();
-        let keep_chapters = args.options.chapters == "keep";
+        let keep_subtitles = target.options.subtitles == KeepOrDrop::Keep;
+        let output = target.output.display().to_string();
+        let keep_chapters = target.options.chapters == KeepOrDrop::Keep;
         parse.connect_pad_added(move |parse, pad| {
             let (Some(pipeline), Some(muxer)) = (weak_pipeline.upgrade(), muxer_weak.upgrade())
             else {
@@ -690,13 +691,14 @@ impl Job {
     pub fn run(
         &self,
         info: &MediaInfo,
-        args: &Args,
+        options: &UpscaleOptions,
+        stall_timeout: u64,
         interrupted: &AtomicBool,
         bar: &dyn Observer,
     ) -> Result<u64> {
         let input_frames = self.expected_frames.or(info.frame_count()).unwrap_or(0);
-        bar.start(input_frames * video::frames_per_input_frame(&args.options, info));
-        let stall_limit = (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout));
+        bar.start(input_frames * video::frames_per_input_frame(options, info));
+        let stall_limit = (stall_timeout > 0).then(|| Duration::from_secs(stall_timeout));
         let result = self.drive(bar, interrupted, stall_limit);
         bar.finish();
         let _ = self.pipeline.set_state(gst::State::Null);
