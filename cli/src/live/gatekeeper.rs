@@ -32,6 +32,7 @@ pub const WRONG_PASSWORDS_PER_CONNECTION: u32 = 3;
 /// by one every [`PASSWORD_REFILL`], and credentials sent while it is empty
 /// are refused unchecked, with the connection closed.
 pub const PASSWORD_BURST: f64 = 5.0;
+/// How long an address waits for one more wrong password.
 pub const PASSWORD_REFILL: Duration = Duration::from_secs(1);
 /// How long a client that is to be closed has to receive its last answer.
 const CLOSE_DELAY: Duration = Duration::from_millis(50);
@@ -238,7 +239,7 @@ struct Shared {
     register: Mutex<Register<gst_rtsp_server::RTSPClient>>,
     /// Whether clients log in with a password (`--rtsp-user`), or by
     /// sending a first request.
-    password: bool,
+    needs_password: bool,
     /// The server's context, where clients are closed: a client's own
     /// thread cannot close it while answering it.
     context: glib::MainContext,
@@ -330,7 +331,7 @@ mod imp {
                 if let Some(client) = ctx.client() {
                     let mut register = shared.register();
                     register.request(client, Instant::now());
-                    if !shared.password {
+                    if !shared.needs_password {
                         register.logged_in(client);
                     }
                 }
@@ -347,13 +348,13 @@ glib::wrapper! {
 }
 
 impl Gatekeeper {
-    /// A gatekeeper whose clients log in with a password when `password`,
-    /// closing clients on `context`.
-    pub fn new(password: bool, context: &glib::MainContext) -> Gatekeeper {
+    /// A gatekeeper whose clients log in with a password when
+    /// `needs_password`, closing clients on `context`.
+    pub fn new(needs_password: bool, context: &glib::MainContext) -> Gatekeeper {
         let gatekeeper: Gatekeeper = glib::Object::new();
         let shared = Arc::new(Shared {
             register: Mutex::default(),
-            password,
+            needs_password,
             context: context.clone(),
         });
         let _ = gatekeeper.imp().shared.set(shared);
