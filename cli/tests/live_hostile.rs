@@ -495,3 +495,30 @@ fn a_client_that_stops_reading_holds_bounded_memory() {
     );
     drop(client);
 }
+
+/// A connection that sends nothing is closed once its 10 s to log in are
+/// up (gatekeeper.rs `LOGIN_TIMEOUT`, swept every second); gendr used to
+/// keep it for ever.
+#[test]
+fn a_connection_that_never_logs_in_is_closed_after_10_s() {
+    let q = free_tcp_port();
+    let _live = rtsp_server(q, SILENT, &["--rtsp-user", "viewer"], None);
+    let mut silent = connect(q);
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let connected = Instant::now();
+    let mut byte = [0u8; 1];
+    let read = silent.read(&mut byte);
+    let after = connected.elapsed();
+    assert!(
+        matches!(read, Ok(0)),
+        "still open after {:.1} s: {read:?}",
+        after.as_secs_f64()
+    );
+    assert!(
+        (Duration::from_secs(10)..Duration::from_secs(13)).contains(&after),
+        "closed after {:.1} s",
+        after.as_secs_f64()
+    );
+}
