@@ -13,10 +13,12 @@
 #                make test checks the 0.05 dB rule on the quick presets (bf16-check)
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
 #   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, the Slurm
-#                launcher through a stand-in sbatch, and the k8s example parsed;
+#                launcher through a stand-in sbatch, and the k8s example parsed and checked;
 #                Ray from hash-pinned PyPI wheels
 #   make core-bench-check   gendr-core-bench (the core alone) run in a clean Debian 12 chroot
 #                without GStreamer, CPU provider (mmdebstrap; about 30 s)
+#   make live-backlog-check   an RTSP client that stops reading, for 60 s: the server's memory
+#                stays bounded (make test runs the same test for 15 s)
 #   make fuzz    fuzz `gendr upscale` with zzuf-mutated media for 15 minutes (make fuzz-ci: 1 minute)
 #   make deb     out/gendr_<version>_<arch>.deb (dpkg-deb; packaging/)
 #   make install-check   that .deb installed with apt in a clean Debian 12 root (mmdebstrap), the
@@ -53,7 +55,7 @@ RAY_VENV    ?= $(DEPS)/venv-ray
 RAY_STAMP   := $(RAY_VENV)/.installed
 
 .PHONY: all deps build models demo test lint gpu-runtime openvino-runtime niqe-reference ray-check bf16-check bf16-eval clean \
-	fuzz fuzz-ci core-bench-check deb install-check image
+	fuzz fuzz-ci core-bench-check deb install-check image live-backlog-check
 
 all: build
 
@@ -134,6 +136,7 @@ $(RAY_STAMP): deploy/ray/requirements.txt $(APT_STAMP)
 # The launcher on a local cluster (about a minute); the examples must parse.
 ray-check: build $(RAY_STAMP)
 	$(RAY_VENV)/bin/python -c 'import sys, yaml; [list(yaml.safe_load_all(open(f))) for f in sys.argv[1:]]' deploy/k8s/*.yaml
+	GENDR=$(ROOT)/target/release/gendr $(RAY_VENV)/bin/python deploy/k8s/test_gendr_job.py -v
 	bash -n deploy/slurm/gendr-array.sh
 	GENDR=$(ROOT)/target/release/gendr $(PYTHON) deploy/slurm/test_gendr_slurm.py -v
 	GENDR=$(ROOT)/target/release/gendr $(RAY_VENV)/bin/python deploy/ray/test_gendr_ray.py -v
@@ -144,6 +147,12 @@ core-bench-check: build
 	scripts/core-bench-check
 
 # FUZZ_SEED=N starts elsewhere; failing inputs are kept in out/fuzz-failures.
+# The issue's full minute: a client that stops reading an RTSP stream at
+# 8 Mbit/s, the server's memory held within 8 MiB (make test runs 15 s).
+live-backlog-check: build
+	GENDR_BACKLOG_WINDOW_S=60 $(CARGO) test --release -p gendr-cli --test live_hostile --locked \
+		a_client_that_stops_reading_holds_bounded_memory -- --nocapture
+
 fuzz-ci: build
 	scripts/fuzz-upscale 60
 

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
-use gendr_test_support::{free_tcp_port, free_udp_port, init, pipeline_with_sink, repo, Guard};
+use gendr_test_support::{
+    free_tcp_port, free_udp_port, init, pipeline_with_sink, repo, ts_sender, Guard,
+};
 
 /// The tests time frames on 2 cores: one at a time.
 fn serial() -> MutexGuard<'static, ()> {
@@ -20,23 +22,9 @@ fn serial() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A live 160×90 H.264 MPEG-TS stream sent to 127.0.0.1:`port`, with a
-/// keyframe and parameter sets every second so that receivers can join.
+/// The ball test pattern as a live stream to 127.0.0.1:`port`.
 fn sender(port: u16) -> Guard {
-    let pipeline = format!(
-        "videotestsrc is-live=true pattern=ball ! video/x-raw,width=160,height=90,framerate=25/1 \
-         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 \
-         ! h264parse config-interval=-1 ! mpegtsmux ! udpsink host=127.0.0.1 port={port}"
-    );
-    Guard(
-        Command::new("gst-launch-1.0")
-            .arg("-q")
-            .args(pipeline.split_whitespace())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("gst-launch-1.0"),
-    )
+    ts_sender(port, "ball")
 }
 
 fn gendr_live(args: &[&str]) -> Guard {

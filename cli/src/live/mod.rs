@@ -16,12 +16,14 @@
 //! keep going.
 //!
 //! Modules: [`endpoint`] parses the input and output, [`output`] and
-//! [`source`] build the two pipelines, [`rtsp`] serves an `rtsp://` output,
+//! [`source`] build the two pipelines, [`rtsp`] serves an `rtsp://` output
+//! within the bounds on clients that [`gatekeeper`] keeps,
 //! [`supervisor`] runs the loop that reconnects the source, and [`status`]
 //! counts frames and shows them.
 
 mod access;
 mod endpoint;
+mod gatekeeper;
 mod output;
 mod rtsp;
 mod source;

@@ -10,6 +10,7 @@ use gst::prelude::*;
 use gst_rtsp_server::prelude::*;
 
 use super::access::RtspUser;
+use super::gatekeeper::Gatekeeper;
 
 /// Clients served each on a thread of their own, so that one client's
 /// DESCRIBE, which gst-rtsp-server answers only once the media has
@@ -22,6 +23,24 @@ const RTP_PORTS: (u16, u16) = (49152, 65534);
 
 /// The role that the authenticated user gets in the media factory.
 const VIEWER_ROLE: &str = "viewer";
+
+/// Connections the kernel completes before the server accepts them. At
+/// gst-rtsp-server's default of 5, and still at 64, a burst of connections
+/// outran the accepting thread, and clients in the burst waited 1 s for
+/// their SYN to be sent again; they cost the server no descriptor there.
+const LISTEN_BACKLOG: i32 = 512;
+
+/// Encoded RTP packets (or lists of them) held for clients over TCP that
+/// all stop reading. gst-rtsp-server paces its TCP sink to the fastest
+/// client and leaves it unbounded, so one client that stops reading made
+/// the server's memory grow at the stream's bitrate; older packets are
+/// dropped instead. A client that falls behind while others read is
+/// gst-rtsp-server's own case (its source drops it after 10 s of backlog).
+const TCP_PACKETS_HELD: u32 = 256;
+
+/// How often clients are checked against the login and idle timeouts, and
+/// expired sessions removed.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// An RTSP server for an `rtsp://` output, on its own GLib main context and
 /// thread. It serves one shared media, `appsrc ! rtph264pay`, prepared when
@@ -58,7 +77,8 @@ impl RtspServer {
         if addresses.iter().all(|a| !a.is_unspecified()) {
             factory.set_address_pool(Some(&rtp_address_pool(addresses)?));
         }
-        let auth = user.map(|user| authentication(user, &factory));
+        let context = glib::MainContext::new();
+        let auth = authentication(user, &factory, &context);
         let current: Arc<Mutex<Option<gst_app::AppSrc>>> = Arc::default();
         {
             let current = current.clone();
@@ -74,6 +94,7 @@ impl RtspServer {
                     return;
                 };
                 *current.lock().unwrap_or_else(|p| p.into_inner()) = Some(appsrc);
+                bound_tcp_senders(media);
                 if let Some(appsink) = weak.upgrade() {
                     let event = gst_video::UpstreamForceKeyUnitEvent::builder()
                         .all_headers(true)
@@ -111,14 +132,18 @@ impl RtspServer {
         );
         let mounts = gst_rtsp_server::RTSPMountPoints::new();
         mounts.add_factory(mount, factory);
-        let context = glib::MainContext::new();
         let mut servers = Vec::new();
         for address in addresses {
             let server = gst_rtsp_server::RTSPServer::new();
             server.set_address(&address.to_string());
             server.set_service(&port.to_string());
             server.set_mount_points(Some(&mounts));
-            server.set_auth(auth.as_ref());
+            server.set_auth(Some(&auth));
+            server.set_backlog(LISTEN_BACKLOG);
+            {
+                let auth = auth.clone();
+                server.connect_client_connected(move |_, client| auth.client_connected(client));
+            }
             if let Some(pool) = server.thread_pool() {
                 pool.set_max_threads(CLIENT_THREADS);
             }
@@ -131,6 +156,22 @@ impl RtspServer {
                 }
                 Err(_) => bail!("rtsp://{listening}{mount}: could not listen on {listening}"),
             }
+        }
+        {
+            let pools: Vec<_> = servers.iter().filter_map(|s| s.session_pool()).collect();
+            let sweep = glib::timeout_source_new(
+                SWEEP_INTERVAL,
+                Some("gendr-rtsp-sweep"),
+                glib::Priority::DEFAULT,
+                move || {
+                    auth.sweep();
+                    for pool in &pools {
+                        pool.cleanup();
+                    }
+                    glib::ControlFlow::Continue
+                },
+            );
+            sweep.attach(Some(&context));
         }
         let main_loop = glib::MainLoop::new(Some(&context), false);
         let thread = {
@@ -178,16 +219,47 @@ fn rtp_address_pool(addresses: &[IpAddr]) -> Result<gst_rtsp_server::RTSPAddress
     Ok(pool)
 }
 
-/// Digest authentication for `user`, who alone may watch; Basic, which
-/// sends the password in the clear, only when `user.allow_basic`.
+/// Caps the appsinks gst-rtsp-server adds to `media` for RTP over TCP (see
+/// [`TCP_PACKETS_HELD`]); they are made when the media is prepared, after
+/// this is called from `media-configure`.
+fn bound_tcp_senders(media: &gst_rtsp_server::RTSPMedia) {
+    let Some(pipeline) = media.element().parent().and_downcast::<gst::Bin>() else {
+        return;
+    };
+    pipeline.connect_element_added(|_, element| {
+        let is_appsink = element
+            .factory()
+            .is_some_and(|f| f.name().as_str() == "appsink");
+        if is_appsink {
+            element.set_property("max-buffers", TCP_PACKETS_HELD);
+            element.set_property("drop", true);
+        }
+    });
+}
+
+/// The server's gatekeeper: Digest authentication for `user`, who alone
+/// may watch, and Basic, which sends the password in the clear, only when
+/// `user.allow_basic`; without a user, everyone may watch. Either way the
+/// gatekeeper bounds the clients (see [`super::gatekeeper`]).
 fn authentication(
-    user: &RtspUser,
+    user: Option<&RtspUser>,
     factory: &gst_rtsp_server::RTSPMediaFactory,
-) -> gst_rtsp_server::RTSPAuth {
-    let auth = gst_rtsp_server::RTSPAuth::new();
+    context: &glib::MainContext,
+) -> Gatekeeper {
+    let auth = Gatekeeper::new(user.is_some(), context);
     let token = gst_rtsp_server::RTSPToken::builder()
         .field(gst_rtsp_server::RTSP_TOKEN_MEDIA_FACTORY_ROLE, VIEWER_ROLE)
         .build();
+    factory.add_role_from_structure(
+        &gst::Structure::builder(VIEWER_ROLE)
+            .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
+            .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
+            .build(),
+    );
+    let Some(user) = user else {
+        auth.set_default_token(Some(&mut token.clone()));
+        return auth;
+    };
     auth.add_digest(&user.name, &user.password, &token);
     let mut methods = gst_rtsp_server::gst_rtsp::ffi::GST_RTSP_AUTH_DIGEST;
     // gst-rtsp-server checks Basic credentials whatever it offers: only a
@@ -203,15 +275,12 @@ fn authentication(
     // SAFETY: `auth` is a live GstRTSPAuth; the call only stores the set.
     unsafe {
         gst_rtsp_server::ffi::gst_rtsp_auth_set_supported_methods(
-            glib::translate::ToGlibPtr::to_glib_none(&auth).0,
+            glib::translate::ToGlibPtr::<*mut gst_rtsp_server::ffi::GstRTSPAuth>::to_glib_none(
+                auth.upcast_ref::<gst_rtsp_server::RTSPAuth>(),
+            )
+            .0,
             methods,
         );
     }
-    factory.add_role_from_structure(
-        &gst::Structure::builder(VIEWER_ROLE)
-            .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_ACCESS, true)
-            .field(gst_rtsp_server::RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, true)
-            .build(),
-    );
     auth
 }

@@ -170,6 +170,26 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
+/// A live 160×90 H.264 MPEG-TS stream of videotestsrc's `pattern` sent to
+/// 127.0.0.1:`port`, with a keyframe and parameter sets every second so
+/// that receivers can join.
+pub fn ts_sender(port: u16, pattern: &str) -> Guard {
+    let pipeline = format!(
+        "videotestsrc is-live=true pattern={pattern} ! video/x-raw,width=160,height=90,framerate=25/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=25 \
+         ! h264parse config-interval=-1 ! mpegtsmux ! udpsink host=127.0.0.1 port={port}"
+    );
+    Guard(
+        Command::new("gst-launch-1.0")
+            .arg("-q")
+            .args(pipeline.split_whitespace())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0"),
+    )
+}
+
 /// A child process that is killed and reaped when dropped.
 pub struct Guard(pub std::process::Child);
 

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle};
-use super::{video, Args, Encoding};
+use super::{video, Encoding};
 use crate::media::{self, MediaInfo};
+use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
+use crate::Observer;
 
 /// Where the output's video comes from, and what goes with it.
 pub(crate) enum Video {
@@ -466,7 +467,7 @@ pub(crate) struct Job {
 
 impl Job {
     pub fn build(
-        args: &Args,
+        target: Target,
         info: &media::MediaInfo,
         muxer: gst::Element,
         partial: &Path,
@@ -475,7 +476,7 @@ impl Job {
     ) -> Result<Job> {
         let pipeline = gst::Pipeline::new();
         let src = gst::ElementFactory::make("filesrc")
-            .property("location", &args.input)
+            .property("location", target.input)
             .build()?;
         let parse = gst::ElementFactory::make("parsebin").build()?;
         let sink = gst::ElementFactory::make("filesink")
@@ -503,7 +504,7 @@ impl Job {
             Video::Upscale { window, video_only } => {
                 // The video branch is built up front so that errors show before anything runs.
                 let decode = gst::ElementFactory::make("decodebin").build()?;
-                let video = video::VideoChain::build(&args.options, info)?;
+                let video = video::VideoChain::build(target.options, info)?;
                 pipeline.add(&decode)?;
                 pipeline.add_many(&video.elements)?;
                 gst::Element::link_many(&video.elements)?;
@@ -613,11 +614,11 @@ impl Job {
             link_error.clone(),
         );
         let stream_progress = progress.clone();
-        let transcode = args.options.audio == "aac";
+        let transcode = target.options.audio == Audio::Aac;
         let seek_to = window.as_ref().filter(|w| w.seek).map(|w| w.first);
-        let keep_subtitles = args.options.subtitles == "keep";
-        let output = args.output.display().to_string();
-        let keep_chapters = args.options.chapters == "keep";
+        let keep_subtitles = target.options.subtitles == KeepOrDrop::Keep;
+        let output = target.output.display().to_string();
+        let keep_chapters = target.options.chapters == KeepOrDrop::Keep;
         parse.connect_pad_added(move |parse, pad| {
             let (Some(pipeline), Some(muxer)) = (weak_pipeline.upgrade(), muxer_weak.upgrade())
             else {
@@ -686,25 +687,20 @@ impl Job {
         })
     }
 
-    /// Runs to the end, showing progress on `bar`; returns the number of frames written.
+    /// Runs to the end, telling `bar` the progress; returns the number of frames written.
     pub fn run(
         &self,
         info: &MediaInfo,
-        args: &Args,
+        options: &UpscaleOptions,
+        stall_timeout: u64,
         interrupted: &AtomicBool,
-        bar: &ProgressBar,
+        bar: &dyn Observer,
     ) -> Result<u64> {
         let input_frames = self.expected_frames.or(info.frame_count()).unwrap_or(0);
-        bar.set_length(input_frames * video::frames_per_input_frame(&args.options, info));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} frames  {per_sec}  ETA {eta}",
-            )
-            .expect("static template"),
-        );
-        let stall_limit = (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout));
+        bar.start(input_frames * video::frames_per_input_frame(options, info));
+        let stall_limit = (stall_timeout > 0).then(|| Duration::from_secs(stall_timeout));
         let result = self.drive(bar, interrupted, stall_limit);
-        bar.finish_and_clear();
+        bar.finish();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
         // Demuxers end quietly at the end of a truncated file; the timeline
@@ -726,7 +722,7 @@ impl Job {
 
     fn drive(
         &self,
-        bar: &ProgressBar,
+        bar: &dyn Observer,
         interrupted: &AtomicBool,
         stall_limit: Option<Duration>,
     ) -> Result<()> {
@@ -742,7 +738,7 @@ impl Job {
                 bail!("interrupted; no output written");
             }
             let upscaled = self.frames.load(Ordering::Relaxed);
-            bar.set_position(upscaled);
+            bar.progress(upscaled);
             watchdog.check(&self.progress, upscaled)?;
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
                 continue;
@@ -752,9 +748,7 @@ impl Job {
                 gst::MessageView::Element(msg) if self.is_done(msg) => break,
                 gst::MessageView::Error(err) => return Err(self.explain(err)),
                 gst::MessageView::Warning(warning) => {
-                    bar.suspend(|| {
-                        eprintln!("gendr: warning: {}", media::warning_text(warning));
-                    });
+                    bar.say(&format!("gendr: warning: {}", media::warning_text(warning)));
                 }
                 _ => {}
             }
