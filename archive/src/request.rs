@@ -358,3 +358,6 @@ mod as_text {
             .map_err(serde::de::Error::custom)
     }
 }
+
+#[cfg(test)]
+mod tests;

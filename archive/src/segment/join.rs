@@ -292,3 +292,6 @@ fn feed_segment(appsrc: &gst_app::AppSrc, file: &Path, times: &[Times]) -> Resul
     let _ = pipeline.set_state(gst::State::Null);
     result
 }
+
+#[cfg(test)]
+mod tests;

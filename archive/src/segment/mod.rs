@@ -91,3 +91,6 @@ pub fn wait_for_segments(
         std::thread::sleep(WAIT_POLL.min(limit.saturating_sub(started.elapsed())));
     }
 }
+
+#[cfg(test)]
+mod tests;

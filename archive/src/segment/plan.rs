@@ -231,3 +231,6 @@ fn check_frames_are_packets(input: &Path, packets: &[Packet]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

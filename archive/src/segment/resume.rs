@@ -156,3 +156,6 @@ fn changed_options(old: &UpscaleOptions, new: &UpscaleOptions) -> Option<String>
         .collect();
     (!changes.is_empty()).then(|| changes.join(", "))
 }
+
+#[cfg(test)]
+mod tests;

@@ -236,3 +236,6 @@ fn check_frames(
     }
     Ok((decode_order, offset))
 }
+
+#[cfg(test)]
+mod tests;

@@ -732,14 +732,14 @@ impl Job {
                 .first_error(&bus)
                 .unwrap_or_else(|| anyhow!("the pipeline could not start")));
         }
-        let mut watchdog = Watchdog::new(stall_limit);
+        let mut watchdog = Watchdog::new(stall_limit, Instant::now());
         loop {
             if interrupted.load(Ordering::SeqCst) {
                 bail!("interrupted; no output written");
             }
             let upscaled = self.frames.load(Ordering::Relaxed);
             bar.progress(upscaled);
-            watchdog.check(&self.progress, upscaled)?;
+            watchdog.check(&self.progress, upscaled, Instant::now())?;
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
                 continue;
             };
@@ -836,18 +836,20 @@ impl Watchdog {
     /// Times the longest wait between model outputs is allowed before a stall.
     const MODEL_WAIT_FACTOR: u32 = 5;
 
-    fn new(limit: Option<Duration>) -> Self {
+    /// A watchdog started at `now`.
+    fn new(limit: Option<Duration>, now: Instant) -> Self {
         Watchdog {
             limit,
             last: (0, 0, 0, 0),
             last_packets: 0,
-            last_change: Instant::now(),
+            last_change: now,
             last_upscaled: None,
             longest_model_wait: Duration::ZERO,
         }
     }
 
-    fn check(&mut self, progress: &Progress, upscaled: u64) -> Result<()> {
+    /// Looks at the counters at time `at`: an error once nothing moved for the limit.
+    fn check(&mut self, progress: &Progress, upscaled: u64, at: Instant) -> Result<()> {
         let Some(base) = self.limit else {
             return Ok(());
         };
@@ -860,22 +862,24 @@ impl Watchdog {
         if now != self.last {
             if now.1 != self.last.1 {
                 if let Some(previous) = self.last_upscaled {
-                    self.longest_model_wait = self.longest_model_wait.max(previous.elapsed());
+                    self.longest_model_wait = self
+                        .longest_model_wait
+                        .max(at.saturating_duration_since(previous));
                 }
-                self.last_upscaled = Some(Instant::now());
+                self.last_upscaled = Some(at);
             }
             self.last = now;
-            self.last_change = Instant::now();
+            self.last_change = at;
             return Ok(());
         }
         let packets = progress.packets.load(Ordering::Relaxed);
         if packets != self.last_packets {
             self.last_packets = packets;
-            self.last_change = Instant::now();
+            self.last_change = at;
             return Ok(());
         }
         let limit = base.max(self.longest_model_wait * Self::MODEL_WAIT_FACTOR);
-        if self.last_change.elapsed() < limit {
+        if at.saturating_duration_since(self.last_change) < limit {
             return Ok(());
         }
         let secs = limit.as_secs();
@@ -893,3 +897,6 @@ impl Watchdog {
         bail!("stalled: {stage}; pass --stall-timeout SECS to wait longer (0 = never)")
     }
 }
+
+#[cfg(test)]
+mod tests;
