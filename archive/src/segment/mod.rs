@@ -13,6 +13,7 @@ use crate::media;
 use crate::request::{Target, UpscaleOptions};
 use crate::upscale;
 
+pub mod info;
 pub mod join;
 pub mod manifest;
 pub mod plan;
