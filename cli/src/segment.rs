@@ -7,11 +7,12 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use clap::builder::TypedValueParser;
 use gendr_archive::media;
-use gendr_archive::request::{Container, DEFAULT_STALL_TIMEOUT_S};
-use gendr_archive::segment::info::JobInfo;
-use gendr_archive::segment::{
-    join, manifest, plan, positive_seconds, run, wait_for_segments, DEFAULT_SEGMENT_SECONDS,
+use gendr_archive::request::{
+    positive_seconds, Container, DEFAULT_SEGMENT_SECONDS, DEFAULT_STALL_TIMEOUT_S,
 };
+use gendr_archive::segment::info::JobInfo;
+use gendr_archive::segment::join::wait_for_segments;
+use gendr_archive::segment::{join, manifest, plan, run};
 use gendr_archive::Caller;
 
 use crate::progress::{interrupt_flag, Bar};
@@ -110,7 +111,7 @@ pub fn plan(args: PlanArgs) -> Result<()> {
         .as_ref()
         .map(|c| args.job.join(format!("output.{c}")));
     let options = args.options.into();
-    gendr_archive::segment::check_options(&args.input, &options, output)?;
+    plan::check_options(&args.input, &options, output)?;
     let manifest = plan::plan(&args.input, &options, args.container, args.segment_seconds)?;
     manifest.save(&args.job)?;
     let n = manifest.segments.len();

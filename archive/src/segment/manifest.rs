@@ -298,7 +298,7 @@ impl Manifest {
             bail!("the input's path is not absolute");
         }
         self.options.check_values()?;
-        super::positive_seconds(&self.segment_seconds.to_string())
+        crate::request::positive_seconds(&self.segment_seconds.to_string())
             .map_err(|e| anyhow!("segment_seconds: {e}"))?;
         if self.first_pts_ns > self.end_pts_ns || self.end_pts_ns > MAX_TIME_NS {
             bail!("the input's first time is after its end");

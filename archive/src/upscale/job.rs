@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 
+use super::encode::Encoding;
+use super::progress::Progress;
 use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle};
-use super::{video, Encoding};
+use super::video;
 use crate::media::{self, MediaInfo};
 use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
 use crate::Observer;
@@ -47,50 +49,6 @@ pub(crate) struct Window {
     /// The encoded video's caps and segment, as the muxer got them.
     pub caps: Arc<Mutex<Option<gst::Caps>>>,
     pub segment: Arc<Mutex<Option<gst::FormattedSegment<gst::ClockTime>>>>,
-}
-
-/// Frames past each stage, and where the input's timeline ended: what the
-/// watchdog and the truncation check read.
-#[derive(Default)]
-pub(super) struct Progress {
-    /// Video packets handed to the decoder.
-    packets: AtomicU64,
-    decoded: AtomicU64,
-    encoded: AtomicU64,
-    /// Buffers written by the muxer (audio included).
-    muxed: AtomicU64,
-    /// Earliest start and latest end over decoded video and copied audio, ns.
-    first_start: AtomicU64,
-    last_end: AtomicU64,
-    /// The decoded frame size, for explaining a refused negotiation.
-    decoded_size: Mutex<Option<(i32, i32)>>,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Progress {
-            first_start: AtomicU64::new(u64::MAX),
-            ..Default::default()
-        }
-    }
-
-    pub fn saw_buffer(&self, buffer: &gst::BufferRef) {
-        if let Some(pts) = buffer.pts() {
-            let end = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
-            self.first_start
-                .fetch_min(pts.nseconds(), Ordering::Relaxed);
-            self.last_end.fetch_max(end.nseconds(), Ordering::Relaxed);
-        }
-    }
-
-    /// Seconds of input timeline seen, once anything was seen.
-    fn span(&self) -> Option<gst::ClockTime> {
-        let (start, end) = (
-            self.first_start.load(Ordering::Relaxed),
-            self.last_end.load(Ordering::Relaxed),
-        );
-        (start <= end).then(|| gst::ClockTime::from_nseconds(end - start))
-    }
 }
 
 /// Counts buffers through `pad` and notes their times.
