@@ -15,7 +15,7 @@ use gendr_archive::segment::join::wait_for_segments;
 use gendr_archive::segment::{join, manifest, plan, run};
 use gendr_archive::Caller;
 
-use crate::progress::{interrupt_flag, Bar};
+use crate::progress::{cancel_on_ctrl_c, Bar};
 use crate::upscale::UpscaleOptions;
 
 /// The longest `join --wait`: a week.
@@ -145,7 +145,7 @@ pub fn run_segment(args: RunSegmentArgs) -> Result<()> {
         args.stall_timeout,
         Caller {
             observer: &Bar::new(args.quiet),
-            interrupted: &interrupt_flag(),
+            cancel: &cancel_on_ctrl_c(),
         },
     )? {
         run::Outcome::AlreadyDone => eprintln!("gendr: segment {index} is already done"),
@@ -170,7 +170,7 @@ pub fn join(args: JoinArgs) -> Result<()> {
         args.stall_timeout,
         Caller {
             observer: &Bar::new(args.quiet),
-            interrupted: &interrupt_flag(),
+            cancel: &cancel_on_ctrl_c(),
         },
     )?;
     drop(claim);

@@ -101,7 +101,7 @@ pub fn join_into(
         &info,
         target.options,
         stall_timeout,
-        caller.interrupted,
+        caller.cancel,
         caller.observer,
     );
     let fed = feeder

@@ -15,7 +15,7 @@ use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle};
 use super::video;
 use crate::media::{self, MediaInfo};
 use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
-use crate::Observer;
+use crate::{Cancel, Error, Observer};
 
 /// Where the output's video comes from, and what goes with it.
 pub(crate) enum Video {
@@ -651,13 +651,13 @@ impl Job {
         info: &MediaInfo,
         options: &UpscaleOptions,
         stall_timeout: u64,
-        interrupted: &AtomicBool,
+        cancel: &Cancel,
         bar: &dyn Observer,
     ) -> Result<u64> {
         let input_frames = self.expected_frames.or(info.frame_count()).unwrap_or(0);
         bar.start(input_frames * video::frames_per_input_frame(options, info));
         let stall_limit = (stall_timeout > 0).then(|| Duration::from_secs(stall_timeout));
-        let result = self.drive(bar, interrupted, stall_limit);
+        let result = self.drive(bar, cancel, stall_limit);
         bar.finish();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
@@ -681,7 +681,7 @@ impl Job {
     fn drive(
         &self,
         bar: &dyn Observer,
-        interrupted: &AtomicBool,
+        cancel: &Cancel,
         stall_limit: Option<Duration>,
     ) -> Result<()> {
         let bus = self.pipeline.bus().context("pipeline bus")?;
@@ -692,8 +692,8 @@ impl Job {
         }
         let mut watchdog = Watchdog::new(stall_limit, Instant::now());
         loop {
-            if interrupted.load(Ordering::SeqCst) {
-                bail!("interrupted; no output written");
+            if cancel.is_cancelled() {
+                return Err(Error::Interrupted("interrupted; no output written".into()).into());
             }
             let upscaled = self.frames.load(Ordering::Relaxed);
             bar.progress(upscaled);
@@ -757,7 +757,11 @@ impl Job {
                 None => anyhow!("gendrsr: {refusal}"),
             };
         }
-        anyhow!("{}", media::error_text(err))
+        let text = media::error_text(err);
+        match Error::from_gst(err, text.clone()) {
+            Some(no_space) => no_space.into(),
+            None => anyhow!("{text}"),
+        }
     }
 
     /// Packets the decoder turned into no frame (exact for codecs with a
@@ -852,7 +856,7 @@ impl Watchdog {
         } else {
             format!("decoding made no progress for {secs} s after {decoded} frames")
         };
-        bail!("stalled: {stage}; pass --stall-timeout SECS to wait longer (0 = never)")
+        Err(Error::Stalled(stage).into())
     }
 }
 

@@ -1,7 +1,6 @@
 //! `gendr upscale`: decode → gendrsr → encode → mux, audio copied, written
 //! to a temporary name and renamed only when the whole file is done.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,7 +8,7 @@ use anyhow::{bail, Result};
 
 use crate::media::{self, partial_for, persist};
 use crate::request::UpscaleRequest;
-use crate::Observer;
+use crate::{Cancel, Observer};
 
 mod check;
 mod encode;
@@ -27,7 +26,7 @@ pub(crate) use others::OtherStreams;
 
 /// One file, start to finish, telling `bar` how it goes: all of
 /// `gendr upscale IN OUT`, and each file of a batch. Returns the frames written.
-pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, interrupted: &AtomicBool) -> Result<u64> {
+pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, cancel: &Cancel) -> Result<u64> {
     let info = media::discover(&args.input)?;
     let (encoding, video_notes) = check_options(&info, args.target())?;
     check_output(args.target(), args.overwrite)?;
@@ -85,7 +84,7 @@ pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, interrupted: &AtomicBo
     }
     others.say_losses(bar);
     let started = Instant::now();
-    let frames = job.run(&info, &args.options, args.stall_timeout, interrupted, bar)?;
+    let frames = job.run(&info, &args.options, args.stall_timeout, cancel, bar)?;
     others.finish(partial.path())?;
     let damaged = log.decoder_errors();
     let undecodable = job.undecodable();
