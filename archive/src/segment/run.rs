@@ -7,11 +7,12 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
+use super::manifest::{self, DoneRecord, EncoderSegment};
+use super::session::Session;
 use crate::media;
 use crate::request::Target;
 use crate::upscale::{self, Job, Video, Window};
-use crate::{Caller, Error};
+use crate::Error;
 
 /// What became of a segment.
 pub enum Outcome {
@@ -20,14 +21,8 @@ pub enum Outcome {
 }
 
 /// Makes segment `index` unless an intact one for this plan is there.
-pub fn run_segment(
-    dir: &Path,
-    manifest: &Manifest,
-    index: usize,
-    quiet: bool,
-    stall_timeout: u64,
-    caller: Caller<'_>,
-) -> Result<Outcome> {
+pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
+    let (dir, manifest) = (session.dir, session.manifest);
     let count = manifest.segments.len();
     let Some(segment) = manifest.segments.get(index) else {
         bail!(
@@ -39,7 +34,7 @@ pub fn run_segment(
     std::fs::create_dir_all(&folder)
         .map_err(|e| anyhow!("cannot write in the job folder {}: {e}", dir.display()))?;
     let _claim = claim(dir, index)?;
-    if manifest::check_done(dir, manifest, index).is_ok() {
+    if session.done(index).is_ok() {
         return Ok(Outcome::AlreadyDone);
     }
     // This run holds the segment: what other runs of it left is theirs no more.
@@ -57,8 +52,8 @@ pub fn run_segment(
         output: &output,
         options: &manifest.options,
     };
-    let info = media::discover(target.input)?;
-    upscale::check_job(&info, target, false)?;
+    let info = session.info()?;
+    upscale::check_job(info, target, false)?;
     let window = Window {
         first: gst::ClockTime::from_nseconds(segment.first_pts_ns),
         end: (index + 1 < count).then(|| gst::ClockTime::from_nseconds(segment.end_pts_ns)),
@@ -80,7 +75,7 @@ pub fn run_segment(
     let started = Instant::now();
     let job = Job::build(
         target,
-        &info,
+        info,
         muxer,
         partial.path(),
         log,
@@ -91,11 +86,11 @@ pub fn run_segment(
     )?;
     let written = job
         .run(
-            &info,
+            info,
             target.options,
-            stall_timeout,
-            caller.cancel,
-            caller.observer,
+            session.stall_timeout,
+            session.caller.cancel,
+            session.caller.observer,
         )
         .map_err(|e| failed(index, dir, e))?;
     let caps = caps
@@ -148,7 +143,8 @@ pub fn run_segment(
     )
     .map_err(|e| failed(index, dir, e))?;
     manifest::remove_leftovers(dir, index, Some(&record));
-    if !quiet {
+    session.made(record);
+    if !session.quiet {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
             "gendr: segment {index} of {count} done ({} frames in {secs:.1} s)",
