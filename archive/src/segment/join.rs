@@ -100,7 +100,7 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
     let fed = feeder
         .join()
         .map_err(|_| anyhow!("the segment reader failed"))?;
-    let written = result?;
+    let written = result?.frames;
     fed?;
     if written != manifest.frames {
         bail!(

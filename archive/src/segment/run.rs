@@ -2,7 +2,7 @@
 //! pipeline, video only, into segments/NNNNN.mkv with its done-record.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
@@ -59,17 +59,7 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
         end: (index + 1 < count).then(|| gst::ClockTime::from_nseconds(segment.end_pts_ns)),
         expected_frames: segment.frames,
         seek: index > 0,
-        frames: Arc::new(Mutex::new(Vec::new())),
-        encoded: Arc::new(Mutex::new(Vec::new())),
-        caps: Arc::new(Mutex::new(None)),
-        segment: Arc::new(Mutex::new(None)),
     };
-    let (times, encoded, caps, encoder_segment) = (
-        window.frames.clone(),
-        window.encoded.clone(),
-        window.caps.clone(),
-        window.segment.clone(),
-    );
     let muxer = gst::ElementFactory::make("matroskamux").build()?;
     let log = Arc::new(media::ErrorLog::watch());
     let started = Instant::now();
@@ -79,12 +69,9 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
         muxer,
         partial.path(),
         log,
-        Video::Upscale {
-            window: Some(window),
-            video_only: true,
-        },
+        Video::Segment(window),
     )?;
-    let written = job
+    let report = job
         .run(
             info,
             target.options,
@@ -93,18 +80,17 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
             session.caller.observer,
         )
         .map_err(|e| failed(index, dir, e))?;
-    let caps = caps
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let notes = report.segment;
+    let caps = notes
+        .caps
         .as_ref()
         .map(|c| c.to_string())
         .ok_or_else(|| anyhow!("segment {index}: no video was encoded"))?;
-    let times = std::mem::take(&mut *times.lock().unwrap_or_else(|p| p.into_inner()));
-    let encoded = std::mem::take(&mut *encoded.lock().unwrap_or_else(|p| p.into_inner()));
-    let (decode_order, encoder_shift) = check_frames(index, segment, &times, &encoded, written)?;
-    let encoder_segment = encoder_segment
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let times = notes.frames;
+    let (decode_order, encoder_shift) =
+        check_frames(index, segment, &times, &notes.encoded, report.frames)?;
+    let encoder_segment = notes
+        .segment
         .as_ref()
         .map(|s| EncoderSegment {
             start_ns: s.start().map_or(0, |t| t.nseconds()),
