@@ -7,13 +7,16 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use clap::builder::TypedValueParser;
 use gendr_archive::media;
-use gendr_archive::request::{Container, DEFAULT_STALL_TIMEOUT_S};
-use gendr_archive::segment::{
-    join, manifest, plan, positive_seconds, run, wait_for_segments, DEFAULT_SEGMENT_SECONDS,
+use gendr_archive::request::{
+    positive_seconds, Container, DEFAULT_SEGMENT_SECONDS, DEFAULT_STALL_TIMEOUT_S,
 };
+use gendr_archive::segment::info::JobInfo;
+use gendr_archive::segment::join::wait_for_segments;
+use gendr_archive::segment::session::Session;
+use gendr_archive::segment::{join, manifest, plan, run};
 use gendr_archive::Caller;
 
-use crate::progress::{interrupt_flag, Bar};
+use crate::progress::{cancel_on_ctrl_c, Bar};
 use crate::upscale::UpscaleOptions;
 
 /// The longest `join --wait`: a week.
@@ -109,7 +112,8 @@ pub fn plan(args: PlanArgs) -> Result<()> {
         .as_ref()
         .map(|c| args.job.join(format!("output.{c}")));
     let options = args.options.into();
-    gendr_archive::segment::check_options(&args.input, &options, output)?;
+    let info = media::discover(&args.input)?;
+    plan::check_options(&info, &args.input, &options, output)?;
     let manifest = plan::plan(&args.input, &options, args.container, args.segment_seconds)?;
     manifest.save(&args.job)?;
     let n = manifest.segments.len();
@@ -135,17 +139,13 @@ pub fn run_segment(args: RunSegmentArgs) -> Result<()> {
     };
     let manifest = manifest::Manifest::load(&args.job)?;
     manifest.check_input()?;
-    match run::run_segment(
-        &args.job,
-        &manifest,
-        index,
-        args.quiet,
-        args.stall_timeout,
-        Caller {
-            observer: &Bar::new(args.quiet),
-            interrupted: &interrupt_flag(),
-        },
-    )? {
+    let (bar, cancel) = (Bar::new(args.quiet), cancel_on_ctrl_c());
+    let caller = Caller {
+        observer: &bar,
+        cancel: &cancel,
+    };
+    let session = Session::new(&args.job, &manifest, args.quiet, args.stall_timeout, caller);
+    match run::run_segment(&session, index)? {
         run::Outcome::AlreadyDone => eprintln!("gendr: segment {index} is already done"),
         run::Outcome::Made => {}
     }
@@ -159,18 +159,51 @@ pub fn join(args: JoinArgs) -> Result<()> {
         wait_for_segments(&args.job, &manifest, Duration::from_secs(args.wait))?;
     }
     let claim = media::claim_output(&args.output)?;
-    join::join_into(
-        &args.job,
-        &manifest,
-        &args.output,
-        args.overwrite,
-        args.quiet,
-        args.stall_timeout,
-        Caller {
-            observer: &Bar::new(args.quiet),
-            interrupted: &interrupt_flag(),
-        },
-    )?;
+    let (bar, cancel) = (Bar::new(args.quiet), cancel_on_ctrl_c());
+    let caller = Caller {
+        observer: &bar,
+        cancel: &cancel,
+    };
+    let session = Session::new(&args.job, &manifest, args.quiet, args.stall_timeout, caller);
+    join::join_into(&session, &args.output, args.overwrite)?;
     drop(claim);
     Ok(())
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum JobCommand {
+    /// The plan and its segments' state, read from the job folder alone.
+    #[command(after_help = "\
+Reads JOB/manifest.json (refused as run-segment refuses it) and which segments have a
+done-record; no segment file is read. --json is the form launchers read: an object with
+input, container, frames, segment_count, committed and segments (index, frames,
+first_pts_ns, end_pts_ns, committed); fields may be added, none removed.
+
+Examples:
+  gendr job info film.job
+  gendr job info film.job --json | jq .segment_count")]
+    Info(JobInfoArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct JobInfoArgs {
+    /// The job folder made by gendr plan.
+    pub job: PathBuf,
+    /// One JSON object on stdout instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn job(command: JobCommand) -> Result<()> {
+    match command {
+        JobCommand::Info(args) => {
+            let info = JobInfo::read(&args.job)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!("{}", info.summary());
+            }
+            Ok(())
+        }
+    }
 }
