@@ -457,7 +457,9 @@ pub(crate) fn check_output(args: &Args) -> Result<()> {
 }
 
 /// A unique, hidden file next to `output` for writing it, recognisably
-/// gendr's; removed on every early return.
+/// gendr's; removed on every early return. Created readable as any new file
+/// is under the umask (tempfile's own 0600 would keep the finished output
+/// from the other users of shared storage).
 pub(crate) fn partial_for(output: &Path) -> Result<tempfile::NamedTempFile> {
     let name = output
         .file_name()
@@ -470,6 +472,7 @@ pub(crate) fn partial_for(output: &Path) -> Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".gendr-partial")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(&folder)
         .with_context(|| format!("{}: cannot write here", output.display()))
 }
