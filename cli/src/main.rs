@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 mod bench;
 mod eval;
+mod finishing;
 mod live;
 mod media;
 mod models;

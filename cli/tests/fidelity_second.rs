@@ -94,17 +94,50 @@ fn decoded_audio(path: &Path) -> (usize, f64) {
     (out.stdout.len() / 2, first)
 }
 
+/// Audio packets in a file's first audio stream, as ffprobe counts them.
+fn audio_packets(path: &Path) -> usize {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-count_packets"])
+        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .expect("a packet count")
+}
+
+/// Samples a decoder skips at the start of a file's Opus stream: every
+/// packet holds 20 ms (960 samples at 48 kHz); the rest is the pre-skip.
+fn opus_samples_skipped(path: &Path) -> i64 {
+    audio_packets(path) as i64 * 960 - decoded_audio(path).0 as i64
+}
+
 #[test]
-#[ignore = "issue #20 item 1: not fixed yet"]
-fn opus_copied_into_mp4_decodes_every_sample() {
+fn opus_copied_into_mp4_skips_only_its_pre_skip() {
     let dir = tempfile::tempdir().unwrap();
     let input = clip_with_audio(dir.path(), "opus.mkv", &["libopus"]);
     let output = dir.path().join("out.mp4");
     succeeded(&upscale(&[], &input, &output));
-    let (samples, _) = decoded_audio(&input);
-    assert_eq!(samples, 96_000, "the input decodes 2 s at 48 kHz");
-    // Before: mp4mux wrote pre-skip and rate byte-swapped; 81663 decoded.
-    assert_eq!(decoded_audio(&output).0, samples);
+    // ffmpeg's own copy into mp4 is the reference: 312 samples.
+    let reference = dir.path().join("ffmpeg-copy.mp4");
+    let (input_text, reference_text) =
+        (input.display().to_string(), reference.display().to_string());
+    ffmpeg(&[
+        "-i",
+        &input_text,
+        "-map",
+        "0:a",
+        "-c",
+        "copy",
+        &reference_text,
+    ]);
+    let expected = opus_samples_skipped(&reference);
+    assert_eq!(expected, 312, "libopus's pre-skip");
+    // Before: mp4mux wrote pre-skip and rate byte-swapped: 14337 skipped.
+    assert_eq!(opus_samples_skipped(&output), expected);
 }
 
 #[test]

@@ -401,6 +401,8 @@ impl OtherStreams {
     pub(crate) fn finish(&self, partial: &Path) -> Result<()> {
         if self.writes_matroska {
             streams::restore_matroska_tags(partial)?;
+        } else {
+            crate::finishing::repair_opus_boxes(partial)?;
         }
         Ok(())
     }
