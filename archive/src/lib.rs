@@ -4,6 +4,7 @@
 //! the command line: progress and messages go to an [`Observer`], and a
 //! run stops when its cancel flag is set.
 
+mod finishing;
 pub mod media;
 pub mod observer;
 pub mod segment;

@@ -8,7 +8,6 @@ use tracing_subscriber::EnvFilter;
 mod batch;
 mod bench;
 mod eval;
-mod finishing;
 mod live;
 mod models;
 mod progress;
