@@ -167,3 +167,72 @@ fn quiet_prints_no_info_line_and_no_colour_codes() {
     assert!(text.contains("execution provider"), "{text}");
     assert!(!text.contains('\x1b'), "colour codes on a pipe: {text:?}");
 }
+
+/// Each packet's duration in a file's video stream, and the file's duration,
+/// as ffprobe reads them.
+fn video_durations(path: &Path) -> (Vec<String>, String) {
+    let probe = |entries: &str, stream: bool| {
+        let mut command = Command::new("ffprobe");
+        command.args(["-v", "error"]);
+        if stream {
+            command.args(["-select_streams", "v:0"]);
+        }
+        let out = command
+            .args(["-show_entries", entries, "-of", "csv=p=0"])
+            .arg(path)
+            .output()
+            .expect("ffprobe runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let packets = probe("packet=duration_time", true)
+        .lines()
+        .map(|l| l.trim_end_matches(',').to_string())
+        .collect();
+    (packets, probe("format=duration", false).trim().to_string())
+}
+
+#[test]
+fn mkv_frames_keep_their_own_duration_plain_and_segmented() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mkv");
+    let input_text = input.display().to_string();
+    // 25 fps with B-frames, as a camera or a DVD rip has them.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=25:d=4",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "3",
+        &input_text,
+    ]);
+    let (_, input_duration) = video_durations(&input);
+    assert_eq!(input_duration, "4.000000");
+    for (name, args) in [
+        ("plain.mkv", &[][..]),
+        ("segmented.mkv", &["--resume", "--segment-seconds", "1"][..]),
+    ] {
+        let output = dir.path().join(name);
+        succeeded(&upscale(args, &input, &output));
+        let (packets, duration) = video_durations(&output);
+        assert_eq!(packets.len(), 100, "{name}");
+        // Before: up to 0.08 s blocks for 0.04 s frames, 4.04 s in all.
+        assert!(
+            packets.iter().all(|d| d == "0.040000"),
+            "{name}: {packets:?}"
+        );
+        assert_eq!(duration, input_duration, "{name}");
+        // A remux to mp4 keeps the length.
+        let remuxed = dir.path().join(format!("{name}.mp4"));
+        let (output_text, remuxed_text) =
+            (output.display().to_string(), remuxed.display().to_string());
+        ffmpeg(&["-i", &output_text, "-c", "copy", &remuxed_text]);
+        assert_eq!(
+            video_durations(&remuxed).1,
+            input_duration,
+            "{name} remuxed"
+        );
+    }
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 
-use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle};
+use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle, writes_matroska};
 use super::{video, Args, Encoding};
 use crate::media::{self, MediaInfo};
 use crate::Observer;
@@ -581,9 +581,12 @@ impl Job {
         {
             let progress = progress.clone();
             let span = Mutex::new(EncodedSpan::default());
+            // matroskamux writes every frame's duration (BlockDuration), so
+            // there the frames keep their own; only mp4mux needs the cover.
+            let cover = !writes_matroska(&muxer);
             encoded_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 progress.encoded.fetch_add(1, Ordering::Relaxed);
-                if let Some(buffer) = info.buffer_mut() {
+                if let Some(buffer) = info.buffer_mut().filter(|_| cover) {
                     let mut span = span.lock().unwrap_or_else(|p| p.into_inner());
                     cover_reordered_frames(buffer.make_mut(), &mut span);
                 }
