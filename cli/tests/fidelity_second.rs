@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gendr_test_support::{ffmpeg, stderr};
+use gendr_test_support::{ffmpeg, ffprobe_json, stderr};
 
 /// `gendr upscale -m fast ARGS… INPUT OUTPUT`, stderr not a terminal.
 fn upscale(args: &[&str], input: &Path, output: &Path) -> Output {
@@ -233,6 +233,88 @@ fn mkv_frames_keep_their_own_duration_plain_and_segmented() {
             video_durations(&remuxed).1,
             input_duration,
             "{name} remuxed"
+        );
+    }
+}
+
+/// The codec of each stream of `kind` (`video`, `audio`…) in a file.
+fn codecs(path: &Path, kind: &str) -> Vec<String> {
+    ffprobe_json(path)["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["codec_type"] == kind)
+        .map(|s| s["codec_name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_second_video_stream_is_copied_and_said_plain_and_segmented() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("two-videos.mkv");
+    let input_text = input.display().to_string();
+    // A main picture and a second angle in another codec.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=10:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "smptebars=s=32x24:r=10:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=2",
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map",
+        "2",
+        "-c:v:0",
+        "libx264",
+        "-c:v:1",
+        "mpeg4",
+        "-c:a",
+        "aac",
+        &input_text,
+    ]);
+    for (name, args) in [
+        ("plain.mkv", &[][..]),
+        ("segmented.mkv", &["--resume", "--segment-seconds", "1"][..]),
+    ] {
+        let output = dir.path().join(name);
+        let text = succeeded(&upscale(args, &input, &output));
+        // Before: one video stream, and not a word.
+        assert_eq!(codecs(&output, "video"), ["h264", "mpeg4"], "{name}");
+        assert!(
+            text.contains("1 more video stream(s) copied as they are"),
+            "{name}: {text}"
+        );
+        let probe = ffprobe_json(&output);
+        let second = probe["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["codec_name"] == "mpeg4")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (second["width"].as_u64(), second["height"].as_u64()),
+            (Some(32), Some(24))
+        );
+        let frames = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:1", "-count_frames"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(&output)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&frames.stdout).trim(),
+            "20",
+            "{name}"
         );
     }
 }

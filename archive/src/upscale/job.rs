@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 
-use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle, writes_matroska};
+use super::streams::{
+    copy_audio, copy_subtitle, copy_video, discard, drop_toc, is_subtitle, writes_matroska,
+};
 use super::{video, Args, Encoding};
 use crate::media::{self, MediaInfo};
 use crate::Observer;
@@ -664,6 +666,9 @@ impl Job {
                 copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress, transcode)
             } else if keep_subtitles && is_subtitle(&name) {
                 copy_subtitle(&pipeline, &muxer, pad, &caps, &output)
+            } else if !is_subtitle(&name) && media::decodes_to_video(&caps) {
+                // Video beyond the first: a second angle, copied as it is.
+                copy_video(&pipeline, &muxer, pad, &stream_progress)
             } else {
                 discard(&pipeline, pad)
             };

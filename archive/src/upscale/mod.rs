@@ -295,6 +295,8 @@ fn check_hdr_metadata(info: &MediaInfo, encoding: &Encoding, output: &Path) -> R
 /// chapters, tags), decided before a run and completed after it: one path
 /// for `gendr upscale` and `gendr join`.
 pub(crate) struct OtherStreams {
+    /// The line on video streams beyond the first, copied as they are.
+    extra_videos: Option<String>,
     keep_subtitles: bool,
     lost_titles: Option<String>,
     chapters: Option<String>,
@@ -309,7 +311,9 @@ impl OtherStreams {
         if keep_subtitles {
             streams::check_subtitles(info, muxer, &output)?;
         }
+
         Ok(OtherStreams {
+            extra_videos: streams::check_extra_videos(info, muxer, &output)?,
             keep_subtitles,
             lost_titles: streams::lost_titles(info, muxer, &output),
             chapters: streams::plan_chapters(
@@ -338,7 +342,10 @@ impl OtherStreams {
 
     /// Said even with -q, like every other loss.
     pub(crate) fn say_losses(&self, observer: &dyn Observer) {
-        if let Some(line) = &self.lost_titles {
+        for line in [&self.extra_videos, &self.lost_titles]
+            .into_iter()
+            .flatten()
+        {
             observer.say(line);
         }
     }

@@ -47,22 +47,8 @@ pub(super) fn copy_audio(
                 .build()?,
         ];
     }
-    // The demuxer feeds audio and video from one thread while the encoder
-    // holds back frames for look-ahead: a bounded audio queue would fill and
-    // stall the video behind it. Interleaving in the file bounds it instead.
-    let queue = gst::ElementFactory::make("queue")
-        .property("max-size-buffers", 0u32)
-        .property("max-size-bytes", 0u32)
-        .property("max-size-time", 0u64)
-        .build()?;
+    let queue = unbounded_queue(progress)?;
     let queue_sink = queue.static_pad("sink").context("queue sink")?;
-    let progress = progress.clone();
-    queue_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
-            progress.saw_buffer(buffer);
-        }
-        gst::PadProbeReturn::Ok
-    });
     pipeline.add(&queue)?;
     queue.sync_state_with_parent()?;
     match chain.split_first() {
@@ -103,7 +89,83 @@ pub(super) fn copy_audio(
     Ok(())
 }
 
-/// Streams that are not copied (subtitles, data, extra video) go nowhere.
+/// Sends a parsed video stream beyond the first into the muxer as it is
+/// (checked up front by [`check_extra_videos`]).
+pub(super) fn copy_video(
+    pipeline: &gst::Pipeline,
+    muxer: &gst::Element,
+    pad: &gst::Pad,
+    progress: &Arc<Progress>,
+) -> Result<()> {
+    let queue = unbounded_queue(progress)?;
+    pipeline.add(&queue)?;
+    queue.sync_state_with_parent()?;
+    pad.link(&queue.static_pad("sink").context("queue sink")?)?;
+    let mux_pad = muxer
+        .request_pad_simple("video_%u")
+        .context("the muxer refused a second video stream")?;
+    queue
+        .static_pad("src")
+        .context("queue src")?
+        .link(&mux_pad)?;
+    Ok(())
+}
+
+/// Refuses, before anything runs, video streams beyond the first that the
+/// output container cannot hold as they are; the line that says the others
+/// are copied without being upscaled.
+pub(super) fn check_extra_videos(
+    info: &MediaInfo,
+    muxer: &gst::Element,
+    output: &str,
+) -> Result<Option<String>> {
+    let template = muxer
+        .pad_template("video_%u")
+        .map(|t| t.caps().clone())
+        .unwrap_or_else(gst::Caps::new_empty);
+    for caps in &info.extra_videos {
+        if !template.can_intersect(caps) {
+            let name = caps.structure(0).map_or("unknown", |s| s.name().as_str());
+            bail!(
+                "{output}: this container cannot hold the input's second video stream ({name}) \
+                 as it is; use .mkv, or take the first video alone first \
+                 (ffmpeg -map 0 -map -0:v:1 -c copy)"
+            );
+        }
+    }
+    Ok(match info.extra_videos.len() {
+        0 => None,
+        n => Some(format!(
+            "gendr: {n} more video stream(s) copied as they are (not upscaled)"
+        )),
+    })
+}
+
+/// A queue into the muxer for a stream copied as it is, counting what it
+/// sees for the stall watch. Unbounded: the demuxer feeds every stream from
+/// one thread while the encoder holds back frames for look-ahead, so a
+/// bounded queue would fill and stall the video behind it. Interleaving in
+/// the file bounds it instead.
+fn unbounded_queue(progress: &Arc<Progress>) -> Result<gst::Element> {
+    let queue = gst::ElementFactory::make("queue")
+        .property("max-size-buffers", 0u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 0u64)
+        .build()?;
+    let progress = progress.clone();
+    queue.static_pad("sink").context("queue sink")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, info| {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
+                progress.saw_buffer(buffer);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(queue)
+}
+
+/// Streams that are not copied (subtitles, data) go nowhere.
 pub(super) fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
     let sink = gst::ElementFactory::make("fakesink")
         .property("sync", false)
