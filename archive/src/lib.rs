@@ -7,6 +7,7 @@
 mod finishing;
 pub mod media;
 pub mod observer;
+pub mod request;
 pub mod segment;
 pub mod upscale;
 

@@ -13,7 +13,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use gendr_archive::media;
-use gendr_archive::upscale::{run_one, Args};
+use gendr_archive::request::{Container, UpscaleRequest as Args};
+use gendr_archive::upscale::run_one;
 
 use crate::progress::{interrupt_flag, say, Bar};
 
@@ -47,7 +48,7 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     // `gendr upscale clips/ out.mp4` is a slip, not a wish for a folder named so.
-    if !root_out.exists() && written_container(root_out).is_some() {
+    if !root_out.exists() && Container::of(root_out).is_some() {
         bail!(
             "{}: names a file; a folder input needs an output folder",
             root_out.display()
@@ -91,7 +92,7 @@ pub fn run(args: &Args) -> Result<()> {
                 continue;
             }
         };
-        let output = root_out.join(output_name(&rel, args.container.as_deref()));
+        let output = root_out.join(output_name(&rel, args.container));
         if let Some(first) = claimed.insert(output.clone(), rel.clone()) {
             let why = format!(
                 "its output {} is also {}'s; rename one or pass --container",
@@ -311,21 +312,14 @@ fn discover(path: &Path) -> Result<gst_pbutils::DiscovererInfo> {
     bail!("no answer from GStreamer's discoverer within 30 s")
 }
 
-/// The container gendr writes that `path`'s extension names, if any.
-fn written_container(path: &Path) -> Option<String> {
-    path.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .filter(|e| ["mp4", "mkv", "mov"].contains(&e.as_str()))
-}
-
 /// `rel` with the output container's extension: `container`, or the
 /// input's own when it is one gendr writes, otherwise mkv, which holds any
 /// codec the input's audio may have.
-fn output_name(rel: &Path, container: Option<&str>) -> PathBuf {
+fn output_name(rel: &Path, container: Option<Container>) -> PathBuf {
     let container = container
-        .map(str::to_string)
-        .or_else(|| written_container(rel));
-    rel.with_extension(container.as_deref().unwrap_or("mkv"))
+        .or_else(|| Container::of(rel))
+        .unwrap_or(Container::Mkv);
+    rel.with_extension(container.name())
 }
 /// Removes the folders made for a failed file's output, up to the output root.
 fn remove_empty_folders(output: &Path, root: &Path) {

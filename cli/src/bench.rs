@@ -122,7 +122,7 @@ pub fn run(args: Args) -> Result<()> {
     let input = input_path(args.input.as_deref())?;
     media::discover(&input)?;
     args.sr.validate()?;
-    let config = args.sr.upscaler_config()?;
+    let config = args.sr.upscaler_config();
     let model_path = gendr::presets::resolve(&config.model)?;
     let load_start = measure::load_average();
     let mut peak = 0u64;

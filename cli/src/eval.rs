@@ -803,7 +803,7 @@ mod tests {
         .sr;
         // bench builds from the options directly; gendr upscale and live set
         // them on the element, which builds from its properties.
-        let bench = sr.upscaler_config().unwrap();
+        let bench = sr.upscaler_config();
         let element = sr
             .element()
             .unwrap()

@@ -53,6 +53,9 @@ enum Command {
     RunSegment(segment::RunSegmentArgs),
     /// Join a job's finished segments and the input's other streams into one file.
     Join(segment::JoinArgs),
+    /// What a job folder holds (for launchers: --json).
+    #[command(subcommand)]
+    Job(segment::JobCommand),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
         Command::Plan(args) => segment::plan(args),
         Command::RunSegment(args) => segment::run_segment(args),
         Command::Join(args) => segment::join(args),
+        Command::Job(command) => segment::job(command),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

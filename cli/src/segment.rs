@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{anyhow, Result};
+use clap::builder::TypedValueParser;
 use gendr_archive::media;
+use gendr_archive::request::{Container, DEFAULT_STALL_TIMEOUT_S};
+use gendr_archive::segment::info::JobInfo;
 use gendr_archive::segment::{
-    join, manifest, plan, positive_seconds, run, wait_for_segments, CONTAINERS,
-    DEFAULT_SEGMENT_SECONDS,
+    join, manifest, plan, positive_seconds, run, wait_for_segments, DEFAULT_SEGMENT_SECONDS,
 };
-use gendr_archive::upscale::DEFAULT_STALL_TIMEOUT_S;
 use gendr_archive::Caller;
 
 use crate::progress::{interrupt_flag, Bar};
@@ -41,8 +42,9 @@ pub struct PlanArgs {
     pub segment_seconds: f64,
     /// The container join will write (default: the one OUT names).
     #[arg(long, value_name = "EXT",
-          value_parser = clap::builder::PossibleValuesParser::new(CONTAINERS))]
-    pub container: Option<String>,
+          value_parser = clap::builder::PossibleValuesParser::new(Container::NAMES)
+              .try_map(|word| word.parse::<Container>()))]
+    pub container: Option<Container>,
     #[command(flatten)]
     pub options: UpscaleOptions,
 }
@@ -172,4 +174,42 @@ pub fn join(args: JoinArgs) -> Result<()> {
     )?;
     drop(claim);
     Ok(())
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum JobCommand {
+    /// The plan and its segments' state, read from the job folder alone.
+    #[command(after_help = "\
+Reads JOB/manifest.json (refused as run-segment refuses it) and which segments have a
+done-record; no segment file is read. --json is the form launchers read: an object with
+input, container, frames, segment_count, committed and segments (index, frames,
+first_pts_ns, end_pts_ns, committed); fields may be added, none removed.
+
+Examples:
+  gendr job info film.job
+  gendr job info film.job --json | jq .segment_count")]
+    Info(JobInfoArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct JobInfoArgs {
+    /// The job folder made by gendr plan.
+    pub job: PathBuf,
+    /// One JSON object on stdout instead of a line of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn job(command: JobCommand) -> Result<()> {
+    match command {
+        JobCommand::Info(args) => {
+            let info = JobInfo::read(&args.job)?;
+            if args.json {
+                println!("{}", serde_json::to_string(&info)?);
+            } else {
+                println!("{}", info.summary());
+            }
+            Ok(())
+        }
+    }
 }

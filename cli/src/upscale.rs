@@ -1,18 +1,23 @@
 //! `gendr upscale`'s arguments and the gendrsr options every subcommand
 //! shares, turned into the archival engine's request.
 
+use std::fmt::Display;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use anyhow::{bail, Result};
-use gendr_archive::upscale::{
-    self as engine, AUDIO_MODES, DEFAULT_STALL_TIMEOUT_S, KEEP_OR_DROP, PIX_FMTS,
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use gendr::engine::{ComputePrecision, Provider};
+use gendr_archive::request::{
+    self as engine, Audio, Container, KeepOrDrop, PixFmt, DEFAULT_STALL_TIMEOUT_S,
 };
+use gendr_archive::upscale;
 
 use crate::batch;
 use crate::progress::{interrupt_flag, Bar};
 
-pub use gendr_archive::upscale::{DEFAULT_CRF, DEFAULT_PRESET, PRESETS};
+pub use gendr_archive::request::{DEFAULT_CRF, DEFAULT_PRESET, PRESETS};
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "\
@@ -31,9 +36,8 @@ pub struct Args {
     pub output: PathBuf,
     /// Folder inputs: the outputs' container. Default: the input's own when
     /// it is mp4, mkv or mov, otherwise mkv (which holds any codec).
-    #[arg(long, value_name = "FORMAT",
-          value_parser = clap::builder::PossibleValuesParser::new(["mp4", "mkv", "mov"]))]
-    pub container: Option<String>,
+    #[arg(long, value_name = "FORMAT", value_parser = words::<Container>(Container::NAMES))]
+    pub container: Option<Container>,
     #[command(flatten)]
     pub options: UpscaleOptions,
     /// Replace OUTPUT if it exists.
@@ -77,14 +81,14 @@ pub struct UpscaleOptions {
     /// (what the conversion after the model gives, 4:4:4 for a 4:2:2 or
     /// 4:4:4 input).
     #[arg(long, value_name = "FORMAT", default_value = "auto",
-          value_parser = clap::builder::PossibleValuesParser::new(PIX_FMTS))]
-    pub pix_fmt: String,
+          value_parser = words::<PixFmt>(PixFmt::NAMES))]
+    pub pix_fmt: PixFmt,
     /// Audio: copy every stream as it is (an error where the container
     /// cannot hold its codec), or aac: copy what fits and re-encode the rest
     /// as AAC at 256 kbit/s (said when it happens).
     #[arg(long, value_name = "MODE", default_value = "copy",
-          value_parser = clap::builder::PossibleValuesParser::new(AUDIO_MODES))]
-    pub audio: String,
+          value_parser = words::<Audio>(Audio::NAMES))]
+    pub audio: Audio,
     /// What is done with interlaced input (before the model).
     #[arg(long, value_enum, value_name = "MODE", default_value_t = Deinterlace::Auto)]
     pub deinterlace: Deinterlace,
@@ -101,13 +105,13 @@ pub struct UpscaleOptions {
     /// Subtitles: keep every stream (converted where the container needs it,
     /// an error where it cannot hold one), or drop them all.
     #[arg(long, value_name = "MODE", default_value = "keep",
-          value_parser = clap::builder::PossibleValuesParser::new(KEEP_OR_DROP))]
-    pub subtitles: String,
+          value_parser = words::<KeepOrDrop>(KeepOrDrop::NAMES))]
+    pub subtitles: KeepOrDrop,
     /// Chapters: keep them (an error where the container cannot hold them),
     /// or drop them.
     #[arg(long, value_name = "MODE", default_value = "keep",
-          value_parser = clap::builder::PossibleValuesParser::new(KEEP_OR_DROP))]
-    pub chapters: String,
+          value_parser = words::<KeepOrDrop>(KeepOrDrop::NAMES))]
+    pub chapters: KeepOrDrop,
 }
 
 /// A clap parser accepting exactly `range` (one of [`gendr::limits`]), so a
@@ -119,6 +123,22 @@ where
 {
     clap::builder::RangedI64ValueParser::<T>::new()
         .range((*range.start()).into()..=(*range.end()).into())
+}
+
+/// A parser for one of an engine enum's words, listed in --help.
+fn words<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+where
+    T: FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    PossibleValuesParser::new(names).try_map(|word| word.parse::<T>())
+}
+
+/// A parser for a value the core reads from text (provider, precision).
+fn parsed<T: FromStr>(text: &str) -> Result<T, String>
+where
+    T::Err: Display,
+{
+    text.parse().map_err(|e: T::Err| e.to_string())
 }
 
 /// The gendrsr settings every subcommand shares.
@@ -134,11 +154,11 @@ pub struct SrOptions {
     #[arg(long, default_value_t = 8, value_parser = in_range(gendr::limits::TILE_OVERLAP))]
     pub overlap: u32,
     /// Execution provider: auto, cpu, cuda, tensorrt or openvino.
-    #[arg(long, default_value = "auto")]
-    pub provider: String,
+    #[arg(long, default_value = "auto", value_parser = parsed::<Provider>)]
+    pub provider: Provider,
     /// OpenVINO's arithmetic: auto (bf16 where the CPU has it), fp32 or bf16.
-    #[arg(long, default_value = "auto")]
-    pub precision: String,
+    #[arg(long, default_value = "auto", value_parser = parsed::<ComputePrecision>)]
+    pub precision: ComputePrecision,
     /// GPU index for the cuda and tensorrt providers.
     #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::DEVICE_ID))]
     pub device_id: i32,
@@ -201,9 +221,9 @@ impl From<Deinterlace> for engine::Deinterlace {
     }
 }
 
-impl From<Args> for engine::Args {
+impl From<Args> for engine::UpscaleRequest {
     fn from(args: Args) -> Self {
-        engine::Args {
+        engine::UpscaleRequest {
             input: args.input,
             output: args.output,
             container: args.container,
@@ -261,7 +281,7 @@ impl SrOptions {
     }
 
     /// The core configuration these options ask for (see the engine's).
-    pub fn upscaler_config(&self) -> Result<gendr::upscaler::UpscalerConfig> {
+    pub fn upscaler_config(&self) -> gendr::upscaler::UpscalerConfig {
         engine::SrOptions::from(self.clone()).upscaler_config()
     }
 
@@ -272,7 +292,7 @@ impl SrOptions {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let args = engine::Args::from(args);
+    let args = engine::UpscaleRequest::from(args);
     if args.input.is_dir() {
         return batch::run(&args);
     }
@@ -287,5 +307,5 @@ pub fn run(args: Args) -> Result<()> {
         };
         return gendr_archive::segment::resume(args, caller);
     }
-    engine::run_one(&args, &bar, &interrupt_flag()).map(drop)
+    upscale::run_one(&args, &bar, &interrupt_flag()).map(drop)
 }

@@ -85,6 +85,16 @@ def run_gendr(gendr, *args):
         sys.exit(f"gendr-ray: gendr {args[0]} failed (exit {proc.returncode})")
 
 
+def job_info(gendr, job):
+    """The job folder's plan as `gendr job info --json` gives it."""
+    proc = subprocess.run(
+        [gendr, "job", "info", str(job), "--json"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE
+    )
+    if proc.returncode != 0:
+        sys.exit(f"gendr-ray: gendr job info failed (exit {proc.returncode})")
+    return json.loads(proc.stdout)
+
+
 def parse_args(argv):
     if "--" in argv:
         cut = argv.index("--")
@@ -149,7 +159,7 @@ def main(argv):
                 say(f"the plan in {job} is unchanged; its finished segments are kept")
             else:
                 say(f"the plan in {job} was for another input or other options; its segments are made again")
-    count = len(json.loads(manifest.read_text())["segments"])
+    count = job_info(gendr, job)["segment_count"]
 
     if args.address:
         ray.init(address=args.address)

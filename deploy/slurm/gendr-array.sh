@@ -29,7 +29,7 @@ gendr=${GENDR:-gendr}
 self=$(readlink -f -- "$0")
 
 "$gendr" plan "$in" --job "$job" "$@"
-segments=$(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["segments"]))' "$job/manifest.json")
+segments=$("$gendr" job info "$job" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["segment_count"])')
 
 # One task per segment: SLURM_ARRAY_TASK_ID is 0 … segments-1.
 # Add e.g. --gres=gpu:1 for a GPU plan (--provider cuda).

@@ -10,6 +10,7 @@ use gst::prelude::*;
 
 use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
 use crate::media;
+use crate::request::{Container, Target};
 use crate::upscale::{self, Job, Video};
 use crate::Caller;
 
@@ -32,11 +33,12 @@ pub fn join_into(
     caller: Caller<'_>,
 ) -> Result<()> {
     let muxer = upscale::muxer_for(output)?;
-    let ext = output
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    if let Some(container) = manifest.container.as_ref().filter(|c| **c != ext) {
+    let written = Container::of(output);
+    if let Some(container) = manifest.container.filter(|c| Some(*c) != written) {
+        let ext = output
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
         bail!(
             "the job was planned for a .{container} output, not .{ext}; name the output .{container} or plan again"
         );
@@ -60,20 +62,14 @@ pub fn join_into(
         .map_err(|_| anyhow!("segment 0's done-record has unreadable caps; run it again"))?;
     let times = frame_times(&records, timing.1);
 
-    let args = upscale::Args {
-        container: None,
-        input: manifest.input.path.clone(),
-        output: output.to_path_buf(),
-        options: manifest.options.clone(),
-        overwrite,
-        quiet,
-        stall_timeout,
-        resume: false,
-        segment_seconds: None,
+    let target = Target {
+        input: &manifest.input.path,
+        output,
+        options: &manifest.options,
     };
-    upscale::check_output(&args)?;
-    let info = media::discover(&args.input)?;
-    let others = upscale::OtherStreams::prepare(&args, &info, &muxer)?;
+    upscale::check_output(target, overwrite)?;
+    let info = media::discover(target.input)?;
+    let others = upscale::OtherStreams::prepare(target, &info, &muxer)?;
     let partial = upscale::partial_for(output)?;
     let appsrc = gst_app::AppSrc::builder()
         .caps(&caps)
@@ -87,7 +83,7 @@ pub fn join_into(
     }
     let log = Arc::new(media::ErrorLog::watch());
     let job = Job::build(
-        &args,
+        target,
         &info,
         muxer,
         partial.path(),
@@ -100,7 +96,13 @@ pub fn join_into(
         .collect();
     let feeder = std::thread::spawn(move || feed(&appsrc, &files, &times));
     others.say_losses(caller.observer);
-    let result = job.run(&info, &args, caller.interrupted, caller.observer);
+    let result = job.run(
+        &info,
+        target.options,
+        stall_timeout,
+        caller.interrupted,
+        caller.observer,
+    );
     let fed = feeder
         .join()
         .map_err(|_| anyhow!("the segment reader failed"))?;
@@ -290,3 +292,6 @@ fn feed_segment(appsrc: &gst_app::AppSrc, file: &Path, times: &[Times]) -> Resul
     let _ = pipeline.set_state(gst::State::Null);
     result
 }
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::media::clip_text;
-use crate::upscale::UpscaleOptions;
+use crate::request::{Container, UpscaleOptions};
 
 /// Bumped whenever a field changes meaning; a folder of another format is refused.
 /// 2: the manifest's checksum beside it, segment files named by their content.
@@ -32,7 +32,7 @@ pub struct Manifest {
     pub input: InputId,
     pub options: UpscaleOptions,
     /// The output container join writes (mp4, mkv, mov); None: any.
-    pub container: Option<String>,
+    pub container: Option<Container>,
     pub segment_seconds: f64,
     /// Video frames in the input, and its first pts and end (last pts plus
     /// the last frame's duration), ns.
@@ -298,14 +298,6 @@ impl Manifest {
             bail!("the input's path is not absolute");
         }
         self.options.check_values()?;
-        if let Some(container) = &self.container {
-            if !super::CONTAINERS.contains(&container.as_str()) {
-                bail!(
-                    "container {:?} is not one of mp4, mkv, mov",
-                    clip_text(container)
-                );
-            }
-        }
         super::positive_seconds(&self.segment_seconds.to_string())
             .map_err(|e| anyhow!("segment_seconds: {e}"))?;
         if self.first_pts_ns > self.end_pts_ns || self.end_pts_ns > MAX_TIME_NS {

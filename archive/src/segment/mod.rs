@@ -10,8 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Result};
 
 use crate::media;
-use crate::upscale::{self, UpscaleOptions};
+use crate::request::{Target, UpscaleOptions};
+use crate::upscale;
 
+pub mod info;
 pub mod join;
 pub mod manifest;
 pub mod plan;
@@ -19,9 +21,6 @@ mod resume;
 pub mod run;
 
 pub use resume::resume;
-
-/// The containers join writes.
-pub const CONTAINERS: [&str; 3] = ["mp4", "mkv", "mov"];
 
 /// Segment length when none is given.
 pub const DEFAULT_SEGMENT_SECONDS: f64 = 60.0;
@@ -43,18 +42,13 @@ pub fn check_options(
 ) -> Result<()> {
     let info = media::discover(input)?;
     let output_known = output.is_some();
-    let args = upscale::Args {
-        container: None,
-        input: input.to_path_buf(),
-        output: output.unwrap_or_default(),
-        options: options.clone(),
-        overwrite: false,
-        quiet: true,
-        stall_timeout: 0,
-        resume: false,
-        segment_seconds: None,
+    let output = output.unwrap_or_default();
+    let target = Target {
+        input,
+        output: &output,
+        options,
     };
-    upscale::check_job(&info, &args, output_known)
+    upscale::check_job(&info, target, output_known)
 }
 
 /// How often `join --wait` looks for newly committed segments.
@@ -98,3 +92,6 @@ pub fn wait_for_segments(
         std::thread::sleep(WAIT_POLL.min(limit.saturating_sub(started.elapsed())));
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,7 +9,7 @@ use gst::prelude::*;
 
 use super::manifest::{InputId, Manifest, Segment, FORMAT, GENDR_VERSION};
 use crate::media;
-use crate::upscale::UpscaleOptions;
+use crate::request::{Container, UpscaleOptions};
 
 /// A video packet as the demuxer gives it.
 #[derive(Clone, Copy)]
@@ -25,7 +25,7 @@ const FRAMES_CHECKED: usize = 100;
 pub fn plan(
     input: &Path,
     options: &UpscaleOptions,
-    container: Option<String>,
+    container: Option<Container>,
     segment_seconds: f64,
 ) -> Result<Manifest> {
     let id = InputId::of(input)?;
@@ -231,3 +231,6 @@ fn check_frames_are_packets(input: &Path, packets: &[Packet]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

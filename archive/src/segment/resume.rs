@@ -8,20 +8,18 @@ use anyhow::{anyhow, Result};
 use super::manifest::{self, InputId, Manifest};
 use super::{join, plan, run, DEFAULT_SEGMENT_SECONDS};
 use crate::media;
-use crate::upscale::{self, UpscaleOptions};
+use crate::request::{Container, UpscaleOptions, UpscaleRequest};
+use crate::upscale;
 use crate::Caller;
 
-pub fn resume(args: upscale::Args, caller: Caller<'_>) -> Result<()> {
+pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
     super::check_options(&args.input, &args.options, Some(args.output.clone()))?;
-    upscale::check_output(&args)?;
+    upscale::check_output(args.target(), args.overwrite)?;
     upscale::muxer_for(&args.output)?;
     let claim = media::claim_output(&args.output)?;
-    upscale::check_output(&args)?;
+    upscale::check_output(args.target(), args.overwrite)?;
     let dir = media::hidden_sibling(&args.output, "gendr-job");
-    let container = args
-        .output
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let container = Container::of(&args.output);
     let seconds = args.segment_seconds.unwrap_or(DEFAULT_SEGMENT_SECONDS);
     let manifest = match reusable(&dir, &args, seconds)? {
         Some(manifest) => manifest,
@@ -87,7 +85,7 @@ pub fn resume(args: upscale::Args, caller: Caller<'_>) -> Result<()> {
 
 /// The job folder's plan if it fits this run; None (with its segments
 /// removed and a line saying why) when the input or an option changed.
-fn reusable(dir: &Path, args: &upscale::Args, seconds: f64) -> Result<Option<Manifest>> {
+fn reusable(dir: &Path, args: &UpscaleRequest, seconds: f64) -> Result<Option<Manifest>> {
     if !manifest::manifest_path(dir).exists() {
         return Ok(None);
     }
@@ -158,3 +156,6 @@ fn changed_options(old: &UpscaleOptions, new: &UpscaleOptions) -> Option<String>
         .collect();
     (!changes.is_empty()).then(|| changes.join(", "))
 }
+
+#[cfg(test)]
+mod tests;

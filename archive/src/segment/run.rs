@@ -9,6 +9,7 @@ use anyhow::{anyhow, bail, Result};
 
 use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
 use crate::media;
+use crate::request::Target;
 use crate::upscale::{self, Job, Video, Window};
 use crate::Caller;
 
@@ -49,20 +50,15 @@ pub fn run_segment(
         .tempfile_in(&folder)
         .map_err(|e| anyhow!("cannot write in the job folder {}: {e}", folder.display()))?;
 
-    let args = upscale::Args {
-        container: None,
-        input: manifest.input.path.clone(),
-        // Names the output for the checks and messages; written is `partial`.
-        output: folder.join(format!("{index:05}.mkv")),
-        options: manifest.options.clone(),
-        overwrite: true,
-        quiet,
-        stall_timeout,
-        resume: false,
-        segment_seconds: None,
+    // Names the output for the checks and messages; written is `partial`.
+    let output = folder.join(format!("{index:05}.mkv"));
+    let target = Target {
+        input: &manifest.input.path,
+        output: &output,
+        options: &manifest.options,
     };
-    let info = media::discover(&args.input)?;
-    upscale::check_job(&info, &args, false)?;
+    let info = media::discover(target.input)?;
+    upscale::check_job(&info, target, false)?;
     let window = Window {
         first: gst::ClockTime::from_nseconds(segment.first_pts_ns),
         end: (index + 1 < count).then(|| gst::ClockTime::from_nseconds(segment.end_pts_ns)),
@@ -83,7 +79,7 @@ pub fn run_segment(
     let log = Arc::new(media::ErrorLog::watch());
     let started = Instant::now();
     let job = Job::build(
-        &args,
+        target,
         &info,
         muxer,
         partial.path(),
@@ -94,7 +90,13 @@ pub fn run_segment(
         },
     )?;
     let written = job
-        .run(&info, &args, caller.interrupted, caller.observer)
+        .run(
+            &info,
+            target.options,
+            stall_timeout,
+            caller.interrupted,
+            caller.observer,
+        )
         .map_err(|e| failed(index, dir, e))?;
     let caps = caps
         .lock()
@@ -234,3 +236,6 @@ fn check_frames(
     }
     Ok((decode_order, offset))
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use anyhow::{bail, Result};
 
-use super::UpscaleOptions;
 use crate::media::MediaInfo;
+use crate::request::{Codec, PixFmt, UpscaleOptions};
 
 /// The deepest samples gendrsr takes and gives.
 const DEEPEST: u32 = 10;
@@ -28,12 +28,12 @@ impl Encoding {
     /// unless x264 (High 10) is asked for.
     pub fn choose(options: &UpscaleOptions, info: &MediaInfo) -> Encoding {
         let deep = info.bit_depth > 8;
-        let (format, bit_depth) = match options.pix_fmt.as_str() {
-            "yuv420p" => (Some("I420"), 8),
-            "yuv420p10" => (Some("I420_10LE"), DEEPEST),
-            "keep" => (None, if deep { DEEPEST } else { 8 }),
-            _ if deep => (Some("I420_10LE"), DEEPEST),
-            _ => (Some("I420"), 8),
+        let (format, bit_depth) = match options.pix_fmt {
+            PixFmt::Yuv420p => (Some("I420"), 8),
+            PixFmt::Yuv420p10 => (Some("I420_10LE"), DEEPEST),
+            PixFmt::Keep => (None, if deep { DEEPEST } else { 8 }),
+            PixFmt::Auto if deep => (Some("I420_10LE"), DEEPEST),
+            PixFmt::Auto => (Some("I420"), 8),
         };
         let codec = options.codec.unwrap_or(if bit_depth > 8 {
             Codec::X265
@@ -76,26 +76,6 @@ impl Encoding {
         };
         format!("{codec} {samples}{note}")
     }
-}
-
-/// x264's and x265's speed presets, fastest first.
-pub const PRESETS: [&str; 9] = [
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Codec {
-    X264,
-    X265,
 }
 
 impl Codec {

@@ -12,8 +12,9 @@ use gst::prelude::*;
 use super::streams::{
     copy_audio, copy_subtitle, copy_video, discard, drop_toc, is_subtitle, writes_matroska,
 };
-use super::{video, Args, Encoding};
+use super::{video, Encoding};
 use crate::media::{self, MediaInfo};
+use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
 use crate::Observer;
 
 /// Where the output's video comes from, and what goes with it.
@@ -468,7 +469,7 @@ pub(crate) struct Job {
 
 impl Job {
     pub fn build(
-        args: &Args,
+        target: Target,
         info: &media::MediaInfo,
         muxer: gst::Element,
         partial: &Path,
@@ -477,7 +478,7 @@ impl Job {
     ) -> Result<Job> {
         let pipeline = gst::Pipeline::new();
         let src = gst::ElementFactory::make("filesrc")
-            .property("location", &args.input)
+            .property("location", target.input)
             .build()?;
         let parse = gst::ElementFactory::make("parsebin").build()?;
         let sink = gst::ElementFactory::make("filesink")
@@ -505,7 +506,7 @@ impl Job {
             Video::Upscale { window, video_only } => {
                 // The video branch is built up front so that errors show before anything runs.
                 let decode = gst::ElementFactory::make("decodebin").build()?;
-                let video = video::VideoChain::build(&args.options, info)?;
+                let video = video::VideoChain::build(target.options, info)?;
                 pipeline.add(&decode)?;
                 pipeline.add_many(&video.elements)?;
                 gst::Element::link_many(&video.elements)?;
@@ -618,11 +619,11 @@ impl Job {
             link_error.clone(),
         );
         let stream_progress = progress.clone();
-        let transcode = args.options.audio == "aac";
+        let transcode = target.options.audio == Audio::Aac;
         let seek_to = window.as_ref().filter(|w| w.seek).map(|w| w.first);
-        let keep_subtitles = args.options.subtitles == "keep";
-        let output = args.output.display().to_string();
-        let keep_chapters = args.options.chapters == "keep";
+        let keep_subtitles = target.options.subtitles == KeepOrDrop::Keep;
+        let output = target.output.display().to_string();
+        let keep_chapters = target.options.chapters == KeepOrDrop::Keep;
         parse.connect_pad_added(move |parse, pad| {
             let (Some(pipeline), Some(muxer)) = (weak_pipeline.upgrade(), muxer_weak.upgrade())
             else {
@@ -698,13 +699,14 @@ impl Job {
     pub fn run(
         &self,
         info: &MediaInfo,
-        args: &Args,
+        options: &UpscaleOptions,
+        stall_timeout: u64,
         interrupted: &AtomicBool,
         bar: &dyn Observer,
     ) -> Result<u64> {
         let input_frames = self.expected_frames.or(info.frame_count()).unwrap_or(0);
-        bar.start(input_frames * video::frames_per_input_frame(&args.options, info));
-        let stall_limit = (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout));
+        bar.start(input_frames * video::frames_per_input_frame(options, info));
+        let stall_limit = (stall_timeout > 0).then(|| Duration::from_secs(stall_timeout));
         let result = self.drive(bar, interrupted, stall_limit);
         bar.finish();
         let _ = self.pipeline.set_state(gst::State::Null);
@@ -738,14 +740,14 @@ impl Job {
                 .first_error(&bus)
                 .unwrap_or_else(|| anyhow!("the pipeline could not start")));
         }
-        let mut watchdog = Watchdog::new(stall_limit);
+        let mut watchdog = Watchdog::new(stall_limit, Instant::now());
         loop {
             if interrupted.load(Ordering::SeqCst) {
                 bail!("interrupted; no output written");
             }
             let upscaled = self.frames.load(Ordering::Relaxed);
             bar.progress(upscaled);
-            watchdog.check(&self.progress, upscaled)?;
+            watchdog.check(&self.progress, upscaled, Instant::now())?;
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
                 continue;
             };
@@ -842,18 +844,20 @@ impl Watchdog {
     /// Times the longest wait between model outputs is allowed before a stall.
     const MODEL_WAIT_FACTOR: u32 = 5;
 
-    fn new(limit: Option<Duration>) -> Self {
+    /// A watchdog started at `now`.
+    fn new(limit: Option<Duration>, now: Instant) -> Self {
         Watchdog {
             limit,
             last: (0, 0, 0, 0),
             last_packets: 0,
-            last_change: Instant::now(),
+            last_change: now,
             last_upscaled: None,
             longest_model_wait: Duration::ZERO,
         }
     }
 
-    fn check(&mut self, progress: &Progress, upscaled: u64) -> Result<()> {
+    /// Looks at the counters at time `at`: an error once nothing moved for the limit.
+    fn check(&mut self, progress: &Progress, upscaled: u64, at: Instant) -> Result<()> {
         let Some(base) = self.limit else {
             return Ok(());
         };
@@ -866,22 +870,24 @@ impl Watchdog {
         if now != self.last {
             if now.1 != self.last.1 {
                 if let Some(previous) = self.last_upscaled {
-                    self.longest_model_wait = self.longest_model_wait.max(previous.elapsed());
+                    self.longest_model_wait = self
+                        .longest_model_wait
+                        .max(at.saturating_duration_since(previous));
                 }
-                self.last_upscaled = Some(Instant::now());
+                self.last_upscaled = Some(at);
             }
             self.last = now;
-            self.last_change = Instant::now();
+            self.last_change = at;
             return Ok(());
         }
         let packets = progress.packets.load(Ordering::Relaxed);
         if packets != self.last_packets {
             self.last_packets = packets;
-            self.last_change = Instant::now();
+            self.last_change = at;
             return Ok(());
         }
         let limit = base.max(self.longest_model_wait * Self::MODEL_WAIT_FACTOR);
-        if self.last_change.elapsed() < limit {
+        if at.saturating_duration_since(self.last_change) < limit {
             return Ok(());
         }
         let secs = limit.as_secs();
@@ -899,3 +905,6 @@ impl Watchdog {
         bail!("stalled: {stage}; pass --stall-timeout SECS to wait longer (0 = never)")
     }
 }
+
+#[cfg(test)]
+mod tests;

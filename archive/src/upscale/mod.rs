@@ -1,7 +1,6 @@
 //! `gendr upscale`: decode → gendrsr → encode → mux, audio copied, written
 //! to a temporary name and renamed only when the whole file is done.
 
-use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -10,6 +9,7 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 
 use crate::media::{self, MediaInfo};
+use crate::request::{Codec, Deinterlace, KeepOrDrop, Target, UpscaleRequest};
 use crate::Observer;
 
 mod encode;
@@ -17,225 +17,8 @@ mod job;
 mod streams;
 mod video;
 
-pub use encode::{muxer_for, Codec, Encoding, PRESETS};
+pub use encode::{muxer_for, Encoding};
 pub(crate) use job::{Job, Video, Window};
-pub use video::Deinterlace;
-
-/// x264/x265 constant quality and speed preset when none is given.
-pub const DEFAULT_CRF: u32 = 18;
-pub const DEFAULT_PRESET: &str = "medium";
-
-/// One `gendr upscale` request, as the command line gives it.
-#[derive(Debug, Clone)]
-pub struct Args {
-    /// Input video file (any container and codec GStreamer can decode), or a
-    /// folder: every video in its tree is upscaled.
-    pub input: PathBuf,
-    /// Output file; .mp4, .mkv or .mov picks the container. For a folder
-    /// input, the folder that mirrors its tree.
-    pub output: PathBuf,
-    /// Folder inputs: the outputs' container. Default: the input's own when
-    /// it is mp4, mkv or mov, otherwise mkv (which holds any codec).
-    pub container: Option<String>,
-    pub options: UpscaleOptions,
-    /// Replace OUTPUT if it exists.
-    pub overwrite: bool,
-    /// No progress bar.
-    pub quiet: bool,
-    /// Fail when no frame moves through any stage for this many seconds
-    /// (raised to 5× the longest wait for a frame from the model so far); 0 = never.
-    pub stall_timeout: u64,
-    /// Work in segments kept in the hidden folder .OUTPUT.gendr-job next to
-    /// OUTPUT, so that running the same command again after an interruption
-    /// continues where it stopped (see docs/archival.md); removed on success.
-    pub resume: bool,
-    /// With --resume: segment length aimed at, in seconds of video (default 60).
-    pub segment_seconds: Option<f64>,
-}
-
-/// Everything that decides what `gendr upscale` writes: a segmented job
-/// records these and refuses segments made with others.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct UpscaleOptions {
-    pub sr: SrOptions,
-    /// Video encoder [default: x264, or x265 (Main 10) for input deeper than 8 bits].
-    pub codec: Option<Codec>,
-    /// Constant quality: lower is better (x264/x265 CRF, 0–50).
-    pub crf: u32,
-    /// Encoder speed preset (ultrafast … veryslow).
-    pub preset: String,
-    /// Samples of the encoded video: auto (4:2:0 at the input's bit depth,
-    /// 8 or 10), yuv420p (4:2:0 8-bit), yuv420p10 (4:2:0 10-bit) or keep
-    /// (what the conversion after the model gives, 4:4:4 for a 4:2:2 or
-    /// 4:4:4 input).
-    pub pix_fmt: String,
-    /// Audio: copy every stream as it is (an error where the container
-    /// cannot hold its codec), or aac: copy what fits and re-encode the rest
-    /// as AAC at 256 kbit/s (said when it happens).
-    pub audio: String,
-    /// What is done with interlaced input (before the model).
-    pub deinterlace: Deinterlace,
-    /// Output size as a multiple of the input's (e.g. 1.5): the model's
-    /// scale, then resampled; pixels keep their aspect.
-    pub scale: Option<f64>,
-    /// Output width in pixels (even); the height follows the picture's shape.
-    pub width: Option<u32>,
-    /// Output height in pixels (even); the width follows the picture's shape.
-    pub height: Option<u32>,
-    /// Subtitles: keep every stream (converted where the container needs it,
-    /// an error where it cannot hold one), or drop them all.
-    pub subtitles: String,
-    /// Chapters: keep them (an error where the container cannot hold them),
-    /// or drop them.
-    pub chapters: String,
-}
-
-/// The values of `--pix-fmt`, `--audio`, `--subtitles` and `--chapters`.
-pub const PIX_FMTS: [&str; 4] = ["auto", "yuv420p", "yuv420p10", "keep"];
-pub const AUDIO_MODES: [&str; 2] = ["copy", "aac"];
-pub const KEEP_OR_DROP: [&str; 2] = ["keep", "drop"];
-
-impl UpscaleOptions {
-    /// Checks every value as the command line's parsers do: options read
-    /// from a job folder are input too, and an out-of-range one would
-    /// otherwise reach an element property (a panic).
-    pub fn check_values(&self) -> Result<()> {
-        use gendr::limits;
-        let sr = &self.sr;
-        within("--tile", sr.tile, limits::TILE_SIZE)?;
-        within("--overlap", sr.overlap, limits::TILE_OVERLAP)?;
-        within("--device-id", sr.device_id, limits::DEVICE_ID)?;
-        within("--streams", sr.streams, limits::STREAMS)?;
-        within("--threads", sr.threads, limits::THREADS)?;
-        within("--batch", sr.batch, limits::BATCH_SIZE)?;
-        within(
-            "--max-frames-in-flight",
-            sr.max_frames_in_flight,
-            limits::MAX_FRAMES_IN_FLIGHT,
-        )?;
-        within("--crf", self.crf, limits::CRF)?;
-        one_of("--preset", &self.preset, &encode::PRESETS)?;
-        one_of("--pix-fmt", &self.pix_fmt, &PIX_FMTS)?;
-        one_of("--audio", &self.audio, &AUDIO_MODES)?;
-        one_of("--subtitles", &self.subtitles, &KEEP_OR_DROP)?;
-        one_of("--chapters", &self.chapters, &KEEP_OR_DROP)?;
-        sr.validate()
-    }
-}
-
-fn within<T: PartialOrd + std::fmt::Display>(
-    flag: &str,
-    value: T,
-    range: RangeInclusive<T>,
-) -> Result<()> {
-    if !range.contains(&value) {
-        bail!(
-            "{flag} {value} is out of range ({}..={})",
-            range.start(),
-            range.end()
-        );
-    }
-    Ok(())
-}
-
-fn one_of(flag: &str, value: &str, accepted: &[&str]) -> Result<()> {
-    if !accepted.contains(&value) {
-        bail!(
-            "{flag} {:?} is not one of {}",
-            media::clip_text(value),
-            accepted.join(", ")
-        );
-    }
-    Ok(())
-}
-
-/// Seconds without progress before `gendr upscale` calls the job stalled:
-/// generous, since a big model's first frame on a CPU can take minutes.
-pub const DEFAULT_STALL_TIMEOUT_S: u64 = 300;
-
-/// The gendrsr settings every subcommand shares.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct SrOptions {
-    /// Model preset (see `gendr models`) or path to an .onnx file.
-    pub model: String,
-    /// Tile edge in input pixels (0 = the model's preference).
-    pub tile: u32,
-    /// Context around each tile in input pixels (raised to the model's minimum).
-    pub overlap: u32,
-    /// Execution provider: auto, cpu, cuda, tensorrt or openvino.
-    pub provider: String,
-    /// OpenVINO's arithmetic: auto (bf16 where the CPU has it), fp32 or bf16.
-    pub precision: String,
-    /// GPU index for the cuda and tensorrt providers.
-    pub device_id: i32,
-    /// Inference workers, each with its own session (0 = 1 on the CPU, 2 on a GPU).
-    pub streams: u32,
-    /// Intra-op threads per worker (0 = all cores).
-    pub threads: u32,
-    /// Tiles per inference run for models with a batch dimension
-    /// (0 = a frame's tiles together on a GPU, one at a time on the CPU).
-    pub batch: u32,
-    /// Frames inside gendrsr at once.
-    pub max_frames_in_flight: u32,
-    /// Folder for TensorRT engines (default ~/.cache/gendr/tensorrt).
-    pub trt_cache: Option<PathBuf>,
-}
-
-impl SrOptions {
-    /// Checks what can be checked before a pipeline exists.
-    pub fn validate(&self) -> Result<()> {
-        gendr::presets::resolve(&self.model)?;
-        self.provider.parse::<gendr::engine::Provider>()?;
-        self.precision.parse::<gendr::engine::ComputePrecision>()?;
-        Ok(())
-    }
-
-    /// The core configuration these options ask for: what gendrsr builds
-    /// when given them as properties, and what bench and eval build directly.
-    pub fn upscaler_config(&self) -> Result<gendr::upscaler::UpscalerConfig> {
-        let defaults = gendr::upscaler::UpscalerConfig::default();
-        Ok(gendr::upscaler::UpscalerConfig {
-            model: self.model.clone(),
-            tile_size: self.tile as usize,
-            tile_overlap: self.overlap as usize,
-            engine: gendr::engine::EngineOptions {
-                provider: self.provider.parse()?,
-                device_id: self.device_id,
-                threads: self.threads as usize,
-                precision: self.precision.parse()?,
-                trt_cache: self.trt_cache.clone().or(defaults.engine.trt_cache),
-                ..defaults.engine
-            },
-            streams: self.streams as usize,
-            batch_size: self.batch as usize,
-        })
-    }
-
-    pub fn element(&self) -> Result<gst::Element> {
-        let provider = self.provider.to_ascii_lowercase();
-        let provider = if provider == "trt" {
-            "tensorrt".to_string()
-        } else {
-            provider
-        };
-        Ok(gst::ElementFactory::make("gendrsr")
-            .property("model", &self.model)
-            .property("tile-size", self.tile)
-            .property("tile-overlap", self.overlap)
-            .property_from_str("provider", &provider)
-            .property_from_str("precision", &self.precision.to_ascii_lowercase())
-            .property("device-id", self.device_id)
-            .property("streams", self.streams)
-            .property("threads", self.threads)
-            .property("batch-size", self.batch)
-            .property("max-frames-in-flight", self.max_frames_in_flight)
-            .property(
-                "trt-cache-dir",
-                self.trt_cache.as_ref().map(|d| d.display().to_string()),
-            )
-            .build()?)
-    }
-}
 
 /// The largest frame edge gendrsr negotiates, read from its src template so
 /// the element stays the one source of that limit.
@@ -305,9 +88,9 @@ pub(crate) struct OtherStreams {
 
 impl OtherStreams {
     /// Refuses what the output cannot hold; hands chapters to `muxer`.
-    pub(crate) fn prepare(args: &Args, info: &MediaInfo, muxer: &gst::Element) -> Result<Self> {
-        let output = args.output.display().to_string();
-        let keep_subtitles = args.options.subtitles == "keep";
+    pub(crate) fn prepare(target: Target, info: &MediaInfo, muxer: &gst::Element) -> Result<Self> {
+        let output = target.output.display().to_string();
+        let keep_subtitles = target.options.subtitles == KeepOrDrop::Keep;
         if keep_subtitles {
             streams::check_subtitles(info, muxer, &output)?;
         }
@@ -317,11 +100,11 @@ impl OtherStreams {
             keep_subtitles,
             lost_titles: streams::lost_titles(info, muxer, &output),
             chapters: streams::plan_chapters(
-                &args.input,
-                &args.output,
+                target.input,
+                target.output,
                 info,
                 muxer,
-                args.options.chapters == "keep",
+                target.options.chapters == KeepOrDrop::Keep,
             )?,
             writes_matroska: streams::writes_matroska(muxer),
         })
@@ -364,48 +147,49 @@ impl OtherStreams {
 /// The options checked against the input before any work: the model, the
 /// frame size, the output size, HDR metadata. Returns the encoding and the
 /// start line's notes on the video.
-fn check_options(info: &MediaInfo, args: &Args) -> Result<(Encoding, Vec<String>)> {
-    args.options.sr.validate()?;
-    check_frame_size(info, &args.input, &args.options.sr.model)?;
-    let notes = video::describe(&args.options, info)?;
-    let encoding = Encoding::choose(&args.options, info);
-    check_hdr_metadata(info, &encoding, &args.output)?;
+fn check_options(info: &MediaInfo, target: Target) -> Result<(Encoding, Vec<String>)> {
+    target.options.sr.validate()?;
+    check_frame_size(info, target.input, &target.options.sr.model)?;
+    let notes = video::describe(target.options, info)?;
+    let encoding = Encoding::choose(target.options, info);
+    check_hdr_metadata(info, &encoding, target.output)?;
     Ok((encoding, notes))
 }
 
 /// What a segmented job checks when it is planned, so that nothing it could
 /// know is found only at the join: the options against the input, and the
 /// other streams against the output's container when that is known.
-pub(crate) fn check_job(info: &MediaInfo, args: &Args, output_known: bool) -> Result<()> {
-    check_options(info, args)?;
-    if args.options.deinterlace == Deinterlace::Field {
+pub(crate) fn check_job(info: &MediaInfo, target: Target, output_known: bool) -> Result<()> {
+    check_options(info, target)?;
+    if target.options.deinterlace == Deinterlace::Field {
         bail!(
             "--deinterlace field makes two frames of each planned one, which segments do not \
              count yet; use --deinterlace frame, or gendr upscale without --resume"
         );
     }
     if output_known {
-        OtherStreams::prepare(args, info, &muxer_for(&args.output)?)?;
+        OtherStreams::prepare(target, info, &muxer_for(target.output)?)?;
     }
     Ok(())
 }
 
 /// Refuses outputs that can be known to fail before any work is done.
-pub(crate) fn check_output(args: &Args) -> Result<()> {
-    if args.output.is_dir() {
+pub(crate) fn check_output(target: Target, overwrite: bool) -> Result<()> {
+    let output = target.output;
+    if output.is_dir() {
         bail!(
             "{} is a directory; name the output file, e.g. {}",
-            args.output.display(),
-            args.output.join("out.mp4").display()
+            output.display(),
+            output.join("out.mp4").display()
         );
     }
-    if args.output.exists() && !args.overwrite {
+    if output.exists() && !overwrite {
         bail!(
             "{} exists; pass --overwrite to replace it",
-            args.output.display()
+            output.display()
         );
     }
-    if std::fs::canonicalize(&args.input).ok() == std::fs::canonicalize(&args.output).ok() {
+    if std::fs::canonicalize(target.input).ok() == std::fs::canonicalize(output).ok() {
         bail!("input and output are the same file");
     }
     Ok(())
@@ -452,12 +236,12 @@ pub(crate) fn persist(
 
 /// One file, start to finish, telling `bar` how it goes: all of
 /// `gendr upscale IN OUT`, and each file of a batch. Returns the frames written.
-pub fn run_one(args: &Args, bar: &dyn Observer, interrupted: &AtomicBool) -> Result<u64> {
+pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, interrupted: &AtomicBool) -> Result<u64> {
     let info = media::discover(&args.input)?;
-    let (encoding, video_notes) = check_options(&info, args)?;
-    check_output(args)?;
+    let (encoding, video_notes) = check_options(&info, args.target())?;
+    check_output(args.target(), args.overwrite)?;
     let muxer = muxer_for(&args.output)?;
-    let others = OtherStreams::prepare(args, &info, &muxer)?;
+    let others = OtherStreams::prepare(args.target(), &info, &muxer)?;
     if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
         bail!(
             "{}: truncated: frame {expected} is cut short ({complete} complete frames)",
@@ -467,12 +251,12 @@ pub fn run_one(args: &Args, bar: &dyn Observer, interrupted: &AtomicBool) -> Res
     // Claimed before the checks below so that they see what a run that
     // finished meanwhile left, and so that no two runs share a file.
     let claim = media::claim_output(&args.output)?;
-    check_output(args)?;
+    check_output(args.target(), args.overwrite)?;
     let partial = partial_for(&args.output)?;
 
     let log = Arc::new(media::ErrorLog::watch());
     let job = Job::build(
-        args,
+        args.target(),
         &info,
         muxer,
         partial.path(),
@@ -510,7 +294,7 @@ pub fn run_one(args: &Args, bar: &dyn Observer, interrupted: &AtomicBool) -> Res
     }
     others.say_losses(bar);
     let started = Instant::now();
-    let frames = job.run(&info, args, interrupted, bar)?;
+    let frames = job.run(&info, &args.options, args.stall_timeout, interrupted, bar)?;
     others.finish(partial.path())?;
     let damaged = log.decoder_errors();
     let undecodable = job.undecodable();

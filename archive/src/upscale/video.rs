@@ -7,23 +7,8 @@ use anyhow::{bail, Context, Result};
 use gst::prelude::*;
 
 use super::encode::Encoding;
-use super::UpscaleOptions;
 use crate::media::{FieldOrder, MediaInfo};
-
-/// What `--deinterlace` asks for.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Deinterlace {
-    /// Deinterlace when the input is interlaced, one frame per frame.
-    #[default]
-    Auto,
-    /// Take the frames as progressive, fields woven as they are.
-    Off,
-    /// Always deinterlace, one frame per frame.
-    Frame,
-    /// Always deinterlace, one frame per field (twice the frame rate).
-    Field,
-}
+use crate::request::{Deinterlace, UpscaleOptions};
 
 /// GStreamer `deinterlace` method, chosen by measurement (docs/fidelity.md):
 /// on 25i clips made from 50p sources, vfir and yadif came out equal on
