@@ -318,3 +318,114 @@ fn a_second_video_stream_is_copied_and_said_plain_and_segmented() {
         );
     }
 }
+
+/// Each stream's type with its default and forced flags, and each
+/// attachment's file name and type, as ffprobe reads them.
+fn dispositions(path: &Path) -> Vec<(String, u64, u64, String)> {
+    ffprobe_json(path)["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["codec_type"].as_str().unwrap_or("").to_string(),
+                s["disposition"]["default"].as_u64().unwrap_or(9),
+                s["disposition"]["forced"].as_u64().unwrap_or(9),
+                format!("{} {}", s["tags"]["filename"], s["tags"]["mimetype"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn track_flags_and_attachments_are_kept_in_mkv_plain_and_segmented() {
+    let dir = tempfile::tempdir().unwrap();
+    let srt = dir.path().join("forced.srt");
+    std::fs::write(&srt, "1\n00:00:00,100 --> 00:00:00,900\nSigns only\n\n").unwrap();
+    // A font for the subtitles, as fansubs and DVD rips attach them.
+    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+        .unwrap_or_else(|_| b"a stand-in font file".repeat(500));
+    let font_path = dir.path().join("Font One.ttf");
+    std::fs::write(&font_path, &font).unwrap();
+    let input = dir.path().join("flags.mkv");
+    let (srt_text, font_text, input_text) = (
+        srt.display().to_string(),
+        font_path.display().to_string(),
+        input.display().to_string(),
+    );
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=10:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=880:d=2",
+        "-i",
+        &srt_text,
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map",
+        "2",
+        "-map",
+        "3",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        "-c:s",
+        "srt",
+        // The commentary is not default; the signs track is forced, not default.
+        "-disposition:a:0",
+        "default",
+        "-disposition:a:1",
+        "0",
+        "-disposition:s:0",
+        "forced",
+        "-attach",
+        &font_text,
+        "-metadata:s:t",
+        "mimetype=application/x-truetype-font",
+        &input_text,
+    ]);
+    let expected = dispositions(&input);
+    assert_eq!(expected.len(), 5);
+    assert_eq!((expected[3].1, expected[3].2), (0, 1), "a forced subtitle");
+    for (name, args) in [
+        ("plain.mkv", &[][..]),
+        ("segmented.mkv", &["--resume", "--segment-seconds", "1"][..]),
+    ] {
+        let output = dir.path().join(name);
+        succeeded(&upscale(args, &input, &output));
+        // Before: every track default, none forced, no attachment.
+        assert_eq!(dispositions(&output), expected, "{name}");
+        let dump = dir.path().join(format!("dump-{name}"));
+        std::fs::create_dir(&dump).unwrap();
+        let out = Command::new("ffmpeg")
+            .current_dir(&dump)
+            .args(["-nostdin", "-v", "error", "-dump_attachment:t", "", "-i"])
+            .arg(&output)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            std::fs::read(dump.join("Font One.ttf")).unwrap() == font,
+            "{name}: the font"
+        );
+    }
+    // An mp4 holds no attachments: said.
+    let output = dir.path().join("out.mp4");
+    let text = succeeded(&upscale(&["--subtitles", "drop"], &input, &output));
+    assert!(
+        text.contains("cannot hold attachments: 1 attached file(s) left out"),
+        "{text}"
+    );
+}

@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 
+use crate::finishing;
 use crate::media::{self, MediaInfo};
 use crate::request::{Codec, Deinterlace, KeepOrDrop, Target, UpscaleRequest};
 use crate::Observer;
@@ -84,6 +85,11 @@ pub(crate) struct OtherStreams {
     lost_titles: Option<String>,
     chapters: Option<String>,
     writes_matroska: bool,
+    /// Track flags and attachments of a Matroska input, written into a
+    /// Matroska output after muxing.
+    matroska_extras: finishing::MatroskaExtras,
+    /// The line on attachments a non-Matroska output cannot hold.
+    lost_attachments: Option<String>,
 }
 
 impl OtherStreams {
@@ -95,6 +101,15 @@ impl OtherStreams {
             streams::check_subtitles(info, muxer, &output)?;
         }
 
+        let matroska_extras = finishing::MatroskaExtras::read(target.input)?;
+        let writes_matroska = streams::writes_matroska(muxer);
+        let lost_attachments = match matroska_extras.attachment_count() {
+            n if n > 0 && !writes_matroska => Some(format!(
+                "gendr: {output} cannot hold attachments: {n} attached file(s) left out \
+                 (.mkv keeps them)"
+            )),
+            _ => None,
+        };
         Ok(OtherStreams {
             extra_videos: streams::check_extra_videos(info, muxer, &output)?,
             keep_subtitles,
@@ -106,7 +121,9 @@ impl OtherStreams {
                 muxer,
                 target.options.chapters == KeepOrDrop::Keep,
             )?,
-            writes_matroska: streams::writes_matroska(muxer),
+            writes_matroska,
+            matroska_extras,
+            lost_attachments,
         })
     }
 
@@ -125,9 +142,13 @@ impl OtherStreams {
 
     /// Said even with -q, like every other loss.
     pub(crate) fn say_losses(&self, observer: &dyn Observer) {
-        for line in [&self.extra_videos, &self.lost_titles]
-            .into_iter()
-            .flatten()
+        for line in [
+            &self.extra_videos,
+            &self.lost_titles,
+            &self.lost_attachments,
+        ]
+        .into_iter()
+        .flatten()
         {
             observer.say(line);
         }
@@ -136,9 +157,10 @@ impl OtherStreams {
     /// Completes the written file before it is moved into place.
     pub(crate) fn finish(&self, partial: &Path) -> Result<()> {
         if self.writes_matroska {
-            streams::restore_matroska_tags(partial)?;
+            finishing::restore_matroska_tags(partial)?;
+            self.matroska_extras.write_into(partial)?;
         } else {
-            crate::finishing::repair_opus_boxes(partial)?;
+            finishing::repair_opus_boxes(partial)?;
         }
         Ok(())
     }
