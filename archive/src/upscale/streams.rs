@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use gst::prelude::*;
 
-use super::job::Progress;
+use super::progress::Progress;
 use crate::media::MediaInfo;
 
 /// Sends a parsed audio stream into the muxer: as it is, or, where the
