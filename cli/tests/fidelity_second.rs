@@ -486,3 +486,37 @@ fn a_rerun_removes_the_partial_files_of_killed_runs() {
     // Before: the killed run's partial stayed for good.
     assert_eq!(partials(), [".other.mkv.Ab12Cd.gendr-partial"]);
 }
+
+#[test]
+fn a_timeline_starting_at_one_second_is_upscaled_not_called_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["offset.mp4", "offset.mkv"] {
+        let input = dir.path().join(name);
+        let input_text = input.display().to_string();
+        // What a capture cut from a longer recording looks like: an edit
+        // list (mp4) or timestamps (mkv) starting at 1 s.
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=64x48:r=10:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-output_ts_offset",
+            "1.0",
+            &input_text,
+        ]);
+        let output = dir.path().join(format!("out-{name}"));
+        // Before: "the input ended early: its streams stop at 2.20 s of 3.00 s".
+        succeeded(&upscale(&[], &input, &output));
+        let frames = gendr_test_support::ffprobe_frame_times(&output);
+        assert_eq!(frames.len(), 20, "{name}");
+        assert_eq!(decoded_audio(&output).0, decoded_audio(&input).0, "{name}");
+    }
+}

@@ -196,7 +196,7 @@ fn watch_decoded(
             match &info.data {
                 Some(gst::PadProbeData::Buffer(buffer)) => {
                     progress.decoded.fetch_add(1, Ordering::Relaxed);
-                    progress.saw_buffer(buffer);
+                    progress.saw_buffer(pad, buffer);
                 }
                 Some(gst::PadProbeData::Event(event)) => {
                     let refusal = size_change(event, &progress)
@@ -672,13 +672,13 @@ impl Job {
         // Demuxers end quietly at the end of a truncated file; the timeline
         // tells, whatever the frame rate (variable included). A window
         // covers part of it by design, and its frames are counted instead.
-        if let (Some(duration), Some(span), None) =
-            (info.duration, self.progress.span(), self.expected_frames)
+        if let (Some(duration), Some(reach), None) =
+            (info.duration, self.progress.reach(), self.expected_frames)
         {
-            if span + TRUNCATION_TOLERANCE < duration {
+            if reach + TRUNCATION_TOLERANCE < duration {
                 bail!(
                     "the input ended early: its streams stop at {:.2} s of {:.2} s (truncated or corrupt file?)",
-                    span.seconds_f64(),
+                    reach.seconds_f64(),
                     duration.seconds_f64()
                 );
             }

@@ -155,9 +155,9 @@ fn unbounded_queue(progress: &Arc<Progress>) -> Result<gst::Element> {
     let progress = progress.clone();
     queue.static_pad("sink").context("queue sink")?.add_probe(
         gst::PadProbeType::BUFFER,
-        move |_, info| {
+        move |pad, info| {
             if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
-                progress.saw_buffer(buffer);
+                progress.saw_buffer(pad, buffer);
             }
             gst::PadProbeReturn::Ok
         },
