@@ -44,17 +44,13 @@ pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, cancel: &Cancel) -> Re
     check_output(args.target(), args.overwrite)?;
     let partial = partial_for(&args.output)?;
 
-    let log = Arc::new(media::ErrorLog::watch());
     let job = Job::build(
         args.target(),
         &info,
         muxer,
         partial.path(),
-        log.clone(),
-        Video::Upscale {
-            window: None,
-            video_only: false,
-        },
+        Arc::new(media::ErrorLog::watch()),
+        Video::Whole,
     )?;
     if !args.quiet {
         let fps = info.framerate;
@@ -84,10 +80,9 @@ pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, cancel: &Cancel) -> Re
     }
     others.say_losses(bar);
     let started = Instant::now();
-    let frames = job.run(&info, &args.options, args.stall_timeout, cancel, bar)?;
+    let report = job.run(&info, &args.options, args.stall_timeout, cancel, bar)?;
     others.finish(partial.path())?;
-    let damaged = log.decoder_errors();
-    let undecodable = job.undecodable();
+    let (frames, damaged, undecodable) = (report.frames, report.decoder_errors, report.undecodable);
     persist(partial, &args.output, args.overwrite)?;
     drop(claim);
     let secs = started.elapsed().as_secs_f64();
