@@ -520,3 +520,51 @@ fn a_timeline_starting_at_one_second_is_upscaled_not_called_truncated() {
         assert_eq!(decoded_audio(&output).0, decoded_audio(&input).0, "{name}");
     }
 }
+
+#[test]
+fn a_failed_batch_file_leaves_folders_that_were_there_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, out) = (dir.path().join("tapes"), dir.path().join("tapes-2x"));
+    for sub in ["kept", "new"] {
+        std::fs::create_dir_all(tree.join(sub)).unwrap();
+        // A y4m cut mid-frame: refused as truncated once its folder is made.
+        let whole = tree.join(sub).join("whole.y4m");
+        let whole_text = whole.display().to_string();
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=64x48:r=10:d=1",
+            "-pix_fmt",
+            "yuv420p",
+            &whole_text,
+        ]);
+        let bytes = std::fs::read(&whole).unwrap();
+        std::fs::remove_file(&whole).unwrap();
+        std::fs::write(tree.join(sub).join("cut.y4m"), &bytes[..bytes.len() - 1000]).unwrap();
+    }
+    // The user's own, read-only output folder.
+    let kept = out.join("kept");
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let out_run = Command::new(env!("CARGO_BIN_EXE_gendr"))
+        .args(["upscale", "-q", "-m", "fast"])
+        .arg(&tree)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = stderr(&out_run);
+    assert!(!out_run.status.success(), "{text}");
+    assert!(text.contains("0 written, 0 already done, 0 not video, 2 failed"), "{text}");
+    // Before: the pre-existing folder was removed with the one made for the run.
+    assert!(kept.is_dir(), "the user's folder was removed: {text}");
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o555
+    );
+    assert!(
+        !out.join("new").exists(),
+        "the folder made for the failed file stays"
+    );
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
