@@ -6,6 +6,7 @@
 //! on are an [`Error`] kind.
 
 mod error;
+mod finishing;
 pub mod media;
 pub mod observer;
 pub mod request;

@@ -62,15 +62,8 @@ fn main() -> ExitCode {
     keep_freed_memory();
     raise_descriptor_limit();
     ignore_file_size_signal();
-    let filter = EnvFilter::try_from_env("GENDR_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("warn,gendr=info,ort=warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .init();
     let cli = Cli::parse();
+    init_logging(cli.command.quiet());
     let result = init().and_then(|()| match cli.command {
         Command::Upscale(args) => upscale::run(args),
         Command::Models(args) => models::run(args),
@@ -91,6 +84,38 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+impl Command {
+    /// Whether the user asked for -q: then only warnings and errors are
+    /// logged, as the command's own lines say only losses.
+    fn quiet(&self) -> bool {
+        match self {
+            Command::Upscale(args) => args.quiet,
+            Command::RunSegment(args) => args.quiet,
+            Command::Join(args) => args.quiet,
+            _ => false,
+        }
+    }
+}
+
+/// Logs to stderr, coloured only on a terminal (a log file or a pipe gets
+/// plain text); GENDR_LOG, when set, chooses the levels.
+fn init_logging(quiet: bool) {
+    use std::io::IsTerminal;
+    let default = if quiet {
+        "warn,ort=warn"
+    } else {
+        "warn,gendr=info,ort=warn"
+    };
+    let filter = EnvFilter::try_from_env("GENDR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .without_time()
+        .init();
 }
 
 /// Every frame allocates buffers of several MiB (colour planes, tiles, the

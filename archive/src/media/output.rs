@@ -97,11 +97,16 @@ impl Drop for FileLock {
 
 /// One run's exclusive claim on an output path, held as a [`FileLock`] on
 /// the hidden `.NAME.gendr-lock` next to it. A second run aiming at the
-/// same path fails at once instead of sharing the file.
+/// same path fails at once instead of sharing the file. Partial files for
+/// the path found then were left by runs that were killed (every run
+/// writing one holds the claim), and are removed.
 pub fn claim_output(output: &Path) -> Result<FileLock> {
     let lock_path = hidden_sibling(output, "gendr-lock");
     match FileLock::try_acquire(&lock_path) {
-        Ok(Some(lock)) => Ok(lock),
+        Ok(Some(lock)) => {
+            remove_stale_partials(output);
+            Ok(lock)
+        }
         Ok(None) => bail!(
             "{}: another gendr run is writing this file; wait for it or choose another output name",
             output.display()
@@ -110,8 +115,42 @@ pub fn claim_output(output: &Path) -> Result<FileLock> {
     }
 }
 
+/// Removes the `.NAME.XXXXXX.gendr-partial` files (what `partial_for`
+/// makes) next to `output`; called with its claim held.
+fn remove_stale_partials(output: &Path) {
+    let Some(name) = output.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let folder = match output.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(middle) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".gendr-partial"))
+        else {
+            continue;
+        };
+        // tempfile's random part: letters and digits, no dots.
+        if middle.is_empty() || !middle.chars().all(|c| c.is_ascii_alphanumeric()) {
+            continue;
+        }
+        if std::fs::remove_file(entry.path()).is_ok() {
+            tracing::info!(file = %entry.path().display(), "removed a partial file left by a killed run");
+        }
+    }
+}
+
 /// A unique, hidden file next to `output` for writing it, recognisably
-/// gendr's; removed on every early return.
+/// gendr's; removed on every early return. Created readable as any new file
+/// is under the umask (tempfile's own 0600 would keep the finished output
+/// from the other users of shared storage).
 pub fn partial_for(output: &Path) -> Result<tempfile::NamedTempFile> {
     let name = output
         .file_name()
@@ -124,6 +163,7 @@ pub fn partial_for(output: &Path) -> Result<tempfile::NamedTempFile> {
     tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".gendr-partial")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(&folder)
         .with_context(|| format!("{}: cannot write here", output.display()))
 }

@@ -21,6 +21,9 @@ pub struct MediaInfo {
     /// Frames per second; 0/1 when unknown or variable.
     pub framerate: gst::Fraction,
     pub audio_streams: usize,
+    /// The caps of each video stream after the first (a second angle, a
+    /// picture-in-picture), which are copied as they are.
+    pub extra_videos: Vec<gst::Caps>,
     /// The caps of each subtitle stream, in the file's order.
     pub subtitles: Vec<gst::Caps>,
     /// The titles streams carry (a commentary track's name, a subtitle
@@ -135,6 +138,7 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
         height: v.height(),
         framerate: v.framerate(),
         audio_streams: info.audio_streams().len(),
+        extra_videos: video.iter().skip(1).filter_map(|v| v.caps()).collect(),
         subtitles: info
             .subtitle_streams()
             .iter()

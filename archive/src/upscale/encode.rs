@@ -31,7 +31,10 @@ impl Encoding {
         let (format, bit_depth) = match options.pix_fmt {
             PixFmt::Yuv420p => (Some("I420"), 8),
             PixFmt::Yuv420p10 => (Some("I420_10LE"), DEEPEST),
-            PixFmt::Keep => (None, if deep { DEEPEST } else { 8 }),
+            // gendrsr gives 10-bit frames as 4:2:0: kept as they come
+            // (left free, the conversion would make 8-bit 4:4:4 of them).
+            PixFmt::Keep if deep => (Some("I420_10LE"), DEEPEST),
+            PixFmt::Keep => (None, 8),
             PixFmt::Auto if deep => (Some("I420_10LE"), DEEPEST),
             PixFmt::Auto => (Some("I420"), 8),
         };
@@ -56,10 +59,7 @@ impl Encoding {
         };
         let samples = match self.format {
             Some(_) => format!("4:2:0 {}-bit", self.bit_depth),
-            None => format!(
-                "{}-bit in the chroma the model's output converts to (--pix-fmt keep)",
-                self.bit_depth
-            ),
+            None => "8-bit in the chroma the model's output converts to (--pix-fmt keep)".into(),
         };
         let note = if self.input_depth > DEEPEST && self.bit_depth == DEEPEST {
             format!(

@@ -11,7 +11,9 @@ use gst::prelude::*;
 
 use super::encode::Encoding;
 use super::progress::Progress;
-use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle};
+use super::streams::{
+    copy_audio, copy_subtitle, copy_video, discard, drop_toc, is_subtitle, writes_matroska,
+};
 use super::video;
 use crate::media::{self, MediaInfo};
 use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
@@ -209,7 +211,7 @@ fn watch_decoded(
             match &info.data {
                 Some(gst::PadProbeData::Buffer(buffer)) => {
                     progress.decoded.fetch_add(1, Ordering::Relaxed);
-                    progress.saw_buffer(buffer);
+                    progress.saw_buffer(pad, buffer);
                 }
                 Some(gst::PadProbeData::Event(event)) => {
                     let refusal = size_change(event, &progress)
@@ -520,12 +522,15 @@ fn note_encoded(encoded_sink: &gst::Pad, notes: &Notes) {
 
 /// Counts encoded frames and gives each the duration that keeps reordered
 /// frames in the track ([`cover_reordered_frames`]).
-fn watch_encoded(encoded_sink: &gst::Pad, progress: &Arc<Progress>) {
+fn watch_encoded(encoded_sink: &gst::Pad, progress: &Arc<Progress>, muxer: &gst::Element) {
     let progress = progress.clone();
     let span = Mutex::new(EncodedSpan::default());
+    // matroskamux writes every frame's duration (BlockDuration), so there
+    // the frames keep their own; only mp4mux needs the cover.
+    let cover = !writes_matroska(muxer);
     encoded_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         progress.encoded.fetch_add(1, Ordering::Relaxed);
-        if let Some(buffer) = info.buffer_mut() {
+        if let Some(buffer) = info.buffer_mut().filter(|_| cover) {
             let mut span = span.lock().unwrap_or_else(|p| p.into_inner());
             cover_reordered_frames(buffer.make_mut(), &mut span);
         }
@@ -603,6 +608,9 @@ impl Routing {
                 )
             } else if self.keep_subtitles && is_subtitle(&name) {
                 copy_subtitle(&pipeline, &muxer, pad, &caps, &self.output)
+            } else if !is_subtitle(&name) && media::decodes_to_video(&caps) {
+                // Video beyond the first: a second angle, copied as it is.
+                copy_video(&pipeline, &muxer, pad, &self.progress)
             } else {
                 discard(&pipeline, pad)
             };
@@ -715,7 +723,7 @@ impl Job {
         if window.is_some() {
             note_encoded(&encoded_sink, &notes);
         }
-        watch_encoded(&encoded_sink, &progress);
+        watch_encoded(&encoded_sink, &progress, &muxer);
         watch_buffers(
             &sink.static_pad("sink").context("filesink sink")?,
             &progress,
@@ -775,13 +783,13 @@ impl Job {
         // Demuxers end quietly at the end of a truncated file; the timeline
         // tells, whatever the frame rate (variable included). A window
         // covers part of it by design, and its frames are counted instead.
-        if let (Some(duration), Some(span), None) =
-            (info.duration, self.progress.span(), self.expected_frames)
+        if let (Some(duration), Some(reach), None) =
+            (info.duration, self.progress.reach(), self.expected_frames)
         {
-            if span + TRUNCATION_TOLERANCE < duration {
+            if reach + TRUNCATION_TOLERANCE < duration {
                 bail!(
                     "the input ended early: its streams stop at {:.2} s of {:.2} s (truncated or corrupt file?)",
-                    span.seconds_f64(),
+                    reach.seconds_f64(),
                     duration.seconds_f64()
                 );
             }

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 
 use super::streams;
+use crate::finishing;
 use crate::media::MediaInfo;
 use crate::request::{KeepOrDrop, Target};
 use crate::Observer;
@@ -14,10 +15,17 @@ use crate::Observer;
 /// chapters, tags), decided before a run and completed after it: one path
 /// for `gendr upscale` and `gendr join`.
 pub(crate) struct OtherStreams {
+    /// The line on video streams beyond the first, copied as they are.
+    extra_videos: Option<String>,
     keep_subtitles: bool,
     lost_titles: Option<String>,
     chapters: Option<String>,
     writes_matroska: bool,
+    /// Track flags and attachments of a Matroska input, written into a
+    /// Matroska output after muxing.
+    matroska_extras: finishing::MatroskaExtras,
+    /// The line on attachments a non-Matroska output cannot hold.
+    lost_attachments: Option<String>,
 }
 
 impl OtherStreams {
@@ -28,7 +36,17 @@ impl OtherStreams {
         if keep_subtitles {
             streams::check_subtitles(info, muxer, &output)?;
         }
+        let matroska_extras = finishing::MatroskaExtras::read(target.input)?;
+        let writes_matroska = streams::writes_matroska(muxer);
+        let lost_attachments = match matroska_extras.attachment_count() {
+            n if n > 0 && !writes_matroska => Some(format!(
+                "gendr: {output} cannot hold attachments: {n} attached file(s) left out \
+                 (.mkv keeps them)"
+            )),
+            _ => None,
+        };
         Ok(OtherStreams {
+            extra_videos: streams::check_extra_videos(info, muxer, &output)?,
             keep_subtitles,
             lost_titles: streams::lost_titles(info, muxer, &output),
             chapters: streams::plan_chapters(
@@ -38,7 +56,9 @@ impl OtherStreams {
                 muxer,
                 target.options.chapters == KeepOrDrop::Keep,
             )?,
-            writes_matroska: streams::writes_matroska(muxer),
+            writes_matroska,
+            matroska_extras,
+            lost_attachments,
         })
     }
 
@@ -57,7 +77,14 @@ impl OtherStreams {
 
     /// Said even with -q, like every other loss.
     pub(crate) fn say_losses(&self, observer: &dyn Observer) {
-        if let Some(line) = &self.lost_titles {
+        for line in [
+            &self.extra_videos,
+            &self.lost_titles,
+            &self.lost_attachments,
+        ]
+        .into_iter()
+        .flatten()
+        {
             observer.say(line);
         }
     }
@@ -65,7 +92,10 @@ impl OtherStreams {
     /// Completes the written file before it is moved into place.
     pub(crate) fn finish(&self, partial: &Path) -> Result<()> {
         if self.writes_matroska {
-            streams::restore_matroska_tags(partial)?;
+            finishing::restore_matroska_tags(partial)?;
+            self.matroska_extras.write_into(partial)?;
+        } else {
+            finishing::repair_opus_boxes(partial)?;
         }
         Ok(())
     }

@@ -47,22 +47,8 @@ pub(super) fn copy_audio(
                 .build()?,
         ];
     }
-    // The demuxer feeds audio and video from one thread while the encoder
-    // holds back frames for look-ahead: a bounded audio queue would fill and
-    // stall the video behind it. Interleaving in the file bounds it instead.
-    let queue = gst::ElementFactory::make("queue")
-        .property("max-size-buffers", 0u32)
-        .property("max-size-bytes", 0u32)
-        .property("max-size-time", 0u64)
-        .build()?;
+    let queue = unbounded_queue(progress)?;
     let queue_sink = queue.static_pad("sink").context("queue sink")?;
-    let progress = progress.clone();
-    queue_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
-            progress.saw_buffer(buffer);
-        }
-        gst::PadProbeReturn::Ok
-    });
     pipeline.add(&queue)?;
     queue.sync_state_with_parent()?;
     match chain.split_first() {
@@ -103,7 +89,83 @@ pub(super) fn copy_audio(
     Ok(())
 }
 
-/// Streams that are not copied (subtitles, data, extra video) go nowhere.
+/// Sends a parsed video stream beyond the first into the muxer as it is
+/// (checked up front by [`check_extra_videos`]).
+pub(super) fn copy_video(
+    pipeline: &gst::Pipeline,
+    muxer: &gst::Element,
+    pad: &gst::Pad,
+    progress: &Arc<Progress>,
+) -> Result<()> {
+    let queue = unbounded_queue(progress)?;
+    pipeline.add(&queue)?;
+    queue.sync_state_with_parent()?;
+    pad.link(&queue.static_pad("sink").context("queue sink")?)?;
+    let mux_pad = muxer
+        .request_pad_simple("video_%u")
+        .context("the muxer refused a second video stream")?;
+    queue
+        .static_pad("src")
+        .context("queue src")?
+        .link(&mux_pad)?;
+    Ok(())
+}
+
+/// Refuses, before anything runs, video streams beyond the first that the
+/// output container cannot hold as they are; the line that says the others
+/// are copied without being upscaled.
+pub(super) fn check_extra_videos(
+    info: &MediaInfo,
+    muxer: &gst::Element,
+    output: &str,
+) -> Result<Option<String>> {
+    let template = muxer
+        .pad_template("video_%u")
+        .map(|t| t.caps().clone())
+        .unwrap_or_else(gst::Caps::new_empty);
+    for caps in &info.extra_videos {
+        if !template.can_intersect(caps) {
+            let name = caps.structure(0).map_or("unknown", |s| s.name().as_str());
+            bail!(
+                "{output}: this container cannot hold the input's second video stream ({name}) \
+                 as it is; use .mkv, or take the first video alone first \
+                 (ffmpeg -map 0 -map -0:v:1 -c copy)"
+            );
+        }
+    }
+    Ok(match info.extra_videos.len() {
+        0 => None,
+        n => Some(format!(
+            "gendr: {n} more video stream(s) copied as they are (not upscaled)"
+        )),
+    })
+}
+
+/// A queue into the muxer for a stream copied as it is, counting what it
+/// sees for the stall watch. Unbounded: the demuxer feeds every stream from
+/// one thread while the encoder holds back frames for look-ahead, so a
+/// bounded queue would fill and stall the video behind it. Interleaving in
+/// the file bounds it instead.
+fn unbounded_queue(progress: &Arc<Progress>) -> Result<gst::Element> {
+    let queue = gst::ElementFactory::make("queue")
+        .property("max-size-buffers", 0u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 0u64)
+        .build()?;
+    let progress = progress.clone();
+    queue.static_pad("sink").context("queue sink")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |pad, info| {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
+                progress.saw_buffer(pad, buffer);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(queue)
+}
+
+/// Streams that are not copied (subtitles, data) go nowhere.
 pub(super) fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
     let sink = gst::ElementFactory::make("fakesink")
         .property("sync", false)
@@ -368,214 +430,6 @@ fn unescape_entity(name: &str) -> Option<char> {
     char::from_u32(value)
 }
 
-/// Matroska element IDs the tag repair reads.
-mod ebml_id {
-    pub const SEGMENT: u32 = 0x1853_8067;
-    pub const TAGS: u32 = 0x1254_C367;
-    pub const TAG: u32 = 0x7373;
-    pub const TARGETS: u32 = 0x63C0;
-    pub const SIMPLE_TAG: u32 = 0x67C8;
-    pub const TAG_STRING: u32 = 0x4487;
-}
-
-/// An EBML variable-length number at the start of `bytes`: its value (with
-/// the length marker kept for IDs, removed for sizes) and its length.
-fn ebml_vint(bytes: &[u8], keep_marker: bool) -> Option<(u64, usize)> {
-    let first = *bytes.first()?;
-    let len = first.leading_zeros() as usize + 1;
-    if len > 8 || bytes.len() < len {
-        return None;
-    }
-    let head = if keep_marker {
-        u64::from(first)
-    } else {
-        u64::from(first) & (0xFF >> len)
-    };
-    let value = bytes[1..len]
-        .iter()
-        .fold(head, |v, b| (v << 8) | u64::from(*b));
-    Some((value, len))
-}
-
-/// An element header at the start of `bytes`: ID, data size, header length.
-fn ebml_header(bytes: &[u8]) -> Option<(u32, u64, usize)> {
-    let (id, id_len) = ebml_vint(bytes, true)?;
-    let (size, size_len) = ebml_vint(&bytes[id_len..], false)?;
-    Some((u32::try_from(id).ok()?, size, id_len + size_len))
-}
-
-/// An element with `id` around `data`, its size in the fewest bytes.
-fn ebml_element(id: u32, data: &[u8]) -> Vec<u8> {
-    let id_bytes = id.to_be_bytes();
-    let skip = id_bytes.iter().take_while(|b| **b == 0).count();
-    let mut out = id_bytes[skip..].to_vec();
-    let size = data.len() as u64;
-    // All ones would mean "unknown size", hence the strict bound.
-    let len = (1..=8usize)
-        .find(|n| size < (1u64 << (7 * n)) - 1)
-        .unwrap_or(8);
-    let marked = size | (1u64 << (7 * len));
-    out.extend_from_slice(&marked.to_be_bytes()[8 - len..]);
-    out.extend_from_slice(data);
-    out
-}
-
-/// GStreamer's serialised form of a string (`gst_value_serialize`), as
-/// matroskamux 1.22 writes tag values: kept as they are when made only of
-/// letters, digits and `_-+/:.`, otherwise quoted with a backslash before
-/// every other ASCII character and octal escapes for the rest.
-fn gst_serialized(text: &[u8]) -> Vec<u8> {
-    let simple = |b: u8| b.is_ascii_alphanumeric() || b"_-+/:.".contains(&b);
-    if text.iter().all(|b| simple(*b)) {
-        return text.to_vec();
-    }
-    let mut out = vec![b'"'];
-    for &b in text {
-        if simple(b) {
-            out.push(b);
-        } else if !(0x20..0x7F).contains(&b) {
-            out.extend_from_slice(format!("\\{b:03o}").as_bytes());
-        } else {
-            out.extend_from_slice(&[b'\\', b]);
-        }
-    }
-    out.push(b'"');
-    out
-}
-
-/// The string a tag value serialised by GStreamer stood for; `None` unless
-/// serialising the result again gives exactly `value`, so that text stored
-/// verbatim (by ffmpeg, or a fixed matroskamux) is never touched.
-fn gst_unserialized(value: &[u8]) -> Option<Vec<u8>> {
-    let inner = value.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    let mut text = Vec::with_capacity(inner.len());
-    let mut rest = inner;
-    while let Some((&b, tail)) = rest.split_first() {
-        rest = tail;
-        if b != b'\\' {
-            text.push(b);
-            continue;
-        }
-        let octal = rest
-            .get(..3)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)))
-            .map(|d| d.iter().fold(0u32, |v, c| v * 8 + u32::from(c - b'0')));
-        match octal.and_then(|v| u8::try_from(v).ok()) {
-            Some(byte) => {
-                text.push(byte);
-                rest = &rest[3..];
-            }
-            None => {
-                let (&escaped, tail) = rest.split_first()?;
-                text.push(escaped);
-                rest = tail;
-            }
-        }
-    }
-    (gst_serialized(&text) == value).then_some(text)
-}
-
-/// The children of a Tags element with every serialised TagString
-/// restored; `None` when nothing needed it.
-fn restored_tags(data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(data.len());
-    let mut changed = false;
-    let mut rest = data;
-    while !rest.is_empty() {
-        let (id, size, header) = ebml_header(rest)?;
-        let end = header.checked_add(usize::try_from(size).ok()?)?;
-        let (element, tail) = (rest.get(..end)?, &rest[end..]);
-        rest = tail;
-        let body = &element[header..];
-        let replaced = match id {
-            ebml_id::TAG | ebml_id::TARGETS | ebml_id::SIMPLE_TAG => restored_tags(body),
-            ebml_id::TAG_STRING => {
-                // GStreamer ends each string with a NUL, which is kept.
-                let text_len = body.len() - body.iter().rev().take_while(|b| **b == 0).count();
-                gst_unserialized(&body[..text_len]).map(|mut text| {
-                    text.extend_from_slice(&body[text_len..]);
-                    text
-                })
-            }
-            _ => None,
-        };
-        match replaced {
-            Some(body) => {
-                out.extend(ebml_element(id, &body));
-                changed = true;
-            }
-            None => out.extend_from_slice(element),
-        }
-    }
-    changed.then_some(out)
-}
-
-/// matroskamux 1.22 writes tag values serialised (`TITLE "A\,\ B"` for
-/// `A, B`): the Tags element it writes last is rewritten with the values
-/// as they were, and the segment size updated. A file laid out otherwise
-/// is left as it is.
-pub(super) fn restore_matroska_tags(path: &std::path::Path) -> Result<()> {
-    use std::io::{Read, Seek, SeekFrom, Write};
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .with_context(|| format!("{}: reopening to restore its tags", path.display()))?;
-    let file_len = file.metadata()?.len();
-    let read_header = |file: &mut std::fs::File, at: u64| -> Result<Option<(u32, u64, usize)>> {
-        let mut bytes = [0u8; 16];
-        file.seek(SeekFrom::Start(at))?;
-        let n = file.read(&mut bytes)?;
-        Ok(ebml_header(&bytes[..n]))
-    };
-    // The EBML header, then the segment.
-    let Some((_, ebml_size, ebml_header_len)) = read_header(&mut file, 0)? else {
-        return Ok(());
-    };
-    let segment_at = ebml_header_len as u64 + ebml_size;
-    let Some((ebml_id::SEGMENT, _, segment_header)) = read_header(&mut file, segment_at)? else {
-        return Ok(());
-    };
-    let segment_data = segment_at + segment_header as u64;
-    let mut at = segment_data;
-    let mut tags = None;
-    while at < file_len {
-        let Some((id, size, header)) = read_header(&mut file, at)? else {
-            return Ok(());
-        };
-        let end = at + header as u64 + size;
-        if id == ebml_id::TAGS && end == file_len {
-            tags = Some((at, header, size));
-        }
-        at = end;
-    }
-    let Some((tags_at, header, size)) = tags else {
-        return Ok(());
-    };
-    let mut body = vec![0u8; usize::try_from(size)?];
-    file.seek(SeekFrom::Start(tags_at + header as u64))?;
-    file.read_exact(&mut body)?;
-    let Some(restored) = restored_tags(&body) else {
-        return Ok(());
-    };
-    let element = ebml_element(ebml_id::TAGS, &restored);
-    file.seek(SeekFrom::Start(tags_at))?;
-    file.write_all(&element)?;
-    let new_len = tags_at + element.len() as u64;
-    file.set_len(new_len)?;
-    // The segment's size, rewritten in the width it was written with.
-    let size_at = segment_at + 4;
-    let width = segment_header - 4;
-    let segment_size = new_len - segment_data;
-    if width < 8 && segment_size >= (1u64 << (7 * width)) - 1 {
-        bail!("{}: the segment size cannot be updated", path.display());
-    }
-    let marked = segment_size | (1u64 << (7 * width));
-    file.seek(SeekFrom::Start(size_at))?;
-    file.write_all(&marked.to_be_bytes()[8 - width..])?;
-    Ok(())
-}
-
 /// Refuses, before anything runs, subtitle streams the output container
 /// cannot hold (the same decision as when their pads appear).
 pub(super) fn check_subtitles(info: &MediaInfo, muxer: &gst::Element, output: &str) -> Result<()> {
@@ -833,32 +687,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serialised_tag_values_are_restored_and_verbatim_ones_left_alone() {
-        for text in ["A, B; C", "Café \"Noir\" \\ 1/2", "plain-title_1.0", ""] {
-            let stored = gst_serialized(text.as_bytes());
-            let restored = gst_unserialized(&stored).unwrap_or(stored);
-            assert_eq!(String::from_utf8(restored).unwrap(), text);
-        }
-        // What GStreamer would have written differently is not its output.
-        assert_eq!(gst_unserialized(b"\"quoted\""), None);
-        assert_eq!(gst_unserialized(b"\"A, B\""), None);
-    }
-
-    #[test]
     fn markup_becomes_text_with_or_without_its_tags() {
         let markup = "<i>Tom &amp; Jerry</i> &lt;3 &#39;x&#x27;";
         assert_eq!(markup_text(markup, false), "<i>Tom & Jerry</i> <3 'x'");
         assert_eq!(markup_text(markup, true), "Tom & Jerry <3 'x'");
-    }
-
-    #[test]
-    fn an_ebml_element_reads_back_as_written() {
-        for len in [0usize, 1, 126, 127, 20_000] {
-            let data = vec![7u8; len];
-            let element = ebml_element(ebml_id::TAGS, &data);
-            let (id, size, header) = ebml_header(&element).unwrap();
-            assert_eq!((id, size as usize), (ebml_id::TAGS, len));
-            assert_eq!(&element[header..], &data[..]);
-        }
     }
 }

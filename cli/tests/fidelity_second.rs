@@ -1,0 +1,624 @@
+//! Archival fidelity, second pass (issue #20): every stream, flag, tag and
+//! audio sample kept, converted and said, or refused. Inputs are made here
+//! with ffmpeg like the archive files the issue was found with; outputs are
+//! read back with ffprobe/ffmpeg, or by walking the file's own elements.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gendr_test_support::{ffmpeg, ffprobe_json, stderr};
+
+/// `gendr upscale -m fast ARGS… INPUT OUTPUT`, stderr not a terminal.
+fn upscale(args: &[&str], input: &Path, output: &Path) -> Output {
+    upscale_with_umask(args, input, output, None)
+}
+
+fn upscale_with_umask(
+    args: &[&str],
+    input: &Path,
+    output: &Path,
+    umask: Option<libc::mode_t>,
+) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gendr"));
+    command
+        .args(["upscale", "-m", "fast", "--threads", "2"])
+        .args(args)
+        .arg(input)
+        .arg(output);
+    if let Some(mask) = umask {
+        // SAFETY: umask only sets the child's file-creation mask.
+        unsafe {
+            command.pre_exec(move || {
+                libc::umask(mask);
+                Ok(())
+            });
+        }
+    }
+    command.output().expect("gendr runs")
+}
+
+fn succeeded(out: &Output) -> String {
+    let text = stderr(out);
+    assert!(out.status.success(), "gendr failed: {text}");
+    text
+}
+
+/// A 2 s 64x48 clip at 10 fps with one audio stream encoded as `audio` says
+/// (an ffmpeg encoder name, with its own options after it).
+fn clip_with_audio(dir: &Path, name: &str, audio: &[&str]) -> PathBuf {
+    let path = dir.join(name);
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=10:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=2:r=48000",
+        "-c:v",
+        "libx264",
+        "-c:a",
+    ];
+    args.extend_from_slice(audio);
+    let path_text = path.display().to_string();
+    args.push(&path_text);
+    ffmpeg(&args);
+    path
+}
+
+/// What ffmpeg decodes of a file's first audio stream: the sample count
+/// (per channel) and the first sample's time in seconds.
+fn decoded_audio(path: &Path) -> (usize, f64) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-ac", "1", "-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "ffmpeg decode: {}", stderr(&out));
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0"])
+        .args(["-show_entries", "frame=pts_time", "-read_intervals", "%+#1"])
+        .args(["-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let first: f64 = String::from_utf8_lossy(&probe.stdout)
+        .lines()
+        .next()
+        .and_then(|l| l.trim_end_matches(',').parse().ok())
+        .unwrap_or(f64::NAN);
+    (out.stdout.len() / 2, first)
+}
+
+/// Audio packets in a file's first audio stream, as ffprobe counts them.
+fn audio_packets(path: &Path) -> usize {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0", "-count_packets"])
+        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_end_matches(',')
+        .parse()
+        .expect("a packet count")
+}
+
+/// Samples a decoder skips at the start of a file's Opus stream: every
+/// packet holds 20 ms (960 samples at 48 kHz); the rest is the pre-skip.
+fn opus_samples_skipped(path: &Path) -> i64 {
+    audio_packets(path) as i64 * 960 - decoded_audio(path).0 as i64
+}
+
+#[test]
+fn opus_copied_into_mp4_skips_only_its_pre_skip() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_audio(dir.path(), "opus.mkv", &["libopus"]);
+    let output = dir.path().join("out.mp4");
+    succeeded(&upscale(&[], &input, &output));
+    // ffmpeg's own copy into mp4 is the reference: 312 samples.
+    let reference = dir.path().join("ffmpeg-copy.mp4");
+    let (input_text, reference_text) =
+        (input.display().to_string(), reference.display().to_string());
+    ffmpeg(&[
+        "-i",
+        &input_text,
+        "-map",
+        "0:a",
+        "-c",
+        "copy",
+        &reference_text,
+    ]);
+    let expected = opus_samples_skipped(&reference);
+    assert_eq!(expected, 312, "libopus's pre-skip");
+    // Before: mp4mux wrote pre-skip and rate byte-swapped: 14337 skipped.
+    assert_eq!(opus_samples_skipped(&output), expected);
+}
+
+#[test]
+fn finished_outputs_follow_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_audio(dir.path(), "in.mkv", &["aac"]);
+    for (mask, mode) in [(0o022, 0o644), (0o027, 0o640)] {
+        let output = dir.path().join(format!("out-{mask:o}.mkv"));
+        succeeded(&upscale_with_umask(&[], &input, &output, Some(mask)));
+        let got = std::fs::metadata(&output).unwrap().permissions().mode() & 0o777;
+        // Before: 0600 whatever the umask (the temporary file's mode).
+        assert_eq!(got, mode, "umask {mask:03o}");
+    }
+}
+
+#[test]
+fn quiet_prints_no_info_line_and_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_audio(dir.path(), "in.mkv", &["aac"]);
+    let output = dir.path().join("out.mkv");
+    let text = succeeded(&upscale(&["-q"], &input, &output));
+    assert!(!text.contains("INFO"), "-q printed an INFO line: {text}");
+    assert!(!text.contains('\x1b'), "colour codes on a pipe: {text:?}");
+    // Without -q the provider line is still there, uncoloured.
+    let output = dir.path().join("loud.mkv");
+    let text = succeeded(&upscale(&[], &input, &output));
+    assert!(text.contains("execution provider"), "{text}");
+    assert!(!text.contains('\x1b'), "colour codes on a pipe: {text:?}");
+}
+
+/// Each packet's duration in a file's video stream, and the file's duration,
+/// as ffprobe reads them.
+fn video_durations(path: &Path) -> (Vec<String>, String) {
+    let probe = |entries: &str, stream: bool| {
+        let mut command = Command::new("ffprobe");
+        command.args(["-v", "error"]);
+        if stream {
+            command.args(["-select_streams", "v:0"]);
+        }
+        let out = command
+            .args(["-show_entries", entries, "-of", "csv=p=0"])
+            .arg(path)
+            .output()
+            .expect("ffprobe runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let packets = probe("packet=duration_time", true)
+        .lines()
+        .map(|l| l.trim_end_matches(',').to_string())
+        .collect();
+    (packets, probe("format=duration", false).trim().to_string())
+}
+
+#[test]
+fn mkv_frames_keep_their_own_duration_plain_and_segmented() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mkv");
+    let input_text = input.display().to_string();
+    // 25 fps with B-frames, as a camera or a DVD rip has them.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=25:d=4",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "3",
+        &input_text,
+    ]);
+    let (_, input_duration) = video_durations(&input);
+    assert_eq!(input_duration, "4.000000");
+    for (name, args) in [
+        ("plain.mkv", &[][..]),
+        ("segmented.mkv", &["--resume", "--segment-seconds", "1"][..]),
+    ] {
+        let output = dir.path().join(name);
+        succeeded(&upscale(args, &input, &output));
+        let (packets, duration) = video_durations(&output);
+        assert_eq!(packets.len(), 100, "{name}");
+        // Before: up to 0.08 s blocks for 0.04 s frames, 4.04 s in all.
+        assert!(
+            packets.iter().all(|d| d == "0.040000"),
+            "{name}: {packets:?}"
+        );
+        assert_eq!(duration, input_duration, "{name}");
+        // A remux to mp4 keeps the length.
+        let remuxed = dir.path().join(format!("{name}.mp4"));
+        let (output_text, remuxed_text) =
+            (output.display().to_string(), remuxed.display().to_string());
+        ffmpeg(&["-i", &output_text, "-c", "copy", &remuxed_text]);
+        assert_eq!(
+            video_durations(&remuxed).1,
+            input_duration,
+            "{name} remuxed"
+        );
+    }
+}
+
+/// The codec of each stream of `kind` (`video`, `audio`…) in a file.
+fn codecs(path: &Path, kind: &str) -> Vec<String> {
+    ffprobe_json(path)["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["codec_type"] == kind)
+        .map(|s| s["codec_name"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn a_second_video_stream_is_copied_and_said_plain_and_segmented() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("two-videos.mkv");
+    let input_text = input.display().to_string();
+    // A main picture and a second angle in another codec.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=10:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "smptebars=s=32x24:r=10:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=2",
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map",
+        "2",
+        "-c:v:0",
+        "libx264",
+        "-c:v:1",
+        "mpeg4",
+        "-c:a",
+        "aac",
+        &input_text,
+    ]);
+    for (name, args) in [
+        ("plain.mkv", &[][..]),
+        ("segmented.mkv", &["--resume", "--segment-seconds", "1"][..]),
+    ] {
+        let output = dir.path().join(name);
+        let text = succeeded(&upscale(args, &input, &output));
+        // Before: one video stream, and not a word.
+        assert_eq!(codecs(&output, "video"), ["h264", "mpeg4"], "{name}");
+        assert!(
+            text.contains("1 more video stream(s) copied as they are"),
+            "{name}: {text}"
+        );
+        let probe = ffprobe_json(&output);
+        let second = probe["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["codec_name"] == "mpeg4")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (second["width"].as_u64(), second["height"].as_u64()),
+            (Some(32), Some(24))
+        );
+        let frames = Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:1", "-count_frames"])
+            .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+            .arg(&output)
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&frames.stdout).trim(),
+            "20",
+            "{name}"
+        );
+    }
+}
+
+/// Each stream's type with its default and forced flags, and each
+/// attachment's file name and type, as ffprobe reads them.
+fn dispositions(path: &Path) -> Vec<(String, u64, u64, String)> {
+    ffprobe_json(path)["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["codec_type"].as_str().unwrap_or("").to_string(),
+                s["disposition"]["default"].as_u64().unwrap_or(9),
+                s["disposition"]["forced"].as_u64().unwrap_or(9),
+                format!("{} {}", s["tags"]["filename"], s["tags"]["mimetype"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn track_flags_and_attachments_are_kept_in_mkv_plain_and_segmented() {
+    let dir = tempfile::tempdir().unwrap();
+    let srt = dir.path().join("forced.srt");
+    std::fs::write(&srt, "1\n00:00:00,100 --> 00:00:00,900\nSigns only\n\n").unwrap();
+    // A font for the subtitles, as fansubs and DVD rips attach them.
+    let font = std::fs::read("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+        .unwrap_or_else(|_| b"a stand-in font file".repeat(500));
+    let font_path = dir.path().join("Font One.ttf");
+    std::fs::write(&font_path, &font).unwrap();
+    let input = dir.path().join("flags.mkv");
+    let (srt_text, font_text, input_text) = (
+        srt.display().to_string(),
+        font_path.display().to_string(),
+        input.display().to_string(),
+    );
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=10:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=880:d=2",
+        "-i",
+        &srt_text,
+        "-map",
+        "0",
+        "-map",
+        "1",
+        "-map",
+        "2",
+        "-map",
+        "3",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        "-c:s",
+        "srt",
+        // The commentary is not default; the signs track is forced, not default.
+        "-disposition:a:0",
+        "default",
+        "-disposition:a:1",
+        "0",
+        "-disposition:s:0",
+        "forced",
+        "-attach",
+        &font_text,
+        "-metadata:s:t",
+        "mimetype=application/x-truetype-font",
+        &input_text,
+    ]);
+    let expected = dispositions(&input);
+    assert_eq!(expected.len(), 5);
+    assert_eq!((expected[3].1, expected[3].2), (0, 1), "a forced subtitle");
+    for (name, args) in [
+        ("plain.mkv", &[][..]),
+        ("segmented.mkv", &["--resume", "--segment-seconds", "1"][..]),
+    ] {
+        let output = dir.path().join(name);
+        succeeded(&upscale(args, &input, &output));
+        // Before: every track default, none forced, no attachment.
+        assert_eq!(dispositions(&output), expected, "{name}");
+        let dump = dir.path().join(format!("dump-{name}"));
+        std::fs::create_dir(&dump).unwrap();
+        let out = Command::new("ffmpeg")
+            .current_dir(&dump)
+            .args(["-nostdin", "-v", "error", "-dump_attachment:t", "", "-i"])
+            .arg(&output)
+            .args(["-f", "null", "-"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            std::fs::read(dump.join("Font One.ttf")).unwrap() == font,
+            "{name}: the font"
+        );
+    }
+    // An mp4 holds no attachments: said.
+    let output = dir.path().join("out.mp4");
+    let text = succeeded(&upscale(&["--subtitles", "drop"], &input, &output));
+    assert!(
+        text.contains("cannot hold attachments: 1 attached file(s) left out"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_rerun_removes_the_partial_files_of_killed_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long.mkv");
+    let input_text = input.display().to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=25:d=60",
+        "-c:v",
+        "libx264",
+        &input_text,
+    ]);
+    let output = dir.path().join("out.mkv");
+    let partials = || -> Vec<String> {
+        gendr_test_support::files_in(dir.path())
+            .into_iter()
+            .filter(|n| n.ends_with(".gendr-partial"))
+            .collect()
+    };
+    // Killed (SIGKILL: no clean-up of its own) once its partial exists.
+    let mut run = gendr_test_support::Guard(
+        Command::new(env!("CARGO_BIN_EXE_gendr"))
+            .args(["upscale", "-q", "-m", "fast", "--threads", "1"])
+            .arg(&input)
+            .arg(&output)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while partials().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run.0.kill().unwrap();
+    run.0.wait().unwrap();
+    assert_eq!(partials().len(), 1, "the killed run's partial");
+    // Another output's partial in the same folder is not this run's to remove.
+    let other = dir.path().join(".other.mkv.Ab12Cd.gendr-partial");
+    std::fs::write(&other, b"someone else's").unwrap();
+    let short = dir.path().join("short.mkv");
+    let short_text = short.display().to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=10:d=1",
+        "-c:v",
+        "libx264",
+        &short_text,
+    ]);
+    succeeded(&upscale(&["-y"], &short, &output));
+    // Before: the killed run's partial stayed for good.
+    assert_eq!(partials(), [".other.mkv.Ab12Cd.gendr-partial"]);
+}
+
+#[test]
+fn a_timeline_starting_at_one_second_is_upscaled_not_called_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["offset.mp4", "offset.mkv"] {
+        let input = dir.path().join(name);
+        let input_text = input.display().to_string();
+        // What a capture cut from a longer recording looks like: an edit
+        // list (mp4) or timestamps (mkv) starting at 1 s.
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=64x48:r=10:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-output_ts_offset",
+            "1.0",
+            &input_text,
+        ]);
+        let output = dir.path().join(format!("out-{name}"));
+        // Before: "the input ended early: its streams stop at 2.20 s of 3.00 s".
+        succeeded(&upscale(&[], &input, &output));
+        let frames = gendr_test_support::ffprobe_frame_times(&output);
+        assert_eq!(frames.len(), 20, "{name}");
+        assert_eq!(decoded_audio(&output).0, decoded_audio(&input).0, "{name}");
+    }
+}
+
+#[test]
+fn a_failed_batch_file_leaves_folders_that_were_there_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, out) = (dir.path().join("tapes"), dir.path().join("tapes-2x"));
+    for sub in ["kept", "new"] {
+        std::fs::create_dir_all(tree.join(sub)).unwrap();
+        // A y4m cut mid-frame: refused as truncated once its folder is made.
+        let whole = tree.join(sub).join("whole.y4m");
+        let whole_text = whole.display().to_string();
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=64x48:r=10:d=1",
+            "-pix_fmt",
+            "yuv420p",
+            &whole_text,
+        ]);
+        let bytes = std::fs::read(&whole).unwrap();
+        std::fs::remove_file(&whole).unwrap();
+        std::fs::write(tree.join(sub).join("cut.y4m"), &bytes[..bytes.len() - 1000]).unwrap();
+    }
+    // The user's own, read-only output folder.
+    let kept = out.join("kept");
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let out_run = Command::new(env!("CARGO_BIN_EXE_gendr"))
+        .args(["upscale", "-q", "-m", "fast"])
+        .arg(&tree)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = stderr(&out_run);
+    assert!(!out_run.status.success(), "{text}");
+    assert!(
+        text.contains("0 written, 0 already done, 0 not video, 2 failed"),
+        "{text}"
+    );
+    // Before: the pre-existing folder was removed with the one made for the run.
+    assert!(kept.is_dir(), "the user's folder was removed: {text}");
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o555
+    );
+    assert!(
+        !out.join("new").exists(),
+        "the folder made for the failed file stays"
+    );
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The share of a file's luma samples that 8 bits cannot hold (decoded as
+/// 10-bit: not a multiple of 4).
+fn finer_than_8_bits(path: &Path) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "rawvideo", "-pix_fmt", "gray10le", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let samples: Vec<u16> = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    samples.iter().filter(|s| *s % 4 != 0).count() as f64 / samples.len() as f64
+}
+
+#[test]
+fn pix_fmt_keep_on_ten_bit_four_two_two_stays_ten_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("capture.mov");
+    let input_text = input.display().to_string();
+    // A ProRes 422 capture, as VHS transfers are delivered.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=64x48:r=10:d=1",
+        "-c:v",
+        "prores_ks",
+        "-profile:v",
+        "2",
+        "-pix_fmt",
+        "yuv422p10le",
+        &input_text,
+    ]);
+    assert!(finer_than_8_bits(&input) > 0.5);
+    let output = dir.path().join("out.mkv");
+    let text = succeeded(&upscale(&["--pix-fmt", "keep"], &input, &output));
+    assert!(text.contains("4:2:0 10-bit"), "{text}");
+    let probe = ffprobe_json(&output);
+    // Before: 8-bit 4:4:4 (x265 Rext) while the start line said 10-bit.
+    assert_eq!(probe["streams"][0]["pix_fmt"], "yuv420p10le");
+    assert!(
+        finer_than_8_bits(&output) > 0.5,
+        "{}",
+        finer_than_8_bits(&output)
+    );
+}
