@@ -14,8 +14,8 @@ const DEEPEST: u32 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Encoding {
     pub codec: Codec,
-    /// The raw format the encoder is given; `None` keeps whatever the
-    /// conversion after the model gives (`--pix-fmt keep`).
+    /// The raw format the encoder is given; `None` keeps the decoded
+    /// chroma subsampling (`--pix-fmt keep`).
     pub format: Option<&'static str>,
     /// Bits per sample written.
     pub bit_depth: u32,
@@ -57,7 +57,7 @@ impl Encoding {
         let samples = match self.format {
             Some(_) => format!("4:2:0 {}-bit", self.bit_depth),
             None => format!(
-                "{}-bit in the chroma the model's output converts to (--pix-fmt keep)",
+                "{}-bit in the input's chroma subsampling (--pix-fmt keep)",
                 self.bit_depth
             ),
         };
