@@ -90,3 +90,40 @@ fn keep_on_ten_bit_four_two_two_prores_stays_ten_bit_four_two_two() {
         assert!(fine > 0.5, "{codec}: {fine} of samples finer than 8 bits");
     }
 }
+
+/// An untagged 8-bit H.264 clip `width`×`height`, made by ffmpeg.
+fn untagged_clip(path: &Path, width: u32, height: u32) {
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc2=s={width}x{height}:r=25"),
+        "-frames:v",
+        "2",
+        "-c:v",
+        "libx264",
+        "-pix_fmt",
+        "yuv420p",
+        path.to_str().unwrap(),
+    ]);
+}
+
+#[test]
+fn untagged_pal_keeps_its_ebu_primaries_and_ntsc_its_own() {
+    // Untagged 576-line PAL came out tagged smpte170m primaries (the
+    // 525-line ones) instead of bt470bg.
+    let dir = tempfile::tempdir().unwrap();
+    for (height, primaries) in [(576, "bt470bg"), (480, "smpte170m")] {
+        let input = dir.path().join(format!("{height}.mp4"));
+        untagged_clip(&input, 720, height);
+        assert_eq!(video_entries(&input, "stream=color_primaries"), "unknown");
+        let output = dir.path().join(format!("{height}-out.mkv"));
+        let run = upscale(&[], &input, &output);
+        assert!(run.status.success(), "{}", stderr(&run));
+        assert_eq!(
+            video_entries(&output, "stream=color_primaries"),
+            primaries,
+            "{height} lines"
+        );
+    }
+}

@@ -331,6 +331,48 @@ fn keep_decoded_samples(first: &gst::Element, filter: &gst::Element, bit_depth: 
     Ok(())
 }
 
+/// Frame heights of 625-line (PAL/SECAM) video, whose primaries are EBU
+/// Tech 3213 (bt470bg).
+const PAL_HEIGHTS: [u32; 2] = [576, 288];
+
+/// Untagged 625-line video: decoders fill in GStreamer's SD default, the
+/// 525-line smpte170m primaries, whatever the height; the decoded caps
+/// reaching `first` are given bt470bg primaries instead (a tag only: the
+/// pixels are not converted).
+fn pal_primaries(first: &gst::Element) -> Result<()> {
+    first.static_pad("sink").context("queue sink")?.add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        |_, info| {
+            let Some(gst::PadProbeData::Event(event)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let gst::EventView::Caps(caps) = event.view() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let Ok(decoded) = gst_video::VideoInfo::from_caps(caps.caps()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if !decoded.is_yuv() {
+                return gst::PadProbeReturn::Ok;
+            }
+            let c = decoded.colorimetry();
+            let colorimetry = gst_video::VideoColorimetry::new(
+                c.range(),
+                c.matrix(),
+                c.transfer(),
+                gst_video::VideoColorPrimaries::Bt470bg,
+            );
+            let mut caps = caps.caps_owned();
+            if let Some(s) = caps.make_mut().structure_mut(0) {
+                s.set("colorimetry", colorimetry.to_string());
+            }
+            info.data = Some(gst::PadProbeData::Event(gst::event::Caps::new(&caps)));
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(())
+}
+
 /// The elements between the decoder and the muxer, in link order.
 pub(super) struct VideoChain {
     /// Where decoded frames enter.
@@ -437,6 +479,9 @@ impl VideoChain {
                 )
                 .build()?,
         };
+        if !info.colour_tagged && PAL_HEIGHTS.contains(&info.height) {
+            pal_primaries(&queue_in)?;
+        }
         let mut elements = vec![queue_in.clone(), convert_in];
         elements.extend(field_handling);
         elements.extend(upright);
