@@ -1,9 +1,11 @@
 //! The archival engine behind `gendr upscale`, `plan`, `run-segment` and
 //! `join`: the input probed and checked, one GStreamer job graph per file
 //! or segment, and segmented, resumable jobs on top. It knows nothing of
-//! the command line: progress and messages go to an [`Observer`], and a
-//! run stops when its cancel flag is set.
+//! the command line: progress and messages go to an [`Observer`], a run
+//! stops when its [`Cancel`] token is set, and the failures a caller acts
+//! on are an [`Error`] kind.
 
+mod error;
 mod finishing;
 pub mod media;
 pub mod observer;
@@ -11,4 +13,5 @@ pub mod request;
 pub mod segment;
 pub mod upscale;
 
-pub use observer::{Caller, Observer};
+pub use error::Error;
+pub use observer::{Caller, Cancel, Observer};

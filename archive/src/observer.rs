@@ -1,6 +1,7 @@
 //! What a run tells the one who started it: lines to show, and progress.
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// Receives a run's messages and progress; the command line draws them.
 pub trait Observer: Sync {
@@ -15,9 +16,30 @@ pub trait Observer: Sync {
     fn finish(&self);
 }
 
-/// Who a run reports to, and the flag that stops it when set (Ctrl-C).
+/// Stops the runs that hold a clone of it, at their next look (a tenth of
+/// a second at most); a run stopped so fails with
+/// [`Error::Interrupted`](crate::Error::Interrupted).
+#[derive(Clone, Default, Debug)]
+pub struct Cancel(Arc<AtomicBool>);
+
+impl Cancel {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every run holding this token to stop (safe from a signal handler's thread).
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Who a run reports to, and the token that stops it.
 #[derive(Clone, Copy)]
 pub struct Caller<'a> {
     pub observer: &'a dyn Observer,
-    pub interrupted: &'a AtomicBool,
+    pub cancel: &'a Cancel,
 }

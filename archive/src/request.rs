@@ -19,6 +19,17 @@ pub const DEFAULT_PRESET: &str = "medium";
 /// generous, since a big model's first frame on a CPU can take minutes.
 pub const DEFAULT_STALL_TIMEOUT_S: u64 = 300;
 
+/// Segment length when none is given.
+pub const DEFAULT_SEGMENT_SECONDS: f64 = 60.0;
+
+/// The `--segment-seconds` values a plan takes.
+pub fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.1 => Ok(v),
+        _ => Err("a number of seconds, at least 0.1".to_string()),
+    }
+}
+
 /// x264's and x265's speed presets, fastest first.
 pub const PRESETS: [&str; 9] = [
     "ultrafast",

@@ -16,7 +16,7 @@ use gendr_archive::media;
 use gendr_archive::request::{Container, UpscaleRequest as Args};
 use gendr_archive::upscale::run_one;
 
-use crate::progress::{interrupt_flag, say, Bar};
+use crate::progress::{cancel_on_ctrl_c, say, Bar};
 
 /// Extensions of video files: one that cannot be read is a failure, where
 /// an unreadable file of another kind is passed over as not a video.
@@ -60,7 +60,7 @@ pub fn run(args: &Args) -> Result<()> {
     if std::fs::canonicalize(root_in)? == canon_out {
         bail!("the output folder is the input folder; choose another");
     }
-    let interrupted = interrupt_flag();
+    let interrupted = cancel_on_ctrl_c();
 
     let mut files = Vec::new();
     let mut failures = Vec::new();
@@ -75,7 +75,7 @@ pub fn run(args: &Args) -> Result<()> {
     let (mut done_before, mut others) = (0, 0);
     let mut claimed: HashMap<PathBuf, PathBuf> = HashMap::new();
     for rel in files {
-        if interrupted.load(Ordering::SeqCst) {
+        if interrupted.is_cancelled() {
             bail!("interrupted before any file was started");
         }
         // `rel` is the path below the input folder, mirrored below the output folder.
@@ -153,7 +153,7 @@ pub fn run(args: &Args) -> Result<()> {
         // Stops the thread above however this loop ends (a panic included).
         let _stop = SetOnDrop(&stop);
         for (index, (rel, output, expected)) in todo.iter().enumerate() {
-            if interrupted.load(Ordering::SeqCst) {
+            if interrupted.is_cancelled() {
                 break;
             }
             overall.set_message(format!("{index}/{} files", todo.len()));
@@ -176,7 +176,7 @@ pub fn run(args: &Args) -> Result<()> {
             overall.set_position(finished);
             match result {
                 Ok(_) => written += 1,
-                Err(_) if interrupted.load(Ordering::SeqCst) => {
+                Err(_) if interrupted.is_cancelled() => {
                     remove_empty_folders(output, &canon_out);
                     break;
                 }
@@ -201,7 +201,7 @@ pub fn run(args: &Args) -> Result<()> {
     for (rel, reason) in &failures {
         eprintln!("gendr: failed: {}: {reason}", rel.display());
     }
-    if interrupted.load(Ordering::SeqCst) {
+    if interrupted.is_cancelled() {
         bail!(
             "interrupted after {written} of {} video(s); finished outputs are kept, \
              the same command again does the rest",

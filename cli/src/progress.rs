@@ -1,9 +1,7 @@
 //! The terminal side of a run: indicatif bars for the engine's progress,
 //! lines printed above them, and Ctrl-C.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
+use gendr_archive::Cancel;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Draws one run's frames on a bar; each run the engine starts on it
@@ -56,14 +54,15 @@ pub fn say(bar: &ProgressBar, line: &str) {
     bar.suspend(|| eprintln!("{line}"));
 }
 
-/// Set by Ctrl-C; one per process, since a second handler cannot be installed.
-pub fn interrupt_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let set = flag.clone();
-        let _ = ctrlc::set_handler(move || set.store(true, Ordering::SeqCst));
-        flag
-    })
-    .clone()
+/// Cancelled by Ctrl-C; one per process, since a second handler cannot be installed.
+pub fn cancel_on_ctrl_c() -> Cancel {
+    static TOKEN: std::sync::OnceLock<Cancel> = std::sync::OnceLock::new();
+    TOKEN
+        .get_or_init(|| {
+            let token = Cancel::new();
+            let set = token.clone();
+            let _ = ctrlc::set_handler(move || set.cancel());
+            token
+        })
+        .clone()
 }

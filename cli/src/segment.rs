@@ -7,14 +7,15 @@ use std::time::Duration;
 use anyhow::{anyhow, Result};
 use clap::builder::TypedValueParser;
 use gendr_archive::media;
-use gendr_archive::request::{Container, DEFAULT_STALL_TIMEOUT_S};
-use gendr_archive::segment::info::JobInfo;
-use gendr_archive::segment::{
-    join, manifest, plan, positive_seconds, run, wait_for_segments, DEFAULT_SEGMENT_SECONDS,
+use gendr_archive::request::{
+    positive_seconds, Container, DEFAULT_SEGMENT_SECONDS, DEFAULT_STALL_TIMEOUT_S,
 };
+use gendr_archive::segment::info::JobInfo;
+use gendr_archive::segment::join::wait_for_segments;
+use gendr_archive::segment::{join, manifest, plan, run};
 use gendr_archive::Caller;
 
-use crate::progress::{interrupt_flag, Bar};
+use crate::progress::{cancel_on_ctrl_c, Bar};
 use crate::upscale::UpscaleOptions;
 
 /// The longest `join --wait`: a week.
@@ -110,7 +111,7 @@ pub fn plan(args: PlanArgs) -> Result<()> {
         .as_ref()
         .map(|c| args.job.join(format!("output.{c}")));
     let options = args.options.into();
-    gendr_archive::segment::check_options(&args.input, &options, output)?;
+    plan::check_options(&args.input, &options, output)?;
     let manifest = plan::plan(&args.input, &options, args.container, args.segment_seconds)?;
     manifest.save(&args.job)?;
     let n = manifest.segments.len();
@@ -144,7 +145,7 @@ pub fn run_segment(args: RunSegmentArgs) -> Result<()> {
         args.stall_timeout,
         Caller {
             observer: &Bar::new(args.quiet),
-            interrupted: &interrupt_flag(),
+            cancel: &cancel_on_ctrl_c(),
         },
     )? {
         run::Outcome::AlreadyDone => eprintln!("gendr: segment {index} is already done"),
@@ -169,7 +170,7 @@ pub fn join(args: JoinArgs) -> Result<()> {
         args.stall_timeout,
         Caller {
             observer: &Bar::new(args.quiet),
-            interrupted: &interrupt_flag(),
+            cancel: &cancel_on_ctrl_c(),
         },
     )?;
     drop(claim);

@@ -15,7 +15,7 @@ use gendr_archive::request::{
 use gendr_archive::upscale;
 
 use crate::batch;
-use crate::progress::{interrupt_flag, Bar};
+use crate::progress::{cancel_on_ctrl_c, Bar};
 
 pub use gendr_archive::request::{DEFAULT_CRF, DEFAULT_PRESET, PRESETS};
 
@@ -303,9 +303,9 @@ pub fn run(args: Args) -> Result<()> {
     if args.resume {
         let caller = gendr_archive::Caller {
             observer: &bar,
-            interrupted: &interrupt_flag(),
+            cancel: &cancel_on_ctrl_c(),
         };
         return gendr_archive::segment::resume(args, caller);
     }
-    upscale::run_one(&args, &bar, &interrupt_flag()).map(drop)
+    upscale::run_one(&args, &bar, &cancel_on_ctrl_c()).map(drop)
 }

@@ -429,3 +429,94 @@ fn track_flags_and_attachments_are_kept_in_mkv_plain_and_segmented() {
         "{text}"
     );
 }
+
+#[test]
+fn a_rerun_removes_the_partial_files_of_killed_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("long.mkv");
+    let input_text = input.display().to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=25:d=60",
+        "-c:v",
+        "libx264",
+        &input_text,
+    ]);
+    let output = dir.path().join("out.mkv");
+    let partials = || -> Vec<String> {
+        gendr_test_support::files_in(dir.path())
+            .into_iter()
+            .filter(|n| n.ends_with(".gendr-partial"))
+            .collect()
+    };
+    // Killed (SIGKILL: no clean-up of its own) once its partial exists.
+    let mut run = gendr_test_support::Guard(
+        Command::new(env!("CARGO_BIN_EXE_gendr"))
+            .args(["upscale", "-q", "-m", "fast", "--threads", "1"])
+            .arg(&input)
+            .arg(&output)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while partials().is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    run.0.kill().unwrap();
+    run.0.wait().unwrap();
+    assert_eq!(partials().len(), 1, "the killed run's partial");
+    // Another output's partial in the same folder is not this run's to remove.
+    let other = dir.path().join(".other.mkv.Ab12Cd.gendr-partial");
+    std::fs::write(&other, b"someone else's").unwrap();
+    let short = dir.path().join("short.mkv");
+    let short_text = short.display().to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=10:d=1",
+        "-c:v",
+        "libx264",
+        &short_text,
+    ]);
+    succeeded(&upscale(&["-y"], &short, &output));
+    // Before: the killed run's partial stayed for good.
+    assert_eq!(partials(), [".other.mkv.Ab12Cd.gendr-partial"]);
+}
+
+#[test]
+fn a_timeline_starting_at_one_second_is_upscaled_not_called_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["offset.mp4", "offset.mkv"] {
+        let input = dir.path().join(name);
+        let input_text = input.display().to_string();
+        // What a capture cut from a longer recording looks like: an edit
+        // list (mp4) or timestamps (mkv) starting at 1 s.
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=64x48:r=10:d=2",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=2",
+            "-c:v",
+            "libx264",
+            "-c:a",
+            "aac",
+            "-output_ts_offset",
+            "1.0",
+            &input_text,
+        ]);
+        let output = dir.path().join(format!("out-{name}"));
+        // Before: "the input ended early: its streams stop at 2.20 s of 3.00 s".
+        succeeded(&upscale(&[], &input, &output));
+        let frames = gendr_test_support::ffprobe_frame_times(&output);
+        assert_eq!(frames.len(), 20, "{name}");
+        assert_eq!(decoded_audio(&output).0, decoded_audio(&input).0, "{name}");
+    }
+}

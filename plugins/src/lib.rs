@@ -19,6 +19,8 @@ gst::plugin_define!(
     "MIT/X11",
     env!("CARGO_PKG_NAME"),
     env!("CARGO_PKG_NAME"),
-    env!("CARGO_PKG_REPOSITORY"),
+    // No public repository yet: GStreamer's own words for an unknown origin
+    // (an empty one makes it refuse the plugin).
+    "Unknown package origin",
     env!("BUILD_REL_DATE")
 );

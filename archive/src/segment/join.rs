@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
@@ -70,7 +71,7 @@ pub fn join_into(
     upscale::check_output(target, overwrite)?;
     let info = media::discover(target.input)?;
     let others = upscale::OtherStreams::prepare(target, &info, &muxer)?;
-    let partial = upscale::partial_for(output)?;
+    let partial = media::partial_for(output)?;
     let appsrc = gst_app::AppSrc::builder()
         .caps(&caps)
         .format(gst::Format::Time)
@@ -100,7 +101,7 @@ pub fn join_into(
         &info,
         target.options,
         stall_timeout,
-        caller.interrupted,
+        caller.cancel,
         caller.observer,
     );
     let fed = feeder
@@ -115,7 +116,7 @@ pub fn join_into(
         );
     }
     others.finish(partial.path())?;
-    upscale::persist(partial, output, overwrite)?;
+    media::persist(partial, output, overwrite)?;
     if !quiet {
         eprintln!(
             "gendr: wrote {} ({} frames from {} segments, {:.2} s)",
@@ -291,6 +292,44 @@ fn feed_segment(appsrc: &gst_app::AppSrc, file: &Path, times: &[Times]) -> Resul
     })();
     let _ = pipeline.set_state(gst::State::Null);
     result
+}
+
+/// How often `join --wait` looks for newly committed segments.
+const WAIT_POLL: Duration = Duration::from_secs(5);
+
+/// Returns once every segment has a done-record (a run's commit), or fails
+/// when `limit` passes first; whether the records are intact is join's
+/// check, so a damaged segment fails there, at once.
+pub fn wait_for_segments(dir: &Path, manifest: &Manifest, limit: Duration) -> Result<()> {
+    let started = Instant::now();
+    let mut reported = None;
+    loop {
+        let pending: Vec<usize> = (0..manifest.segments.len())
+            .filter(|&index| !manifest::record_path(dir, index).exists())
+            .collect();
+        let Some(first) = pending.first() else {
+            return Ok(());
+        };
+        if started.elapsed() >= limit {
+            bail!(
+                "{} of {} segment(s) still not made after --wait {} s (segment {first} first); \
+                 run them with gendr run-segment {} N, then join again",
+                pending.len(),
+                manifest.segments.len(),
+                limit.as_secs(),
+                dir.display()
+            );
+        }
+        if reported != Some(pending.len()) {
+            eprintln!(
+                "gendr: waiting for {} of {} segment(s) (segment {first} first)",
+                pending.len(),
+                manifest.segments.len()
+            );
+            reported = Some(pending.len());
+        }
+        std::thread::sleep(WAIT_POLL.min(limit.saturating_sub(started.elapsed())));
+    }
 }
 
 #[cfg(test)]

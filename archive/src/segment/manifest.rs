@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::media::clip_text;
 use crate::request::{Container, UpscaleOptions};
+use crate::Error;
 
 /// Bumped whenever a field changes meaning; a folder of another format is refused.
 /// 2: the manifest's checksum beside it, segment files named by their content.
@@ -298,7 +299,7 @@ impl Manifest {
             bail!("the input's path is not absolute");
         }
         self.options.check_values()?;
-        super::positive_seconds(&self.segment_seconds.to_string())
+        crate::request::positive_seconds(&self.segment_seconds.to_string())
             .map_err(|e| anyhow!("segment_seconds: {e}"))?;
         if self.first_pts_ns > self.end_pts_ns || self.end_pts_ns > MAX_TIME_NS {
             bail!("the input's first time is after its end");
@@ -348,7 +349,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let cannot = |e: std::io::Error| anyhow!("cannot write {}: {e}", path.display());
+    let cannot =
+        |e: std::io::Error| Error::from_io(e).context(format!("cannot write {}", path.display()));
     let mut file = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".gendr-partial")

@@ -1,7 +1,7 @@
 //! `gendr plan`: split the input's video into segments at keyframes from
 //! its packets alone (demuxed, not decoded).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -9,7 +9,8 @@ use gst::prelude::*;
 
 use super::manifest::{InputId, Manifest, Segment, FORMAT, GENDR_VERSION};
 use crate::media;
-use crate::request::{Container, UpscaleOptions};
+use crate::request::{Container, Target, UpscaleOptions};
+use crate::upscale;
 
 /// A video packet as the demuxer gives it.
 #[derive(Clone, Copy)]
@@ -230,6 +231,24 @@ fn check_frames_are_packets(input: &Path, packets: &[Packet]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Checks what a plan's options can be checked for before any segment runs;
+/// the other streams too when the output (or its container) is known.
+pub fn check_options(
+    input: &Path,
+    options: &UpscaleOptions,
+    output: Option<PathBuf>,
+) -> Result<()> {
+    let info = media::discover(input)?;
+    let output_known = output.is_some();
+    let output = output.unwrap_or_default();
+    let target = Target {
+        input,
+        output: &output,
+        options,
+    };
+    upscale::check_job(&info, target, output_known)
 }
 
 #[cfg(test)]

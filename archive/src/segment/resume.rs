@@ -6,14 +6,14 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 
 use super::manifest::{self, InputId, Manifest};
-use super::{join, plan, run, DEFAULT_SEGMENT_SECONDS};
+use super::{join, plan, run};
 use crate::media;
-use crate::request::{Container, UpscaleOptions, UpscaleRequest};
+use crate::request::{Container, UpscaleOptions, UpscaleRequest, DEFAULT_SEGMENT_SECONDS};
 use crate::upscale;
 use crate::Caller;
 
 pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
-    super::check_options(&args.input, &args.options, Some(args.output.clone()))?;
+    plan::check_options(&args.input, &args.options, Some(args.output.clone()))?;
     upscale::check_output(args.target(), args.overwrite)?;
     upscale::muxer_for(&args.output)?;
     let claim = media::claim_output(&args.output)?;

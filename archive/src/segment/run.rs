@@ -11,7 +11,7 @@ use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
 use crate::media;
 use crate::request::Target;
 use crate::upscale::{self, Job, Video, Window};
-use crate::Caller;
+use crate::{Caller, Error};
 
 /// What became of a segment.
 pub enum Outcome {
@@ -94,7 +94,7 @@ pub fn run_segment(
             &info,
             target.options,
             stall_timeout,
-            caller.interrupted,
+            caller.cancel,
             caller.observer,
         )
         .map_err(|e| failed(index, dir, e))?;
@@ -120,9 +120,9 @@ pub fn run_segment(
 
     manifest::readable(partial.as_file())
         .and_then(|()| partial.as_file().sync_all())
-        .map_err(|e| failed(index, dir, e.into()))?;
-    let (sha256, size) =
-        manifest::file_checksum(partial.path()).map_err(|e| failed(index, dir, e.into()))?;
+        .map_err(|e| failed(index, dir, Error::from_io(e)))?;
+    let (sha256, size) = manifest::file_checksum(partial.path())
+        .map_err(|e| failed(index, dir, Error::from_io(e)))?;
     let record = DoneRecord {
         plan: manifest.fingerprint(),
         index,
@@ -141,7 +141,7 @@ pub fn run_segment(
     // it: the record's rename commits the segment in one step.
     partial
         .persist(manifest::segment_path(dir, &record))
-        .map_err(|e| failed(index, dir, e.error.into()))?;
+        .map_err(|e| failed(index, dir, Error::from_io(e.error)))?;
     manifest::write_atomically(
         &manifest::record_path(dir, index),
         &serde_json::to_vec(&record)?,
@@ -172,31 +172,22 @@ fn claim(dir: &Path, index: usize) -> Result<media::FileLock> {
     media::FileLock::wait(&path).map_err(cannot)
 }
 
-/// A failed segment in one line, naming a full disk as such.
+/// A failed segment in one line, naming a full disk as such; the kind is kept.
 fn failed(index: usize, dir: &Path, e: anyhow::Error) -> anyhow::Error {
-    let text = format!("{e:#}");
-    let full = [
-        "No space left",
-        "File too large",
-        "Could not write",
-        "quota",
-    ]
-    .iter()
-    .any(|s| text.contains(s));
-    if text.starts_with("interrupted") {
-        anyhow!(
+    match Error::kind_of(&e) {
+        Some(Error::Interrupted(_)) => Error::Interrupted(format!(
             "interrupted in segment {index}; the finished segments in {} are kept",
             dir.display()
-        )
-    } else if full {
-        anyhow!(
+        ))
+        .into(),
+        Some(Error::NoSpace(reason)) => Error::NoSpace(format!(
             "segment {index}: writing into {} failed (disk full or file size limit: {}); free space and \
              run it again, finished segments are kept",
             dir.display(),
-            media::first_line(&text)
-        )
-    } else {
-        anyhow!("segment {index}: {text}")
+            media::first_line(reason)
+        ))
+        .into(),
+        _ => anyhow!("segment {index}: {e:#}"),
     }
 }
 

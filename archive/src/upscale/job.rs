@@ -9,13 +9,15 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 
+use super::encode::Encoding;
+use super::progress::Progress;
 use super::streams::{
     copy_audio, copy_subtitle, copy_video, discard, drop_toc, is_subtitle, writes_matroska,
 };
-use super::{video, Encoding};
+use super::video;
 use crate::media::{self, MediaInfo};
 use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
-use crate::Observer;
+use crate::{Cancel, Error, Observer};
 
 /// Where the output's video comes from, and what goes with it.
 pub(crate) enum Video {
@@ -49,50 +51,6 @@ pub(crate) struct Window {
     /// The encoded video's caps and segment, as the muxer got them.
     pub caps: Arc<Mutex<Option<gst::Caps>>>,
     pub segment: Arc<Mutex<Option<gst::FormattedSegment<gst::ClockTime>>>>,
-}
-
-/// Frames past each stage, and where the input's timeline ended: what the
-/// watchdog and the truncation check read.
-#[derive(Default)]
-pub(super) struct Progress {
-    /// Video packets handed to the decoder.
-    packets: AtomicU64,
-    decoded: AtomicU64,
-    encoded: AtomicU64,
-    /// Buffers written by the muxer (audio included).
-    muxed: AtomicU64,
-    /// Earliest start and latest end over decoded video and copied audio, ns.
-    first_start: AtomicU64,
-    last_end: AtomicU64,
-    /// The decoded frame size, for explaining a refused negotiation.
-    decoded_size: Mutex<Option<(i32, i32)>>,
-}
-
-impl Progress {
-    fn new() -> Self {
-        Progress {
-            first_start: AtomicU64::new(u64::MAX),
-            ..Default::default()
-        }
-    }
-
-    pub fn saw_buffer(&self, buffer: &gst::BufferRef) {
-        if let Some(pts) = buffer.pts() {
-            let end = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
-            self.first_start
-                .fetch_min(pts.nseconds(), Ordering::Relaxed);
-            self.last_end.fetch_max(end.nseconds(), Ordering::Relaxed);
-        }
-    }
-
-    /// Seconds of input timeline seen, once anything was seen.
-    fn span(&self) -> Option<gst::ClockTime> {
-        let (start, end) = (
-            self.first_start.load(Ordering::Relaxed),
-            self.last_end.load(Ordering::Relaxed),
-        );
-        (start <= end).then(|| gst::ClockTime::from_nseconds(end - start))
-    }
 }
 
 /// Counts buffers through `pad` and notes their times.
@@ -238,7 +196,7 @@ fn watch_decoded(
             match &info.data {
                 Some(gst::PadProbeData::Buffer(buffer)) => {
                     progress.decoded.fetch_add(1, Ordering::Relaxed);
-                    progress.saw_buffer(buffer);
+                    progress.saw_buffer(pad, buffer);
                 }
                 Some(gst::PadProbeData::Event(event)) => {
                     let refusal = size_change(event, &progress)
@@ -701,26 +659,26 @@ impl Job {
         info: &MediaInfo,
         options: &UpscaleOptions,
         stall_timeout: u64,
-        interrupted: &AtomicBool,
+        cancel: &Cancel,
         bar: &dyn Observer,
     ) -> Result<u64> {
         let input_frames = self.expected_frames.or(info.frame_count()).unwrap_or(0);
         bar.start(input_frames * video::frames_per_input_frame(options, info));
         let stall_limit = (stall_timeout > 0).then(|| Duration::from_secs(stall_timeout));
-        let result = self.drive(bar, interrupted, stall_limit);
+        let result = self.drive(bar, cancel, stall_limit);
         bar.finish();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
         // Demuxers end quietly at the end of a truncated file; the timeline
         // tells, whatever the frame rate (variable included). A window
         // covers part of it by design, and its frames are counted instead.
-        if let (Some(duration), Some(span), None) =
-            (info.duration, self.progress.span(), self.expected_frames)
+        if let (Some(duration), Some(reach), None) =
+            (info.duration, self.progress.reach(), self.expected_frames)
         {
-            if span + TRUNCATION_TOLERANCE < duration {
+            if reach + TRUNCATION_TOLERANCE < duration {
                 bail!(
                     "the input ended early: its streams stop at {:.2} s of {:.2} s (truncated or corrupt file?)",
-                    span.seconds_f64(),
+                    reach.seconds_f64(),
                     duration.seconds_f64()
                 );
             }
@@ -731,7 +689,7 @@ impl Job {
     fn drive(
         &self,
         bar: &dyn Observer,
-        interrupted: &AtomicBool,
+        cancel: &Cancel,
         stall_limit: Option<Duration>,
     ) -> Result<()> {
         let bus = self.pipeline.bus().context("pipeline bus")?;
@@ -742,8 +700,8 @@ impl Job {
         }
         let mut watchdog = Watchdog::new(stall_limit, Instant::now());
         loop {
-            if interrupted.load(Ordering::SeqCst) {
-                bail!("interrupted; no output written");
+            if cancel.is_cancelled() {
+                return Err(Error::Interrupted("interrupted; no output written".into()).into());
             }
             let upscaled = self.frames.load(Ordering::Relaxed);
             bar.progress(upscaled);
@@ -807,7 +765,11 @@ impl Job {
                 None => anyhow!("gendrsr: {refusal}"),
             };
         }
-        anyhow!("{}", media::error_text(err))
+        let text = media::error_text(err);
+        match Error::from_gst(err, text.clone()) {
+            Some(no_space) => no_space.into(),
+            None => anyhow!("{text}"),
+        }
     }
 
     /// Packets the decoder turned into no frame (exact for codecs with a
@@ -902,7 +864,7 @@ impl Watchdog {
         } else {
             format!("decoding made no progress for {secs} s after {decoded} frames")
         };
-        bail!("stalled: {stage}; pass --stall-timeout SECS to wait longer (0 = never)")
+        Err(Error::Stalled(stage).into())
     }
 }
 

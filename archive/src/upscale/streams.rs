@@ -6,7 +6,7 @@ use std::sync::Arc;
 use anyhow::{bail, Context, Result};
 use gst::prelude::*;
 
-use super::job::Progress;
+use super::progress::Progress;
 use crate::media::MediaInfo;
 
 /// Sends a parsed audio stream into the muxer: as it is, or, where the
@@ -155,9 +155,9 @@ fn unbounded_queue(progress: &Arc<Progress>) -> Result<gst::Element> {
     let progress = progress.clone();
     queue.static_pad("sink").context("queue sink")?.add_probe(
         gst::PadProbeType::BUFFER,
-        move |_, info| {
+        move |pad, info| {
             if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
-                progress.saw_buffer(buffer);
+                progress.saw_buffer(pad, buffer);
             }
             gst::PadProbeReturn::Ok
         },

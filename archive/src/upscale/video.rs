@@ -147,7 +147,7 @@ impl OutputSize {
                 }
             }
         };
-        let max = super::element_max_edge().unwrap_or(16384);
+        let max = element_max_edge().unwrap_or(16384);
         if size.0 > f64::from(max) || size.1 > f64::from(max) {
             bail!(
                 "the output would be {}x{}, over the {max}-pixel edge limit; ask for a smaller size",
@@ -497,4 +497,17 @@ impl VideoChain {
             encoding,
         })
     }
+}
+
+/// The largest frame edge gendrsr negotiates, read from its src template so
+/// the element stays the one source of that limit.
+pub(super) fn element_max_edge() -> Option<u32> {
+    let factory = gst::ElementFactory::find("gendrsr")?;
+    let template = factory
+        .static_pad_templates()
+        .into_iter()
+        .find(|t| t.direction() == gst::PadDirection::Src)?;
+    let caps = template.caps();
+    let width = caps.structure(0)?.get::<gst::IntRange<i32>>("width").ok()?;
+    u32::try_from(width.max()).ok()
 }
