@@ -39,6 +39,9 @@ pub struct MediaInfo {
     pub bit_depth: u32,
     /// Whether the video carries HDR10 mastering-display or content-light metadata.
     pub hdr_metadata: bool,
+    /// Whether the video's stream or container names its colorimetry
+    /// (decoders fill in GStreamer's defaults for the size when not).
+    pub colour_tagged: bool,
     /// Width of a pixel over its height, as the stream says (1/1 when it does not).
     pub pixel_aspect: gst::Fraction,
     /// Set when the decoded frames are interlaced.
@@ -169,6 +172,10 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
                     s.has_field("mastering-display-info") || s.has_field("content-light-level")
                 })
             })
+            .unwrap_or(false),
+        colour_tagged: v
+            .caps()
+            .and_then(|c| c.structure(0).map(|s| s.has_field("colorimetry")))
             .unwrap_or(false),
         pixel_aspect: match (v.par().numer(), v.par().denom()) {
             (n, d) if n > 0 && d > 0 => v.par(),

@@ -14,8 +14,8 @@ const DEEPEST: u32 = 10;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Encoding {
     pub codec: Codec,
-    /// The raw format the encoder is given; `None` keeps whatever the
-    /// conversion after the model gives (`--pix-fmt keep`).
+    /// The raw format the encoder is given; `None` keeps the decoded
+    /// chroma subsampling (`--pix-fmt keep`).
     pub format: Option<&'static str>,
     /// Bits per sample written.
     pub bit_depth: u32,
@@ -31,10 +31,7 @@ impl Encoding {
         let (format, bit_depth) = match options.pix_fmt {
             PixFmt::Yuv420p => (Some("I420"), 8),
             PixFmt::Yuv420p10 => (Some("I420_10LE"), DEEPEST),
-            // gendrsr gives 10-bit frames as 4:2:0: kept as they come
-            // (left free, the conversion would make 8-bit 4:4:4 of them).
-            PixFmt::Keep if deep => (Some("I420_10LE"), DEEPEST),
-            PixFmt::Keep => (None, 8),
+            PixFmt::Keep => (None, if deep { DEEPEST } else { 8 }),
             PixFmt::Auto if deep => (Some("I420_10LE"), DEEPEST),
             PixFmt::Auto => (Some("I420"), 8),
         };
@@ -59,7 +56,10 @@ impl Encoding {
         };
         let samples = match self.format {
             Some(_) => format!("4:2:0 {}-bit", self.bit_depth),
-            None => "8-bit in the chroma the model's output converts to (--pix-fmt keep)".into(),
+            None => format!(
+                "{}-bit in the input's chroma subsampling (--pix-fmt keep)",
+                self.bit_depth
+            ),
         };
         let note = if self.input_depth > DEEPEST && self.bit_depth == DEEPEST {
             format!(

@@ -271,6 +271,108 @@ fn drop_repeats(deinterlace: &gst::Element) -> Result<()> {
     Ok(())
 }
 
+/// The raw format with the chroma of `decoded` at `bit_depth` (8 or 10):
+/// what `--pix-fmt keep` encodes. RGB keeps full chroma (4:4:4); 4:1:1
+/// (DV) becomes 4:2:2, the nearest layout the encoders take that holds it.
+fn kept_format(decoded: &gst_video::VideoInfo, bit_depth: u32) -> &'static str {
+    let info = decoded.format_info();
+    let (w_sub, h_sub) = (info.w_sub().get(1), info.h_sub().get(1));
+    let chroma = if info.is_rgb() {
+        444
+    } else if info.is_gray() {
+        420
+    } else {
+        match (w_sub, h_sub) {
+            (Some(0), Some(0)) => 444,
+            (Some(_), Some(0)) => 422,
+            _ => 420,
+        }
+    };
+    match (chroma, bit_depth > 8) {
+        (444, false) => "Y444",
+        (444, true) => "Y444_10LE",
+        (422, false) => "Y42B",
+        (422, true) => "I422_10LE",
+        (_, false) => "I420",
+        (_, true) => "I420_10LE",
+    }
+}
+
+/// `--pix-fmt keep`: once the decoded caps reach `first`, `filter` (before
+/// the encoder) asks for the decoded chroma at `bit_depth`; without it the
+/// conversion after the model would hand the encoder 8-bit 4:4:4 whatever
+/// the input was.
+fn keep_decoded_samples(first: &gst::Element, filter: &gst::Element, bit_depth: u32) -> Result<()> {
+    let filter = filter.downgrade();
+    first.static_pad("sink").context("queue sink")?.add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let Some(gst::PadProbeData::Event(event)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let gst::EventView::Caps(caps) = event.view() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if let (Ok(decoded), Some(filter)) = (
+                gst_video::VideoInfo::from_caps(caps.caps()),
+                filter.upgrade(),
+            ) {
+                let format = kept_format(&decoded, bit_depth);
+                filter.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-raw")
+                        .field("format", format)
+                        .build(),
+                );
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(())
+}
+
+/// Frame heights of 625-line (PAL/SECAM) video, whose primaries are EBU
+/// Tech 3213 (bt470bg).
+const PAL_HEIGHTS: [u32; 2] = [576, 288];
+
+/// Untagged 625-line video: decoders fill in GStreamer's SD default, the
+/// 525-line smpte170m primaries, whatever the height; the decoded caps
+/// reaching `first` are given bt470bg primaries instead (a tag only: the
+/// pixels are not converted).
+fn pal_primaries(first: &gst::Element) -> Result<()> {
+    first.static_pad("sink").context("queue sink")?.add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM,
+        |_, info| {
+            let Some(gst::PadProbeData::Event(event)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let gst::EventView::Caps(caps) = event.view() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let Ok(decoded) = gst_video::VideoInfo::from_caps(caps.caps()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            if !decoded.is_yuv() {
+                return gst::PadProbeReturn::Ok;
+            }
+            let c = decoded.colorimetry();
+            let colorimetry = gst_video::VideoColorimetry::new(
+                c.range(),
+                c.matrix(),
+                c.transfer(),
+                gst_video::VideoColorPrimaries::Bt470bg,
+            );
+            let mut caps = caps.caps_owned();
+            if let Some(s) = caps.make_mut().structure_mut(0) {
+                s.set("colorimetry", colorimetry.to_string());
+            }
+            info.data = Some(gst::PadProbeData::Event(gst::event::Caps::new(&caps)));
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(())
+}
+
 /// The elements between the decoder and the muxer, in link order.
 pub(super) struct VideoChain {
     /// Where decoded frames enter.
@@ -363,25 +465,29 @@ impl VideoChain {
         // Without a format, 4:2:2 and 4:4:4 input would reach the encoder as
         // 4:4:4 (High 4:4:4, which most players cannot play).
         let samples = match encoding.format {
-            None => None,
-            Some(format) => Some(
-                gst::ElementFactory::make("capsfilter")
-                    .property(
-                        "caps",
-                        gst::Caps::builder("video/x-raw")
-                            .field("format", format)
-                            .build(),
-                    )
-                    .build()?,
-            ),
+            None => {
+                let filter = gst::ElementFactory::make("capsfilter").build()?;
+                keep_decoded_samples(&queue_in, &filter, encoding.bit_depth)?;
+                filter
+            }
+            Some(format) => gst::ElementFactory::make("capsfilter")
+                .property(
+                    "caps",
+                    gst::Caps::builder("video/x-raw")
+                        .field("format", format)
+                        .build(),
+                )
+                .build()?,
         };
+        if !info.colour_tagged && PAL_HEIGHTS.contains(&info.height) {
+            pal_primaries(&queue_in)?;
+        }
         let mut elements = vec![queue_in.clone(), convert_in];
         elements.extend(field_handling);
         elements.extend(upright);
         elements.push(sr.clone());
         elements.extend(resample);
-        elements.push(convert_out);
-        elements.extend(samples);
+        elements.extend([convert_out, samples]);
         elements.extend([encoder, parser, queue_out.clone()]);
         Ok(VideoChain {
             first: queue_in,
