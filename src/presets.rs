@@ -32,6 +32,11 @@ pub struct Preset {
     /// Y-PSNR of fp32 on the eval set, and faster.
     #[serde(default)]
     pub auto_bf16: bool,
+    /// `temporal=auto` runs the temporal stage on it: measured by `gendr
+    /// eval` to lower flicker and shimmer on held-out real footage
+    /// (docs/temporal.md).
+    #[serde(default)]
+    pub temporal: bool,
 }
 
 /// Every preset, in the order `models/presets.json` lists them.
@@ -187,6 +192,7 @@ mod tests {
             description: String::new(),
             converted: true,
             auto_bf16: false,
+            temporal: false,
         };
         let msg = p.missing().to_string();
         assert!(msg.contains("run `make models`"), "{msg}");

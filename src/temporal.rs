@@ -16,8 +16,45 @@
 //! matter here: it works on the stitched planar RGB in [0, 1].
 
 use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
 
 use crate::frame::RgbImage;
+use crate::{Error, Result};
+
+/// Whether a run uses the stage: `Auto` takes the preset's measured choice
+/// (`temporal` in models/presets.json; off for a model file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TemporalMode {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl fmt::Display for TemporalMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TemporalMode::Auto => "auto",
+            TemporalMode::On => "on",
+            TemporalMode::Off => "off",
+        })
+    }
+}
+
+impl FromStr for TemporalMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(TemporalMode::Auto),
+            "on" => Ok(TemporalMode::On),
+            "off" => Ok(TemporalMode::Off),
+            other => Err(Error::InvalidSetting(format!(
+                "unknown temporal mode {other:?}; use auto, on or off"
+            ))),
+        }
+    }
+}
 
 /// How the stage blends; [`Default`] is what the measurements in
 /// docs/temporal.md chose.

@@ -262,6 +262,7 @@ impl SrOptions {
             },
             streams: self.streams as usize,
             batch_size: self.batch as usize,
+            temporal: defaults.temporal,
         })
     }
 
