@@ -141,7 +141,8 @@ pub fn temporal_difference(frames: &[RgbImage], reference: &[RgbImage]) -> Optio
 pub const STATIC_BELOW_LEVELS: f64 = 2.0;
 
 /// Shimmer: [`temporal_difference`] on the pixels where the reference is
-/// static (its luma changes by less than [`STATIC_BELOW_LEVELS`]), pooled
+/// static (its luma changes by less than [`STATIC_BELOW_LEVELS`], compared
+/// at 1e-4 of a level), pooled
 /// over every pair of consecutive frames, in 8-bit levels. What a steady
 /// picture should not do: change where the scene does not. `None` for fewer
 /// than two frames or a reference that never stands still.
@@ -153,7 +154,9 @@ pub fn shimmer(frames: &[RgbImage], reference: &[RgbImage]) -> Option<f64> {
     for t in 1..frames.len() {
         for i in 0..ours[t].len() {
             let reference_change = 255.0 * (theirs[t][i] - theirs[t - 1][i]) as f64;
-            if reference_change.abs() < STATIC_BELOW_LEVELS {
+            // To 1e-4 of a level: a change of exactly 2 levels (every channel
+            // up by 2) is then 2 whatever float noise f32 luma carries.
+            if (reference_change.abs() * 1e4).round() < STATIC_BELOW_LEVELS * 1e4 {
                 let change = 255.0 * (ours[t][i] - ours[t - 1][i]) as f64;
                 sum += (change - reference_change).abs();
                 count += 1;

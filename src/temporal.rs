@@ -208,19 +208,45 @@ fn block_sad(
         (x0 + block).min(current.width),
         (y0 + block).min(current.height),
     );
+    // Offsets split into whole pixels and a remainder: the bilinear weights
+    // are the same for every pixel of the block.
+    let (dx, rx) = (
+        v.0.div_euclid(unit) as isize,
+        v.0.rem_euclid(unit) as f32 / unit as f32,
+    );
+    let (dy, ry) = (
+        v.1.div_euclid(unit) as isize,
+        v.1.rem_euclid(unit) as f32 / unit as f32,
+    );
+    let inside = x0 as isize + dx >= 0
+        && y0 as isize + dy >= 0
+        && x1 as isize + dx < previous.width as isize
+        && y1 as isize + dy < previous.height as isize;
     let mut sad = 0.0;
     for y in y0..y1 {
         let row = &current.data[y * current.width + x0..y * current.width + x1];
-        for (x, &value) in (x0..x1).zip(row) {
-            sad += (value - previous.sample(x, y, v, unit)).abs();
+        if inside {
+            // Straight from memory: the block and its right and lower
+            // neighbours lie inside the previous frame.
+            let at = (y as isize + dy) as usize * previous.width + (x0 as isize + dx) as usize;
+            let (top, bottom) = (&previous.data[at..], &previous.data[at + previous.width..]);
+            for (i, &value) in row.iter().enumerate() {
+                let upper = top[i] + rx * (top[i + 1] - top[i]);
+                let lower = bottom[i] + rx * (bottom[i + 1] - bottom[i]);
+                sad += (value - (upper + ry * (lower - upper))).abs();
+            }
+        } else {
+            for (x, &value) in (x0..x1).zip(row) {
+                sad += (value - previous.sample(x, y, v, unit)).abs();
+            }
         }
     }
     sad
 }
 
 /// Block matching over a pyramid: a full search of ±`search` at the coarsest
-/// level, then ±[`REFINE`] around twice the vectors of the parent block
-/// and its neighbours, and around zero, at each finer one. The
+/// level, then ±[`REFINE`] around twice the parent block's vector and ±1
+/// around twice its neighbours' and around zero, at each finer one. The
 /// zero vector wins ties within a small margin, so that noise on static
 /// content does not invent motion. The whole-pixel vectors are then refined
 /// to 1/`unit` of a pixel, halving the step each time.
@@ -263,7 +289,7 @@ pub fn estimate_motion(
                 };
                 match &field {
                     Some(parent) => {
-                        around((0, 0), REFINE);
+                        around((0, 0), 1);
                         for oy in -1..=1 {
                             for ox in -1..=1 {
                                 let px = (bx / 2) as isize + ox;
@@ -277,7 +303,9 @@ pub fn estimate_motion(
                                 }
                                 let (vx, vy) =
                                     parent.vectors[py as usize * parent.columns + px as usize];
-                                around((2 * vx, 2 * vy), REFINE);
+                                // The block's own parent gets the wider look.
+                                let own = ox == 0 && oy == 0;
+                                around((2 * vx, 2 * vy), if own { REFINE } else { 1 });
                             }
                         }
                     }
@@ -514,17 +542,30 @@ fn carry(
             }
         }
     }
-    // Vectors are in output pixels (unit = scale): a whole-pixel shift here.
+    // Vectors are in output pixels (unit = scale): a whole-pixel shift of
+    // each block's rows, with the frame's edge repeated where it runs out.
     let (ow, oh) = (w * scale, h * scale);
+    let edge = motion.block * scale;
     let mut image = RgbImage::new(ow, oh);
     for c in 0..3 {
         let (src, dst) = (carried.image.plane(c), image.plane_mut(c));
-        for y in 0..oh {
-            for x in 0..ow {
-                let (dx, dy) = motion.at(x / scale, y / scale);
-                let sx = (x as isize + dx as isize).clamp(0, ow as isize - 1) as usize;
-                let sy = (y as isize + dy as isize).clamp(0, oh as isize - 1) as usize;
-                dst[y * ow + x] = src[sy * ow + sx];
+        for by in 0..motion.rows {
+            for bx in 0..motion.columns {
+                let (dx, dy) = motion.vectors[by * motion.columns + bx];
+                let (x0, x1) = (bx * edge, ((bx + 1) * edge).min(ow));
+                let (sx0, sx1) = (x0 as isize + dx as isize, x1 as isize + dx as isize);
+                for y in by * edge..((by + 1) * edge).min(oh) {
+                    let sy = (y as isize + dy as isize).clamp(0, oh as isize - 1) as usize;
+                    let (from, to) = (&src[sy * ow..(sy + 1) * ow], &mut dst[y * ow..(y + 1) * ow]);
+                    if sx0 >= 0 && sx1 <= ow as isize {
+                        to[x0..x1].copy_from_slice(&from[sx0 as usize..sx1 as usize]);
+                    } else {
+                        for x in x0..x1 {
+                            to[x] =
+                                from[(x as isize + dx as isize).clamp(0, ow as isize - 1) as usize];
+                        }
+                    }
+                }
             }
         }
     }
@@ -535,24 +576,26 @@ fn carry(
 /// `weight` times its trust.
 fn blend(current: &RgbImage, carried: &VecDeque<Carried>, scale: usize, weight: f32) -> RgbImage {
     let (ow, oh) = (current.width, current.height);
-    let w = ow / scale;
+    let (w, plane) = (ow / scale, ow * oh);
     let mut out = current.clone();
+    let mut weights = vec![0f32; carried.len()];
     for y in 0..oh {
+        let low_row = (y / scale) * w;
         for x in 0..ow {
-            let low = (y / scale) * w + x / scale;
-            let weights: Vec<f32> = carried.iter().map(|c| weight * c.trust[low]).collect();
+            let low = low_row + x / scale;
+            for (k, c) in weights.iter_mut().zip(carried) {
+                *k = weight * c.trust[low];
+            }
             let total = 1.0 + weights.iter().sum::<f32>();
             if total <= 1.0 {
                 continue;
             }
             for ch in 0..3 {
-                let i = ch * ow * oh + y * ow + x;
-                let sum = current.data[i]
-                    + carried
-                        .iter()
-                        .zip(&weights)
-                        .map(|(c, k)| k * c.image.data[i])
-                        .sum::<f32>();
+                let i = ch * plane + y * ow + x;
+                let mut sum = current.data[i];
+                for (k, c) in weights.iter().zip(carried) {
+                    sum += k * c.image.data[i];
+                }
                 out.data[i] = sum / total;
             }
         }
