@@ -5,13 +5,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+mod batch;
 mod bench;
 mod eval;
 mod live;
-mod media;
 mod models;
+mod progress;
 mod segment;
 mod upscale;
+
+use gendr_archive::media;
 
 const EXAMPLES: &str = "\
 Examples:

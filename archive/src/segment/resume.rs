@@ -9,8 +9,9 @@ use super::manifest::{self, InputId, Manifest};
 use super::{join, plan, run, DEFAULT_SEGMENT_SECONDS};
 use crate::media;
 use crate::upscale::{self, UpscaleOptions};
+use crate::Caller;
 
-pub fn resume(args: upscale::Args) -> Result<()> {
+pub fn resume(args: upscale::Args, caller: Caller<'_>) -> Result<()> {
     super::check_options(&args.input, &args.options, Some(args.output.clone()))?;
     upscale::check_output(&args)?;
     upscale::muxer_for(&args.output)?;
@@ -55,7 +56,14 @@ pub fn resume(args: upscale::Args) -> Result<()> {
         eprintln!("gendr: {finished} of {count} segments already done, making the rest");
     }
     for index in (0..count).filter(|i| !done[*i]) {
-        run::run_segment(&dir, &manifest, index, args.quiet, args.stall_timeout)?;
+        run::run_segment(
+            &dir,
+            &manifest,
+            index,
+            args.quiet,
+            args.stall_timeout,
+            caller,
+        )?;
     }
     join::join_into(
         &dir,
@@ -64,6 +72,7 @@ pub fn resume(args: upscale::Args) -> Result<()> {
         args.overwrite,
         args.quiet,
         args.stall_timeout,
+        caller,
     )?;
     std::fs::remove_dir_all(&dir).map_err(|e| {
         anyhow!(

@@ -11,6 +11,7 @@ use gst::prelude::*;
 use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
 use crate::media;
 use crate::upscale::{self, Job, Video};
+use crate::Caller;
 
 /// A joined frame's times, from the done-records.
 #[derive(Clone, Copy)]
@@ -28,6 +29,7 @@ pub fn join_into(
     overwrite: bool,
     quiet: bool,
     stall_timeout: u64,
+    caller: Caller<'_>,
 ) -> Result<()> {
     let muxer = upscale::muxer_for(output)?;
     let ext = output
@@ -97,9 +99,8 @@ pub fn join_into(
         .map(|r| manifest::segment_path(dir, r))
         .collect();
     let feeder = std::thread::spawn(move || feed(&appsrc, &files, &times));
-    let bar = upscale::progress_bar(args.quiet);
-    others.say_losses(&bar);
-    let result = job.run(&info, &args, &upscale::interrupt_flag(), &bar);
+    others.say_losses(caller.observer);
+    let result = job.run(&info, &args, caller.interrupted, caller.observer);
     let fed = feeder
         .join()
         .map_err(|_| anyhow!("the segment reader failed"))?;

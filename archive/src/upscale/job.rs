@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::streams::{copy_audio, copy_subtitle, discard, drop_toc, is_subtitle};
 use super::{video, Args, Encoding};
 use crate::media::{self, MediaInfo};
+use crate::Observer;
 
 /// Where the output's video comes from, and what goes with it.
 pub(crate) enum Video {
@@ -686,25 +686,19 @@ impl Job {
         })
     }
 
-    /// Runs to the end, showing progress on `bar`; returns the number of frames written.
+    /// Runs to the end, telling `bar` the progress; returns the number of frames written.
     pub fn run(
         &self,
         info: &MediaInfo,
         args: &Args,
         interrupted: &AtomicBool,
-        bar: &ProgressBar,
+        bar: &dyn Observer,
     ) -> Result<u64> {
         let input_frames = self.expected_frames.or(info.frame_count()).unwrap_or(0);
-        bar.set_length(input_frames * video::frames_per_input_frame(&args.options, info));
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} frames  {per_sec}  ETA {eta}",
-            )
-            .expect("static template"),
-        );
+        bar.start(input_frames * video::frames_per_input_frame(&args.options, info));
         let stall_limit = (args.stall_timeout > 0).then(|| Duration::from_secs(args.stall_timeout));
         let result = self.drive(bar, interrupted, stall_limit);
-        bar.finish_and_clear();
+        bar.finish();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
         // Demuxers end quietly at the end of a truncated file; the timeline
@@ -726,7 +720,7 @@ impl Job {
 
     fn drive(
         &self,
-        bar: &ProgressBar,
+        bar: &dyn Observer,
         interrupted: &AtomicBool,
         stall_limit: Option<Duration>,
     ) -> Result<()> {
@@ -742,7 +736,7 @@ impl Job {
                 bail!("interrupted; no output written");
             }
             let upscaled = self.frames.load(Ordering::Relaxed);
-            bar.set_position(upscaled);
+            bar.progress(upscaled);
             watchdog.check(&self.progress, upscaled)?;
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
                 continue;
@@ -752,9 +746,7 @@ impl Job {
                 gst::MessageView::Element(msg) if self.is_done(msg) => break,
                 gst::MessageView::Error(err) => return Err(self.explain(err)),
                 gst::MessageView::Warning(warning) => {
-                    bar.suspend(|| {
-                        eprintln!("gendr: warning: {}", media::warning_text(warning));
-                    });
+                    bar.say(&format!("gendr: warning: {}", media::warning_text(warning)));
                 }
                 _ => {}
             }

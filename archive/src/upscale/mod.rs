@@ -3,16 +3,15 @@
 
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use indicatif::ProgressBar;
 
 use crate::media::{self, MediaInfo};
+use crate::Observer;
 
-mod batch;
 mod encode;
 mod job;
 mod streams;
@@ -26,14 +25,8 @@ pub use video::Deinterlace;
 pub const DEFAULT_CRF: u32 = 18;
 pub const DEFAULT_PRESET: &str = "medium";
 
-#[derive(clap::Args, Debug, Clone)]
-#[command(after_help = "\
-Examples:
-  gendr upscale in.mp4 out.mp4
-  gendr upscale --model fast --crf 20 --preset fast in.mkv out.mkv
-  gendr upscale --codec x265 --model default-x4 old.mp4 old-4x.mp4
-  gendr upscale --resume film.mkv film-2x.mkv   (re-run the same to continue)
-  gendr upscale -m fast tapes/ tapes-2x/     (every video in the folder tree)")]
+/// One `gendr upscale` request, as the command line gives it.
+#[derive(Debug, Clone)]
 pub struct Args {
     /// Input video file (any container and codec GStreamer can decode), or a
     /// folder: every video in its tree is upscaled.
@@ -43,89 +36,64 @@ pub struct Args {
     pub output: PathBuf,
     /// Folder inputs: the outputs' container. Default: the input's own when
     /// it is mp4, mkv or mov, otherwise mkv (which holds any codec).
-    #[arg(long, value_name = "FORMAT",
-          value_parser = clap::builder::PossibleValuesParser::new(["mp4", "mkv", "mov"]))]
     pub container: Option<String>,
-    #[command(flatten)]
     pub options: UpscaleOptions,
     /// Replace OUTPUT if it exists.
-    #[arg(long, short = 'y')]
     pub overwrite: bool,
     /// No progress bar.
-    #[arg(long, short = 'q')]
     pub quiet: bool,
     /// Fail when no frame moves through any stage for this many seconds
     /// (raised to 5× the longest wait for a frame from the model so far); 0 = never.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STALL_TIMEOUT_S)]
     pub stall_timeout: u64,
     /// Work in segments kept in the hidden folder .OUTPUT.gendr-job next to
     /// OUTPUT, so that running the same command again after an interruption
     /// continues where it stopped (see docs/archival.md); removed on success.
-    #[arg(long)]
     pub resume: bool,
     /// With --resume: segment length aimed at, in seconds of video (default 60).
-    #[arg(long, value_name = "S", requires = "resume")]
     pub segment_seconds: Option<f64>,
 }
 
 /// Everything that decides what `gendr upscale` writes: a segmented job
 /// records these and refuses segments made with others.
-#[derive(clap::Args, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct UpscaleOptions {
-    #[command(flatten)]
     pub sr: SrOptions,
     /// Video encoder [default: x264, or x265 (Main 10) for input deeper than 8 bits].
-    #[arg(long, value_enum)]
     pub codec: Option<Codec>,
     /// Constant quality: lower is better (x264/x265 CRF, 0–50).
-    #[arg(long, default_value_t = DEFAULT_CRF, value_parser = in_range(gendr::limits::CRF))]
     pub crf: u32,
     /// Encoder speed preset (ultrafast … veryslow).
-    #[arg(long, default_value = DEFAULT_PRESET,
-          value_parser = clap::builder::PossibleValuesParser::new(encode::PRESETS))]
     pub preset: String,
     /// Samples of the encoded video: auto (4:2:0 at the input's bit depth,
     /// 8 or 10), yuv420p (4:2:0 8-bit), yuv420p10 (4:2:0 10-bit) or keep
     /// (what the conversion after the model gives, 4:4:4 for a 4:2:2 or
     /// 4:4:4 input).
-    #[arg(long, value_name = "FORMAT", default_value = "auto",
-          value_parser = clap::builder::PossibleValuesParser::new(PIX_FMTS))]
     pub pix_fmt: String,
     /// Audio: copy every stream as it is (an error where the container
     /// cannot hold its codec), or aac: copy what fits and re-encode the rest
     /// as AAC at 256 kbit/s (said when it happens).
-    #[arg(long, value_name = "MODE", default_value = "copy",
-          value_parser = clap::builder::PossibleValuesParser::new(AUDIO_MODES))]
     pub audio: String,
     /// What is done with interlaced input (before the model).
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = Deinterlace::Auto)]
     pub deinterlace: Deinterlace,
     /// Output size as a multiple of the input's (e.g. 1.5): the model's
     /// scale, then resampled; pixels keep their aspect.
-    #[arg(long, value_name = "F")]
     pub scale: Option<f64>,
     /// Output width in pixels (even); the height follows the picture's shape.
-    #[arg(long, value_name = "W")]
     pub width: Option<u32>,
     /// Output height in pixels (even); the width follows the picture's shape.
-    #[arg(long, value_name = "H")]
     pub height: Option<u32>,
     /// Subtitles: keep every stream (converted where the container needs it,
     /// an error where it cannot hold one), or drop them all.
-    #[arg(long, value_name = "MODE", default_value = "keep",
-          value_parser = clap::builder::PossibleValuesParser::new(KEEP_OR_DROP))]
     pub subtitles: String,
     /// Chapters: keep them (an error where the container cannot hold them),
     /// or drop them.
-    #[arg(long, value_name = "MODE", default_value = "keep",
-          value_parser = clap::builder::PossibleValuesParser::new(KEEP_OR_DROP))]
     pub chapters: String,
 }
 
 /// The values of `--pix-fmt`, `--audio`, `--subtitles` and `--chapters`.
-const PIX_FMTS: [&str; 4] = ["auto", "yuv420p", "yuv420p10", "keep"];
-const AUDIO_MODES: [&str; 2] = ["copy", "aac"];
-const KEEP_OR_DROP: [&str; 2] = ["keep", "drop"];
+pub const PIX_FMTS: [&str; 4] = ["auto", "yuv420p", "yuv420p10", "keep"];
+pub const AUDIO_MODES: [&str; 2] = ["copy", "aac"];
+pub const KEEP_OR_DROP: [&str; 2] = ["keep", "drop"];
 
 impl UpscaleOptions {
     /// Checks every value as the command line's parsers do: options read
@@ -185,53 +153,31 @@ fn one_of(flag: &str, value: &str, accepted: &[&str]) -> Result<()> {
 /// generous, since a big model's first frame on a CPU can take minutes.
 pub const DEFAULT_STALL_TIMEOUT_S: u64 = 300;
 
-/// A clap parser accepting exactly `range` (one of [`gendr::limits`]), so a
-/// value out of range is a usage error rather than a property panic.
-fn in_range<T>(range: RangeInclusive<T>) -> clap::builder::RangedI64ValueParser<T>
-where
-    T: TryFrom<i64> + Into<i64> + Copy + Clone + Send + Sync + 'static,
-    <T as TryFrom<i64>>::Error: std::error::Error + Send + Sync + 'static,
-{
-    clap::builder::RangedI64ValueParser::<T>::new()
-        .range((*range.start()).into()..=(*range.end()).into())
-}
-
 /// The gendrsr settings every subcommand shares.
-#[derive(clap::Args, Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SrOptions {
     /// Model preset (see `gendr models`) or path to an .onnx file.
-    #[arg(long, short = 'm', default_value = gendr::presets::DEFAULT_PRESET)]
     pub model: String,
     /// Tile edge in input pixels (0 = the model's preference).
-    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::TILE_SIZE))]
     pub tile: u32,
     /// Context around each tile in input pixels (raised to the model's minimum).
-    #[arg(long, default_value_t = 8, value_parser = in_range(gendr::limits::TILE_OVERLAP))]
     pub overlap: u32,
     /// Execution provider: auto, cpu, cuda, tensorrt or openvino.
-    #[arg(long, default_value = "auto")]
     pub provider: String,
     /// OpenVINO's arithmetic: auto (bf16 where the CPU has it), fp32 or bf16.
-    #[arg(long, default_value = "auto")]
     pub precision: String,
     /// GPU index for the cuda and tensorrt providers.
-    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::DEVICE_ID))]
     pub device_id: i32,
     /// Inference workers, each with its own session (0 = 1 on the CPU, 2 on a GPU).
-    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::STREAMS))]
     pub streams: u32,
     /// Intra-op threads per worker (0 = all cores).
-    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::THREADS))]
     pub threads: u32,
     /// Tiles per inference run for models with a batch dimension
     /// (0 = a frame's tiles together on a GPU, one at a time on the CPU).
-    #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::BATCH_SIZE))]
     pub batch: u32,
     /// Frames inside gendrsr at once.
-    #[arg(long, default_value_t = 4, value_parser = in_range(gendr::limits::MAX_FRAMES_IN_FLIGHT))]
     pub max_frames_in_flight: u32,
     /// Folder for TensorRT engines (default ~/.cache/gendr/tensorrt).
-    #[arg(long, value_name = "DIR")]
     pub trt_cache: Option<PathBuf>,
 }
 
@@ -392,9 +338,9 @@ impl OtherStreams {
     }
 
     /// Said even with -q, like every other loss.
-    pub(crate) fn say_losses(&self, bar: &ProgressBar) {
+    pub(crate) fn say_losses(&self, observer: &dyn Observer) {
         if let Some(line) = &self.lost_titles {
-            say(bar, line.clone());
+            observer.say(line);
         }
     }
 
@@ -493,48 +439,9 @@ pub(crate) fn persist(
         .with_context(|| format!("moving the finished file to {}", output.display()))
 }
 
-/// Set by Ctrl-C; one per process, since a second handler cannot be installed.
-pub(crate) fn interrupt_flag() -> Arc<AtomicBool> {
-    static FLAG: std::sync::OnceLock<Arc<AtomicBool>> = std::sync::OnceLock::new();
-    FLAG.get_or_init(|| {
-        let flag = Arc::new(AtomicBool::new(false));
-        let set = flag.clone();
-        let _ = ctrlc::set_handler(move || set.store(true, Ordering::SeqCst));
-        flag
-    })
-    .clone()
-}
-
-pub fn run(args: Args) -> Result<()> {
-    if args.input.is_dir() {
-        return batch::run(&args);
-    }
-    if args.container.is_some() {
-        bail!("--container is for folder inputs; the output file's name picks its container");
-    }
-    if args.resume {
-        return crate::segment::resume(args);
-    }
-    run_one(&args, &progress_bar(args.quiet), &interrupt_flag()).map(drop)
-}
-
-/// A bar for one run's frames, hidden with --quiet.
-pub(crate) fn progress_bar(quiet: bool) -> ProgressBar {
-    if quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    }
-}
-
-/// Prints a line above `bar` (and the batch display it may belong to).
-fn say(bar: &ProgressBar, line: String) {
-    bar.suspend(|| eprintln!("{line}"));
-}
-
-/// One file, start to finish, showing progress on `bar`: all of
+/// One file, start to finish, telling `bar` how it goes: all of
 /// `gendr upscale IN OUT`, and each file of a batch. Returns the frames written.
-fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u64> {
+pub fn run_one(args: &Args, bar: &dyn Observer, interrupted: &AtomicBool) -> Result<u64> {
     let info = media::discover(&args.input)?;
     let (encoding, video_notes) = check_options(&info, args)?;
     check_output(args)?;
@@ -566,9 +473,7 @@ fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u
     )?;
     if !args.quiet {
         let fps = info.framerate;
-        say(
-            bar,
-            format!(
+        bar.say(&format!(
             "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, {}{}, model {}, video encoded {}",
             args.input.display(),
             info.width,
@@ -583,16 +488,13 @@ fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u
         ),
         );
         if let Some(orientation) = &info.orientation {
-            say(
-                bar,
-                format!(
+            bar.say(&format!(
                 "gendr: frames turned upright from the source's display orientation {orientation} \
                  (the output container cannot store one)"
-            ),
-            );
+            ));
         }
         for note in &video_notes {
-            say(bar, format!("gendr: {note}"));
+            bar.say(&format!("gendr: {note}"));
         }
     }
     others.say_losses(bar);
@@ -607,19 +509,16 @@ fn run_one(args: &Args, bar: &ProgressBar, interrupted: &AtomicBool) -> Result<u
     // Packets and frames differ for some codecs (fields, packed B-frames):
     // the difference is told only when the decoder also saw damage.
     if damaged > 0 {
-        say(bar, format!(
+        bar.say(&format!(
             "gendr: warning: {}: the decoder reported {damaged} error(s); damaged frames were concealed \
              and may show artefacts, {undecodable} could not be decoded at all",
             args.input.display()
         ));
     }
-    say(
-        bar,
-        format!(
-            "gendr: wrote {} ({frames} frames in {secs:.1} s, {:.2} fps)",
-            args.output.display(),
-            frames as f64 / secs.max(1e-9)
-        ),
-    );
+    bar.say(&format!(
+        "gendr: wrote {} ({frames} frames in {secs:.1} s, {:.2} fps)",
+        args.output.display(),
+        frames as f64 / secs.max(1e-9)
+    ));
     Ok(frames)
 }

@@ -11,17 +11,7 @@ use super::UpscaleOptions;
 use crate::media::{FieldOrder, MediaInfo};
 
 /// What `--deinterlace` asks for.
-#[derive(
-    clap::ValueEnum,
-    Debug,
-    Clone,
-    Copy,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Deinterlace {
     /// Deinterlace when the input is interlaced, one frame per frame.

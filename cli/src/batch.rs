@@ -12,8 +12,10 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{interrupt_flag, run_one, say, Args};
-use crate::media;
+use gendr_archive::media;
+use gendr_archive::upscale::{run_one, Args};
+
+use crate::progress::{interrupt_flag, say, Bar};
 
 /// Extensions of video files: one that cannot be read is a failure, where
 /// an unreadable file of another kind is passed over as not a video.
@@ -32,7 +34,7 @@ enum Found {
     Other(String),
 }
 
-pub(super) fn run(args: &Args) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     if args.resume {
         bail!("--resume is for one file; a folder run skips the files already done, so running it again continues");
     }
@@ -166,7 +168,7 @@ pub(super) fn run(args: &Args) -> Result<()> {
                 .parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
                 .with_context(|| format!("{}: cannot create its folder", output.display()))
-                .and_then(|()| run_one(&file_args, &bar, &interrupted));
+                .and_then(|()| run_one(&file_args, &Bar::on(bar.clone()), &interrupted));
             *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
             multi.remove(&bar);
             let finished = finished_frames.fetch_add(*expected, Ordering::Relaxed) + expected;
@@ -182,7 +184,7 @@ pub(super) fn run(args: &Args) -> Result<()> {
                     let reason = format!("{e:#}").replace('\n', " ");
                     say(
                         &overall,
-                        format!("gendr: failed: {}: {reason}", rel.display()),
+                        &format!("gendr: failed: {}: {reason}", rel.display()),
                     );
                     failures.push((rel.clone(), reason));
                 }

@@ -10,6 +10,7 @@ use anyhow::{anyhow, bail, Result};
 use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
 use crate::media;
 use crate::upscale::{self, Job, Video, Window};
+use crate::Caller;
 
 /// What became of a segment.
 pub enum Outcome {
@@ -24,6 +25,7 @@ pub fn run_segment(
     index: usize,
     quiet: bool,
     stall_timeout: u64,
+    caller: Caller<'_>,
 ) -> Result<Outcome> {
     let count = manifest.segments.len();
     let Some(segment) = manifest.segments.get(index) else {
@@ -92,12 +94,7 @@ pub fn run_segment(
         },
     )?;
     let written = job
-        .run(
-            &info,
-            &args,
-            &upscale::interrupt_flag(),
-            &upscale::progress_bar(args.quiet),
-        )
+        .run(&info, &args, caller.interrupted, caller.observer)
         .map_err(|e| failed(index, dir, e))?;
     let caps = caps
         .lock()

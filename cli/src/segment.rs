@@ -1,33 +1,23 @@
-//! Segmented, resumable jobs (docs/archival.md): `gendr plan` splits the
-//! input at keyframes into a job folder, `gendr run-segment` upscales one
-//! segment (anywhere, in any order, again after a crash), `gendr join`
-//! copies the segments' video into one file with the input's other
-//! streams, and `gendr upscale --resume` does all three in one folder.
+//! `gendr plan`, `run-segment` and `join`: the arguments of a segmented
+//! job's commands, run by the archival engine (see its `segment` module).
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
+use gendr_archive::media;
+use gendr_archive::segment::{
+    join, manifest, plan, positive_seconds, run, wait_for_segments, CONTAINERS,
+    DEFAULT_SEGMENT_SECONDS,
+};
+use gendr_archive::upscale::DEFAULT_STALL_TIMEOUT_S;
+use gendr_archive::Caller;
 
-use crate::media;
-use crate::upscale::{self, UpscaleOptions, DEFAULT_STALL_TIMEOUT_S};
-
-mod join;
-mod manifest;
-mod plan;
-mod resume;
-mod run;
-
-pub use resume::resume;
-
-/// The containers join writes.
-const CONTAINERS: [&str; 3] = ["mp4", "mkv", "mov"];
+use crate::progress::{interrupt_flag, Bar};
+use crate::upscale::UpscaleOptions;
 
 /// The longest `join --wait`: a week.
 const JOIN_WAIT_S_MAX: u64 = 7 * 24 * 3600;
-
-/// Segment length when none is given.
-pub const DEFAULT_SEGMENT_SECONDS: f64 = 60.0;
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "\
@@ -55,13 +45,6 @@ pub struct PlanArgs {
     pub container: Option<String>,
     #[command(flatten)]
     pub options: UpscaleOptions,
-}
-
-fn positive_seconds(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v >= 0.1 => Ok(v),
-        _ => Err("a number of seconds, at least 0.1".to_string()),
-    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -119,41 +102,14 @@ pub struct JoinArgs {
     pub wait: u64,
 }
 
-/// Checks what a plan's options can be checked for before any segment runs;
-/// the other streams too when the output (or its container) is known.
-fn check_options(
-    input: &std::path::Path,
-    options: &UpscaleOptions,
-    output: Option<PathBuf>,
-) -> Result<()> {
-    let info = media::discover(input)?;
-    let output_known = output.is_some();
-    let args = upscale::Args {
-        container: None,
-        input: input.to_path_buf(),
-        output: output.unwrap_or_default(),
-        options: options.clone(),
-        overwrite: false,
-        quiet: true,
-        stall_timeout: 0,
-        resume: false,
-        segment_seconds: None,
-    };
-    upscale::check_job(&info, &args, output_known)
-}
-
 pub fn plan(args: PlanArgs) -> Result<()> {
     let output = args
         .container
         .as_ref()
         .map(|c| args.job.join(format!("output.{c}")));
-    check_options(&args.input, &args.options, output)?;
-    let manifest = plan::plan(
-        &args.input,
-        &args.options,
-        args.container,
-        args.segment_seconds,
-    )?;
+    let options = args.options.into();
+    gendr_archive::segment::check_options(&args.input, &options, output)?;
+    let manifest = plan::plan(&args.input, &options, args.container, args.segment_seconds)?;
     manifest.save(&args.job)?;
     let n = manifest.segments.len();
     println!(
@@ -178,7 +134,17 @@ pub fn run_segment(args: RunSegmentArgs) -> Result<()> {
     };
     let manifest = manifest::Manifest::load(&args.job)?;
     manifest.check_input()?;
-    match run::run_segment(&args.job, &manifest, index, args.quiet, args.stall_timeout)? {
+    match run::run_segment(
+        &args.job,
+        &manifest,
+        index,
+        args.quiet,
+        args.stall_timeout,
+        Caller {
+            observer: &Bar::new(args.quiet),
+            interrupted: &interrupt_flag(),
+        },
+    )? {
         run::Outcome::AlreadyDone => eprintln!("gendr: segment {index} is already done"),
         run::Outcome::Made => {}
     }
@@ -199,49 +165,11 @@ pub fn join(args: JoinArgs) -> Result<()> {
         args.overwrite,
         args.quiet,
         args.stall_timeout,
+        Caller {
+            observer: &Bar::new(args.quiet),
+            interrupted: &interrupt_flag(),
+        },
     )?;
     drop(claim);
     Ok(())
-}
-
-/// How often `join --wait` looks for newly committed segments.
-const WAIT_POLL: Duration = Duration::from_secs(5);
-
-/// Returns once every segment has a done-record (a run's commit), or fails
-/// when `limit` passes first; whether the records are intact is join's
-/// check, so a damaged segment fails there, at once.
-fn wait_for_segments(
-    dir: &std::path::Path,
-    manifest: &manifest::Manifest,
-    limit: Duration,
-) -> Result<()> {
-    let started = Instant::now();
-    let mut reported = None;
-    loop {
-        let pending: Vec<usize> = (0..manifest.segments.len())
-            .filter(|&index| !manifest::record_path(dir, index).exists())
-            .collect();
-        let Some(first) = pending.first() else {
-            return Ok(());
-        };
-        if started.elapsed() >= limit {
-            bail!(
-                "{} of {} segment(s) still not made after --wait {} s (segment {first} first); \
-                 run them with gendr run-segment {} N, then join again",
-                pending.len(),
-                manifest.segments.len(),
-                limit.as_secs(),
-                dir.display()
-            );
-        }
-        if reported != Some(pending.len()) {
-            eprintln!(
-                "gendr: waiting for {} of {} segment(s) (segment {first} first)",
-                pending.len(),
-                manifest.segments.len()
-            );
-            reported = Some(pending.len());
-        }
-        std::thread::sleep(WAIT_POLL.min(limit.saturating_sub(started.elapsed())));
-    }
 }
