@@ -32,6 +32,17 @@ pub enum TemporalMode {
     Off,
 }
 
+impl TemporalMode {
+    /// Whether `model` (a preset name or a file) runs with the stage.
+    pub fn enabled_for(self, model: &str) -> bool {
+        match self {
+            TemporalMode::On => true,
+            TemporalMode::Off => false,
+            TemporalMode::Auto => crate::presets::find(model).is_some_and(|p| p.temporal),
+        }
+    }
+}
+
 impl fmt::Display for TemporalMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -108,11 +108,7 @@ impl Upscaler {
     pub fn open(config: &UpscalerConfig) -> Result<Upscaler> {
         let model_path = presets::resolve(&config.model)?;
         let preset = presets::find(&config.model);
-        let temporal = match config.temporal {
-            TemporalMode::On => true,
-            TemporalMode::Off => false,
-            TemporalMode::Auto => preset.is_some_and(|p| p.temporal),
-        };
+        let temporal = config.temporal.enabled_for(&config.model);
         let engine = EngineOptions {
             auto_bf16: preset.is_some_and(|p| p.auto_bf16),
             ..config.engine.clone()

@@ -158,6 +158,11 @@ pub struct SrOptions {
     /// Folder for TensorRT engines (default ~/.cache/gendr/tensorrt).
     #[arg(long, value_name = "DIR")]
     pub trt_cache: Option<PathBuf>,
+    /// Temporal stage against flicker: auto (on for the presets measured
+    /// steadier with it: anime-video-x4, realesrgan-x4), on or off.
+    #[arg(long, value_name = "MODE", default_value = "auto",
+          value_parser = clap::builder::PossibleValuesParser::new(["auto", "on", "off"]))]
+    pub temporal: String,
 }
 
 /// What `--codec` names.
@@ -250,11 +255,17 @@ impl From<SrOptions> for engine::SrOptions {
             batch: sr.batch,
             max_frames_in_flight: sr.max_frames_in_flight,
             trt_cache: sr.trt_cache,
+            temporal: sr.temporal,
         }
     }
 }
 
 impl SrOptions {
+    /// Whether these options run the temporal stage, for start lines.
+    pub fn temporal_on(&self) -> bool {
+        engine::SrOptions::from(self.clone()).temporal_on()
+    }
+
     /// Checks what can be checked before a pipeline exists.
     pub fn validate(&self) -> Result<()> {
         engine::SrOptions::from(self.clone()).validate()

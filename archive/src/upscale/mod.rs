@@ -179,14 +179,29 @@ pub struct SrOptions {
     pub max_frames_in_flight: u32,
     /// Folder for TensorRT engines (default ~/.cache/gendr/tensorrt).
     pub trt_cache: Option<PathBuf>,
+    /// The temporal stage: auto (the preset's measured choice), on or off.
+    #[serde(default = "temporal_auto")]
+    pub temporal: String,
+}
+
+fn temporal_auto() -> String {
+    gendr::temporal::TemporalMode::Auto.to_string()
 }
 
 impl SrOptions {
+    /// Whether these options run the temporal stage, for start lines.
+    pub fn temporal_on(&self) -> bool {
+        self.temporal
+            .parse::<gendr::temporal::TemporalMode>()
+            .is_ok_and(|mode| mode.enabled_for(&self.model))
+    }
+
     /// Checks what can be checked before a pipeline exists.
     pub fn validate(&self) -> Result<()> {
         gendr::presets::resolve(&self.model)?;
         self.provider.parse::<gendr::engine::Provider>()?;
         self.precision.parse::<gendr::engine::ComputePrecision>()?;
+        self.temporal.parse::<gendr::temporal::TemporalMode>()?;
         Ok(())
     }
 
@@ -208,7 +223,7 @@ impl SrOptions {
             },
             streams: self.streams as usize,
             batch_size: self.batch as usize,
-            temporal: defaults.temporal,
+            temporal: self.temporal.parse()?,
         })
     }
 
@@ -230,6 +245,7 @@ impl SrOptions {
             .property("threads", self.threads)
             .property("batch-size", self.batch)
             .property("max-frames-in-flight", self.max_frames_in_flight)
+            .property_from_str("temporal", &self.temporal.to_ascii_lowercase())
             .property(
                 "trt-cache-dir",
                 self.trt_cache.as_ref().map(|d| d.display().to_string()),
@@ -474,7 +490,7 @@ pub fn run_one(args: &Args, bar: &dyn Observer, interrupted: &AtomicBool) -> Res
     if !args.quiet {
         let fps = info.framerate;
         bar.say(&format!(
-            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, {}{}, model {}, video encoded {}",
+            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, {}{}, model {} (temporal stage {}), video encoded {}",
             args.input.display(),
             info.width,
             info.height,
@@ -484,6 +500,7 @@ pub fn run_one(args: &Args, bar: &dyn Observer, interrupted: &AtomicBool) -> Res
             others.subtitles_summary(&info),
             others.chapters_summary(),
             args.options.sr.model,
+            if args.options.sr.temporal_on() { "on" } else { "off" },
             encoding.describe()
         ),
         );
