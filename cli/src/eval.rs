@@ -239,6 +239,12 @@ struct TemporalReport {
     restarts: Option<u64>,
     /// Mean |stage on − stage off| on Y, 8-bit levels: how much the stage changed.
     stage_change: Option<f64>,
+    /// The same, frame by frame: after a cut it should be (near) 0.
+    stage_change_per_frame: Vec<f64>,
+    /// Per frame, the mean |Y error| against the reference with the stage on
+    /// minus with it off, 8-bit levels: a trail (stale content carried along)
+    /// shows as a rise; empty without a reference.
+    error_change_per_frame: Vec<f64>,
 }
 
 /// A model as gendrsr would build it, on the CPU with one worker: the
@@ -523,10 +529,23 @@ fn temporal_scores(
         }),
         niqe: average(frames.iter().map(|f| niqe_rgb(f).ok())),
     };
-    let stage_change = (!stabilized.is_empty()).then(|| {
-        let pairs: Vec<(&RgbImage, &RgbImage)> = stabilized.iter().zip(&restored).collect();
-        pairs.iter().map(|(a, b)| mean_abs_luma(a, b)).sum::<f64>() / pairs.len() as f64
-    });
+    let stage_change_per_frame: Vec<f64> = stabilized
+        .iter()
+        .zip(&restored)
+        .map(|(on, off)| mean_abs_luma(on, off))
+        .collect();
+    let stage_change = (!stage_change_per_frame.is_empty())
+        .then(|| stage_change_per_frame.iter().sum::<f64>() / stage_change_per_frame.len() as f64);
+    let error_change_per_frame = if args.no_reference {
+        Vec::new()
+    } else {
+        stabilized
+            .iter()
+            .zip(&restored)
+            .zip(&references)
+            .map(|((on, off), r)| mean_abs_luma(on, r) - mean_abs_luma(off, r))
+            .collect()
+    };
     Ok(Some(TemporalReport {
         model: score(&restored),
         stabilized: (!stabilized.is_empty()).then(|| score(&stabilized)),
@@ -534,6 +553,8 @@ fn temporal_scores(
         memory: args.temporal_memory,
         restarts: (args.temporal_memory > 0).then(|| stage.restarts()),
         stage_change,
+        stage_change_per_frame,
+        error_change_per_frame,
     }))
 }
 
