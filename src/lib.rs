@@ -25,6 +25,7 @@ pub mod pipeline;
 pub mod presets;
 pub mod resize;
 pub mod runtime;
+pub mod temporal;
 pub mod tiling;
 pub mod upscale;
 pub mod upscaler;

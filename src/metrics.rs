@@ -136,6 +136,36 @@ pub fn temporal_difference(frames: &[RgbImage], reference: &[RgbImage]) -> Optio
     Some(total / (frames.len() - 1) as f64)
 }
 
+/// Where the reference changes by less than this many 8-bit levels from one
+/// frame to the next, it counts as static for [`shimmer`].
+pub const STATIC_BELOW_LEVELS: f64 = 2.0;
+
+/// Shimmer: [`temporal_difference`] on the pixels where the reference is
+/// static (its luma changes by less than [`STATIC_BELOW_LEVELS`], compared
+/// at 1e-4 of a level), pooled
+/// over every pair of consecutive frames, in 8-bit levels. What a steady
+/// picture should not do: change where the scene does not. `None` for fewer
+/// than two frames or a reference that never stands still.
+pub fn shimmer(frames: &[RgbImage], reference: &[RgbImage]) -> Option<f64> {
+    assert_eq!(frames.len(), reference.len(), "frame counts differ");
+    let lumas = |images: &[RgbImage]| images.iter().map(luma).collect::<Vec<_>>();
+    let (ours, theirs) = (lumas(frames), lumas(reference));
+    let (mut sum, mut count) = (0.0, 0usize);
+    for t in 1..frames.len() {
+        for i in 0..ours[t].len() {
+            let reference_change = 255.0 * (theirs[t][i] - theirs[t - 1][i]) as f64;
+            // To 1e-4 of a level: a change of exactly 2 levels (every channel
+            // up by 2) is then 2 whatever float noise f32 luma carries.
+            if (reference_change.abs() * 1e4).round() < STATIC_BELOW_LEVELS * 1e4 {
+                let change = 255.0 * (ours[t][i] - ours[t - 1][i]) as f64;
+                sum += (change - reference_change).abs();
+                count += 1;
+            }
+        }
+    }
+    (count > 0).then(|| sum / count as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,5 +264,37 @@ mod tests {
     fn unrelated_noise_has_low_ssim() {
         let q = quality(&noise(32, 32, 1), &noise(32, 32, 2));
         assert!(q.ssim_y < 0.2, "{q:?}");
+    }
+
+    #[test]
+    fn shimmer_counts_only_where_the_reference_stands_still() {
+        // The left half of the reference is static, the right half flashes.
+        let reference: Vec<RgbImage> = (0..3)
+            .map(|t| {
+                let mut f = RgbImage::new(4, 1);
+                for c in 0..3 {
+                    f.plane_mut(c)
+                        .copy_from_slice(&[0.5, 0.5, 0.2 * t as f32, 0.2 * t as f32]);
+                }
+                f
+            })
+            .collect();
+        // The output wobbles by 4 levels on the static half and freezes the other.
+        let output: Vec<RgbImage> = (0..3)
+            .map(|t| {
+                let wobble = if t % 2 == 0 { 0.0 } else { 4.0 / 255.0 };
+                let mut f = RgbImage::new(4, 1);
+                for c in 0..3 {
+                    f.plane_mut(c)
+                        .copy_from_slice(&[0.5 + wobble, 0.5, 0.0, 0.0]);
+                }
+                f
+            })
+            .collect();
+        // Static pixels: 2 per pair, 2 pairs; one of them moves by 4 in each pair.
+        let got = shimmer(&output, &reference).unwrap();
+        assert!((got - 2.0).abs() < 1e-3, "{got}");
+        assert_eq!(shimmer(&reference, &reference), Some(0.0));
+        assert_eq!(shimmer(&output[..1], &reference[..1]), None);
     }
 }

@@ -14,6 +14,10 @@
 //! order with the frames. `flush` starts a new epoch: everything from before
 //! it is dropped wherever it is, and its slots are freed.
 //!
+//! With a temporal stage ([`crate::temporal`]), the stitcher stabilises each
+//! whole frame in order, just before it leaves; a flush, a failed frame, a
+//! size change or [`FramePipeline::submit_restart`] starts its memory anew.
+//!
 //! Each stage runs under `catch_unwind`: a stage that panics records why,
 //! wakes every submitter and ends the output, so callers get an error from
 //! `submit` and `recv_timeout` instead of a silent stall.
@@ -30,6 +34,7 @@ use crossbeam_channel::{bounded, select, unbounded, Receiver, RecvTimeoutError, 
 use crate::color::{frame_to_rgb, rgb_to_frame};
 use crate::engine::Engine;
 use crate::frame::{Colorimetry, Frame, PixelFormat, RgbImage};
+use crate::temporal::{Luma, Stabilizer, TemporalConfig};
 use crate::tiling::{try_zeroed, Batch, TileGeometry, TileIndex, TilePlan};
 use crate::{Error, Result};
 
@@ -40,6 +45,8 @@ pub struct PipelineConfig {
     pub max_frames_in_flight: usize,
     /// Tiles per inference run (see [`Engine::batch`]).
     pub batch: Batch,
+    /// The temporal stage after stitching; `None` leaves frames as the model made them.
+    pub temporal: Option<TemporalConfig>,
 }
 
 /// What comes out of the pipeline, in submission order: `F` travels with a
@@ -96,6 +103,8 @@ struct Ticket {
     slot: Slot,
     /// Set for frames, not markers.
     in_model: Option<InModel>,
+    /// The frame follows a gap: the temporal stage forgets what came before.
+    restart: bool,
 }
 
 enum Job<F, K> {
@@ -151,6 +160,8 @@ struct FrameWork {
     plan: Arc<TilePlan>,
     format: PixelFormat,
     colorimetry: Colorimetry,
+    /// The input's luma, for the temporal stage's motion search.
+    luma: Option<Luma>,
 }
 
 struct Counter {
@@ -297,11 +308,11 @@ impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
             )?);
         }
         {
-            let epoch = epoch.clone();
+            let (epoch, temporal) = (epoch.clone(), config.temporal.map(Stabilizer::new));
             threads.push(spawn(
                 "gendr-stitch".into(),
                 "stitch",
-                Box::new(move || stitch(stitch_rx, output_tx, epoch)),
+                Box::new(move || stitch(stitch_rx, output_tx, epoch, temporal)),
             )?);
         }
         Ok(FramePipeline {
@@ -348,6 +359,7 @@ impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
             submitted: Instant::now(),
             slot,
             in_model: None,
+            restart: false,
         })
     }
 
@@ -363,6 +375,15 @@ impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
     pub fn submit(&self, frame: Frame, meta: F) -> Result<()> {
         let mut ticket = self.ticket()?;
         ticket.in_model = Some(InModel::new(&self.in_model));
+        self.send(Job::Frame(ticket, frame, meta))
+    }
+
+    /// Queues a frame that follows a discontinuity (a gap, a lost frame):
+    /// the temporal stage starts afresh from it.
+    pub fn submit_restart(&self, frame: Frame, meta: F) -> Result<()> {
+        let mut ticket = self.ticket()?;
+        ticket.in_model = Some(InModel::new(&self.in_model));
+        ticket.restart = true;
         self.send(Job::Frame(ticket, frame, meta))
     }
 
@@ -501,10 +522,10 @@ fn prepare<F, K>(
                 .into_iter()
                 .map(|run| Ok((plan.extract_batch(&rgb, &run)?, run)))
                 .collect::<Result<Vec<_>>>()?;
-            Ok((plan, runs))
+            Ok((plan, runs, rgb))
         });
         let (seq, frame_epoch) = (ticket.seq, ticket.epoch);
-        let (plan, runs) = match prepared {
+        let (plan, runs, rgb) = match prepared {
             Ok(prepared) => prepared,
             Err(error) => {
                 let begin = StitchMsg::Begin {
@@ -524,6 +545,7 @@ fn prepare<F, K>(
                     plan: plan.clone(),
                     format: frame.format,
                     colorimetry: frame.colorimetry,
+                    luma: config.temporal.is_some().then(|| Luma::from_rgb(&rgb)),
                 },
                 meta,
             ),
@@ -604,6 +626,8 @@ enum PendingState<F, K> {
         remaining: usize,
     },
     Ready(Frame, F),
+    /// Stitched, waiting for the temporal stage, which takes frames in order.
+    Stitched(RgbImage, FrameWork, F),
     Marker(K),
     Failed(Error, F),
 }
@@ -612,6 +636,7 @@ fn stitch<F, K>(
     messages: Receiver<StitchMsg<F, K>>,
     output: Sender<(u64, Output<F, K>, Slot)>,
     epoch: Arc<AtomicU64>,
+    mut temporal: Option<Stabilizer>,
 ) {
     let mut current = 0u64;
     let mut next_seq = 0u64;
@@ -622,6 +647,9 @@ fn stitch<F, K>(
         if now != current {
             // A flush: whatever is pending belongs to the past (and frees its slot).
             pending.clear();
+            if let Some(stage) = &mut temporal {
+                stage.reset();
+            }
             current = now;
             next_seq = u64::MAX;
         }
@@ -684,6 +712,8 @@ fn stitch<F, K>(
                                 accum,
                                 remaining,
                             }
+                        } else if temporal.is_some() {
+                            PendingState::Stitched(accum, work, meta)
                         } else {
                             match rgb_to_frame(&accum, work.format, work.colorimetry) {
                                 Ok(frame) => PendingState::Ready(frame, meta),
@@ -708,6 +738,25 @@ fn stitch<F, K>(
             let Pending { ticket, state } = entry.remove();
             next_seq += 1;
             drop(ticket.in_model);
+            let state = match (state, &mut temporal) {
+                (PendingState::Stitched(accum, work, meta), Some(stage)) => {
+                    if ticket.restart {
+                        stage.reset();
+                    }
+                    let luma = work.luma.expect("prepared with the temporal stage on");
+                    let steady = stage.process(luma, accum);
+                    match rgb_to_frame(&steady, work.format, work.colorimetry) {
+                        Ok(frame) => PendingState::Ready(frame, meta),
+                        Err(error) => PendingState::Failed(error, meta),
+                    }
+                }
+                (state @ PendingState::Failed(..), Some(stage)) => {
+                    // The lost frame breaks the chain of motion.
+                    stage.reset();
+                    state
+                }
+                (state, _) => state,
+            };
             let out = match state {
                 PendingState::Ready(frame, meta) => Output::Frame {
                     frame,
@@ -716,7 +765,9 @@ fn stitch<F, K>(
                 },
                 PendingState::Marker(meta) => Output::Marker(meta),
                 PendingState::Failed(error, meta) => Output::Failed { meta, error },
-                PendingState::Tiles { .. } => unreachable!("checked above"),
+                PendingState::Tiles { .. } | PendingState::Stitched(..) => {
+                    unreachable!("checked above; stitched frames pass the temporal stage")
+                }
             };
             if output.send((current, out, ticket.slot)).is_err() {
                 return;

@@ -37,6 +37,11 @@ pub struct Preset {
     /// same output on every CPU kind tried.
     #[serde(default)]
     pub auto_openvino_fp32: bool,
+    /// `temporal=auto` runs the temporal stage on it: measured by `gendr
+    /// eval` to lower flicker and shimmer on held-out real footage
+    /// (docs/temporal.md).
+    #[serde(default)]
+    pub temporal: bool,
 }
 
 /// Every preset, in the order `models/presets.json` lists them.
@@ -193,6 +198,7 @@ mod tests {
             converted: true,
             auto_bf16: false,
             auto_openvino_fp32: false,
+            temporal: false,
         };
         let msg = p.missing().to_string();
         assert!(msg.contains("run `make models`"), "{msg}");

@@ -11,6 +11,7 @@ use crate::engine::{default_trt_cache_root, ComputePrecision, Engine, EngineOpti
 use crate::frame::RgbImage;
 use crate::model::{ModelInfo, DEFAULT_MIN_OVERLAP};
 use crate::pipeline::{FramePipeline, PipelineConfig};
+use crate::temporal::{TemporalConfig, TemporalMode};
 use crate::tiling::{try_zeroed, Batch, TileGeometry};
 use crate::upscale::upscale_image;
 use crate::{presets, Error, Result};
@@ -34,6 +35,8 @@ pub struct UpscalerConfig {
     pub streams: usize,
     /// Tiles per run; 0 = automatic (see [`Engine::batch`]).
     pub batch_size: usize,
+    /// The temporal stage after stitching (see [`crate::temporal`]).
+    pub temporal: TemporalMode,
 }
 
 impl Default for UpscalerConfig {
@@ -48,6 +51,7 @@ impl Default for UpscalerConfig {
             },
             streams: 0,
             batch_size: 0,
+            temporal: TemporalMode::Auto,
         }
     }
 }
@@ -68,6 +72,8 @@ pub struct Assembly {
     pub streams: usize,
     pub geometry: TileGeometry,
     pub batch: Batch,
+    /// The temporal stage, where it runs (`temporal` resolved against the preset).
+    pub temporal: Option<TemporalConfig>,
     /// Adjustments made to the request (tile snapped, overlap raised…).
     pub notes: Vec<String>,
 }
@@ -102,6 +108,7 @@ impl Upscaler {
     pub fn open(config: &UpscalerConfig) -> Result<Upscaler> {
         let model_path = presets::resolve(&config.model)?;
         let preset = presets::find(&config.model);
+        let temporal = config.temporal.enabled_for(&config.model);
         let engine = EngineOptions {
             auto_bf16: preset.is_some_and(|p| p.auto_bf16),
             auto_openvino_fp32: preset.is_some_and(|p| p.auto_openvino_fp32),
@@ -121,6 +128,7 @@ impl Upscaler {
             streams: engines.len(),
             geometry,
             batch,
+            temporal: temporal.then(TemporalConfig::default),
             notes,
         };
         assembly.check_run_memory()?;
@@ -165,6 +173,7 @@ impl Upscaler {
             geometry: self.assembly.geometry,
             max_frames_in_flight,
             batch: self.assembly.batch,
+            temporal: self.assembly.temporal,
         };
         FramePipeline::start(config, self.engines)
     }

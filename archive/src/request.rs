@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use gendr::engine::{ComputePrecision, Provider};
+use gendr::temporal::TemporalMode;
 
 use crate::media;
 
@@ -295,9 +296,18 @@ pub struct SrOptions {
     pub max_frames_in_flight: u32,
     /// Folder for TensorRT engines (None: ~/.cache/gendr/tensorrt).
     pub trt_cache: Option<PathBuf>,
+    /// The temporal stage: auto (the preset's measured choice), on or off.
+    /// Jobs planned before it existed ran without it: `auto` then.
+    #[serde(with = "as_text", default)]
+    pub temporal: TemporalMode,
 }
 
 impl SrOptions {
+    /// Whether these options run the temporal stage, for start lines.
+    pub fn temporal_on(&self) -> bool {
+        self.temporal.enabled_for(&self.model)
+    }
+
     /// Checks what can be checked before a pipeline exists.
     pub fn validate(&self) -> Result<()> {
         gendr::presets::resolve(&self.model)?;
@@ -322,6 +332,7 @@ impl SrOptions {
             },
             streams: self.streams as usize,
             batch_size: self.batch as usize,
+            temporal: self.temporal,
         }
     }
 
@@ -338,6 +349,7 @@ impl SrOptions {
             .property("threads", self.threads)
             .property("batch-size", self.batch)
             .property("max-frames-in-flight", self.max_frames_in_flight)
+            .property_from_str("temporal", &self.temporal.to_string())
             .property(
                 "trt-cache-dir",
                 self.trt_cache.as_ref().map(|d| d.display().to_string()),

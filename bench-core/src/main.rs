@@ -234,6 +234,7 @@ fn config(args: &Args) -> UpscalerConfig {
         },
         streams: args.streams as usize,
         batch_size: args.batch as usize,
+        temporal: gendr::temporal::TemporalMode::Auto,
     }
 }
 

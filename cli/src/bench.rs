@@ -6,7 +6,8 @@
 //! - sequential: one worker, one stage at a time over the clip: decode and
 //!   convert, then tiles → inference → blend, then convert and encode (x264);
 //! - pipelined: decodebin → gendrsr → x264enc → mp4mux, the `gendr upscale`
-//!   video chain, every stage overlapping the others.
+//!   video chain, every stage overlapping the others; run twice, with the
+//!   temporal stage off and on, so that its cost shows side by side.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +18,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use gendr::frame::RgbImage;
 use gendr::gpu::{GpuMonitor, GpuUsage};
 use gendr::measure::{self, Host};
+use gendr::temporal::{Luma, Stabilizer};
 use gendr::upscaler::Upscaler;
 use gst::prelude::*;
 use serde::Serialize;
@@ -33,8 +35,10 @@ Examples:
 
 Model only runs ONNX Runtime on tiles cut up front; sequential runs decode,
 upscale and encode one after the other; pipelined runs the `gendr upscale`
-video chain (x264 at CRF 18, preset medium; no audio) into a temporary file.
-Frames per second and megapixels per second are counted at the output.
+video chain (x264 at CRF 18, preset medium; no audio) into a temporary file,
+once with gendrsr's temporal stage off and once on (pipelined is the one the
+options choose; --temporal on|off|auto). Frames per second and megapixels per
+second are counted at the output.
 With --rounds, each measurement is repeated and the fastest round is kept.";
 
 /// The sample clip measured when none is given (under `samples/`).
@@ -75,6 +79,8 @@ struct Stages {
     decode_convert: f64,
     tiles_infer_blend: f64,
     convert_encode: f64,
+    /// The temporal stage alone over the upscaled frames (not in the total).
+    temporal_stage: f64,
 }
 
 #[derive(Serialize)]
@@ -106,6 +112,12 @@ struct Report {
     model_only: Rate,
     sequential: Rate,
     pipeline: Rate,
+    /// Whether `pipeline` ran with the temporal stage (the options' choice).
+    temporal: bool,
+    pipeline_temporal_off: Rate,
+    pipeline_temporal_on: Rate,
+    /// Pipelined fps with the stage on over off.
+    temporal_on_over_off: f64,
     sequential_stages_s: Stages,
     /// VmHWM: the peak resident memory of this whole process.
     peak_rss_bytes: u64,
@@ -127,16 +139,19 @@ pub fn run(args: Args) -> Result<()> {
     let load_start = measure::load_average();
     let mut peak = 0u64;
 
-    let mut best: [Option<Rate>; 3] = [None; 3];
+    // Model only, sequential, pipelined with the temporal stage off and on.
+    let mut best: [Option<Rate>; 4] = [None; 4];
     let mut stages = Stages::default();
     let mut facts = None;
     let mut gpu = None;
+    let mut temporal = false;
     for _ in 0..args.rounds {
         let frames = decode(&input, args.frames as usize)?.0;
         let (w, h) = (frames[0].width, frames[0].height);
         // The sessions, geometry and batch gendrsr builds for these options.
         let mut upscaler = Upscaler::open(&config)?;
         let assembly = upscaler.assembly.clone();
+        temporal = assembly.temporal.is_some();
         let (geometry, batch) = (assembly.geometry, assembly.batch);
         let on_gpu = !assembly.provider.on_cpu();
         let plan = geometry.plan(w, h)?;
@@ -172,6 +187,12 @@ pub fn run(args: Args) -> Result<()> {
             .map(|f| upscaler.upscale_image(f))
             .collect::<gendr::Result<Vec<_>>>()?;
         let infer_time = started.elapsed();
+        let mut stage = Stabilizer::new(assembly.temporal.unwrap_or_default());
+        let started = Instant::now();
+        for (frame, output) in frames.iter().zip(&upscaled) {
+            stage.process(Luma::from_rgb(frame), output.clone());
+        }
+        let temporal_time = started.elapsed();
         drop((frames, upscaler));
         let encode_time = encode(&upscaled, &input)?;
         drop(upscaled);
@@ -181,27 +202,31 @@ pub fn run(args: Args) -> Result<()> {
                 decode_convert: decode_time.as_secs_f64(),
                 tiles_infer_blend: infer_time.as_secs_f64(),
                 convert_encode: encode_time.as_secs_f64(),
+                temporal_stage: temporal_time.as_secs_f64(),
             };
         }
         keep_best(&mut best[1], rate(n, total));
 
         peak = peak.max(measure::peak_rss()?);
         measure::reset_peak_rss();
-        let (piped, count, usage) = pipelined(&input, n, &args.sr, on_gpu)?;
-        if count != n {
-            bail!("the pipelined run put out {count} frames, not {n}");
+        for (slot, stage_on) in [(2, false), (3, true)] {
+            let (piped, count, usage) = pipelined(&input, n, &args.sr, on_gpu, stage_on)?;
+            if count != n {
+                bail!("the pipelined run put out {count} frames, not {n}");
+            }
+            if stage_on == temporal && best[slot].is_none_or(|b| piped.as_secs_f64() < b.seconds) {
+                gpu = usage;
+            }
+            keep_best(&mut best[slot], rate(n, piped));
         }
-        if best[2].is_none_or(|b| piped.as_secs_f64() < b.seconds) {
-            gpu = usage;
-        }
-        keep_best(&mut best[2], rate(n, piped));
     }
     let pipeline_peak = measure::peak_rss()?;
     peak = peak.max(pipeline_peak);
     let facts = facts.context("no round ran")?;
-    let [Some(a), Some(b), Some(c)] = best else {
+    let [Some(a), Some(b), Some(off), Some(on)] = best else {
         bail!("no round ran");
     };
+    let c = if temporal { on } else { off };
     let report = Report {
         model: args.sr.model.clone(),
         model_path: model_path.display().to_string(),
@@ -218,6 +243,10 @@ pub fn run(args: Args) -> Result<()> {
         model_only: a,
         sequential: b,
         pipeline: c,
+        temporal,
+        pipeline_temporal_off: off,
+        pipeline_temporal_on: on,
+        temporal_on_over_off: on.fps / off.fps,
         sequential_stages_s: stages,
         peak_rss_bytes: peak,
         pipeline_peak_rss_bytes: pipeline_peak,
@@ -364,6 +393,7 @@ fn pipelined(
     frames: usize,
     sr: &SrOptions,
     on_gpu: bool,
+    temporal: bool,
 ) -> Result<(Duration, usize, Option<GpuUsage>)> {
     let out = scratch("pipelined");
     let pipeline = pipeline_of(&format!(
@@ -379,6 +409,7 @@ fn pipelined(
         true,
     )?;
     let element = sr.element()?;
+    element.set_property_from_str("temporal", if temporal { "on" } else { "off" });
     pipeline.add_many([&element, tail.upcast_ref()])?;
     let convert_in = pipeline.by_name("convert_in").context("videoconvert")?;
     gst::Element::link_many([&convert_in, &element, tail.upcast_ref()])?;
@@ -480,10 +511,17 @@ fn print_table(r: &Report) {
             rate.fps, rate.mpixels_per_s, rate.seconds
         );
     }
+    println!(
+        "pipelined, temporal stage off {:.2} fps, on {:.2} fps: on / off {:.3} (pipelined above: {})",
+        r.pipeline_temporal_off.fps,
+        r.pipeline_temporal_on.fps,
+        r.temporal_on_over_off,
+        if r.temporal { "on" } else { "off" }
+    );
     let s = r.sequential_stages_s;
     println!(
-        "sequential stages: decode+convert {:.2} s, tiles+infer+blend {:.2} s, convert+encode {:.2} s",
-        s.decode_convert, s.tiles_infer_blend, s.convert_encode
+        "sequential stages: decode+convert {:.2} s, tiles+infer+blend {:.2} s, convert+encode {:.2} s; temporal stage alone {:.3} s",
+        s.decode_convert, s.tiles_infer_blend, s.convert_encode, s.temporal_stage
     );
     println!(
         "pipelined / model only {:.3}, pipelined / sequential {:.3}",

@@ -16,11 +16,12 @@ use std::time::Instant;
 use anyhow::{bail, Context, Result};
 use gendr::engine::{ComputePrecision, EngineOptions, Provider};
 use gendr::frame::RgbImage;
-use gendr::metrics::{quality, temporal_difference, Quality};
+use gendr::metrics::{quality, shimmer, temporal_difference, Quality};
 use gendr::model::DEFAULT_MIN_OVERLAP;
 use gendr::niqe::niqe_rgb;
 use gendr::presets::DEFAULT_PRESET;
 use gendr::resize::bicubic;
+use gendr::temporal::{Luma, Stabilizer, TemporalConfig};
 use gendr::upscaler::{Upscaler, UpscalerConfig};
 use serde::Serialize;
 
@@ -99,6 +100,15 @@ pub struct Args {
     /// bicubic's frame-to-frame change.
     #[arg(long)]
     no_reference: bool,
+    /// Frames of memory (K) of the temporal stage for the stage-on scores
+    /// (0 leaves them out).
+    #[arg(long, default_value_t = TemporalConfig::default().memory, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=8))]
+    temporal_memory: usize,
+    /// Write the temporal run's frames as PNGs into this folder
+    /// (reference_NNN, bicubic_NNN, model_NNN, stabilized_NNN), for checking
+    /// the scores with another implementation (scripts/temporal).
+    #[arg(long)]
+    dump_temporal: Option<PathBuf>,
 }
 
 /// One frame's scores for one upscaler.
@@ -198,7 +208,43 @@ struct Report {
     model_temporal: Option<f64>,
     /// The same for bicubic; null with `--no-reference`, where bicubic is the yardstick.
     bicubic_temporal: Option<f64>,
+    /// Scores over the temporal run: the model as it is, with the temporal
+    /// stage, and bicubic; null for an image.
+    temporal: Option<TemporalReport>,
     side_by_side: PathBuf,
+}
+
+/// One upscaler's scores over the consecutive frames of the temporal run.
+#[derive(Serialize, Clone, Copy)]
+struct RunScores {
+    /// Flicker (the temporal score), Y levels.
+    flicker: Option<f64>,
+    /// Flicker where the reference stands still (|change| < 2 levels).
+    shimmer: Option<f64>,
+    /// Mean Y-PSNR against the reference over the run; null without one.
+    psnr_y: Option<f64>,
+    /// Mean NIQE over the run; null for frames not above 193×193.
+    niqe: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct TemporalReport {
+    model: RunScores,
+    /// The model's output through the temporal stage (`memory` frames).
+    stabilized: Option<RunScores>,
+    /// Null with `--no-reference`.
+    bicubic: Option<RunScores>,
+    memory: usize,
+    /// Frames where the stage restarted its memory (the first, and each cut).
+    restarts: Option<u64>,
+    /// Mean |stage on − stage off| on Y, 8-bit levels: how much the stage changed.
+    stage_change: Option<f64>,
+    /// The same, frame by frame: after a cut it should be (near) 0.
+    stage_change_per_frame: Vec<f64>,
+    /// Per frame, the mean |Y error| against the reference with the stage on
+    /// minus with it off, 8-bit levels: a trail (stale content carried along)
+    /// shows as a rise; empty without a reference.
+    error_change_per_frame: Vec<f64>,
 }
 
 /// A model as gendrsr would build it, on the CPU with one worker: the
@@ -381,8 +427,11 @@ pub fn run(args: Args) -> Result<()> {
             measured.push((model, baseline, reference_niqe));
             rows.push((degraded, restored));
         }
-        let (model_temporal, bicubic_temporal) =
-            temporal_scores(upscaler, &consecutive, multiple, &args)?;
+        let temporal = temporal_scores(upscaler, &consecutive, multiple, &args)?;
+        let (model_temporal, bicubic_temporal) = match &temporal {
+            Some(t) => (t.model.flicker, t.bicubic.and_then(|b| b.flicker)),
+            None => (None, None),
+        };
         let model_mean = mean(&measured.iter().map(|m| &m.0).collect::<Vec<_>>());
         let bicubic_mean = mean(&measured.iter().map(|m| &m.1).collect::<Vec<_>>());
         reports.push(Report {
@@ -404,6 +453,7 @@ pub fn run(args: Args) -> Result<()> {
             temporal_frames: consecutive.len(),
             model_temporal,
             bicubic_temporal,
+            temporal,
             side_by_side: side_by_side.clone(),
         });
     }
@@ -425,33 +475,124 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Flicker of the model and of bicubic over a run of consecutive frames,
-/// each measured against the reference's own frame-to-frame change; without
-/// a reference, the model's against bicubic's.
+/// Flicker, shimmer, Y-PSNR and NIQE over a run of consecutive frames for
+/// the model, the model through the temporal stage, and bicubic, each
+/// measured against the reference's own frame-to-frame change; without a
+/// reference, against bicubic's (and bicubic itself is not scored).
 fn temporal_scores(
     upscaler: &mut Loaded,
     consecutive: &[RgbImage],
     multiple: usize,
     args: &Args,
-) -> Result<(Option<f64>, Option<f64>)> {
+) -> Result<Option<TemporalReport>> {
     if consecutive.len() < 2 {
-        return Ok((None, None));
+        return Ok(None);
     }
     let scale = upscaler.upscaler.scale();
-    let (mut references, mut restored, mut baselines) = (Vec::new(), Vec::new(), Vec::new());
+    let mut stage = Stabilizer::new(TemporalConfig {
+        memory: args.temporal_memory,
+        ..TemporalConfig::default()
+    });
+    let (mut references, mut restored, mut baselines, mut stabilized) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for full in consecutive {
         let degraded = degrade(full, scale, multiple, args.no_reference, &args.reference)?;
-        restored.push(run_model(upscaler, &degraded.small)?.0);
+        let output = run_model(upscaler, &degraded.small)?.0;
+        if args.temporal_memory > 0 {
+            stabilized.push(rounded(
+                &stage.process(Luma::from_rgb(&degraded.small), output.clone()),
+            ));
+        }
+        restored.push(output);
         references.extend(degraded.reference);
         baselines.push(degraded.baseline);
     }
-    if args.no_reference {
-        return Ok((temporal_difference(&restored, &baselines), None));
+    if let Some(dir) = &args.dump_temporal {
+        dump_frames(dir, &references, &baselines, &restored, &stabilized)?;
     }
-    Ok((
-        temporal_difference(&restored, &references),
-        temporal_difference(&baselines, &references),
-    ))
+    // Motion is judged against the reference's, or bicubic's without one.
+    let truth = if args.no_reference {
+        &baselines
+    } else {
+        &references
+    };
+    let score = |frames: &[RgbImage]| RunScores {
+        flicker: temporal_difference(frames, truth),
+        shimmer: shimmer(frames, truth),
+        psnr_y: (!args.no_reference).then(|| {
+            frames
+                .iter()
+                .zip(&references)
+                .map(|(f, r)| quality(f, r).psnr_y)
+                .sum::<f64>()
+                / frames.len() as f64
+        }),
+        niqe: average(frames.iter().map(|f| niqe_rgb(f).ok())),
+    };
+    let stage_change_per_frame: Vec<f64> = stabilized
+        .iter()
+        .zip(&restored)
+        .map(|(on, off)| mean_abs_luma(on, off))
+        .collect();
+    let stage_change = (!stage_change_per_frame.is_empty())
+        .then(|| stage_change_per_frame.iter().sum::<f64>() / stage_change_per_frame.len() as f64);
+    let error_change_per_frame = if args.no_reference {
+        Vec::new()
+    } else {
+        stabilized
+            .iter()
+            .zip(&restored)
+            .zip(&references)
+            .map(|((on, off), r)| mean_abs_luma(on, r) - mean_abs_luma(off, r))
+            .collect()
+    };
+    Ok(Some(TemporalReport {
+        model: score(&restored),
+        stabilized: (!stabilized.is_empty()).then(|| score(&stabilized)),
+        bicubic: (!args.no_reference).then(|| score(&baselines)),
+        memory: args.temporal_memory,
+        restarts: (args.temporal_memory > 0).then(|| stage.restarts()),
+        stage_change,
+        stage_change_per_frame,
+        error_change_per_frame,
+    }))
+}
+
+/// Mean absolute difference of two images' BT.601 luma, in 8-bit levels.
+fn mean_abs_luma(a: &RgbImage, b: &RgbImage) -> f64 {
+    let y = |img: &RgbImage, i: usize| {
+        0.299 * img.plane(0)[i] + 0.587 * img.plane(1)[i] + 0.114 * img.plane(2)[i]
+    };
+    let n = a.width * a.height;
+    (0..n)
+        .map(|i| (255.0 * (y(a, i) - y(b, i))).abs() as f64)
+        .sum::<f64>()
+        / n as f64
+}
+
+/// Each sequence's frames as `<name>_<index>.png` in `dir`.
+fn dump_frames(
+    dir: &Path,
+    references: &[RgbImage],
+    baselines: &[RgbImage],
+    restored: &[RgbImage],
+    stabilized: &[RgbImage],
+) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("{}: cannot create the folder", dir.display()))?;
+    for (name, frames) in [
+        ("reference", references),
+        ("bicubic", baselines),
+        ("model", restored),
+        ("stabilized", stabilized),
+    ] {
+        for (t, frame) in frames.iter().enumerate() {
+            let path = dir.join(format!("{name}_{t:03}.png"));
+            write_side_by_side(&path, &[vec![frame.clone()]])
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// The picture's rows: with one model, bicubic | model | reference for every
@@ -568,23 +709,48 @@ fn print_table(report: &Report, video: bool) {
     if let Some(niqe) = report.mean.reference_niqe {
         println!("NIQE of the reference itself (lower is more natural): {niqe:.2}");
     }
-    match (report.model_temporal, report.bicubic_temporal) {
-        (Some(model), Some(bicubic)) => println!(
-            "temporal, frames 0-{} (flicker vs the reference's motion, Y levels, lower is steadier): bicubic {bicubic:.3}, model {model:.3}",
-            report.temporal_frames - 1
-        ),
-        (Some(model), None) => println!(
-            "temporal, frames 0-{} (flicker vs bicubic's motion, Y levels, lower is steadier): model {model:.3}",
-            report.temporal_frames - 1
-        ),
-        _ => {}
-    }
+    print_temporal(report);
     let panels = if report.no_reference {
         "bicubic | model"
     } else {
         "bicubic | model | reference"
     };
     println!("side by side ({panels}): {}", report.side_by_side.display());
+}
+
+/// The temporal run's scores, one line per upscaler.
+fn print_temporal(report: &Report) {
+    let Some(t) = &report.temporal else {
+        return;
+    };
+    let against = if report.no_reference {
+        "bicubic's motion"
+    } else {
+        "the reference's motion"
+    };
+    println!(
+        "temporal, frames 0-{} (vs {against}, Y levels; lower is steadier): flicker, shimmer (where the truth is static), Y-PSNR, NIQE",
+        report.temporal_frames - 1
+    );
+    let line = |name: String, s: &RunScores| {
+        println!(
+            "  {name:<28}{:>9}{:>9}{:>9}{:>8}",
+            fmt_score(s.flicker, 3, false),
+            fmt_score(s.shimmer, 3, false),
+            fmt_score(s.psnr_y, 2, false),
+            fmt_score(s.niqe, 2, false)
+        )
+    };
+    if let Some(b) = &t.bicubic {
+        line(format!("bicubic x{}", report.scale), b);
+    }
+    line(report.model.clone(), &t.model);
+    if let Some(s) = &t.stabilized {
+        line(format!("{} + temporal (K={})", report.model, t.memory), s);
+    }
+    if !report.no_reference {
+        println!("  {:<28}{:>9}{:>9}", "reference", "0.000", "0.000");
+    }
 }
 
 /// One row per model and one per bicubic scale, means over the frames.
@@ -659,6 +825,9 @@ fn print_comparison(reports: &[Report]) {
     }
     if let Some(niqe) = first.mean.reference_niqe {
         println!("NIQE of the reference itself (lower is more natural): {niqe:.2}");
+    }
+    for r in reports {
+        print_temporal(r);
     }
     let mut panels = vec!["bicubic"];
     panels.extend(reports.iter().map(|r| r.model.as_str()));

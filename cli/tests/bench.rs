@@ -56,9 +56,21 @@ fn json_report_has_every_rate_and_sane_ratios() {
     // 640×360 output pixels per frame.
     let mp = report["pipeline"]["mpixels_per_s"].as_f64().unwrap();
     assert!((mp - c * 640.0 * 360.0 / 1e6).abs() < 1e-6 * mp);
-    for stage in ["decode_convert", "tiles_infer_blend", "convert_encode"] {
+    for stage in [
+        "decode_convert",
+        "tiles_infer_blend",
+        "convert_encode",
+        "temporal_stage",
+    ] {
         number(&report["sequential_stages_s"], stage);
     }
+    // The temporal stage's cost, side by side: fast runs it off by default,
+    // so the pipelined figure is the stage-off run's.
+    assert_eq!(report["temporal"], false);
+    let off = number(&report["pipeline_temporal_off"], "fps");
+    let on = number(&report["pipeline_temporal_on"], "fps");
+    assert_eq!(off, c);
+    assert!((number(&report, "temporal_on_over_off") - on / off).abs() < 1e-9);
 
     assert_eq!(report["frames"], 5);
     assert_eq!(report["input_size"], serde_json::json!([320, 180]));
@@ -105,6 +117,7 @@ fn table_names_the_three_runs() {
         "sequential",
         "pipelined",
         "pipelined / model only",
+        "temporal stage off",
         "peak RSS",
     ] {
         assert!(text.contains(row), "{row:?} missing from:\n{text}");

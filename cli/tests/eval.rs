@@ -418,3 +418,54 @@ fn niqe_agrees_with_scikit_video_within_one_percent() {
     }
     eprintln!("worst disagreement {:.6} %", 100.0 * worst);
 }
+
+/// Shimmer beside flicker, for the model with and without the temporal
+/// stage: a model that adds fresh noise to every frame shimmers, and the
+/// stage, averaging its outputs where the motion is trusted, steadies it.
+#[test]
+fn eval_scores_shimmer_with_and_without_the_temporal_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let clip = repo_root().join("samples/bikes_160x68_2s.mp4");
+    let noisy = repo_root().join("tests/data/noisy_x2.onnx");
+    let run = |memory: &str| {
+        json(
+            &gendr(&["eval", "--json", "--frames", "1", "--temporal-frames", "8"])
+                .args(["--temporal-memory", memory])
+                .args(["--model".as_ref(), noisy.as_os_str()])
+                .arg(&clip)
+                .current_dir(dir.path())
+                .output()
+                .unwrap(),
+        )
+    };
+    let report = run("4");
+    let t = &report["temporal"];
+    let score = |run: &str, key: &str| {
+        t[run][key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{run}.{key}: {t}"))
+    };
+    assert_eq!(
+        score("model", "flicker"),
+        report["model_temporal"].as_f64().unwrap()
+    );
+    let (off, on, bicubic) = (
+        score("model", "shimmer"),
+        score("stabilized", "shimmer"),
+        score("bicubic", "shimmer"),
+    );
+    assert!(off > bicubic, "noisy {off} vs bicubic {bicubic}");
+    assert!(on < 0.8 * off, "stage on {on} vs off {off}");
+    assert!(score("stabilized", "flicker") < score("model", "flicker"));
+    assert_eq!(t["memory"], 4);
+    // Frame 0 has no past: it is the model's own.
+    assert_eq!(t["restarts"], 1);
+    assert_eq!(t["stage_change_per_frame"][0], 0.0);
+    assert_eq!(t["stage_change_per_frame"].as_array().unwrap().len(), 8);
+
+    // Memory 0 leaves the stage out (the noisy model draws new noise each
+    // run, so its own scores are not compared across runs).
+    let without = run("0");
+    assert!(without["temporal"]["stabilized"].is_null());
+    assert!(without["temporal"]["model"]["shimmer"].as_f64().is_some());
+}

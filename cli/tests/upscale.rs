@@ -141,6 +141,36 @@ fn default_model_runs_with_the_progress_summary() {
     assert_eq!(frame_times(&output).len(), 50);
 }
 
+#[test]
+fn the_start_line_says_whether_the_temporal_stage_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |model: &str, temporal: Option<&str>| {
+        let mut cmd = gendr();
+        cmd.args(["upscale", "--overwrite", "-m", model]);
+        if let Some(mode) = temporal {
+            cmd.args(["--temporal", mode]);
+        }
+        let out = cmd
+            .arg(repo("samples/bikes_160x68_2s.mp4"))
+            .arg(dir.path().join("o.mp4"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    // fast is measured no steadier with it: auto leaves it off.
+    assert!(run("fast", None).contains("model fast (temporal stage off)"));
+    assert!(run("fast", Some("on")).contains("model fast (temporal stage on)"));
+    let bad = gendr()
+        .args(["upscale", "--temporal", "sometimes"])
+        .arg(repo("samples/bikes_160x68_2s.mp4"))
+        .arg(dir.path().join("o.mp4"))
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("possible values: auto, on, off"));
+}
+
 /// Runs a failing upscale into an empty folder: non-zero exit, one line of
 /// error naming `expected`, and nothing left in the folder.
 fn fails_cleanly(args: &[&str], input: &Path, expected: &str) {

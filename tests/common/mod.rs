@@ -45,6 +45,7 @@ pub fn pipeline(workers: usize, in_flight: usize, batch: Batch) -> FramePipeline
             geometry,
             max_frames_in_flight: in_flight,
             batch,
+            temporal: None,
         },
         engines,
     )

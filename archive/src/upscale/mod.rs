@@ -55,7 +55,7 @@ pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, cancel: &Cancel) -> Re
     if !args.quiet {
         let fps = info.framerate;
         bar.say(&format!(
-            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, {}{}, model {}, video encoded {}",
+            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, {}{}, model {} (temporal stage {}), video encoded {}",
             args.input.display(),
             info.width,
             info.height,
@@ -65,6 +65,7 @@ pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, cancel: &Cancel) -> Re
             others.subtitles_summary(&info),
             others.chapters_summary(),
             args.options.sr.model,
+            if args.options.sr.temporal_on() { "on" } else { "off" },
             encoding.describe()
         ),
         );

@@ -155,8 +155,17 @@ pub fn run(args: Args) -> Result<()> {
         })?;
     let mut status = StatusLine::new(args.quiet);
     status.say(&format!(
-        "gendr: live {} → {} (model {}, on-overload {}, budget {} ms)",
-        args.input, args.output, args.sr.model, args.on_overload, args.latency_ms
+        "gendr: live {} → {} (model {}, temporal stage {}, on-overload {}, budget {} ms)",
+        args.input,
+        args.output,
+        args.sr.model,
+        if args.sr.temporal.enabled_for(&args.sr.model) {
+            "on"
+        } else {
+            "off"
+        },
+        args.on_overload,
+        args.latency_ms
     ));
     let result = supervisor::drive(
         &args,

@@ -18,13 +18,14 @@ use gendr::upscaler::{Assembly, Upscaler, UpscalerConfig};
 use gendr::{limits, presets};
 
 use super::video::{self, OutputPool, MAX_OUTPUT_EDGE};
-use super::{Overload, Precision, Provider};
+use super::{Overload, Precision, Provider, Temporal};
 
 const DEFAULT_MODEL: &str = presets::DEFAULT_PRESET;
 const DEFAULT_TILE_SIZE: u32 = 0;
 const DEFAULT_TILE_OVERLAP: u32 = DEFAULT_MIN_OVERLAP as u32;
 const DEFAULT_PROVIDER: Provider = Provider::Auto;
 const DEFAULT_PRECISION: Precision = Precision::Auto;
+const DEFAULT_TEMPORAL: Temporal = Temporal::Auto;
 const DEFAULT_DEVICE_ID: i32 = 0;
 const DEFAULT_STREAMS: u32 = 0;
 const DEFAULT_THREADS: u32 = 0;
@@ -63,6 +64,7 @@ struct Settings {
     on_overload: Overload,
     latency_budget_ms: u32,
     stats_interval_ms: u32,
+    temporal: Temporal,
 }
 
 impl Default for Settings {
@@ -78,6 +80,7 @@ impl Default for Settings {
             threads: DEFAULT_THREADS,
             batch_size: DEFAULT_BATCH_SIZE,
             max_frames_in_flight: DEFAULT_MAX_FRAMES_IN_FLIGHT,
+            temporal: DEFAULT_TEMPORAL,
             trt_cache_dir: None,
             on_overload: DEFAULT_ON_OVERLOAD,
             latency_budget_ms: DEFAULT_LATENCY_BUDGET_MS,
@@ -110,6 +113,7 @@ impl Settings {
             },
             streams: self.streams as usize,
             batch_size: self.batch_size as usize,
+            temporal: self.temporal.into(),
         }
     }
 }
@@ -234,7 +238,7 @@ impl GendrSr {
         gst::info!(
             CAT,
             imp = self,
-            "model {} (×{}, {}) on {} with {} worker(s): tiles up to {}x{} with {} px overlap; warm-up run {:?}",
+            "model {} (×{}, {}) on {} with {} worker(s): tiles up to {}x{} with {} px overlap; temporal stage {}; warm-up run {:?}",
             assembly.model_path.display(),
             assembly.scale(),
             assembly.info.precision.as_str(),
@@ -243,6 +247,7 @@ impl GendrSr {
             g.tile_width,
             g.tile_height,
             g.overlap,
+            if assembly.temporal.is_some() { "on" } else { "off" },
             upscaler.warm_up
         );
         let capacity = match settings.on_overload {
@@ -354,12 +359,14 @@ impl GendrSr {
             gst::FlowError::Error
         };
         let frame = video::frame_from_buffer(&buffer, &info).map_err(fail)?;
+        let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
         let input = Input {
             buffer,
             arrived,
             ahead: arrival.in_model,
         };
         let submitted = match admit {
+            Admit::Model if discont => pipeline.submit_restart(frame, input),
             Admit::Model => pipeline.submit(frame, input),
             _ => match gendr::fallback::upscale(&frame, scale) {
                 Ok(frame) => pipeline.submit_marker(Marker::Fallback(frame, input)),
@@ -1065,6 +1072,12 @@ impl ObjectImpl for GendrSr {
                             bf16 is refused on other providers and on CPUs without it")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecEnum::builder_with_default("temporal", DEFAULT_TEMPORAL)
+                    .nick("Temporal stage")
+                    .blurb("Steady the output over time: the model's last frames, moved along the motion found on the input, \
+                            averaged in where that motion is trusted; cuts, uncovered areas and gaps (DISCONT) take the frame as it is")
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecInt::builder("device-id")
                     .nick("Device ID")
                     .blurb("GPU index for the CUDA and TensorRT providers")
@@ -1194,6 +1207,7 @@ impl ObjectImpl for GendrSr {
             "tile-overlap" => s.tile_overlap = value.get().expect("type checked upstream"),
             "provider" => s.provider = value.get().expect("type checked upstream"),
             "precision" => s.precision = value.get().expect("type checked upstream"),
+            "temporal" => s.temporal = value.get().expect("type checked upstream"),
             "device-id" => s.device_id = value.get().expect("type checked upstream"),
             "streams" => s.streams = value.get().expect("type checked upstream"),
             "threads" => s.threads = value.get().expect("type checked upstream"),
@@ -1225,6 +1239,7 @@ impl ObjectImpl for GendrSr {
             "tile-overlap" => s.tile_overlap.to_value(),
             "provider" => s.provider.to_value(),
             "precision" => s.precision.to_value(),
+            "temporal" => s.temporal.to_value(),
             "device-id" => s.device_id.to_value(),
             "streams" => s.streams.to_value(),
             "threads" => s.threads.to_value(),

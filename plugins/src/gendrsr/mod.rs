@@ -89,6 +89,33 @@ pub enum Precision {
     Bf16 = 2,
 }
 
+/// Whether the temporal stage steadies the output.
+#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
+#[repr(u32)]
+#[enum_type(name = "GstGendrSrTemporal")]
+pub enum Temporal {
+    #[default]
+    #[enum_value(
+        name = "Auto: on for the presets measured steadier with it (models/presets.json), off otherwise",
+        nick = "auto"
+    )]
+    Auto = 0,
+    #[enum_value(name = "On", nick = "on")]
+    On = 1,
+    #[enum_value(name = "Off", nick = "off")]
+    Off = 2,
+}
+
+impl From<Temporal> for gendr::temporal::TemporalMode {
+    fn from(t: Temporal) -> Self {
+        match t {
+            Temporal::Auto => gendr::temporal::TemporalMode::Auto,
+            Temporal::On => gendr::temporal::TemporalMode::On,
+            Temporal::Off => gendr::temporal::TemporalMode::Off,
+        }
+    }
+}
+
 impl From<Precision> for gendr::engine::ComputePrecision {
     fn from(p: Precision) -> Self {
         match p {
