@@ -297,9 +297,14 @@ pub struct SrOptions {
     /// Folder for TensorRT engines (None: ~/.cache/gendr/tensorrt).
     pub trt_cache: Option<PathBuf>,
     /// The temporal stage: auto (the preset's measured choice), on or off.
-    /// Jobs planned before it existed ran without it: `auto` then.
-    #[serde(with = "as_text", default)]
+    #[serde(with = "as_text", default = "planned_before_the_temporal_stage")]
     pub temporal: TemporalMode,
+}
+
+/// What a manifest without `temporal` ran: jobs planned before the stage
+/// existed made their segments without it, and go on so.
+fn planned_before_the_temporal_stage() -> TemporalMode {
+    TemporalMode::Off
 }
 
 impl SrOptions {
