@@ -388,4 +388,4 @@ mod as_text {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
