@@ -39,6 +39,11 @@ pub(crate) struct Window {
     /// Whether decoding must start by seeking the demuxer (any window that
     /// does not start with the stream).
     pub seek: bool,
+    /// With gendrsr's temporal stage on: decode from the keyframe at or
+    /// before this time instead of `first`, and pass the frames before
+    /// `first` through gendrsr too (dropped after it), so that the stage
+    /// has the past frames a plain run gives it.
+    pub preroll: Option<gst::ClockTime>,
     /// Each frame let through, in presentation order: (pts, duration) ns.
     pub frames: FrameTimes,
     /// Each encoded frame's pts as the encoder stamped it, in decode order.
@@ -263,7 +268,7 @@ fn link_decoded(
     errors: &Arc<Mutex<Option<String>>>,
 ) {
     let (errors, progress) = (errors.clone(), progress.clone());
-    let window = window.map(|w| (w.first, w.end, w.frames.clone()));
+    let window = window.map(|w| (w.first, w.end, w.frames.clone(), w.preroll.is_some()));
     decode.connect_pad_added(move |decode, pad| {
         let Some(video) = pad.current_caps().and_then(|c| {
             c.structure(0)
@@ -281,8 +286,15 @@ fn link_decoded(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some((w, h));
         }
-        if let Some((first, end, frames)) = &window {
-            keep_window(pad, *first, *end, frames.clone(), chain_sink.clone());
+        if let Some((first, end, frames, preroll)) = &window {
+            keep_window(
+                pad,
+                *first,
+                *end,
+                frames.clone(),
+                chain_sink.clone(),
+                *preroll,
+            );
         }
         if let Err(e) = pad.link(&chain_sink) {
             let caps = pad
@@ -301,22 +313,31 @@ fn link_decoded(
 /// Lets through the decoded frames with `first <= pts < end`, noting each,
 /// and ends the video chain's stream at the first frame past the window, so
 /// that the encoder and muxer finish as at the end of a file. Frames before
-/// `first` come from decoding from the keyframe before it.
+/// `first` come from decoding from the keyframe before it; with `preroll`
+/// they go on to gendrsr, which drops them after its temporal stage.
 fn keep_window(
     decoded: &gst::Pad,
     first: gst::ClockTime,
     end: Option<gst::ClockTime>,
     frames: FrameTimes,
     chain_sink: gst::Pad,
+    preroll: bool,
 ) {
     let ended = AtomicBool::new(false);
     decoded.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(buffer) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
-        let Some(pts) = buffer.pts().filter(|pts| *pts >= first) else {
+        let Some(pts) = buffer.pts() else {
             return gst::PadProbeReturn::Drop;
         };
+        if pts < first {
+            return if preroll {
+                gst::PadProbeReturn::Ok
+            } else {
+                gst::PadProbeReturn::Drop
+            };
+        }
         if end.is_some_and(|end| pts >= end) {
             if !ended.swap(true, Ordering::SeqCst) {
                 chain_sink.send_event(gst::event::Eos::new());
@@ -330,6 +351,19 @@ fn keep_window(
             .push((pts.nseconds(), buffer.duration().map(|d| d.nseconds())));
         gst::PadProbeReturn::Ok
     });
+}
+
+/// Drops what `sr` puts out before `first`: the preroll frames that went
+/// through it only for its temporal stage's memory.
+fn drop_before(sr: &gst::Element, first: gst::ClockTime) -> Result<()> {
+    sr.static_pad("src").context("gendrsr src")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, info| match info.buffer().and_then(|b| b.pts()) {
+            Some(pts) if pts < first => gst::PadProbeReturn::Drop,
+            _ => gst::PadProbeReturn::Ok,
+        },
+    );
+    Ok(())
 }
 
 /// Starts the parsed video at the keyframe at or before `first` instead of
@@ -510,6 +544,14 @@ impl Job {
                 let chain_sink = video.first.static_pad("sink").context("queue sink")?;
                 watch_decoded(&chain_sink, video.encoding, &progress, &link_error);
                 link_decoded(&decode, chain_sink, window.as_ref(), &progress, &link_error);
+                if let Some(first) = window
+                    .as_ref()
+                    .filter(|w| w.preroll.is_some())
+                    .map(|w| w.first)
+                {
+                    // Added before the count, so that these frames are not counted.
+                    drop_before(&video.sr, first)?;
+                }
                 let frames = media::count_output(&video.sr)?;
                 (
                     video.last,
@@ -614,7 +656,10 @@ impl Job {
         );
         let stream_progress = progress.clone();
         let transcode = args.options.audio == "aac";
-        let seek_to = window.as_ref().filter(|w| w.seek).map(|w| w.first);
+        let seek_to = window
+            .as_ref()
+            .filter(|w| w.seek)
+            .map(|w| w.preroll.unwrap_or(w.first));
         let keep_subtitles = args.options.subtitles == "keep";
         let output = args.output.display().to_string();
         let keep_chapters = args.options.chapters == "keep";
