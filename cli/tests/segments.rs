@@ -219,6 +219,43 @@ fn a_planned_run_joined_equals_a_plain_run_frame_for_frame() {
     assert_same(&joined_mkv, &reference_mkv);
 }
 
+/// With the temporal stage on, each segment first runs the frames before it
+/// through gendrsr (and drops them), so its stage starts with the memory a
+/// plain run has there: joined = plain, frame for frame.
+#[test]
+fn with_the_temporal_stage_on_a_joined_run_equals_a_plain_run() {
+    let dir = tempfile::tempdir().unwrap();
+    // Segments starting at a keyframe (frame 50) and between keyframes (25, 75).
+    let input = clip(dir.path(), 50);
+    let job = dir.path().join("job");
+    let temporal = ["--temporal", "on"];
+    ok(&run(gendr()
+        .arg("plan")
+        .arg(&input)
+        .arg("--job")
+        .arg(&job)
+        .args(["--segment-seconds", "1"])
+        .args(OPTIONS)
+        .args(temporal)));
+    for index in 0..4 {
+        ok(&run_segment(&job, index));
+    }
+    let joined = dir.path().join("joined.mp4");
+    ok(&join(&job, &joined));
+    let steady = dir.path().join("plain-on.mp4");
+    ok(&run(gendr()
+        .args(["upscale", "-q"])
+        .args(OPTIONS)
+        .args(temporal)
+        .arg(&input)
+        .arg(&steady)));
+    assert_same(&joined, &steady);
+    // And the stage did change the frames, or this would prove nothing.
+    let off = dir.path().join("plain-off.mp4");
+    plain(&input, &off);
+    assert_ne!(framemd5(&steady, false), framemd5(&off, false));
+}
+
 #[test]
 fn resume_after_a_kill_redoes_nothing_finished_and_gives_the_same_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -58,6 +58,8 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
         end: (index + 1 < count).then(|| gst::ClockTime::from_nseconds(segment.end_pts_ns)),
         expected_frames: segment.frames,
         seek: index > 0,
+        preroll: (index > 0 && target.options.sr.temporal_on())
+            .then(|| preroll_start(segment.first_pts_ns, info.framerate)),
     };
     let muxer = gst::ElementFactory::make("matroskamux").build()?;
     let started = Instant::now();
@@ -193,6 +195,19 @@ fn check_frames(
         bail!("segment {index}: the encoder's frames do not match the decoded ones");
     }
     Ok((decode_order, offset))
+}
+
+/// Where to start decoding so that the temporal stage's memory (K frames)
+/// is full at a segment's first frame: twice K frame durations early, for
+/// some slack on uneven timestamps (a second early where the rate is unknown).
+fn preroll_start(first_pts_ns: u64, framerate: gst::Fraction) -> gst::ClockTime {
+    let frames = 2 * gendr::temporal::TemporalConfig::default().memory as u64;
+    let back = if framerate.numer() > 0 && framerate.denom() > 0 {
+        frames * 1_000_000_000 * framerate.denom() as u64 / framerate.numer() as u64
+    } else {
+        1_000_000_000
+    };
+    gst::ClockTime::from_nseconds(first_pts_ns.saturating_sub(back))
 }
 
 #[cfg(test)]

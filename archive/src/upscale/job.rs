@@ -39,6 +39,11 @@ pub(crate) struct Window {
     /// Whether decoding must start by seeking the demuxer (any window that
     /// does not start with the stream).
     pub seek: bool,
+    /// With gendrsr's temporal stage on: decode from the keyframe at or
+    /// before this time instead of `first`, and pass the frames before
+    /// `first` through gendrsr too (dropped after it), so that the stage
+    /// has the past frames a plain run gives it.
+    pub preroll: Option<gst::ClockTime>,
 }
 
 /// What a segment's run noted of its frames, for the done-record.
@@ -239,7 +244,7 @@ fn link_decoded(
     errors: &Arc<Mutex<Option<String>>>,
 ) {
     let (errors, progress) = (errors.clone(), progress.clone());
-    let window = window.map(|(w, notes)| (w.first, w.end, notes.clone()));
+    let window = window.map(|(w, notes)| (w.first, w.end, notes.clone(), w.preroll.is_some()));
     decode.connect_pad_added(move |decode, pad| {
         let Some(video) = pad.current_caps().and_then(|c| {
             c.structure(0)
@@ -257,8 +262,15 @@ fn link_decoded(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some((w, h));
         }
-        if let Some((first, end, notes)) = &window {
-            keep_window(pad, *first, *end, notes.clone(), chain_sink.clone());
+        if let Some((first, end, notes, preroll)) = &window {
+            keep_window(
+                pad,
+                *first,
+                *end,
+                notes.clone(),
+                chain_sink.clone(),
+                *preroll,
+            );
         }
         if let Err(e) = pad.link(&chain_sink) {
             let caps = pad
@@ -277,22 +289,31 @@ fn link_decoded(
 /// Lets through the decoded frames with `first <= pts < end`, noting each,
 /// and ends the video chain's stream at the first frame past the window, so
 /// that the encoder and muxer finish as at the end of a file. Frames before
-/// `first` come from decoding from the keyframe before it.
+/// `first` come from decoding from the keyframe before it; with `preroll`
+/// they go on to gendrsr, which drops them after its temporal stage.
 fn keep_window(
     decoded: &gst::Pad,
     first: gst::ClockTime,
     end: Option<gst::ClockTime>,
     notes: Notes,
     chain_sink: gst::Pad,
+    preroll: bool,
 ) {
     let ended = AtomicBool::new(false);
     decoded.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(buffer) = info.buffer() else {
             return gst::PadProbeReturn::Ok;
         };
-        let Some(pts) = buffer.pts().filter(|pts| *pts >= first) else {
+        let Some(pts) = buffer.pts() else {
             return gst::PadProbeReturn::Drop;
         };
+        if pts < first {
+            return if preroll {
+                gst::PadProbeReturn::Ok
+            } else {
+                gst::PadProbeReturn::Drop
+            };
+        }
         if end.is_some_and(|end| pts >= end) {
             if !ended.swap(true, Ordering::SeqCst) {
                 chain_sink.send_event(gst::event::Eos::new());
@@ -307,6 +328,19 @@ fn keep_window(
             .push((pts.nseconds(), buffer.duration().map(|d| d.nseconds())));
         gst::PadProbeReturn::Ok
     });
+}
+
+/// Drops what `sr` puts out before `first`: the preroll frames that went
+/// through it only for its temporal stage's memory.
+fn drop_before(sr: &gst::Element, first: gst::ClockTime) -> Result<()> {
+    sr.static_pad("src").context("gendrsr src")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |_, info| match info.buffer().and_then(|b| b.pts()) {
+            Some(pts) if pts < first => gst::PadProbeReturn::Drop,
+            _ => gst::PadProbeReturn::Ok,
+        },
+    );
+    Ok(())
 }
 
 /// Starts the parsed video at the keyframe at or before `first` instead of
@@ -457,6 +491,10 @@ fn upscaled_branch(
     let chain_sink = video.first.static_pad("sink").context("queue sink")?;
     watch_decoded(&chain_sink, video.encoding, progress, link_error);
     link_decoded(&decode, chain_sink, window, progress, link_error);
+    if let Some((window, _)) = window.filter(|(w, _)| w.preroll.is_some()) {
+        // Added before the count, so that these frames are not counted.
+        drop_before(&video.sr, window.first)?;
+    }
     Ok(Branch {
         frames: media::count_output(&video.sr)?,
         last: video.last,
@@ -738,7 +776,9 @@ impl Job {
             errors: link_error.clone(),
             held_video,
             video_only,
-            seek_to: window.filter(|w| w.seek).map(|w| w.first),
+            seek_to: window
+                .filter(|w| w.seek)
+                .map(|w| w.preroll.unwrap_or(w.first)),
             transcode_audio: target.options.audio == Audio::Aac,
             keep_subtitles: target.options.subtitles == KeepOrDrop::Keep,
             keep_chapters: target.options.chapters == KeepOrDrop::Keep,
