@@ -134,6 +134,12 @@ where
     PossibleValuesParser::new(names).try_map(|word| word.parse::<T>())
 }
 
+/// A parser for `--temporal`, its words listed in --help.
+fn temporal_modes() -> impl TypedValueParser<Value = TemporalMode> {
+    PossibleValuesParser::new(["auto", "on", "off"])
+        .try_map(|word| word.parse::<TemporalMode>().map_err(|e| e.to_string()))
+}
+
 /// A parser for a value the core reads from text (provider, precision).
 fn parsed<T: FromStr>(text: &str) -> Result<T, String>
 where
@@ -181,7 +187,7 @@ pub struct SrOptions {
     pub trt_cache: Option<PathBuf>,
     /// Temporal stage against flicker: auto (on for the presets measured
     /// steadier with it: anime-video-x4, realesrgan-x4), on or off.
-    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parsed::<TemporalMode>)]
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = temporal_modes())]
     pub temporal: TemporalMode,
 }
 
