@@ -5,14 +5,22 @@ use gst_video::prelude::*;
 
 use gendr_test_support::{init, model as data, run_pipeline};
 
+/// A harness around gendrsr running `model`: 32-pixel tiles, so that the
+/// small test frames take several (64 for slow_x2.onnx, whose context is 16
+/// pixels a side).
 fn harness(model: &str, caps: &str) -> gst_check::Harness {
     init();
-    let mut h = gst_check::Harness::new("gendrsr");
-    {
-        let e = h.element().unwrap();
-        e.set_property("model", data(model));
-        e.set_property("tile-size", 32u32);
-    }
+    // Set before the harness takes it: Harness::new has it playing at once,
+    // past the state where these settings can change.
+    let element = gst::ElementFactory::make("gendrsr")
+        .property("model", data(model))
+        .property(
+            "tile-size",
+            if model == "slow_x2.onnx" { 64u32 } else { 32 },
+        )
+        .build()
+        .unwrap();
+    let mut h = gst_check::Harness::with_element(&element, Some("sink"), Some("src"));
     h.play();
     h.set_src_caps_str(caps);
     h
