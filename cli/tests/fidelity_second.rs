@@ -622,3 +622,18 @@ fn pix_fmt_keep_on_ten_bit_four_two_two_stays_ten_bit() {
         finer_than_8_bits(&output)
     );
 }
+
+#[test]
+fn audio_codecs_are_named_as_users_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_audio(dir.path(), "pcm.mov", &["pcm_s16le"]);
+    let output = dir.path().join("out.mp4");
+    let refused = upscale(&[], &input, &output);
+    assert_eq!(refused.status.code(), Some(1));
+    let converted = succeeded(&upscale(&["--audio", "aac"], &input, &output));
+    for text in [stderr(&refused), converted] {
+        // Before: "the audio/x-raw audio …", GStreamer's caps name.
+        assert!(text.contains("PCM audio"), "{text}");
+        assert!(!text.contains("audio/x-raw"), "{text}");
+    }
+}
