@@ -15,6 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use gendr_archive::media;
 use gendr_archive::request::{Container, UpscaleRequest as Args};
 use gendr_archive::upscale::run_one;
+use gendr_archive::Caller;
 
 use crate::progress::{cancel_on_ctrl_c, say, Bar};
 
@@ -170,7 +171,11 @@ pub fn run(args: &Args) -> Result<()> {
                 .with_context(|| format!("{}: cannot create its folder", output.display()))
                 .and_then(|folders| {
                     made = folders;
-                    run_one(&file_args, &Bar::on(bar.clone()), &interrupted)
+                    let caller = Caller {
+                        observer: &Bar::on(bar.clone()),
+                        cancel: &interrupted,
+                    };
+                    run_one(&file_args, caller)
                 });
             *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
             multi.remove(&bar);

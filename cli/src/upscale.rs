@@ -299,13 +299,13 @@ pub fn run(args: Args) -> Result<()> {
     if args.container.is_some() {
         bail!("--container is for folder inputs; the output file's name picks its container");
     }
-    let bar = Bar::new(args.quiet);
+    let (bar, cancel) = (Bar::new(args.quiet), cancel_on_ctrl_c());
+    let caller = gendr_archive::Caller {
+        observer: &bar,
+        cancel: &cancel,
+    };
     if args.resume {
-        let caller = gendr_archive::Caller {
-            observer: &bar,
-            cancel: &cancel_on_ctrl_c(),
-        };
         return gendr_archive::segment::resume(args, caller);
     }
-    upscale::run_one(&args, &bar, &cancel_on_ctrl_c()).map(drop)
+    upscale::run_one(&args, caller).map(drop)
 }

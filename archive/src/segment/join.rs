@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -75,13 +74,11 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
     if let Some(tags) = &info.video_tags {
         appsrc.send_event(gst::event::Tag::new(tags.clone()));
     }
-    let log = Arc::new(media::ErrorLog::watch());
     let job = Job::build(
         target,
         info,
         muxer,
         partial.path(),
-        log,
         Video::Encoded(appsrc.clone()),
     )?;
     let files: Vec<_> = records
@@ -90,13 +87,7 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
         .collect();
     let feeder = std::thread::spawn(move || feed(&appsrc, &files, &times));
     others.say_losses(session.caller.observer);
-    let result = job.run(
-        info,
-        target.options,
-        session.stall_timeout,
-        session.caller.cancel,
-        session.caller.observer,
-    );
+    let result = job.run(info, target.options, session.stall_timeout, session.caller);
     let fed = feeder
         .join()
         .map_err(|_| anyhow!("the segment reader failed"))?;

@@ -2,7 +2,6 @@
 //! pipeline, video only, into segments/NNNNN.mkv with its done-record.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
@@ -61,24 +60,10 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
         seek: index > 0,
     };
     let muxer = gst::ElementFactory::make("matroskamux").build()?;
-    let log = Arc::new(media::ErrorLog::watch());
     let started = Instant::now();
-    let job = Job::build(
-        target,
-        info,
-        muxer,
-        partial.path(),
-        log,
-        Video::Segment(window),
-    )?;
+    let job = Job::build(target, info, muxer, partial.path(), Video::Segment(window))?;
     let report = job
-        .run(
-            info,
-            target.options,
-            session.stall_timeout,
-            session.caller.cancel,
-            session.caller.observer,
-        )
+        .run(info, target.options, session.stall_timeout, session.caller)
         .map_err(|e| failed(index, dir, e))?;
     let notes = report.segment;
     let caps = notes

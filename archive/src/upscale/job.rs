@@ -17,7 +17,7 @@ use super::streams::{
 use super::video;
 use crate::media::{self, MediaInfo};
 use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
-use crate::{Cancel, Error, Observer};
+use crate::{Caller, Cancel, Error, Observer};
 
 /// Where the output's video comes from, and what goes with it.
 pub(crate) enum Video {
@@ -676,9 +676,9 @@ impl Job {
         info: &media::MediaInfo,
         muxer: gst::Element,
         partial: &Path,
-        log: Arc<media::ErrorLog>,
         video: Video,
     ) -> Result<Job> {
+        let log = Arc::new(media::ErrorLog::watch());
         let pipeline = gst::Pipeline::new();
         let src = gst::ElementFactory::make("filesrc")
             .property("location", target.input)
@@ -770,13 +770,13 @@ impl Job {
         info: &MediaInfo,
         options: &UpscaleOptions,
         stall_timeout: u64,
-        cancel: &Cancel,
-        bar: &dyn Observer,
+        caller: Caller,
     ) -> Result<Report> {
+        let bar = caller.observer;
         let input_frames = self.expected_frames.or(info.frame_count()).unwrap_or(0);
         bar.start(input_frames * video::frames_per_input_frame(options, info));
         let stall_limit = (stall_timeout > 0).then(|| Duration::from_secs(stall_timeout));
-        let result = self.drive(bar, cancel, stall_limit);
+        let result = self.drive(bar, caller.cancel, stall_limit);
         bar.finish();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
