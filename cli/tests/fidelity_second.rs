@@ -637,3 +637,33 @@ fn audio_codecs_are_named_as_users_read_them() {
         assert!(!text.contains("audio/x-raw"), "{text}");
     }
 }
+
+#[test]
+fn mpeg_ps_streams_are_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("dvd.mpg");
+    let input_text = input.display().to_string();
+    // A DVD-style program stream: MPEG-2 video and MP2 audio.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=25:d=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=1",
+        "-c:v",
+        "mpeg2video",
+        "-c:a",
+        "mp2",
+        &input_text,
+    ]);
+    let output = dir.path().join("out.mkv");
+    let text = succeeded(&upscale(&[], &input, &output));
+    // The discoverer shows the video twice here (demuxed, then parsed).
+    assert!(text.contains(" 1 audio stream(s) copied"), "{text}");
+    assert!(!text.contains("more video stream"), "{text}");
+    assert_eq!(codecs(&output, "video").len(), 1);
+    assert_eq!(codecs(&output, "audio"), ["mp2"]);
+}
