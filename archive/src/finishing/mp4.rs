@@ -67,8 +67,9 @@ pub(crate) fn has_timecode_track(path: &Path) -> Result<bool> {
                 .filter(|(kind, _, _)| kind == b"hdlr")
                 .map(move |(_, at, len)| (mdia + at, len))
         })
+        .filter(|(_, len)| *len >= 12)
         // Version and flags, the component type, then the handler type.
-        .filter_map(|(hdlr, len)| (len >= 12).then(|| moov[hdlr + 8..hdlr + 12].to_vec()));
+        .map(|(hdlr, _)| &moov[hdlr + 8..hdlr + 12]);
     Ok(handler_types.into_iter().any(|t| t == b"tmcd"))
 }
 
