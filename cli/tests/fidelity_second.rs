@@ -571,3 +571,87 @@ fn a_failed_batch_file_leaves_folders_that_were_there_before() {
     );
     std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
+
+#[test]
+fn audio_codecs_are_named_as_users_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_audio(dir.path(), "pcm.mov", &["pcm_s16le"]);
+    let output = dir.path().join("out.mp4");
+    let refused = upscale(&[], &input, &output);
+    assert_eq!(refused.status.code(), Some(1));
+    let converted = succeeded(&upscale(&["--audio", "aac"], &input, &output));
+    for text in [stderr(&refused), converted] {
+        // Before: "the audio/x-raw audio …", GStreamer's caps name.
+        assert!(text.contains("PCM audio"), "{text}");
+        assert!(!text.contains("audio/x-raw"), "{text}");
+    }
+}
+
+#[test]
+fn mpeg_ps_streams_are_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("dvd.mpg");
+    let input_text = input.display().to_string();
+    // A DVD-style program stream: MPEG-2 video and MP2 audio.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=25:d=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=1",
+        "-c:v",
+        "mpeg2video",
+        "-c:a",
+        "mp2",
+        &input_text,
+    ]);
+    let output = dir.path().join("out.mkv");
+    let text = succeeded(&upscale(&[], &input, &output));
+    // The discoverer shows the video twice here (demuxed, then parsed).
+    assert!(text.contains(" 1 audio stream(s) copied"), "{text}");
+    assert!(!text.contains("more video stream"), "{text}");
+    assert_eq!(codecs(&output, "video").len(), 1);
+    assert_eq!(codecs(&output, "audio"), ["mp2"]);
+}
+
+#[test]
+fn a_timecode_track_left_out_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("tape.mov");
+    let input_text = input.display().to_string();
+    // A capture with its tape's timecode, as VHS/Betacam transfers carry it.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-timecode",
+        "01:00:00:00",
+        &input_text,
+    ]);
+    let tags: Vec<String> = ffprobe_json(&input)["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_tag_string"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(tags.contains(&"tmcd".to_string()), "{tags:?}");
+    for name in ["out.mkv", "out.mov"] {
+        let output = dir.path().join(name);
+        // Even with -q: it is a loss. Before: not a word.
+        let text = succeeded(&upscale(&["-q"], &input, &output));
+        assert!(
+            text.contains("has a timecode track, which GStreamer 1.22 cannot write"),
+            "{text}"
+        );
+    }
+    // A file without one gets no such line.
+    let plain = clip_with_audio(dir.path(), "plain.mov", &["aac"]);
+    let text = succeeded(&upscale(&["-q"], &plain, &dir.path().join("plain.mkv")));
+    assert!(!text.contains("timecode"), "{text}");
+}

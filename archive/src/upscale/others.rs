@@ -26,6 +26,8 @@ pub(crate) struct OtherStreams {
     matroska_extras: finishing::MatroskaExtras,
     /// The line on attachments a non-Matroska output cannot hold.
     lost_attachments: Option<String>,
+    /// The line on a timecode track no GStreamer 1.22 muxer writes.
+    lost_timecode: Option<String>,
 }
 
 impl OtherStreams {
@@ -45,7 +47,15 @@ impl OtherStreams {
             )),
             _ => None,
         };
+        let lost_timecode = finishing::has_timecode_track(target.input)?.then(|| {
+            format!(
+                "gendr: {} has a timecode track, which GStreamer 1.22 cannot write: left out \
+                 of {output}",
+                target.input.display()
+            )
+        });
         Ok(OtherStreams {
+            lost_timecode,
             extra_videos: streams::check_extra_videos(info, muxer, &output)?,
             keep_subtitles,
             lost_titles: streams::lost_titles(info, muxer, &output),
@@ -81,6 +91,7 @@ impl OtherStreams {
             &self.extra_videos,
             &self.lost_titles,
             &self.lost_attachments,
+            &self.lost_timecode,
         ]
         .into_iter()
         .flatten()
