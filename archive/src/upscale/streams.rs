@@ -523,6 +523,11 @@ fn nero_chapters(body: &[u8]) -> Vec<(gst::ClockTime, String)> {
 
 /// Reads the chapters of an MP4/MOV file; anything else has none here.
 fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
+    Ok(quicktime_moov(path)?.map_or(QuickTimeChapters::None, |moov| moov_chapters(&moov)))
+}
+
+/// The `moov` body of an MP4/MOV file; None for anything else.
+fn quicktime_moov(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
@@ -545,7 +550,7 @@ fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
             b"uuid",
         ];
         if first && !known.contains(&kind) {
-            return Ok(QuickTimeChapters::None);
+            return Ok(None);
         }
         first = false;
         let (header_len, size) = match size {
@@ -554,7 +559,7 @@ fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
             _ => (8, size),
         };
         if size < header_len {
-            return Ok(QuickTimeChapters::None);
+            return Ok(None);
         }
         if kind == b"moov" {
             // Even a long film's index is a few MiB; a larger one is damage.
@@ -563,11 +568,11 @@ fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
             let mut moov = vec![0u8; usize::try_from(body_len)?];
             file.seek(SeekFrom::Start(at + header_len))?;
             file.read_exact(&mut moov)?;
-            return Ok(moov_chapters(&moov));
+            return Ok(Some(moov));
         }
         at += size;
     }
-    Ok(QuickTimeChapters::None)
+    Ok(None)
 }
 
 fn moov_chapters(moov: &[u8]) -> QuickTimeChapters {
@@ -595,6 +600,56 @@ fn moov_chapters(moov: &[u8]) -> QuickTimeChapters {
     } else {
         QuickTimeChapters::None
     }
+}
+
+/// Whether a `trak` body is a sound track whose edit list starts its media
+/// later than zero (encoder priming: AAC's 1024 samples, Opus's pre-skip).
+fn edited_sound_track(trak: &[u8]) -> bool {
+    let sound = mp4_boxes(trak)
+        .filter(|(k, _)| k == b"mdia")
+        .flat_map(|(_, mdia)| mp4_boxes(mdia))
+        .any(|(k, hdlr)| &k == b"hdlr" && hdlr.get(8..12) == Some(b"soun"));
+    let delayed = mp4_boxes(trak)
+        .filter(|(k, _)| k == b"edts")
+        .flat_map(|(_, edts)| mp4_boxes(edts))
+        .filter(|(k, _)| k == b"elst")
+        .any(|(_, elst)| {
+            // version, flags, entry count, then the first entry's
+            // duration and media time (32 or 64 bits by version).
+            let media_time = match elst.first() {
+                Some(0) => elst
+                    .get(12..16)
+                    .map(|b| i64::from(i32::from_be_bytes(b.try_into().expect("4 bytes")))),
+                Some(1) => elst
+                    .get(16..24)
+                    .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))),
+                _ => None,
+            };
+            media_time.is_some_and(|t| t > 0)
+        });
+    sound && delayed
+}
+
+/// The warning for an MP4/MOV input whose audio starts inside an edit
+/// list: GStreamer 1.22's qtdemux hands on the packets before the edit
+/// outside the stream's segment (the muxer drops them) and stops before the
+/// last one (its end check compares media time with movie time), so their
+/// first and last packets are lost; through Matroska every packet is kept.
+pub(super) fn lost_audio_edges(input: &std::path::Path) -> Result<Option<String>> {
+    let Some(moov) = quicktime_moov(input)? else {
+        return Ok(None);
+    };
+    let edited = mp4_boxes(&moov)
+        .filter(|(k, trak)| k == b"trak" && edited_sound_track(trak))
+        .count();
+    Ok((edited > 0).then(|| {
+        format!(
+            "gendr: warning: {}: {edited} audio track(s) start inside an edit list (encoder \
+             priming), and GStreamer 1.22 loses packets at their start and end; to keep every \
+             packet, remux to Matroska first (ffmpeg -i IN -map 0 -c copy IN.mkv) and write .mkv",
+            input.display()
+        )
+    }))
 }
 
 /// A table of contents for matroskamux from chapter starts: each chapter
