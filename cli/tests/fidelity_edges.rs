@@ -188,10 +188,12 @@ fn audio_counts(path: &Path) -> (usize, usize) {
         .args(["-map", "0:a:0", "-ac", "1", "-f", "s16le", "-"])
         .output()
         .expect("ffmpeg runs");
+    // MPEG-TS lists the stream again under its program: the first line.
     let packets = String::from_utf8_lossy(&packets.stdout)
-        .trim()
-        .trim_end_matches(',')
-        .parse()
+        .lines()
+        .next()
+        .map(|l| l.trim().trim_end_matches(',').to_string())
+        .and_then(|n| n.parse().ok())
         .expect("a packet count");
     (packets, decoded.stdout.len() / 2)
 }
@@ -257,4 +259,46 @@ fn audio_lost_at_the_edges_of_an_mp4_edit_list_is_said_and_kept_through_matroska
     let joined_mkv = dir.path().join("joined.mkv");
     segmented(&remuxed, &dir.path().join("mkv.job"), &joined_mkv);
     assert_eq!(audio_counts(&joined_mkv), expected, "segmented run");
+}
+
+#[test]
+fn audio_cut_before_the_video_of_mpeg_ts_is_said() {
+    // AC-3 starting between the video's first DTS and PTS lost its first
+    // frame (63 → 62 packets) without a word; ffmpeg -c copy keeps it.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("broadcast.ts");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=96x64:r=25:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:r=48000:d=2",
+        "-c:v",
+        "libx264",
+        "-bf",
+        "2",
+        "-g",
+        "25",
+        "-c:a",
+        "ac3",
+        input.to_str().unwrap(),
+    ]);
+    let output = dir.path().join("plain.mkv");
+    let run = upscale(&[], &input, &output);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let (input_packets, _) = audio_counts(&input);
+    let (output_packets, _) = audio_counts(&output);
+    let cut = input_packets - output_packets;
+    assert!(cut > 0, "the loss this line reports is still there");
+    let line = format!("gendr: warning: {cut} audio packet(s) (32 ms) start before");
+    assert!(stderr(&run).contains(&line), "{}", stderr(&run));
+    let joined = segmented(
+        &input,
+        &dir.path().join("ts.job"),
+        &dir.path().join("joined.mkv"),
+    );
+    assert!(joined.contains(&line), "{joined}");
 }

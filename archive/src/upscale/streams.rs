@@ -1,7 +1,7 @@
 //! The streams beside the video: copied into the output as they are,
 //! converted where the container cannot hold them, or refused.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use gst::prelude::*;
@@ -47,6 +47,7 @@ pub(super) fn copy_audio(
                 .build()?,
         ];
     }
+    say_packets_before_start(pad);
     let queue = unbounded_queue(progress)?;
     let queue_sink = queue.static_pad("sink").context("queue sink")?;
     pipeline.add(&queue)?;
@@ -87,6 +88,55 @@ pub(super) fn copy_audio(
         .context("queue src")?
         .link(&mux_pad)?;
     Ok(())
+}
+
+/// Says, once the stream ends, how many of the audio packets on `pad`
+/// started before its segment did: the muxers clip them. MPEG-TS/PS
+/// demuxers start every stream at the video's first PTS, so audio that
+/// starts between the video's first DTS and PTS loses its first frame
+/// (`ffmpeg -c copy` keeps it).
+fn say_packets_before_start(pad: &gst::Pad) {
+    let start = Mutex::new(None::<gst::ClockTime>);
+    let cut = Mutex::new((0u64, gst::ClockTime::ZERO));
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Event(event)) => match event.view() {
+                    gst::EventView::Segment(segment) => {
+                        *start.lock().unwrap_or_else(|p| p.into_inner()) = segment
+                            .segment()
+                            .downcast_ref::<gst::ClockTime>()
+                            .and_then(|s| s.start());
+                    }
+                    gst::EventView::Eos(_) => {
+                        let (count, duration) = *cut.lock().unwrap_or_else(|p| p.into_inner());
+                        if count > 0 {
+                            eprintln!(
+                                "gendr: warning: {count} audio packet(s) ({} ms) start before \
+                                 their stream's first shown time and are cut: GStreamer 1.22's \
+                                 muxers take nothing before it (ffmpeg -c copy keeps them)",
+                                duration.mseconds()
+                            );
+                        }
+                    }
+                    _ => {}
+                },
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    let start = *start.lock().unwrap_or_else(|p| p.into_inner());
+                    if let (Some(pts), Some(start)) = (buffer.pts(), start) {
+                        if pts < start {
+                            let mut cut = cut.lock().unwrap_or_else(|p| p.into_inner());
+                            cut.0 += 1;
+                            cut.1 += buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Sends a parsed video stream beyond the first into the muxer as it is
