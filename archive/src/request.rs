@@ -371,4 +371,4 @@ mod as_text {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

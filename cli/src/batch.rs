@@ -15,6 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use gendr_archive::media;
 use gendr_archive::request::{Container, UpscaleRequest as Args};
 use gendr_archive::upscale::run_one;
+use gendr_archive::Caller;
 
 use crate::progress::{cancel_on_ctrl_c, say, Bar};
 
@@ -165,11 +166,17 @@ pub fn run(args: &Args) -> Result<()> {
             };
             let bar = multi.insert_before(&overall, ProgressBar::new(0));
             *current.lock().unwrap_or_else(|p| p.into_inner()) = Some((bar.clone(), *expected));
-            let result = output
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
+            let mut made = Vec::new();
+            let result = make_folders(output)
                 .with_context(|| format!("{}: cannot create its folder", output.display()))
-                .and_then(|()| run_one(&file_args, &Bar::on(bar.clone()), &interrupted));
+                .and_then(|folders| {
+                    made = folders;
+                    let caller = Caller {
+                        observer: &Bar::on(bar.clone()),
+                        cancel: &interrupted,
+                    };
+                    run_one(&file_args, caller)
+                });
             *current.lock().unwrap_or_else(|p| p.into_inner()) = None;
             multi.remove(&bar);
             let finished = finished_frames.fetch_add(*expected, Ordering::Relaxed) + expected;
@@ -177,11 +184,11 @@ pub fn run(args: &Args) -> Result<()> {
             match result {
                 Ok(_) => written += 1,
                 Err(_) if interrupted.is_cancelled() => {
-                    remove_empty_folders(output, &canon_out);
+                    remove_made_folders(&made);
                     break;
                 }
                 Err(e) => {
-                    remove_empty_folders(output, &canon_out);
+                    remove_made_folders(&made);
                     let reason = format!("{e:#}").replace('\n', " ");
                     say(
                         &overall,
@@ -321,14 +328,28 @@ fn output_name(rel: &Path, container: Option<Container>) -> PathBuf {
         .unwrap_or(Container::Mkv);
     rel.with_extension(container.name())
 }
-/// Removes the folders made for a failed file's output, up to the output root.
-fn remove_empty_folders(output: &Path, root: &Path) {
-    let mut dir = output.parent();
-    while let Some(d) = dir {
-        if std::fs::canonicalize(d).ok().as_deref() == Some(root) || std::fs::remove_dir(d).is_err()
-        {
+/// Makes the folders `output` needs; returns those it made, outermost
+/// first, so that a failure removes only them (a folder that was there
+/// before, read-only or not, is the user's).
+fn make_folders(output: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let Some(parent) = output.parent() else {
+        return Ok(Vec::new());
+    };
+    let missing: Vec<PathBuf> = parent
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && !d.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    std::fs::create_dir_all(parent)?;
+    Ok(missing.into_iter().rev().collect())
+}
+
+/// Removes the folders made for a failed file's output, innermost first,
+/// while they are empty.
+fn remove_made_folders(made: &[PathBuf]) {
+    for dir in made.iter().rev() {
+        if std::fs::remove_dir(dir).is_err() {
             break;
         }
-        dir = d.parent();
     }
 }

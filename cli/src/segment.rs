@@ -12,6 +12,7 @@ use gendr_archive::request::{
 };
 use gendr_archive::segment::info::JobInfo;
 use gendr_archive::segment::join::wait_for_segments;
+use gendr_archive::segment::session::Session;
 use gendr_archive::segment::{join, manifest, plan, run};
 use gendr_archive::Caller;
 
@@ -111,7 +112,8 @@ pub fn plan(args: PlanArgs) -> Result<()> {
         .as_ref()
         .map(|c| args.job.join(format!("output.{c}")));
     let options = args.options.into();
-    plan::check_options(&args.input, &options, output)?;
+    let info = media::discover(&args.input)?;
+    plan::check_options(&info, &args.input, &options, output)?;
     let manifest = plan::plan(&args.input, &options, args.container, args.segment_seconds)?;
     manifest.save(&args.job)?;
     let n = manifest.segments.len();
@@ -137,17 +139,13 @@ pub fn run_segment(args: RunSegmentArgs) -> Result<()> {
     };
     let manifest = manifest::Manifest::load(&args.job)?;
     manifest.check_input()?;
-    match run::run_segment(
-        &args.job,
-        &manifest,
-        index,
-        args.quiet,
-        args.stall_timeout,
-        Caller {
-            observer: &Bar::new(args.quiet),
-            cancel: &cancel_on_ctrl_c(),
-        },
-    )? {
+    let (bar, cancel) = (Bar::new(args.quiet), cancel_on_ctrl_c());
+    let caller = Caller {
+        observer: &bar,
+        cancel: &cancel,
+    };
+    let session = Session::new(&args.job, &manifest, args.quiet, args.stall_timeout, caller);
+    match run::run_segment(&session, index)? {
         run::Outcome::AlreadyDone => eprintln!("gendr: segment {index} is already done"),
         run::Outcome::Made => {}
     }
@@ -161,18 +159,13 @@ pub fn join(args: JoinArgs) -> Result<()> {
         wait_for_segments(&args.job, &manifest, Duration::from_secs(args.wait))?;
     }
     let claim = media::claim_output(&args.output)?;
-    join::join_into(
-        &args.job,
-        &manifest,
-        &args.output,
-        args.overwrite,
-        args.quiet,
-        args.stall_timeout,
-        Caller {
-            observer: &Bar::new(args.quiet),
-            cancel: &cancel_on_ctrl_c(),
-        },
-    )?;
+    let (bar, cancel) = (Bar::new(args.quiet), cancel_on_ctrl_c());
+    let caller = Caller {
+        observer: &bar,
+        cancel: &cancel,
+    };
+    let session = Session::new(&args.job, &manifest, args.quiet, args.stall_timeout, caller);
+    join::join_into(&session, &args.output, args.overwrite)?;
     drop(claim);
     Ok(())
 }

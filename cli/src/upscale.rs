@@ -78,8 +78,8 @@ pub struct UpscaleOptions {
     pub preset: String,
     /// Samples of the encoded video: auto (4:2:0 at the input's bit depth,
     /// 8 or 10), yuv420p (4:2:0 8-bit), yuv420p10 (4:2:0 10-bit) or keep
-    /// (what the conversion after the model gives, 4:4:4 for a 4:2:2 or
-    /// 4:4:4 input).
+    /// (the input's chroma subsampling, 4:2:0, 4:2:2 or 4:4:4, at its bit
+    /// depth, 8 or 10).
     #[arg(long, value_name = "FORMAT", default_value = "auto",
           value_parser = words::<PixFmt>(PixFmt::NAMES))]
     pub pix_fmt: PixFmt,
@@ -299,13 +299,13 @@ pub fn run(args: Args) -> Result<()> {
     if args.container.is_some() {
         bail!("--container is for folder inputs; the output file's name picks its container");
     }
-    let bar = Bar::new(args.quiet);
+    let (bar, cancel) = (Bar::new(args.quiet), cancel_on_ctrl_c());
+    let caller = gendr_archive::Caller {
+        observer: &bar,
+        cancel: &cancel,
+    };
     if args.resume {
-        let caller = gendr_archive::Caller {
-            observer: &bar,
-            cancel: &cancel_on_ctrl_c(),
-        };
         return gendr_archive::segment::resume(args, caller);
     }
-    upscale::run_one(&args, &bar, &cancel_on_ctrl_c()).map(drop)
+    upscale::run_one(&args, caller).map(drop)
 }

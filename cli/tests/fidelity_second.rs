@@ -520,3 +520,153 @@ fn a_timeline_starting_at_one_second_is_upscaled_not_called_truncated() {
         assert_eq!(decoded_audio(&output).0, decoded_audio(&input).0, "{name}");
     }
 }
+
+#[test]
+fn a_failed_batch_file_leaves_folders_that_were_there_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tree, out) = (dir.path().join("tapes"), dir.path().join("tapes-2x"));
+    for sub in ["kept", "new"] {
+        std::fs::create_dir_all(tree.join(sub)).unwrap();
+        // A y4m cut mid-frame: refused as truncated once its folder is made.
+        let whole = tree.join(sub).join("whole.y4m");
+        let whole_text = whole.display().to_string();
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=64x48:r=10:d=1",
+            "-pix_fmt",
+            "yuv420p",
+            &whole_text,
+        ]);
+        let bytes = std::fs::read(&whole).unwrap();
+        std::fs::remove_file(&whole).unwrap();
+        std::fs::write(tree.join(sub).join("cut.y4m"), &bytes[..bytes.len() - 1000]).unwrap();
+    }
+    // The user's own, read-only output folder.
+    let kept = out.join("kept");
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let out_run = Command::new(env!("CARGO_BIN_EXE_gendr"))
+        .args(["upscale", "-q", "-m", "fast"])
+        .arg(&tree)
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = stderr(&out_run);
+    assert!(!out_run.status.success(), "{text}");
+    assert!(
+        text.contains("0 written, 0 already done, 0 not video, 2 failed"),
+        "{text}"
+    );
+    // Before: the pre-existing folder was removed with the one made for the run.
+    assert!(kept.is_dir(), "the user's folder was removed: {text}");
+    assert_eq!(
+        std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+        0o555
+    );
+    assert!(
+        !out.join("new").exists(),
+        "the folder made for the failed file stays"
+    );
+    std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The share of a file's luma samples that 8 bits cannot hold (decoded as
+/// 10-bit: not a multiple of 4).
+fn finer_than_8_bits(path: &Path) -> f64 {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-f", "rawvideo", "-pix_fmt", "gray10le", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let samples: Vec<u16> = out
+        .stdout
+        .chunks_exact(2)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        .collect();
+    samples.iter().filter(|s| *s % 4 != 0).count() as f64 / samples.len() as f64
+}
+
+#[test]
+fn pix_fmt_keep_on_ten_bit_four_two_two_stays_ten_bit() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("capture.mov");
+    let input_text = input.display().to_string();
+    // A ProRes 422 capture, as VHS transfers are delivered.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=64x48:r=10:d=1",
+        "-c:v",
+        "prores_ks",
+        "-profile:v",
+        "2",
+        "-pix_fmt",
+        "yuv422p10le",
+        &input_text,
+    ]);
+    assert!(finer_than_8_bits(&input) > 0.5);
+    let output = dir.path().join("out.mkv");
+    let text = succeeded(&upscale(&["--pix-fmt", "keep"], &input, &output));
+    assert!(
+        text.contains("10-bit in the input's chroma subsampling"),
+        "{text}"
+    );
+    let probe = ffprobe_json(&output);
+    // Before: 8-bit 4:4:4 (x265 Rext) while the start line said 10-bit.
+    assert_eq!(probe["streams"][0]["pix_fmt"], "yuv422p10le");
+    assert!(
+        finer_than_8_bits(&output) > 0.5,
+        "{}",
+        finer_than_8_bits(&output)
+    );
+}
+
+#[test]
+fn audio_codecs_are_named_as_users_read_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_audio(dir.path(), "pcm.mov", &["pcm_s16le"]);
+    let output = dir.path().join("out.mp4");
+    let refused = upscale(&[], &input, &output);
+    assert_eq!(refused.status.code(), Some(1));
+    let converted = succeeded(&upscale(&["--audio", "aac"], &input, &output));
+    for text in [stderr(&refused), converted] {
+        // Before: "the audio/x-raw audio …", GStreamer's caps name.
+        assert!(text.contains("PCM audio"), "{text}");
+        assert!(!text.contains("audio/x-raw"), "{text}");
+    }
+}
+
+#[test]
+fn mpeg_ps_streams_are_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("dvd.mpg");
+    let input_text = input.display().to_string();
+    // A DVD-style program stream: MPEG-2 video and MP2 audio.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=25:d=1",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=d=1",
+        "-c:v",
+        "mpeg2video",
+        "-c:a",
+        "mp2",
+        &input_text,
+    ]);
+    let output = dir.path().join("out.mkv");
+    let text = succeeded(&upscale(&[], &input, &output));
+    // The discoverer shows the video twice here (demuxed, then parsed).
+    assert!(text.contains(" 1 audio stream(s) copied"), "{text}");
+    assert!(!text.contains("more video stream"), "{text}");
+    assert_eq!(codecs(&output, "video").len(), 1);
+    assert_eq!(codecs(&output, "audio"), ["mp2"]);
+}

@@ -171,16 +171,17 @@ fn gendrsr_x3_caps_and_tiles_match_the_whole_frame() {
 }
 
 #[test]
-fn gendrsr_x3_with_a_tile_multiple_model_when_converted() {
+fn gendrsr_x3_with_a_tile_multiple_model() {
     // Real-CUGAN x3 needs windows in multiples of 4 and pads its own edges;
     // 101x51 is neither. 96-px windows: with its 24 px of context a side, 64
-    // would move on by one pixel a tile and is refused. Runs once `make
-    // models` has converted it.
+    // would move on by one pixel a tile and is refused. `make test`
+    // converts it first (`make models`); a missing one fails, never passes
+    // unseen.
     let p = preset("cugan-x3");
-    if p["present"] != true {
-        eprintln!("cugan-x3 not converted (make models): skipped");
-        return;
-    }
+    assert_eq!(
+        p["present"], true,
+        "cugan-x3 is not converted: run make models"
+    );
     let (size, pixels) = run_gendrsr("cugan-x3", 96, 101, 51);
     assert_eq!(size, (303, 153));
     let mean = pixels.iter().map(|&v| v as f64).sum::<f64>() / pixels.len() as f64;

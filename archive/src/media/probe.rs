@@ -140,8 +140,17 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
         width: v.width(),
         height: v.height(),
         framerate: v.framerate(),
-        audio_streams: info.audio_streams().len(),
-        extra_videos: video.iter().skip(1).filter_map(|v| v.caps()).collect(),
+        audio_streams: info
+            .audio_streams()
+            .iter()
+            .filter(|a| is_outermost(a.upcast_ref()))
+            .count(),
+        extra_videos: video
+            .iter()
+            .filter(|v| is_outermost(v.upcast_ref()))
+            .skip(1)
+            .filter_map(|v| v.caps())
+            .collect(),
         subtitles: info
             .subtitle_streams()
             .iter()
@@ -183,6 +192,17 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
         },
         interlaced: v.is_interlaced().then(|| field_order(path)),
         video_tags: v.tags().and_then(|t| language_and_title(&t)),
+    })
+}
+
+/// Whether a stream is one of the file's own rather than the parsed form
+/// of another (MPEG-PS shows each stream twice: the demuxer's and, below
+/// it, the parser's), so that none is counted twice.
+fn is_outermost(stream: &gst_pbutils::DiscovererStreamInfo) -> bool {
+    stream.previous().is_none_or(|previous| {
+        previous
+            .downcast_ref::<gst_pbutils::DiscovererContainerInfo>()
+            .is_some()
     })
 }
 

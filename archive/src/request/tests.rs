@@ -11,7 +11,8 @@ const TODAYS_OPTIONS: &str = r#"{
     "subtitles": "drop", "chapters": "keep"
 }"#;
 
-fn options() -> UpscaleOptions {
+/// Options as a manifest of today holds them, for the engine's tests.
+pub(crate) fn options() -> UpscaleOptions {
     serde_json::from_str(TODAYS_OPTIONS).unwrap()
 }
 

@@ -3,17 +3,16 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 
 use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
+use super::session::Session;
 use crate::media;
 use crate::request::{Container, Target};
 use crate::upscale::{self, Job, Video};
-use crate::Caller;
 
 /// A joined frame's times, from the done-records.
 #[derive(Clone, Copy)]
@@ -24,15 +23,8 @@ struct Times {
     duration: Option<u64>,
 }
 
-pub fn join_into(
-    dir: &Path,
-    manifest: &Manifest,
-    output: &Path,
-    overwrite: bool,
-    quiet: bool,
-    stall_timeout: u64,
-    caller: Caller<'_>,
-) -> Result<()> {
+pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()> {
+    let (dir, manifest) = (session.dir, session.manifest);
     let muxer = upscale::muxer_for(output)?;
     let written = Container::of(output);
     if let Some(container) = manifest.container.filter(|c| Some(*c) != written) {
@@ -44,7 +36,7 @@ pub fn join_into(
             "the job was planned for a .{container} output, not .{ext}; name the output .{container} or plan again"
         );
     }
-    let records = done_records(dir, manifest)?;
+    let records = done_records(session)?;
     let caps = &records[0].caps;
     if let Some(other) = records.iter().find(|r| &r.caps != caps) {
         bail!(
@@ -69,8 +61,8 @@ pub fn join_into(
         options: &manifest.options,
     };
     upscale::check_output(target, overwrite)?;
-    let info = media::discover(target.input)?;
-    let others = upscale::OtherStreams::prepare(target, &info, &muxer)?;
+    let info = session.info()?;
+    let others = upscale::OtherStreams::prepare(target, info, &muxer)?;
     let partial = media::partial_for(output)?;
     let appsrc = gst_app::AppSrc::builder()
         .caps(&caps)
@@ -82,13 +74,11 @@ pub fn join_into(
     if let Some(tags) = &info.video_tags {
         appsrc.send_event(gst::event::Tag::new(tags.clone()));
     }
-    let log = Arc::new(media::ErrorLog::watch());
     let job = Job::build(
         target,
-        &info,
+        info,
         muxer,
         partial.path(),
-        log,
         Video::Encoded(appsrc.clone()),
     )?;
     let files: Vec<_> = records
@@ -96,18 +86,12 @@ pub fn join_into(
         .map(|r| manifest::segment_path(dir, r))
         .collect();
     let feeder = std::thread::spawn(move || feed(&appsrc, &files, &times));
-    others.say_losses(caller.observer);
-    let result = job.run(
-        &info,
-        target.options,
-        stall_timeout,
-        caller.cancel,
-        caller.observer,
-    );
+    others.say_losses(session.caller.observer);
+    let result = job.run(info, target.options, session.stall_timeout, session.caller);
     let fed = feeder
         .join()
         .map_err(|_| anyhow!("the segment reader failed"))?;
-    let written = result?;
+    let written = result?.frames;
     fed?;
     if written != manifest.frames {
         bail!(
@@ -117,7 +101,7 @@ pub fn join_into(
     }
     others.finish(partial.path())?;
     media::persist(partial, output, overwrite)?;
-    if !quiet {
+    if !session.quiet {
         eprintln!(
             "gendr: wrote {} ({} frames from {} segments, {:.2} s)",
             output.display(),
@@ -131,7 +115,8 @@ pub fn join_into(
 
 /// Every segment's done-record, each checked against its file; a missing
 /// or damaged one is an error naming the run-segment that remakes it.
-fn done_records(dir: &Path, manifest: &Manifest) -> Result<Vec<DoneRecord>> {
+fn done_records(session: &Session) -> Result<Vec<DoneRecord>> {
+    let (dir, manifest) = (session.dir, session.manifest);
     let mut records = Vec::new();
     let mut missing = Vec::new();
     for index in 0..manifest.segments.len() {
@@ -141,7 +126,7 @@ fn done_records(dir: &Path, manifest: &Manifest) -> Result<Vec<DoneRecord>> {
         let lock = media::FileLock::try_acquire(&manifest::lock_path(dir, index))
             .ok()
             .flatten();
-        let done = manifest::check_done(dir, manifest, index);
+        let done = session.done(index);
         if lock.is_some() {
             manifest::remove_leftovers(dir, index, done.as_ref().ok());
         }

@@ -10,5 +10,6 @@ pub mod manifest;
 pub mod plan;
 mod resume;
 pub mod run;
+pub mod session;
 
 pub use resume::resume;

@@ -8,7 +8,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use gst::prelude::*;
 
 use super::manifest::{InputId, Manifest, Segment, FORMAT, GENDR_VERSION};
-use crate::media;
+use crate::media::{self, MediaInfo};
 use crate::request::{Container, Target, UpscaleOptions};
 use crate::upscale;
 
@@ -236,11 +236,11 @@ fn check_frames_are_packets(input: &Path, packets: &[Packet]) -> Result<()> {
 /// Checks what a plan's options can be checked for before any segment runs;
 /// the other streams too when the output (or its container) is known.
 pub fn check_options(
+    info: &MediaInfo,
     input: &Path,
     options: &UpscaleOptions,
     output: Option<PathBuf>,
 ) -> Result<()> {
-    let info = media::discover(input)?;
     let output_known = output.is_some();
     let output = output.unwrap_or_default();
     let target = Target {
@@ -248,7 +248,7 @@ pub fn check_options(
         output: &output,
         options,
     };
-    upscale::check_job(&info, target, output_known)
+    upscale::check_job(info, target, output_known)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 
 use super::manifest::{self, InputId, Manifest};
+use super::session::Session;
 use super::{join, plan, run};
 use crate::media;
 use crate::request::{Container, UpscaleOptions, UpscaleRequest, DEFAULT_SEGMENT_SECONDS};
@@ -13,7 +14,8 @@ use crate::upscale;
 use crate::Caller;
 
 pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
-    plan::check_options(&args.input, &args.options, Some(args.output.clone()))?;
+    let info = media::discover(&args.input)?;
+    plan::check_options(&info, &args.input, &args.options, Some(args.output.clone()))?;
     upscale::check_output(args.target(), args.overwrite)?;
     upscale::muxer_for(&args.output)?;
     let claim = media::claim_output(&args.output)?;
@@ -38,9 +40,9 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
             args.output.display()
         );
     }
-    let done: Vec<bool> = (0..count)
-        .map(|i| manifest::check_done(&dir, &manifest, i).is_ok())
-        .collect();
+    let session =
+        Session::new(&dir, &manifest, args.quiet, args.stall_timeout, caller).with_info(info);
+    let done: Vec<bool> = (0..count).map(|i| session.done(i).is_ok()).collect();
     let finished = done.iter().filter(|d| **d).count();
     let prefix = done.iter().take_while(|d| **d).count();
     if finished == count {
@@ -54,24 +56,9 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
         eprintln!("gendr: {finished} of {count} segments already done, making the rest");
     }
     for index in (0..count).filter(|i| !done[*i]) {
-        run::run_segment(
-            &dir,
-            &manifest,
-            index,
-            args.quiet,
-            args.stall_timeout,
-            caller,
-        )?;
+        run::run_segment(&session, index)?;
     }
-    join::join_into(
-        &dir,
-        &manifest,
-        &args.output,
-        args.overwrite,
-        args.quiet,
-        args.stall_timeout,
-        caller,
-    )?;
+    join::join_into(&session, &args.output, args.overwrite)?;
     std::fs::remove_dir_all(&dir).map_err(|e| {
         anyhow!(
             "{} written, but its job folder {} could not be removed: {e}",

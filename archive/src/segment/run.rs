@@ -2,16 +2,16 @@
 //! pipeline, video only, into segments/NNNNN.mkv with its done-record.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Result};
 
-use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
+use super::manifest::{self, DoneRecord, EncoderSegment};
+use super::session::Session;
 use crate::media;
 use crate::request::Target;
 use crate::upscale::{self, Job, Video, Window};
-use crate::{Caller, Error};
+use crate::Error;
 
 /// What became of a segment.
 pub enum Outcome {
@@ -20,14 +20,8 @@ pub enum Outcome {
 }
 
 /// Makes segment `index` unless an intact one for this plan is there.
-pub fn run_segment(
-    dir: &Path,
-    manifest: &Manifest,
-    index: usize,
-    quiet: bool,
-    stall_timeout: u64,
-    caller: Caller<'_>,
-) -> Result<Outcome> {
+pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
+    let (dir, manifest) = (session.dir, session.manifest);
     let count = manifest.segments.len();
     let Some(segment) = manifest.segments.get(index) else {
         bail!(
@@ -39,7 +33,7 @@ pub fn run_segment(
     std::fs::create_dir_all(&folder)
         .map_err(|e| anyhow!("cannot write in the job folder {}: {e}", dir.display()))?;
     let _claim = claim(dir, index)?;
-    if manifest::check_done(dir, manifest, index).is_ok() {
+    if session.done(index).is_ok() {
         return Ok(Outcome::AlreadyDone);
     }
     // This run holds the segment: what other runs of it left is theirs no more.
@@ -57,59 +51,31 @@ pub fn run_segment(
         output: &output,
         options: &manifest.options,
     };
-    let info = media::discover(target.input)?;
-    upscale::check_job(&info, target, false)?;
+    let info = session.info()?;
+    upscale::check_job(info, target, false)?;
     let window = Window {
         first: gst::ClockTime::from_nseconds(segment.first_pts_ns),
         end: (index + 1 < count).then(|| gst::ClockTime::from_nseconds(segment.end_pts_ns)),
         expected_frames: segment.frames,
         seek: index > 0,
-        frames: Arc::new(Mutex::new(Vec::new())),
-        encoded: Arc::new(Mutex::new(Vec::new())),
-        caps: Arc::new(Mutex::new(None)),
-        segment: Arc::new(Mutex::new(None)),
     };
-    let (times, encoded, caps, encoder_segment) = (
-        window.frames.clone(),
-        window.encoded.clone(),
-        window.caps.clone(),
-        window.segment.clone(),
-    );
     let muxer = gst::ElementFactory::make("matroskamux").build()?;
-    let log = Arc::new(media::ErrorLog::watch());
     let started = Instant::now();
-    let job = Job::build(
-        target,
-        &info,
-        muxer,
-        partial.path(),
-        log,
-        Video::Upscale {
-            window: Some(window),
-            video_only: true,
-        },
-    )?;
-    let written = job
-        .run(
-            &info,
-            target.options,
-            stall_timeout,
-            caller.cancel,
-            caller.observer,
-        )
+    let job = Job::build(target, info, muxer, partial.path(), Video::Segment(window))?;
+    let report = job
+        .run(info, target.options, session.stall_timeout, session.caller)
         .map_err(|e| failed(index, dir, e))?;
-    let caps = caps
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let notes = report.segment;
+    let caps = notes
+        .caps
         .as_ref()
         .map(|c| c.to_string())
         .ok_or_else(|| anyhow!("segment {index}: no video was encoded"))?;
-    let times = std::mem::take(&mut *times.lock().unwrap_or_else(|p| p.into_inner()));
-    let encoded = std::mem::take(&mut *encoded.lock().unwrap_or_else(|p| p.into_inner()));
-    let (decode_order, encoder_shift) = check_frames(index, segment, &times, &encoded, written)?;
-    let encoder_segment = encoder_segment
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+    let times = notes.frames;
+    let (decode_order, encoder_shift) =
+        check_frames(index, segment, &times, &notes.encoded, report.frames)?;
+    let encoder_segment = notes
+        .segment
         .as_ref()
         .map(|s| EncoderSegment {
             start_ns: s.start().map_or(0, |t| t.nseconds()),
@@ -148,7 +114,8 @@ pub fn run_segment(
     )
     .map_err(|e| failed(index, dir, e))?;
     manifest::remove_leftovers(dir, index, Some(&record));
-    if !quiet {
+    session.made(record);
+    if !session.quiet {
         let secs = started.elapsed().as_secs_f64();
         eprintln!(
             "gendr: segment {index} of {count} done ({} frames in {secs:.1} s)",

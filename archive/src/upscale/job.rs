@@ -17,23 +17,18 @@ use super::streams::{
 use super::video;
 use crate::media::{self, MediaInfo};
 use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
-use crate::{Cancel, Error, Observer};
+use crate::{Caller, Cancel, Error, Observer};
 
 /// Where the output's video comes from, and what goes with it.
 pub(crate) enum Video {
-    /// Decoded from the input and upscaled: all of it, or one window of it
-    /// (a segment of a job), alone or with the input's other streams.
-    Upscale {
-        window: Option<Window>,
-        video_only: bool,
-    },
+    /// All of the input's video, upscaled, with its other streams.
+    Whole,
+    /// One window of the input's video, upscaled, alone: a segment of a job.
+    Segment(Window),
     /// Already encoded and parsed (a job's joined segments), pushed into this
     /// appsrc by the caller; the input gives the other streams.
     Encoded(gst_app::AppSrc),
 }
-
-/// Frames' (pts, duration) in ns, as a window notes them.
-pub(crate) type FrameTimes = Arc<Mutex<Vec<(u64, Option<u64>)>>>;
 
 /// The frames with `first <= pts < end` of the input's video.
 pub(crate) struct Window {
@@ -44,14 +39,34 @@ pub(crate) struct Window {
     /// Whether decoding must start by seeking the demuxer (any window that
     /// does not start with the stream).
     pub seek: bool,
-    /// Each frame let through, in presentation order: (pts, duration) ns.
-    pub frames: FrameTimes,
-    /// Each encoded frame's pts as the encoder stamped it, in decode order.
-    pub encoded: Arc<Mutex<Vec<u64>>>,
-    /// The encoded video's caps and segment, as the muxer got them.
-    pub caps: Arc<Mutex<Option<gst::Caps>>>,
-    pub segment: Arc<Mutex<Option<gst::FormattedSegment<gst::ClockTime>>>>,
 }
+
+/// What a segment's run noted of its frames, for the done-record.
+#[derive(Default)]
+pub(crate) struct SegmentNotes {
+    /// Each frame let through, in presentation order: (pts, duration) ns.
+    pub frames: Vec<(u64, Option<u64>)>,
+    /// Each encoded frame's pts as the encoder stamped it, in decode order.
+    pub encoded: Vec<u64>,
+    /// The encoded video's caps and segment, as the muxer got them.
+    pub caps: Option<gst::Caps>,
+    pub segment: Option<gst::FormattedSegment<gst::ClockTime>>,
+}
+
+/// What a finished run made.
+pub(crate) struct Report {
+    /// Video frames written.
+    pub frames: u64,
+    /// Errors the decoder reported (the damaged frames concealed).
+    pub decoder_errors: u64,
+    /// Packets the decoder turned into no frame (exact for codecs with a
+    /// frame per packet, the usual case).
+    pub undecodable: u64,
+    /// A segment's notes; empty for other runs.
+    pub segment: SegmentNotes,
+}
+
+type Notes = Arc<Mutex<SegmentNotes>>;
 
 /// Counts buffers through `pad` and notes their times.
 fn watch_buffers(pad: &gst::Pad, progress: &Arc<Progress>, count: fn(&Progress) -> &AtomicU64) {
@@ -219,12 +234,12 @@ fn watch_decoded(
 fn link_decoded(
     decode: &gst::Element,
     chain_sink: gst::Pad,
-    window: Option<&Window>,
+    window: Option<(&Window, &Notes)>,
     progress: &Arc<Progress>,
     errors: &Arc<Mutex<Option<String>>>,
 ) {
     let (errors, progress) = (errors.clone(), progress.clone());
-    let window = window.map(|w| (w.first, w.end, w.frames.clone()));
+    let window = window.map(|(w, notes)| (w.first, w.end, notes.clone()));
     decode.connect_pad_added(move |decode, pad| {
         let Some(video) = pad.current_caps().and_then(|c| {
             c.structure(0)
@@ -242,8 +257,8 @@ fn link_decoded(
                 .lock()
                 .unwrap_or_else(|p| p.into_inner()) = Some((w, h));
         }
-        if let Some((first, end, frames)) = &window {
-            keep_window(pad, *first, *end, frames.clone(), chain_sink.clone());
+        if let Some((first, end, notes)) = &window {
+            keep_window(pad, *first, *end, notes.clone(), chain_sink.clone());
         }
         if let Err(e) = pad.link(&chain_sink) {
             let caps = pad
@@ -267,7 +282,7 @@ fn keep_window(
     decoded: &gst::Pad,
     first: gst::ClockTime,
     end: Option<gst::ClockTime>,
-    frames: FrameTimes,
+    notes: Notes,
     chain_sink: gst::Pad,
 ) {
     let ended = AtomicBool::new(false);
@@ -285,9 +300,10 @@ fn keep_window(
             // Refused by the ended chain, which stops the decoder too.
             return gst::PadProbeReturn::Ok;
         }
-        frames
+        notes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
+            .frames
             .push((pts.nseconds(), buffer.duration().map(|d| d.nseconds())));
         gst::PadProbeReturn::Ok
     });
@@ -395,7 +411,7 @@ fn start_at(
 
 /// Lets encoded video held back until the input's streams are linked go,
 /// at the first data out of `pad` (parsebin exposes its pads together).
-fn release_held_video(pad: &gst::Pad, held: &Arc<Mutex<Option<(gst::Pad, gst::PadProbeId)>>>) {
+fn release_held_video(pad: &gst::Pad, held: &HeldVideo) {
     let held = held.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
         if let Some((pad, id)) = held.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -408,6 +424,219 @@ fn release_held_video(pad: &gst::Pad, held: &Arc<Mutex<Option<(gst::Pad, gst::Pa
 fn signal(flag: &(Mutex<bool>, std::sync::Condvar)) {
     *flag.0.lock().unwrap_or_else(|p| p.into_inner()) = true;
     flag.1.notify_all();
+}
+
+/// Rewrites the video's caps on their way into the muxer without HDR
+/// mastering metadata (see [`without_mastering_display`]).
+fn strip_mastering_display(mux_video: &gst::Pad) {
+    mux_video.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        if let Some(gst::PadProbeData::Event(event)) = &mut info.data {
+            if let Some(caps) = without_mastering_display(event) {
+                *event = gst::event::Caps::new(&caps);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Decoded, upscaled and encoded video: built up front so that errors show
+/// before anything runs; linked to the decoder once it knows the stream.
+fn upscaled_branch(
+    pipeline: &gst::Pipeline,
+    target: Target,
+    info: &MediaInfo,
+    window: Option<(&Window, &Notes)>,
+    progress: &Arc<Progress>,
+    link_error: &Arc<Mutex<Option<String>>>,
+) -> Result<Branch> {
+    let decode = gst::ElementFactory::make("decodebin").build()?;
+    let video = video::VideoChain::build(target.options, info)?;
+    pipeline.add(&decode)?;
+    pipeline.add_many(&video.elements)?;
+    gst::Element::link_many(&video.elements)?;
+    let chain_sink = video.first.static_pad("sink").context("queue sink")?;
+    watch_decoded(&chain_sink, video.encoding, progress, link_error);
+    link_decoded(&decode, chain_sink, window, progress, link_error);
+    Ok(Branch {
+        frames: media::count_output(&video.sr)?,
+        last: video.last,
+        decode: Some(decode),
+        sr: Some(video.sr),
+    })
+}
+
+/// Encoded video from the caller's appsrc, held back until the input's
+/// other streams are linked: a muxer takes no new stream once it has
+/// started, and they are linked when data leaves parsebin (it exposes its
+/// pads at once).
+fn encoded_branch(
+    pipeline: &gst::Pipeline,
+    appsrc: &gst_app::AppSrc,
+    held_video: &HeldVideo,
+) -> Result<Branch> {
+    let queue = gst::ElementFactory::make("queue").build()?;
+    pipeline.add_many([appsrc.upcast_ref(), &queue])?;
+    appsrc.link(&queue)?;
+    let frames = media::count_output(appsrc.upcast_ref())?;
+    let src_pad = appsrc.static_pad("src").context("appsrc src")?;
+    let blocked = src_pad.add_probe(
+        gst::PadProbeType::BLOCK | gst::PadProbeType::BUFFER,
+        |_, _| gst::PadProbeReturn::Ok,
+    );
+    *held_video.lock().unwrap_or_else(|p| p.into_inner()) = blocked.map(|id| (src_pad, id));
+    Ok(Branch {
+        last: queue,
+        decode: None,
+        sr: None,
+        frames,
+    })
+}
+
+/// Notes what a segment's encoder gave: each frame's pts in decode order,
+/// the caps and the segment.
+fn note_encoded(encoded_sink: &gst::Pad, notes: &Notes) {
+    let notes = notes.clone();
+    encoded_sink.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let mut notes = notes.lock().unwrap_or_else(|p| p.into_inner());
+            match &info.data {
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    if let Some(pts) = buffer.pts() {
+                        notes.encoded.push(pts.nseconds());
+                    }
+                }
+                Some(gst::PadProbeData::Event(event)) => match event.view() {
+                    gst::EventView::Caps(c) => notes.caps = Some(c.caps_owned()),
+                    gst::EventView::Segment(s) => {
+                        notes.segment = s.segment().downcast_ref::<gst::ClockTime>().cloned();
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// Counts encoded frames and gives each the duration that keeps reordered
+/// frames in the track ([`cover_reordered_frames`]).
+fn watch_encoded(encoded_sink: &gst::Pad, progress: &Arc<Progress>, muxer: &gst::Element) {
+    let progress = progress.clone();
+    let span = Mutex::new(EncodedSpan::default());
+    // matroskamux writes every frame's duration (BlockDuration), so there
+    // the frames keep their own; only mp4mux needs the cover.
+    let cover = !writes_matroska(muxer);
+    encoded_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        progress.encoded.fetch_add(1, Ordering::Relaxed);
+        if let Some(buffer) = info.buffer_mut().filter(|_| cover) {
+            let mut span = span.lock().unwrap_or_else(|p| p.into_inner());
+            cover_reordered_frames(buffer.make_mut(), &mut span);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Where each stream parsebin exposes goes: the first video to the
+/// decoder (or nowhere when the video comes encoded), audio and subtitles
+/// to the muxer as the options say, the rest nowhere.
+struct Routing {
+    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+    muxer: gst::glib::WeakRef<gst::Element>,
+    decode: Option<gst::glib::WeakRef<gst::Element>>,
+    progress: Arc<Progress>,
+    errors: Arc<Mutex<Option<String>>>,
+    held_video: HeldVideo,
+    /// A segment: the video alone.
+    video_only: bool,
+    /// Where a segment's decoding starts.
+    seek_to: Option<gst::ClockTime>,
+    transcode_audio: bool,
+    keep_subtitles: bool,
+    keep_chapters: bool,
+    /// The output's name, for messages.
+    output: String,
+}
+
+impl Routing {
+    fn connect(self, parse: &gst::Element) {
+        // parsebin would turn ASS/SSA into plain Pango markup (ssaparse):
+        // they are exposed as they are, for a container that holds them.
+        parse.connect("autoplug-continue", false, |values| {
+            let caps = values.get(2).and_then(|v| v.get::<gst::Caps>().ok());
+            let styled = caps.as_ref().and_then(|c| c.structure(0)).is_some_and(|s| {
+                matches!(s.name().as_str(), "application/x-ass" | "application/x-ssa")
+            });
+            Some((!styled).to_value())
+        });
+        let video_taken = AtomicBool::new(false);
+        parse.connect_pad_added(move |parse, pad| {
+            let (Some(pipeline), Some(muxer)) = (self.pipeline.upgrade(), self.muxer.upgrade())
+            else {
+                return;
+            };
+            release_held_video(pad, &self.held_video);
+            if !self.keep_chapters {
+                drop_toc(pad);
+            }
+            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+            let name = caps
+                .structure(0)
+                .map(|s| s.name().to_string())
+                .unwrap_or_default();
+            let result = if !name.starts_with("audio/")
+                && media::decodes_to_video(&caps)
+                && !video_taken.swap(true, Ordering::SeqCst)
+            {
+                match self.decode.as_ref().and_then(|d| d.upgrade()) {
+                    // The video comes encoded from elsewhere.
+                    None => discard(&pipeline, pad),
+                    Some(decode) => self.decode_video(parse, pad, &decode, &name),
+                }
+            } else if self.video_only {
+                // A segment holds the video alone; join adds the rest.
+                discard(&pipeline, pad)
+            } else if name.starts_with("audio/") {
+                copy_audio(
+                    &pipeline,
+                    &muxer,
+                    pad,
+                    &caps,
+                    &self.progress,
+                    self.transcode_audio,
+                )
+            } else if self.keep_subtitles && is_subtitle(&name) {
+                copy_subtitle(&pipeline, &muxer, pad, &caps, &self.output)
+            } else if !is_subtitle(&name) && media::decodes_to_video(&caps) {
+                // Video beyond the first: a second angle, copied as it is.
+                copy_video(&pipeline, &muxer, pad, &self.progress)
+            } else {
+                discard(&pipeline, pad)
+            };
+            if let Err(e) = result {
+                report(parse, &self.errors, format!("{e:#}"));
+            }
+        });
+    }
+
+    /// Sends the parsed video to the decoder, from the segment's start.
+    fn decode_video(
+        &self,
+        parse: &gst::Element,
+        pad: &gst::Pad,
+        decode: &gst::Element,
+        name: &str,
+    ) -> Result<()> {
+        watch_buffers(pad, &self.progress, |p| &p.packets);
+        if let Some(first) = self.seek_to {
+            start_at(parse, pad, first, &self.errors);
+        }
+        let sink = decode.static_pad("sink").context("decodebin sink")?;
+        pad.link(&sink)
+            .map(|_| ())
+            .map_err(|e| anyhow!("the {name} video cannot be decoded ({e:?})"))
+    }
 }
 
 pub(crate) struct Job {
@@ -423,7 +652,23 @@ pub(crate) struct Job {
     progress: Arc<Progress>,
     /// A link or configuration error found in a streaming thread.
     link_error: Arc<Mutex<Option<String>>>,
+    /// A segment's notes, filled while it runs.
+    notes: Notes,
 }
+
+/// The video branch as built: the element the muxer takes it from, and,
+/// for upscaled video, the decoder and gendrsr.
+struct Branch {
+    last: gst::Element,
+    decode: Option<gst::Element>,
+    sr: Option<gst::Element>,
+    /// Frames out of gendrsr (or the appsrc).
+    frames: Arc<AtomicU64>,
+}
+
+/// A segment's video's pad that is waiting for the input's other streams
+/// before it flows, and the probe holding it.
+type HeldVideo = Arc<Mutex<Option<(gst::Pad, gst::PadProbeId)>>>;
 
 impl Job {
     pub fn build(
@@ -431,9 +676,9 @@ impl Job {
         info: &media::MediaInfo,
         muxer: gst::Element,
         partial: &Path,
-        log: Arc<media::ErrorLog>,
         video: Video,
     ) -> Result<Job> {
+        let log = Arc::new(media::ErrorLog::watch());
         let pipeline = gst::Pipeline::new();
         let src = gst::ElementFactory::make("filesrc")
             .property("location", target.input)
@@ -448,193 +693,58 @@ impl Job {
         let mux_video = muxer
             .request_pad_simple("video_%u")
             .context("the muxer takes no video")?;
-        mux_video.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
-            if let Some(gst::PadProbeData::Event(event)) = &mut info.data {
-                if let Some(caps) = without_mastering_display(event) {
-                    *event = gst::event::Caps::new(&caps);
-                }
-            }
-            gst::PadProbeReturn::Ok
-        });
+        strip_mastering_display(&mux_video);
         let progress = Arc::new(Progress::new());
         let link_error = Arc::new(Mutex::new(None));
-        let held_video = Arc::new(Mutex::new(None::<(gst::Pad, gst::PadProbeId)>));
+        let held_video = HeldVideo::default();
+        let notes = Notes::default();
 
-        let (queue_out, decode, sr, frames, window, video_only) = match video {
-            Video::Upscale { window, video_only } => {
-                // The video branch is built up front so that errors show before anything runs.
-                let decode = gst::ElementFactory::make("decodebin").build()?;
-                let video = video::VideoChain::build(target.options, info)?;
-                pipeline.add(&decode)?;
-                pipeline.add_many(&video.elements)?;
-                gst::Element::link_many(&video.elements)?;
-                let chain_sink = video.first.static_pad("sink").context("queue sink")?;
-                watch_decoded(&chain_sink, video.encoding, &progress, &link_error);
-                link_decoded(&decode, chain_sink, window.as_ref(), &progress, &link_error);
-                let frames = media::count_output(&video.sr)?;
-                (
-                    video.last,
-                    Some(decode),
-                    Some(video.sr),
-                    frames,
-                    window,
-                    video_only,
-                )
-            }
-            Video::Encoded(appsrc) => {
-                let queue = gst::ElementFactory::make("queue").build()?;
-                pipeline.add_many([appsrc.upcast_ref(), &queue])?;
-                appsrc.link(&queue)?;
-                let frames = media::count_output(appsrc.upcast_ref())?;
-                // A muxer takes no new stream once it has started: the video
-                // waits until the input's streams are all linked, which they
-                // are when data leaves parsebin (it exposes its pads at once).
-                let src_pad = appsrc.static_pad("src").context("appsrc src")?;
-                let blocked = src_pad.add_probe(
-                    gst::PadProbeType::BLOCK | gst::PadProbeType::BUFFER,
-                    |_, _| gst::PadProbeReturn::Ok,
-                );
-                *held_video.lock().unwrap_or_else(|p| p.into_inner()) =
-                    blocked.map(|id| (src_pad, id));
-                (queue, None, None, frames, None, false)
-            }
+        let window = match &video {
+            Video::Segment(window) => Some(window),
+            Video::Whole | Video::Encoded(_) => None,
         };
-        queue_out
+        let branch = match &video {
+            Video::Whole | Video::Segment(_) => upscaled_branch(
+                &pipeline,
+                target,
+                info,
+                window.map(|w| (w, &notes)),
+                &progress,
+                &link_error,
+            )?,
+            Video::Encoded(appsrc) => encoded_branch(&pipeline, appsrc, &held_video)?,
+        };
+        branch
+            .last
             .static_pad("src")
             .context("queue src")?
             .link(&mux_video)?;
-        let encoded_sink = queue_out.static_pad("sink").context("queue sink")?;
-        if let Some(window) = &window {
-            let (encoded, caps, segment) = (
-                window.encoded.clone(),
-                window.caps.clone(),
-                window.segment.clone(),
-            );
-            encoded_sink.add_probe(
-                gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-                move |_, info| {
-                    match &info.data {
-                        Some(gst::PadProbeData::Buffer(buffer)) => {
-                            if let Some(pts) = buffer.pts() {
-                                encoded
-                                    .lock()
-                                    .unwrap_or_else(|p| p.into_inner())
-                                    .push(pts.nseconds());
-                            }
-                        }
-                        Some(gst::PadProbeData::Event(event)) => match event.view() {
-                            gst::EventView::Caps(c) => {
-                                *caps.lock().unwrap_or_else(|p| p.into_inner()) =
-                                    Some(c.caps_owned());
-                            }
-                            gst::EventView::Segment(s) => {
-                                *segment.lock().unwrap_or_else(|p| p.into_inner()) =
-                                    s.segment().downcast_ref::<gst::ClockTime>().cloned();
-                            }
-                            _ => {}
-                        },
-                        _ => {}
-                    }
-                    gst::PadProbeReturn::Ok
-                },
-            );
+        let encoded_sink = branch.last.static_pad("sink").context("queue sink")?;
+        if window.is_some() {
+            note_encoded(&encoded_sink, &notes);
         }
-        {
-            let progress = progress.clone();
-            let span = Mutex::new(EncodedSpan::default());
-            // matroskamux writes every frame's duration (BlockDuration), so
-            // there the frames keep their own; only mp4mux needs the cover.
-            let cover = !writes_matroska(&muxer);
-            encoded_sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                progress.encoded.fetch_add(1, Ordering::Relaxed);
-                if let Some(buffer) = info.buffer_mut().filter(|_| cover) {
-                    let mut span = span.lock().unwrap_or_else(|p| p.into_inner());
-                    cover_reordered_frames(buffer.make_mut(), &mut span);
-                }
-                gst::PadProbeReturn::Ok
-            });
-        }
+        watch_encoded(&encoded_sink, &progress, &muxer);
         watch_buffers(
             &sink.static_pad("sink").context("filesink sink")?,
             &progress,
             |p| &p.muxed,
         );
-
-        // parsebin would turn ASS/SSA into plain Pango markup (ssaparse):
-        // they are exposed as they are, for a container that holds them.
-        parse.connect("autoplug-continue", false, |values| {
-            let caps = values.get(2).and_then(|v| v.get::<gst::Caps>().ok());
-            let styled = caps.as_ref().and_then(|c| c.structure(0)).is_some_and(|s| {
-                matches!(s.name().as_str(), "application/x-ass" | "application/x-ssa")
-            });
-            Some((!styled).to_value())
-        });
-        let video_taken = Arc::new(AtomicBool::new(false));
-        let weak_pipeline = pipeline.downgrade();
-        let (decode_weak, muxer_weak, errors) = (
-            decode.as_ref().map(|d| d.downgrade()),
-            muxer.downgrade(),
-            link_error.clone(),
-        );
-        let stream_progress = progress.clone();
-        let transcode = target.options.audio == Audio::Aac;
-        let seek_to = window.as_ref().filter(|w| w.seek).map(|w| w.first);
-        let keep_subtitles = target.options.subtitles == KeepOrDrop::Keep;
-        let output = target.output.display().to_string();
-        let keep_chapters = target.options.chapters == KeepOrDrop::Keep;
-        parse.connect_pad_added(move |parse, pad| {
-            let (Some(pipeline), Some(muxer)) = (weak_pipeline.upgrade(), muxer_weak.upgrade())
-            else {
-                return;
-            };
-            release_held_video(pad, &held_video);
-            if !keep_chapters {
-                drop_toc(pad);
-            }
-            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-            let name = caps
-                .structure(0)
-                .map(|s| s.name().to_string())
-                .unwrap_or_default();
-            let result = if !name.starts_with("audio/")
-                && media::decodes_to_video(&caps)
-                && !video_taken.swap(true, Ordering::SeqCst)
-            {
-                match decode_weak.as_ref().and_then(|d| d.upgrade()) {
-                    // The video comes encoded from elsewhere.
-                    None => discard(&pipeline, pad),
-                    Some(decode) => {
-                        watch_buffers(pad, &stream_progress, |p| &p.packets);
-                        if let Some(first) = seek_to {
-                            start_at(parse, pad, first, &errors);
-                        }
-                        decode
-                            .static_pad("sink")
-                            .ok_or_else(|| anyhow!("decodebin sink"))
-                            .and_then(|s| {
-                                pad.link(&s).map(|_| ()).map_err(|e| {
-                                    anyhow!("the {name} video cannot be decoded ({e:?})")
-                                })
-                            })
-                    }
-                }
-            } else if video_only {
-                // A segment holds the video alone; join adds the rest.
-                discard(&pipeline, pad)
-            } else if name.starts_with("audio/") {
-                copy_audio(&pipeline, &muxer, pad, &caps, &stream_progress, transcode)
-            } else if keep_subtitles && is_subtitle(&name) {
-                copy_subtitle(&pipeline, &muxer, pad, &caps, &output)
-            } else if !is_subtitle(&name) && media::decodes_to_video(&caps) {
-                // Video beyond the first: a second angle, copied as it is.
-                copy_video(&pipeline, &muxer, pad, &stream_progress)
-            } else {
-                discard(&pipeline, pad)
-            };
-            if let Err(e) = result {
-                report(parse, &errors, format!("{e:#}"));
-            }
-        });
+        let video_only = window.is_some();
+        Routing {
+            pipeline: pipeline.downgrade(),
+            muxer: muxer.downgrade(),
+            decode: branch.decode.as_ref().map(|d| d.downgrade()),
+            progress: progress.clone(),
+            errors: link_error.clone(),
+            held_video,
+            video_only,
+            seek_to: window.filter(|w| w.seek).map(|w| w.first),
+            transcode_audio: target.options.audio == Audio::Aac,
+            keep_subtitles: target.options.subtitles == KeepOrDrop::Keep,
+            keep_chapters: target.options.chapters == KeepOrDrop::Keep,
+            output: target.output.display().to_string(),
+        }
+        .connect(&parse);
         // Without the other streams the job ends with the video, not with the
         // input: the demuxer would otherwise read the rest of the file.
         let done_sink = video_only.then(|| {
@@ -644,28 +754,29 @@ impl Job {
         Ok(Job {
             pipeline,
             log,
-            sr,
-            frames,
-            expected_frames: window.as_ref().map(|w| w.expected_frames),
+            sr: branch.sr,
+            frames: branch.frames,
+            expected_frames: window.map(|w| w.expected_frames),
             done_sink,
             progress,
             link_error,
+            notes,
         })
     }
 
-    /// Runs to the end, telling `bar` the progress; returns the number of frames written.
+    /// Runs to the end, telling `bar` the progress.
     pub fn run(
         &self,
         info: &MediaInfo,
         options: &UpscaleOptions,
         stall_timeout: u64,
-        cancel: &Cancel,
-        bar: &dyn Observer,
-    ) -> Result<u64> {
+        caller: Caller,
+    ) -> Result<Report> {
+        let bar = caller.observer;
         let input_frames = self.expected_frames.or(info.frame_count()).unwrap_or(0);
         bar.start(input_frames * video::frames_per_input_frame(options, info));
         let stall_limit = (stall_timeout > 0).then(|| Duration::from_secs(stall_timeout));
-        let result = self.drive(bar, cancel, stall_limit);
+        let result = self.drive(bar, caller.cancel, stall_limit);
         bar.finish();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
@@ -683,7 +794,13 @@ impl Job {
                 );
             }
         }
-        Ok(self.frames.load(Ordering::Relaxed))
+        let notes = std::mem::take(&mut *self.notes.lock().unwrap_or_else(|p| p.into_inner()));
+        Ok(Report {
+            frames: self.frames.load(Ordering::Relaxed),
+            decoder_errors: self.log.decoder_errors(),
+            undecodable: self.undecodable(),
+            segment: notes,
+        })
     }
 
     fn drive(
@@ -772,9 +889,7 @@ impl Job {
         }
     }
 
-    /// Packets the decoder turned into no frame (exact for codecs with a
-    /// frame per packet, the usual case).
-    pub fn undecodable(&self) -> u64 {
+    fn undecodable(&self) -> u64 {
         let packets = self.progress.packets.load(Ordering::Relaxed);
         packets.saturating_sub(self.progress.decoded.load(Ordering::Relaxed))
     }

@@ -1,14 +1,13 @@
 //! `gendr upscale`: decode → gendrsr → encode → mux, audio copied, written
 //! to a temporary name and renamed only when the whole file is done.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
 
 use crate::media::{self, partial_for, persist};
 use crate::request::UpscaleRequest;
-use crate::{Cancel, Observer};
+use crate::Caller;
 
 mod check;
 mod encode;
@@ -26,7 +25,8 @@ pub(crate) use others::OtherStreams;
 
 /// One file, start to finish, telling `bar` how it goes: all of
 /// `gendr upscale IN OUT`, and each file of a batch. Returns the frames written.
-pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, cancel: &Cancel) -> Result<u64> {
+pub fn run_one(args: &UpscaleRequest, caller: Caller) -> Result<u64> {
+    let bar = caller.observer;
     let info = media::discover(&args.input)?;
     let (encoding, video_notes) = check_options(&info, args.target())?;
     check_output(args.target(), args.overwrite)?;
@@ -44,18 +44,7 @@ pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, cancel: &Cancel) -> Re
     check_output(args.target(), args.overwrite)?;
     let partial = partial_for(&args.output)?;
 
-    let log = Arc::new(media::ErrorLog::watch());
-    let job = Job::build(
-        args.target(),
-        &info,
-        muxer,
-        partial.path(),
-        log.clone(),
-        Video::Upscale {
-            window: None,
-            video_only: false,
-        },
-    )?;
+    let job = Job::build(args.target(), &info, muxer, partial.path(), Video::Whole)?;
     if !args.quiet {
         let fps = info.framerate;
         bar.say(&format!(
@@ -84,10 +73,9 @@ pub fn run_one(args: &UpscaleRequest, bar: &dyn Observer, cancel: &Cancel) -> Re
     }
     others.say_losses(bar);
     let started = Instant::now();
-    let frames = job.run(&info, &args.options, args.stall_timeout, cancel, bar)?;
+    let report = job.run(&info, &args.options, args.stall_timeout, caller)?;
     others.finish(partial.path())?;
-    let damaged = log.decoder_errors();
-    let undecodable = job.undecodable();
+    let (frames, damaged, undecodable) = (report.frames, report.decoder_errors, report.undecodable);
     persist(partial, &args.output, args.overwrite)?;
     drop(claim);
     let secs = started.elapsed().as_secs_f64();

@@ -22,22 +22,24 @@ pub(super) fn copy_audio(
     let template = muxer
         .pad_template("audio_%u")
         .context("the output container takes no audio")?;
-    let codec = caps
-        .structure(0)
-        .map(|s| s.name().to_string())
-        .unwrap_or_default();
+    // What a user reads ("Raw 16-bit PCM audio", "MPEG-4 AAC"), not the caps
+    // name; pbutils describes fixed caps only (unfixed ones, as tsdemux's
+    // pads may still have, make it return NULL, which crashed gendr).
+    let codec = match caps.structure(0) {
+        Some(_) if caps.is_fixed() => gst_pbutils::pb_utils_get_codec_description(caps).to_string(),
+        Some(s) => format!("{} audio", s.name()),
+        None => "this audio".to_string(),
+    };
     // Elements between the parsed pad and the queue: none for a copy.
     let mut chain = Vec::new();
     if !template.caps().can_intersect(caps) {
         if !transcode {
             bail!(
-                "the {codec} audio cannot be copied into this container; use .mkv, or --audio aac \
+                "{codec} cannot be copied into this container; use .mkv, or --audio aac \
                  to re-encode it"
             );
         }
-        eprintln!(
-            "gendr: {codec} audio re-encoded as AAC 256 kbit/s (this container cannot hold it)"
-        );
+        eprintln!("gendr: {codec} re-encoded as AAC 256 kbit/s (this container cannot hold it)");
         chain = vec![
             gst::ElementFactory::make("decodebin").build()?,
             gst::ElementFactory::make("audioconvert").build()?,

@@ -2,16 +2,7 @@ use super::*;
 use crate::segment::manifest::{InputId, Segment};
 
 fn manifest() -> Manifest {
-    let options = serde_json::from_str(
-        r#"{
-        "sr": {"model": "fast", "tile": 0, "overlap": 8, "provider": "auto", "precision": "auto",
-               "device_id": 0, "streams": 0, "threads": 0, "batch": 0, "max_frames_in_flight": 4,
-               "trt_cache": null},
-        "codec": null, "crf": 18, "preset": "medium", "pix_fmt": "auto", "audio": "copy",
-        "deinterlace": "auto", "scale": null, "width": null, "height": null,
-        "subtitles": "keep", "chapters": "keep"}"#,
-    )
-    .unwrap();
+    let options = crate::request::tests::options();
     let segment = |index: usize| Segment {
         index,
         first_frame: index as u64 * 25,
