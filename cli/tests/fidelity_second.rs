@@ -670,3 +670,42 @@ fn mpeg_ps_streams_are_counted_once() {
     assert_eq!(codecs(&output, "video").len(), 1);
     assert_eq!(codecs(&output, "audio"), ["mp2"]);
 }
+
+#[test]
+fn a_timecode_track_left_out_is_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("tape.mov");
+    let input_text = input.display().to_string();
+    // A capture with its tape's timecode, as VHS/Betacam transfers carry it.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=25:d=1",
+        "-c:v",
+        "libx264",
+        "-timecode",
+        "01:00:00:00",
+        &input_text,
+    ]);
+    let tags: Vec<String> = ffprobe_json(&input)["streams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["codec_tag_string"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(tags.contains(&"tmcd".to_string()), "{tags:?}");
+    for name in ["out.mkv", "out.mov"] {
+        let output = dir.path().join(name);
+        // Even with -q: it is a loss. Before: not a word.
+        let text = succeeded(&upscale(&["-q"], &input, &output));
+        assert!(
+            text.contains("has a timecode track, which GStreamer 1.22 cannot write"),
+            "{text}"
+        );
+    }
+    // A file without one gets no such line.
+    let plain = clip_with_audio(dir.path(), "plain.mov", &["aac"]);
+    let text = succeeded(&upscale(&["-q"], &plain, &dir.path().join("plain.mkv")));
+    assert!(!text.contains("timecode"), "{text}");
+}

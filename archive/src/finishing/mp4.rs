@@ -46,6 +46,32 @@ pub(crate) fn repair_opus_boxes(path: &Path) -> Result<usize> {
     Ok(repaired)
 }
 
+/// Whether the MP4/MOV file at `path` has a timecode track (`tmcd`, as
+/// capture tools and `ffmpeg -timecode` write), which GStreamer 1.22's
+/// muxers cannot write.
+pub(crate) fn has_timecode_track(path: &Path) -> Result<bool> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    let Some((_, moov)) = read_moov(&mut file)? else {
+        return Ok(false);
+    };
+    let handler_types = boxes(&moov)
+        .into_iter()
+        .filter(|(kind, _, _)| kind == b"trak")
+        .flat_map(|(_, at, len)| boxes(&moov[at..at + len]).into_iter().map(move |b| (at, b)))
+        .filter(|(_, (kind, _, _))| kind == b"mdia")
+        .flat_map(|(trak, (_, at, len))| {
+            let mdia = trak + at;
+            boxes(&moov[mdia..mdia + len])
+                .into_iter()
+                .filter(|(kind, _, _)| kind == b"hdlr")
+                .map(move |(_, at, len)| (mdia + at, len))
+        })
+        // Version and flags, the component type, then the handler type.
+        .filter_map(|(hdlr, len)| (len >= 12).then(|| moov[hdlr + 8..hdlr + 12].to_vec()));
+    Ok(handler_types.into_iter().any(|t| t == b"tmcd"))
+}
+
 /// The file offset of the `moov` body and the body itself, if there is one.
 fn read_moov(file: &mut std::fs::File) -> Result<Option<(u64, Vec<u8>)>> {
     let file_len = file.metadata()?.len();

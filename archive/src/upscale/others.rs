@@ -28,6 +28,8 @@ pub(crate) struct OtherStreams {
     lost_attachments: Option<String>,
     /// The line on audio packets lost at the edges of an MP4/MOV input.
     lost_audio_edges: Option<String>,
+    /// The line on a timecode track no GStreamer 1.22 muxer writes.
+    lost_timecode: Option<String>,
 }
 
 impl OtherStreams {
@@ -47,7 +49,15 @@ impl OtherStreams {
             )),
             _ => None,
         };
+        let lost_timecode = finishing::has_timecode_track(target.input)?.then(|| {
+            format!(
+                "gendr: {} has a timecode track, which GStreamer 1.22 cannot write: left out \
+                 of {output}",
+                target.input.display()
+            )
+        });
         Ok(OtherStreams {
+            lost_timecode,
             extra_videos: streams::check_extra_videos(info, muxer, &output)?,
             keep_subtitles,
             lost_titles: streams::lost_titles(info, muxer, &output),
@@ -85,6 +95,7 @@ impl OtherStreams {
             &self.lost_titles,
             &self.lost_attachments,
             &self.lost_audio_edges,
+            &self.lost_timecode,
         ]
         .into_iter()
         .flatten()
