@@ -79,8 +79,8 @@ pub struct UpscaleOptions {
     pub preset: String,
     /// Samples of the encoded video: auto (4:2:0 at the input's bit depth,
     /// 8 or 10), yuv420p (4:2:0 8-bit), yuv420p10 (4:2:0 10-bit) or keep
-    /// (what the model's output gives: 4:4:4 for an 8-bit 4:2:2 or 4:4:4
-    /// input, 4:2:0 10-bit for a deeper one).
+    /// (the input's chroma subsampling, 4:2:0, 4:2:2 or 4:4:4, at its bit
+    /// depth, 8 or 10).
     #[arg(long, value_name = "FORMAT", default_value = "auto",
           value_parser = words::<PixFmt>(PixFmt::NAMES))]
     pub pix_fmt: PixFmt,

@@ -26,6 +26,8 @@ pub(crate) struct OtherStreams {
     matroska_extras: finishing::MatroskaExtras,
     /// The line on attachments a non-Matroska output cannot hold.
     lost_attachments: Option<String>,
+    /// The line on audio packets lost at the edges of an MP4/MOV input.
+    lost_audio_edges: Option<String>,
     /// The line on a timecode track no GStreamer 1.22 muxer writes.
     lost_timecode: Option<String>,
 }
@@ -69,6 +71,7 @@ impl OtherStreams {
             writes_matroska,
             matroska_extras,
             lost_attachments,
+            lost_audio_edges: streams::lost_audio_edges(target.input)?,
         })
     }
 
@@ -91,6 +94,7 @@ impl OtherStreams {
             &self.extra_videos,
             &self.lost_titles,
             &self.lost_attachments,
+            &self.lost_audio_edges,
             &self.lost_timecode,
         ]
         .into_iter()

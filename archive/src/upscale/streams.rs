@@ -1,7 +1,7 @@
 //! The streams beside the video: copied into the output as they are,
 //! converted where the container cannot hold them, or refused.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
 use gst::prelude::*;
@@ -22,8 +22,14 @@ pub(super) fn copy_audio(
     let template = muxer
         .pad_template("audio_%u")
         .context("the output container takes no audio")?;
-    // What a user reads ("Raw 16-bit PCM audio", "MPEG-4 AAC"), not the caps name.
-    let codec = gst_pbutils::pb_utils_get_codec_description(caps).to_string();
+    // What a user reads ("Raw 16-bit PCM audio", "MPEG-4 AAC"), not the caps
+    // name; pbutils describes fixed caps only (unfixed ones, as tsdemux's
+    // pads may still have, make it return NULL, which crashed gendr).
+    let codec = match caps.structure(0) {
+        Some(_) if caps.is_fixed() => gst_pbutils::pb_utils_get_codec_description(caps).to_string(),
+        Some(s) => format!("{} audio", s.name()),
+        None => "this audio".to_string(),
+    };
     // Elements between the parsed pad and the queue: none for a copy.
     let mut chain = Vec::new();
     if !template.caps().can_intersect(caps) {
@@ -43,6 +49,7 @@ pub(super) fn copy_audio(
                 .build()?,
         ];
     }
+    say_packets_before_start(pad);
     let queue = unbounded_queue(progress)?;
     let queue_sink = queue.static_pad("sink").context("queue sink")?;
     pipeline.add(&queue)?;
@@ -83,6 +90,55 @@ pub(super) fn copy_audio(
         .context("queue src")?
         .link(&mux_pad)?;
     Ok(())
+}
+
+/// Says, once the stream ends, how many of the audio packets on `pad`
+/// started before its segment did: the muxers clip them. MPEG-TS/PS
+/// demuxers start every stream at the video's first PTS, so audio that
+/// starts between the video's first DTS and PTS loses its first frame
+/// (`ffmpeg -c copy` keeps it).
+fn say_packets_before_start(pad: &gst::Pad) {
+    let start = Mutex::new(None::<gst::ClockTime>);
+    let cut = Mutex::new((0u64, gst::ClockTime::ZERO));
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Event(event)) => match event.view() {
+                    gst::EventView::Segment(segment) => {
+                        *start.lock().unwrap_or_else(|p| p.into_inner()) = segment
+                            .segment()
+                            .downcast_ref::<gst::ClockTime>()
+                            .and_then(|s| s.start());
+                    }
+                    gst::EventView::Eos(_) => {
+                        let (count, duration) = *cut.lock().unwrap_or_else(|p| p.into_inner());
+                        if count > 0 {
+                            eprintln!(
+                                "gendr: warning: {count} audio packet(s) ({} ms) start before \
+                                 their stream's first shown time and are cut: GStreamer 1.22's \
+                                 muxers take nothing before it (ffmpeg -c copy keeps them)",
+                                duration.mseconds()
+                            );
+                        }
+                    }
+                    _ => {}
+                },
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    let start = *start.lock().unwrap_or_else(|p| p.into_inner());
+                    if let (Some(pts), Some(start)) = (buffer.pts(), start) {
+                        if pts < start {
+                            let mut cut = cut.lock().unwrap_or_else(|p| p.into_inner());
+                            cut.0 += 1;
+                            cut.1 += buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// Sends a parsed video stream beyond the first into the muxer as it is
@@ -519,6 +575,11 @@ fn nero_chapters(body: &[u8]) -> Vec<(gst::ClockTime, String)> {
 
 /// Reads the chapters of an MP4/MOV file; anything else has none here.
 fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
+    Ok(quicktime_moov(path)?.map_or(QuickTimeChapters::None, |moov| moov_chapters(&moov)))
+}
+
+/// The `moov` body of an MP4/MOV file; None for anything else.
+fn quicktime_moov(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
     use std::io::{Read, Seek, SeekFrom};
     let mut file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
@@ -541,7 +602,7 @@ fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
             b"uuid",
         ];
         if first && !known.contains(&kind) {
-            return Ok(QuickTimeChapters::None);
+            return Ok(None);
         }
         first = false;
         let (header_len, size) = match size {
@@ -550,7 +611,7 @@ fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
             _ => (8, size),
         };
         if size < header_len {
-            return Ok(QuickTimeChapters::None);
+            return Ok(None);
         }
         if kind == b"moov" {
             // Even a long film's index is a few MiB; a larger one is damage.
@@ -559,11 +620,11 @@ fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
             let mut moov = vec![0u8; usize::try_from(body_len)?];
             file.seek(SeekFrom::Start(at + header_len))?;
             file.read_exact(&mut moov)?;
-            return Ok(moov_chapters(&moov));
+            return Ok(Some(moov));
         }
         at += size;
     }
-    Ok(QuickTimeChapters::None)
+    Ok(None)
 }
 
 fn moov_chapters(moov: &[u8]) -> QuickTimeChapters {
@@ -591,6 +652,56 @@ fn moov_chapters(moov: &[u8]) -> QuickTimeChapters {
     } else {
         QuickTimeChapters::None
     }
+}
+
+/// Whether a `trak` body is a sound track whose edit list starts its media
+/// later than zero (encoder priming: AAC's 1024 samples, Opus's pre-skip).
+fn edited_sound_track(trak: &[u8]) -> bool {
+    let sound = mp4_boxes(trak)
+        .filter(|(k, _)| k == b"mdia")
+        .flat_map(|(_, mdia)| mp4_boxes(mdia))
+        .any(|(k, hdlr)| &k == b"hdlr" && hdlr.get(8..12) == Some(b"soun"));
+    let delayed = mp4_boxes(trak)
+        .filter(|(k, _)| k == b"edts")
+        .flat_map(|(_, edts)| mp4_boxes(edts))
+        .filter(|(k, _)| k == b"elst")
+        .any(|(_, elst)| {
+            // version, flags, entry count, then the first entry's
+            // duration and media time (32 or 64 bits by version).
+            let media_time = match elst.first() {
+                Some(0) => elst
+                    .get(12..16)
+                    .map(|b| i64::from(i32::from_be_bytes(b.try_into().expect("4 bytes")))),
+                Some(1) => elst
+                    .get(16..24)
+                    .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))),
+                _ => None,
+            };
+            media_time.is_some_and(|t| t > 0)
+        });
+    sound && delayed
+}
+
+/// The warning for an MP4/MOV input whose audio starts inside an edit
+/// list: GStreamer 1.22's qtdemux hands on the packets before the edit
+/// outside the stream's segment (the muxer drops them) and stops before the
+/// last one (its end check compares media time with movie time), so their
+/// first and last packets are lost; through Matroska every packet is kept.
+pub(super) fn lost_audio_edges(input: &std::path::Path) -> Result<Option<String>> {
+    let Some(moov) = quicktime_moov(input)? else {
+        return Ok(None);
+    };
+    let edited = mp4_boxes(&moov)
+        .filter(|(k, trak)| k == b"trak" && edited_sound_track(trak))
+        .count();
+    Ok((edited > 0).then(|| {
+        format!(
+            "gendr: warning: {}: {edited} audio track(s) start inside an edit list (encoder \
+             priming), and GStreamer 1.22 loses packets at their start and end; to keep every \
+             packet, remux to Matroska first (ffmpeg -i IN -map 0 -c copy IN.mkv) and write .mkv",
+            input.display()
+        )
+    }))
 }
 
 /// A table of contents for matroskamux from chapter starts: each chapter
