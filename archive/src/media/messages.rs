@@ -2,7 +2,7 @@
 //! decoder errors a run reports.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use gst::prelude::*;
 
@@ -54,60 +54,35 @@ pub fn warning_text(warning: &gst::message::Warning) -> String {
 
 /// What GStreamer's log says that its bus does not: the errors libav's
 /// decoders log while they conceal damage in the input (they post nothing
-/// and flag no buffer), and why gendrsr refused caps (a refused negotiation
-/// reaches the bus only as "Internal data stream error"). Stops when dropped.
+/// and flag no buffer). Stops when dropped.
 pub struct ErrorLog {
     decoder_errors: Arc<AtomicU64>,
-    element_error: Arc<Mutex<Option<String>>>,
     function: Option<gst::log::DebugLogFunction>,
 }
 
 impl ErrorLog {
     pub fn watch() -> Self {
         // Without GST_DEBUG the default handler would print each of them;
-        // they are summed up or explained instead.
+        // they are summed up instead.
         if std::env::var_os("GST_DEBUG").is_none() {
             gst::log::remove_default_log_function();
             gst::log::set_threshold_for_name("libav", gst::DebugLevel::Error);
-            gst::log::set_threshold_for_name("gendrsr", gst::DebugLevel::Error);
         }
         let decoder_errors = Arc::new(AtomicU64::new(0));
-        let element_error = Arc::new(Mutex::new(None));
-        let (count, last) = (decoder_errors.clone(), element_error.clone());
-        let function = gst::log::add_log_function(move |category, level, _, _, _, _, message| {
-            if level != gst::DebugLevel::Error {
-                return;
-            }
-            match category.name() {
-                "libav" => {
-                    count.fetch_add(1, Ordering::Relaxed);
-                }
-                "gendrsr" => {
-                    if let Some(text) = message.get() {
-                        *last.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some(first_line(text.as_str()).to_string());
-                    }
-                }
-                _ => {}
+        let count = decoder_errors.clone();
+        let function = gst::log::add_log_function(move |category, level, _, _, _, _, _| {
+            if level == gst::DebugLevel::Error && category.name() == "libav" {
+                count.fetch_add(1, Ordering::Relaxed);
             }
         });
         ErrorLog {
             decoder_errors,
-            element_error,
             function: Some(function),
         }
     }
 
     pub fn decoder_errors(&self) -> u64 {
         self.decoder_errors.load(Ordering::Relaxed)
-    }
-
-    /// The last error gendrsr logged.
-    pub fn last_element_error(&self) -> Option<String> {
-        self.element_error
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
     }
 }
 

@@ -869,7 +869,7 @@ impl Job {
             match msg.view() {
                 gst::MessageView::Eos(_) => break,
                 gst::MessageView::Element(msg) if self.is_done(msg) => break,
-                gst::MessageView::Error(err) => return Err(self.explain(err)),
+                gst::MessageView::Error(err) => return Err(self.explain(err, &bus)),
                 gst::MessageView::Warning(warning) => {
                     bar.say(&format!("gendr: warning: {}", media::warning_text(warning)));
                 }
@@ -896,8 +896,9 @@ impl Job {
     }
 
     /// The user's reason for a pipeline error: a recorded link failure, a
-    /// frame size the model refuses, or the element's own message.
-    fn explain(&self, err: &gst::message::Error) -> anyhow::Error {
+    /// frame size the model refuses (gendrsr posts why on the bus, perhaps
+    /// after upstream's "not negotiated"), or the element's own message.
+    fn explain(&self, err: &gst::message::Error, bus: &gst::Bus) -> anyhow::Error {
         if let Some(cause) = self
             .link_error
             .lock()
@@ -911,16 +912,20 @@ impl Job {
             .as_ref()
             .and_then(|sr| sr.static_pad("src"))
             .is_none_or(|pad| pad.current_caps().is_some());
-        if let (false, Some(refusal)) = (negotiated, self.log.last_element_error()) {
-            let decoded = *self
-                .progress
-                .decoded_size
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            return match decoded {
-                Some((w, h)) => anyhow!("gendrsr refused the decoded {w}x{h} frames: {refusal}"),
-                None => anyhow!("gendrsr: {refusal}"),
-            };
+        if let (false, Some(sr)) = (negotiated, &self.sr) {
+            if let Some(refusal) = refusal_by(sr, err, bus) {
+                let decoded = *self
+                    .progress
+                    .decoded_size
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                return match decoded {
+                    Some((w, h)) => {
+                        anyhow!("gendrsr refused the decoded {w}x{h} frames: {refusal}")
+                    }
+                    None => anyhow!("gendrsr: {refusal}"),
+                };
+            }
         }
         let text = media::error_text(err);
         match Error::from_gst(err, text.clone()) {
@@ -935,8 +940,30 @@ impl Job {
     }
 
     fn first_error(&self, bus: &gst::Bus) -> Option<anyhow::Error> {
-        media::first_error(bus, |err| self.explain(err))
+        media::first_error(bus, |err| self.explain(err, bus))
     }
+}
+
+/// Why `sr` refused the stream: `err` if it is the element's, else its
+/// error among those that follow on `bus` within a second.
+fn refusal_by(sr: &gst::Element, err: &gst::message::Error, bus: &gst::Bus) -> Option<String> {
+    let text = |e: &gst::message::Error| media::first_line(&e.error().to_string()).to_string();
+    if err.src() == Some(sr.upcast_ref()) {
+        return Some(text(err));
+    }
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        let msg = bus.timed_pop_filtered(
+            gst::ClockTime::from_nseconds(left.as_nanos() as u64),
+            &[gst::MessageType::Error],
+        )?;
+        if let gst::MessageView::Error(e) = msg.view() {
+            if e.src() == Some(sr.upcast_ref()) {
+                return Some(text(e));
+            }
+        }
+    }
+    None
 }
 
 /// How far short of the container's duration the streams may end: a last
