@@ -6,4 +6,4 @@ mod matroska;
 mod mp4;
 
 pub(crate) use matroska::{restore_matroska_tags, MatroskaExtras};
-pub(crate) use mp4::{has_timecode_track, repair_opus_boxes};
+pub(crate) use mp4::{box_bodies, has_timecode_track, read_moov, repair_opus_boxes};

@@ -73,14 +73,21 @@ pub(crate) fn has_timecode_track(path: &Path) -> Result<bool> {
     Ok(handler_types.into_iter().any(|t| t == b"tmcd"))
 }
 
-/// The file offset of the `moov` body and the body itself, if there is one.
-fn read_moov(file: &mut std::fs::File) -> Result<Option<(u64, Vec<u8>)>> {
+/// The file offset of the `moov` body and the body itself; None for a
+/// file without one, or that is no MP4/MOV (its first box unlike theirs).
+pub(crate) fn read_moov(file: &mut std::fs::File) -> Result<Option<(u64, Vec<u8>)>> {
+    const TOP_LEVEL: [&[u8]; 7] = [
+        b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid",
+    ];
     let file_len = file.metadata()?.len();
     let mut at = 0u64;
     while at + 8 <= file_len {
         let mut header = [0u8; 16];
         file.seek(SeekFrom::Start(at))?;
         let n = file.read(&mut header)?;
+        if at == 0 && !TOP_LEVEL.contains(&&header[4..8]) {
+            return Ok(None);
+        }
         let size = u64::from(u32::from_be_bytes(header[..4].try_into()?));
         let (header_len, size) = match size {
             0 => (8, file_len - at),
@@ -100,6 +107,13 @@ fn read_moov(file: &mut std::fs::File) -> Result<Option<(u64, Vec<u8>)>> {
         at += size;
     }
     Ok(None)
+}
+
+/// The boxes in `data`: type and body.
+pub(crate) fn box_bodies(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    boxes(data)
+        .into_iter()
+        .map(move |(kind, at, len)| (kind, &data[at..at + len]))
 }
 
 /// The boxes in `data`: type, body offset within `data`, body length.

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use gst::prelude::*;
 
 use super::progress::Progress;
+use crate::finishing;
 use crate::media::MediaInfo;
 
 /// Sends a parsed audio stream into the muxer: as it is, or, where the
@@ -527,25 +528,6 @@ enum QuickTimeChapters {
     TrackOnly,
 }
 
-/// The boxes in `data`: type and body.
-fn mp4_boxes(mut data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
-    std::iter::from_fn(move || {
-        let size = u32::from_be_bytes(data.get(..4)?.try_into().ok()?) as usize;
-        let kind: [u8; 4] = data.get(4..8)?.try_into().ok()?;
-        let (header, size) = match size {
-            0 => (8, data.len()),
-            1 => (
-                16,
-                usize::try_from(u64::from_be_bytes(data.get(8..16)?.try_into().ok()?)).ok()?,
-            ),
-            n => (8, n),
-        };
-        let body = data.get(header..size)?;
-        data = &data[size..];
-        Some((kind, body))
-    })
-}
-
 /// The chapters in a Nero `chpl` box body: 100 ns start times and titles.
 fn nero_chapters(body: &[u8]) -> Vec<(gst::ClockTime, String)> {
     let Some(&version) = body.first() else {
@@ -580,59 +562,17 @@ fn quicktime_chapters(path: &std::path::Path) -> Result<QuickTimeChapters> {
 
 /// The `moov` body of an MP4/MOV file; None for anything else.
 fn quicktime_moov(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
-    use std::io::{Read, Seek, SeekFrom};
     let mut file =
         std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
-    let file_len = file.metadata()?.len();
-    let mut at = 0u64;
-    let mut first = true;
-    while at + 8 <= file_len {
-        let mut header = [0u8; 16];
-        file.seek(SeekFrom::Start(at))?;
-        let n = file.read(&mut header)?;
-        let size = u64::from(u32::from_be_bytes(header[..4].try_into()?));
-        let kind = &header[4..8];
-        let known = [
-            &b"ftyp"[..],
-            b"moov",
-            b"mdat",
-            b"free",
-            b"skip",
-            b"wide",
-            b"uuid",
-        ];
-        if first && !known.contains(&kind) {
-            return Ok(None);
-        }
-        first = false;
-        let (header_len, size) = match size {
-            0 => (8, file_len - at),
-            1 if n >= 16 => (16, u64::from_be_bytes(header[8..16].try_into()?)),
-            _ => (8, size),
-        };
-        if size < header_len {
-            return Ok(None);
-        }
-        if kind == b"moov" {
-            // Even a long film's index is a few MiB; a larger one is damage.
-            const MOOV_LIMIT: u64 = 256 << 20;
-            let body_len = (size - header_len).min(MOOV_LIMIT);
-            let mut moov = vec![0u8; usize::try_from(body_len)?];
-            file.seek(SeekFrom::Start(at + header_len))?;
-            file.read_exact(&mut moov)?;
-            return Ok(Some(moov));
-        }
-        at += size;
-    }
-    Ok(None)
+    Ok(finishing::read_moov(&mut file)?.map(|(_, moov)| moov))
 }
 
 fn moov_chapters(moov: &[u8]) -> QuickTimeChapters {
     let mut track_chapters = false;
-    for (kind, body) in mp4_boxes(moov) {
+    for (kind, body) in finishing::box_bodies(moov) {
         match &kind {
             b"udta" => {
-                if let Some((_, chpl)) = mp4_boxes(body).find(|(k, _)| k == b"chpl") {
+                if let Some((_, chpl)) = finishing::box_bodies(body).find(|(k, _)| k == b"chpl") {
                     let list = nero_chapters(chpl);
                     if !list.is_empty() {
                         return QuickTimeChapters::List(list);
@@ -640,9 +580,9 @@ fn moov_chapters(moov: &[u8]) -> QuickTimeChapters {
                 }
             }
             b"trak" => {
-                track_chapters |= mp4_boxes(body)
+                track_chapters |= finishing::box_bodies(body)
                     .filter(|(k, _)| k == b"tref")
-                    .any(|(_, tref)| mp4_boxes(tref).any(|(k, _)| &k == b"chap"));
+                    .any(|(_, tref)| finishing::box_bodies(tref).any(|(k, _)| &k == b"chap"));
             }
             _ => {}
         }
@@ -657,13 +597,13 @@ fn moov_chapters(moov: &[u8]) -> QuickTimeChapters {
 /// Whether a `trak` body is a sound track whose edit list starts its media
 /// later than zero (encoder priming: AAC's 1024 samples, Opus's pre-skip).
 fn edited_sound_track(trak: &[u8]) -> bool {
-    let sound = mp4_boxes(trak)
+    let sound = finishing::box_bodies(trak)
         .filter(|(k, _)| k == b"mdia")
-        .flat_map(|(_, mdia)| mp4_boxes(mdia))
+        .flat_map(|(_, mdia)| finishing::box_bodies(mdia))
         .any(|(k, hdlr)| &k == b"hdlr" && hdlr.get(8..12) == Some(b"soun"));
-    let delayed = mp4_boxes(trak)
+    let delayed = finishing::box_bodies(trak)
         .filter(|(k, _)| k == b"edts")
-        .flat_map(|(_, edts)| mp4_boxes(edts))
+        .flat_map(|(_, edts)| finishing::box_bodies(edts))
         .filter(|(k, _)| k == b"elst")
         .any(|(_, elst)| {
             // version, flags, entry count, then the first entry's
@@ -691,7 +631,7 @@ pub(super) fn lost_audio_edges(input: &std::path::Path) -> Result<Option<String>
     let Some(moov) = quicktime_moov(input)? else {
         return Ok(None);
     };
-    let edited = mp4_boxes(&moov)
+    let edited = finishing::box_bodies(&moov)
         .filter(|(k, trak)| k == b"trak" && edited_sound_track(trak))
         .count();
     Ok((edited > 0).then(|| {
