@@ -171,6 +171,31 @@ fn the_start_line_says_whether_the_temporal_stage_runs() {
     assert!(stderr(&bad).contains("possible values: auto, on, off"));
 }
 
+#[test]
+fn a_line_names_what_runs_the_model_once_it_has_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |extra: &[&str]| {
+        let out = gendr()
+            .args(["upscale", "--overwrite", "-m", "fast"])
+            .args(extra)
+            .arg(repo("samples/bikes_160x68_2s.mp4"))
+            .arg(dir.path().join("o.mp4"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    assert!(run(&["--provider", "cpu"]).contains("gendr: model fast runs on cpu\n"));
+    // auto decides when gendrsr starts: whatever it took is named.
+    let auto = run(&[]);
+    assert!(
+        auto.contains("gendr: model fast runs on cpu\n")
+            || auto.contains("gendr: model fast runs on openvino "),
+        "{auto}"
+    );
+    assert!(!run(&["-q"]).contains("runs on"));
+}
+
 /// Runs a failing upscale into an empty folder: non-zero exit, one line of
 /// error naming `expected`, and nothing left in the folder.
 fn fails_cleanly(args: &[&str], input: &Path, expected: &str) {

@@ -601,3 +601,20 @@ fn temporal_on_averages_a_steady_scene_and_restarts_after_a_gap() {
     // Frame 3 follows a gap (DISCONT): it comes out as the model made it.
     assert_eq!(on[3], off[3]);
 }
+
+#[test]
+fn runs_on_names_the_engine_once_started() {
+    init();
+    let element = gst::ElementFactory::make("gendrsr")
+        .property("model", data("conv_x2.onnx"))
+        .property_from_str("provider", "cpu")
+        .build()
+        .unwrap();
+    assert_eq!(element.property::<Option<String>>("runs-on"), None);
+    element.set_state(gst::State::Paused).unwrap();
+    assert_eq!(
+        element.property::<Option<String>>("runs-on").as_deref(),
+        Some("cpu")
+    );
+    element.set_state(gst::State::Null).unwrap();
+}

@@ -812,11 +812,29 @@ impl Job {
         stall_timeout: u64,
         caller: Caller,
     ) -> Result<Report> {
+        self.run_saying_engine(info, options, stall_timeout, caller, false)
+    }
+
+    /// As [`Job::run`]; with `say_engine`, a line names what runs the model
+    /// once gendrsr has started (`--provider auto` decides only then).
+    pub fn run_saying_engine(
+        &self,
+        info: &MediaInfo,
+        options: &UpscaleOptions,
+        stall_timeout: u64,
+        caller: Caller,
+        say_engine: bool,
+    ) -> Result<Report> {
         let bar = caller.observer;
         let input_frames = self.expected_frames.or(info.frame_count()).unwrap_or(0);
         bar.start(input_frames * video::frames_per_input_frame(options, info));
         let stall_limit = (stall_timeout > 0).then(|| Duration::from_secs(stall_timeout));
-        let result = self.drive(bar, caller.cancel, stall_limit);
+        let result = self.drive(
+            bar,
+            caller.cancel,
+            stall_limit,
+            say_engine.then_some(options),
+        );
         bar.finish();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
@@ -848,6 +866,7 @@ impl Job {
         bar: &dyn Observer,
         cancel: &Cancel,
         stall_limit: Option<Duration>,
+        mut say_engine: Option<&UpscaleOptions>,
     ) -> Result<()> {
         let bus = self.pipeline.bus().context("pipeline bus")?;
         if self.pipeline.set_state(gst::State::Playing).is_err() {
@@ -872,6 +891,21 @@ impl Job {
                 gst::MessageView::Error(err) => return Err(self.explain(err, &bus)),
                 gst::MessageView::Warning(warning) => {
                     bar.say(&format!("gendr: warning: {}", media::warning_text(warning)));
+                }
+                gst::MessageView::StateChanged(change)
+                    if change.current() == gst::State::Paused =>
+                {
+                    if let (Some(options), Some(sr)) = (say_engine, &self.sr) {
+                        if msg.src() == Some(sr.upcast_ref()) {
+                            if let Some(runs_on) = sr.property::<Option<String>>("runs-on") {
+                                bar.say(&format!(
+                                    "gendr: model {} runs on {runs_on}",
+                                    options.sr.model
+                                ));
+                            }
+                            say_engine = None;
+                        }
+                    }
                 }
                 _ => {}
             }

@@ -74,7 +74,13 @@ pub fn run_one(args: &UpscaleRequest, caller: Caller) -> Result<u64> {
     }
     others.say_losses(bar);
     let started = Instant::now();
-    let report = job.run(&info, &args.options, args.stall_timeout, caller)?;
+    let report = job.run_saying_engine(
+        &info,
+        &args.options,
+        args.stall_timeout,
+        caller,
+        !args.quiet,
+    )?;
     others.finish(partial.path())?;
     let (frames, damaged, undecodable) = (report.frames, report.decoder_errors, report.undecodable);
     persist(partial, &args.output, args.overwrite)?;

@@ -1151,6 +1151,13 @@ impl ObjectImpl for GendrSr {
                     .default_value(DEFAULT_STATS_INTERVAL_MS)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("runs-on")
+                    .nick("Runs on")
+                    .blurb("What runs the model once the element has started: cpu, cuda, tensorrt, \
+                            or openvino with its arithmetic and CPU (e.g. \"openvino bf16 on …\"); \
+                            unset before")
+                    .read_only()
+                    .build(),
                 glib::ParamSpecUInt64::builder("frames-processed")
                     .nick("Frames processed")
                     .blurb("Frames upscaled by the model and pushed since the element started")
@@ -1249,6 +1256,7 @@ impl ObjectImpl for GendrSr {
             "on-overload" => s.on_overload.to_value(),
             "latency-budget" => s.latency_budget_ms.to_value(),
             "stats-interval" => s.stats_interval_ms.to_value(),
+            "runs-on" => self.assembly().map(|a| a.runs_on()).to_value(),
             "frames-processed" => stats().processed.to_value(),
             "frames-dropped" => stats().dropped.to_value(),
             "frames-fallback" => stats().fallback.to_value(),
