@@ -572,60 +572,6 @@ fn a_failed_batch_file_leaves_folders_that_were_there_before() {
     std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
-/// The share of a file's luma samples that 8 bits cannot hold (decoded as
-/// 10-bit: not a multiple of 4).
-fn finer_than_8_bits(path: &Path) -> f64 {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-f", "rawvideo", "-pix_fmt", "gray10le", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success(), "{}", stderr(&out));
-    let samples: Vec<u16> = out
-        .stdout
-        .chunks_exact(2)
-        .map(|b| u16::from_le_bytes([b[0], b[1]]))
-        .collect();
-    samples.iter().filter(|s| *s % 4 != 0).count() as f64 / samples.len() as f64
-}
-
-#[test]
-fn pix_fmt_keep_on_ten_bit_four_two_two_stays_ten_bit() {
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("capture.mov");
-    let input_text = input.display().to_string();
-    // A ProRes 422 capture, as VHS transfers are delivered.
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=64x48:r=10:d=1",
-        "-c:v",
-        "prores_ks",
-        "-profile:v",
-        "2",
-        "-pix_fmt",
-        "yuv422p10le",
-        &input_text,
-    ]);
-    assert!(finer_than_8_bits(&input) > 0.5);
-    let output = dir.path().join("out.mkv");
-    let text = succeeded(&upscale(&["--pix-fmt", "keep"], &input, &output));
-    assert!(
-        text.contains("10-bit in the input's chroma subsampling"),
-        "{text}"
-    );
-    let probe = ffprobe_json(&output);
-    // Before: 8-bit 4:4:4 (x265 Rext) while the start line said 10-bit.
-    assert_eq!(probe["streams"][0]["pix_fmt"], "yuv422p10le");
-    assert!(
-        finer_than_8_bits(&output) > 0.5,
-        "{}",
-        finer_than_8_bits(&output)
-    );
-}
-
 #[test]
 fn audio_codecs_are_named_as_users_read_them() {
     let dir = tempfile::tempdir().unwrap();

@@ -145,18 +145,11 @@ fn default_model_runs_with_the_progress_summary() {
 fn the_start_line_says_whether_the_temporal_stage_runs() {
     let dir = tempfile::tempdir().unwrap();
     let run = |model: &str, temporal: Option<&str>| {
-        let mut cmd = gendr();
-        cmd.args(["upscale", "--overwrite", "-m", model]);
+        let mut args = vec!["-m", model];
         if let Some(mode) = temporal {
-            cmd.args(["--temporal", mode]);
+            args.extend(["--temporal", mode]);
         }
-        let out = cmd
-            .arg(repo("samples/bikes_160x68_2s.mp4"))
-            .arg(dir.path().join("o.mp4"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        stderr(&out)
+        start_lines(dir.path(), &args)
     };
     // fast is measured no steadier with it: auto leaves it off.
     assert!(run("fast", None).contains("model fast (temporal stage off)"));
@@ -171,20 +164,24 @@ fn the_start_line_says_whether_the_temporal_stage_runs() {
     assert!(stderr(&bad).contains("possible values: auto, on, off"));
 }
 
+/// What a successful `gendr upscale --overwrite ARGS` of the bikes sample
+/// into `dir` prints.
+fn start_lines(dir: &Path, args: &[&str]) -> String {
+    let out = gendr()
+        .args(["upscale", "--overwrite"])
+        .args(args)
+        .arg(repo("samples/bikes_160x68_2s.mp4"))
+        .arg(dir.join("o.mp4"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stderr(&out)
+}
+
 #[test]
 fn a_line_names_what_runs_the_model_once_it_has_started() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |extra: &[&str]| {
-        let out = gendr()
-            .args(["upscale", "--overwrite", "-m", "fast"])
-            .args(extra)
-            .arg(repo("samples/bikes_160x68_2s.mp4"))
-            .arg(dir.path().join("o.mp4"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        stderr(&out)
-    };
+    let run = |extra: &[&str]| start_lines(dir.path(), &[&["-m", "fast"], extra].concat());
     assert!(run(&["--provider", "cpu"]).contains("gendr: model fast runs on cpu\n"));
     // auto decides when gendrsr starts: whatever it took is named.
     let auto = run(&[]);
