@@ -104,6 +104,7 @@ demo: build
 lint: deps
 	@for f in models/requirements.txt models/gendr/requirements.txt; do \
 		grep -Eq "^onnxruntime==$(ORT_VERSION)( |$$)" $$f || { echo "lint: $$f does not pin onnxruntime==$(ORT_VERSION) (from ORT_VERSION)"; exit 1; }; done
+	$(PYTHON) scripts/module-cycles archive/src live/src cli/src src plugins/src
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets --locked -- -D warnings
 

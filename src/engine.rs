@@ -468,7 +468,7 @@ impl Engine {
             * self.info.tile_multiple;
         let (w, h) = self.info.fixed_size.unwrap_or((side, side));
         let batch = self.info.fixed_batch.unwrap_or(1);
-        let mut input = crate::tiling::try_zeroed(batch * 3 * w * h)?;
+        let mut input = crate::frame::try_zeroed(batch * 3 * w * h)?;
         input.fill(0.5);
         let shape = [batch, 3, h, w];
         let (shape, _) = match &mut self.backend {

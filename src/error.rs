@@ -12,6 +12,14 @@ pub enum Error {
     ModelNotFound(PathBuf),
     #[error("model {path} could not be loaded: {reason}")]
     ModelLoad { path: PathBuf, reason: String },
+    #[error(
+        "{path} has sha256 {actual}, not the {expected} that make models gives; not installed"
+    )]
+    ModelSum {
+        path: PathBuf,
+        actual: String,
+        expected: String,
+    },
     #[error("model {path} does not keep the gendr model contract: {reason}")]
     ModelContract { path: PathBuf, reason: String },
     #[error("execution provider {provider} is not available: {reason}")]

@@ -206,7 +206,7 @@ impl RgbImage {
         Ok(RgbImage {
             width,
             height,
-            data: crate::tiling::try_zeroed(len)?,
+            data: try_zeroed(len)?,
         })
     }
 
@@ -263,4 +263,19 @@ impl RgbImage {
         }
         Ok(img)
     }
+}
+
+/// A zeroed buffer of `len` values, or an error where the memory cannot be
+/// had: sizes come from frames and model files, and an embedding
+/// application must not be aborted by one.
+pub fn try_zeroed(len: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| {
+        Error::InvalidSize(format!(
+            "{} MiB for one buffer cannot be allocated",
+            len.saturating_mul(4) >> 20
+        ))
+    })?;
+    v.resize(len, 0.0);
+    Ok(v)
 }

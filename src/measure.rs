@@ -1,6 +1,7 @@
 //! What the benchmarks measure the same way, with or without GStreamer:
 //! the model-only run, peak host memory and the machine they ran on.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -100,6 +101,110 @@ pub fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// The CPU time (user and system) this process and each of its threads
+/// have used so far, from `/proc/self/stat` and `/proc/self/task/*/stat`:
+/// what a stage costs when the machine is shared, where wall time says
+/// little. Zero and empty where `/proc` cannot be read.
+#[derive(Debug, Clone, Default)]
+pub struct ThreadTimes {
+    /// The whole process, threads that have ended included.
+    process: Duration,
+    /// By thread id: the thread's name and CPU time.
+    threads: BTreeMap<u32, (String, Duration)>,
+}
+
+/// The CPU time of the threads that share one name, over an interval.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThreadCpu {
+    /// The thread's name (`comm`, 15 characters at most): unnamed threads
+    /// carry the name of the thread that started them.
+    pub name: String,
+    pub threads: usize,
+    pub cpu_s: f64,
+}
+
+impl ThreadTimes {
+    pub fn read() -> ThreadTimes {
+        // SAFETY: sysconf only reads a constant of the system.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
+        let process = std::fs::read_to_string("/proc/self/stat")
+            .ok()
+            .and_then(|stat| parse_task_stat(&stat, ticks))
+            .map_or(Duration::ZERO, |(_, t)| t);
+        let mut threads = BTreeMap::new();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return ThreadTimes { process, threads };
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+                continue;
+            };
+            // A thread may end between the listing and the read.
+            let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+                continue;
+            };
+            if let Some(entry) = parse_task_stat(&stat, ticks) {
+                threads.insert(tid, entry);
+            }
+        }
+        ThreadTimes { process, threads }
+    }
+
+    /// The CPU time the whole process used since `earlier`, threads that
+    /// ended meanwhile included.
+    pub fn total_since(&self, earlier: &ThreadTimes) -> Duration {
+        self.process.saturating_sub(earlier.process)
+    }
+
+    /// The CPU time used since `earlier` by the threads alive now, summed
+    /// by thread name, the busiest first (a thread started since counts
+    /// whole; one that ended is only in [`Self::total_since`]); names that
+    /// used nothing are left out.
+    pub fn since(&self, earlier: &ThreadTimes) -> Vec<ThreadCpu> {
+        let mut by_name: BTreeMap<&str, (usize, Duration)> = BTreeMap::new();
+        for (tid, (name, now)) in &self.threads {
+            let before = earlier
+                .threads
+                .get(tid)
+                .filter(|(n, _)| n == name)
+                .map_or(Duration::ZERO, |(_, t)| *t);
+            let used = now.saturating_sub(before);
+            if !used.is_zero() {
+                let entry = by_name.entry(name).or_default();
+                entry.0 += 1;
+                entry.1 += used;
+            }
+        }
+        let mut out: Vec<ThreadCpu> = by_name
+            .into_iter()
+            .map(|(name, (threads, used))| ThreadCpu {
+                name: name.to_string(),
+                threads,
+                cpu_s: used.as_secs_f64(),
+            })
+            .collect();
+        out.sort_by(|a, b| b.cpu_s.total_cmp(&a.cpu_s));
+        out
+    }
+}
+
+/// A thread's name and CPU time from its `stat` line: the name sits in
+/// parentheses and may hold spaces or parentheses itself, so the fields
+/// are counted from the last `)`; utime and stime are fields 14 and 15.
+fn parse_task_stat(stat: &str, ticks_per_s: f64) -> Option<(String, Duration)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let name = stat.get(open + 1..close)?.to_string();
+    let mut fields = stat.get(close + 1..)?.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((
+        name,
+        Duration::from_secs_f64((utime + stime) as f64 / ticks_per_s),
+    ))
+}
+
 /// The 1-minute load average: other work on the machine.
 pub fn load_average() -> f64 {
     std::fs::read_to_string("/proc/loadavg")
@@ -155,6 +260,61 @@ mod tests {
         reset_peak_rss();
         let after = peak_rss().unwrap();
         assert!(after < with_block, "reset kept {after} ≥ {with_block}");
+    }
+
+    #[test]
+    fn a_task_stat_line_gives_its_name_and_cpu_time() {
+        // Field 3 onwards as the kernel writes them; utime 250, stime 50 ticks.
+        let line = "4242 (gendr-in (x)) S 1 2 3 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 5 6 7";
+        assert_eq!(
+            parse_task_stat(line, 100.0),
+            Some(("gendr-in (x)".to_string(), Duration::from_secs(3)))
+        );
+        assert_eq!(parse_task_stat("4242 (cut", 100.0), None);
+    }
+
+    /// This thread's own CPU time, from the kernel's per-thread clock.
+    fn own_cpu_time() -> Duration {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec for the call to fill.
+        assert_eq!(
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) },
+            0
+        );
+        Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+    }
+
+    #[test]
+    fn thread_times_count_a_busy_thread_under_its_name() {
+        let before = ThreadTimes::read();
+        let after = std::thread::Builder::new()
+            .name("gendr-spin".into())
+            .spawn(|| {
+                // Busy for 300 ms of its own CPU time, however loaded the machine.
+                let mut x = 0u64;
+                while own_cpu_time() < Duration::from_millis(300) {
+                    x = std::hint::black_box(x.wrapping_add(1));
+                }
+                // Read while the thread still exists.
+                ThreadTimes::read()
+            })
+            .unwrap()
+            .join()
+            .unwrap();
+        let used = after.since(&before);
+        let spin = used.iter().find(|t| t.name == "gendr-spin").unwrap();
+        assert_eq!(spin.threads, 1);
+        // Ticks are 10 ms here, so allow two of them either way.
+        assert!(spin.cpu_s >= 0.28 && spin.cpu_s < 0.4, "{spin:?}");
+        assert!(after.total_since(&before).as_secs_f64() >= spin.cpu_s);
+        // Once it has ended, the thread counts in the process's total only.
+        let later = ThreadTimes::read();
+        assert!(later.total_since(&before).as_secs_f64() >= spin.cpu_s);
+        assert!(!later.since(&before).iter().any(|t| t.name == "gendr-spin"));
+        assert!(before.since(&before).is_empty());
     }
 
     #[test]

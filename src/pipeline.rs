@@ -33,9 +33,10 @@ use crossbeam_channel::{bounded, select, unbounded, Receiver, RecvTimeoutError, 
 
 use crate::color::{frame_to_rgb, rgb_to_frame};
 use crate::engine::Engine;
+use crate::frame::try_zeroed;
 use crate::frame::{Colorimetry, Frame, PixelFormat, RgbImage};
 use crate::temporal::{Luma, Stabilizer, TemporalConfig};
-use crate::tiling::{try_zeroed, Batch, TileGeometry, TileIndex, TilePlan};
+use crate::tiling::{Batch, TileGeometry, TileIndex, TilePlan};
 use crate::{Error, Result};
 
 /// How the pipeline runs; the engines decide how many inference workers.

@@ -2,6 +2,8 @@
 //! `gendr models` shows about it. The list is `models/presets.json`,
 //! compiled in; the files are found at run time by [`locate`]'s search.
 
+pub mod install;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 

@@ -68,7 +68,8 @@ impl FromStr for TemporalMode {
 }
 
 /// How the stage blends; [`Default`] is what the measurements in
-/// docs/temporal.md chose.
+/// docs/temporal.md chose for the generative presets, and
+/// [`TemporalConfig::for_model`] picks per model.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TemporalConfig {
     /// Earlier model outputs averaged in (K): the stage remembers this many frames.
@@ -86,6 +87,12 @@ pub struct TemporalConfig {
     pub block: usize,
     /// Search radius in pixels at the coarsest pyramid level.
     pub search: i32,
+    /// How much of the blend's change below the input's resolution is kept
+    /// (its low band: the mean over each input pixel's cell, bilinearly
+    /// spread): 1 averages the whole frame, 0 only the detail above the
+    /// input's resolution, so that coarse structure and tone stay the
+    /// current output's and only the detail the model invents is steadied.
+    pub low_band: f32,
 }
 
 impl Default for TemporalConfig {
@@ -98,6 +105,34 @@ impl Default for TemporalConfig {
             cut_below: 0.2,
             block: 8,
             search: 4,
+            low_band: 1.0,
+        }
+    }
+}
+
+impl TemporalConfig {
+    /// Only the detail above the input's resolution is averaged, and only
+    /// where the input agrees within half a level (0 beyond 1.5): for a
+    /// PSNR-oriented model, whose coarse structure is accurate and which
+    /// outputs slightly misaligned frames would only blur.
+    pub fn detail_only() -> TemporalConfig {
+        TemporalConfig {
+            trust_below: 0.5 / 255.0,
+            distrust_above: 1.5 / 255.0,
+            low_band: 0.0,
+            ..TemporalConfig::default()
+        }
+    }
+
+    /// What was measured best for `model` (a preset name or a file): the
+    /// whole-frame blend for the presets whose `auto` runs the stage (the
+    /// generative ones, which invent detail anew each frame), the
+    /// detail-only one for every other model.
+    pub fn for_model(model: &str) -> TemporalConfig {
+        if TemporalMode::Auto.enabled_for(model) {
+            TemporalConfig::default()
+        } else {
+            TemporalConfig::detail_only()
         }
     }
 }
@@ -241,6 +276,14 @@ fn block_sad(
             // neighbours lie inside the previous frame.
             let at = (y as isize + dy) as usize * previous.width + (x0 as isize + dx) as usize;
             let (top, bottom) = (&previous.data[at..], &previous.data[at + previous.width..]);
+            if rx == 0.0 && ry == 0.0 {
+                // A whole-pixel offset (every vector the search tries): the
+                // interpolation below would add exact zeros.
+                for (&value, &earlier) in row.iter().zip(top) {
+                    sad += (value - earlier).abs();
+                }
+                continue;
+            }
             for (i, &value) in row.iter().enumerate() {
                 let upper = top[i] + rx * (top[i + 1] - top[i]);
                 let lower = bottom[i] + rx * (bottom[i + 1] - bottom[i]);
@@ -396,21 +439,40 @@ pub fn trust_map(
     config: &TemporalConfig,
 ) -> Vec<f32> {
     let (w, h) = (current.width, current.height);
-    let mut mismatch = vec![0f32; w * h];
-    let mut outside = vec![false; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let v = motion.at(x, y);
-            outside[y * w + x] = previous.outside(x, y, v, motion.unit);
-            mismatch[y * w + x] =
-                (current.data[y * w + x] - previous.sample(x, y, v, motion.unit)).abs();
-        }
-    }
+    let offsets: Vec<Option<(i32, i32)>> =
+        (0..w * h).map(|i| Some(motion.at(i % w, i / w))).collect();
+    agreement(earlier_at(previous, &offsets, motion.unit), current, config)
+}
+
+/// `earlier` sampled where each of its low-resolution pixels finds its
+/// content there (`offsets`, in 1/`unit` pixel); None where that is
+/// unknown or outside the frame.
+fn earlier_at(earlier: &Luma, offsets: &[Option<(i32, i32)>], unit: i32) -> Vec<Option<f32>> {
+    let w = earlier.width;
+    offsets
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let (x, y, v) = (i % w, i / w, (*v)?);
+            (!earlier.outside(x, y, v, unit)).then(|| earlier.sample(x, y, v, unit))
+        })
+        .collect()
+}
+
+/// 1 where `compensated` agrees with `current` within `trust_below` (mean
+/// over 3×3), 0 beyond `distrust_above` and where it is missing, linear between.
+fn agreement(compensated: Vec<Option<f32>>, current: &Luma, config: &TemporalConfig) -> Vec<f32> {
+    let (w, h) = (current.width, current.height);
+    let mismatch: Vec<f32> = compensated
+        .iter()
+        .zip(&current.data)
+        .map(|(c, v)| c.map_or(0.0, |c| (v - c).abs()))
+        .collect();
     let span = (config.distrust_above - config.trust_below).max(f32::EPSILON);
     let mut trust = vec![0f32; w * h];
     for y in 0..h {
         for x in 0..w {
-            if outside[y * w + x] {
+            if compensated[y * w + x].is_none() {
                 continue;
             }
             let (mut sum, mut n) = (0.0, 0.0);
@@ -426,11 +488,28 @@ pub fn trust_map(
     trust
 }
 
-/// An earlier model output carried along the motion to the latest frame,
-/// with how far each low-resolution pixel of it is trusted there.
+/// An earlier model output carried along the motion to the latest frame:
+/// where each low-resolution pixel's content sits in that earlier frame
+/// (`offsets`, in output pixels; None once it came from outside the frame),
+/// that frame's own input, and how far each pixel is trusted now.
 struct Carried {
     image: RgbImage,
+    input: Luma,
+    offsets: Vec<Option<(i32, i32)>>,
     trust: Vec<f32>,
+}
+
+impl Carried {
+    /// The current frame's output, as the newest earlier one for the next frame.
+    fn fresh(image: RgbImage, input: Luma) -> Carried {
+        let pixels = input.width * input.height;
+        Carried {
+            image,
+            input,
+            offsets: vec![Some((0, 0)); pixels],
+            trust: vec![1.0; pixels],
+        }
+    }
 }
 
 /// What a frame's stream must keep for the stage to go on from it.
@@ -446,6 +525,8 @@ pub struct Stabilizer {
     key: Option<StreamKey>,
     previous: Option<Luma>,
     carried: VecDeque<Carried>,
+    /// A buffer the size of an output, for moving the carried ones.
+    spare: RgbImage,
     /// Frames that restarted the memory since the stream began (cuts included).
     restarts: u64,
 }
@@ -457,6 +538,7 @@ impl Stabilizer {
             key: None,
             previous: None,
             carried: VecDeque::new(),
+            spare: RgbImage::new(0, 0),
             restarts: 0,
         }
     }
@@ -498,49 +580,42 @@ impl Stabilizer {
                 );
                 let trust = trust_map(previous, &input, &motion, &self.config);
                 let mean = trust.iter().sum::<f32>() / trust.len() as f32;
-                (mean >= self.config.cut_below).then_some((motion, trust))
+                (mean >= self.config.cut_below).then_some(motion)
             }
             _ => None,
         };
-        let Some((motion, trust)) = motion else {
+        let Some(motion) = motion else {
             self.carried.clear();
             self.restarts += 1;
             self.key = Some(key);
             if usable {
-                self.carried.push_front(Carried {
-                    image: output.clone(),
-                    trust: vec![1.0; input.width * input.height],
-                });
+                self.carried
+                    .push_front(Carried::fresh(output.clone(), input.clone()));
             }
             self.previous = Some(input);
             return output;
         };
         for carried in &mut self.carried {
-            *carried = carry(carried, &motion, &trust, scale, input.width, input.height);
+            carry(carried, &motion, scale, &mut self.spare);
+            let compensated = earlier_at(&carried.input, &carried.offsets, scale as i32);
+            carried.trust = agreement(compensated, &input, &self.config);
         }
-        let blended = blend(&output, &self.carried, scale, self.config.weight);
-        self.carried.push_front(Carried {
-            image: output,
-            trust: vec![1.0; input.width * input.height],
-        });
+        let blended = blend(&output, &self.carried, scale, &self.config);
+        self.carried
+            .push_front(Carried::fresh(output, input.clone()));
         self.carried.truncate(self.config.memory);
         self.previous = Some(input);
         blended
     }
 }
 
-/// `carried` moved along `motion` into the current frame; its trust is
-/// multiplied by this step's, so a pixel lost once stays lost.
-fn carry(
-    carried: &Carried,
-    motion: &MotionField,
-    step_trust: &[f32],
-    scale: usize,
-    w: usize,
-    h: usize,
-) -> Carried {
+/// `carried` moved along `motion` into the current frame, with where its
+/// pixels now come from in its own frame. The moved image is written into
+/// `spare` (every pixel of it), which then holds the one it replaced.
+fn carry(carried: &mut Carried, motion: &MotionField, scale: usize, spare: &mut RgbImage) {
     let unit = motion.unit;
-    let mut trust = vec![0f32; w * h];
+    let (w, h) = (carried.input.width, carried.input.height);
+    let mut offsets = vec![None; w * h];
     for y in 0..h {
         for x in 0..w {
             let (dx, dy) = motion.at(x, y);
@@ -548,18 +623,21 @@ fn carry(
             let sx = (x as i32 * unit + dx + unit / 2).div_euclid(unit);
             let sy = (y as i32 * unit + dy + unit / 2).div_euclid(unit);
             if sx >= 0 && sy >= 0 && (sx as usize) < w && (sy as usize) < h {
-                trust[y * w + x] =
-                    step_trust[y * w + x] * carried.trust[sy as usize * w + sx as usize];
+                offsets[y * w + x] = carried.offsets[sy as usize * w + sx as usize]
+                    .map(|(ox, oy)| (ox + dx, oy + dy));
             }
         }
     }
+    carried.offsets = offsets;
     // Vectors are in output pixels (unit = scale): a whole-pixel shift of
     // each block's rows, with the frame's edge repeated where it runs out.
     let (ow, oh) = (w * scale, h * scale);
     let edge = motion.block * scale;
-    let mut image = RgbImage::new(ow, oh);
+    if (spare.width, spare.height) != (ow, oh) {
+        *spare = RgbImage::new(ow, oh);
+    }
     for c in 0..3 {
-        let (src, dst) = (carried.image.plane(c), image.plane_mut(c));
+        let (src, dst) = (carried.image.plane(c), spare.plane_mut(c));
         for by in 0..motion.rows {
             for bx in 0..motion.columns {
                 let (dx, dy) = motion.vectors[by * motion.columns + bx];
@@ -580,38 +658,120 @@ fn carry(
             }
         }
     }
-    Carried { image, trust }
+    std::mem::swap(&mut carried.image, spare);
 }
 
 /// The current output averaged with the carried ones, each weighted by
-/// `weight` times its trust.
-fn blend(current: &RgbImage, carried: &VecDeque<Carried>, scale: usize, weight: f32) -> RgbImage {
+/// `weight` times its trust, less `1 − low_band` of that change's low band.
+///
+/// Row by row and one earlier frame at a time, so that the inner loops run
+/// over plain slices; each pixel still sums `current + Σ k·earlier` in the
+/// carried order and divides once, as the test's pixel-by-pixel version does.
+fn blend(
+    current: &RgbImage,
+    carried: &VecDeque<Carried>,
+    scale: usize,
+    config: &TemporalConfig,
+) -> RgbImage {
     let (ow, oh) = (current.width, current.height);
     let (w, plane) = (ow / scale, ow * oh);
     let mut out = current.clone();
-    let mut weights = vec![0f32; carried.len()];
-    for y in 0..oh {
-        let low_row = (y / scale) * w;
+    let mut touched = vec![false; plane];
+    // Per output pixel of one row of input pixels: each earlier frame's
+    // weight and the total, the same across the `scale` rows it covers.
+    let mut weights = vec![0f32; carried.len() * ow];
+    let mut totals = vec![0f32; ow];
+    for low_y in 0..oh / scale {
+        let low_row = low_y * w;
         for x in 0..ow {
             let low = low_row + x / scale;
-            for (k, c) in weights.iter_mut().zip(carried) {
-                *k = weight * c.trust[low];
+            let mut sum = 0.0;
+            for (k, c) in carried.iter().enumerate() {
+                let weight = config.weight * c.trust[low];
+                weights[k * ow + x] = weight;
+                sum += weight;
             }
-            let total = 1.0 + weights.iter().sum::<f32>();
-            if total <= 1.0 {
-                continue;
+            totals[x] = 1.0 + sum;
+        }
+        for y in low_y * scale..(low_y + 1) * scale {
+            let row = y * ow..(y + 1) * ow;
+            for (flag, &total) in touched[row.clone()].iter_mut().zip(&totals) {
+                *flag = total > 1.0;
             }
             for ch in 0..3 {
-                let i = ch * plane + y * ow + x;
-                let mut sum = current.data[i];
-                for (k, c) in weights.iter().zip(carried) {
-                    sum += k * c.image.data[i];
+                let at = ch * plane + row.start..ch * plane + row.end;
+                let sum = &mut out.data[at.clone()];
+                for (k, c) in carried.iter().enumerate() {
+                    let (weight, earlier) =
+                        (&weights[k * ow..(k + 1) * ow], &c.image.data[at.clone()]);
+                    for ((s, &k), &e) in sum.iter_mut().zip(weight).zip(earlier) {
+                        *s += k * e;
+                    }
                 }
-                out.data[i] = sum / total;
+                for ((s, &total), &c) in sum.iter_mut().zip(&totals).zip(&current.data[at]) {
+                    *s = if total > 1.0 { *s / total } else { c };
+                }
+            }
+        }
+    }
+    if config.low_band < 1.0 {
+        for ch in 0..3 {
+            let range = ch * plane..(ch + 1) * plane;
+            let change: Vec<f32> = out.data[range.clone()]
+                .iter()
+                .zip(&current.data[range.clone()])
+                .map(|(o, c)| o - c)
+                .collect();
+            let low = low_band(&change, ow, oh, scale);
+            for (i, o) in out.data[range].iter_mut().enumerate() {
+                if touched[i] {
+                    *o -= (1.0 - config.low_band) * low[i];
+                }
             }
         }
     }
     out
+}
+
+/// The part of an output-sized plane that the input's resolution can hold:
+/// the mean over each `scale`×`scale` cell, spread back bilinearly between
+/// the cells' centres (edges repeated).
+fn low_band(plane: &[f32], ow: usize, oh: usize, scale: usize) -> Vec<f32> {
+    let (w, h) = (ow / scale, oh / scale);
+    let mut cells = vec![0f32; w * h];
+    for y in 0..oh {
+        let row = &plane[y * ow..(y + 1) * ow];
+        let cell_row = &mut cells[(y / scale) * w..(y / scale + 1) * w];
+        for (cell, chunk) in cell_row.iter_mut().zip(row.chunks_exact(scale)) {
+            *cell += chunk.iter().sum::<f32>();
+        }
+    }
+    let area = (scale * scale) as f32;
+    cells.iter_mut().for_each(|c| *c /= area);
+    // Where output pixel i falls between cell centres: the cell at or
+    // before it and the weight of the next one.
+    let between = |i: usize, n: usize| {
+        let at = (i as f32 + 0.5) / scale as f32 - 0.5;
+        let first = at.floor().max(0.0) as usize;
+        let t = if at < 0.0 || first + 1 >= n {
+            0.0
+        } else {
+            at - first as f32
+        };
+        (first.min(n - 1), (first + 1).min(n - 1), t)
+    };
+    let columns: Vec<(usize, usize, f32)> = (0..ow).map(|x| between(x, w)).collect();
+    let mut low = vec![0f32; ow * oh];
+    for y in 0..oh {
+        let (y0, y1, ty) = between(y, h);
+        let (upper, lower) = (&cells[y0 * w..(y0 + 1) * w], &cells[y1 * w..(y1 + 1) * w]);
+        for (x, &(x0, x1, tx)) in columns.iter().enumerate() {
+            let top = upper[x0] + tx * (upper[x1] - upper[x0]);
+            let bottom = lower[x0] + tx * (lower[x1] - lower[x0]);
+            low[y * ow + x] = top + ty * (bottom - top);
+        }
+    }
+    low
 }
 
 #[cfg(test)]
@@ -811,8 +971,226 @@ mod tests {
     }
 
     #[test]
+    fn the_low_band_holds_what_the_input_resolution_can() {
+        let (ow, oh, scale) = (24, 16, 2);
+        let plane = |f: &dyn Fn(usize, usize) -> f32| -> Vec<f32> {
+            (0..ow * oh).map(|i| f(i % ow, i / ow)).collect()
+        };
+        let constant = plane(&|_, _| 0.3);
+        assert!(low_band(&constant, ow, oh, scale)
+            .iter()
+            .all(|v| (v - 0.3).abs() < 1e-6));
+        // Detail finer than an input pixel: each 2×2 cell averages to nothing.
+        let checker = plane(&|x, y| if (x + y) % 2 == 0 { 0.1 } else { -0.1 });
+        assert!(low_band(&checker, ow, oh, scale)
+            .iter()
+            .all(|v| v.abs() < 1e-6));
+        // A ramp is coarse: between the outermost cell centres it comes back as it was.
+        let ramp = plane(&|x, y| 0.01 * x as f32 + 0.02 * y as f32);
+        let low = low_band(&ramp, ow, oh, scale);
+        for y in 1..oh - 1 {
+            for x in 1..ow - 1 {
+                assert!((low[y * ow + x] - ramp[y * ow + x]).abs() < 1e-5, "{x},{y}");
+            }
+        }
+    }
+
+    #[test]
+    fn detail_only_averages_the_detail_and_keeps_the_current_tone() {
+        let input = texture(16, 16, 0, 0);
+        let checker = |img: &mut RgbImage, amount: f32| {
+            let w = img.width;
+            for c in 0..3 {
+                for (i, v) in img.plane_mut(c).iter_mut().enumerate() {
+                    *v += if (i % w + i / w) % 2 == 0 {
+                        amount
+                    } else {
+                        -amount
+                    };
+                }
+            }
+        };
+        // The model's tone moves by 0.02 and its invented checker flips sign.
+        let mut first = upscaled(&input, 2, 0.01);
+        checker(&mut first, 0.05);
+        let mut second = upscaled(&input, 2, 0.03);
+        checker(&mut second, -0.05);
+        let run = |config: TemporalConfig| {
+            let mut stage = Stabilizer::new(TemporalConfig {
+                memory: 1,
+                ..config
+            });
+            stage.process(input.clone(), first.clone());
+            stage.process(input.clone(), second.clone())
+        };
+        let truth = upscaled(&input, 2, 0.0);
+        let detail = run(TemporalConfig::detail_only());
+        let whole = run(TemporalConfig::default());
+        for i in 0..truth.data.len() {
+            // The checker averages away either way; the tone is the current
+            // frame's with the detail-only blend, the mean of both otherwise.
+            assert!((detail.data[i] - truth.data[i] - 0.03).abs() < 1e-6, "{i}");
+            assert!((whole.data[i] - truth.data[i] - 0.02).abs() < 1e-6, "{i}");
+        }
+    }
+
+    #[test]
+    fn each_earlier_frame_is_trusted_by_its_own_difference_from_the_current() {
+        // A slow fade: 0.9 level brighter each frame, within full trust from
+        // one frame to the next, but 1.8, 2.7 and 3.6 levels from the frames
+        // 2, 3 and 4 back, which are trusted 0.6, 0.15 and 0.
+        let step = 0.9 / 255.0;
+        let mut stage = Stabilizer::new(TemporalConfig::default());
+        let frames: Vec<Luma> = (0..5)
+            .map(|t| {
+                let mut luma = texture(48, 40, 0, 0);
+                luma.data.iter_mut().for_each(|v| *v += t as f32 * step);
+                luma
+            })
+            .collect();
+        let mut out = None;
+        for luma in &frames {
+            out = Some(stage.process(luma.clone(), upscaled(luma, 2, 0.0)));
+        }
+        let truth = upscaled(&frames[0], 2, 0.0);
+        let weights = [0.0, 0.15, 0.6, 1.0, 1.0];
+        let expected = weights
+            .iter()
+            .enumerate()
+            .map(|(t, w)| w * t as f32 * step)
+            .sum::<f32>()
+            / weights.iter().sum::<f32>();
+        let i = 40 * 96 + 48;
+        let got = out.expect("five frames").data[i] - truth.data[i];
+        assert!((got - expected).abs() < 1e-5, "{got} against {expected}");
+        assert_eq!(stage.restarts(), 1);
+    }
+
+    /// The blend as first written, one output pixel at a time: what the
+    /// row-wise [`blend`] must reproduce bit for bit.
+    pub(super) fn blend_pixel_by_pixel(
+        current: &RgbImage,
+        carried: &VecDeque<Carried>,
+        scale: usize,
+        config: &TemporalConfig,
+    ) -> RgbImage {
+        let (ow, oh) = (current.width, current.height);
+        let (w, plane) = (ow / scale, ow * oh);
+        let mut out = current.clone();
+        let mut weights = vec![0f32; carried.len()];
+        let mut touched = vec![false; plane];
+        for y in 0..oh {
+            for x in 0..ow {
+                let low = (y / scale) * w + x / scale;
+                for (k, c) in weights.iter_mut().zip(carried) {
+                    *k = config.weight * c.trust[low];
+                }
+                let total = 1.0 + weights.iter().sum::<f32>();
+                if total <= 1.0 {
+                    continue;
+                }
+                touched[y * ow + x] = true;
+                for ch in 0..3 {
+                    let i = ch * plane + y * ow + x;
+                    let mut sum = current.data[i];
+                    for (k, c) in weights.iter().zip(carried) {
+                        sum += k * c.image.data[i];
+                    }
+                    out.data[i] = sum / total;
+                }
+            }
+        }
+        if config.low_band < 1.0 {
+            for ch in 0..3 {
+                let range = ch * plane..(ch + 1) * plane;
+                let change: Vec<f32> = out.data[range.clone()]
+                    .iter()
+                    .zip(&current.data[range.clone()])
+                    .map(|(o, c)| o - c)
+                    .collect();
+                let low = low_band(&change, ow, oh, scale);
+                for (i, o) in out.data[range].iter_mut().enumerate() {
+                    if touched[i] {
+                        *o -= (1.0 - config.low_band) * low[i];
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_row_wise_blend_gives_the_pixel_by_pixel_blend_bit_for_bit() {
+        // Pseudo-random samples and trusts, with stretches of no trust and
+        // of full trust, at ×2 and ×3, one to four earlier frames.
+        let mut seed = 12345u32;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            seed as f32 / u32::MAX as f32
+        };
+        for (scale, frames) in [(2, 4), (3, 3), (2, 1)] {
+            let (w, h) = (23, 17);
+            let image = |next: &mut dyn FnMut() -> f32| {
+                let mut img = RgbImage::new(w * scale, h * scale);
+                img.data.iter_mut().for_each(|v| *v = next());
+                img
+            };
+            let current = image(&mut next);
+            let carried: VecDeque<Carried> = (0..frames)
+                .map(|_| {
+                    let mut earlier = Carried::fresh(image(&mut next), texture(w, h, 0, 0));
+                    earlier.trust = (0..w * h)
+                        .map(|_| match next() {
+                            t if t < 0.3 => 0.0,
+                            t if t > 0.7 => 1.0,
+                            t => (t - 0.3) / 0.4,
+                        })
+                        .collect();
+                    earlier
+                })
+                .collect();
+            for config in [TemporalConfig::default(), TemporalConfig::detail_only()] {
+                let config = TemporalConfig {
+                    weight: 0.8,
+                    ..config
+                };
+                let fast = blend(&current, &carried, scale, &config);
+                let plain = blend_pixel_by_pixel(&current, &carried, scale, &config);
+                let differing = (fast.data.iter().zip(&plain.data))
+                    .filter(|(a, b)| a.to_bits() != b.to_bits())
+                    .count();
+                assert_eq!(differing, 0, "×{scale}, {frames} frames, {config:?}");
+                assert_ne!(fast, current, "the blend changed nothing");
+            }
+        }
+    }
+
+    #[test]
+    fn block_sad_at_a_whole_pixel_offset_sums_the_plain_differences() {
+        let (previous, current) = (texture(64, 48, 0, 0), texture(64, 48, 2, 1));
+        for v in [(0, 0), (2, 1), (-3, 4), (5, -2)] {
+            // Block (2, 2): its match and neighbours lie inside the frame.
+            let mut plain = 0.0;
+            for y in 16..24 {
+                for x in 16..24 {
+                    plain += (current.data[y * 64 + x] - previous.sample(x, y, v, 1)).abs();
+                }
+            }
+            let sad = block_sad(&current, &previous, 8, 2, 2, v, 1);
+            assert_eq!(sad.to_bits(), f32::to_bits(plain), "{v:?}");
+        }
+    }
+
+    #[test]
     fn output_depends_only_on_the_last_memory_frames() {
-        let config = TemporalConfig::default();
+        for config in [TemporalConfig::default(), TemporalConfig::detail_only()] {
+            depends_only_on_the_last_memory_frames(config);
+        }
+    }
+
+    fn depends_only_on_the_last_memory_frames(config: TemporalConfig) {
         let frames: Vec<Luma> = (0..7).map(|t| texture(48, 40, t, t / 2)).collect();
         let out = |stage: &mut Stabilizer, t: usize| {
             stage.process(

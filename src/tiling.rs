@@ -11,7 +11,7 @@
 //! whose receptive radius is at most `overlap` gives the same result tiled as
 //! on the whole (reflection-padded) frame.
 
-use crate::frame::RgbImage;
+use crate::frame::{try_zeroed, RgbImage};
 use crate::{Error, Result};
 
 /// The most tiles one frame may be cut into: beyond this a geometry is a
@@ -53,21 +53,6 @@ pub struct TileBatch {
     /// The run's batch size: `tiles.len()`, or a model's fixed batch, which
     /// is filled up with copies of the last tile.
     pub run_size: usize,
-}
-
-/// A zeroed buffer of `len` values, or an error where the memory cannot be
-/// had: sizes come from frames and model files, and an embedding
-/// application must not be aborted by one.
-pub fn try_zeroed(len: usize) -> Result<Vec<f32>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(len).map_err(|_| {
-        Error::InvalidSize(format!(
-            "{} MiB for one buffer cannot be allocated",
-            len.saturating_mul(4) >> 20
-        ))
-    })?;
-    v.resize(len, 0.0);
-    Ok(v)
 }
 
 /// Consecutive tiles must be at least 1/MIN_ADVANCE_SHARE of a tile apart

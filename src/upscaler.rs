@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::engine::{default_trt_cache_root, ComputePrecision, Engine, EngineOptions, Provider};
+use crate::frame::try_zeroed;
 use crate::frame::RgbImage;
 use crate::model::{ModelInfo, DEFAULT_MIN_OVERLAP};
 use crate::pipeline::{FramePipeline, PipelineConfig};
 use crate::temporal::{TemporalConfig, TemporalMode};
-use crate::tiling::{try_zeroed, Batch, TileGeometry};
+use crate::tiling::{Batch, TileGeometry};
 use crate::upscale::upscale_image;
 use crate::{presets, Error, Result};
 
@@ -128,7 +129,7 @@ impl Upscaler {
             streams: engines.len(),
             geometry,
             batch,
-            temporal: temporal.then(TemporalConfig::default),
+            temporal: temporal.then(|| TemporalConfig::for_model(&config.model)),
             notes,
         };
         assembly.check_run_memory()?;

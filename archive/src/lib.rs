@@ -3,8 +3,9 @@
 //! or segment, and segmented, resumable jobs on top. It knows nothing of
 //! the command line: progress and messages go to an [`Observer`], a run
 //! stops when its [`Cancel`] token is set, and the failures a caller acts
-//! on are an [`Error`] kind.
+//! on are the variants of one [`Error`].
 
+pub mod batch;
 mod error;
 mod finishing;
 pub mod media;
@@ -13,5 +14,5 @@ pub mod request;
 pub mod segment;
 pub mod upscale;
 
-pub use error::Error;
-pub use observer::{Caller, Cancel, Observer};
+pub use error::{Error, Result};
+pub use observer::{BatchObserver, Caller, Cancel, Observer};

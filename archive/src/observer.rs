@@ -14,6 +14,18 @@ pub trait Observer: Sync {
     fn progress(&self, frames: u64);
     /// The run has ended, well or not.
     fn finish(&self);
+    /// A line that replaces the last one given here, such as a live run's
+    /// stats once a second; hidden where progress is.
+    fn status(&self, _line: &str) {}
+}
+
+/// Receives a batch's lines and its progress over all files (through
+/// [`Observer`]: `start` with the frames of every file to do, `progress`
+/// with those done so far), and gives each file's run an observer of its own.
+pub trait BatchObserver: Observer {
+    /// File `index` of `count` starts: the observer of its run, dropped
+    /// when the run has ended.
+    fn file(&self, index: usize, count: usize) -> Box<dyn Observer + '_>;
 }
 
 /// Stops the runs that hold a clone of it, at their next look (a tenth of

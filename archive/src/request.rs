@@ -6,7 +6,7 @@
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 use gendr::engine::{ComputePrecision, Provider};
 use gendr::temporal::TemporalMode;
 
@@ -230,38 +230,34 @@ impl UpscaleOptions {
     /// from a job folder are input too, and an out-of-range one would
     /// otherwise reach an element property (a panic).
     pub fn check_values(&self) -> Result<()> {
-        use gendr::limits;
-        let sr = &self.sr;
-        within("--tile", sr.tile, limits::TILE_SIZE)?;
-        within("--overlap", sr.overlap, limits::TILE_OVERLAP)?;
-        within("--device-id", sr.device_id, limits::DEVICE_ID)?;
-        within("--streams", sr.streams, limits::STREAMS)?;
-        within("--threads", sr.threads, limits::THREADS)?;
-        within("--batch", sr.batch, limits::BATCH_SIZE)?;
-        within(
-            "--max-frames-in-flight",
-            sr.max_frames_in_flight,
-            limits::MAX_FRAMES_IN_FLIGHT,
-        )?;
-        within("--crf", self.crf, limits::CRF)?;
-        if !PRESETS.contains(&self.preset.as_str()) {
-            bail!(
-                "--preset {:?} is not one of {}",
-                media::clip_text(&self.preset),
-                PRESETS.join(", ")
-            );
-        }
-        sr.validate()
+        self.sr.check_values()?;
+        within("--crf", self.crf, gendr::limits::CRF)?;
+        check_preset(&self.preset)
     }
 }
 
-fn within<T: PartialOrd + std::fmt::Display>(
+/// Checks that `preset` is one of the encoders' [`PRESETS`].
+pub fn check_preset(preset: &str) -> Result<()> {
+    if !PRESETS.contains(&preset) {
+        bail!(
+            Request,
+            "--preset {:?} is not one of {}",
+            media::clip_text(preset),
+            PRESETS.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Checks that `value`, given as `flag`, lies in `range`.
+pub fn within<T: PartialOrd + std::fmt::Display>(
     flag: &str,
     value: T,
     range: RangeInclusive<T>,
 ) -> Result<()> {
     if !range.contains(&value) {
         bail!(
+            Request,
             "{flag} {value} is out of range ({}..={})",
             range.start(),
             range.end()
@@ -311,6 +307,24 @@ impl SrOptions {
     /// Whether these options run the temporal stage, for start lines.
     pub fn temporal_on(&self) -> bool {
         self.temporal.enabled_for(&self.model)
+    }
+
+    /// Checks every value as the command line's parsers do (one out of
+    /// range would reach a gendrsr property: a panic), then [`Self::validate`].
+    pub fn check_values(&self) -> Result<()> {
+        use gendr::limits;
+        within("--tile", self.tile, limits::TILE_SIZE)?;
+        within("--overlap", self.overlap, limits::TILE_OVERLAP)?;
+        within("--device-id", self.device_id, limits::DEVICE_ID)?;
+        within("--streams", self.streams, limits::STREAMS)?;
+        within("--threads", self.threads, limits::THREADS)?;
+        within("--batch", self.batch, limits::BATCH_SIZE)?;
+        within(
+            "--max-frames-in-flight",
+            self.max_frames_in_flight,
+            limits::MAX_FRAMES_IN_FLIGHT,
+        )?;
+        self.validate()
     }
 
     /// Checks what can be checked before a pipeline exists.

@@ -2,12 +2,17 @@
 //! ways in one run, on the same tiles:
 //!
 //! - model only: the frames, decoded and cut into tiles up front, through
-//!   ONNX Runtime alone (one thread per `--streams` session);
+//!   the engine alone (one thread per `--streams` session);
 //! - sequential: one worker, one stage at a time over the clip: decode and
 //!   convert, then tiles → inference → blend, then convert and encode (x264);
 //! - pipelined: decodebin → gendrsr → x264enc → mp4mux, the `gendr upscale`
 //!   video chain, every stage overlapping the others; run twice, with the
-//!   temporal stage off and on, so that its cost shows side by side.
+//!   temporal stage off and on, so that its cost shows side by side, and
+//!   once more with the encoder left out (into fakesink), so that the
+//!   pipeline's own cost shows apart from x264's.
+//!
+//! Each run also counts the CPU time its threads used, by thread name:
+//! on a shared machine wall time says little about where the time goes.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,14 +22,14 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use gendr::frame::RgbImage;
 use gendr::gpu::{GpuMonitor, GpuUsage};
-use gendr::measure::{self, Host};
-use gendr::temporal::{Luma, Stabilizer};
+use gendr::measure::{self, Host, ThreadCpu, ThreadTimes};
+use gendr::temporal::{Luma, Stabilizer, TemporalConfig};
 use gendr::upscaler::Upscaler;
 use gst::prelude::*;
 use serde::Serialize;
 
 use crate::media::{self, RemoveOnDrop};
-use crate::upscale::{SrOptions, DEFAULT_CRF, DEFAULT_PRESET};
+use crate::upscale::{SrOptions, DEFAULT_CRF, DEFAULT_PRESET, PRESETS};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -32,18 +37,20 @@ Examples:
   gendr bench --model fast --frames 20 --json
   gendr bench --input clip.mp4 --streams 2 --threads 1 --rounds 3
   gendr bench --provider cuda --model default-x4
+  gendr bench --provider openvino --preset veryfast
 
-Model only runs ONNX Runtime on tiles cut up front; sequential runs decode,
-upscale and encode one after the other; pipelined runs the `gendr upscale`
-video chain (x264 at CRF 18, preset medium; no audio) into a temporary file,
-once with gendrsr's temporal stage off and once on (pipelined is the one the
-options choose; --temporal on|off|auto). Frames per second and megapixels per
-second are counted at the output.
+Model only runs the engine (ONNX Runtime or OpenVINO) on tiles cut up front;
+sequential runs decode, upscale and encode one after the other; pipelined
+runs the `gendr upscale` video chain (x264 at CRF 18, preset medium unless
+--preset; no audio) into a temporary file, once with gendrsr's temporal
+stage off and once on (pipelined is the one the options choose; --temporal
+on|off|auto), and once into fakesink instead of the encoder. Frames per
+second and megapixels per second are counted at the output; CPU seconds
+per frame are summed over the process's threads.
 With --rounds, each measurement is repeated and the fastest round is kept.";
 
 /// The sample clip measured when none is given (under `samples/`).
 const DEFAULT_INPUT: &str = "bbb_320x180_2s.mp4";
-/// The x264 settings of `gendr upscale`'s defaults (`--crf 18 --preset medium`).
 
 #[derive(clap::Args)]
 #[command(after_help = EXAMPLES)]
@@ -60,6 +67,11 @@ pub struct Args {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// x264 speed preset of the sequential and pipelined runs, as `gendr
+    /// upscale --preset` (CRF 18 either way).
+    #[arg(long, default_value = DEFAULT_PRESET,
+          value_parser = clap::builder::PossibleValuesParser::new(PRESETS))]
+    preset: String,
     #[command(flatten)]
     sr: SrOptions,
 }
@@ -81,6 +93,45 @@ struct Stages {
     convert_encode: f64,
     /// The temporal stage alone over the upscaled frames (not in the total).
     temporal_stage: f64,
+    /// CPU time of the convert + encode stage, all its threads (x264 runs
+    /// several): what the encoder costs the pipelined run.
+    convert_encode_cpu: f64,
+}
+
+/// Where the CPU went in one run.
+#[derive(Serialize, Clone, Default)]
+struct CpuUse {
+    /// All threads of the process, per output frame.
+    cpu_s_per_frame: f64,
+    /// By thread name, the busiest first (whole run, not per frame; threads
+    /// that ended before the end of the run are only in the total).
+    by_thread: Vec<ThreadCpu>,
+}
+
+/// Threads that are not the model's: gendrsr's own stages, and GStreamer's
+/// streaming threads (`element:pad`) with those they start (x264's).
+fn outside_the_model(thread: &str) -> bool {
+    thread.contains(':') || thread == "gendr-prepare" || thread == "gendr-stitch"
+}
+
+impl CpuUse {
+    fn model_share(&self, frames: usize) -> f64 {
+        let total = self.cpu_s_per_frame * frames as f64;
+        let outside: f64 = self
+            .by_thread
+            .iter()
+            .filter(|t| outside_the_model(&t.name))
+            .map(|t| t.cpu_s)
+            .sum();
+        1.0 - outside / total
+    }
+
+    fn between(before: &ThreadTimes, after: &ThreadTimes, frames: usize) -> CpuUse {
+        CpuUse {
+            cpu_s_per_frame: after.total_since(before).as_secs_f64() / frames as f64,
+            by_thread: after.since(before),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -104,6 +155,8 @@ struct Report {
     threads: u32,
     max_frames_in_flight: u32,
     rounds: u32,
+    /// x264's speed preset in the sequential and pipelined runs.
+    x264_preset: String,
     model_only_fps: f64,
     sequential_fps: f64,
     pipeline_fps: f64,
@@ -118,6 +171,25 @@ struct Report {
     pipeline_temporal_on: Rate,
     /// Pipelined fps with the stage on over off.
     temporal_on_over_off: f64,
+    /// The pipelined run (temporal stage as chosen) into fakesink: decode,
+    /// gendrsr and the colour conversions, no encoder.
+    pipeline_no_encoder: Rate,
+    pipeline_no_encoder_over_model_only: f64,
+    /// From gendrsr's last frame out to the end of the stream in the kept
+    /// pipelined run: x264 holds frames back (at preset medium 47 of them:
+    /// its 40-frame look-ahead, B-frames and frame threads) and encodes them only
+    /// then, with the model done.
+    pipeline_encoder_drain_s: f64,
+    /// The share of the pipelined run's CPU time spent in the model's
+    /// threads: all but gendrsr's prepare and stitch stages and GStreamer's
+    /// streaming threads (and those they start, x264's). Where the model
+    /// alone keeps every core busy, c/a can be no higher; unlike the
+    /// wall-clock ratio, one run's load does not scramble it.
+    pipeline_model_cpu_share: f64,
+    /// CPU time of the kept model-only and pipelined runs.
+    model_only_cpu: CpuUse,
+    pipeline_cpu: CpuUse,
+    pipeline_no_encoder_cpu: CpuUse,
     sequential_stages_s: Stages,
     /// VmHWM: the peak resident memory of this whole process.
     peak_rss_bytes: u64,
@@ -139,8 +211,11 @@ pub fn run(args: Args) -> Result<()> {
     let load_start = measure::load_average();
     let mut peak = 0u64;
 
-    // Model only, sequential, pipelined with the temporal stage off and on.
-    let mut best: [Option<Rate>; 4] = [None; 4];
+    // Model only, sequential, pipelined with the temporal stage off and on,
+    // pipelined into fakesink.
+    let mut best: [Option<Rate>; 5] = [None; 5];
+    let (mut model_only_cpu, mut pipeline_cpu, mut no_encoder_cpu) = Default::default();
+    let mut drain = Duration::ZERO;
     let mut stages = Stages::default();
     let mut facts = None;
     let mut gpu = None;
@@ -175,7 +250,12 @@ pub fn run(args: Args) -> Result<()> {
             streams: assembly.streams,
         });
 
+        let before = ThreadTimes::read();
         let model_only = measure::model_only(upscaler.engines_mut(), &geometry, batch, &frames)?;
+        let after = ThreadTimes::read();
+        if best[0].is_none_or(|b| model_only.elapsed.as_secs_f64() < b.seconds) {
+            model_only_cpu = CpuUse::between(&before, &after, frames.len());
+        }
         keep_best(&mut best[0], rate(frames.len(), model_only.elapsed));
 
         // One worker: the first session.
@@ -187,14 +267,20 @@ pub fn run(args: Args) -> Result<()> {
             .map(|f| upscaler.upscale_image(f))
             .collect::<gendr::Result<Vec<_>>>()?;
         let infer_time = started.elapsed();
-        let mut stage = Stabilizer::new(assembly.temporal.unwrap_or_default());
+        let mut stage = Stabilizer::new(
+            assembly
+                .temporal
+                .unwrap_or_else(|| TemporalConfig::for_model(&config.model)),
+        );
         let started = Instant::now();
         for (frame, output) in frames.iter().zip(&upscaled) {
             stage.process(Luma::from_rgb(frame), output.clone());
         }
         let temporal_time = started.elapsed();
         drop((frames, upscaler));
-        let encode_time = encode(&upscaled, &input)?;
+        let before = ThreadTimes::read();
+        let encode_time = encode(&upscaled, &input, &args.preset)?;
+        let encode_cpu = ThreadTimes::read().total_since(&before);
         drop(upscaled);
         let total = decode_time + infer_time + encode_time;
         if best[1].is_none_or(|b| total.as_secs_f64() < b.seconds) {
@@ -203,30 +289,39 @@ pub fn run(args: Args) -> Result<()> {
                 tiles_infer_blend: infer_time.as_secs_f64(),
                 convert_encode: encode_time.as_secs_f64(),
                 temporal_stage: temporal_time.as_secs_f64(),
+                convert_encode_cpu: encode_cpu.as_secs_f64(),
             };
         }
         keep_best(&mut best[1], rate(n, total));
 
         peak = peak.max(measure::peak_rss()?);
         measure::reset_peak_rss();
-        for (slot, stage_on) in [(2, false), (3, true)] {
-            let (piped, count, usage) = pipelined(&input, n, &args.sr, on_gpu, stage_on)?;
-            if count != n {
-                bail!("the pipelined run put out {count} frames, not {n}");
+        for (slot, stage_on, encoder) in [(2, false, true), (3, true, true), (4, temporal, false)] {
+            let encoder = encoder.then_some(args.preset.as_str());
+            let run = pipelined(&input, n, &args.sr, on_gpu, stage_on, encoder)?;
+            if run.frames != n {
+                bail!("the pipelined run put out {} frames, not {n}", run.frames);
             }
-            if stage_on == temporal && best[slot].is_none_or(|b| piped.as_secs_f64() < b.seconds) {
-                gpu = usage;
+            if best[slot].is_none_or(|b| run.elapsed.as_secs_f64() < b.seconds) {
+                if encoder.is_none() {
+                    no_encoder_cpu = run.cpu;
+                } else if stage_on == temporal {
+                    gpu = run.gpu;
+                    pipeline_cpu = run.cpu;
+                    drain = run.drain;
+                }
             }
-            keep_best(&mut best[slot], rate(n, piped));
+            keep_best(&mut best[slot], rate(n, run.elapsed));
         }
     }
     let pipeline_peak = measure::peak_rss()?;
     peak = peak.max(pipeline_peak);
     let facts = facts.context("no round ran")?;
-    let [Some(a), Some(b), Some(off), Some(on)] = best else {
+    let [Some(a), Some(b), Some(off), Some(on), Some(no_encoder)] = best else {
         bail!("no round ran");
     };
     let c = if temporal { on } else { off };
+    let n_frames = facts.frames;
     let report = Report {
         model: args.sr.model.clone(),
         model_path: model_path.display().to_string(),
@@ -235,6 +330,7 @@ pub fn run(args: Args) -> Result<()> {
         threads: args.sr.threads,
         max_frames_in_flight: args.sr.max_frames_in_flight,
         rounds: args.rounds,
+        x264_preset: args.preset.clone(),
         model_only_fps: a.fps,
         sequential_fps: b.fps,
         pipeline_fps: c.fps,
@@ -247,6 +343,13 @@ pub fn run(args: Args) -> Result<()> {
         pipeline_temporal_off: off,
         pipeline_temporal_on: on,
         temporal_on_over_off: on.fps / off.fps,
+        pipeline_no_encoder: no_encoder,
+        pipeline_no_encoder_over_model_only: no_encoder.fps / a.fps,
+        pipeline_encoder_drain_s: drain.as_secs_f64(),
+        pipeline_model_cpu_share: pipeline_cpu.model_share(n_frames),
+        model_only_cpu,
+        pipeline_cpu,
+        pipeline_no_encoder_cpu: no_encoder_cpu,
         sequential_stages_s: stages,
         peak_rss_bytes: peak,
         pipeline_peak_rss_bytes: pipeline_peak,
@@ -341,21 +444,21 @@ fn scratch(tag: &str) -> RemoveOnDrop {
     )
 }
 
-fn encoder_chain() -> String {
+fn encoder_chain(preset: &str) -> String {
     format!(
-        "videoconvert ! x264enc pass=qual quantizer={DEFAULT_CRF} speed-preset={DEFAULT_PRESET} \
+        "videoconvert ! x264enc pass=qual quantizer={DEFAULT_CRF} speed-preset={preset} \
          ! h264parse ! mp4mux"
     )
 }
 
 /// Converts and encodes the frames into a temporary MP4; returns the time taken.
-fn encode(frames: &[RgbImage], input: &Path) -> Result<Duration> {
+fn encode(frames: &[RgbImage], input: &Path, preset: &str) -> Result<Duration> {
     let out = scratch("sequential");
     let (w, h) = (frames[0].width, frames[0].height);
     let pipeline = pipeline_of(&format!(
         "appsrc name=src format=time caps=video/x-raw,format=RGB,width={w},height={h},framerate=25/1 \
          ! {} ! filesink location={}",
-        encoder_chain(),
+        encoder_chain(preset),
         gst_quote(out.path())
     ))?;
     let src = pipeline
@@ -383,31 +486,45 @@ fn encode(frames: &[RgbImage], input: &Path) -> Result<Duration> {
     result.map(|()| elapsed)
 }
 
-/// Runs the first `frames` frames through the `gendr upscale` video chain;
-/// returns the time from the first frame into gendrsr to the end of the
-/// file, and the number of frames gendrsr put out.
-/// The pipelined run: its time from the first frame into gendrsr to the end
-/// of the stream, the frames that came out, and on a GPU what it did then.
+/// One pipelined run.
+struct Piped {
+    /// From the first frame into gendrsr to the end of the stream.
+    elapsed: Duration,
+    /// Frames gendrsr put out.
+    frames: usize,
+    /// From gendrsr's last frame out to the end of the stream.
+    drain: Duration,
+    cpu: CpuUse,
+    /// On a GPU, what it did meanwhile.
+    gpu: Option<GpuUsage>,
+}
+
+/// Runs the first `frames` frames through the `gendr upscale` video chain,
+/// x264 at `encoder`'s preset, or with none into fakesink instead of x264
+/// and the muxer.
+/// Model loading and gendrsr's warm-up run come before the clock starts.
 fn pipelined(
     input: &Path,
     frames: usize,
     sr: &SrOptions,
     on_gpu: bool,
     temporal: bool,
-) -> Result<(Duration, usize, Option<GpuUsage>)> {
+    encoder: Option<&str>,
+) -> Result<Piped> {
     let out = scratch("pipelined");
     let pipeline = pipeline_of(&format!(
         "filesrc location={} ! decodebin ! queue name=queue_in ! videoconvert name=convert_in",
         gst_quote(input)
     ))?;
-    let tail = gst::parse::bin_from_description(
-        &format!(
+    let tail = match encoder {
+        Some(preset) => format!(
             "{} ! queue ! filesink location={}",
-            encoder_chain(),
+            encoder_chain(preset),
             gst_quote(out.path())
         ),
-        true,
-    )?;
+        None => "videoconvert ! fakesink".to_string(),
+    };
+    let tail = gst::parse::bin_from_description(&tail, true)?;
     let element = sr.element()?;
     element.set_property_from_str("temporal", if temporal { "on" } else { "off" });
     pipeline.add_many([&element, tail.upcast_ref()])?;
@@ -433,7 +550,9 @@ fn pipelined(
             info.flow_res = Err(gst::FlowError::Eos);
             gst::PadProbeReturn::Handled
         });
-    let first_in: Arc<Mutex<Option<Instant>>> = Arc::default();
+    // When the first frame reached gendrsr, and the threads' CPU time then.
+    let first_in: Arc<Mutex<Option<(Instant, ThreadTimes)>>> = Arc::default();
+    let last_out: Arc<Mutex<Option<Instant>>> = Arc::default();
     let out_count = media::count_output(&element)?;
     {
         let first_in = first_in.clone();
@@ -444,9 +563,17 @@ fn pipelined(
                 first_in
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert_with(Instant::now);
+                    .get_or_insert_with(|| (Instant::now(), ThreadTimes::read()));
                 gst::PadProbeReturn::Ok
             });
+        let last_out = last_out.clone();
+        element.static_pad("src").context("gendrsr src")?.add_probe(
+            gst::PadProbeType::BUFFER,
+            move |_, _| {
+                *last_out.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+                gst::PadProbeReturn::Ok
+            },
+        );
     }
     let monitor = on_gpu
         .then(|| GpuMonitor::start("nvidia-smi", sr.device_id))
@@ -454,18 +581,27 @@ fn pipelined(
     pipeline.set_state(gst::State::Playing)?;
     let result = wait_eos(&pipeline, input);
     let ended = Instant::now();
+    // Before the state change ends the streaming and encoder threads.
+    let cpu_end = ThreadTimes::read();
     pipeline.set_state(gst::State::Null)?;
     result?;
-    let started = first_in
+    let (started, cpu_start) = first_in
         .lock()
         .unwrap_or_else(|p| p.into_inner())
+        .take()
         .context("no frame reached gendrsr")?;
-    let gpu = monitor.and_then(|m| m.stop(started, ended));
-    Ok((
-        ended - started,
-        out_count.load(Ordering::Relaxed) as usize,
-        gpu,
-    ))
+    let last_out = last_out
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .unwrap_or(ended);
+    let frames = out_count.load(Ordering::Relaxed) as usize;
+    Ok(Piped {
+        elapsed: ended - started,
+        frames,
+        drain: ended.saturating_duration_since(last_out),
+        cpu: CpuUse::between(&cpu_start, &cpu_end, frames.max(1)),
+        gpu: monitor.and_then(|m| m.stop(started, ended)),
+    })
 }
 
 fn machine(load_average_start: f64) -> Machine {
@@ -483,7 +619,7 @@ fn machine(load_average_start: f64) -> Machine {
 fn print_table(r: &Report) {
     let f = &r.facts;
     println!(
-        "{} ({}, {}): {} frames {}x{} → {}x{}, {} tiles of {}x{} (overlap {}), {} per run, streams {}, threads {}",
+        "{} ({}, {}): {} frames {}x{} → {}x{}, {} tiles of {}x{} (overlap {}), {} per run, streams {}, threads {}, x264 {}",
         r.model,
         f.runs_on,
         r.input,
@@ -499,15 +635,25 @@ fn print_table(r: &Report) {
         f.tiles_per_run,
         f.streams,
         if r.threads == 0 { "all".to_string() } else { r.threads.to_string() },
+        r.x264_preset,
     );
-    println!("{:<12} {:>9} {:>9} {:>9}", "run", "fps", "MP/s", "seconds");
-    for (name, rate) in [
-        ("model only", r.model_only),
-        ("sequential", r.sequential),
-        ("pipelined", r.pipeline),
+    println!(
+        "{:<22} {:>9} {:>9} {:>9} {:>11}",
+        "run", "fps", "MP/s", "seconds", "CPU s/frame"
+    );
+    for (name, rate, cpu) in [
+        ("model only", r.model_only, Some(&r.model_only_cpu)),
+        ("sequential", r.sequential, None),
+        ("pipelined", r.pipeline, Some(&r.pipeline_cpu)),
+        (
+            "pipelined, no encoder",
+            r.pipeline_no_encoder,
+            Some(&r.pipeline_no_encoder_cpu),
+        ),
     ] {
+        let cpu = cpu.map_or("".to_string(), |c| format!("{:.4}", c.cpu_s_per_frame));
         println!(
-            "{name:<12} {:>9.2} {:>9.2} {:>9.2}",
+            "{name:<22} {:>9.2} {:>9.2} {:>9.2} {cpu:>11}",
             rate.fps, rate.mpixels_per_s, rate.seconds
         );
     }
@@ -520,12 +666,29 @@ fn print_table(r: &Report) {
     );
     let s = r.sequential_stages_s;
     println!(
-        "sequential stages: decode+convert {:.2} s, tiles+infer+blend {:.2} s, convert+encode {:.2} s; temporal stage alone {:.3} s",
-        s.decode_convert, s.tiles_infer_blend, s.convert_encode, s.temporal_stage
+        "sequential stages: decode+convert {:.2} s, tiles+infer+blend {:.2} s, convert+encode {:.2} s ({:.2} CPU s); temporal stage alone {:.3} s",
+        s.decode_convert, s.tiles_infer_blend, s.convert_encode, s.convert_encode_cpu, s.temporal_stage
     );
+    let threads = |c: &CpuUse| {
+        c.by_thread
+            .iter()
+            .take(8)
+            .map(|t| format!("{} ×{} {:.2}", t.name, t.threads, t.cpu_s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     println!(
-        "pipelined / model only {:.3}, pipelined / sequential {:.3}",
-        r.pipeline_over_model_only, r.pipeline_over_sequential
+        "CPU s by thread, model only: {}",
+        threads(&r.model_only_cpu)
+    );
+    println!("CPU s by thread, pipelined: {}", threads(&r.pipeline_cpu));
+    println!(
+        "pipelined / model only {:.3} (the model's share of the pipelined run's CPU, its bound on busy cores: {:.3}), pipelined / sequential {:.3}, no encoder / model only {:.3}; encoder drain after gendrsr's last frame {:.2} s",
+        r.pipeline_over_model_only,
+        r.pipeline_model_cpu_share,
+        r.pipeline_over_sequential,
+        r.pipeline_no_encoder_over_model_only,
+        r.pipeline_encoder_drain_s
     );
     println!(
         "peak RSS {:.0} MiB (pipelined run {:.0} MiB); {} ({} CPUs), load {:.2} → {:.2}",

@@ -491,7 +491,7 @@ fn temporal_scores(
     let scale = upscaler.upscaler.scale();
     let mut stage = Stabilizer::new(TemporalConfig {
         memory: args.temporal_memory,
-        ..TemporalConfig::default()
+        ..TemporalConfig::for_model(&upscaler.name)
     });
     let (mut references, mut restored, mut baselines, mut stabilized) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());

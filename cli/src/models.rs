@@ -2,16 +2,12 @@
 //! where each was found; `--install` copies the converted ones into the
 //! user's data folder.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, Result};
 use gendr::locate::{self, Origin};
+use gendr::presets::install::{self, Installed};
 use gendr::presets::{self, Preset};
-use sha2::{Digest, Sha256};
-
-/// The sums `make models` checks its conversions against.
-const CONVERTED_SUMS: &str = include_str!("../../models/CONVERTED.sha256");
 
 const EXAMPLES: &str = "\
 Examples:
@@ -137,78 +133,22 @@ fn install(from: Option<&Path>) -> Result<()> {
         .ok_or_else(|| anyhow!("no user data folder: set HOME or XDG_DATA_HOME"))?
         .join("models");
     let mut installed = 0;
-    for preset in presets::all().iter().filter(|p| p.converted) {
-        let dest = target.join(&preset.file);
-        let source = match from {
-            Some(dir) => Some(dir.join(&preset.file)).filter(|p| p.is_file()),
-            None => preset.located().filter(|c| c.path != dest).map(|c| c.path),
-        };
-        let Some(source) = source else {
-            if dest.is_file() {
-                println!("{}: already in {}", preset.name, dest.display());
-            } else {
-                println!("{}: not converted yet (make models), skipped", preset.name);
-            }
-            continue;
-        };
-        let expected = expected_sum(&preset.file)?;
-        let actual = sha256_file(&source)?;
-        if actual != expected {
-            bail!(
-                "{} has sha256 {actual}, not the {expected} that make models gives; not installed",
-                source.display()
-            );
+    install::converted(&target, from, |preset, outcome| match outcome {
+        Installed::Copied { from, to } => {
+            println!("{}: {} -> {}", preset.name, from.display(), to.display());
+            installed += 1;
         }
-        copy_into_place(&source, &dest)?;
-        println!(
-            "{}: {} -> {}",
-            preset.name,
-            source.display(),
-            dest.display()
-        );
-        installed += 1;
-    }
+        Installed::AlreadyThere(dest) => {
+            println!("{}: already in {}", preset.name, dest.display())
+        }
+        Installed::NotConverted => {
+            println!("{}: not converted yet (make models), skipped", preset.name)
+        }
+    })?;
     println!(
         "{installed} preset file(s) installed in {}",
         target.display()
     );
-    Ok(())
-}
-
-fn expected_sum(file: &str) -> Result<&'static str> {
-    CONVERTED_SUMS
-        .lines()
-        .filter_map(|line| line.split_once("  "))
-        .find(|(_, name)| *name == file)
-        .map(|(sum, _)| sum)
-        .ok_or_else(|| anyhow!("models/CONVERTED.sha256 has no sum for {file}"))
-}
-
-fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("{}", path.display()))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(format!("{:x}", hasher.finalize()))
-}
-
-/// Writes beside the destination and renames, so a reader never sees half a model.
-fn copy_into_place(source: &Path, dest: &Path) -> Result<()> {
-    let dir = dest.parent().expect("a file in a folder");
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let partial = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("writing in {}", dir.display()))?;
-    std::fs::copy(source, partial.path())
-        .with_context(|| format!("copying {}", source.display()))?;
-    partial
-        .persist(dest)
-        .with_context(|| format!("renaming into {}", dest.display()))?;
     Ok(())
 }
 

@@ -2,25 +2,37 @@
 //! lines printed above them, and Ctrl-C.
 
 use gendr_archive::Cancel;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 /// Draws one run's frames on a bar; each run the engine starts on it
 /// (a job's segments, then its join) begins the bar again.
-pub struct Bar(ProgressBar);
+pub struct Bar(ProgressBar, Option<MultiProgress>);
 
 impl Bar {
     /// A bar of its own, hidden with --quiet (lines are still printed).
     pub fn new(quiet: bool) -> Self {
-        Bar(if quiet {
-            ProgressBar::hidden()
-        } else {
-            ProgressBar::new(0)
-        })
+        Bar(
+            if quiet {
+                ProgressBar::hidden()
+            } else {
+                ProgressBar::new(0)
+            },
+            None,
+        )
     }
 
-    /// Draws on `bar`, e.g. one of a batch's.
-    pub fn on(bar: ProgressBar) -> Self {
-        Bar(bar)
+    /// Draws on `bar`, one of `multi`'s (a batch's), and takes it off the
+    /// display when dropped.
+    pub fn in_display(bar: ProgressBar, multi: &MultiProgress) -> Self {
+        Bar(bar, Some(multi.clone()))
+    }
+}
+
+impl Drop for Bar {
+    fn drop(&mut self) {
+        if let Some(multi) = &self.1 {
+            multi.remove(&self.0);
+        }
     }
 }
 

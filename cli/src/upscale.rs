@@ -117,7 +117,7 @@ pub struct UpscaleOptions {
 
 /// A clap parser accepting exactly `range` (one of [`gendr::limits`]), so a
 /// value out of range is a usage error rather than a property panic.
-fn in_range<T>(range: RangeInclusive<T>) -> clap::builder::RangedI64ValueParser<T>
+pub fn in_range<T>(range: RangeInclusive<T>) -> clap::builder::RangedI64ValueParser<T>
 where
     T: TryFrom<i64> + Into<i64> + Copy + Clone + Send + Sync + 'static,
     <T as TryFrom<i64>>::Error: std::error::Error + Send + Sync + 'static,
@@ -289,7 +289,7 @@ impl From<SrOptions> for engine::SrOptions {
 impl SrOptions {
     /// Checks what can be checked before a pipeline exists.
     pub fn validate(&self) -> Result<()> {
-        engine::SrOptions::from(self.clone()).validate()
+        Ok(engine::SrOptions::from(self.clone()).validate()?)
     }
 
     /// The core configuration these options ask for (see the engine's).
@@ -299,7 +299,7 @@ impl SrOptions {
 
     /// A gendrsr element with these options as its properties.
     pub fn element(&self) -> Result<gst::Element> {
-        engine::SrOptions::from(self.clone()).element()
+        Ok(engine::SrOptions::from(self.clone()).element()?)
     }
 }
 
@@ -317,7 +317,8 @@ pub fn run(args: Args) -> Result<()> {
         cancel: &cancel,
     };
     if args.resume {
-        return gendr_archive::segment::resume(args, caller);
+        return Ok(gendr_archive::segment::resume(args, caller)?);
     }
-    upscale::run_one(&args, caller).map(drop)
+    upscale::run_one(&args, caller)?;
+    Ok(())
 }

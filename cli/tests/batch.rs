@@ -4,24 +4,12 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime};
 
-use gendr_test_support::{data, ffmpeg, ffprobe_frame_times, ffprobe_json, stderr};
-
-fn gendr() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gendr"))
-}
-
-fn upscale(args: &[&str], input: &Path, output: &Path) -> Output {
-    gendr()
-        .arg("upscale")
-        .args(args)
-        .arg(input)
-        .arg(output)
-        .output()
-        .unwrap()
-}
+use gendr_test_support::{
+    ffmpeg, ffprobe_frame_times, ffprobe_json, spawn_slow_upscale, stderr, upscale,
+};
 
 /// A 64×48 H.264 clip of `frames` frames at 10 fps, with AAC audio when asked.
 fn clip(path: &Path, frames: u32, audio: bool) {
@@ -187,14 +175,7 @@ fn ctrl_c_stops_the_batch_keeping_what_finished_and_nothing_partial() {
     clip(&input.join("a.mp4"), 2, false);
     clip(&input.join("b.mp4"), 10, false);
     // A deliberately slow model: b.mp4 is still running when Ctrl-C comes.
-    let mut child = gendr()
-        .args(["upscale", "-q", "-m"])
-        .arg(data("slow_x2.onnx"))
-        .arg(&input)
-        .arg(&output)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_slow_upscale(&["-q"], &input, &output);
     // Read to the end on a thread: a closed pipe would end gendr early.
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = BufReader::new(child.stderr.take().unwrap());

@@ -1,18 +1,18 @@
 //! `gendr bench`, run as the user runs it. Throughput itself is not tested
 //! (the machine is shared); the report's shape and sanity are.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
-use gendr_test_support::{repo_root, stderr};
+use gendr_test_support::{gendr, repo_root, run, stderr};
 use serde_json::Value;
 
-fn gendr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gendr"))
+/// `gendr ARGS` in the checkout (bench's default clip is a path inside it),
+/// logging warnings only.
+fn gendr_in_checkout(args: &[&str]) -> Output {
+    run(gendr()
         .args(args)
         .env("GENDR_LOG", "warn")
-        .current_dir(repo_root())
-        .output()
-        .expect("gendr runs")
+        .current_dir(repo_root()))
 }
 
 fn number(report: &Value, key: &str) -> f64 {
@@ -25,7 +25,7 @@ fn number(report: &Value, key: &str) -> f64 {
 
 #[test]
 fn json_report_has_every_rate_and_sane_ratios() {
-    let out = gendr(&[
+    let out = gendr_in_checkout(&[
         "bench",
         "--json",
         "--frames",
@@ -72,6 +72,37 @@ fn json_report_has_every_rate_and_sane_ratios() {
     assert_eq!(off, c);
     assert!((number(&report, "temporal_on_over_off") - on / off).abs() < 1e-9);
 
+    // Into fakesink: the same frames with the encoder left out.
+    let no_encoder = number(&report["pipeline_no_encoder"], "fps");
+    assert!((number(&report, "pipeline_no_encoder_over_model_only") - no_encoder / a).abs() < 1e-9);
+    // x264 holds frames back until the end of the stream: that drain lies
+    // inside the pipelined run.
+    let drain = report["pipeline_encoder_drain_s"].as_f64().unwrap();
+    assert!(drain >= 0.0 && drain <= number(&report["pipeline"], "seconds"));
+    // CPU time by run and by thread (a few frames of the fast model may
+    // take less than a clock tick in a run, so zero is allowed).
+    for run in ["model_only_cpu", "pipeline_cpu", "pipeline_no_encoder_cpu"] {
+        let cpu = &report[run];
+        let per_frame = cpu["cpu_s_per_frame"].as_f64().unwrap();
+        assert!(per_frame.is_finite() && per_frame >= 0.0, "{run}: {cpu}");
+        let threads = cpu["by_thread"].as_array().unwrap();
+        let by_thread: f64 = threads.iter().map(|t| t["cpu_s"].as_f64().unwrap()).sum();
+        // The threads alive at the end are part of the process's total.
+        assert!(by_thread <= per_frame * 5.0 + 0.02, "{run}: {cpu}");
+        for t in threads {
+            assert!(!t["name"].as_str().unwrap().is_empty());
+            assert!(t["threads"].as_u64().unwrap() >= 1);
+        }
+    }
+    // The model's share of the pipelined run's CPU (null where the run
+    // took less than a clock tick).
+    if let Some(share) = report["pipeline_model_cpu_share"].as_f64() {
+        assert!((0.0..=1.0).contains(&share), "{share}");
+    }
+    let stages = &report["sequential_stages_s"];
+    assert!(stages["convert_encode_cpu"].as_f64().unwrap() >= 0.0);
+
+    assert_eq!(report["x264_preset"], "medium");
     assert_eq!(report["frames"], 5);
     assert_eq!(report["input_size"], serde_json::json!([320, 180]));
     assert_eq!(report["output_size"], serde_json::json!([640, 360]));
@@ -99,7 +130,7 @@ fn json_report_has_every_rate_and_sane_ratios() {
 
 #[test]
 fn table_names_the_three_runs() {
-    let out = gendr(&[
+    let out = gendr_in_checkout(&[
         "bench",
         "--frames",
         "3",
@@ -126,7 +157,7 @@ fn table_names_the_three_runs() {
 
 #[test]
 fn a_missing_clip_is_one_line() {
-    let out = gendr(&["bench", "--input", "no-such-clip.mp4", "--model", "fast"]);
+    let out = gendr_in_checkout(&["bench", "--input", "no-such-clip.mp4", "--model", "fast"]);
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("no-such-clip.mp4: no such file"), "{err}");
@@ -135,7 +166,7 @@ fn a_missing_clip_is_one_line() {
 
 #[test]
 fn zero_frames_is_refused() {
-    let out = gendr(&["bench", "--frames", "0"]);
+    let out = gendr_in_checkout(&["bench", "--frames", "0"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("--frames"), "{}", stderr(&out));
 }

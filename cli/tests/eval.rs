@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use gendr_test_support::repo_root;
+use gendr_test_support::{gendr, repo_root, run};
 use serde_json::Value;
 
 /// The eval set: real footage first, then photos (tests/data/eval/README.md).
@@ -14,8 +14,9 @@ const MIN_GAIN_DB: f64 = 1.5;
 /// Pixels between the panels of the side-by-side PNG.
 const GAP: u32 = 4;
 
-fn gendr(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gendr"));
+/// `gendr ARGS`, logging warnings only.
+fn gendr_quiet(args: &[&str]) -> Command {
+    let mut cmd = gendr();
     cmd.args(args).env("GENDR_LOG", "warn");
     cmd
 }
@@ -51,7 +52,7 @@ fn assert_one_line_error(output: &Output, needle: &str) {
 
 #[test]
 fn models_json_lists_every_preset_with_its_file() {
-    let list = json(&gendr(&["models", "--json"]).output().unwrap());
+    let list = json(&run(&mut gendr_quiet(&["models", "--json"])));
     let list = list.as_array().expect("an array");
     assert!(list.iter().any(|m| m["name"] == "default"), "{list:?}");
     for m in list {
@@ -67,7 +68,7 @@ fn models_json_lists_every_preset_with_its_file() {
 
 #[test]
 fn models_table_names_every_preset() {
-    let output = gendr(&["models"]).output().unwrap();
+    let output = run(&mut gendr_quiet(&["models"]));
     assert!(output.status.success());
     let table = String::from_utf8(output.stdout).unwrap();
     assert!(table.starts_with("NAME"), "{table}");
@@ -87,7 +88,7 @@ fn default_model_beats_bicubic_on_the_eval_set() {
         .map(|name| {
             let reference = repo_root().join(format!("tests/data/eval/{name}.png"));
             let out = dir.path().join(format!("{name}.png"));
-            let child = gendr(&["eval", "--json", "--threads", "1", "--out"])
+            let child = gendr_quiet(&["eval", "--json", "--threads", "1", "--out"])
                 .arg(&out)
                 .arg(&reference)
                 .stdout(std::process::Stdio::piped())
@@ -151,11 +152,11 @@ fn default_model_beats_bicubic_on_the_eval_set() {
 fn a_video_is_sampled_and_the_picture_lands_beside_the_caller() {
     let dir = tempfile::tempdir().unwrap();
     let clip = repo_root().join("samples/bikes_160x68_2s.mp4");
-    let output = gendr(&["eval", "--model", "fast", "--frames", "2", "--json"])
-        .arg(&clip)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let output = run(
+        gendr_quiet(&["eval", "--model", "fast", "--frames", "2", "--json"])
+            .arg(&clip)
+            .current_dir(dir.path()),
+    );
     let report = json(&output);
     let frames = report["frames"].as_array().unwrap();
     assert_eq!(frames.len(), 2, "{report}");
@@ -190,13 +191,13 @@ fn temporal_score_catches_a_flickering_model_and_passes_the_default() {
     let dir = tempfile::tempdir().unwrap();
     let clip = repo_root().join("samples/bikes_160x68_2s.mp4");
     let noisy = repo_root().join("tests/data/noisy_x2.onnx");
-    let output = gendr(&["eval", "--json", "--frames", "1", "--temporal-frames", "12"])
-        .args(["--model".as_ref(), noisy.as_os_str()])
-        .args(["--model", "default"])
-        .arg(&clip)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let output = run(
+        gendr_quiet(&["eval", "--json", "--frames", "1", "--temporal-frames", "12"])
+            .args(["--model".as_ref(), noisy.as_os_str()])
+            .args(["--model", "default"])
+            .arg(&clip)
+            .current_dir(dir.path()),
+    );
     let reports = json(&output);
     let reports = reports.as_array().expect("an array, one report per model");
     assert_eq!(reports.len(), 2);
@@ -235,14 +236,14 @@ fn without_a_reference_niqe_scores_the_outputs_and_flicker_is_against_bicubic() 
     let dir = tempfile::tempdir().unwrap();
     let clip = repo_root().join("samples/bbb_320x180_2s.mp4");
     let noisy = repo_root().join("tests/data/noisy_x2.onnx");
-    let output = gendr(&["eval", "--no-reference", "--json", "--frames", "1"])
-        .args(["--temporal-frames", "4"])
-        .args(["--model".as_ref(), noisy.as_os_str()])
-        .args(["--model", "default"])
-        .arg(&clip)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let output = run(
+        gendr_quiet(&["eval", "--no-reference", "--json", "--frames", "1"])
+            .args(["--temporal-frames", "4"])
+            .args(["--model".as_ref(), noisy.as_os_str()])
+            .args(["--model", "default"])
+            .arg(&clip)
+            .current_dir(dir.path()),
+    );
     let reports = json(&output);
     let reports = reports.as_array().expect("one report per model");
     let (noisy, default) = (&reports[0], &reports[1]);
@@ -301,12 +302,12 @@ fn without_a_reference_niqe_scores_the_outputs_and_flicker_is_against_bicubic() 
 fn several_models_print_one_table_with_a_bicubic_row_per_scale() {
     let dir = tempfile::tempdir().unwrap();
     let clip = repo_root().join("samples/bikes_160x68_2s.mp4");
-    let output = gendr(&["eval", "-m", "fast", "-m", "default-x4", "--frames", "1"])
-        .args(["--temporal-frames", "3"])
-        .arg(&clip)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let output = run(
+        gendr_quiet(&["eval", "-m", "fast", "-m", "default-x4", "--frames", "1"])
+            .args(["--temporal-frames", "3"])
+            .arg(&clip)
+            .current_dir(dir.path()),
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -334,7 +335,7 @@ fn several_models_print_one_table_with_a_bicubic_row_per_scale() {
 
 #[test]
 fn a_missing_reference_is_one_line() {
-    let output = gendr(&["eval", "no-such-reference.png"]).output().unwrap();
+    let output = run(&mut gendr_quiet(&["eval", "no-such-reference.png"]));
     assert_one_line_error(&output, "no-such-reference.png");
 }
 
@@ -342,11 +343,9 @@ fn a_missing_reference_is_one_line() {
 fn an_unknown_model_is_one_line() {
     let reference = repo_root().join("tests/data/eval/coffee.png");
     let dir = tempfile::tempdir().unwrap();
-    let output = gendr(&["eval", "--model", "no-such-model"])
+    let output = run(gendr_quiet(&["eval", "--model", "no-such-model"])
         .arg(&reference)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+        .current_dir(dir.path()));
     assert_one_line_error(&output, "no-such-model");
     assert!(!dir.path().join("coffee-eval.png").exists());
 }
@@ -354,10 +353,7 @@ fn an_unknown_model_is_one_line() {
 #[test]
 fn a_scale_the_model_lacks_is_one_line() {
     let reference = repo_root().join("tests/data/eval/coffee.png");
-    let output = gendr(&["eval", "--scale", "3"])
-        .arg(&reference)
-        .output()
-        .unwrap();
+    let output = run(gendr_quiet(&["eval", "--scale", "3"]).arg(&reference));
     assert_one_line_error(&output, "--scale 3");
 }
 
@@ -428,15 +424,18 @@ fn eval_scores_shimmer_with_and_without_the_temporal_stage() {
     let clip = repo_root().join("samples/bikes_160x68_2s.mp4");
     let noisy = repo_root().join("tests/data/noisy_x2.onnx");
     let run = |memory: &str| {
-        json(
-            &gendr(&["eval", "--json", "--frames", "1", "--temporal-frames", "8"])
-                .args(["--temporal-memory", memory])
-                .args(["--model".as_ref(), noisy.as_os_str()])
-                .arg(&clip)
-                .current_dir(dir.path())
-                .output()
-                .unwrap(),
-        )
+        json(&run(gendr_quiet(&[
+            "eval",
+            "--json",
+            "--frames",
+            "1",
+            "--temporal-frames",
+            "8",
+        ])
+        .args(["--temporal-memory", memory])
+        .args(["--model".as_ref(), noisy.as_os_str()])
+        .arg(&clip)
+        .current_dir(dir.path())))
     };
     let report = run("4");
     let t = &report["temporal"];

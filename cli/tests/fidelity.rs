@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use gendr_test_support::{ffmpeg, init, stderr};
+use gendr_test_support::{ffmpeg, ffmpeg_to, gendr, init, run, stderr};
 use gst::prelude::*;
 
 /// The seven top bars of ffmpeg's SMPTE pattern, at their centres.
@@ -57,14 +57,12 @@ fn rgb_frame(path: &Path, vf: &str) -> Vec<u8> {
 
 /// Runs `gendr upscale ARGS INPUT OUTPUT`.
 fn gendr_upscale(args: &[&str], input: &Path, output: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_gendr"))
+    run(gendr()
         .arg("upscale")
         .args(args)
         .arg(input)
         .arg(output)
-        .env("GENDR_LOG", "warn")
-        .output()
-        .unwrap()
+        .env("GENDR_LOG", "warn"))
 }
 
 /// Three frames of SMPTE bars, H.264 4:2:0, untagged or tagged.
@@ -206,23 +204,14 @@ fn full_range_input_keeps_its_range_and_its_levels() {
     // range and grey 191 came out 203.
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("full.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "color=c=0xbf4020:s=320x240:r=25",
-        "-frames:v",
-        "3",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuvj420p",
-        "-color_range",
-        "pc",
-        "-crf",
-        "5",
-        input.to_str().unwrap(),
-    ]);
+    ffmpeg_to(
+        &input,
+        &[
+            "-f lavfi -i color=c=0xbf4020:s=320x240:r=25",
+            "-frames:v 3 -c:v libx264 -pix_fmt yuvj420p -color_range pc",
+            "-crf 5",
+        ],
+    );
     let output = dir.path().join("out.mp4");
     upscale(&input, &output, "fast");
     assert_eq!(ffprobe(&output, "v:0", "stream=color_range"), "pc");
@@ -248,19 +237,13 @@ fn a_rotated_phone_clip_comes_out_the_way_it_was_shown() {
     // sideways; frames are now turned upright, and the start line says so.
     let dir = tempfile::tempdir().unwrap();
     let plain = dir.path().join("plain.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=s=160x90:r=25",
-        "-frames:v",
-        "3",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        plain.to_str().unwrap(),
-    ]);
+    ffmpeg_to(
+        &plain,
+        &[
+            "-f lavfi -i testsrc=s=160x90:r=25",
+            "-frames:v 3 -c:v libx264 -pix_fmt yuv420p",
+        ],
+    );
     let rotated = dir.path().join("rotated.mp4");
     ffmpeg(&[
         "-i",
@@ -325,25 +308,14 @@ fn audio_the_container_cannot_hold_is_refused_or_re_encoded_never_dropped() {
     // PCM in MOV into .mp4 came out with no audio and exit 0.
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("pcm.mov");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=s=160x90:r=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=f=440:sample_rate=48000",
-        "-t",
-        "1",
-        "-c:v",
-        "libx264",
-        "-pix_fmt",
-        "yuv420p",
-        "-c:a",
-        "pcm_s16le",
-        input.to_str().unwrap(),
-    ]);
+    ffmpeg_to(
+        &input,
+        &[
+            "-f lavfi -i testsrc=s=160x90:r=25",
+            "-f lavfi -i sine=f=440:sample_rate=48000",
+            "-t 1 -c:v libx264 -pix_fmt yuv420p -c:a pcm_s16le",
+        ],
+    );
     let refused = dir.path().join("refused.mp4");
     let run = gendr_upscale(&["-q", "-m", "fast"], &input, &refused);
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));

@@ -8,7 +8,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gendr_test_support::{ffmpeg, ffprobe_json, stderr};
+use gendr_test_support::{ffmpeg, ffmpeg_to, ffprobe_json, gendr, run, stderr};
 
 /// `gendr upscale -m fast ARGS… INPUT OUTPUT`, stderr not a terminal.
 fn upscale(args: &[&str], input: &Path, output: &Path) -> Output {
@@ -21,7 +21,7 @@ fn upscale_with_umask(
     output: &Path,
     umask: Option<libc::mode_t>,
 ) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gendr"));
+    let mut command = gendr();
     command
         .args(["upscale", "-m", "fast", "--threads", "2"])
         .args(args)
@@ -36,7 +36,7 @@ fn upscale_with_umask(
             });
         }
     }
-    command.output().expect("gendr runs")
+    run(&mut command)
 }
 
 fn succeeded(out: &Output) -> String {
@@ -195,19 +195,11 @@ fn video_durations(path: &Path) -> (Vec<String>, String) {
 fn mkv_frames_keep_their_own_duration_plain_and_segmented() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.mkv");
-    let input_text = input.display().to_string();
     // 25 fps with B-frames, as a camera or a DVD rip has them.
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=s=64x48:r=25:d=4",
-        "-c:v",
-        "libx264",
-        "-bf",
-        "3",
-        &input_text,
-    ]);
+    ffmpeg_to(
+        &input,
+        &["-f lavfi -i testsrc=s=64x48:r=25:d=4", "-c:v libx264 -bf 3"],
+    );
     let (_, input_duration) = video_durations(&input);
     assert_eq!(input_duration, "4.000000");
     for (name, args) in [
@@ -252,35 +244,16 @@ fn codecs(path: &Path, kind: &str) -> Vec<String> {
 fn a_second_video_stream_is_copied_and_said_plain_and_segmented() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("two-videos.mkv");
-    let input_text = input.display().to_string();
     // A main picture and a second angle in another codec.
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=s=64x48:r=10:d=2",
-        "-f",
-        "lavfi",
-        "-i",
-        "smptebars=s=32x24:r=10:d=2",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=d=2",
-        "-map",
-        "0",
-        "-map",
-        "1",
-        "-map",
-        "2",
-        "-c:v:0",
-        "libx264",
-        "-c:v:1",
-        "mpeg4",
-        "-c:a",
-        "aac",
-        &input_text,
-    ]);
+    ffmpeg_to(
+        &input,
+        &[
+            "-f lavfi -i testsrc=s=64x48:r=10:d=2",
+            "-f lavfi -i smptebars=s=32x24:r=10:d=2",
+            "-f lavfi -i sine=d=2",
+            "-map 0 -map 1 -map 2 -c:v:0 libx264 -c:v:1 mpeg4 -c:a aac",
+        ],
+    );
     for (name, args) in [
         ("plain.mkv", &[][..]),
         ("segmented.mkv", &["--resume", "--segment-seconds", "1"][..]),
@@ -434,16 +407,10 @@ fn track_flags_and_attachments_are_kept_in_mkv_plain_and_segmented() {
 fn a_rerun_removes_the_partial_files_of_killed_runs() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("long.mkv");
-    let input_text = input.display().to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=s=64x48:r=25:d=60",
-        "-c:v",
-        "libx264",
-        &input_text,
-    ]);
+    ffmpeg_to(
+        &input,
+        &["-f lavfi -i testsrc=s=64x48:r=25:d=60", "-c:v libx264"],
+    );
     let output = dir.path().join("out.mkv");
     let partials = || -> Vec<String> {
         gendr_test_support::files_in(dir.path())
@@ -453,7 +420,7 @@ fn a_rerun_removes_the_partial_files_of_killed_runs() {
     };
     // Killed (SIGKILL: no clean-up of its own) once its partial exists.
     let mut run = gendr_test_support::Guard(
-        Command::new(env!("CARGO_BIN_EXE_gendr"))
+        gendr()
             .args(["upscale", "-q", "-m", "fast", "--threads", "1"])
             .arg(&input)
             .arg(&output)
@@ -472,16 +439,10 @@ fn a_rerun_removes_the_partial_files_of_killed_runs() {
     let other = dir.path().join(".other.mkv.Ab12Cd.gendr-partial");
     std::fs::write(&other, b"someone else's").unwrap();
     let short = dir.path().join("short.mkv");
-    let short_text = short.display().to_string();
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=s=64x48:r=10:d=1",
-        "-c:v",
-        "libx264",
-        &short_text,
-    ]);
+    ffmpeg_to(
+        &short,
+        &["-f lavfi -i testsrc=s=64x48:r=10:d=1", "-c:v libx264"],
+    );
     succeeded(&upscale(&["-y"], &short, &output));
     // Before: the killed run's partial stayed for good.
     assert_eq!(partials(), [".other.mkv.Ab12Cd.gendr-partial"]);
@@ -492,26 +453,16 @@ fn a_timeline_starting_at_one_second_is_upscaled_not_called_truncated() {
     let dir = tempfile::tempdir().unwrap();
     for name in ["offset.mp4", "offset.mkv"] {
         let input = dir.path().join(name);
-        let input_text = input.display().to_string();
         // What a capture cut from a longer recording looks like: an edit
         // list (mp4) or timestamps (mkv) starting at 1 s.
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=s=64x48:r=10:d=2",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=d=2",
-            "-c:v",
-            "libx264",
-            "-c:a",
-            "aac",
-            "-output_ts_offset",
-            "1.0",
-            &input_text,
-        ]);
+        ffmpeg_to(
+            &input,
+            &[
+                "-f lavfi -i testsrc=s=64x48:r=10:d=2",
+                "-f lavfi -i sine=d=2",
+                "-c:v libx264 -c:a aac -output_ts_offset 1.0",
+            ],
+        );
         let output = dir.path().join(format!("out-{name}"));
         // Before: "the input ended early: its streams stop at 2.20 s of 3.00 s".
         succeeded(&upscale(&[], &input, &output));
@@ -529,16 +480,10 @@ fn a_failed_batch_file_leaves_folders_that_were_there_before() {
         std::fs::create_dir_all(tree.join(sub)).unwrap();
         // A y4m cut mid-frame: refused as truncated once its folder is made.
         let whole = tree.join(sub).join("whole.y4m");
-        let whole_text = whole.display().to_string();
-        ffmpeg(&[
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc=s=64x48:r=10:d=1",
-            "-pix_fmt",
-            "yuv420p",
-            &whole_text,
-        ]);
+        ffmpeg_to(
+            &whole,
+            &["-f lavfi -i testsrc=s=64x48:r=10:d=1", "-pix_fmt yuv420p"],
+        );
         let bytes = std::fs::read(&whole).unwrap();
         std::fs::remove_file(&whole).unwrap();
         std::fs::write(tree.join(sub).join("cut.y4m"), &bytes[..bytes.len() - 1000]).unwrap();
@@ -547,12 +492,10 @@ fn a_failed_batch_file_leaves_folders_that_were_there_before() {
     let kept = out.join("kept");
     std::fs::create_dir_all(&kept).unwrap();
     std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o555)).unwrap();
-    let out_run = Command::new(env!("CARGO_BIN_EXE_gendr"))
+    let out_run = run(gendr()
         .args(["upscale", "-q", "-m", "fast"])
         .arg(&tree)
-        .arg(&out)
-        .output()
-        .unwrap();
+        .arg(&out));
     let text = stderr(&out_run);
     assert!(!out_run.status.success(), "{text}");
     assert!(
@@ -590,50 +533,48 @@ fn audio_codecs_are_named_as_users_read_them() {
 #[test]
 fn mpeg_ps_streams_are_counted_once() {
     let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("dvd.mpg");
-    let input_text = input.display().to_string();
-    // A DVD-style program stream: MPEG-2 video and MP2 audio.
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=s=64x48:r=25:d=1",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=d=1",
-        "-c:v",
-        "mpeg2video",
-        "-c:a",
-        "mp2",
-        &input_text,
-    ]);
-    let output = dir.path().join("out.mkv");
-    let text = succeeded(&upscale(&[], &input, &output));
-    // The discoverer shows the video twice here (demuxed, then parsed).
-    assert!(text.contains(" 1 audio stream(s) copied"), "{text}");
-    assert!(!text.contains("more video stream"), "{text}");
-    assert_eq!(codecs(&output, "video").len(), 1);
-    assert_eq!(codecs(&output, "audio"), ["mp2"]);
+    // DVD program streams (`-f vob`): MPEG-2 video and MP2 or AC-3 audio.
+    for audio in ["mp2", "ac3"] {
+        let input = dir.path().join(format!("{audio}.vob"));
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=64x48:r=25:d=1",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=d=1",
+            "-c:v",
+            "mpeg2video",
+            "-c:a",
+            audio,
+            "-f",
+            "vob",
+            &input.display().to_string(),
+        ]);
+        let output = dir.path().join(format!("{audio}.mkv"));
+        let text = succeeded(&upscale(&[], &input, &output));
+        // The discoverer shows each stream twice here (demuxed, then parsed).
+        assert!(text.contains(", 1 audio stream(s) copied,"), "{text}");
+        assert!(!text.contains("more video stream"), "{text}");
+        assert_eq!(codecs(&output, "video").len(), 1);
+        assert_eq!(codecs(&output, "audio"), [audio]);
+    }
 }
 
 #[test]
 fn a_timecode_track_left_out_is_said() {
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("tape.mov");
-    let input_text = input.display().to_string();
     // A capture with its tape's timecode, as VHS/Betacam transfers carry it.
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc=s=64x48:r=25:d=1",
-        "-c:v",
-        "libx264",
-        "-timecode",
-        "01:00:00:00",
-        &input_text,
-    ]);
+    ffmpeg_to(
+        &input,
+        &[
+            "-f lavfi -i testsrc=s=64x48:r=25:d=1",
+            "-c:v libx264 -timecode 01:00:00:00",
+        ],
+    );
     let tags: Vec<String> = ffprobe_json(&input)["streams"]
         .as_array()
         .unwrap()

@@ -4,42 +4,16 @@
 //! ffmpeg and checked with ffprobe, independently of GStreamer.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use gendr_test_support::{data, ffprobe_frame_times, files_in, repo, stderr};
+use gendr_test_support::{
+    data, ffprobe_frame_times, files_in, gendr, output_within, repo, spawn_slow_upscale, stderr,
+    upscale,
+};
 
-fn gendr() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gendr"))
-}
-
-/// Runs `command`, killing it if it has not ended within `limit`.
-fn run_bounded(command: &mut Command, limit: Duration) -> Output {
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > limit {
-            child.kill().unwrap();
-            let out = child.wait_with_output().unwrap();
-            panic!("still running after {limit:?}: {}", stderr(&out));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().unwrap()
-}
-
+/// How long a run refused at its arguments, or one that waits, may take.
 const LIMIT: Duration = Duration::from_secs(120);
-
-fn upscale(args: &[&str], input: &Path, output: &Path) -> Output {
-    run_bounded(
-        gendr().arg("upscale").args(args).arg(input).arg(output),
-        LIMIT,
-    )
-}
 
 /// Makes a small clip with ffmpeg from its test source.
 fn ffmpeg_clip(path: &Path, size: &str, frames: u32, codec_args: &[&str]) {
@@ -87,14 +61,7 @@ fn a_second_run_on_the_same_output_fails_and_the_first_writes_a_sound_file() {
     let output = dir.path().join("c.mp4");
     // A deliberately slow model takes seconds a frame even at this size: the
     // first run is still writing when the second starts.
-    let first = gendr()
-        .args(["upscale", "-q", "--crf", "30", "-m"])
-        .arg(data("slow_x2.onnx"))
-        .arg(&input)
-        .arg(&output)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let first = spawn_slow_upscale(&["-q", "--crf", "30"], &input, &output);
     let started = Instant::now();
     while !files_in(dir.path())
         .iter()
@@ -155,7 +122,7 @@ fn out_of_range_settings_are_usage_errors_in_upscale_and_live() {
         ]
         .map(String::from);
         for args in [upscale, live] {
-            let out = run_bounded(gendr().args(&args), LIMIT);
+            let out = output_within(gendr().args(&args), LIMIT);
             let err = stderr(&out);
             assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
             let first = err.lines().next().unwrap_or("");
@@ -451,7 +418,7 @@ fn a_crf_the_encoder_refuses_is_a_usage_error() {
         vec!["upscale", "--resume", "--crf", "51", &sample, &output],
         vec!["plan", "--crf", "51", "--job", &job, &sample],
     ] {
-        let out = run_bounded(gendr().args(&args), LIMIT);
+        let out = output_within(gendr().args(&args), LIMIT);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(

@@ -2,19 +2,17 @@
 //! plan and run-segment did to it.
 
 use std::path::Path;
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::process::Output;
 
-use gendr_test_support::{ffmpeg, output_within, stderr};
+use gendr_test_support::{ffmpeg, gendr, run, stderr};
 
-fn gendr(args: &[&str], dir: &Path) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gendr"));
-    cmd.args(args).current_dir(dir);
-    output_within(&mut cmd, Duration::from_secs(60))
+/// `gendr ARGS` in `dir`, which holds the job folder `job`.
+fn gendr_in(args: &[&str], dir: &Path) -> Output {
+    run(gendr().args(args).current_dir(dir))
 }
 
 fn info(dir: &Path) -> serde_json::Value {
-    let out = gendr(&["job", "info", "job", "--json"], dir);
+    let out = gendr_in(&["job", "info", "job", "--json"], dir);
     assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_slice(&out.stdout).expect("one JSON object")
 }
@@ -35,7 +33,7 @@ fn job_info_counts_the_planned_segments_and_those_committed() {
         "yuv420p",
         dir.path().join("in.mp4").to_str().unwrap(),
     ]);
-    let out = gendr(
+    let out = gendr_in(
         &[
             "plan",
             "in.mp4",
@@ -69,14 +67,14 @@ fn job_info_counts_the_planned_segments_and_those_committed() {
         .sum();
     assert_eq!(frames, 75);
 
-    let out = gendr(&["run-segment", "-q", "job", "1"], dir.path());
+    let out = gendr_in(&["run-segment", "-q", "job", "1"], dir.path());
     assert!(out.status.success(), "{}", stderr(&out));
     let after = info(dir.path());
     assert_eq!(after["committed"], 1);
     assert_eq!(after["segments"][1]["committed"], true);
     assert_eq!(after["segments"][0]["committed"], false);
 
-    let text = gendr(&["job", "info", "job"], dir.path());
+    let text = gendr_in(&["job", "info", "job"], dir.path());
     let line = String::from_utf8_lossy(&text.stdout);
     assert!(
         line.trim_end().ends_with("1 committed; to make: 0 2"),
@@ -88,7 +86,7 @@ fn job_info_counts_the_planned_segments_and_those_committed() {
 fn job_info_on_a_folder_without_a_plan_is_one_line_naming_gendr_plan() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("job")).unwrap();
-    let out = gendr(&["job", "info", "job", "--json"], dir.path());
+    let out = gendr_in(&["job", "info", "job", "--json"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let text = stderr(&out);

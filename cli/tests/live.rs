@@ -4,7 +4,7 @@
 //! process is killed when its guard drops; each wait is bounded.
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpStream};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use gst::prelude::*;
 
 use gendr_test_support::{
-    free_tcp_port, free_udp_port, init, pipeline_with_sink, repo, ts_sender, Guard,
+    free_tcp_port, free_udp_port, gendr, init, pipeline_with_sink, repo, rtsp_reply_head, run,
+    ts_sender, Guard,
 };
 
 /// The tests time frames on 2 cores: one at a time.
@@ -33,7 +34,7 @@ fn gendr_live(args: &[&str]) -> Guard {
 
 fn gendr_live_with_env(args: &[&str], env: &[(&str, &str)]) -> Guard {
     Guard(
-        Command::new(env!("CARGO_BIN_EXE_gendr"))
+        gendr()
             .arg("live")
             .args(args)
             .envs(env.iter().copied())
@@ -113,7 +114,7 @@ impl Receiver {
 /// Runs `gendr live` on a file input to its end, within `limit`; returns
 /// whether it succeeded and its standard error.
 fn gendr_live_to_end(args: &[&str], limit: Duration) -> (bool, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gendr"))
+    let mut child = gendr()
         .arg("live")
         .args(args)
         .arg("--quiet")
@@ -195,11 +196,7 @@ fn udp_stream_is_upscaled_survives_a_sender_restart_and_stops_on_sigint() {
         "frames did not resume after the sender restarted"
     );
 
-    live.interrupt();
-    let status = live
-        .wait_for(Duration::from_secs(20))
-        .expect("gendr live did not exit after SIGINT");
-    assert!(status.success(), "gendr live exited with {status}");
+    stops_cleanly_on_sigint(&mut live);
     drop(send);
 }
 
@@ -247,11 +244,7 @@ fn rtsp_server_serves_upscaled_frames_to_clients_and_stops_on_sigint() {
         "a client that came after all had left got no frame"
     );
 
-    live.interrupt();
-    let status = live
-        .wait_for(Duration::from_secs(20))
-        .expect("gendr live did not exit after SIGINT");
-    assert!(status.success(), "gendr live exited with {status}");
+    stops_cleanly_on_sigint(&mut live);
 }
 
 #[test]
@@ -279,11 +272,7 @@ fn sigint_finalises_the_hls_playlist() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    live.interrupt();
-    let status = live
-        .wait_for(Duration::from_secs(20))
-        .expect("gendr live did not exit after SIGINT");
-    assert!(status.success(), "gendr live exited with {status}");
+    stops_cleanly_on_sigint(&mut live);
     let text = std::fs::read_to_string(&playlist).unwrap();
     assert!(text.trim_end().ends_with("#EXT-X-ENDLIST"), "{text}");
     for name in text.lines().filter(|l| l.ends_with(".ts")) {
@@ -386,21 +375,22 @@ fn wait_for_udp_socket(live: &mut Guard, port: u16) -> Vec<IpAddr> {
     }
 }
 
+/// Ctrl-C to `gendr live`: it exits, with success, within 20 s.
+fn stops_cleanly_on_sigint(live: &mut Guard) {
+    live.interrupt();
+    let status = live
+        .wait_for(Duration::from_secs(20))
+        .expect("gendr live did not exit after SIGINT");
+    assert!(status.success(), "gendr live exited with {status}");
+}
+
 /// Sends one RTSP request over a fresh connection and returns the reply's
 /// head, or None if none came within `limit`.
 fn rtsp_request(address: &str, request: &str, limit: Duration) -> Option<String> {
     let mut stream = TcpStream::connect(address).ok()?;
     stream.set_read_timeout(Some(limit)).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
-    let mut reply = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut chunk) {
-            Ok(n) if n > 0 => reply.extend_from_slice(&chunk[..n]),
-            _ => return None,
-        }
-    }
-    Some(String::from_utf8_lossy(&reply).into_owned())
+    rtsp_reply_head(&mut stream).ok()
 }
 
 /// Waits until something accepts TCP connections on `address`.
@@ -504,11 +494,7 @@ fn rtsp_listens_on_loopback_and_lets_in_only_its_user() {
         "UDP sockets off loopback: {udp:?}"
     );
     drop((client, v6));
-    live.interrupt();
-    let status = live
-        .wait_for(Duration::from_secs(20))
-        .expect("gendr live did not exit after SIGINT");
-    assert!(status.success(), "gendr live exited with {status}");
+    stops_cleanly_on_sigint(&mut live);
 }
 
 /// An `srt://:PORT?mode=listener` output listens on 127.0.0.1 only and, with
@@ -563,11 +549,7 @@ fn srt_listener_is_on_loopback_and_encrypted() {
             "the caller with the passphrase got no frame"
         );
     }
-    live.interrupt();
-    let status = live
-        .wait_for(Duration::from_secs(20))
-        .expect("gendr live did not exit after SIGINT");
-    assert!(status.success(), "gendr live exited with {status}");
+    stops_cleanly_on_sigint(&mut live);
 }
 
 /// While the source is down, gst-rtsp-server answers a DESCRIBE only when
@@ -599,11 +581,7 @@ fn a_describe_waiting_for_the_source_stalls_no_other_client() {
         "a second client's OPTIONS was not answered while a DESCRIBE waited: {reply:?}"
     );
     drop(waiting);
-    live.interrupt();
-    let status = live
-        .wait_for(Duration::from_secs(20))
-        .expect("gendr live did not exit after SIGINT");
-    assert!(status.success(), "gendr live exited with {status}");
+    stops_cleanly_on_sigint(&mut live);
 }
 
 /// An SRT input with the passphrase from the environment connects to an
@@ -690,14 +668,12 @@ fn bad_credentials_are_refused_with_one_line() {
         (srt, vec!["--srt-pbkeylen", "20"], None, "use 16, 24 or 32"),
     ];
     for (output, extra, passphrase, expected) in cases {
-        let out = Command::new(env!("CARGO_BIN_EXE_gendr"))
+        let out = run(gendr()
             .args(["live", "udp://127.0.0.1:9", output, "--model", "fast"])
             .args(&extra)
             .env_remove("GENDR_RTSP_PASSWORD")
             .env_remove("GENDR_SRT_PASSPHRASE")
-            .envs(passphrase.map(|p| ("GENDR_SRT_PASSPHRASE", p)))
-            .output()
-            .unwrap();
+            .envs(passphrase.map(|p| ("GENDR_SRT_PASSPHRASE", p))));
         let text = gendr_test_support::stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{extra:?}: {text}");
         let errors: Vec<&str> = text

@@ -10,7 +10,9 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use gendr_test_support::{free_tcp_port, free_udp_port, ts_sender, Guard};
+use gendr_test_support::{
+    free_tcp_port, free_udp_port, gendr, rtsp_reply_head, run, ts_sender, Guard,
+};
 
 /// The password the tests' RTSP servers take for user `viewer`.
 const PASSWORD: &str = "right horse battery";
@@ -18,7 +20,7 @@ const PASSWORD: &str = "right horse battery";
 /// `gendr live` from `input` to an RTSP server on `port`, with `extra`
 /// arguments; `soft_fd_limit` is set in the child before it starts.
 fn rtsp_server(port: u16, input: &str, extra: &[&str], soft_fd_limit: Option<u64>) -> Guard {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gendr"));
+    let mut command = gendr();
     command
         .args(["live", input, &format!("rtsp://127.0.0.1:{port}/live")])
         .args(["--model", "fast", "--quiet"])
@@ -65,26 +67,16 @@ fn describe_without_credentials(port: u16) -> String {
         .unwrap();
     let request = format!("DESCRIBE rtsp://127.0.0.1:{port}/live RTSP/1.0\r\nCSeq: 1\r\n\r\n");
     stream.write_all(request.as_bytes()).unwrap();
-    let mut reply = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
-        match stream.read(&mut chunk) {
-            Ok(n) if n > 0 => reply.extend_from_slice(&chunk[..n]),
-            other => panic!("no reply to DESCRIBE: {other:?}"),
-        }
-    }
-    String::from_utf8_lossy(&reply).into_owned()
+    rtsp_reply_head(&mut stream).unwrap_or_else(|other| panic!("no reply to DESCRIBE: {other}"))
 }
 
 /// An x264 preset the encoder does not have was a panic in the output
 /// pipeline; it is a usage error naming the accepted values.
 #[test]
 fn an_unknown_preset_is_a_usage_error() {
-    let out = Command::new(env!("CARGO_BIN_EXE_gendr"))
+    let out = run(gendr()
         .args(["live", "udp://127.0.0.1:9", "udp://127.0.0.1:9"])
-        .args(["--preset", "bogus"])
-        .output()
-        .unwrap();
+        .args(["--preset", "bogus"]));
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(!text.contains("panicked"), "{text}");

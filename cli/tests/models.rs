@@ -3,19 +3,14 @@
 //! asked for before `make models` is one line naming the fix.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use gst::prelude::*;
 use serde_json::Value;
 
-use gendr_test_support::{pipeline_with_sink, repo, stderr};
-
-fn gendr() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gendr"))
-}
+use gendr_test_support::{discover, gendr, pipeline_with_sink, repo, run, stderr};
 
 fn presets() -> Vec<Value> {
-    let out = gendr().args(["models", "--json"]).output().unwrap();
+    let out = run(gendr().args(["models", "--json"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     list.as_array().expect("an array").clone()
@@ -30,11 +25,7 @@ fn preset(name: &str) -> Value {
 
 /// Width and height of the first video stream, by GStreamer's discoverer.
 fn video_size(path: &Path) -> (u32, u32) {
-    gst::init().unwrap();
-    let discoverer = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(60)).unwrap();
-    let uri = gst::glib::filename_to_uri(path.canonicalize().unwrap(), None).unwrap();
-    let info = discoverer.discover_uri(&uri).unwrap();
-    let streams = info.video_streams();
+    let streams = discover(path).video_streams();
     let v = streams.first().expect("a video stream");
     (v.width(), v.height())
 }
@@ -75,13 +66,11 @@ fn a_converted_preset_before_make_models_is_one_line_naming_it() {
     std::fs::copy(repo("models/presets.json"), dir.path().join("presets.json")).unwrap();
     let out_dir = tempfile::tempdir().unwrap();
     let output = out_dir.path().join("out.mp4");
-    let out = gendr()
+    let out = run(gendr()
         .env("GENDR_MODELS_DIR", dir.path())
         .args(["upscale", "--quiet", "-m", "realesrgan-x4"])
         .arg(repo("samples/bikes_160x68_2s.mp4"))
-        .arg(&output)
-        .output()
-        .unwrap();
+        .arg(&output));
     assert!(!out.status.success());
     let text = stderr(&out);
     assert_eq!(text.trim_end().lines().count(), 1, "{text}");
@@ -89,11 +78,7 @@ fn a_converted_preset_before_make_models_is_one_line_naming_it() {
     assert!(text.contains("realesrgan-x4plus.onnx"), "{text}");
     assert!(std::fs::read_dir(out_dir.path()).unwrap().next().is_none());
 
-    let table = gendr()
-        .env("GENDR_MODELS_DIR", dir.path())
-        .arg("models")
-        .output()
-        .unwrap();
+    let table = run(gendr().env("GENDR_MODELS_DIR", dir.path()).arg("models"));
     let table = String::from_utf8_lossy(&table.stdout).into_owned();
     let line = table
         .lines()
@@ -113,12 +98,10 @@ fn gendr_upscale_x3_writes_three_times_the_size() {
     // The model's own tile size: one window per frame (19 px of reflected context
     // around 160x68); many small tiles at x3 are checked below on one frame, as
     // 60 frames of them cost minutes on two cores.
-    let out = gendr()
+    let out = run(gendr()
         .args(["upscale", "--quiet", "-m", "anime-video-x3"])
         .arg(repo("samples/bikes_160x68_2s.mp4"))
-        .arg(&output)
-        .output()
-        .unwrap();
+        .arg(&output));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(video_size(&output), (480, 204));
 }
@@ -199,11 +182,9 @@ fn models_says_where_each_preset_was_found_user_folder_first() {
         user_models.join("anime4k-cnn-x2-s-rl.onnx"),
     )
     .unwrap();
-    let out = gendr()
+    let out = run(gendr()
         .env("XDG_DATA_HOME", home.path())
-        .args(["models", "--json"])
-        .output()
-        .unwrap();
+        .args(["models", "--json"]));
     assert!(out.status.success(), "{}", stderr(&out));
     let list: Value = serde_json::from_slice(&out.stdout).unwrap();
     let by_name = |name: &str| {
@@ -238,12 +219,10 @@ fn models_install_refuses_a_file_whose_sum_is_not_make_models_one() {
         b"not it",
     )
     .unwrap();
-    let out = gendr()
+    let out = run(gendr()
         .env("XDG_DATA_HOME", home.path())
         .args(["models", "--install", "--from"])
-        .arg(from.path())
-        .output()
-        .unwrap();
+        .arg(from.path()));
     assert!(!out.status.success());
     let text = stderr(&out);
     assert!(

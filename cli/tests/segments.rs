@@ -8,19 +8,11 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use gendr_test_support::{ffmpeg, ffprobe_frame_times, ffprobe_json, stderr};
+use gendr_test_support::{ffmpeg, ffprobe_frame_times, ffprobe_json, gendr, run, stderr};
 
 /// Lossless (x264 at CRF 0 codes 8-bit 4:2:0 as High 4:4:4 Predictive,
 /// checked below), so decoded frames can be compared bit for bit.
 const OPTIONS: [&str; 4] = ["-m", "fast", "--crf", "0"];
-
-fn gendr() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gendr"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("gendr runs")
-}
 
 /// 96×64, 25 fps, 4 s, with B-frames and a keyframe every `keyint`
 /// frames, and AAC sine audio.
@@ -155,6 +147,12 @@ fn assert_same(a: &Path, b: &Path) {
     assert_eq!(streams(a), streams(b), "streams");
 }
 
+/// Runs `input` plain into `reference` and asserts `output` the same.
+fn assert_same_as_plain(output: &Path, input: &Path, reference: &Path) {
+    plain(input, reference);
+    assert_same(output, reference);
+}
+
 #[test]
 fn a_planned_run_joined_equals_a_plain_run_frame_for_frame() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,9 +212,7 @@ fn a_planned_run_joined_equals_a_plain_run_frame_for_frame() {
     // The same into Matroska.
     let joined_mkv = dir.path().join("joined.mkv");
     ok(&join(&job, &joined_mkv));
-    let reference_mkv = dir.path().join("plain.mkv");
-    plain(&input, &reference_mkv);
-    assert_same(&joined_mkv, &reference_mkv);
+    assert_same_as_plain(&joined_mkv, &input, &dir.path().join("plain.mkv"));
 }
 
 /// With the temporal stage on, each segment first runs the frames before it
@@ -299,9 +295,7 @@ fn resume_after_a_kill_redoes_nothing_finished_and_gives_the_same_file() {
     assert!(!said.contains("starting over"), "{said}");
     assert!(!job.exists(), "the job folder goes on success");
 
-    let reference = dir.path().join("plain.mp4");
-    plain(&moved, &reference);
-    assert_same(&output, &reference);
+    assert_same_as_plain(&output, &moved, &dir.path().join("plain.mp4"));
 }
 
 #[test]
@@ -339,9 +333,7 @@ fn a_damaged_or_missing_segment_is_redone_and_never_joined() {
     ok(&run_segment(&job, 2));
 
     ok(&join(&job, &output));
-    let reference = dir.path().join("plain.mp4");
-    plain(&input, &reference);
-    assert_same(&output, &reference);
+    assert_same_as_plain(&output, &input, &dir.path().join("plain.mp4"));
 }
 
 #[test]
@@ -438,8 +430,7 @@ fn resume_starts_over_when_an_option_or_the_input_changed_and_refuses_a_foreign_
         said[0]
     );
     let reference = dir.path().join("plain.mkv");
-    plain(&input, &reference);
-    assert_same(&output, &reference);
+    assert_same_as_plain(&output, &input, &reference);
 
     // Same input, another option.
     std::fs::remove_file(&output).unwrap();
@@ -913,7 +904,5 @@ fn join_wait_starts_before_the_segments_and_joins_when_they_are_made() {
         "{}",
         stderr(&out)
     );
-    let whole = dir.path().join("whole.mkv");
-    plain(&input, &whole);
-    assert_same(&joined, &whole);
+    assert_same_as_plain(&joined, &input, &dir.path().join("whole.mkv"));
 }

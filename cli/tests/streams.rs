@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gendr_test_support::{ffmpeg, ffprobe_json, files_in, init, stderr};
+use gendr_test_support::{error_lines, ffmpeg, ffprobe_json, files_in, gendr, init, run, stderr};
 use gst::prelude::*;
 use serde_json::Value;
 
@@ -89,26 +89,22 @@ fn subtitled(
 }
 
 fn upscale(args: &[&str], input: &Path, output: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gendr"))
+    run(gendr()
         .args(["upscale", "-q", "-m", "fast"])
         .args(args)
         .arg(input)
         .arg(output)
-        .env("GENDR_LOG", "warn")
-        .output()
-        .unwrap()
+        .env("GENDR_LOG", "warn"))
 }
 
 /// `gendr upscale` without -q, which must succeed: its standard error.
 fn upscale_ok(args: &[&str], input: &Path, output: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_gendr"))
+    let out = run(gendr()
         .args(["upscale", "-m", "fast"])
         .args(args)
         .arg(input)
         .arg(output)
-        .env("GENDR_LOG", "warn")
-        .output()
-        .unwrap();
+        .env("GENDR_LOG", "warn"));
     assert!(out.status.success(), "gendr upscale: {}", stderr(&out));
     stderr(&out)
 }
@@ -121,10 +117,7 @@ fn refused(args: &[&str], input: &Path, output: &Path, expected: &[&str]) {
     let out = upscale(args, input, output);
     assert_eq!(out.status.code(), Some(1), "exit 1: {}", stderr(&out));
     let err = stderr(&out);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("gendr: error:"))
-        .collect();
+    let lines = error_lines(&out);
     assert_eq!(lines.len(), 1, "one error line: {err}");
     for part in expected {
         assert!(lines[0].contains(part), "expected {part:?} in {}", lines[0]);

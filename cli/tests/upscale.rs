@@ -6,12 +6,8 @@ use std::process::Command;
 
 use gst::prelude::*;
 
-use gendr_test_support::{pipeline_with_sink, repo, stderr};
+use gendr_test_support::{discover, error_lines, gendr, pipeline_with_sink, repo, run, stderr};
 use gst_pbutils::prelude::*;
-
-fn gendr() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_gendr"))
-}
 
 struct Probe {
     width: u32,
@@ -21,10 +17,7 @@ struct Probe {
 }
 
 fn probe(path: &Path) -> Probe {
-    gst::init().unwrap();
-    let discoverer = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(30)).unwrap();
-    let uri = gst::glib::filename_to_uri(path.canonicalize().unwrap(), None).unwrap();
-    let info = discoverer.discover_uri(&uri).unwrap();
+    let info = discover(path);
     let video = info.video_streams();
     let v = video.first().expect("a video stream");
     Probe {
@@ -67,12 +60,10 @@ fn upscales_a_clip_with_audio_keeping_frames_timing_and_sound() {
     let dir = tempfile::tempdir().unwrap();
     let input = repo("samples/bbb_320x180_2s.mp4");
     let output = dir.path().join("out.mp4");
-    let out = gendr()
+    let out = run(gendr()
         .args(["upscale", "--quiet", "--model", "fast"])
         .arg(&input)
-        .arg(&output)
-        .output()
-        .unwrap();
+        .arg(&output));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         only_files(dir.path()),
@@ -105,7 +96,7 @@ fn mkv_output_and_x265_work() {
     let dir = tempfile::tempdir().unwrap();
     let input = repo("samples/bikes_160x68_2s.mp4");
     let output = dir.path().join("out.mkv");
-    let out = gendr()
+    let out = run(gendr()
         .args([
             "upscale",
             "-q",
@@ -117,9 +108,7 @@ fn mkv_output_and_x265_work() {
             "ultrafast",
         ])
         .arg(&input)
-        .arg(&output)
-        .output()
-        .unwrap();
+        .arg(&output));
     assert!(out.status.success(), "{}", stderr(&out));
     let p = probe(&output);
     assert_eq!((p.width, p.height), (320, 136));
@@ -130,12 +119,10 @@ fn mkv_output_and_x265_work() {
 fn default_model_runs_with_the_progress_summary() {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("o.mp4");
-    let out = gendr()
+    let out = run(gendr()
         .arg("upscale")
         .arg(repo("samples/bikes_160x68_2s.mp4"))
-        .arg(&output)
-        .output()
-        .unwrap();
+        .arg(&output));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("wrote"), "{}", stderr(&out));
     assert_eq!(frame_times(&output).len(), 50);
@@ -154,12 +141,12 @@ fn the_start_line_says_whether_the_temporal_stage_runs() {
     // fast is measured no steadier with it: auto leaves it off.
     assert!(run("fast", None).contains("model fast (temporal stage off)"));
     assert!(run("fast", Some("on")).contains("model fast (temporal stage on)"));
-    let bad = gendr()
-        .args(["upscale", "--temporal", "sometimes"])
-        .arg(repo("samples/bikes_160x68_2s.mp4"))
-        .arg(dir.path().join("o.mp4"))
-        .output()
-        .unwrap();
+    let bad = gendr_test_support::run(
+        gendr()
+            .args(["upscale", "--temporal", "sometimes"])
+            .arg(repo("samples/bikes_160x68_2s.mp4"))
+            .arg(dir.path().join("o.mp4")),
+    );
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("possible values: auto, on, off"));
 }
@@ -167,13 +154,11 @@ fn the_start_line_says_whether_the_temporal_stage_runs() {
 /// What a successful `gendr upscale --overwrite ARGS` of the bikes sample
 /// into `dir` prints.
 fn start_lines(dir: &Path, args: &[&str]) -> String {
-    let out = gendr()
+    let out = run(gendr()
         .args(["upscale", "--overwrite"])
         .args(args)
         .arg(repo("samples/bikes_160x68_2s.mp4"))
-        .arg(dir.join("o.mp4"))
-        .output()
-        .unwrap();
+        .arg(dir.join("o.mp4")));
     assert!(out.status.success(), "{}", stderr(&out));
     stderr(&out)
 }
@@ -198,23 +183,14 @@ fn a_line_names_what_runs_the_model_once_it_has_started() {
 fn fails_cleanly(args: &[&str], input: &Path, expected: &str) {
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("out.mp4");
-    let out = gendr()
-        .arg("upscale")
-        .args(args)
-        .arg(input)
-        .arg(&output)
-        .output()
-        .unwrap();
+    let out = run(gendr().arg("upscale").args(args).arg(input).arg(&output));
     assert!(
         !out.status.success(),
         "{args:?} {}: should fail",
         input.display()
     );
     let err = stderr(&out);
-    let lines: Vec<&str> = err
-        .lines()
-        .filter(|l| l.starts_with("gendr: error:"))
-        .collect();
+    let lines = error_lines(&out);
     assert_eq!(lines.len(), 1, "one error line: {err}");
     assert!(
         lines[0].contains(expected),
@@ -270,21 +246,17 @@ fn bad_inputs_fail_with_one_line_and_leave_nothing() {
 #[test]
 fn unwritable_output_and_unknown_container_are_refused() {
     let sample = repo("samples/bbb_320x180_2s.mp4");
-    let out = gendr()
+    let out = run(gendr()
         .args(["upscale", "-m", "fast"])
         .arg(&sample)
-        .arg("/nonexistent-dir/out.mp4")
-        .output()
-        .unwrap();
+        .arg("/nonexistent-dir/out.mp4"));
     assert!(!out.status.success());
     assert!(stderr(&out).contains("cannot write"), "{}", stderr(&out));
     let dir = tempfile::tempdir().unwrap();
-    let out = gendr()
+    let out = run(gendr()
         .args(["upscale", "-m", "fast"])
         .arg(&sample)
-        .arg(dir.path().join("x.avi"))
-        .output()
-        .unwrap();
+        .arg(dir.path().join("x.avi")));
     assert!(
         stderr(&out).contains("unknown output container"),
         "{}",
@@ -296,13 +268,11 @@ fn unwritable_output_and_unknown_container_are_refused() {
 #[test]
 fn missing_runtime_names_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let out = gendr()
+    let out = run(gendr()
         .env("ORT_DYLIB_PATH", "/nonexistent/libonnxruntime.so")
         .args(["upscale", "-q", "-m", "fast"])
         .arg(repo("samples/bbb_320x180_2s.mp4"))
-        .arg(dir.path().join("o.mp4"))
-        .output()
-        .unwrap();
+        .arg(dir.path().join("o.mp4")));
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(
@@ -348,7 +318,7 @@ fn gst_inspect_works_without_the_runtime() {
 
 #[test]
 fn help_shows_examples() {
-    let out = gendr().arg("--help").output().unwrap();
+    let out = run(gendr().arg("--help"));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("Examples:") && text.contains("gendr upscale"),

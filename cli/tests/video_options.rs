@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use gendr_test_support::{ffmpeg, ffprobe_frame_times, ffprobe_json, stderr};
+use gendr_test_support::{
+    ffmpeg, ffmpeg_to, ffprobe_frame_times, ffprobe_json, gendr, run, stderr,
+};
 
 /// A moving pattern (testsrc2 panning 1.6 pixels per 50p frame): woven
 /// fields of it comb everywhere, not just where testsrc2 itself moves.
@@ -17,13 +19,11 @@ const MOVING: &str = "testsrc2=size=160x120:rate=50:duration=1,scroll=h=0.01";
 const NOT_COMBED_DB: f64 = 25.0;
 
 fn upscale(args: &[&str], input: &Path, output: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gendr"))
+    run(gendr()
         .args(["upscale", "-m", "fast"])
         .args(args)
         .arg(input)
-        .arg(output)
-        .output()
-        .expect("gendr runs")
+        .arg(output))
 }
 
 fn upscaled(args: &[&str], input: &Path, output: &Path) -> String {
@@ -80,7 +80,11 @@ fn interlaced_clip(dir: &Path, order: &str, codec: &str) -> PathBuf {
     args.push(clip.to_str().unwrap());
     ffmpeg(&args);
     let expected = if order == "tff" { "tt" } else { "bb" };
-    assert_eq!(video_stream(&clip)["field_order"], expected, "the input");
+    assert_eq!(
+        first_stream(&clip, "video")["field_order"],
+        expected,
+        "the input"
+    );
     clip
 }
 
@@ -107,25 +111,15 @@ fn upscaled_reference(dir: &Path, rate: u32) -> PathBuf {
     out
 }
 
-fn video_stream(path: &Path) -> serde_json::Value {
+/// The first stream of `kind` (`video`, `audio`) ffprobe reads in a file.
+fn first_stream(path: &Path, kind: &str) -> serde_json::Value {
     let json = ffprobe_json(path);
     json["streams"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|s| s["codec_type"] == "video")
-        .expect("a video stream")
-        .clone()
-}
-
-fn audio_stream(path: &Path) -> serde_json::Value {
-    let json = ffprobe_json(path);
-    json["streams"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["codec_type"] == "audio")
-        .expect("an audio stream")
+        .find(|s| s["codec_type"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} stream in {}", path.display()))
         .clone()
 }
 
@@ -159,7 +153,7 @@ fn psnr(a: &[u8], b: &[u8]) -> f64 {
 /// Checks the output is progressive, to ffprobe's stream and frame readers
 /// alike, with `frames` frames at `rate`, each at k/rate seconds.
 fn assert_progressive(output: &Path, frames: usize, rate: &str, fps: f64) {
-    let video = video_stream(output);
+    let video = first_stream(output, "video");
     assert_eq!(video["field_order"], "progressive", "{video}");
     assert_eq!(video["r_frame_rate"], rate, "{video}");
     let interlaced = Command::new("ffprobe")
@@ -189,7 +183,7 @@ fn assert_progressive(output: &Path, frames: usize, rate: &str, fps: f64) {
 
 /// Audio and video start together and last as long as each other.
 fn assert_in_sync(output: &Path) {
-    let (video, audio) = (video_stream(output), audio_stream(output));
+    let (video, audio) = (first_stream(output, "video"), first_stream(output, "audio"));
     assert!(
         (seconds(&video["start_time"]) - seconds(&audio["start_time"])).abs() < 0.03,
         "{video} {audio}"
@@ -281,19 +275,13 @@ fn off_upscales_the_woven_frames_and_says_they_are_tagged_progressive() {
 /// 160x120 with 4:3 pixels: shown 16:9.
 fn anamorphic_clip(dir: &Path) -> PathBuf {
     let clip = path(dir, "anamorphic.mp4");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=160x120:rate=25:duration=0.4",
-        "-vf",
-        "setsar=4/3",
-        "-c:v",
-        "libx264",
-        "-crf",
-        "10",
-        clip.to_str().unwrap(),
-    ]);
+    ffmpeg_to(
+        &clip,
+        &[
+            "-f lavfi -i testsrc2=size=160x120:rate=25:duration=0.4",
+            "-vf setsar=4/3 -c:v libx264 -crf 10",
+        ],
+    );
     clip
 }
 
@@ -317,7 +305,7 @@ fn sizes_other_than_the_models_scale_are_resampled_keeping_the_shape() {
                 && !log.contains("beyond the model's scale"),
             "{args:?}: {log}"
         );
-        let video = video_stream(&output);
+        let video = first_stream(&output, "video");
         assert_eq!(
             (video["width"].as_u64(), video["height"].as_u64()),
             (Some(w), Some(h))
@@ -352,7 +340,7 @@ fn a_size_beyond_the_models_scale_is_made_and_said() {
         log.contains("output 480x360 from 160x120") && log.contains("beyond the model's scale"),
         "{log}"
     );
-    let video = video_stream(&output);
+    let video = first_stream(&output, "video");
     assert_eq!(
         (video["width"].as_u64(), video["height"].as_u64()),
         (Some(480), Some(360))

@@ -5,5 +5,107 @@
 mod matroska;
 mod mp4;
 
-pub(crate) use matroska::{restore_matroska_tags, MatroskaExtras};
+use std::path::Path;
+
+use crate::error::Result;
+
+pub(crate) use matroska::MatroskaExtras;
 pub(crate) use mp4::{box_bodies, has_timecode_track, read_moov, repair_opus_boxes};
+
+/// What every output names as the program that wrote it (its ENCODER tag,
+/// `©too` in MP4): the input's own names what wrote the input.
+pub(crate) const ENCODER_NAME: &str = concat!("gendr ", env!("CARGO_PKG_VERSION"));
+
+/// The ISO/IEC 23091-2 code of colour matrix bt470bg, which GStreamer 1.22
+/// reads as its one BT.601 matrix and the encoders and muxers then write
+/// as smpte170m (6): the same coefficients, another tag.
+pub(crate) const MATRIX_BT470BG: u8 = 5;
+
+/// The colour matrix code the container of `path` gives its first video
+/// stream (Matroska's Colour element, an MP4/MOV `colr` box): None where
+/// the container is neither, Some(None) where it is one and gives none.
+pub(crate) fn container_matrix(path: &Path) -> Result<Option<Option<u8>>> {
+    if let Some(code) = matroska::video_matrix(path)? {
+        return Ok(Some(code));
+    }
+    mp4::video_matrix(path)
+}
+
+/// The average rate (frames per second) of the first video track of an
+/// MP4/MOV file whose sample durations vary; None for a constant rate or
+/// another container.
+pub(crate) fn variable_video_rate(path: &Path) -> Result<Option<f64>> {
+    mp4::variable_video_rate(path)
+}
+
+/// What the input says of itself that GStreamer 1.22's muxers do not carry
+/// over (or replace with the run's own): read before a run, written into
+/// the finished file.
+pub(crate) struct SourceMetadata {
+    pub matroska: MatroskaExtras,
+    quicktime: mp4::QuickTimeMetadata,
+    /// The input's stream titles, which a Matroska output keeps.
+    titles: Vec<String>,
+    /// The video's colour matrix code, written over the muxers' 6 when it
+    /// is bt470bg (5).
+    matrix: Option<u8>,
+}
+
+impl SourceMetadata {
+    pub(crate) fn read(
+        input: &Path,
+        titles: &[String],
+        matrix: Option<u8>,
+    ) -> Result<SourceMetadata> {
+        Ok(SourceMetadata {
+            matroska: MatroskaExtras::read(input)?,
+            quicktime: mp4::QuickTimeMetadata::read(input)?,
+            titles: titles.to_vec(),
+            matrix: matrix.filter(|m| *m == MATRIX_BT470BG),
+        })
+    }
+
+    /// When the source was made (ns since the Unix epoch), as an MP4/MOV
+    /// movie header or Matroska's DateUTC says.
+    fn creation(&self) -> Option<i64> {
+        self.quicktime.creation.or(self.matroska.creation())
+    }
+
+    /// The line on what an MP4/MOV output cannot hold of this source.
+    pub(crate) fn lost_in_quicktime(&self, output: &str) -> Option<String> {
+        let names = self.matroska.track_tag_names();
+        (!names.is_empty()).then(|| {
+            format!(
+                "gendr: {output} cannot hold per-stream tags: {} left out (.mkv keeps them)",
+                names.join(", ")
+            )
+        })
+    }
+
+    /// Completes the file the muxer wrote at `output` (Matroska or not);
+    /// returns a line for each thing that could not be kept.
+    pub(crate) fn write_into(&self, output: &Path, matroska: bool) -> Result<Vec<String>> {
+        if matroska {
+            self.matroska.write_into(
+                output,
+                &matroska::OutputFacts {
+                    creation: self.creation(),
+                    titles: &self.titles,
+                    location: self.quicktime.location.as_deref(),
+                    encoder: ENCODER_NAME,
+                    matrix: self.matrix,
+                },
+            )
+        } else {
+            repair_opus_boxes(output)?;
+            // A Matroska input's LOCATION tag becomes a `©xyz` box.
+            let location = self
+                .quicktime
+                .location_box
+                .clone()
+                .or_else(|| self.matroska.location().map(|l| mp4::xyz_box(&l)));
+            mp4::write_metadata(output, self.creation(), location.as_deref(), self.matrix)?;
+            Ok(Vec::new())
+        }
+    }
+}

@@ -3,7 +3,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use crate::error::{Context, Result};
 
 /// The containers an Opus sample entry sits in, outermost first.
 const PATH_TO_SAMPLE_ENTRIES: [&[u8; 4]; 5] = [b"trak", b"mdia", b"minf", b"stbl", b"stsd"];
@@ -76,6 +76,17 @@ pub(crate) fn has_timecode_track(path: &Path) -> Result<bool> {
 /// The file offset of the `moov` body and the body itself; None for a
 /// file without one, or that is no MP4/MOV (its first box unlike theirs).
 pub(crate) fn read_moov(file: &mut std::fs::File) -> Result<Option<(u64, Vec<u8>)>> {
+    Ok(moov_box(file)?.map(|moov| (moov.at + moov.header, moov.body)))
+}
+
+/// A file's `moov` box: where it starts, its header's length, its body.
+struct MoovBox {
+    at: u64,
+    header: u64,
+    body: Vec<u8>,
+}
+
+fn moov_box(file: &mut std::fs::File) -> Result<Option<MoovBox>> {
     const TOP_LEVEL: [&[u8]; 7] = [
         b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid",
     ];
@@ -99,14 +110,359 @@ pub(crate) fn read_moov(file: &mut std::fs::File) -> Result<Option<(u64, Vec<u8>
         }
         if &header[4..8] == b"moov" {
             let body_len = (size - header_len).min(MOOV_LIMIT);
-            let mut moov = vec![0u8; usize::try_from(body_len)?];
+            let mut body = vec![0u8; usize::try_from(body_len)?];
             file.seek(SeekFrom::Start(at + header_len))?;
-            file.read_exact(&mut moov)?;
-            return Ok(Some((at + header_len, moov)));
+            file.read_exact(&mut body)?;
+            return Ok(Some(MoovBox {
+                at,
+                header: header_len,
+                body,
+            }));
         }
         at += size;
     }
     Ok(None)
+}
+
+/// Seconds from 1904-01-01 (where MP4 counts from) to the Unix epoch.
+const MP4_EPOCH_OFFSET: i64 = 2_082_844_800;
+
+/// What an MP4/MOV input says of itself that mp4mux/qtmux 1.22 write
+/// otherwise or not at all.
+#[derive(Debug, Default)]
+pub(crate) struct QuickTimeMetadata {
+    /// `mvhd`'s creation time, ns since the Unix epoch (None when 0).
+    pub creation: Option<i64>,
+    /// The `udta` box giving where it was recorded (`©xyz`, as phones and
+    /// ffmpeg's .mov write it, or 3GPP `loci`, ffmpeg's .mp4), as it is.
+    pub location_box: Option<Vec<u8>>,
+    /// That location as ISO 6709 text (`+48.8577+002.2950/`).
+    pub location: Option<String>,
+}
+
+impl QuickTimeMetadata {
+    pub(crate) fn read(path: &Path) -> Result<QuickTimeMetadata> {
+        let mut file = std::fs::File::open(path)
+            .with_context(|| format!("{}: cannot be read", path.display()))?;
+        let Some((_, moov)) = read_moov(&mut file)? else {
+            return Ok(QuickTimeMetadata::default());
+        };
+        let creation = box_bodies(&moov)
+            .find(|(kind, _)| kind == b"mvhd")
+            .and_then(|(_, mvhd)| header_times(mvhd))
+            .filter(|(created, _)| *created > 0)
+            .map(|(created, _)| (created as i64 - MP4_EPOCH_OFFSET).saturating_mul(1_000_000_000));
+        let mut metadata = QuickTimeMetadata {
+            creation,
+            ..QuickTimeMetadata::default()
+        };
+        for (_, at, len) in boxes(&moov).into_iter().filter(|(k, _, _)| k == b"udta") {
+            let udta = &moov[at..at + len];
+            let mut start = 0;
+            for (kind, body_at, body_len) in boxes(udta) {
+                let (whole, body) = (
+                    &udta[start..body_at + body_len],
+                    &udta[body_at..body_at + body_len],
+                );
+                start = body_at + body_len;
+                let text = match &kind {
+                    b"\xa9xyz" => xyz_text(body),
+                    b"loci" => loci_text(body),
+                    _ => continue,
+                };
+                metadata.location_box = Some(whole.to_vec());
+                metadata.location = text;
+                return Ok(metadata);
+            }
+        }
+        Ok(metadata)
+    }
+}
+
+/// A full box's creation and modification times (`mvhd`, `tkhd`, `mdhd`):
+/// 32 bits each in version 0, 64 in version 1.
+fn header_times(body: &[u8]) -> Option<(u64, u64)> {
+    let read = |at: usize, len: usize| {
+        body.get(at..at + len)
+            .map(|b| b.iter().fold(0u64, |v, x| (v << 8) | u64::from(*x)))
+    };
+    match body.first()? {
+        0 => Some((read(4, 4)?, read(8, 4)?)),
+        1 => Some((read(4, 8)?, read(12, 8)?)),
+        _ => None,
+    }
+}
+
+/// The text of a QuickTime `©xyz` string box: length, language, text.
+fn xyz_text(body: &[u8]) -> Option<String> {
+    let len = usize::from(u16::from_be_bytes(body.get(..2)?.try_into().ok()?));
+    let text = body.get(4..4 + len)?;
+    Some(String::from_utf8_lossy(text).into_owned())
+}
+
+/// A QuickTime `©xyz` box holding `location` (ISO 6709 text), language
+/// undetermined: how a location from another container is written.
+pub(crate) fn xyz_box(location: &str) -> Vec<u8> {
+    let text = location.as_bytes();
+    let mut out = ((text.len() + 12) as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(b"\xa9xyz");
+    out.extend_from_slice(&(text.len() as u16).to_be_bytes());
+    // "und", packed as ISO 639-2/T letters less 0x60, five bits each.
+    out.extend_from_slice(&0x55C4u16.to_be_bytes());
+    out.extend_from_slice(text);
+    out
+}
+
+/// A 3GPP `loci` box as ISO 6709 text, written as ffmpeg reads it
+/// (latitude, longitude, altitude when not 0, `/`, the place's name).
+fn loci_text(body: &[u8]) -> Option<String> {
+    // Version and flags, language, then the name up to its NUL.
+    let rest = body.get(6..)?;
+    let name_len = rest.iter().position(|b| *b == 0)?;
+    let name = String::from_utf8_lossy(&rest[..name_len]).into_owned();
+    let fixed = |at: usize| -> Option<f64> {
+        let b = rest.get(name_len + 2 + at..name_len + 6 + at)?;
+        Some(f64::from(i32::from_be_bytes(b.try_into().ok()?)) / 65536.0)
+    };
+    // After the NUL, the role byte, then longitude, latitude, altitude.
+    let (longitude, latitude, altitude) = (fixed(0)?, fixed(4)?, fixed(8)?);
+    let mut text = format!("{latitude:+08.4}{longitude:+09.4}");
+    if altitude != 0.0 {
+        text.push_str(&format!("{altitude:+}"));
+    }
+    text.push('/');
+    text.push_str(&name);
+    Some(text)
+}
+
+/// Writes into the MP4/MOV file mp4mux/qtmux wrote at `path` the source's
+/// creation time (ns since the Unix epoch; None writes 0, no time) in its
+/// movie, track and media headers, where the muxers put the run's, and
+/// `location_box` into its `udta`. The `moov` must be followed by nothing
+/// that the sample tables point into (as the muxers write it).
+pub(crate) fn write_metadata(
+    path: &Path,
+    creation: Option<i64>,
+    location_box: Option<&[u8]>,
+    matrix: Option<u8>,
+) -> Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("{}: reopening to write its times", path.display()))?;
+    let Some(mut moov) = moov_box(&mut file)? else {
+        return Ok(());
+    };
+    let seconds = creation.map_or(0, |ns| {
+        (ns.div_euclid(1_000_000_000) + MP4_EPOCH_OFFSET).max(0) as u64
+    });
+    for at in header_offsets(&moov.body) {
+        let body = &mut moov.body[at..];
+        match body[0] {
+            0 => {
+                let value = u32::try_from(seconds).unwrap_or(u32::MAX).to_be_bytes();
+                body[4..8].copy_from_slice(&value);
+                body[8..12].copy_from_slice(&value);
+            }
+            _ => {
+                body[4..12].copy_from_slice(&seconds.to_be_bytes());
+                body[12..20].copy_from_slice(&seconds.to_be_bytes());
+            }
+        }
+    }
+    // The muxers write GStreamer's one BT.601 matrix as smpte170m (6).
+    if let (Some(matrix), Some(at)) = (matrix, colr_matrix_offset(&moov.body)) {
+        if moov.body[at..at + 2] == [0, 6] {
+            moov.body[at..at + 2].copy_from_slice(&u16::from(matrix).to_be_bytes());
+        }
+    }
+    let moov_end = moov.at + moov.header + moov.body.len() as u64;
+    let file_len = file.metadata()?.len();
+    let mut after = vec![0u8; usize::try_from(file_len - moov_end)?];
+    file.seek(SeekFrom::Start(moov_end))?;
+    file.read_exact(&mut after)?;
+    if boxes(&after).iter().any(|(kind, _, _)| kind == b"mdat") {
+        crate::error::bail!(
+            Io,
+            "{}: laid out unexpectedly (media after the index); its times and location not written",
+            path.display()
+        );
+    }
+    let body = match location_box {
+        Some(location) => with_location(&moov.body, location),
+        None => moov.body,
+    };
+    let mut rewritten = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+    rewritten.extend_from_slice(b"moov");
+    rewritten.extend_from_slice(&body);
+    rewritten.extend_from_slice(&after);
+    file.seek(SeekFrom::Start(moov.at))?;
+    file.write_all(&rewritten)?;
+    file.set_len(moov.at + rewritten.len() as u64)?;
+    Ok(())
+}
+
+/// The colour matrix code in the first video track's `colr` box, if any;
+/// outer None: not MP4/MOV.
+pub(crate) fn video_matrix(path: &Path) -> Result<Option<Option<u8>>> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    let Some((_, moov)) = read_moov(&mut file)? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        colr_matrix_offset(&moov)
+            .map(|at| u16::from_be_bytes([moov[at], moov[at + 1]]))
+            .and_then(|code| u8::try_from(code).ok()),
+    ))
+}
+
+/// The body span of box `kind` among the boxes in `moov[at..at + len]`.
+fn into(moov: &[u8], (at, len): (usize, usize), kind: &[u8; 4]) -> Option<(usize, usize)> {
+    boxes(&moov[at..at + len])
+        .into_iter()
+        .find(|(k, _, _)| k == kind)
+        .map(|(_, body, body_len)| (at + body, body_len))
+}
+
+/// The body span of the first video track's `trak` in `moov`.
+fn video_trak(moov: &[u8]) -> Option<(usize, usize)> {
+    boxes(moov)
+        .into_iter()
+        .filter(|(k, _, _)| k == b"trak")
+        .map(|(_, at, len)| (at, len))
+        .find(|trak| {
+            into(moov, *trak, b"mdia")
+                .and_then(|mdia| into(moov, mdia, b"hdlr"))
+                .is_some_and(|(at, len)| len >= 12 && &moov[at + 8..at + 12] == b"vide")
+        })
+}
+
+/// See [`super::variable_video_rate`].
+pub(crate) fn variable_video_rate(path: &Path) -> Result<Option<f64>> {
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    let Some((_, moov)) = read_moov(&mut file)? else {
+        return Ok(None);
+    };
+    let rate = || -> Option<f64> {
+        let trak = video_trak(&moov)?;
+        let mdia = into(&moov, trak, b"mdia")?;
+        let mdhd = into(&moov, mdia, b"mdhd")?;
+        let mdhd = &moov[mdhd.0..mdhd.0 + mdhd.1];
+        let timescale = match mdhd.first()? {
+            0 => mdhd.get(12..16)?,
+            _ => mdhd.get(20..24)?,
+        };
+        let timescale = f64::from(u32::from_be_bytes(timescale.try_into().ok()?));
+        let stts = [b"minf", b"stbl", b"stts"]
+            .into_iter()
+            .try_fold(mdia, |span, kind| into(&moov, span, kind))?;
+        let stts = &moov[stts.0..stts.0 + stts.1];
+        let count = u32::from_be_bytes(stts.get(4..8)?.try_into().ok()?) as usize;
+        let entries: Vec<(u64, u64)> = (0..count)
+            .map(|i| {
+                let entry = stts.get(8 + i * 8..16 + i * 8)?;
+                Some((
+                    u64::from(u32::from_be_bytes(entry[..4].try_into().ok()?)),
+                    u64::from(u32::from_be_bytes(entry[4..].try_into().ok()?)),
+                ))
+            })
+            .collect::<Option<_>>()?;
+        // The last sample's duration is often a guess: it does not make a
+        // rate variable by itself; nor does a tick of rounding (29.97 fps
+        // in a timescale of 1000: 33, 34, 33…), nor 5 %.
+        let mut deltas: Vec<u64> = entries.iter().map(|(_, d)| *d).collect();
+        if entries.len() > 1 && entries.last().is_some_and(|(n, _)| *n == 1) {
+            deltas.pop();
+        }
+        let (min, max) = (*deltas.iter().min()?, *deltas.iter().max()?);
+        let samples: u64 = entries.iter().map(|(n, _)| n).sum();
+        let ticks: u64 = entries.iter().map(|(n, d)| n * d).sum();
+        let varies = max > min + (min / 20).max(1);
+        (varies && ticks > 0 && timescale > 0.0).then(|| samples as f64 * timescale / ticks as f64)
+    };
+    Ok(rate())
+}
+
+/// The offset within `moov` of the matrix field of the first video
+/// track's `colr` box (`nclx` or QuickTime's `nclc`).
+fn colr_matrix_offset(moov: &[u8]) -> Option<usize> {
+    let into = |span, kind| into(moov, span, kind);
+    let video = video_trak(moov)?;
+    let stsd = [b"mdia", b"minf", b"stbl", b"stsd"]
+        .into_iter()
+        .try_fold(video, &into)?;
+    // stsd: version, flags and count, then the first sample entry, whose
+    // boxes follow its 78 bytes of visual fields.
+    let (entry_at, entry_len) = boxes(moov.get(stsd.0 + 8..stsd.0 + stsd.1)?)
+        .first()
+        .map(|(_, at, len)| (stsd.0 + 8 + at, *len))?;
+    let (colr, len) = into((entry_at + 78, entry_len.checked_sub(78)?), b"colr")?;
+    let kind = moov.get(colr..colr + 4)?;
+    (len >= 10 && (kind == b"nclx" || kind == b"nclc")).then_some(colr + 8)
+}
+
+/// Offsets within `moov` of the bodies of its `mvhd` and of each track's
+/// `tkhd` and `mdhd`, the boxes with creation times.
+fn header_offsets(moov: &[u8]) -> Vec<usize> {
+    let mut offsets = Vec::new();
+    for (kind, at, len) in boxes(moov) {
+        match &kind {
+            b"mvhd" if len >= 20 => offsets.push(at),
+            b"trak" => {
+                for (kind, t_at, t_len) in boxes(&moov[at..at + len]) {
+                    match &kind {
+                        b"tkhd" if t_len >= 20 => offsets.push(at + t_at),
+                        b"mdia" => {
+                            let mdia = at + t_at;
+                            offsets.extend(
+                                boxes(&moov[mdia..mdia + t_len])
+                                    .into_iter()
+                                    .filter(|(k, _, l)| k == b"mdhd" && *l >= 20)
+                                    .map(|(_, m_at, _)| mdia + m_at),
+                            );
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    offsets
+}
+
+/// A `moov` body with `location` in its `udta` (made when there is none),
+/// unless one of its kind is there already.
+fn with_location(moov: &[u8], location: &[u8]) -> Vec<u8> {
+    let kind = &location[4..8];
+    let mut out = Vec::with_capacity(moov.len() + location.len() + 8);
+    let mut placed = false;
+    let mut start = 0;
+    for (k, at, len) in boxes(moov) {
+        let whole = &moov[start..at + len];
+        start = at + len;
+        if &k != b"udta" || placed {
+            out.extend_from_slice(whole);
+            continue;
+        }
+        let mut udta = moov[at..at + len].to_vec();
+        if !boxes(&udta).iter().any(|(k, _, _)| k == kind) {
+            udta.extend_from_slice(location);
+        }
+        out.extend_from_slice(&((udta.len() + 8) as u32).to_be_bytes());
+        out.extend_from_slice(b"udta");
+        out.extend(udta);
+        placed = true;
+    }
+    if !placed {
+        out.extend_from_slice(&((location.len() + 8) as u32).to_be_bytes());
+        out.extend_from_slice(b"udta");
+        out.extend_from_slice(location);
+    }
+    out
 }
 
 /// The boxes in `data`: type and body.

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{bail, err, Context, Result};
 use gendr::frame::RgbImage;
 use gst::prelude::*;
 use gst_video::prelude::*;
@@ -53,9 +53,9 @@ pub fn decode_rgb(path: &Path, max: usize, every: usize) -> Result<Vec<RgbImage>
                 let err = bus.timed_pop_filtered(gst::ClockTime::ZERO, &[gst::MessageType::Error]);
                 break Err(match err.as_ref().map(|m| m.view()) {
                     Some(gst::MessageView::Error(e)) => {
-                        anyhow!("{}: {}", path.display(), error_text(e))
+                        err!(Pipeline, "{}: {}", path.display(), error_text(e))
                     }
-                    _ => anyhow!("{}: decoding stalled", path.display()),
+                    _ => err!(Pipeline, "{}: decoding stalled", path.display()),
                 });
             }
         }
@@ -63,7 +63,7 @@ pub fn decode_rgb(path: &Path, max: usize, every: usize) -> Result<Vec<RgbImage>
     pipeline.set_state(gst::State::Null)?;
     result?;
     if frames.is_empty() {
-        bail!("{}: no frames decoded", path.display());
+        bail!(Input, "{}: no frames decoded", path.display());
     }
     Ok(frames)
 }

@@ -36,20 +36,18 @@ pub fn first_error<T>(
 
 /// Turns a bus error message into one line naming the element.
 pub fn error_text(err: &gst::message::Error) -> String {
-    let source = err
-        .src()
-        .map(|s| s.name().to_string())
-        .unwrap_or_else(|| "pipeline".into());
-    format!("{source}: {}", first_line(&err.error().to_string()))
+    named_line(err.src(), &err.error())
 }
 
 /// Turns a bus warning into one line naming the element.
 pub fn warning_text(warning: &gst::message::Warning) -> String {
-    let source = warning
-        .src()
-        .map(|s| s.name().to_string())
-        .unwrap_or_else(|| "pipeline".into());
-    format!("{source}: {}", first_line(&warning.error().to_string()))
+    named_line(warning.src(), &warning.error())
+}
+
+/// `SOURCE: the error's first line`, the source "pipeline" when none is named.
+fn named_line(source: Option<&gst::Object>, error: &gst::glib::Error) -> String {
+    let source = source.map_or_else(|| "pipeline".into(), |s| s.name().to_string());
+    format!("{source}: {}", first_line(&error.to_string()))
 }
 
 /// What GStreamer's log says that its bus does not: the errors libav's

@@ -3,6 +3,7 @@
 //! messages from the bus.
 
 mod decode;
+pub(crate) mod h264_vui;
 mod messages;
 mod output;
 mod probe;
@@ -17,6 +18,35 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+
+    #[test]
+    fn an_mpeg2_gop_timecode_is_read_when_it_is_not_zero() {
+        let stream = |code: [u8; 4]| {
+            let mut bytes = vec![0x47, 0, 0, 1, 0xB3, 0x04, 0x00, 0x30, 0x13, 0xFF];
+            bytes.extend([0, 0, 1, 0xB5, 0x14, 0x8A]);
+            bytes.extend([0, 0, 1, 0xB8]);
+            bytes.extend(code);
+            bytes
+        };
+        // What ffmpeg writes with -timecode 01:00:00:00, and without.
+        assert_eq!(
+            gop_timecode_of(&stream([0x04, 0x08, 0x00, 0x40])).as_deref(),
+            Some("01:00:00:00")
+        );
+        assert_eq!(gop_timecode_of(&stream([0x00, 0x08, 0x00, 0x40])), None);
+        // Drop-frame 10:59:59;29.
+        let code: u32 = (1 << 31) | (10 << 26) | (59 << 20) | (1 << 19) | (59 << 13) | (29 << 7);
+        assert_eq!(
+            gop_timecode_of(&stream(code.to_be_bytes())).as_deref(),
+            Some("10:59:59;29")
+        );
+    }
+
+    fn gop_timecode_of(bytes: &[u8]) -> Option<String> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        mpeg2_gop_timecode(file.path()).unwrap()
+    }
 
     #[test]
     fn a_pipe_or_device_is_named_as_such_and_a_missing_file_as_missing() {

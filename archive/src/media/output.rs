@@ -6,7 +6,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 
 /// Removes a file when dropped: scratch files never outlive an early return.
 pub struct RemoveOnDrop(Option<PathBuf>);
@@ -107,10 +107,13 @@ pub fn claim_output(output: &Path) -> Result<FileLock> {
             remove_stale_partials(output);
             Ok(lock)
         }
-        Ok(None) => bail!(
+        Ok(None) => {
+            bail!(
+            OutputLocked,
             "{}: another gendr run is writing this file; wait for it or choose another output name",
             output.display()
-        ),
+        )
+        }
         Err(e) => Err(e).with_context(|| format!("{}: cannot write here", output.display())),
     }
 }

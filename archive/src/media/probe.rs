@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{bail, err, Context, Result};
 use gst::prelude::*;
 use gst_pbutils::prelude::*;
 use gst_video::prelude::*;
@@ -21,6 +21,13 @@ pub struct MediaInfo {
     /// Frames per second; 0/1 when unknown or variable.
     pub framerate: gst::Fraction,
     pub audio_streams: usize,
+    /// The caps of each of those audio streams, in the file's order.
+    pub audio: Vec<gst::Caps>,
+    /// Set when the container's video sample times vary (MP4/MOV `stts`):
+    /// their average rate, frames per second.
+    pub variable_rate: Option<f64>,
+    /// The coded chroma subsampling (`4:2:2`…) where the caps tell it.
+    pub chroma: Option<&'static str>,
     /// The caps of each video stream after the first (a second angle, a
     /// picture-in-picture), which are copied as they are.
     pub extra_videos: Vec<gst::Caps>,
@@ -42,6 +49,10 @@ pub struct MediaInfo {
     /// Whether the video's stream or container names its colorimetry
     /// (decoders fill in GStreamer's defaults for the size when not).
     pub colour_tagged: bool,
+    /// The colour matrix code (ISO/IEC 23091-2) the container gives the
+    /// video (Matroska Colour, MP4/MOV `colr`): GStreamer's one BT.601
+    /// matrix cannot tell bt470bg (5) from smpte170m (6).
+    pub coded_matrix: Option<u8>,
     /// Width of a pixel over its height, as the stream says (1/1 when it does not).
     pub pixel_aspect: gst::Fraction,
     /// Set when the decoded frames are interlaced.
@@ -77,7 +88,7 @@ pub fn file_uri(path: &Path) -> Result<String> {
     let absolute = std::fs::canonicalize(path).with_context(|| format!("{}", path.display()))?;
     gst::glib::filename_to_uri(&absolute, None)
         .map(|u| u.to_string())
-        .map_err(|e| anyhow!("{}: {e}", path.display()))
+        .map_err(|e| err!(Input, "{}: {e}", path.display()))
 }
 
 /// Probes beyond the first when a subtitle stream's tags are missing.
@@ -88,15 +99,17 @@ const SUBTITLE_TAG_RETRIES: usize = 4;
 pub fn discover(path: &Path) -> Result<MediaInfo> {
     if path.is_dir() {
         bail!(
+            Input,
             "{}: is a directory; give one video file (folders are not supported yet)",
             path.display()
         );
     }
     if !path.exists() {
-        bail!("{}: no such file", path.display());
+        bail!(Input, "{}: no such file", path.display());
     }
     if !path.is_file() {
         bail!(
+            Input,
             "{}: a pipe or device, not a file: gendr reads a video file (seeking in it), so save the \
              stream to a file first",
             path.display()
@@ -107,7 +120,8 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
     let uri = file_uri(path)?;
     let probe = || {
         discoverer.discover_uri(&uri).map_err(|e| {
-            anyhow!(
+            err!(
+                Input,
                 "{}: not a playable media file ({})",
                 path.display(),
                 discoverer_reason(&e.to_string())
@@ -127,10 +141,11 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
     }
     let video = info.video_streams();
     let Some(v) = video.first() else {
-        bail!("{}: no video stream", path.display());
+        bail!(Input, "{}: no video stream", path.display());
     };
     if v.width() == 0 || v.height() == 0 {
         bail!(
+            Input,
             "{}: the video stream has no size (corrupt or truncated?)",
             path.display()
         );
@@ -139,7 +154,15 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
         duration: info.duration(),
         width: v.width(),
         height: v.height(),
-        framerate: v.framerate(),
+        framerate: plausible_rate(v.framerate()),
+        audio: info
+            .audio_streams()
+            .iter()
+            .filter(|a| is_outermost(a.upcast_ref()))
+            .filter_map(|a| parsed(a.upcast_ref()).caps())
+            .collect(),
+        variable_rate: crate::finishing::variable_video_rate(path)?,
+        chroma: v.caps().as_ref().and_then(coded_chroma),
         audio_streams: info
             .audio_streams()
             .iter()
@@ -190,9 +213,76 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
             (n, d) if n > 0 && d > 0 => v.par(),
             _ => gst::Fraction::new(1, 1),
         },
+        // The container's tag, else the stream's own where the container
+        // (MPEG-TS/PS, AVI, raw) gives none.
+        coded_matrix: match crate::finishing::container_matrix(path)? {
+            Some(code) => code,
+            None => stream_matrix(path)?,
+        },
         interlaced: v.is_interlaced().then(|| field_order(path)),
         video_tags: v.tags().and_then(|t| language_and_title(&t)),
     })
+}
+
+/// Frames per second above which a "rate" is a clock (90000/1 from an
+/// MPEG timescale), not how often frames come.
+const MAX_PLAUSIBLE_FPS: i32 = 1000;
+
+/// `rate`, or 0/1 (unknown or variable) when it cannot be a frame rate.
+fn plausible_rate(rate: gst::Fraction) -> gst::Fraction {
+    match (rate.numer(), rate.denom()) {
+        (n, d) if d > 0 && n / d > MAX_PLAUSIBLE_FPS => gst::Fraction::new(0, 1),
+        _ => rate,
+    }
+}
+
+/// The chroma subsampling the parsed caps of a video stream tell: the
+/// parsers' `chroma-format` (H.264, H.265), MPEG-2's 4:2:2 profile,
+/// ProRes's variant, raw video's format.
+fn coded_chroma(caps: &gst::Caps) -> Option<&'static str> {
+    let s = caps.structure(0)?;
+    let known = |text: &str| match text {
+        "4:2:0" => Some("4:2:0"),
+        "4:2:2" => Some("4:2:2"),
+        "4:4:4" => Some("4:4:4"),
+        "4:1:1" => Some("4:1:1"),
+        _ => None,
+    };
+    if let Ok(chroma) = s.get::<&str>("chroma-format") {
+        return known(chroma);
+    }
+    match s.name().as_str() {
+        "video/mpeg" => s.get::<&str>("profile").ok().and_then(known),
+        "video/x-prores" => match s.get::<&str>("variant").ok()? {
+            "4444" | "4444xq" => Some("4:4:4"),
+            _ => Some("4:2:2"),
+        },
+        "video/x-raw" => {
+            let info = gst_video::VideoInfo::from_caps(caps).ok()?;
+            let format = info.format_info();
+            if format.is_rgb() || format.is_gray() {
+                return None;
+            }
+            match (format.w_sub().get(1), format.h_sub().get(1)) {
+                (Some(0), Some(0)) => Some("4:4:4"),
+                (Some(1), Some(0)) => Some("4:2:2"),
+                (Some(2), Some(0)) => Some("4:1:1"),
+                (Some(1), Some(1)) => Some("4:2:0"),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// How the start line gives the input's frame rate.
+pub fn rate_text(info: &MediaInfo) -> String {
+    let fps = info.framerate;
+    match (info.variable_rate, fps.numer()) {
+        (Some(average), _) => format!("a variable frame rate (~{average:.2} fps)"),
+        (None, 0) => "a variable or unknown frame rate".to_string(),
+        (None, _) => format!("{}/{} fps", fps.numer(), fps.denom()),
+    }
 }
 
 /// Whether a stream is one of the file's own rather than the parsed form
@@ -204,6 +294,17 @@ fn is_outermost(stream: &gst_pbutils::DiscovererStreamInfo) -> bool {
             .downcast_ref::<gst_pbutils::DiscovererContainerInfo>()
             .is_some()
     })
+}
+
+/// The last form of a stream the discoverer shows: the parser's, where
+/// the demuxer's comes first (MPEG-PS's `audio/x-private1-ac3`, parsed to
+/// `audio/x-ac3`), as parsebin hands it to the muxer.
+fn parsed(stream: &gst_pbutils::DiscovererStreamInfo) -> gst_pbutils::DiscovererStreamInfo {
+    let mut last = stream.clone();
+    while let Some(next) = last.next() {
+        last = next;
+    }
+    last
 }
 
 /// A stream's language and title alone, if it has either.
@@ -320,6 +421,99 @@ pub fn decodes_to_video(caps: &gst::Caps) -> bool {
     })
 }
 
+/// How far into a file the first MPEG-1/2 sequence and GOP headers are
+/// looked for.
+const GOP_SEARCH_BYTES: u64 = 8 << 20;
+
+/// The time code of the first GOP header of an MPEG-1/2 video stream in
+/// `path` (`HH:MM:SS:FF`, `;` before the frames when drop-frame), when it
+/// is not zero: what a tape capture's MPEG-2 carries (`ffmpeg -timecode`)
+/// and no GStreamer 1.22 muxer or encoder writes. Found in the file's
+/// bytes: a GOP header shortly after a sequence header.
+pub fn mpeg2_gop_timecode(path: &Path) -> Result<Option<String>> {
+    Ok(gop_timecode(&file_head(path)?))
+}
+
+/// The colour matrix code the first video stream in `path` writes in its
+/// own headers: an H.264 SPS's VUI, or an MPEG-2 sequence display
+/// extension, found in the file's first bytes (MPEG-TS/PS, AVI, raw
+/// streams: containers that give none).
+pub fn stream_matrix(path: &Path) -> Result<Option<u8>> {
+    Ok(matrix_in(&file_head(path)?))
+}
+
+/// A file's first [`GOP_SEARCH_BYTES`]: where its stream headers are when
+/// the container gives none.
+fn file_head(path: &Path) -> Result<Vec<u8>> {
+    let mut head = Vec::new();
+    File::open(path)
+        .with_context(|| format!("{}: cannot be read", path.display()))?
+        .take(GOP_SEARCH_BYTES)
+        .read_to_end(&mut head)?;
+    Ok(head)
+}
+
+fn matrix_in(bytes: &[u8]) -> Option<u8> {
+    let mut at = 0;
+    while let Some(found) = bytes[at..].windows(3).position(|w| w == [0, 0, 1]) {
+        let start = at + found + 3;
+        at = start;
+        let Some(&code) = bytes.get(start) else {
+            break;
+        };
+        // An MPEG-2 picture: its sequence's headers are behind, and slices
+        // (some of whose codes look like an SPS's) ahead.
+        if code == 0x00 {
+            break;
+        }
+        if code & 0x9F == 0x07 {
+            // An H.264 SPS (forbidden bit 0, any nal_ref_idc, type 7), up
+            // to the next start code.
+            let end = bytes[start..]
+                .windows(3)
+                .position(|w| w == [0, 0, 1])
+                .map_or(bytes.len(), |n| start + n);
+            if let Some(matrix) = super::h264_vui::matrix_of(&bytes[start..end]) {
+                return Some(matrix);
+            }
+        } else if code == 0xB5 && bytes.get(start + 1).is_some_and(|b| b >> 4 == 2) {
+            // MPEG-2 sequence display extension: id(4) video_format(3)
+            // colour_description(1), then primaries, transfer, matrix.
+            let head = bytes.get(start + 1)?;
+            if head & 1 == 1 {
+                return bytes.get(start + 4).copied();
+            }
+        }
+    }
+    None
+}
+
+fn gop_timecode(bytes: &[u8]) -> Option<String> {
+    const SEQUENCE: [u8; 4] = [0, 0, 1, 0xB3];
+    const GOP: [u8; 4] = [0, 0, 1, 0xB8];
+    // The sequence header and its extensions come right before the GOP.
+    const GOP_WITHIN: usize = 512;
+    let sequence = bytes.windows(4).position(|w| w == SEQUENCE)?;
+    let after = &bytes[sequence..bytes.len().min(sequence + GOP_WITHIN)];
+    let gop = after.windows(4).position(|w| w == GOP)?;
+    let code = after.get(gop + 4..gop + 8)?;
+    let bits = u32::from_be_bytes(code.try_into().ok()?);
+    let field = |shift: u32, width: u32| (bits >> shift) & ((1 << width) - 1);
+    // drop_frame(1) hours(5) minutes(6) marker(1) seconds(6) pictures(6).
+    let (drop, hours, minutes, marker) = (field(31, 1), field(26, 5), field(20, 6), field(19, 1));
+    let (seconds, pictures) = (field(13, 6), field(7, 6));
+    if marker != 1 || hours > 23 || minutes > 59 || seconds > 59 {
+        return None;
+    }
+    if hours + minutes + seconds + pictures == 0 {
+        return None;
+    }
+    let separator = if drop == 1 { ';' } else { ':' };
+    Some(format!(
+        "{hours:02}:{minutes:02}:{seconds:02}{separator}{pictures:02}"
+    ))
+}
+
 /// A YUV4MPEG2 file whose last frame is cut short: GStreamer drops the
 /// partial frame without a word, and y4m has no index to compare against.
 /// Returns the complete and expected frame counts when the size does not
@@ -376,6 +570,43 @@ pub fn y4m_incomplete(path: &Path) -> Result<Option<(u64, u64)>> {
     Ok((body % frame != 0).then(|| (body / frame, body / frame + 1)))
 }
 
+/// `filesrc location=PATH ! parsebin` in a pipeline of its own, not
+/// started: the input's streams parsed, each on a pad of parsebin's.
+pub fn file_to_parsebin(path: &Path) -> Result<(gst::Pipeline, gst::Element)> {
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("filesrc")
+        .property("location", path)
+        .build()?;
+    let parse = gst::ElementFactory::make("parsebin").build()?;
+    pipeline.add_many([&src, &parse])?;
+    src.link(&parse)?;
+    Ok((pipeline, parse))
+}
+
+/// The caps a parsed stream's pad has (or can have) and their media type
+/// (`video/x-h264`, `audio/mpeg`…; empty when the caps are empty).
+pub fn pad_caps(pad: &gst::Pad) -> (gst::Caps, String) {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    let name = caps
+        .structure(0)
+        .map(|s| s.name().to_string())
+        .unwrap_or_default();
+    (caps, name)
+}
+
+/// Streams that are not copied (subtitles, data) go nowhere: `pad` drains
+/// into a fakesink of its own in `pipeline`.
+pub fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()?;
+    pipeline.add(&sink)?;
+    sink.sync_state_with_parent()?;
+    pad.link(&sink.static_pad("sink").context("fakesink sink")?)?;
+    Ok(())
+}
+
 /// `filesrc location=PATH ! CHAIN ! appsink`, built and not started: how
 /// gendr reads a file's frames or packets itself.
 pub fn file_to_appsink(path: &Path, chain: &str) -> Result<(gst::Pipeline, gst_app::AppSink)> {
@@ -383,7 +614,7 @@ pub fn file_to_appsink(path: &Path, chain: &str) -> Result<(gst::Pipeline, gst_a
         "filesrc name=src ! {chain} ! appsink name=sink sync=false"
     ))?
     .downcast::<gst::Pipeline>()
-    .map_err(|_| anyhow!("not a pipeline"))?;
+    .map_err(|_| err!(Gst, "not a pipeline"))?;
     pipeline
         .by_name("src")
         .context("filesrc")?

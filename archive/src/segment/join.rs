@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{bail, err, Context, Result};
 use gst::prelude::*;
 
 use super::manifest::{self, DoneRecord, EncoderSegment, Manifest};
@@ -33,6 +33,7 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
             .map(|e| e.to_string_lossy().to_ascii_lowercase())
             .unwrap_or_default();
         bail!(
+            Job,
             "the job was planned for a .{container} output, not .{ext}; name the output .{container} or plan again"
         );
     }
@@ -40,6 +41,7 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
     let caps = &records[0].caps;
     if let Some(other) = records.iter().find(|r| &r.caps != caps) {
         bail!(
+            Job,
             "segment {} was encoded with other settings than segment 0 ({} vs {caps}); run it again",
             other.index,
             other.caps
@@ -50,9 +52,12 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
     // segments' encoders shift by their own first frames, and their files'
     // times are not used (the records have them exact).
     let timing = (records[0].encoder_segment, records[0].encoder_shift_ns);
-    let caps: gst::Caps = caps
-        .parse()
-        .map_err(|_| anyhow!("segment 0's done-record has unreadable caps; run it again"))?;
+    let caps: gst::Caps = caps.parse().map_err(|_| {
+        err!(
+            Job,
+            "segment 0's done-record has unreadable caps; run it again"
+        )
+    })?;
     let times = frame_times(&records, timing.1);
 
     let target = Target {
@@ -70,9 +75,20 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
         .block(true)
         .build();
     replace_segment(&appsrc, &timing.0)?;
-    // What a plain run carries from the demuxer through the encoder.
-    if let Some(tags) = &info.video_tags {
-        appsrc.send_event(gst::event::Tag::new(tags.clone()));
+    // What a plain run carries from the demuxer through the encoder, and
+    // the encoder's own name, which x264enc and x265enc tag their stream with.
+    let mut tags = info.video_tags.clone().unwrap_or_default();
+    let encoder = match caps.structure(0).map(|s| s.name().as_str()) {
+        Some("video/x-h264") => Some("x264"),
+        Some("video/x-h265") => Some("x265"),
+        _ => None,
+    };
+    if let Some(encoder) = encoder {
+        tags.make_mut()
+            .add::<gst::tags::Encoder>(&encoder, gst::TagMergeMode::Replace);
+    }
+    if tags.n_tags() > 0 {
+        appsrc.send_event(gst::event::Tag::new(tags));
     }
     let job = Job::build(
         target,
@@ -90,16 +106,17 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
     let result = job.run(info, target.options, session.stall_timeout, session.caller);
     let fed = feeder
         .join()
-        .map_err(|_| anyhow!("the segment reader failed"))?;
+        .map_err(|_| err!(Job, "the segment reader failed"))?;
     let written = result?.frames;
     fed?;
     if written != manifest.frames {
         bail!(
+            Job,
             "joined {written} frames where the plan has {}; nothing written",
             manifest.frames
         );
     }
-    others.finish(partial.path())?;
+    others.finish(partial.path(), session.caller.observer)?;
     media::persist(partial, output, overwrite)?;
     if !session.quiet {
         eprintln!(
@@ -139,6 +156,7 @@ fn done_records(session: &Session) -> Result<Vec<DoneRecord>> {
     if let Some((first, why)) = missing.first() {
         let list: Vec<String> = missing.iter().map(|(i, _)| i.to_string()).collect();
         bail!(
+            Job,
             "segment(s) {} of {} not done or damaged (segment {first}: {why}); run `gendr run-segment {} N` \
              for each, then join again",
             list.join(", "),
@@ -150,7 +168,10 @@ fn done_records(session: &Session) -> Result<Vec<DoneRecord>> {
     let frames: u64 = records.iter().map(|r| r.frames).sum();
     let end = records.last().map_or(0, |r| r.end_pts_ns);
     if frames != manifest.frames || end != manifest.end_pts_ns {
-        bail!("the segments do not add up to the plan's frames and duration; plan again");
+        bail!(
+            Job,
+            "the segments do not add up to the plan's frames and duration; plan again"
+        );
     }
     Ok(records)
 }
@@ -231,7 +252,8 @@ fn feed(
         .enumerate()
         .try_for_each(|(index, (file, times))| {
             feed_segment(appsrc, file, times).map_err(|e| {
-                anyhow!(
+                err!(
+                    Job,
                     "segment {index} ({}): {e:#}; run gendr run-segment again for it",
                     file.display()
                 )
@@ -268,10 +290,10 @@ fn feed_segment(appsrc: &gst_app::AppSrc, file: &Path, times: &[Times]) -> Resul
             }
         }
         if !sink.is_eos() {
-            bail!("reading it stalled or failed");
+            bail!(Job, "reading it stalled or failed");
         }
         if frames.next().is_some() {
-            bail!("fewer frames than its done-record");
+            bail!(Job, "fewer frames than its done-record");
         }
         Ok(())
     })();
@@ -297,6 +319,7 @@ pub fn wait_for_segments(dir: &Path, manifest: &Manifest, limit: Duration) -> Re
         };
         if started.elapsed() >= limit {
             bail!(
+                Job,
                 "{} of {} segment(s) still not made after --wait {} s (segment {first} first); \
                  run them with gendr run-segment {} N, then join again",
                 pending.len(),

@@ -5,7 +5,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::UNIX_EPOCH;
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{bail, err, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -218,7 +218,8 @@ impl Manifest {
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = manifest_path(dir);
         let bytes = std::fs::read(&path).map_err(|e| {
-            anyhow!(
+            err!(
+                Job,
                 "{}: {e}; make the job with gendr plan IN --job {}",
                 path.display(),
                 dir.display()
@@ -226,7 +227,8 @@ impl Manifest {
         })?;
         let plan_again = format!("remove {} and plan the job again", dir.display());
         let value: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow!(
+            err!(
+                Job,
                 "{}: not a gendr job manifest ({e}); {plan_again}",
                 path.display()
             )
@@ -235,6 +237,7 @@ impl Manifest {
         let version = value.get("gendr_version").and_then(|v| v.as_str());
         if format != Some(u64::from(FORMAT)) || version != Some(GENDR_VERSION) {
             bail!(
+                Job,
                 "{} was made by gendr {} (job format {}); this is gendr {GENDR_VERSION} (format {FORMAT}), \
                  whose segments could differ: finish it with that gendr, or remove the folder and plan again",
                 dir.display(),
@@ -245,24 +248,30 @@ impl Manifest {
         let stored = std::fs::read_to_string(checksum_path(dir)).unwrap_or_default();
         if stored.split_whitespace().next() != Some(hex(&Sha256::digest(&bytes)).as_str()) {
             bail!(
+                Job,
                 "{} is not the manifest gendr plan wrote (it does not match {}): job files are not \
                  to be edited; {plan_again}",
                 path.display(),
                 checksum_path(dir).display()
             );
         }
-        let manifest: Manifest = serde_json::from_value(value)
-            .map_err(|e| anyhow!("{}: damaged manifest ({e}); {plan_again}", path.display()))?;
+        let manifest: Manifest = serde_json::from_value(value).map_err(|e| {
+            err!(
+                Job,
+                "{}: damaged manifest ({e}); {plan_again}",
+                path.display()
+            )
+        })?;
         manifest
             .check()
-            .map_err(|e| anyhow!("{}: {e:#}; {plan_again}", path.display()))?;
+            .map_err(|e| err!(Job, "{}: {e:#}; {plan_again}", path.display()))?;
         Ok(manifest)
     }
 
     /// Writes the manifest atomically, then its checksum.
     pub fn save(&self, dir: &Path) -> Result<()> {
         std::fs::create_dir_all(dir)
-            .map_err(|e| anyhow!("cannot create the job folder {}: {e}", dir.display()))?;
+            .with_context(|| format!("cannot create the job folder {}", dir.display()))?;
         let bytes = serde_json::to_vec_pretty(self)?;
         write_atomically(&manifest_path(dir), &bytes)?;
         let line = format!("{}  manifest.json\n", hex(&Sha256::digest(&bytes)));
@@ -284,6 +293,7 @@ impl Manifest {
         let now = InputId::of(&self.input.path)?;
         if let Some(what) = self.input.changed(&now) {
             bail!(
+                Job,
                 "{} changed since the job was planned ({what}); its segments would not fit: plan the job again",
                 self.input.path.display()
             );
@@ -296,16 +306,16 @@ impl Manifest {
     /// another from the input's first frame and time to its last, in order.
     fn check(&self) -> Result<()> {
         if !self.input.path.is_absolute() {
-            bail!("the input's path is not absolute");
+            bail!(Job, "the input's path is not absolute");
         }
         self.options.check_values()?;
         crate::request::positive_seconds(&self.segment_seconds.to_string())
-            .map_err(|e| anyhow!("segment_seconds: {e}"))?;
+            .map_err(|e| err!(Job, "segment_seconds: {e}"))?;
         if self.first_pts_ns > self.end_pts_ns || self.end_pts_ns > MAX_TIME_NS {
-            bail!("the input's first time is after its end");
+            bail!(Job, "the input's first time is after its end");
         }
         if self.segments.is_empty() {
-            bail!("it lists no segments");
+            bail!(Job, "it lists no segments");
         }
         let (mut frame, mut pts) = (0u64, self.first_pts_ns);
         let last = self.segments.len() - 1;
@@ -321,6 +331,7 @@ impl Manifest {
                     || (i == last && segment.first_pts_ns == segment.end_pts_ns));
             if !fits {
                 bail!(
+                    Job,
                     "segment {i} does not follow segment {} (segments must tile the input's frames and \
                      times in order, each from where the one before ends)",
                     i.saturating_sub(1)
@@ -331,6 +342,7 @@ impl Manifest {
         }
         if frame != self.frames || pts != self.end_pts_ns {
             bail!(
+                Job,
                 "the segments hold {frame} frames up to {:.3} s, the input {} frames up to {:.3} s",
                 pts as f64 / 1e9,
                 self.frames,
@@ -350,7 +362,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let cannot =
-        |e: std::io::Error| Error::from_io(e).context(format!("cannot write {}", path.display()));
+        |e: std::io::Error| Error::from(e).context(format!("cannot write {}", path.display()));
     let mut file = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".gendr-partial")

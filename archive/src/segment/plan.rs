@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{bail, err, Context, Result};
 use gst::prelude::*;
 
 use super::manifest::{InputId, Manifest, Segment, FORMAT, GENDR_VERSION};
@@ -32,13 +32,14 @@ pub fn plan(
     let id = InputId::of(input)?;
     let packets = demux(input)?;
     if packets.is_empty() {
-        bail!("{}: no video packets", input.display());
+        bail!(Input, "{}: no video packets", input.display());
     }
     check_frames_are_packets(input, &packets)?;
     let mut frames = packets.clone();
     frames.sort_by_key(|p| p.pts);
     if frames.windows(2).any(|w| w[0].pts == w[1].pts) {
         bail!(
+            Unsupported,
             "{}: several video packets share a timestamp; gendr cannot segment this stream, use gendr upscale",
             input.display()
         );
@@ -106,13 +107,7 @@ fn split(frames: &[Packet], end: u64, length: u64) -> Vec<usize> {
 
 /// Every packet of the input's first video stream, in decode order.
 fn demux(input: &Path) -> Result<Vec<Packet>> {
-    let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("filesrc")
-        .property("location", input)
-        .build()?;
-    let parse = gst::ElementFactory::make("parsebin").build()?;
-    pipeline.add_many([&src, &parse])?;
-    src.link(&parse)?;
+    let (pipeline, parse) = media::file_to_parsebin(input)?;
     let packets = Arc::new(Mutex::new(Vec::new()));
     let missing_pts = Arc::new(Mutex::new(false));
     let taken = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -123,20 +118,10 @@ fn demux(input: &Path) -> Result<Vec<Packet>> {
             let Some(pipeline) = weak.upgrade() else {
                 return;
             };
-            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-            let is_audio = caps
-                .structure(0)
-                .is_some_and(|s| s.name().starts_with("audio/"));
-            let video = !is_audio
+            let (caps, name) = media::pad_caps(pad);
+            let video = !name.starts_with("audio/")
                 && media::decodes_to_video(&caps)
                 && !taken.swap(true, std::sync::atomic::Ordering::SeqCst);
-            let Ok(sink) = gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .property("async", false)
-                .build()
-            else {
-                return;
-            };
             if video {
                 let (packets, missing_pts) = (packets.clone(), missing_pts.clone());
                 pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
@@ -158,17 +143,14 @@ fn demux(input: &Path) -> Result<Vec<Packet>> {
                     gst::PadProbeReturn::Ok
                 });
             }
-            if pipeline.add(&sink).is_ok() {
-                let _ = sink.sync_state_with_parent();
-                if let Some(sink_pad) = sink.static_pad("sink") {
-                    let _ = pad.link(&sink_pad);
-                }
-            }
+            // A packet list that cannot be read ends in run_to_end's error.
+            let _ = media::discard(&pipeline, pad);
         });
     }
     run_to_end(&pipeline).with_context(|| format!("{}: reading its packets", input.display()))?;
     if *missing_pts.lock().unwrap_or_else(|p| p.into_inner()) {
         bail!(
+            Unsupported,
             "{}: some video packets have no timestamp; gendr cannot segment this stream, use gendr upscale",
             input.display()
         );
@@ -182,8 +164,8 @@ fn run_to_end(pipeline: &gst::Pipeline) -> Result<()> {
     let started = pipeline.set_state(gst::State::Playing);
     let result = match started {
         Err(_) => Err(
-            media::first_error(&bus, |e| anyhow!("{}", media::error_text(e)))
-                .unwrap_or_else(|| anyhow!("the pipeline could not start")),
+            media::first_error(&bus, |e| err!(Pipeline, "{}", media::error_text(e)))
+                .unwrap_or_else(|| err!(Pipeline, "the pipeline could not start")),
         ),
         Ok(_) => loop {
             let Some(msg) = bus.timed_pop(gst::ClockTime::NONE) else {
@@ -191,7 +173,9 @@ fn run_to_end(pipeline: &gst::Pipeline) -> Result<()> {
             };
             match msg.view() {
                 gst::MessageView::Eos(_) => break Ok(()),
-                gst::MessageView::Error(e) => break Err(anyhow!("{}", media::error_text(e))),
+                gst::MessageView::Error(e) => {
+                    break Err(err!(Pipeline, "{}", media::error_text(e)))
+                }
                 _ => {}
             }
         },
@@ -218,12 +202,17 @@ fn check_frames_are_packets(input: &Path, packets: &[Packet]) -> Result<()> {
     }
     let _ = pipeline.set_state(gst::State::Null);
     let Some(&last) = decoded.last() else {
-        bail!("{}: no video frame could be decoded", input.display());
+        bail!(
+            Input,
+            "{}: no video frame could be decoded",
+            input.display()
+        );
     };
     let packet_times: std::collections::HashSet<u64> = packets.iter().map(|p| p.pts).collect();
     let packets_up_to = packets.iter().filter(|p| p.pts <= last).count();
     if decoded.len() != packets_up_to || decoded.iter().any(|pts| !packet_times.contains(pts)) {
         bail!(
+            Unsupported,
             "{}: the decoder gives {} frames for the first {packets_up_to} video packets (field-coded or \
              packed video?); gendr cannot segment it by packets, use gendr upscale",
             input.display(),

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, Result};
+use crate::error::{err, Context, Result};
 
 use super::manifest::{self, InputId, Manifest};
 use super::session::Session;
@@ -60,7 +60,8 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
     }
     join::join_into(&session, &args.output, args.overwrite)?;
     std::fs::remove_dir_all(&dir).map_err(|e| {
-        anyhow!(
+        err!(
+            Io,
             "{} written, but its job folder {} could not be removed: {e}",
             args.output.display(),
             dir.display()
@@ -115,7 +116,7 @@ fn reusable(dir: &Path, args: &UpscaleRequest, seconds: f64) -> Result<Option<Ma
     let segments = dir.join("segments");
     if segments.exists() {
         std::fs::remove_dir_all(&segments)
-            .map_err(|e| anyhow!("cannot remove {}: {e}", segments.display()))?;
+            .with_context(|| format!("cannot remove {}", segments.display()))?;
     }
     Ok(None)
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{anyhow, bail, Result};
+use crate::error::{bail, err, Context, Result};
 
 use super::manifest::{self, DoneRecord, EncoderSegment};
 use super::session::Session;
@@ -25,13 +25,14 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
     let count = manifest.segments.len();
     let Some(segment) = manifest.segments.get(index) else {
         bail!(
+            Request,
             "segment {index} does not exist: the job has {count} segment(s), numbered 0 to {}",
             count.saturating_sub(1)
         );
     };
     let folder = manifest::segments_folder(dir);
     std::fs::create_dir_all(&folder)
-        .map_err(|e| anyhow!("cannot write in the job folder {}: {e}", dir.display()))?;
+        .with_context(|| format!("cannot write in the job folder {}", dir.display()))?;
     let _claim = claim(dir, index)?;
     if session.done(index).is_ok() {
         return Ok(Outcome::AlreadyDone);
@@ -42,7 +43,7 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
         .prefix(&manifest::partial_prefix(index, "mkv"))
         .suffix(".gendr-partial")
         .tempfile_in(&folder)
-        .map_err(|e| anyhow!("cannot write in the job folder {}: {e}", folder.display()))?;
+        .with_context(|| format!("cannot write in the job folder {}", folder.display()))?;
 
     // Names the output for the checks and messages; written is `partial`.
     let output = folder.join(format!("{index:05}.mkv"));
@@ -72,7 +73,7 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
         .caps
         .as_ref()
         .map(|c| c.to_string())
-        .ok_or_else(|| anyhow!("segment {index}: no video was encoded"))?;
+        .ok_or_else(|| err!(Pipeline, "segment {index}: no video was encoded"))?;
     let times = notes.frames;
     let (decode_order, encoder_shift) =
         check_frames(index, segment, &times, &notes.encoded, report.frames)?;
@@ -84,13 +85,13 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
             time_ns: s.time().map_or(0, |t| t.nseconds()),
             base_ns: s.base().map_or(0, |t| t.nseconds()),
         })
-        .ok_or_else(|| anyhow!("segment {index}: the encoder gave no segment"))?;
+        .ok_or_else(|| err!(Pipeline, "segment {index}: the encoder gave no segment"))?;
 
     manifest::readable(partial.as_file())
         .and_then(|()| partial.as_file().sync_all())
-        .map_err(|e| failed(index, dir, Error::from_io(e)))?;
-    let (sha256, size) = manifest::file_checksum(partial.path())
-        .map_err(|e| failed(index, dir, Error::from_io(e)))?;
+        .map_err(|e| failed(index, dir, Error::from(e)))?;
+    let (sha256, size) =
+        manifest::file_checksum(partial.path()).map_err(|e| failed(index, dir, Error::from(e)))?;
     let record = DoneRecord {
         plan: manifest.fingerprint(),
         index,
@@ -109,7 +110,7 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
     // it: the record's rename commits the segment in one step.
     partial
         .persist(manifest::segment_path(dir, &record))
-        .map_err(|e| failed(index, dir, Error::from_io(e.error)))?;
+        .map_err(|e| failed(index, dir, Error::from(e.error)))?;
     manifest::write_atomically(
         &manifest::record_path(dir, index),
         &serde_json::to_vec(&record)?,
@@ -132,8 +133,9 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
 /// the segment done, or makes it if the first failed.
 fn claim(dir: &Path, index: usize) -> Result<media::FileLock> {
     let path = manifest::lock_path(dir, index);
-    let cannot =
-        |e: std::io::Error| anyhow!("cannot write in the job folder {}: {e}", dir.display());
+    let cannot = |e: std::io::Error| {
+        Error::from(e).context(format!("cannot write in the job folder {}", dir.display()))
+    };
     if let Some(lock) = media::FileLock::try_acquire(&path).map_err(cannot)? {
         return Ok(lock);
     }
@@ -142,21 +144,21 @@ fn claim(dir: &Path, index: usize) -> Result<media::FileLock> {
 }
 
 /// A failed segment in one line, naming a full disk as such; the kind is kept.
-fn failed(index: usize, dir: &Path, e: anyhow::Error) -> anyhow::Error {
-    match Error::kind_of(&e) {
-        Some(Error::Interrupted(_)) => Error::Interrupted(format!(
+fn failed(index: usize, dir: &Path, e: Error) -> Error {
+    match e {
+        Error::Interrupted(_) => err!(
+            Interrupted,
             "interrupted in segment {index}; the finished segments in {} are kept",
             dir.display()
-        ))
-        .into(),
-        Some(Error::NoSpace(reason)) => Error::NoSpace(format!(
+        ),
+        Error::NoSpace(reason) => err!(
+            NoSpace,
             "segment {index}: writing into {} failed (disk full or file size limit: {}); free space and \
              run it again, finished segments are kept",
             dir.display(),
-            media::first_line(reason)
-        ))
-        .into(),
-        _ => anyhow!("segment {index}: {e:#}"),
+            media::first_line(&reason)
+        ),
+        e => e.context(format!("segment {index}")),
     }
 }
 
@@ -174,6 +176,7 @@ fn check_frames(
     let first = times.first().map(|t| t.0);
     if times.len() as u64 != planned || written != planned || first != Some(segment.first_pts_ns) {
         bail!(
+            Unsupported,
             "segment {index}: decoding gave {} frame(s) from {:.3} s where the plan has {planned} from {:.3} s \
              (the decoder's frames differ from the demuxer's packets); use gendr upscale for this input",
             times.len(),
@@ -192,7 +195,10 @@ fn check_frames(
     let mut sorted = decode_order.clone();
     sorted.sort_unstable();
     if !sorted.iter().eq(times.iter().map(|t| &t.0)) {
-        bail!("segment {index}: the encoder's frames do not match the decoded ones");
+        bail!(
+            Pipeline,
+            "segment {index}: the encoder's frames do not match the decoded ones"
+        );
     }
     Ok((decode_order, offset))
 }

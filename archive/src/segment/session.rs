@@ -6,7 +6,7 @@ use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::path::Path;
 
-use anyhow::Result;
+use crate::error::Result;
 
 use super::manifest::{self, DoneRecord, Manifest};
 use crate::media::{self, MediaInfo};

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 
 use super::encode::{muxer_for, Encoding};
 use super::others::OtherStreams;
@@ -21,6 +21,7 @@ pub(crate) fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> R
     let (w, h) = (info.width, info.height);
     if w > max || h > max {
         bail!(
+            Unsupported,
             "{}: {w}x{h} frames are larger than gendr takes (at most {max} pixels per edge)",
             input.display()
         );
@@ -30,6 +31,7 @@ pub(crate) fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> R
         let (out_w, out_h) = (u64::from(w) * scale, u64::from(h) * scale);
         if out_w > u64::from(max) || out_h > u64::from(max) {
             bail!(
+                Unsupported,
                 "{}: ×{scale} makes {out_w}x{out_h} frames, over the {max}-pixel edge limit of the output; \
                  use a model with a smaller scale or scale the input down first",
                 input.display()
@@ -45,6 +47,7 @@ pub(crate) fn check_frame_size(info: &MediaInfo, input: &Path, model: &str) -> R
 fn check_hdr_metadata(info: &MediaInfo, encoding: &Encoding, output: &Path) -> Result<()> {
     if info.hdr_metadata && encoding.codec == Codec::X264 {
         bail!(
+            Unsupported,
             "{}: x264 cannot keep the input's HDR10 mastering-display/content-light metadata; \
              use --codec x265 (the default for 10-bit input)",
             output.display()
@@ -72,6 +75,7 @@ pub(crate) fn check_job(info: &MediaInfo, target: Target, output_known: bool) ->
     check_options(info, target)?;
     if target.options.deinterlace == Deinterlace::Field {
         bail!(
+            Request,
             "--deinterlace field makes two frames of each planned one, which segments do not \
              count yet; use --deinterlace frame, or gendr upscale without --resume"
         );
@@ -87,6 +91,7 @@ pub(crate) fn check_output(target: Target, overwrite: bool) -> Result<()> {
     let output = target.output;
     if output.is_dir() {
         bail!(
+            Request,
             "{} is a directory; name the output file, e.g. {}",
             output.display(),
             output.join("out.mp4").display()
@@ -94,12 +99,13 @@ pub(crate) fn check_output(target: Target, overwrite: bool) -> Result<()> {
     }
     if output.exists() && !overwrite {
         bail!(
+            OutputExists,
             "{} exists; pass --overwrite to replace it",
             output.display()
         );
     }
     if std::fs::canonicalize(target.input).ok() == std::fs::canonicalize(output).ok() {
-        bail!("input and output are the same file");
+        bail!(Request, "input and output are the same file");
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 
 use crate::media::MediaInfo;
 use crate::request::{Codec, PixFmt, UpscaleOptions};
@@ -21,6 +21,8 @@ pub struct Encoding {
     pub bit_depth: u32,
     /// Bits per sample of the input, as coded.
     pub input_depth: u32,
+    /// The input's chroma subsampling, where its caps tell it.
+    pub input_chroma: Option<&'static str>,
 }
 
 impl Encoding {
@@ -45,6 +47,7 @@ impl Encoding {
             format,
             bit_depth,
             input_depth: info.bit_depth,
+            input_chroma: info.chroma,
         }
     }
 
@@ -54,9 +57,13 @@ impl Encoding {
             Codec::X264 => "x264",
             Codec::X265 => "x265",
         };
-        let samples = match self.format {
-            Some(_) => format!("4:2:0 {}-bit", self.bit_depth),
-            None => format!(
+        let samples = match (self.format, self.input_chroma) {
+            // Chroma reduced: said as such.
+            (Some(_), Some(chroma)) if chroma != "4:2:0" => {
+                format!("{chroma} → 4:2:0 {}-bit", self.bit_depth)
+            }
+            (Some(_), _) => format!("4:2:0 {}-bit", self.bit_depth),
+            (None, _) => format!(
                 "{}-bit in the input's chroma subsampling (--pix-fmt keep)",
                 self.bit_depth
             ),
@@ -112,6 +119,7 @@ pub fn muxer_for(path: &Path) -> Result<gst::Element> {
         "mkv" => "matroskamux",
         "mov" => "qtmux",
         _ => bail!(
+            Request,
             "{}: unknown output container {ext:?}; use .mp4, .mkv or .mov",
             path.display()
         ),

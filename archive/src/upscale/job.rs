@@ -6,15 +6,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use crate::error::{bail, err, Context, Result};
 use gst::prelude::*;
 
 use super::encode::Encoding;
 use super::progress::Progress;
 use super::streams::{
-    copy_audio, copy_subtitle, copy_video, discard, drop_toc, is_subtitle, writes_matroska,
+    copy_audio, copy_subtitle, copy_video, drop_toc, is_subtitle, writes_matroska, SoundTracks,
 };
-use super::video;
+use super::{timeline, video};
 use crate::media::{self, MediaInfo};
 use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
 use crate::{Caller, Cancel, Error, Observer};
@@ -460,6 +460,78 @@ fn signal(flag: &(Mutex<bool>, std::sync::Condvar)) {
     flag.1.notify_all();
 }
 
+/// Has `muxer` name gendr as what wrote the file: the input's ENCODER
+/// (ffmpeg's `Lavf…`, a camera's firmware) is taken out of the file-wide
+/// tags that reach it on any pad, which would otherwise misstate it. A
+/// stream's own ENCODER (x264 for the upscaled video, the copied audio's)
+/// stays: it names what encoded those very bytes.
+fn name_own_encoder(muxer: &gst::Element) {
+    if let Some(setter) = muxer.dynamic_cast_ref::<gst::TagSetter>() {
+        setter.add_tag::<gst::tags::Encoder>(
+            &crate::finishing::ENCODER_NAME,
+            gst::TagMergeMode::Replace,
+        );
+    }
+    muxer.connect_pad_added(|_, pad| {
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+            let Some(gst::PadProbeData::Event(event)) = &info.data else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let gst::EventView::Tag(tag) = event.view() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let tags = tag.tag();
+            let names_encoder = tags.get::<gst::tags::Encoder>().is_some()
+                || tags.get::<gst::tags::EncoderVersion>().is_some();
+            if tags.scope() != gst::TagScope::Global || !names_encoder {
+                return gst::PadProbeReturn::Ok;
+            }
+            let mut kept = tags.to_owned();
+            {
+                let kept = kept.make_mut();
+                kept.remove::<gst::tags::Encoder>();
+                kept.remove::<gst::tags::EncoderVersion>();
+            }
+            info.data = Some(gst::PadProbeData::Event(gst::event::Tag::new(kept)));
+            gst::PadProbeReturn::Ok
+        });
+    });
+}
+
+/// Hands the muxer what the input's video stream carries for the whole
+/// file (its global tags; its chapters when `chapters`) where that stream
+/// itself goes nowhere, as in a join: an input with no other stream would
+/// otherwise lose them. The chapters move `lead` later, with the streams.
+fn carry_file_events(pad: &gst::Pad, muxer: &gst::Element, chapters: bool, lead: gst::ClockTime) {
+    let muxer = muxer.downgrade();
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        let (Some(gst::PadProbeData::Event(event)), Some(muxer)) = (&info.data, muxer.upgrade())
+        else {
+            return gst::PadProbeReturn::Ok;
+        };
+        match event.view() {
+            gst::EventView::Tag(tag) if tag.tag().scope() == gst::TagScope::Global => {
+                if let Some(setter) = muxer.dynamic_cast_ref::<gst::TagSetter>() {
+                    let mut tags = tag.tag_owned();
+                    {
+                        let tags = tags.make_mut();
+                        tags.remove::<gst::tags::Encoder>();
+                        tags.remove::<gst::tags::EncoderVersion>();
+                    }
+                    setter.merge_tags(&tags, gst::TagMergeMode::Keep);
+                }
+            }
+            gst::EventView::Toc(toc) if chapters => {
+                if let Some(setter) = muxer.dynamic_cast_ref::<gst::TocSetter>() {
+                    setter.set_toc(Some(&timeline::toc_later(toc.toc().0, lead)));
+                }
+            }
+            _ => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// Rewrites the video's caps on their way into the muxer without HDR
 /// mastering metadata (see [`without_mastering_display`]).
 fn strip_mastering_display(mux_video: &gst::Pad) {
@@ -590,6 +662,11 @@ struct Routing {
     video_only: bool,
     /// Where a segment's decoding starts.
     seek_to: Option<gst::ClockTime>,
+    /// How much later every stream runs, so that the copied streams' first
+    /// packets are kept ([`timeline::lead`]).
+    lead: gst::ClockTime,
+    /// An MP4/MOV input's sound tracks, whose last packets qtdemux keeps back.
+    sound_tracks: Option<Arc<SoundTracks>>,
     transcode_audio: bool,
     keep_subtitles: bool,
     keep_chapters: bool,
@@ -618,24 +695,30 @@ impl Routing {
             if !self.keep_chapters {
                 drop_toc(pad);
             }
-            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-            let name = caps
-                .structure(0)
-                .map(|s| s.name().to_string())
-                .unwrap_or_default();
+            let (caps, name) = media::pad_caps(pad);
             let result = if !name.starts_with("audio/")
                 && media::decodes_to_video(&caps)
                 && !video_taken.swap(true, Ordering::SeqCst)
             {
                 match self.decode.as_ref().and_then(|d| d.upgrade()) {
                     // The video comes encoded from elsewhere.
-                    None => discard(&pipeline, pad),
-                    Some(decode) => self.decode_video(parse, pad, &decode, &name),
+                    None => {
+                        carry_file_events(pad, &muxer, self.keep_chapters, self.lead);
+                        media::discard(&pipeline, pad)
+                    }
+                    Some(decode) => {
+                        timeline::run_later(pad, self.lead, false);
+                        self.decode_video(parse, pad, &decode, &name)
+                    }
                 }
             } else if self.video_only {
                 // A segment holds the video alone; join adds the rest.
-                discard(&pipeline, pad)
+                media::discard(&pipeline, pad)
             } else if name.starts_with("audio/") {
+                timeline::run_later(pad, self.lead, true);
+                if let Some(tracks) = &self.sound_tracks {
+                    tracks.complete(pad);
+                }
                 copy_audio(
                     &pipeline,
                     &muxer,
@@ -645,12 +728,14 @@ impl Routing {
                     self.transcode_audio,
                 )
             } else if self.keep_subtitles && is_subtitle(&name) {
+                timeline::run_later(pad, self.lead, true);
                 copy_subtitle(&pipeline, &muxer, pad, &caps, &self.output)
             } else if !is_subtitle(&name) && media::decodes_to_video(&caps) {
                 // Video beyond the first: a second angle, copied as it is.
+                timeline::run_later(pad, self.lead, false);
                 copy_video(&pipeline, &muxer, pad, &self.progress)
             } else {
-                discard(&pipeline, pad)
+                media::discard(&pipeline, pad)
             };
             if let Err(e) = result {
                 report(parse, &self.errors, format!("{e:#}"));
@@ -673,7 +758,7 @@ impl Routing {
         let sink = decode.static_pad("sink").context("decodebin sink")?;
         pad.link(&sink)
             .map(|_| ())
-            .map_err(|e| anyhow!("the {name} video cannot be decoded ({e:?})"))
+            .map_err(|e| err!(Input, "the {name} video cannot be decoded ({e:?})"))
     }
 }
 
@@ -728,6 +813,7 @@ impl Job {
         pipeline.add_many([&src, &parse, &muxer, &sink])?;
         gst::Element::link_many([&src, &parse])?;
         gst::Element::link_many([&muxer, &sink])?;
+        name_own_encoder(&muxer);
         let mux_video = muxer
             .request_pad_simple("video_%u")
             .context("the muxer takes no video")?;
@@ -768,6 +854,27 @@ impl Job {
             |p| &p.muxed,
         );
         let video_only = window.is_some();
+        let keep_subtitles = target.options.subtitles == KeepOrDrop::Keep;
+        // A segment's video is timed as the input's; join moves it with the rest.
+        let lead = if video_only {
+            gst::ClockTime::ZERO
+        } else {
+            timeline::lead(target.input, keep_subtitles)?
+        };
+        // Chapters handed to the muxer up front (an MP4/MOV input's) move
+        // with the streams, as those the streams carry do (`run_later`).
+        if let Some(setter) = muxer.dynamic_cast_ref::<gst::TocSetter>() {
+            if let Some(toc) = setter.toc().filter(|_| !lead.is_zero()) {
+                setter.set_toc(Some(&timeline::toc_later(&toc, lead)));
+            }
+        }
+        if let Video::Encoded(appsrc) = &video {
+            timeline::run_later(
+                &appsrc.static_pad("src").context("appsrc src")?,
+                lead,
+                false,
+            );
+        }
         Routing {
             pipeline: pipeline.downgrade(),
             muxer: muxer.downgrade(),
@@ -779,8 +886,14 @@ impl Job {
             seek_to: window
                 .filter(|w| w.seek)
                 .map(|w| w.preroll.unwrap_or(w.first)),
+            lead,
+            sound_tracks: if video_only {
+                None
+            } else {
+                SoundTracks::read(target.input)?
+            },
             transcode_audio: target.options.audio == Audio::Aac,
-            keep_subtitles: target.options.subtitles == KeepOrDrop::Keep,
+            keep_subtitles,
             keep_chapters: target.options.chapters == KeepOrDrop::Keep,
             output: target.output.display().to_string(),
         }
@@ -846,6 +959,7 @@ impl Job {
         {
             if reach + TRUNCATION_TOLERANCE < duration {
                 bail!(
+                    Input,
                     "the input ended early: its streams stop at {:.2} s of {:.2} s (truncated or corrupt file?)",
                     reach.seconds_f64(),
                     duration.seconds_f64()
@@ -872,12 +986,12 @@ impl Job {
         if self.pipeline.set_state(gst::State::Playing).is_err() {
             return Err(self
                 .first_error(&bus)
-                .unwrap_or_else(|| anyhow!("the pipeline could not start")));
+                .unwrap_or_else(|| err!(Pipeline, "the pipeline could not start")));
         }
         let mut watchdog = Watchdog::new(stall_limit, Instant::now());
         loop {
             if cancel.is_cancelled() {
-                return Err(Error::Interrupted("interrupted; no output written".into()).into());
+                return Err(Error::Interrupted("interrupted; no output written".into()));
             }
             let upscaled = self.frames.load(Ordering::Relaxed);
             bar.progress(upscaled);
@@ -911,7 +1025,10 @@ impl Job {
             }
         }
         if self.frames.load(Ordering::Relaxed) == 0 {
-            bail!("no video frames were decoded (corrupt or truncated input?)");
+            bail!(
+                Input,
+                "no video frames were decoded (corrupt or truncated input?)"
+            );
         }
         Ok(())
     }
@@ -932,14 +1049,14 @@ impl Job {
     /// The user's reason for a pipeline error: a recorded link failure, a
     /// frame size the model refuses (gendrsr posts why on the bus, perhaps
     /// after upstream's "not negotiated"), or the element's own message.
-    fn explain(&self, err: &gst::message::Error, bus: &gst::Bus) -> anyhow::Error {
+    fn explain(&self, err: &gst::message::Error, bus: &gst::Bus) -> Error {
         if let Some(cause) = self
             .link_error
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
         {
-            return anyhow!("{cause}");
+            return err!(Pipeline, "{cause}");
         }
         let negotiated = self
             .sr
@@ -955,16 +1072,19 @@ impl Job {
                     .unwrap_or_else(|p| p.into_inner());
                 return match decoded {
                     Some((w, h)) => {
-                        anyhow!("gendrsr refused the decoded {w}x{h} frames: {refusal}")
+                        err!(
+                            Pipeline,
+                            "gendrsr refused the decoded {w}x{h} frames: {refusal}"
+                        )
                     }
-                    None => anyhow!("gendrsr: {refusal}"),
+                    None => err!(Pipeline, "gendrsr: {refusal}"),
                 };
             }
         }
         let text = media::error_text(err);
         match Error::from_gst(err, text.clone()) {
-            Some(no_space) => no_space.into(),
-            None => anyhow!("{text}"),
+            Some(no_space) => no_space,
+            None => err!(Pipeline, "{text}"),
         }
     }
 
@@ -973,7 +1093,7 @@ impl Job {
         packets.saturating_sub(self.progress.decoded.load(Ordering::Relaxed))
     }
 
-    fn first_error(&self, bus: &gst::Bus) -> Option<anyhow::Error> {
+    fn first_error(&self, bus: &gst::Bus) -> Option<Error> {
         media::first_error(bus, |err| self.explain(err, bus))
     }
 }
@@ -1080,7 +1200,7 @@ impl Watchdog {
         } else {
             format!("decoding made no progress for {secs} s after {decoded} frames")
         };
-        Err(Error::Stalled(stage).into())
+        Err(Error::stalled(stage))
     }
 }
 

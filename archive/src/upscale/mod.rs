@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use crate::error::{bail, Result};
 
 use crate::media::{self, partial_for, persist};
 use crate::request::UpscaleRequest;
@@ -15,6 +15,7 @@ mod job;
 mod others;
 mod progress;
 mod streams;
+mod timeline;
 mod video;
 
 use check::check_options;
@@ -34,6 +35,7 @@ pub fn run_one(args: &UpscaleRequest, caller: Caller) -> Result<u64> {
     let others = OtherStreams::prepare(args.target(), &info, &muxer)?;
     if let Some((complete, expected)) = media::y4m_incomplete(&args.input)? {
         bail!(
+            Input,
             "{}: truncated: frame {expected} is cut short ({complete} complete frames)",
             args.input.display()
         );
@@ -46,22 +48,23 @@ pub fn run_one(args: &UpscaleRequest, caller: Caller) -> Result<u64> {
 
     let job = Job::build(args.target(), &info, muxer, partial.path(), Video::Whole)?;
     if !args.quiet {
-        let fps = info.framerate;
         bar.say(&format!(
-            "gendr: {} {}x{} at {}/{} fps, {} audio stream(s) copied, {}{}, model {} (temporal stage {}), video encoded {}",
+            "gendr: {} {}x{} at {}, {}, {}{}, model {} (temporal stage {}), video encoded {}",
             args.input.display(),
             info.width,
             info.height,
-            fps.numer(),
-            fps.denom(),
-            info.audio_streams,
+            media::rate_text(&info),
+            others.audio_summary(),
             others.subtitles_summary(&info),
             others.chapters_summary(),
             args.options.sr.model,
-            if args.options.sr.temporal_on() { "on" } else { "off" },
+            if args.options.sr.temporal_on() {
+                "on"
+            } else {
+                "off"
+            },
             encoding.describe()
-        ),
-        );
+        ));
         if let Some(orientation) = &info.orientation {
             bar.say(&format!(
                 "gendr: frames turned upright from the source's display orientation {orientation} \
@@ -81,7 +84,7 @@ pub fn run_one(args: &UpscaleRequest, caller: Caller) -> Result<u64> {
         caller,
         !args.quiet,
     )?;
-    others.finish(partial.path())?;
+    others.finish(partial.path(), bar)?;
     let (frames, damaged, undecodable) = (report.frames, report.decoder_errors, report.undecodable);
     persist(partial, &args.output, args.overwrite)?;
     drop(claim);

@@ -3,12 +3,14 @@
 
 use std::path::Path;
 
-use anyhow::Result;
+use gst::prelude::*;
+
+use crate::error::Result;
 
 use super::streams;
 use crate::finishing;
 use crate::media::MediaInfo;
-use crate::request::{KeepOrDrop, Target};
+use crate::request::{Audio, KeepOrDrop, Target};
 use crate::Observer;
 
 /// What becomes of the input's streams beside the video (subtitles,
@@ -21,14 +23,19 @@ pub(crate) struct OtherStreams {
     lost_titles: Option<String>,
     chapters: Option<String>,
     writes_matroska: bool,
-    /// Track flags and attachments of a Matroska input, written into a
-    /// Matroska output after muxing.
-    matroska_extras: finishing::MatroskaExtras,
+    /// What the input says of itself (tags, dates, track flags,
+    /// attachments…), written into the output after muxing.
+    source: finishing::SourceMetadata,
+    /// The start line's words on the audio streams.
+    audio: String,
+    /// The line on per-stream tags a non-Matroska output cannot hold.
+    lost_tags: Option<String>,
     /// The line on attachments a non-Matroska output cannot hold.
     lost_attachments: Option<String>,
     /// The line on audio packets lost at the edges of an MP4/MOV input.
     lost_audio_edges: Option<String>,
-    /// The line on a timecode track no GStreamer 1.22 muxer writes.
+    /// The line on a timecode (a mov `tmcd` track, MPEG-2 GOP headers)
+    /// no GStreamer 1.22 muxer writes.
     lost_timecode: Option<String>,
 }
 
@@ -40,23 +47,36 @@ impl OtherStreams {
         if keep_subtitles {
             streams::check_subtitles(info, muxer, &output)?;
         }
-        let matroska_extras = finishing::MatroskaExtras::read(target.input)?;
+        let source =
+            finishing::SourceMetadata::read(target.input, &info.stream_titles, info.coded_matrix)?;
         let writes_matroska = streams::writes_matroska(muxer);
-        let lost_attachments = match matroska_extras.attachment_count() {
+        let lost_tags = (!writes_matroska)
+            .then(|| source.lost_in_quicktime(&output))
+            .flatten();
+        let lost_attachments = match source.matroska.attachment_count() {
             n if n > 0 && !writes_matroska => Some(format!(
                 "gendr: {output} cannot hold attachments: {n} attached file(s) left out \
                  (.mkv keeps them)"
             )),
             _ => None,
         };
-        let lost_timecode = finishing::has_timecode_track(target.input)?.then(|| {
-            format!(
+        let lost_timecode = if finishing::has_timecode_track(target.input)? {
+            Some(format!(
                 "gendr: {} has a timecode track, which GStreamer 1.22 cannot write: left out \
                  of {output}",
                 target.input.display()
-            )
-        });
+            ))
+        } else {
+            crate::media::mpeg2_gop_timecode(target.input)?.map(|start| {
+                format!(
+                    "gendr: {} has an MPEG-2 GOP timecode (from {start}), which GStreamer \
+                     1.22's encoders and muxers cannot write: left out of {output}",
+                    target.input.display()
+                )
+            })
+        };
         Ok(OtherStreams {
+            audio: audio_summary(info, muxer, target.options.audio == Audio::Aac),
             lost_timecode,
             extra_videos: streams::check_extra_videos(info, muxer, &output)?,
             keep_subtitles,
@@ -69,10 +89,17 @@ impl OtherStreams {
                 target.options.chapters == KeepOrDrop::Keep,
             )?,
             writes_matroska,
-            matroska_extras,
+            source,
+            lost_tags,
             lost_attachments,
             lost_audio_edges: streams::lost_audio_edges(target.input)?,
         })
+    }
+
+    /// The start line's words on audio: how many streams are copied and
+    /// how many re-encoded, one word for each stream.
+    pub(crate) fn audio_summary(&self) -> &str {
+        &self.audio
     }
 
     /// The start line's words on subtitles.
@@ -93,6 +120,7 @@ impl OtherStreams {
         for line in [
             &self.extra_videos,
             &self.lost_titles,
+            &self.lost_tags,
             &self.lost_attachments,
             &self.lost_audio_edges,
             &self.lost_timecode,
@@ -104,14 +132,38 @@ impl OtherStreams {
         }
     }
 
-    /// Completes the written file before it is moved into place.
-    pub(crate) fn finish(&self, partial: &Path) -> Result<()> {
-        if self.writes_matroska {
-            finishing::restore_matroska_tags(partial)?;
-            self.matroska_extras.write_into(partial)?;
-        } else {
-            finishing::repair_opus_boxes(partial)?;
+    /// Completes the written file before it is moved into place, saying
+    /// what of the input's it could not keep.
+    pub(crate) fn finish(&self, partial: &Path, observer: &dyn Observer) -> Result<()> {
+        for line in self.source.write_into(partial, self.writes_matroska)? {
+            observer.say(&line);
         }
         Ok(())
+    }
+}
+
+/// How many of the input's audio streams `muxer` takes as they are, and
+/// how many are re-encoded as AAC (`transcode`; without it such a stream
+/// is refused when its pad appears, before anything is written).
+fn audio_summary(info: &MediaInfo, muxer: &gst::Element, transcode: bool) -> String {
+    let template = muxer
+        .pad_template("audio_%u")
+        .map(|t| t.caps().clone())
+        .unwrap_or_else(gst::Caps::new_empty);
+    let copied = info
+        .audio
+        .iter()
+        .filter(|caps| template.can_intersect(caps))
+        .count();
+    // Streams the discoverer gave no caps are counted as copied.
+    let copied = copied + info.audio_streams.saturating_sub(info.audio.len());
+    let converted = info.audio_streams - copied;
+    match (copied, converted) {
+        (n, 0) => format!("{n} audio stream(s) copied"),
+        (0, m) if transcode => format!("{m} audio stream(s) re-encoded as AAC"),
+        (n, m) if transcode => {
+            format!("{n} audio stream(s) copied and {m} re-encoded as AAC")
+        }
+        (n, m) => format!("{n} audio stream(s) copied, {m} the container cannot hold"),
     }
 }

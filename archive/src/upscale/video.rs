@@ -3,12 +3,13 @@
 
 use std::sync::Mutex;
 
-use anyhow::{bail, Context, Result};
+use crate::error::{bail, Context, Result};
 use gst::prelude::*;
 
 use super::encode::Encoding;
+use crate::media::h264_vui;
 use crate::media::{FieldOrder, MediaInfo};
-use crate::request::{Deinterlace, UpscaleOptions};
+use crate::request::{Codec, Deinterlace, UpscaleOptions};
 
 /// GStreamer `deinterlace` method, chosen by measurement (docs/fidelity.md):
 /// on 25i clips made from 50p sources, vfir and yadif came out equal on
@@ -112,19 +113,23 @@ impl OutputSize {
             (None, None, None) => return Ok(None),
             (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
                 bail!(
+                    Request,
                     "--scale sets both edges; give it alone, or --width and/or --height without it"
                 )
             }
             (Some(f), None, None) => {
                 if !(f.is_finite() && f > 0.0) {
-                    bail!("--scale {f} is not a size; give a factor above 0, e.g. --scale 1.5");
+                    bail!(
+                        Request,
+                        "--scale {f} is not a size; give a factor above 0, e.g. --scale 1.5"
+                    );
                 }
                 (even(w * f), even(h * f))
             }
             (None, width, height) => {
                 for (flag, value) in [("--width", width), ("--height", height)] {
                     if value == Some(0) {
-                        bail!("{flag} 0 is not a size; give at least 2 pixels");
+                        bail!(Request, "{flag} 0 is not a size; give at least 2 pixels");
                     }
                 }
                 match (width, height) {
@@ -134,6 +139,7 @@ impl OutputSize {
                             || (height - width * h / w).abs() <= 1.0;
                         if !fits {
                             bail!(
+                                Request,
                                 "--width {width} --height {height} would change the picture's shape \
                                  (the input is {w}x{h}); give only one of them, e.g. --height {height} makes {}x{height}",
                                 even(height * w / h)
@@ -150,6 +156,7 @@ impl OutputSize {
         let max = element_max_edge().unwrap_or(16384);
         if size.0 > f64::from(max) || size.1 > f64::from(max) {
             bail!(
+                Request,
                 "the output would be {}x{}, over the {max}-pixel edge limit; ask for a smaller size",
                 size.0,
                 size.1
@@ -158,6 +165,7 @@ impl OutputSize {
         for (flag, value) in [("--width", options.width), ("--height", options.height)] {
             if let Some(v) = value.filter(|v| v % 2 == 1) {
                 bail!(
+                    Request,
                     "{flag} {v} is odd; 4:2:0 video needs even edges: use {} or {}",
                     v - 1,
                     v + 1
@@ -373,6 +381,80 @@ fn pal_primaries(first: &gst::Element) -> Result<()> {
     Ok(())
 }
 
+/// A source tagged matrix bt470bg (5) keeps its tag: GStreamer 1.22's one
+/// BT.601 matrix (the same coefficients) is written as smpte170m (6).
+/// x265enc takes the tag in its option-string; x264enc sets its VUI from
+/// the caps after its option-string, so the SPS it writes is rewritten (in
+/// the caps' codec_data and in the stream). The container's own colour
+/// tag is rewritten after muxing (finishing).
+fn keep_bt470bg_matrix(encoder: &gst::Element, codec: Codec) -> Result<()> {
+    let matrix = crate::finishing::MATRIX_BT470BG;
+    if codec == Codec::X265 {
+        let options = encoder.property::<Option<String>>("option-string");
+        let kept = match options.filter(|o| !o.is_empty()) {
+            Some(options) => format!("{options}:colormatrix=bt470bg"),
+            None => "colormatrix=bt470bg".into(),
+        };
+        encoder.set_property("option-string", kept);
+        return Ok(());
+    }
+    // Only keyframes carry an SPS in the stream (an avc stream has one in
+    // its codec_data too); how NAL units are delimited comes from the caps:
+    // None for a byte stream, else the avc length size.
+    let framing = Mutex::new(None::<usize>);
+    encoder.static_pad("src").context("x264enc src")?.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match &mut info.data {
+                Some(gst::PadProbeData::Buffer(buffer))
+                    if !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) =>
+                {
+                    let length_size = *framing.lock().unwrap_or_else(|p| p.into_inner());
+                    let fixed = buffer
+                        .map_readable()
+                        .ok()
+                        .and_then(|map| match length_size {
+                            None => h264_vui::byte_stream_with_matrix(&map, matrix),
+                            Some(size) => h264_vui::avc_with_matrix(&map, size, matrix),
+                        });
+                    if let Some(fixed) = fixed {
+                        let mut rewritten = gst::Buffer::from_mut_slice(fixed);
+                        let _ = buffer.copy_into(
+                            rewritten.make_mut(),
+                            gst::BufferCopyFlags::FLAGS
+                                | gst::BufferCopyFlags::TIMESTAMPS
+                                | gst::BufferCopyFlags::META,
+                            ..,
+                        );
+                        *buffer = rewritten;
+                    }
+                }
+                Some(gst::PadProbeData::Event(event)) => {
+                    if let gst::EventView::Caps(caps) = event.view() {
+                        let mut caps = caps.caps_owned();
+                        let codec_data = caps
+                            .structure(0)
+                            .and_then(|s| s.get::<gst::Buffer>("codec_data").ok())
+                            .and_then(|data| data.map_readable().ok().map(|m| m.to_vec()));
+                        *framing.lock().unwrap_or_else(|p| p.into_inner()) =
+                            codec_data.as_deref().and_then(h264_vui::avcc_length_size);
+                        let fixed = codec_data
+                            .as_deref()
+                            .and_then(|data| h264_vui::avcc_with_matrix(data, matrix));
+                        if let (Some(fixed), Some(s)) = (fixed, caps.make_mut().structure_mut(0)) {
+                            s.set("codec_data", gst::Buffer::from_mut_slice(fixed));
+                            *event = gst::event::Caps::new(&caps);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(())
+}
+
 /// The elements between the decoder and the muxer, in link order.
 pub(super) struct VideoChain {
     /// Where decoded frames enter.
@@ -393,6 +475,9 @@ impl VideoChain {
         let queue_out = gst::ElementFactory::make("queue").build()?;
         let encoding = Encoding::choose(options, info);
         let (encoder, parser) = encoding.codec.encoder(options.crf, &options.preset)?;
+        if info.coded_matrix == Some(crate::finishing::MATRIX_BT470BG) {
+            keep_bt470bg_matrix(&encoder, encoding.codec)?;
+        }
         // Before the model, and before any turn, so that fields stay rows.
         let field_handling = match fields(options, info) {
             Fields::AsTheyAre => None,

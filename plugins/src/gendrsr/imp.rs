@@ -1075,7 +1075,8 @@ impl ObjectImpl for GendrSr {
                 glib::ParamSpecEnum::builder_with_default("temporal", DEFAULT_TEMPORAL)
                     .nick("Temporal stage")
                     .blurb("Steady the output over time: the model's last frames, moved along the motion found on the input, \
-                            averaged in where that motion is trusted; cuts, uncovered areas and gaps (DISCONT) take the frame as it is")
+                            averaged in where that motion is trusted (for models other than the generative presets, only the detail \
+                            finer than the input); cuts, uncovered areas and gaps (DISCONT) take the frame as it is")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecInt::builder("device-id")

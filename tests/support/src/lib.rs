@@ -34,6 +34,31 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The `gendr: error:` lines a run wrote to its standard error.
+pub fn error_lines(out: &Output) -> Vec<String> {
+    stderr(out)
+        .lines()
+        .filter(|l| l.starts_with("gendr: error:"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Reads an RTSP reply up to the end of its head; what the read gave
+/// instead (an error, or 0 bytes at the end of the stream) when it ends
+/// first.
+pub fn rtsp_reply_head(stream: &mut std::net::TcpStream) -> Result<String, String> {
+    use std::io::Read;
+    let mut reply = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk) {
+            Ok(n) if n > 0 => reply.extend_from_slice(&chunk[..n]),
+            other => return Err(format!("{other:?}")),
+        }
+    }
+    Ok(String::from_utf8_lossy(&reply).into_owned())
+}
+
 /// Initialises GStreamer and registers gendrsr, once per test binary.
 pub fn init() {
     static INIT: Once = Once::new();
@@ -92,6 +117,15 @@ pub fn run_pipeline(description: &str) -> Result<usize, String> {
     result
 }
 
+/// What GStreamer's discoverer reads of a file (a second reader beside
+/// ffprobe), within a minute.
+pub fn discover(path: &std::path::Path) -> gst_pbutils::DiscovererInfo {
+    gst::init().unwrap();
+    let discoverer = gst_pbutils::Discoverer::new(gst::ClockTime::from_seconds(60)).unwrap();
+    let uri = gst::glib::filename_to_uri(path.canonicalize().unwrap(), None).unwrap();
+    discoverer.discover_uri(&uri).unwrap()
+}
+
 /// Runs ffmpeg (quiet, overwriting) with `args`; panics with its message on failure.
 pub fn ffmpeg(args: &[&str]) {
     let out = std::process::Command::new("ffmpeg")
@@ -100,6 +134,16 @@ pub fn ffmpeg(args: &[&str]) {
         .output()
         .expect("ffmpeg runs");
     assert!(out.status.success(), "ffmpeg {args:?}: {}", stderr(&out));
+}
+
+/// Makes a test input: ffmpeg (as [`ffmpeg`] runs it) with `args`, each
+/// split at white space, and `output` last, e.g. `ffmpeg_to(&clip, &["-f
+/// lavfi -i testsrc=s=160x90:r=25", "-frames:v 3 -c:v libx264"])`. An
+/// argument with a space in it goes through [`ffmpeg`].
+pub fn ffmpeg_to(output: &std::path::Path, args: &[&str]) {
+    let output = output.to_str().expect("a UTF-8 test path");
+    let words = args.iter().flat_map(|a| a.split_whitespace());
+    ffmpeg(&words.chain([output]).collect::<Vec<_>>());
 }
 
 /// Everything ffprobe reads of a file (format, streams with their tags and
@@ -223,9 +267,64 @@ impl Guard {
     }
 }
 
-/// Runs `cmd` to its end like `Command::output`, but fails the test when it
-/// takes longer than `limit` (the child is killed): a hung run is a failure
-/// with its name, not a suite that never ends.
+/// The longest one `gendr` run in a test may take before [`run`] counts it
+/// as hung: far above any test's run, even on 2 busy cores.
+pub const RUN_LIMIT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The `gendr` binary built for the test run, as a command. Cargo names it
+/// in `CARGO_BIN_EXE_gendr` while a `gendr-cli` integration test runs (only
+/// at build time before cargo 1.88); else it is beside the test binary's
+/// `deps` folder, where cargo puts the package's binaries.
+pub fn gendr() -> Command {
+    let binary = std::env::var_os("CARGO_BIN_EXE_gendr")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let test = std::env::current_exe().expect("the test binary's path");
+            let profile = test.parent().and_then(|deps| deps.parent());
+            profile.expect("a cargo target folder").join("gendr")
+        });
+    assert!(
+        binary.is_file(),
+        "{} is missing: run the tests with cargo test -p gendr-cli",
+        binary.display()
+    );
+    Command::new(binary)
+}
+
+/// Runs `cmd` to its end within [`RUN_LIMIT`] (see [`output_within`]).
+pub fn run(cmd: &mut Command) -> Output {
+    output_within(cmd, RUN_LIMIT)
+}
+
+/// `gendr upscale ARGS INPUT OUTPUT`, run to its end by [`run`].
+pub fn upscale(args: &[&str], input: &std::path::Path, output: &std::path::Path) -> Output {
+    run(gendr().arg("upscale").args(args).arg(input).arg(output))
+}
+
+/// `gendr upscale ARGS -m slow_x2.onnx INPUT OUTPUT` started with its
+/// stderr piped: a deliberately slow model (seconds a frame), so that a
+/// test can act while the run is still writing.
+pub fn spawn_slow_upscale(
+    args: &[&str],
+    input: &std::path::Path,
+    output: &std::path::Path,
+) -> std::process::Child {
+    gendr()
+        .arg("upscale")
+        .args(args)
+        .arg("-m")
+        .arg(data("slow_x2.onnx"))
+        .arg(input)
+        .arg(output)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gendr starts")
+}
+
+/// Runs `cmd` to its end like `Command::output` (stdin closed), but fails
+/// the test with the child's stderr when it takes longer than `limit` (the
+/// child is killed): a hung run is a failure that says where it hung, not a
+/// suite that never ends.
 pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
     use std::io::Read;
     use std::process::Stdio;
@@ -252,7 +351,12 @@ pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
         if std::time::Instant::now() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("{cmd:?} did not end within {} s", limit.as_secs_f64());
+            let said = stderr.join().unwrap_or_default();
+            panic!(
+                "{cmd:?} did not end within {} s; its stderr:\n{}",
+                limit.as_secs_f64(),
+                String::from_utf8_lossy(&said)
+            );
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
@@ -260,5 +364,33 @@ pub fn output_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
         status,
         stdout: stdout.join().expect("stdout reader"),
         stderr: stderr.join().expect("stderr reader"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    // What it said is worked out by the shell, so only its stderr holds it.
+    #[should_panic(expected = "its stderr:\nhung at 42")]
+    fn a_hung_run_is_killed_and_fails_with_its_stderr() {
+        output_within(
+            Command::new("sh").args(["-c", "echo hung at $((6 * 7)) >&2; exec sleep 60"]),
+            std::time::Duration::from_millis(500),
+        );
+    }
+
+    #[test]
+    fn a_run_that_ends_in_time_gives_its_output() {
+        let out = output_within(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            std::time::Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(
+            (&out.stdout[..], &out.stderr[..]),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
     }
 }

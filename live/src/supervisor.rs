@@ -2,7 +2,7 @@
 //! errors, end of stream and silence, watches the output for errors, and
 //! refreshes the stats line.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,18 +13,17 @@ use super::access::Access;
 use super::endpoint::Source;
 use super::output::Output;
 use super::source;
-use super::status::{Counters, Stats, StatusLine};
-use super::Args;
-use crate::media;
+use super::status::{Counters, Stats};
+use super::LiveRequest;
+use gendr_archive::{media, Caller};
 
 pub fn drive(
-    args: &Args,
+    request: &LiveRequest,
     source: &Source,
     access: &Access,
     output: &Output,
     counters: &Arc<Counters>,
-    stop: &AtomicBool,
-    status: &mut StatusLine,
+    caller: Caller,
 ) -> Result<()> {
     let bus = output.pipeline.bus().context("output bus")?;
     let mut input: Option<gst::Pipeline> = None;
@@ -32,8 +31,8 @@ pub fn drive(
     let mut connected_at = Instant::now();
     let mut seen_frames = 0u64;
     let mut stats = Stats::new(counters);
-    let stall = Duration::from_secs(args.stall_secs as u64);
-    while !stop.load(Ordering::SeqCst) {
+    let stall = Duration::from_secs(request.stall_secs as u64);
+    while !caller.cancel.is_cancelled() {
         // (Re)connect when due.
         if input.is_none() && Instant::now() >= retry.at {
             let pipeline = source::build(source, access, output, counters)?;
@@ -48,9 +47,9 @@ pub fn drive(
                         source::trouble(&pipeline).unwrap_or_else(|| "could not start".into());
                     let _ = pipeline.set_state(gst::State::Null);
                     let (delay, attempt) = retry.schedule();
-                    status.say(&format!(
+                    caller.observer.say(&format!(
                         "gendr: source {}: {why}; retrying in {:.1} s (attempt {attempt})",
-                        args.input,
+                        request.input,
                         delay.as_secs_f64()
                     ));
                 }
@@ -75,13 +74,15 @@ pub fn drive(
                 let _ = pipeline.set_state(gst::State::Null);
                 input = None;
                 if source.is_file() && why == "end of stream" {
-                    status.say(&format!("gendr: {} ended", args.input));
+                    caller
+                        .observer
+                        .say(&format!("gendr: {} ended", request.input));
                     break;
                 }
                 let (delay, attempt) = retry.schedule();
-                status.say(&format!(
+                caller.observer.say(&format!(
                     "gendr: source {} lost ({why}); reconnecting in {:.1} s (attempt {attempt})",
-                    args.input,
+                    request.input,
                     delay.as_secs_f64()
                 ));
             }
@@ -103,7 +104,7 @@ pub fn drive(
             }
         }
         if let Some(line) = stats.tick(&output.sr, &output.appsrc) {
-            status.show(&line);
+            caller.observer.status(&line);
         }
     }
     if let Some(pipeline) = input.take() {

@@ -11,8 +11,8 @@ use super::access::Access;
 use super::endpoint::Sink;
 use super::rtsp::RtspServer;
 use super::status::Counters;
-use super::Args;
-use crate::media;
+use super::LiveRequest;
+use gendr_archive::media;
 
 pub struct Output {
     pub pipeline: gst::Pipeline,
@@ -24,7 +24,7 @@ pub struct Output {
 
 impl Output {
     pub fn build(
-        args: &Args,
+        request: &LiveRequest,
         sink: &Sink,
         access: &Access,
         counters: &Arc<Counters>,
@@ -38,18 +38,18 @@ impl Output {
             .block(false)
             .leaky_type(gst_app::AppLeakyType::Downstream)
             .build();
-        let sr = args.sr.element()?;
-        sr.set_property_from_str("on-overload", &args.on_overload.to_string());
-        sr.set_property("latency-budget", args.latency_ms);
+        let sr = request.sr.element()?;
+        sr.set_property_from_str("on-overload", &request.on_overload.to_string());
+        sr.set_property("latency-budget", request.latency_ms);
         let convert = gst::ElementFactory::make("videoconvert").build()?;
         let keyint = match sink {
-            Sink::Hls { .. } => 30 * args.segment_secs,
+            Sink::Hls { .. } => 30 * request.segment_secs,
             _ => 60,
         };
         let encoder = gst::ElementFactory::make("x264enc")
             .property_from_str("tune", "zerolatency")
-            .property_from_str("speed-preset", &args.preset)
-            .property("bitrate", args.bitrate)
+            .property_from_str("speed-preset", &request.preset)
+            .property("bitrate", request.bitrate)
             .property("key-int-max", keyint)
             .build()
             .context("x264enc (gst-plugins-ugly)")?;
@@ -80,7 +80,7 @@ impl Output {
                 )?;
                 (vec![appsink.upcast()], Some(server))
             }
-            _ => (sink_elements(sink, access, args.segment_secs)?, None),
+            _ => (sink_elements(sink, access, request.segment_secs)?, None),
         };
         let mut chain: Vec<gst::Element> = vec![
             appsrc.clone().upcast(),

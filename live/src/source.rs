@@ -11,7 +11,7 @@ use super::access::Access;
 use super::endpoint::Source;
 use super::output::Output;
 use super::status::Counters;
-use crate::media;
+use gendr_archive::media;
 
 /// The source side: rebuilt on every (re)connection.
 pub fn build(

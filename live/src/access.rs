@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use gst::prelude::*;
 
 use super::endpoint::{is_all_interfaces, uri_host, Sink, Source};
-use super::Args;
+use super::Auth;
 
 /// Where an RTSP password comes from when no file is given.
 pub const RTSP_PASSWORD_ENV: &str = "GENDR_RTSP_PASSWORD";
@@ -39,19 +39,19 @@ impl SrtKey {
     }
 }
 
-/// The credentials the arguments ask for, read and checked.
+/// The credentials the request asks for, read and checked.
 pub struct Access {
     pub rtsp_user: Option<RtspUser>,
     pub srt_key: Option<SrtKey>,
 }
 
 impl Access {
-    pub fn from_args(args: &Args, source: &Source, sink: &Sink) -> Result<Access> {
-        if ![16, 24, 32].contains(&args.srt_pbkeylen) {
-            bail!("--srt-pbkeylen {}: use 16, 24 or 32", args.srt_pbkeylen);
+    pub fn from_request(auth: &Auth, source: &Source, sink: &Sink) -> Result<Access> {
+        if ![16, 24, 32].contains(&auth.srt_pbkeylen) {
+            bail!("--srt-pbkeylen {}: use 16, 24 or 32", auth.srt_pbkeylen);
         }
-        let rtsp_user = match &args.rtsp_user {
-            None if args.rtsp_password_file.is_some() => {
+        let rtsp_user = match &auth.rtsp_user {
+            None if auth.rtsp_password_file.is_some() => {
                 bail!("--rtsp-password-file needs --rtsp-user NAME")
             }
             None => None,
@@ -63,29 +63,29 @@ impl Access {
                     bail!("--rtsp-user {name:?}: a user name is not empty and has no ':'");
                 }
                 let password = secret(
-                    args.rtsp_password_file.as_deref(),
+                    auth.rtsp_password_file.as_deref(),
                     RTSP_PASSWORD_ENV,
                     "--rtsp-user needs a password: set GENDR_RTSP_PASSWORD or pass --rtsp-password-file FILE",
                 )?;
                 Some(RtspUser {
                     name: name.clone(),
                     password,
-                    allow_basic: args.rtsp_allow_basic,
+                    allow_basic: auth.rtsp_allow_basic,
                 })
             }
         };
         let uses_srt = matches!(sink, Sink::Srt(_))
             || matches!(source, Source::Uri(uri) if uri.starts_with("srt://"));
         let srt_key = if uses_srt {
-            let passphrase = match (&args.srt_passphrase_file, std::env::var(SRT_PASSPHRASE_ENV)) {
+            let passphrase = match (&auth.srt_passphrase_file, std::env::var(SRT_PASSPHRASE_ENV)) {
                 (Some(file), _) => Some(read_secret_file(file)?),
                 (None, Ok(value)) => Some(value),
                 (None, Err(_)) => None,
             };
             passphrase
-                .map(|passphrase| srt_key(passphrase, args.srt_pbkeylen))
+                .map(|passphrase| srt_key(passphrase, auth.srt_pbkeylen))
                 .transpose()?
-        } else if args.srt_passphrase_file.is_some() {
+        } else if auth.srt_passphrase_file.is_some() {
             bail!("--srt-passphrase-file applies to an srt:// input or output only");
         } else {
             None

@@ -1,50 +1,20 @@
-//! `gendr live`: enhance a live stream with bounded latency.
-//!
-//! Two pipelines joined by an appsink → appsrc hop:
-//!
-//! ```text
-//! source:  uridecodebin | v4l2src ! decodebin → videoconvert → appsink
-//! output:  appsrc (live, timestamped on arrival) → gendrsr on-overload=drop
-//!          → x264enc tune=zerolatency → h264parse → mpegtsmux → udpsink | srtsink
-//!                                                 → hlssink2
-//!                                                 → appsink ⇢ RTSP server
-//! rtsp:    appsrc (one shared media, fed by the appsink above) → rtph264pay
-//! ```
-//!
-//! The source side can be torn down and rebuilt when the stream drops,
-//! while the output side, its timeline, its playlist and its RTSP server
-//! keep going.
-//!
-//! Modules: [`endpoint`] parses the input and output, [`output`] and
-//! [`source`] build the two pipelines, [`rtsp`] serves an `rtsp://` output
-//! within the bounds on clients that [`gatekeeper`] keeps,
-//! [`supervisor`] runs the loop that reconnects the source, and [`status`]
-//! counts frames and shows them.
+//! `gendr live`: its arguments turned into the live engine's request, its
+//! lines and stats line on stderr, and Ctrl-C.
 
-mod access;
-mod endpoint;
-mod gatekeeper;
-mod output;
-mod rtsp;
-mod source;
-mod status;
-mod supervisor;
-
+use std::io::IsTerminal;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::Result;
 use clap::builder::TypedValueParser;
 use gendr::limits;
 use gendr::overload::Overload;
-use gst::prelude::*;
+use gendr_archive::request::PRESETS;
+use gendr_live::{Auth, LiveRequest, BITRATE_KBPS, SEGMENT_SECS, STALL_SECS};
 
-use crate::upscale::SrOptions;
-use access::Access;
-use endpoint::{Sink, Source};
-use output::Output;
-use status::{Counters, StatusLine};
+use crate::progress::cancel_on_ctrl_c;
+use crate::upscale::{in_range, SrOptions};
 
 #[derive(clap::Args, Debug, Clone)]
 #[command(after_help = "\
@@ -74,23 +44,22 @@ pub struct Args {
     pub sr: SrOptions,
     /// Latency budget in milliseconds: frames that would wait longer for the
     /// model, or arrive later than this, are handled by --on-overload.
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32)
-        .range(*limits::LATENCY_BUDGET_MS.start() as i64..=*limits::LATENCY_BUDGET_MS.end() as i64))]
+    #[arg(long, default_value_t = 500, value_parser = in_range(limits::LATENCY_BUDGET_MS))]
     pub latency_ms: u32,
     /// What to do with frames the model cannot take in time.
     #[arg(long, default_value = "drop", value_parser = overload_parser())]
     pub on_overload: Overload,
     /// Video bitrate in kbit/s (x264enc's range).
-    #[arg(long, default_value_t = 4000, value_parser = clap::value_parser!(u32).range(1..=2_048_000))]
+    #[arg(long, default_value_t = 4000, value_parser = in_range(BITRATE_KBPS))]
     pub bitrate: u32,
     /// x264 speed preset.
-    #[arg(long, default_value = "veryfast", value_parser = clap::builder::PossibleValuesParser::new(crate::upscale::PRESETS))]
+    #[arg(long, default_value = "veryfast", value_parser = clap::builder::PossibleValuesParser::new(PRESETS))]
     pub preset: String,
     /// HLS segment length in seconds (also the keyframe interval for HLS).
-    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=60))]
+    #[arg(long, default_value_t = 2, value_parser = in_range(SEGMENT_SECS))]
     pub segment_secs: u32,
     /// Seconds without a frame before the source is reconnected.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    #[arg(long, default_value_t = 5, value_parser = in_range(STALL_SECS))]
     pub stall_secs: u32,
     /// Let only this user watch an rtsp:// output (Digest
     /// authentication); the password comes from GENDR_RTSP_PASSWORD or
@@ -129,55 +98,105 @@ fn overload_parser() -> impl clap::builder::TypedValueParser<Value = Overload> {
     .try_map(|name| name.parse::<Overload>())
 }
 
+impl From<Args> for LiveRequest {
+    fn from(args: Args) -> Self {
+        LiveRequest {
+            input: args.input,
+            output: args.output,
+            sr: args.sr.into(),
+            latency_ms: args.latency_ms,
+            on_overload: args.on_overload,
+            bitrate: args.bitrate,
+            preset: args.preset,
+            segment_secs: args.segment_secs,
+            stall_secs: args.stall_secs,
+            auth: Auth {
+                rtsp_user: args.rtsp_user,
+                rtsp_allow_basic: args.rtsp_allow_basic,
+                rtsp_password_file: args.rtsp_password_file,
+                srt_passphrase_file: args.srt_passphrase_file,
+                srt_pbkeylen: args.srt_pbkeylen,
+            },
+        }
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
-    args.sr.validate()?;
-    let source = Source::parse(&args.input)?;
-    let sink = Sink::parse(&args.output)?;
-    let access = Access::from_args(&args, &source, &sink)?;
-    for warning in access.warnings(&source, &sink) {
-        eprintln!("gendr: warning: {warning}");
+    let status = StatusLine::new(args.quiet);
+    let cancel = cancel_on_ctrl_c();
+    let caller = gendr_archive::Caller {
+        observer: &status,
+        cancel: &cancel,
+    };
+    gendr_live::run(&LiveRequest::from(args), caller)
+}
+
+/// One stats line on stderr, refreshed in place on a terminal; other
+/// lines are printed above it.
+struct StatusLine {
+    tty: bool,
+    quiet: bool,
+    shown: Mutex<Shown>,
+}
+
+/// What the stats line last did.
+#[derive(Default)]
+struct Shown {
+    /// On a terminal: a stats line is on screen, to be cleared before other text.
+    in_place: bool,
+    /// Elsewhere: when the last stats line was printed.
+    printed_at: Option<Instant>,
+}
+
+impl StatusLine {
+    fn new(quiet: bool) -> Self {
+        StatusLine {
+            tty: std::io::stderr().is_terminal(),
+            quiet,
+            shown: Mutex::default(),
+        }
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let flag = stop.clone();
-        ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-            .context("installing the signal handler")?;
+
+    fn shown(&self) -> std::sync::MutexGuard<'_, Shown> {
+        self.shown.lock().unwrap_or_else(|p| p.into_inner())
     }
-    let counters = Arc::new(Counters::new());
-    let output = Output::build(&args, &sink, &access, &counters)?;
-    output
-        .pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|_| {
-            output
-                .first_error()
-                .unwrap_or_else(|| anyhow!("the output pipeline could not start"))
-        })?;
-    let mut status = StatusLine::new(args.quiet);
-    status.say(&format!(
-        "gendr: live {} → {} (model {}, temporal stage {}, on-overload {}, budget {} ms)",
-        args.input,
-        args.output,
-        args.sr.model,
-        if args.sr.temporal.enabled_for(&args.sr.model) {
-            "on"
-        } else {
-            "off"
-        },
-        args.on_overload,
-        args.latency_ms
-    ));
-    let result = supervisor::drive(
-        &args,
-        &source,
-        &access,
-        &output,
-        &counters,
-        &stop,
-        &mut status,
-    );
-    status.clear();
-    let summary = output.finish(result.is_ok(), &counters);
-    eprintln!("{summary}");
-    result
+}
+
+fn clear(shown: &mut Shown) {
+    if std::mem::take(&mut shown.in_place) {
+        eprint!("\r\x1b[K");
+    }
+}
+
+impl gendr_archive::Observer for StatusLine {
+    fn say(&self, line: &str) {
+        clear(&mut self.shown());
+        eprintln!("{line}");
+    }
+
+    fn start(&self, _frames: u64) {}
+
+    fn progress(&self, _frames: u64) {}
+
+    fn finish(&self) {
+        clear(&mut self.shown());
+    }
+
+    fn status(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        let mut shown = self.shown();
+        if self.tty {
+            eprint!("\r\x1b[K{line}");
+            shown.in_place = true;
+        } else if shown
+            .printed_at
+            .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
+        {
+            // Logs get a line every few seconds rather than every second.
+            eprintln!("{line}");
+            shown.printed_at = Some(Instant::now());
+        }
+    }
 }

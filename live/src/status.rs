@@ -1,9 +1,8 @@
-//! Counting frames and showing it: the stats line and the summary.
+//! Counting frames and saying it: the stats line and the summary.
 
-use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use gst::prelude::*;
 
@@ -45,55 +44,6 @@ impl<'a> Stats<'a> {
             sr.property::<f64>("latency-mean-ms"),
             sr.property::<f64>("latency-max-ms"),
         ))
-    }
-}
-
-/// One stats line on stderr, refreshed in place on a terminal; other
-/// messages are printed above it.
-pub struct StatusLine {
-    tty: bool,
-    quiet: bool,
-    shown: bool,
-    last_plain: Option<Instant>,
-}
-
-impl StatusLine {
-    pub fn new(quiet: bool) -> Self {
-        StatusLine {
-            tty: std::io::stderr().is_terminal(),
-            quiet,
-            shown: false,
-            last_plain: None,
-        }
-    }
-
-    pub fn clear(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[K");
-            self.shown = false;
-        }
-    }
-
-    pub fn say(&mut self, text: &str) {
-        self.clear();
-        eprintln!("{text}");
-    }
-
-    pub fn show(&mut self, line: &str) {
-        if self.quiet {
-            return;
-        }
-        if self.tty {
-            eprint!("\r\x1b[K{line}");
-            self.shown = true;
-        } else if self
-            .last_plain
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(5))
-        {
-            // Logs get a line every few seconds rather than every second.
-            eprintln!("{line}");
-            self.last_plain = Some(Instant::now());
-        }
     }
 }
 

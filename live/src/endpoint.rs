@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::media;
+use gendr_archive::media;
 
 /// Where frames come from.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,112 @@
+//! Audio packets lost at a stream's edges, said rather than silently cut.
+
+use std::sync::Mutex;
+
+use crate::error::Result;
+use gst::prelude::*;
+
+use super::quicktime_moov;
+use crate::finishing;
+
+/// Says, once the stream ends, how many of the audio packets on `pad`
+/// started before its segment did, as the muxer gets it: the muxers clip
+/// them. The timeline's lead holds such packets where they are shown
+/// (MPEG-TS/PS audio before the video's first shown frame, a packet an
+/// MP4/MOV edit starts within); what is left is an MP4/MOV priming packet
+/// that ends before its edit.
+pub(super) fn say_packets_before_start(pad: &gst::Pad) {
+    let start = Mutex::new(None::<gst::ClockTime>);
+    let cut = Mutex::new((0u64, gst::ClockTime::ZERO));
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            match &info.data {
+                Some(gst::PadProbeData::Event(event)) => match event.view() {
+                    gst::EventView::Segment(segment) => {
+                        *start.lock().unwrap_or_else(|p| p.into_inner()) = segment
+                            .segment()
+                            .downcast_ref::<gst::ClockTime>()
+                            .and_then(|s| s.start());
+                    }
+                    gst::EventView::Eos(_) => {
+                        let (count, duration) = *cut.lock().unwrap_or_else(|p| p.into_inner());
+                        if count > 0 {
+                            eprintln!(
+                                "gendr: warning: {count} audio packet(s) ({} ms) start before \
+                                 their stream's first shown time and are cut: GStreamer 1.22's \
+                                 muxers take nothing before it (ffmpeg -c copy keeps them)",
+                                duration.mseconds()
+                            );
+                        }
+                    }
+                    _ => {}
+                },
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    let start = *start.lock().unwrap_or_else(|p| p.into_inner());
+                    if let (Some(pts), Some(start)) = (buffer.pts(), start) {
+                        if pts < start {
+                            let mut cut = cut.lock().unwrap_or_else(|p| p.into_inner());
+                            cut.0 += 1;
+                            cut.1 += buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// Whether a `trak` body is a sound track whose edit list starts its media
+/// later than zero (encoder priming: AAC's 1024 samples, Opus's pre-skip).
+fn edited_sound_track(trak: &[u8]) -> bool {
+    let sound = finishing::box_bodies(trak)
+        .filter(|(k, _)| k == b"mdia")
+        .flat_map(|(_, mdia)| finishing::box_bodies(mdia))
+        .any(|(k, hdlr)| &k == b"hdlr" && hdlr.get(8..12) == Some(b"soun"));
+    let delayed = finishing::box_bodies(trak)
+        .filter(|(k, _)| k == b"edts")
+        .flat_map(|(_, edts)| finishing::box_bodies(edts))
+        .filter(|(k, _)| k == b"elst")
+        .any(|(_, elst)| {
+            // version, flags, entry count, then the first entry's
+            // duration and media time (32 or 64 bits by version).
+            let media_time = match elst.first() {
+                Some(0) => elst
+                    .get(12..16)
+                    .map(|b| i64::from(i32::from_be_bytes(b.try_into().expect("4 bytes")))),
+                Some(1) => elst
+                    .get(16..24)
+                    .map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))),
+                _ => None,
+            };
+            media_time.is_some_and(|t| t > 0)
+        });
+    sound && delayed
+}
+
+/// The warning for an MP4/MOV input whose audio starts inside an edit
+/// list: no GStreamer 1.22 muxer writes an audio edit list, so a priming
+/// packet that ends before the edit is cut (the first packet then decodes
+/// without its warm-up), and one the edit starts within is kept whole, its
+/// priming played in the timeline's lead (see `timeline`). The last
+/// packets, which qtdemux keeps back, are read from the file
+/// (`audio_tail`).
+pub(crate) fn lost_audio_edges(input: &std::path::Path) -> Result<Option<String>> {
+    let Some(moov) = quicktime_moov(input)? else {
+        return Ok(None);
+    };
+    let edited = finishing::box_bodies(&moov)
+        .filter(|(k, trak)| k == b"trak" && edited_sound_track(trak))
+        .count();
+    Ok((edited > 0).then(|| {
+        format!(
+            "gendr: warning: {}: {edited} audio track(s) start inside an edit list (encoder \
+             priming), and GStreamer 1.22 writes none for audio: a priming packet that ends \
+             before the edit is cut (the first packet then decodes without it), one the edit \
+             starts within is kept whole (its priming played before the first frame)",
+            input.display()
+        )
+    }))
+}

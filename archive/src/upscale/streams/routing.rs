@@ -1,0 +1,172 @@
+//! Audio and further video streams, copied into the muxer as they are (audio
+//! re-encoded where the container cannot hold it), and streams that go nowhere.
+
+use std::sync::Arc;
+
+use crate::error::{bail, Context, Result};
+use gst::prelude::*;
+
+use super::audio_edges::say_packets_before_start;
+use crate::media::MediaInfo;
+use crate::upscale::progress::Progress;
+
+/// Sends a parsed audio stream into the muxer: as it is, or, where the
+/// container cannot hold its codec and `transcode` allows, re-encoded as AAC.
+pub(crate) fn copy_audio(
+    pipeline: &gst::Pipeline,
+    muxer: &gst::Element,
+    pad: &gst::Pad,
+    caps: &gst::Caps,
+    progress: &Arc<Progress>,
+    transcode: bool,
+) -> Result<()> {
+    let template = muxer
+        .pad_template("audio_%u")
+        .context("the output container takes no audio")?;
+    // What a user reads ("Raw 16-bit PCM audio", "MPEG-4 AAC"), not the caps
+    // name; pbutils describes fixed caps only (unfixed ones, as tsdemux's
+    // pads may still have, make it return NULL, which crashed gendr).
+    let codec = match caps.structure(0) {
+        Some(_) if caps.is_fixed() => gst_pbutils::pb_utils_get_codec_description(caps).to_string(),
+        Some(s) => format!("{} audio", s.name()),
+        None => "this audio".to_string(),
+    };
+    // Elements between the parsed pad and the queue: none for a copy.
+    let mut chain = Vec::new();
+    if !template.caps().can_intersect(caps) {
+        if !transcode {
+            bail!(
+                Unsupported,
+                "{codec} cannot be copied into this container; use .mkv, or --audio aac \
+                 to re-encode it"
+            );
+        }
+        eprintln!("gendr: {codec} re-encoded as AAC 256 kbit/s (this container cannot hold it)");
+        chain = vec![
+            gst::ElementFactory::make("decodebin").build()?,
+            gst::ElementFactory::make("audioconvert").build()?,
+            gst::ElementFactory::make("audioresample").build()?,
+            gst::ElementFactory::make("avenc_aac")
+                .property("bitrate", 256_000i32)
+                .build()?,
+        ];
+    }
+    say_packets_before_start(pad);
+    let queue = unbounded_queue(progress)?;
+    let queue_sink = queue.static_pad("sink").context("queue sink")?;
+    pipeline.add(&queue)?;
+    queue.sync_state_with_parent()?;
+    match chain.split_first() {
+        None => {
+            pad.link(&queue_sink)?;
+        }
+        Some((decode, rest)) => {
+            pipeline.add_many(&chain)?;
+            let mut tail = rest.to_vec();
+            tail.push(queue.clone());
+            gst::Element::link_many(&tail)?;
+            let convert = rest[0].downgrade();
+            decode.connect_pad_added(move |decode, src| {
+                let Some(sink) = convert.upgrade().and_then(|c| c.static_pad("sink")) else {
+                    return;
+                };
+                if let Err(e) = src.link(&sink) {
+                    gst::element_error!(
+                        decode,
+                        gst::CoreError::Negotiation,
+                        ("the decoded audio cannot be re-encoded ({e:?})")
+                    );
+                }
+            });
+            for element in &chain {
+                element.sync_state_with_parent()?;
+            }
+            pad.link(&decode.static_pad("sink").context("decodebin sink")?)?;
+        }
+    }
+    let mux_pad = muxer
+        .request_pad_simple("audio_%u")
+        .context("the muxer refused an audio stream")?;
+    queue
+        .static_pad("src")
+        .context("queue src")?
+        .link(&mux_pad)?;
+    Ok(())
+}
+
+/// Sends a parsed video stream beyond the first into the muxer as it is
+/// (checked up front by [`check_extra_videos`]).
+pub(crate) fn copy_video(
+    pipeline: &gst::Pipeline,
+    muxer: &gst::Element,
+    pad: &gst::Pad,
+    progress: &Arc<Progress>,
+) -> Result<()> {
+    let queue = unbounded_queue(progress)?;
+    pipeline.add(&queue)?;
+    queue.sync_state_with_parent()?;
+    pad.link(&queue.static_pad("sink").context("queue sink")?)?;
+    let mux_pad = muxer
+        .request_pad_simple("video_%u")
+        .context("the muxer refused a second video stream")?;
+    queue
+        .static_pad("src")
+        .context("queue src")?
+        .link(&mux_pad)?;
+    Ok(())
+}
+
+/// Refuses, before anything runs, video streams beyond the first that the
+/// output container cannot hold as they are; the line that says the others
+/// are copied without being upscaled.
+pub(crate) fn check_extra_videos(
+    info: &MediaInfo,
+    muxer: &gst::Element,
+    output: &str,
+) -> Result<Option<String>> {
+    let template = muxer
+        .pad_template("video_%u")
+        .map(|t| t.caps().clone())
+        .unwrap_or_else(gst::Caps::new_empty);
+    for caps in &info.extra_videos {
+        if !template.can_intersect(caps) {
+            let name = caps.structure(0).map_or("unknown", |s| s.name().as_str());
+            bail!(
+                Unsupported,
+                "{output}: this container cannot hold the input's second video stream ({name}) \
+                 as it is; use .mkv, or take the first video alone first \
+                 (ffmpeg -map 0 -map -0:v:1 -c copy)"
+            );
+        }
+    }
+    Ok(match info.extra_videos.len() {
+        0 => None,
+        n => Some(format!(
+            "gendr: {n} more video stream(s) copied as they are (not upscaled)"
+        )),
+    })
+}
+
+/// A queue into the muxer for a stream copied as it is, counting what it
+/// sees for the stall watch. Unbounded: the demuxer feeds every stream from
+/// one thread while the encoder holds back frames for look-ahead, so a
+/// bounded queue would fill and stall the video behind it. Interleaving in
+/// the file bounds it instead.
+fn unbounded_queue(progress: &Arc<Progress>) -> Result<gst::Element> {
+    let queue = gst::ElementFactory::make("queue")
+        .property("max-size-buffers", 0u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 0u64)
+        .build()?;
+    let progress = progress.clone();
+    queue.static_pad("sink").context("queue sink")?.add_probe(
+        gst::PadProbeType::BUFFER,
+        move |pad, info| {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = &info.data {
+                progress.saw_buffer(pad, buffer);
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+    Ok(queue)
+}

@@ -1,0 +1,306 @@
+//! Where the output's timeline starts: at the earliest packet of any stream
+//! copied into it, as `ffmpeg -c copy` starts it, not at the video's first
+//! shown frame.
+//!
+//! MPEG-TS and MPEG-PS demuxers (GStreamer 1.22) start every stream's
+//! segment at the video's first presentation time, so audio that starts
+//! between the video's first decode and presentation times lies before its
+//! segment, and the muxers cut it (one AC-3 or MP2 frame). Every stream's
+//! running time is moved later by the same lead instead, the copied
+//! streams' segments starting early enough to hold their first packet: the
+//! streams keep their times relative to each other.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::{Context, Result};
+use crate::media;
+use gst::prelude::*;
+
+use super::streams::{is_subtitle, quicktime_moov};
+
+/// How far past its segment's start a stream is read for the first packets
+/// of the others: demuxed files interleave their streams more closely.
+const LOOK_AHEAD: gst::ClockTime = gst::ClockTime::from_seconds(10);
+
+/// The longest the look at the input's first packets may take.
+const LOOK_LIMIT: Duration = Duration::from_secs(20);
+
+/// One stream as the look saw it.
+#[derive(Default)]
+struct FirstPacket {
+    /// Whether its packets are copied into the output before its segment
+    /// can hold them (audio; subtitles when kept).
+    copied: bool,
+    start: Option<gst::ClockTime>,
+    /// The earliest packet shown (in part, at least).
+    first_pts: Option<gst::ClockTime>,
+    ended: bool,
+}
+
+#[derive(Default)]
+struct Look {
+    /// An MP4/MOV input: packets that end before their segment starts are
+    /// hidden by an edit list, and need no room.
+    edited: bool,
+    streams: Vec<FirstPacket>,
+    all_pads: bool,
+    /// A stream ran `LOOK_AHEAD` past its start.
+    far_enough: bool,
+}
+
+impl Look {
+    fn done(&self) -> bool {
+        self.far_enough
+            || (self.all_pads
+                && self
+                    .streams
+                    .iter()
+                    .all(|s| s.ended || s.first_pts.is_some()))
+    }
+
+    /// How long before its segment's start the earliest copied packet lies.
+    fn lead(&self) -> gst::ClockTime {
+        self.streams
+            .iter()
+            .filter(|s| s.copied)
+            .filter_map(|s| s.start?.checked_sub(s.first_pts?))
+            .max()
+            .unwrap_or(gst::ClockTime::ZERO)
+    }
+}
+
+/// How much later than its segment says every stream of `input` must run so
+/// that the earliest packet of a copied stream (audio; subtitles when
+/// `keep_subtitles`) is kept; zero when none lies before its segment.
+///
+/// In an MP4/MOV input an edit list may start a track's media within a
+/// packet (encoder priming: AC-3's 256 samples, Opus's pre-skip): that
+/// packet is held, its priming played in the lead. A packet that ends
+/// before the edit (AAC's 1024 priming samples) is shown by no player, and
+/// is left out as before: the muxers write no audio edit list to hide it.
+pub(crate) fn lead(input: &Path, keep_subtitles: bool) -> Result<gst::ClockTime> {
+    let edited = quicktime_moov(input)?.is_some();
+    let (pipeline, parse) = media::file_to_parsebin(input)?;
+    let look = Arc::new(Mutex::new(Look {
+        edited,
+        ..Look::default()
+    }));
+    let weak = pipeline.downgrade();
+    let seen = look.clone();
+    parse.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
+        let (_, name) = media::pad_caps(pad);
+        let copied = name.starts_with("audio/") || (keep_subtitles && is_subtitle(&name));
+        let index = {
+            let mut look = seen.lock().unwrap_or_else(|p| p.into_inner());
+            look.streams.push(FirstPacket {
+                copied,
+                ..FirstPacket::default()
+            });
+            look.streams.len() - 1
+        };
+        note_first_packet(pad, index, &seen);
+        // A stream left unlinked ends the look early; the run says why.
+        let _ = media::discard(&pipeline, pad);
+    });
+    let all_pads = look.clone();
+    parse.connect_no_more_pads(move |_| {
+        all_pads.lock().unwrap_or_else(|p| p.into_inner()).all_pads = true;
+    });
+    let bus = pipeline.bus().context("pipeline bus")?;
+    let started = Instant::now();
+    // A file the look cannot read gets no lead; the run says what is wrong.
+    if pipeline.set_state(gst::State::Playing).is_ok() {
+        while started.elapsed() < LOOK_LIMIT
+            && !look.lock().unwrap_or_else(|p| p.into_inner()).done()
+        {
+            let ended = bus.timed_pop_filtered(
+                gst::ClockTime::from_mseconds(20),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            );
+            if ended.is_some() {
+                break;
+            }
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    let lead = look.lock().unwrap_or_else(|p| p.into_inner()).lead();
+    Ok(lead)
+}
+
+/// Notes the segment start and first packet of the stream on `pad`.
+fn note_first_packet(pad: &gst::Pad, index: usize, look: &Arc<Mutex<Look>>) {
+    let look = look.clone();
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let mut look = look.lock().unwrap_or_else(|p| p.into_inner());
+            let edited = look.edited;
+            let stream = &mut look.streams[index];
+            match &info.data {
+                Some(gst::PadProbeData::Event(event)) => match event.view() {
+                    gst::EventView::Segment(segment) => {
+                        // The segment its first packet comes in: matroskademux
+                        // sends one from its first cluster, then one from zero.
+                        if let Some(segment) = segment
+                            .segment()
+                            .downcast_ref::<gst::ClockTime>()
+                            .filter(|_| stream.first_pts.is_none())
+                        {
+                            stream.start = segment.start();
+                        }
+                    }
+                    gst::EventView::Eos(_) => stream.ended = true,
+                    _ => {}
+                },
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    if let Some(pts) = buffer.pts() {
+                        let end = buffer.duration().map(|d| pts + d);
+                        let hidden = edited && stream.start.zip(end).is_some_and(|(s, e)| e <= s);
+                        if !hidden {
+                            stream.first_pts = Some(stream.first_pts.map_or(pts, |p| p.min(pts)));
+                        }
+                        let far = stream.start.is_some_and(|s| pts > s + LOOK_AHEAD);
+                        look.far_enough |= far;
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// Moves the running time of the stream on `pad` later by `lead`. With
+/// `hold_early`, its segment also starts up to `lead` earlier, so that the
+/// packets in that stretch are kept (a copied stream's); without, what its
+/// segment leaves out stays out (the upscaled video's decoder clips to it).
+pub(crate) fn run_later(pad: &gst::Pad, lead: gst::ClockTime, hold_early: bool) {
+    if lead.is_zero() {
+        return;
+    }
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+        let Some(gst::PadProbeData::Event(event)) = &mut info.data else {
+            return gst::PadProbeReturn::Ok;
+        };
+        match event.view() {
+            gst::EventView::Segment(segment) => {
+                if let Some(segment) = segment.segment().downcast_ref::<gst::ClockTime>() {
+                    *event = gst::event::Segment::new(&later(segment, lead, hold_early));
+                }
+            }
+            // matroskamux writes chapter times as they come: they move with
+            // the streams.
+            gst::EventView::Toc(toc) => {
+                let (toc, updated) = toc.toc();
+                *event = gst::event::Toc::new(&toc_later(toc, lead), updated);
+            }
+            _ => {}
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// `toc` with every entry's start and stop `lead` later: the chapters of a
+/// timeline that [`run_later`] moved.
+pub(crate) fn toc_later(toc: &gst::TocRef, lead: gst::ClockTime) -> gst::Toc {
+    let mut later = gst::Toc::new(toc.scope());
+    {
+        let later = later.get_mut().expect("new toc");
+        later.set_tags(toc.tags());
+        for entry in toc.entries() {
+            later.append_entry(entry_later(&entry, lead));
+        }
+    }
+    later
+}
+
+fn entry_later(entry: &gst::TocEntryRef, lead: gst::ClockTime) -> gst::TocEntry {
+    let mut later = gst::TocEntry::new(entry.entry_type(), entry.uid());
+    {
+        let later = later.get_mut().expect("new entry");
+        if let Some((start, stop)) = entry.start_stop_times() {
+            // -1 is an unknown time, left unknown.
+            let move_known = |t: i64| if t < 0 { t } else { t + lead.nseconds() as i64 };
+            later.set_start_stop_times(move_known(start), move_known(stop));
+        }
+        later.set_tags(entry.tags());
+        if let Some((kind, repeat)) = entry.loop_() {
+            later.set_loop(kind, repeat);
+        }
+        for sub in entry.sub_entries() {
+            later.append_sub_entry(entry_later(&sub, lead));
+        }
+    }
+    later
+}
+
+/// `segment` with running times `lead` later (see [`run_later`]).
+fn later(
+    segment: &gst::FormattedSegment<gst::ClockTime>,
+    lead: gst::ClockTime,
+    hold_early: bool,
+) -> gst::FormattedSegment<gst::ClockTime> {
+    let mut later = segment.clone();
+    let start = segment.start().unwrap_or(gst::ClockTime::ZERO);
+    // Starting `earlier` sooner makes running times `earlier` later; the
+    // base adds the rest of the lead.
+    let earlier = if hold_early {
+        lead.min(start)
+    } else {
+        gst::ClockTime::ZERO
+    };
+    later.set_start(start - earlier);
+    later.set_base(segment.base().unwrap_or(gst::ClockTime::ZERO) + lead - earlier);
+    if let Some(time) = segment.time() {
+        later.set_time(time.saturating_sub(earlier));
+    }
+    if segment.position().is_some_and(|p| p > start - earlier) {
+        later.set_position(segment.position());
+    } else {
+        later.set_position(start - earlier);
+    }
+    later
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(start_ms: u64, base_ms: u64) -> gst::FormattedSegment<gst::ClockTime> {
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        segment.set_start(gst::ClockTime::from_mseconds(start_ms));
+        segment.set_time(gst::ClockTime::from_mseconds(start_ms));
+        segment.set_base(gst::ClockTime::from_mseconds(base_ms));
+        segment
+    }
+
+    fn running_ms(segment: &gst::FormattedSegment<gst::ClockTime>, pts_ms: u64) -> Option<u64> {
+        segment
+            .to_running_time(gst::ClockTime::from_mseconds(pts_ms))
+            .map(|t| t.mseconds())
+    }
+
+    #[test]
+    fn every_stream_runs_later_by_the_lead_and_copied_ones_hold_their_early_packets() {
+        gst::init().unwrap();
+        let lead = gst::ClockTime::from_mseconds(6);
+        let video = later(&segment(1480, 0), lead, false);
+        let audio = later(&segment(1480, 0), lead, true);
+        // The same running time for the same pts: sync unchanged.
+        assert_eq!(running_ms(&video, 1480), Some(6));
+        assert_eq!(running_ms(&audio, 1480), Some(6));
+        // The audio packet 6 ms before the start is held, at zero.
+        assert_eq!(running_ms(&audio, 1474), Some(0));
+        // The video's segment still leaves out what it left out.
+        assert_eq!(running_ms(&video, 1474), None);
+        // A segment starting sooner than the lead holds from zero.
+        let short = later(&segment(2, 10), lead, true);
+        assert_eq!(short.start(), Some(gst::ClockTime::ZERO));
+        assert_eq!(running_ms(&short, 2), Some(16));
+    }
+}

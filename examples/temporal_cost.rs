@@ -1,0 +1,80 @@
+//! Times the temporal stage alone on a default-model-sized stream (a
+//! 320×180 input, its ×2 output), with both settings, so that a change to
+//! its cost can be profiled without the model:
+//!
+//!     cargo run --release --example temporal_cost -- [FRAMES]
+//!
+//! The frames are a textured scene panning by one input pixel a frame,
+//! the output the input's nearest-neighbour ×2 plus a per-frame wobble of
+//! fine detail, as a per-frame model's would wobble.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use gendr::frame::RgbImage;
+use gendr::temporal::{Luma, Stabilizer, TemporalConfig};
+
+const WIDTH: usize = 320;
+const HEIGHT: usize = 180;
+const SCALE: usize = 2;
+
+fn scene(x: f32, y: f32) -> f32 {
+    0.5 + 0.2 * (x * 0.21).sin() * (y * 0.17).cos() + 0.1 * (x * 0.9 + y * 0.4).sin()
+}
+
+fn frame(t: usize) -> (RgbImage, RgbImage) {
+    let shift = t as f32;
+    let mut input = RgbImage::new(WIDTH, HEIGHT);
+    for c in 0..3 {
+        for (i, v) in input.plane_mut(c).iter_mut().enumerate() {
+            let (x, y) = ((i % WIDTH) as f32, (i / WIDTH) as f32);
+            *v = scene(x + shift, y) * (0.9 + 0.05 * c as f32);
+        }
+    }
+    let (ow, oh) = (WIDTH * SCALE, HEIGHT * SCALE);
+    let mut output = RgbImage::new(ow, oh);
+    for c in 0..3 {
+        let source = input.plane(c).to_vec();
+        for (i, v) in output.plane_mut(c).iter_mut().enumerate() {
+            let (x, y) = (i % ow, i / ow);
+            let wobble = if (x + y + t) % 2 == 0 { 0.004 } else { -0.004 };
+            *v = source[(y / SCALE) * WIDTH + x / SCALE] + wobble;
+        }
+    }
+    (input, output)
+}
+
+fn main() {
+    let count: usize = std::env::args()
+        .nth(1)
+        .map(|n| n.parse().expect("FRAMES: a number"))
+        .unwrap_or(32);
+    let frames: Vec<(RgbImage, RgbImage)> = (0..count).map(frame).collect();
+    for (name, config) in [
+        (
+            "whole frame (generative presets)",
+            TemporalConfig::default(),
+        ),
+        ("detail only (default, fast)", TemporalConfig::detail_only()),
+    ] {
+        let mut stage = Stabilizer::new(config);
+        let mut digest = DefaultHasher::new();
+        let mut time = Duration::ZERO;
+        for (input, output) in &frames {
+            let started = Instant::now();
+            let stabilised = stage.process(Luma::from_rgb(input), output.clone());
+            time += started.elapsed();
+            stabilised
+                .data
+                .iter()
+                .for_each(|v| v.to_bits().hash(&mut digest));
+        }
+        let per_frame = time.as_secs_f64() * 1e3 / count as f64;
+        // The digest of every output sample: a cheaper stage must keep it.
+        println!(
+            "{name}: {per_frame:.2} ms per frame over {count} frames, {} restarts, outputs {:016x}",
+            stage.restarts(),
+            digest.finish()
+        );
+    }
+}
