@@ -318,6 +318,91 @@ fn a_bt470bg_matrix_stays_bt470bg_plain_segmented_and_ten_bit_hd() {
     }
 }
 
+/// Whether the container of `path` gives a colour matrix of its own: a
+/// Matroska MatrixCoefficients element (ID 0x55B1) in the headers before
+/// the first Cluster, or an MP4 `colr` box.
+fn container_names_a_matrix(path: &Path) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    let contains = |within: &[u8], what: &[u8]| within.windows(what.len()).any(|w| w == what);
+    if bytes.get(..4) == Some(&[0x1A, 0x45, 0xDF, 0xA3][..]) {
+        let cluster = [0x1F, 0x43, 0xB6, 0x75];
+        let headers = bytes.windows(4).position(|w| w == cluster).unwrap();
+        contains(&bytes[..headers], &[0x55, 0xB1])
+    } else {
+        contains(&bytes, b"colr")
+    }
+}
+
+#[test]
+fn a_bt470bg_matrix_given_only_in_the_h264_or_hevc_stream_stays_bt470bg() {
+    let dir = tempfile::tempdir().unwrap();
+    // The tags set in the stream's SPS alone, as a PAL master re-wrapped by
+    // a tool that writes no container colour gives them.
+    let pal = |name: &str, encoder: &str, filter: &str| {
+        let path = dir.path().join(name);
+        let path_text = path.display().to_string();
+        let tags =
+            format!("{filter}=colour_primaries=5:transfer_characteristics=5:matrix_coefficients=5");
+        ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc=s=720x576:r=25:d=0.2",
+            "-c:v",
+            encoder,
+            "-pix_fmt",
+            "yuv420p",
+            "-bsf:v",
+            &tags,
+            &path_text,
+        ]);
+        assert!(!container_names_a_matrix(&path), "{name}: container colour");
+        path
+    };
+    let cases: [(PathBuf, &str, &[&str]); 5] = [
+        // avcC in Matroska's CodecPrivate and in MP4.
+        (
+            pal("h264.mkv", "libx264", "h264_metadata"),
+            "from-h264.mkv",
+            &[],
+        ),
+        (
+            pal("h264.mp4", "libx264", "h264_metadata"),
+            "from-h264.mp4",
+            &[],
+        ),
+        // hvcC in both, and HEVC after start codes in MPEG-TS; x265 too.
+        (
+            pal("hevc.mkv", "libx265", "hevc_metadata"),
+            "from-hevc.mp4",
+            &["--codec", "x265"],
+        ),
+        (
+            pal("hevc.mp4", "libx265", "hevc_metadata"),
+            "from-hevc.mkv",
+            &[],
+        ),
+        (
+            pal("hevc.ts", "libx265", "hevc_metadata"),
+            "from-hevc-ts.mkv",
+            &["--codec", "x265"],
+        ),
+    ];
+    for (input, name, args) in cases {
+        let (matrix, ..) = colour_tags(&input);
+        assert_eq!(matrix, "bt470bg", "{name}: ffprobe reads the stream's tag");
+        let output = dir.path().join(name);
+        let text = succeeded(&upscale(args, &input, &output));
+        let (matrix, primaries, transfer, ..) = colour_tags(&output);
+        // Before: smpte170m (the stream's tag was not read there).
+        assert_eq!(
+            (matrix.as_str(), primaries.as_str(), transfer.as_str()),
+            ("bt470bg", "bt470bg", "bt470bg"),
+            "{name}: {text}"
+        );
+    }
+}
+
 /// The start line of a run (the line naming the input and what it holds).
 fn start_line(text: &str, input: &Path) -> String {
     let head = format!("gendr: {} ", input.display());

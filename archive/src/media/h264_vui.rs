@@ -4,72 +4,13 @@
 //! (5, the same coefficients) keeps its tag by having the field rewritten
 //! in the encoded stream.
 
-/// A NAL unit's payload without its emulation-prevention bytes.
-fn unescape(nal: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(nal.len());
-    let mut zeros = 0;
-    for &b in nal {
-        if zeros >= 2 && b == 3 {
-            zeros = 0;
-            continue;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
-}
-
-/// The payload with emulation-prevention bytes put back.
-fn escape(rbsp: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(rbsp.len() + 4);
-    let mut zeros = 0;
-    for &b in rbsp {
-        if zeros >= 2 && b <= 3 {
-            out.push(3);
-            zeros = 0;
-        }
-        zeros = if b == 0 { zeros + 1 } else { 0 };
-        out.push(b);
-    }
-    out
-}
-
-/// Reads bits from the start of a byte string.
-struct Bits<'a> {
-    data: &'a [u8],
-    at: usize,
-}
-
-impl Bits<'_> {
-    fn bit(&mut self) -> Option<u32> {
-        let byte = self.data.get(self.at / 8)?;
-        let bit = (byte >> (7 - self.at % 8)) & 1;
-        self.at += 1;
-        Some(u32::from(bit))
-    }
-
-    fn bits(&mut self, n: u32) -> Option<u32> {
-        (0..n).try_fold(0, |v, _| Some((v << 1) | self.bit()?))
-    }
-
-    /// An Exp-Golomb code.
-    fn ue(&mut self) -> Option<u32> {
-        let mut zeros = 0;
-        while self.bit()? == 0 {
-            zeros += 1;
-            if zeros > 31 {
-                return None;
-            }
-        }
-        Some((1u32 << zeros) - 1 + self.bits(zeros)?)
-    }
-}
+use super::rbsp::{escape, unescape, Bits};
 
 /// The bit position of `matrix_coefficients` in an SPS payload (the NAL
 /// header byte first), when its VUI writes a colour description and no
 /// scaling matrices come before it (x264 writes none by default).
 fn matrix_position(rbsp: &[u8]) -> Option<usize> {
-    let mut r = Bits { data: rbsp, at: 0 };
+    let mut r = Bits::new(rbsp);
     if r.bits(8)? & 0x1F != 7 {
         return None;
     }
@@ -244,6 +185,16 @@ pub(crate) fn avcc_length_size(avcc: &[u8]) -> Option<usize> {
     Some(usize::from(avcc.get(4)? & 3) + 1)
 }
 
+/// The colour matrix the first SPS of an `avcC` record (an avc stream's
+/// codec_data: Matroska's CodecPrivate, MP4's `avcC` box) gives.
+pub(crate) fn avcc_matrix(avcc: &[u8]) -> Option<u8> {
+    if *avcc.get(5)? & 0x1F == 0 {
+        return None;
+    }
+    let len = usize::from(u16::from_be_bytes(avcc.get(6..8)?.try_into().ok()?));
+    matrix_of(avcc.get(8..8 + len)?)
+}
+
 /// An `avcC` record (an avc stream's codec_data) with each SPS given `matrix`.
 pub(crate) fn avcc_with_matrix(avcc: &[u8], matrix: u8) -> Option<Vec<u8>> {
     let count = usize::from(*avcc.get(5)? & 0x1F);
@@ -346,6 +297,8 @@ mod tests {
             record
         };
         assert_eq!(avcc_with_matrix(&avcc(&smpte170m), 5), Some(avcc(&bt470bg)));
+        assert_eq!(avcc_matrix(&avcc(&bt470bg)), Some(5));
+        assert_eq!(avcc_matrix(&avcc(&smpte170m)), Some(6));
         assert_eq!(avcc_length_size(&avcc(&smpte170m)), Some(4));
         let unit = |sps: &[u8]| {
             let mut unit = (sps.len() as u32).to_be_bytes().to_vec();

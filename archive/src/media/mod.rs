@@ -4,9 +4,11 @@
 
 mod decode;
 pub(crate) mod h264_vui;
+mod hevc_vui;
 mod messages;
 mod output;
 mod probe;
+mod rbsp;
 
 pub use decode::*;
 pub use messages::*;

@@ -213,11 +213,17 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
             (n, d) if n > 0 && d > 0 => v.par(),
             _ => gst::Fraction::new(1, 1),
         },
-        // The container's tag, else the stream's own where the container
-        // (MPEG-TS/PS, AVI, raw) gives none.
+        // The container's tag, else the stream's own: its SPS in the codec
+        // data the parser's caps carry (Matroska's CodecPrivate, MP4's
+        // avcC/hvcC, and H.264/H.265 from MPEG-TS, which the parser gives
+        // one), else headers after start codes (MPEG-2, raw streams).
         coded_matrix: match crate::finishing::container_matrix(path)? {
-            Some(code) => code,
-            None => stream_matrix(path)?,
+            Some(Some(code)) => Some(code),
+            Some(None) => v.caps().as_ref().and_then(codec_data_matrix),
+            None => match v.caps().as_ref().and_then(codec_data_matrix) {
+                Some(code) => Some(code),
+                None => stream_matrix(path)?,
+            },
         },
         interlaced: v.is_interlaced().then(|| field_order(path)),
         video_tags: v.tags().and_then(|t| language_and_title(&t)),
@@ -440,6 +446,19 @@ pub fn mpeg2_gop_timecode(path: &Path) -> Result<Option<String>> {
 /// streams: containers that give none).
 pub fn stream_matrix(path: &Path) -> Result<Option<u8>> {
     Ok(matrix_in(&file_head(path)?))
+}
+
+/// The colour matrix code the first SPS in an H.264 or H.265 stream's
+/// codec data (`avcC`, `hvcC`) gives.
+fn codec_data_matrix(caps: &gst::Caps) -> Option<u8> {
+    let s = caps.structure(0)?;
+    let data = s.get::<gst::Buffer>("codec_data").ok()?;
+    let data = data.map_readable().ok()?;
+    match s.name().as_str() {
+        "video/x-h264" => super::h264_vui::avcc_matrix(&data),
+        "video/x-h265" => super::hevc_vui::hvcc_matrix(&data),
+        _ => None,
+    }
 }
 
 /// A file's first [`GOP_SEARCH_BYTES`]: where its stream headers are when
