@@ -451,6 +451,10 @@ fn a_rerun_removes_the_partial_files_of_killed_runs() {
 #[test]
 fn a_timeline_starting_at_one_second_is_upscaled_not_called_truncated() {
     let dir = tempfile::tempdir().unwrap();
+    let start_time = |path: &Path| -> f64 {
+        let start = &ffprobe_json(path)["format"]["start_time"];
+        start.as_str().unwrap().parse().unwrap()
+    };
     for name in ["offset.mp4", "offset.mkv"] {
         let input = dir.path().join(name);
         // What a capture cut from a longer recording looks like: an edit
@@ -463,12 +467,52 @@ fn a_timeline_starting_at_one_second_is_upscaled_not_called_truncated() {
                 "-c:v libx264 -c:a aac -output_ts_offset 1.0",
             ],
         );
-        let output = dir.path().join(format!("out-{name}"));
-        // Before: "the input ended early: its streams stop at 2.20 s of 3.00 s".
-        succeeded(&upscale(&[], &input, &output));
-        let frames = gendr_test_support::ffprobe_frame_times(&output);
-        assert_eq!(frames.len(), 20, "{name}");
-        assert_eq!(decoded_audio(&output).0, decoded_audio(&input).0, "{name}");
+        // The output starts at 0, and says so, except where an MP4 edit
+        // list goes into Matroska (kept: ffprobe reads it from 0.976 s).
+        for (out_name, kept) in [("mkv", name == "offset.mp4"), ("mp4", false)] {
+            let output = dir.path().join(format!("out-{name}.{out_name}"));
+            // Before: "the input ended early: its streams stop at 2.20 s of 3.00 s".
+            let text = succeeded(&upscale(&[], &input, &output));
+            let frames = gendr_test_support::ffprobe_frame_times(&output);
+            assert_eq!(frames.len(), 20, "{name}");
+            // (Matroska into .mp4 loses its first AAC packet, 89088 of
+            // 90112 samples: seen, not fixed; docs/fidelity.md.)
+            if (name, out_name) != ("offset.mkv", "mp4") {
+                assert_eq!(decoded_audio(&output).0, decoded_audio(&input).0, "{name}");
+            }
+            let start = start_time(&output);
+            // The audio's priming starts the input's timeline 23 ms early.
+            let note = format!(
+                "gendr: the input's timeline starts at 0.97{}",
+                if name == "offset.mp4" { "6" } else { "7" }
+            );
+            // Before: no word of the start (1 s) the output loses.
+            if kept {
+                assert!(
+                    (start - 0.976).abs() < 0.002,
+                    "{name} → {out_name}: {start}"
+                );
+                assert!(!text.contains(&note), "{name} → {out_name}: {text}");
+            } else {
+                assert!(start < 0.03, "{name} → {out_name}: {start}");
+                assert!(
+                    text.contains(&format!("{note} s; {} starts at 0", output.display())),
+                    "{name} → {out_name}: {text}"
+                );
+            }
+        }
+        // A segmented run says it as a plain one does.
+        let output = dir.path().join(format!("segmented-{name}.mp4"));
+        let text = succeeded(&upscale(
+            &["--resume", "--segment-seconds", "1"],
+            &input,
+            &output,
+        ));
+        assert!(
+            text.contains("gendr: the input's timeline starts at 0.97"),
+            "{name}: {text}"
+        );
+        assert!(start_time(&output) < 0.03, "{name}: segmented");
     }
 }
 

@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use gendr_test_support::{
-    data, ffprobe_frame_times, files_in, gendr, output_within, repo, spawn_slow_upscale, stderr,
-    upscale,
+    data, ffmpeg, ffprobe_frame_times, files_in, gendr, output_within, repo, spawn_slow_upscale,
+    stderr, upscale,
 };
 
 /// How long a run refused at its arguments, or one that waits, may take.
@@ -317,6 +317,74 @@ fn variable_frame_rate_keeps_every_frame_and_its_time() {
             "{name}: every frame at its own time"
         );
     }
+}
+
+#[test]
+fn variable_frame_rate_in_matroska_and_mpeg_ts_is_said_and_every_frame_keeps_its_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // Frame times relative to the first: an MPEG-TS starts at its clock's
+    // 1.4 s, the output at 0.
+    let relative = |path: &Path| -> Vec<String> {
+        let times: Vec<f64> = ffprobe_frame_times(path)
+            .iter()
+            .map(|t| t.parse().unwrap())
+            .collect();
+        times
+            .iter()
+            .map(|t| format!("{:.3}", t - times[0]))
+            .collect()
+    };
+    for name in ["vfr.mkv", "vfr.ts"] {
+        let input = dir.path().join(name);
+        // Six frames 100 ms apart, then six 300 to 400 ms apart.
+        ffmpeg_clip(
+            &input,
+            "64x48",
+            12,
+            &[
+                "-vf",
+                "setpts='if(lt(N,6),N*0.1,0.6+(N-6)*0.37)/TB'",
+                "-fps_mode",
+                "vfr",
+                "-c:v",
+                "libx264",
+                "-pix_fmt",
+                "yuv420p",
+            ],
+        );
+        let src = relative(&input);
+        assert_eq!(src.len(), 12, "{name}");
+        let output = dir.path().join(format!("{name}.mkv"));
+        let out = upscale(&["-m", "fast"], &input, &output);
+        let text = stderr(&out);
+        assert!(out.status.success(), "{text}");
+        // Before: "at 10/1 fps", the stream's nominal rate.
+        let start = format!(
+            "gendr: {} 64x48 at a variable frame rate (~4.58 fps),",
+            input.display()
+        );
+        assert!(text.contains(&start), "{name}: {text}");
+        assert_eq!(
+            relative(&output),
+            src,
+            "{name}: every frame at its own time"
+        );
+    }
+    // A constant rate whose Matroska times are rounded to the millisecond
+    // (33, 33, 34 ms) stays a rate.
+    let ntsc = dir.path().join("ntsc.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=s=64x48:r=30000/1001:d=1",
+        "-c:v",
+        "libx264",
+        ntsc.to_str().unwrap(),
+    ]);
+    let out = upscale(&["-m", "fast"], &ntsc, &dir.path().join("ntsc-out.mkv"));
+    let text = stderr(&out);
+    assert!(text.contains(" at 30000/1001 fps,"), "{text}");
 }
 
 /// Still-image codecs in video containers: parsed as `image/…`, not `video/…`.

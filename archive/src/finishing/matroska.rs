@@ -405,6 +405,13 @@ fn invented_name(kind: u64) -> Option<&'static [u8]> {
     }
 }
 
+/// Whether `input` is a Matroska (or WebM) file.
+pub(crate) fn is_matroska(input: &Path) -> Result<bool> {
+    let mut file = std::fs::File::open(input)
+        .with_context(|| format!("{}: cannot be read", input.display()))?;
+    Ok(Layout::read(&mut file)?.is_some())
+}
+
 /// The colour matrix code the Colour element of the first video track of
 /// the Matroska file at `input` gives. Only the Tracks element is read.
 /// Outer None: not Matroska.

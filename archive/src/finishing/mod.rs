@@ -7,7 +7,7 @@ mod mp4;
 
 use std::path::Path;
 
-use crate::error::Result;
+use crate::error::{Context, Result};
 
 pub(crate) use matroska::MatroskaExtras;
 pub(crate) use mp4::{box_bodies, has_timecode_track, read_moov, repair_opus_boxes};
@@ -29,6 +29,24 @@ pub(crate) fn container_matrix(path: &Path) -> Result<Option<Option<u8>>> {
         return Ok(Some(code));
     }
     mp4::video_matrix(path)
+}
+
+/// Containers whose timestamps are the input's own timeline (where an
+/// MPEG transport or program stream's are a clock that starts anywhere).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TimelineKind {
+    Matroska,
+    QuickTime,
+}
+
+/// Which of those `path` is, if either.
+pub(crate) fn timeline_kind(path: &Path) -> Result<Option<TimelineKind>> {
+    if matroska::is_matroska(path)? {
+        return Ok(Some(TimelineKind::Matroska));
+    }
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("{}: cannot be read", path.display()))?;
+    Ok(read_moov(&mut file)?.map(|_| TimelineKind::QuickTime))
 }
 
 /// The average rate (frames per second) of the first video track of an

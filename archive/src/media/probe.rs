@@ -4,8 +4,12 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use crate::error::{bail, err, Context, Result};
+use crate::finishing::TimelineKind;
 use gst::prelude::*;
 use gst_pbutils::prelude::*;
 use gst_video::prelude::*;
@@ -23,9 +27,12 @@ pub struct MediaInfo {
     pub audio_streams: usize,
     /// The caps of each of those audio streams, in the file's order.
     pub audio: Vec<gst::Caps>,
-    /// Set when the container's video sample times vary (MP4/MOV `stts`):
-    /// their average rate, frames per second.
+    /// Set when the video's frame times vary (an MP4/MOV's `stts`, else
+    /// the first frames' timestamps): their average rate, frames per second.
     pub variable_rate: Option<f64>,
+    /// Where the timeline of a Matroska or MP4/MOV input starts, when its
+    /// first frame comes later than 0 (an edit list, a cut's timestamps).
+    pub timeline_start: Option<TimelineStart>,
     /// The coded chroma subsampling (`4:2:2`…) where the caps tell it.
     pub chroma: Option<&'static str>,
     /// The caps of each video stream after the first (a second angle, a
@@ -59,6 +66,17 @@ pub struct MediaInfo {
     pub interlaced: Option<FieldOrder>,
     /// The video stream's language and title, as its container gives them.
     pub video_tags: Option<gst::TagList>,
+}
+
+/// How a Matroska or MP4/MOV input's timeline starts later than 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimelineStart {
+    /// An MP4/MOV edit list starts it (an empty edit, the media's first
+    /// time): qtdemux runs the streams that much later.
+    EditList(gst::ClockTime),
+    /// Matroska timestamps start there: matroskademux starts its segment at
+    /// the first one, so the streams run from 0.
+    Timestamps(gst::ClockTime),
 }
 
 /// Which field of an interlaced frame is shown first.
@@ -150,6 +168,7 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
             path.display()
         );
     }
+    let first_frames = FirstFrames::read(path)?;
     Ok(MediaInfo {
         duration: info.duration(),
         width: v.width(),
@@ -161,7 +180,11 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
             .filter(|a| is_outermost(a.upcast_ref()))
             .filter_map(|a| parsed(a.upcast_ref()).caps())
             .collect(),
-        variable_rate: crate::finishing::variable_video_rate(path)?,
+        variable_rate: match crate::finishing::variable_video_rate(path)? {
+            Some(average) => Some(average),
+            None => varying_rate(&first_frames.shown),
+        },
+        timeline_start: first_frames.timeline_start(crate::finishing::timeline_kind(path)?),
         chroma: v.caps().as_ref().and_then(coded_chroma),
         audio_streams: info
             .audio_streams()
@@ -228,6 +251,154 @@ pub fn discover(path: &Path) -> Result<MediaInfo> {
         interlaced: v.is_interlaced().then(|| field_order(path)),
         video_tags: v.tags().and_then(|t| language_and_title(&t)),
     })
+}
+
+/// How many of the video's first frames are read for their times.
+const TIMED_FRAMES: usize = 120;
+
+/// More than this many frames can come after one shown later (B-frames):
+/// the latest times of the frames read may yet have earlier ones between.
+const MAX_REORDER: usize = 16;
+
+/// The longest the look at the first frames' times may take.
+const TIMES_LIMIT: Duration = Duration::from_secs(10);
+
+/// The times of the video's first frames, and where the streams start, as
+/// parsebin hands them on.
+#[derive(Default)]
+struct FirstFrames {
+    /// The video's presentation times in order, up to where no frame can
+    /// be missing.
+    shown: Vec<gst::ClockTime>,
+    /// The earliest first packet of any stream: its presentation time, and
+    /// its time on the container's timeline (its segment's stream time).
+    earliest_pts: Option<gst::ClockTime>,
+    earliest_stream_time: Option<gst::ClockTime>,
+}
+
+/// What the pad probes gather.
+#[derive(Default)]
+struct Gathered {
+    video_pts: Vec<gst::ClockTime>,
+    video_ended: bool,
+    earliest_pts: Option<gst::ClockTime>,
+    earliest_stream_time: Option<gst::ClockTime>,
+}
+
+impl FirstFrames {
+    /// Reads the first packets of `path` (parsed, not decoded); none when
+    /// the file cannot be read so (the run says why).
+    fn read(path: &Path) -> Result<FirstFrames> {
+        let (pipeline, parse) = file_to_parsebin(path)?;
+        let gathered = Arc::new(Mutex::new(Gathered::default()));
+        let weak = pipeline.downgrade();
+        let seen = gathered.clone();
+        let video_found = AtomicBool::new(false);
+        parse.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = weak.upgrade() else {
+                return;
+            };
+            let (caps, _) = pad_caps(pad);
+            let video = decodes_to_video(&caps) && !video_found.swap(true, Ordering::SeqCst);
+            note_packet_times(pad, video, &seen);
+            let _ = discard(&pipeline, pad);
+        });
+        let bus = pipeline.bus().context("pipeline bus")?;
+        let started = Instant::now();
+        let enough =
+            |g: &Gathered| g.video_ended || g.video_pts.len() >= TIMED_FRAMES + MAX_REORDER;
+        if pipeline.set_state(gst::State::Playing).is_ok() {
+            while started.elapsed() < TIMES_LIMIT
+                && !enough(&gathered.lock().unwrap_or_else(|p| p.into_inner()))
+            {
+                let ended = bus.timed_pop_filtered(
+                    gst::ClockTime::from_mseconds(20),
+                    &[gst::MessageType::Eos, gst::MessageType::Error],
+                );
+                if ended.is_some() {
+                    break;
+                }
+            }
+        }
+        let _ = pipeline.set_state(gst::State::Null);
+        let gathered = gathered.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shown = gathered.video_pts.clone();
+        shown.sort();
+        if !gathered.video_ended {
+            shown.truncate(shown.len().saturating_sub(MAX_REORDER));
+        }
+        Ok(FirstFrames {
+            shown,
+            earliest_pts: gathered.earliest_pts,
+            earliest_stream_time: gathered.earliest_stream_time,
+        })
+    }
+
+    /// Where a Matroska or MP4/MOV input's timeline starts, when later than 0.
+    fn timeline_start(&self, kind: Option<TimelineKind>) -> Option<TimelineStart> {
+        // Less than a millisecond late is rounding.
+        let later = |t: gst::ClockTime| (t >= gst::ClockTime::from_mseconds(1)).then_some(t);
+        match kind? {
+            TimelineKind::QuickTime => {
+                later(self.earliest_stream_time?).map(TimelineStart::EditList)
+            }
+            TimelineKind::Matroska => later(self.earliest_pts?).map(TimelineStart::Timestamps),
+        }
+    }
+}
+
+/// Notes in `gathered` the time of the first packet on `pad` and, for the
+/// `video`, the times of its frames.
+fn note_packet_times(pad: &gst::Pad, video: bool, gathered: &Arc<Mutex<Gathered>>) {
+    let gathered = gathered.clone();
+    let segment = Mutex::new(None::<gst::FormattedSegment<gst::ClockTime>>);
+    let first = AtomicBool::new(true);
+    pad.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            let mut gathered = gathered.lock().unwrap_or_else(|p| p.into_inner());
+            let mut segment = segment.lock().unwrap_or_else(|p| p.into_inner());
+            match &info.data {
+                Some(gst::PadProbeData::Event(event)) => match event.view() {
+                    gst::EventView::Segment(event) => {
+                        *segment = event.segment().downcast_ref::<gst::ClockTime>().cloned();
+                    }
+                    gst::EventView::Eos(_) if video => gathered.video_ended = true,
+                    _ => {}
+                },
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    if let Some(pts) = buffer.pts() {
+                        if first.swap(false, Ordering::SeqCst) {
+                            let earliest =
+                                |e: Option<gst::ClockTime>, t| Some(e.map_or(t, |e| e.min(t)));
+                            gathered.earliest_pts = earliest(gathered.earliest_pts, pts);
+                            if let Some(time) = segment.as_ref().and_then(|s| s.to_stream_time(pts))
+                            {
+                                gathered.earliest_stream_time =
+                                    earliest(gathered.earliest_stream_time, time);
+                            }
+                        }
+                        if video {
+                            gathered.video_pts.push(pts);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
+}
+
+/// The average rate (frames per second) of frames shown at `times` (in
+/// order), when the gaps between them vary by more than 5 % and a
+/// millisecond (Matroska's usual tick: 29.97 fps is 33, 33, 34 ms…).
+fn varying_rate(times: &[gst::ClockTime]) -> Option<f64> {
+    let gaps: Vec<u64> = times.windows(2).map(|w| (w[1] - w[0]).nseconds()).collect();
+    let (min, max) = (*gaps.iter().min()?, *gaps.iter().max()?);
+    let varies = max - min > (min / 20).max(1_000_000);
+    let span = (*times.last()? - *times.first()?).nseconds();
+    (varies && span > 0).then(|| gaps.len() as f64 * 1e9 / span as f64)
 }
 
 /// Frames per second above which a "rate" is a clock (90000/1 from an
@@ -643,4 +814,27 @@ pub fn file_to_appsink(path: &Path, chain: &str) -> Result<(gst::Pipeline, gst_a
         .and_then(|s| s.downcast::<gst_app::AppSink>().ok())
         .context("appsink")?;
     Ok((pipeline, sink))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn times(ms: &[u64]) -> Vec<gst::ClockTime> {
+        ms.iter()
+            .map(|&t| gst::ClockTime::from_mseconds(t))
+            .collect()
+    }
+
+    #[test]
+    fn a_rate_varies_by_more_than_rounding() {
+        // 29.97 fps rounded to Matroska's milliseconds, 25 fps exactly.
+        assert_eq!(varying_rate(&times(&[0, 33, 67, 100, 133, 167, 200])), None);
+        assert_eq!(varying_rate(&times(&[0, 40, 80, 120])), None);
+        // 100 ms apart, then 300 to 400 ms: 7 gaps in 1.4 s.
+        let average = varying_rate(&times(&[0, 100, 200, 300, 600, 1000, 1300, 1400]));
+        assert_eq!(average.map(|a| (a * 100.0).round() / 100.0), Some(5.0));
+        // Too few frames to tell.
+        assert_eq!(varying_rate(&times(&[0])), None);
+    }
 }

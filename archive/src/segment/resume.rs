@@ -39,6 +39,9 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
             dir.display(),
             args.output.display()
         );
+        if let Some(note) = upscale::timeline_start_note(&info, &args.output) {
+            eprintln!("gendr: {note}");
+        }
     }
     let session =
         Session::new(&dir, &manifest, args.quiet, args.stall_timeout, caller).with_info(info);

@@ -9,7 +9,7 @@ use crate::error::{bail, Result};
 use super::encode::{muxer_for, Encoding};
 use super::others::OtherStreams;
 use super::video;
-use crate::media::MediaInfo;
+use crate::media::{MediaInfo, TimelineStart};
 use crate::request::{Codec, Deinterlace, Target};
 
 /// Refuses frames gendrsr cannot negotiate before any work starts: the
@@ -62,10 +62,31 @@ fn check_hdr_metadata(info: &MediaInfo, encoding: &Encoding, output: &Path) -> R
 pub(crate) fn check_options(info: &MediaInfo, target: Target) -> Result<(Encoding, Vec<String>)> {
     target.options.sr.validate()?;
     check_frame_size(info, target.input, &target.options.sr.model)?;
-    let notes = video::describe(target.options, info)?;
+    let mut notes = video::describe(target.options, info)?;
+    notes.extend(timeline_start_note(info, target.output));
     let encoding = Encoding::choose(target.options, info);
     check_hdr_metadata(info, &encoding, target.output)?;
     Ok((encoding, notes))
+}
+
+/// What is said of an input whose timeline starts later than 0, where the
+/// output's starts at 0: only an MP4/MOV's edit list into Matroska keeps
+/// it (qtdemux runs the streams that much later and matroskamux writes
+/// the times as they run); mp4mux/qtmux start a movie at its first packet,
+/// and matroskademux starts its streams at their first timestamp.
+pub(crate) fn timeline_start_note(info: &MediaInfo, output: &Path) -> Option<String> {
+    let into_matroska = output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("mkv"));
+    let start = match info.timeline_start? {
+        TimelineStart::EditList(_) if into_matroska => return None,
+        TimelineStart::EditList(start) | TimelineStart::Timestamps(start) => start,
+    };
+    Some(format!(
+        "the input's timeline starts at {:.3} s; {} starts at 0 (the times within it are kept)",
+        start.nseconds() as f64 / 1e9,
+        output.display()
+    ))
 }
 
 /// What a segmented job checks when it is planned, so that nothing it could

@@ -19,7 +19,7 @@ mod timeline;
 mod video;
 
 use check::check_options;
-pub(crate) use check::{check_job, check_output};
+pub(crate) use check::{check_job, check_output, timeline_start_note};
 pub use encode::{muxer_for, Encoding};
 pub(crate) use job::{Job, Video, Window};
 pub(crate) use others::OtherStreams;
