@@ -103,10 +103,11 @@ pub(crate) fn lost_audio_edges(input: &std::path::Path) -> Result<Option<String>
     Ok((edited > 0).then(|| {
         format!(
             "gendr: warning: {}: {edited} audio track(s) start inside an edit list (encoder \
-             priming), and GStreamer 1.22 writes none for audio: a priming packet that ends \
+             priming), which GStreamer 1.22's matroskamux cannot hide: a priming packet that ends \
              before the edit is cut (the first packet then decodes without it), one the edit \
              starts within is kept whole (its priming played before the first frame)",
             input.display()
         )
     }))
 }
+
