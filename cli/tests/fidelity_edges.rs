@@ -401,6 +401,39 @@ fn priming_hidden_by_an_mp4_edit_list_stays_hidden_in_mp4_and_mov() {
     );
 }
 
+#[test]
+fn opus_from_matroska_keeps_its_last_packet_in_mp4() {
+    // matroskademux hands Opus packets on without durations and parsebin
+    // plugs no parser after it: mp4mux gave the last packet a duration of
+    // 0 in `stts`, and readers dropped it (100 of 101 packets).
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("opus.mkv");
+    clip_with_audio_tracks(&input, &["-g", "25"], &["libopus"]);
+    let expected = audio_counts(&input, 0);
+    // ffmpeg's own copy into mp4 decodes what an mp4 of these packets
+    // holds: MP4 has no place for the last packet's end trimming.
+    let reference = dir.path().join("ffmpeg-copy.mp4");
+    ffmpeg(&[
+        "-i",
+        input.to_str().unwrap(),
+        "-map",
+        "0:a",
+        "-c",
+        "copy",
+        reference.to_str().unwrap(),
+    ]);
+    let output = dir.path().join("out.mp4");
+    let run = upscale(&[], &input, &output);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let joined = dir.path().join("joined.mp4");
+    segmented(&input, &dir.path().join("opus.job"), &joined);
+    for (output, run) in [(&output, "plain"), (&joined, "segmented")] {
+        let (packets, samples) = audio_counts(output, 0);
+        assert_eq!(packets, expected.0, "{run}: every packet of the input's");
+        assert_eq!(samples, audio_counts(&reference, 0).1, "{run}");
+    }
+}
+
 /// An audio stream's edges as ffmpeg decodes them: packets, samples
 /// decoded, and where its first sample starts and its last one ends, in
 /// milliseconds from the start of the video's frame grid (A/V sync at both
