@@ -350,3 +350,102 @@ pub(crate) fn write_audio_edits(path: &Path, input: &[SoundTrack]) -> Result<usi
     }
     Ok(rewritten)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn words(values: &[u32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    /// A version 0 sound `trak`: one chunk of samples of `sizes`, each
+    /// 1024 ticks at 48 kHz, behind the edits (movie ticks, media time).
+    fn sound_trak(id: u32, format: &[u8; 4], sizes: &[u32], edits: &[(u32, i32)]) -> Vec<u8> {
+        let tkhd = words(&[0, 0, 0, id, 0, 5000]);
+        let mut elst = words(&[0, edits.len() as u32]);
+        for (duration, media) in edits {
+            elst.extend(words(&[*duration, *media as u32, 1 << 16]));
+        }
+        let mut stsd = words(&[0, 1]);
+        stsd.extend(mp4_box(format, &[0; 28]));
+        let mut stsz = words(&[0, 0, sizes.len() as u32]);
+        stsz.extend(words(sizes));
+        let stbl = [
+            mp4_box(b"stsd", &stsd),
+            mp4_box(b"stts", &words(&[0, 1, sizes.len() as u32, 1024])),
+            mp4_box(b"stsc", &words(&[0, 1, 1, sizes.len() as u32, 1])),
+            mp4_box(b"stsz", &stsz),
+            mp4_box(b"stco", &words(&[0, 1, 40])),
+        ]
+        .concat();
+        let mut hdlr = words(&[0, 0]);
+        hdlr.extend_from_slice(b"soun");
+        let mdia = [
+            mp4_box(b"mdhd", &words(&[0, 0, 0, 48_000, 0])),
+            mp4_box(b"hdlr", &hdlr),
+            mp4_box(b"minf", &mp4_box(b"stbl", &stbl)),
+        ]
+        .concat();
+        let trak = [
+            mp4_box(b"tkhd", &tkhd),
+            mp4_box(b"edts", &mp4_box(b"elst", &elst)),
+            mp4_box(b"mdia", &mdia),
+        ]
+        .concat();
+        mp4_box(b"trak", &trak)
+    }
+
+    /// A `moov` body at movie timescale 2500 holding `traks`.
+    fn moov(traks: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = mp4_box(b"mvhd", &words(&[0, 0, 0, 2500, 5000]));
+        body.extend(traks.concat());
+        body
+    }
+
+    #[test]
+    fn the_output_edit_hides_what_the_matching_input_edit_hides() {
+        let sizes: Vec<u32> = (100..120).collect();
+        // The input's AC-3 (track 3) hides 256 ticks of its first sample,
+        // its AAC (track 2) the whole first sample.
+        let input = sound_tracks(&moov(&[
+            sound_trak(2, b"mp4a", &sizes, &[(2000, 1024)]),
+            sound_trak(3, b"ac-3", &sizes, &[(2000, 256)]),
+        ]));
+        assert_eq!(input[1].edit_media_time, Some(256));
+        // The muxer numbered them otherwise; its AAC holds the priming
+        // sample, an AAC that starts after it holds nothing hidden, and a
+        // track of no input's is left alone.
+        let mut output = moov(&[
+            sound_trak(1, b"ac-3", &sizes, &[(16, -1), (5000, 0)]),
+            sound_trak(2, b"mp4a", &sizes, &[(5000, 0)]),
+            sound_trak(3, b"mp4a", &sizes[1..], &[(5000, 0)]),
+            sound_trak(4, b"Opus", &sizes, &[(5000, 0)]),
+        ]);
+        assert_eq!(hide_priming(&mut output, &input), 2);
+        let written: Vec<Option<i64>> = sound_tracks(&output)
+            .iter()
+            .map(|t| t.edit_media_time)
+            .collect();
+        // Two edits (empty, then the media) read as none: the list itself.
+        assert_eq!(written, vec![None, Some(1024), Some(0), Some(0)]);
+        let ac3 = track_boxes(&output)[0].1.elst;
+        let entries = edits(&output[ac3.0..ac3.0 + ac3.1]).unwrap();
+        // 256 ticks at 48 kHz are 13 at 2500: the edit that much shorter.
+        let shown: Vec<(u64, i64)> = entries.iter().map(|(d, m, _)| (*d, *m)).collect();
+        assert_eq!(shown, vec![(16, -1), (4987, 256)]);
+        // The movie lasts as its longest track, now the AC-3's.
+        let mut output = moov(&[sound_trak(1, b"ac-3", &sizes, &[(5000, 0)])]);
+        assert_eq!(hide_priming(&mut output, &input), 1);
+        // mvhd's duration: past its 8-byte header, version, flags, times
+        // and timescale.
+        assert_eq!(u32_at(&output, 8 + 16), Some(4987));
+    }
+}
