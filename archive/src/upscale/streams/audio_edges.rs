@@ -139,8 +139,9 @@ fn edited_sound_track(trak: &[u8]) -> bool {
 }
 
 /// The warning for an MP4/MOV input whose audio starts inside an edit
-/// list: no GStreamer 1.22 muxer writes an audio edit list, so a priming
-/// packet that ends before the edit is cut (the first packet then decodes
+/// list, into Matroska (MP4/MOV outputs get edit lists that hide the
+/// priming again, see `finishing`): matroskamux 1.22 writes nothing that
+/// hides it, so a priming packet that ends before the edit is cut (the first packet then decodes
 /// without its warm-up), and one the edit starts within is kept whole, its
 /// priming played in the timeline's lead (see `timeline`). The last
 /// packets, which qtdemux keeps back, are read from the file
