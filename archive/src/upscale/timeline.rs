@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Context, Result};
+use crate::finishing;
 use crate::media;
 use gst::prelude::*;
 
@@ -132,7 +133,18 @@ pub(crate) fn timeline(
     keep_subtitles: bool,
     edited_audio: Option<&gst::Caps>,
 ) -> Result<Timeline> {
-    let edited = quicktime_moov(input)?.is_some();
+    let moov = quicktime_moov(input)?;
+    let edited = moov.is_some();
+    // The tracks whose priming the output's edit can hide: those whose
+    // sample table the finishing step matches the output's against (not
+    // a fragmented file's, whose samples lie in fragments).
+    let rewritable: Vec<u32> = moov
+        .map(|moov| finishing::sound_tracks(&moov))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.edit_media_time.unwrap_or(0) > 0 && !t.sizes.is_empty())
+        .map(|t| t.id)
+        .collect();
     let (pipeline, parse) = media::file_to_parsebin(input)?;
     let look = Arc::new(Mutex::new(Look {
         edited,
@@ -148,16 +160,17 @@ pub(crate) fn timeline(
         let (caps, name) = media::pad_caps(pad);
         let audio = name.starts_with("audio/");
         let copied = audio || (keep_subtitles && is_subtitle(&name));
+        let track = pad.stream_id().and_then(|id| quicktime_track(&id));
+        let hides_early = audio
+            && track.is_some_and(|t| rewritable.contains(&t))
+            && edited_audio
+                .as_ref()
+                .is_some_and(|c| c.can_intersect(&caps));
         let index = {
             let mut look = seen.lock().unwrap_or_else(|p| p.into_inner());
-            let hides_early = look.edited
-                && audio
-                && edited_audio
-                    .as_ref()
-                    .is_some_and(|c| c.can_intersect(&caps));
             look.streams.push(FirstPacket {
                 copied,
-                track: pad.stream_id().and_then(|id| quicktime_track(&id)),
+                track,
                 hides_early,
                 ..FirstPacket::default()
             });
