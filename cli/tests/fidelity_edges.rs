@@ -228,11 +228,13 @@ fn clip_with_audio_tracks(path: &Path, video_options: &[&str], codecs: &[&str]) 
 }
 
 #[test]
-fn audio_at_the_edges_of_an_mp4_edit_list_is_kept_into_matroska_and_its_end_into_mp4() {
+fn audio_at_the_edges_of_an_mp4_edit_list_is_kept_into_matroska() {
     // AAC, AC-3 and Opus in MP4, each behind an edit list that skips the
     // encoder's priming: qtdemux handed the priming packet on before the
     // segment (the muxer cut it) and kept back the last AAC and Opus
-    // packets, plain and segmented alike (AAC 95 → 93 packets).
+    // packets, plain and segmented alike (AAC 95 → 93 packets). Matroska
+    // cannot hide the priming as GStreamer 1.22 writes it (into MP4/MOV:
+    // `priming_hidden_by_an_mp4_edit_list_stays_hidden_in_mp4_and_mov`).
     let codecs = ["aac", "ac3", "libopus"];
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("phone.mp4");
@@ -249,10 +251,7 @@ fn audio_at_the_edges_of_an_mp4_edit_list_is_kept_into_matroska_and_its_end_into
     let joined = dir.path().join("joined.mkv");
     let said = segmented(&input, &dir.path().join("mkv.job"), &joined);
     assert!(said.contains(line), "{said}");
-    let mp4 = dir.path().join("plain.mp4");
-    let run = upscale(&[], &input, &mp4);
-    assert!(run.status.success(), "{}", stderr(&run));
-    for (output, run) in [(&plain, "plain"), (&joined, "segmented"), (&mp4, "mp4")] {
+    for (output, run) in [(&plain, "plain"), (&joined, "segmented")] {
         for (i, codec) in codecs.iter().enumerate() {
             let (expected, out) = (
                 audio_edges_of(&input, i),
@@ -326,6 +325,113 @@ fn audio_at_the_edges_of_an_mp4_edit_list_is_kept_into_matroska_and_its_end_into
         (out.end_ms - expected.end_ms).abs() <= 1.0,
         "{out:?}, {expected:?}"
     );
+}
+
+#[test]
+fn priming_hidden_by_an_mp4_edit_list_stays_hidden_in_mp4_and_mov() {
+    // mp4mux and qtmux 1.22 write every audio edit from media time 0: the
+    // AAC priming packet was cut (94 of 95 packets) and AC-3's 256 and
+    // Opus's 312 priming samples played before the first frame, the video
+    // moved 6.4 ms later to make room. The output's edits now hide what
+    // the input's hide: every packet, sample and time as the input
+    // decodes, plain, plan + run-segment + join and --resume.
+    let codecs = ["aac", "ac3", "libopus"];
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("phone.mp4");
+    clip_with_audio_tracks(&input, &["-g", "25"], &codecs);
+    let expected: Vec<AudioEdges> = (0..codecs.len())
+        .map(|i| audio_edges_of(&input, i))
+        .collect();
+    let warnings = ["start inside an edit list", "are cut"];
+    let mut outputs = Vec::new();
+    for name in ["plain.mp4", "plain.mov"] {
+        let output = dir.path().join(name);
+        let run = upscale(&[], &input, &output);
+        assert!(run.status.success(), "{}", stderr(&run));
+        for warning in warnings {
+            assert!(!stderr(&run).contains(warning), "{}", stderr(&run));
+        }
+        outputs.push((output, name));
+    }
+    let joined = dir.path().join("joined.mp4");
+    let said = segmented(&input, &dir.path().join("mp4.job"), &joined);
+    assert!(warnings.iter().all(|w| !said.contains(w)), "{said}");
+    outputs.push((joined, "segmented"));
+    let resumed = dir.path().join("resumed.mp4");
+    let run = upscale(&["--resume", "--segment-seconds", "1"], &input, &resumed);
+    assert!(run.status.success(), "{}", stderr(&run));
+    outputs.push((resumed, "--resume"));
+    for (output, run) in &outputs {
+        // The video starts where the input's does: it was not moved.
+        let start = first_entry(output, "v:0", "stream=start_time");
+        assert_eq!(start.parse::<f64>().ok(), Some(0.0), "{run}: {start}");
+        for (i, codec) in codecs.iter().enumerate() {
+            let at = audio_index(output, codec);
+            assert_same_edges_of(&expected[i], output, at, &format!("{codec}, {run}"));
+        }
+    }
+
+    // A clip cut with `ffmpeg -ss 0.5 -c copy`: its AAC edit hides 448
+    // samples of the packet the cut falls in, as the output's now does.
+    let cut = dir.path().join("cut.mp4");
+    ffmpeg(&[
+        "-ss",
+        "0.5",
+        "-i",
+        input.to_str().unwrap(),
+        "-map",
+        "0:v",
+        "-map",
+        "0:a:0",
+        "-c",
+        "copy",
+        cut.to_str().unwrap(),
+    ]);
+    let output = dir.path().join("cut-out.mp4");
+    let run = upscale(&[], &cut, &output);
+    assert!(run.status.success(), "{}", stderr(&run));
+    // Against the video's frame grid it lies 20 ms later, as into .mkv
+    // (the cut falls inside a frame; a video matter): samples and span.
+    let (expected, out) = (audio_edges(&cut), audio_edges(&output));
+    assert_eq!(out.samples, expected.samples, "{out:?}, {expected:?}");
+    let span = |e: &AudioEdges| e.end_ms - e.first_ms;
+    assert!(
+        (span(&out) - span(&expected)).abs() <= 1.0,
+        "{out:?}, {expected:?}"
+    );
+}
+
+#[test]
+fn opus_from_matroska_keeps_its_last_packet_in_mp4() {
+    // matroskademux hands Opus packets on without durations and parsebin
+    // plugs no parser after it: mp4mux gave the last packet a duration of
+    // 0 in `stts`, and readers dropped it (100 of 101 packets).
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("opus.mkv");
+    clip_with_audio_tracks(&input, &["-g", "25"], &["libopus"]);
+    let expected = audio_counts(&input, 0);
+    // ffmpeg's own copy into mp4 decodes what an mp4 of these packets
+    // holds: MP4 has no place for the last packet's end trimming.
+    let reference = dir.path().join("ffmpeg-copy.mp4");
+    ffmpeg(&[
+        "-i",
+        input.to_str().unwrap(),
+        "-map",
+        "0:a",
+        "-c",
+        "copy",
+        reference.to_str().unwrap(),
+    ]);
+    let output = dir.path().join("out.mp4");
+    let run = upscale(&[], &input, &output);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let joined = dir.path().join("joined.mp4");
+    segmented(&input, &dir.path().join("opus.job"), &joined);
+    for (output, run) in [(&output, "plain"), (&joined, "segmented")] {
+        let (packets, samples) = audio_counts(output, 0);
+        assert_eq!(packets, expected.0, "{run}: every packet of the input's");
+        assert_eq!(samples, audio_counts(&reference, 0).1, "{run}");
+    }
 }
 
 /// An audio stream's edges as ffmpeg decodes them: packets, samples

@@ -2,6 +2,7 @@
 //! GStreamer 1.22's muxers write something wrong that no caps or tag can
 //! prevent: each rewrites bytes of the finished file in place.
 
+mod audio_edits;
 mod matroska;
 mod mp4;
 
@@ -9,6 +10,7 @@ use std::path::Path;
 
 use crate::error::{Context, Result};
 
+pub(crate) use audio_edits::{sound_tracks, SoundTrack};
 pub(crate) use matroska::MatroskaExtras;
 pub(crate) use mp4::{box_bodies, has_timecode_track, read_moov, repair_opus_boxes};
 
@@ -67,6 +69,9 @@ pub(crate) struct SourceMetadata {
     /// The video's colour matrix code, written over the muxers' 6 when it
     /// is bt470bg (5).
     matrix: Option<u8>,
+    /// An MP4/MOV input's sound tracks, whose edits' hidden priming an
+    /// MP4/MOV output's audio edits hide again.
+    sound_tracks: Vec<SoundTrack>,
 }
 
 impl SourceMetadata {
@@ -75,11 +80,17 @@ impl SourceMetadata {
         titles: &[String],
         matrix: Option<u8>,
     ) -> Result<SourceMetadata> {
+        let mut file = std::fs::File::open(input)
+            .with_context(|| format!("{}: cannot be read", input.display()))?;
+        let sound_tracks = read_moov(&mut file)?
+            .map(|(_, moov)| sound_tracks(&moov))
+            .unwrap_or_default();
         Ok(SourceMetadata {
             matroska: MatroskaExtras::read(input)?,
             quicktime: mp4::QuickTimeMetadata::read(input)?,
             titles: titles.to_vec(),
             matrix: matrix.filter(|m| *m == MATRIX_BT470BG),
+            sound_tracks,
         })
     }
 
@@ -116,6 +127,7 @@ impl SourceMetadata {
             )
         } else {
             repair_opus_boxes(output)?;
+            audio_edits::write_audio_edits(output, &self.sound_tracks)?;
             // A Matroska input's LOCATION tag becomes a `©xyz` box.
             let location = self
                 .quicktime

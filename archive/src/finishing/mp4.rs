@@ -80,13 +80,13 @@ pub(crate) fn read_moov(file: &mut std::fs::File) -> Result<Option<(u64, Vec<u8>
 }
 
 /// A file's `moov` box: where it starts, its header's length, its body.
-struct MoovBox {
-    at: u64,
-    header: u64,
-    body: Vec<u8>,
+pub(super) struct MoovBox {
+    pub at: u64,
+    pub header: u64,
+    pub body: Vec<u8>,
 }
 
-fn moov_box(file: &mut std::fs::File) -> Result<Option<MoovBox>> {
+pub(super) fn moov_box(file: &mut std::fs::File) -> Result<Option<MoovBox>> {
     const TOP_LEVEL: [&[u8]; 7] = [
         b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"uuid",
     ];
@@ -473,7 +473,7 @@ pub(crate) fn box_bodies(data: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> 
 }
 
 /// The boxes in `data`: type, body offset within `data`, body length.
-fn boxes(data: &[u8]) -> Vec<([u8; 4], usize, usize)> {
+pub(super) fn boxes(data: &[u8]) -> Vec<([u8; 4], usize, usize)> {
     let mut found = Vec::new();
     let mut at = 0usize;
     while let Some(head) = data.get(at..at + 8) {

@@ -14,7 +14,8 @@ use super::progress::Progress;
 use super::streams::{
     copy_audio, copy_subtitle, copy_video, drop_toc, is_subtitle, writes_matroska, SoundTracks,
 };
-use super::{timeline, video};
+use super::timeline::{self, Timeline};
+use super::video;
 use crate::media::{self, MediaInfo};
 use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
 use crate::{Caller, Cancel, Error, Observer};
@@ -662,9 +663,9 @@ struct Routing {
     video_only: bool,
     /// Where a segment's decoding starts.
     seek_to: Option<gst::ClockTime>,
-    /// How much later every stream runs, so that the copied streams' first
-    /// packets are kept ([`timeline::lead`]).
-    lead: gst::ClockTime,
+    /// How much later the streams run, so that the copied streams' first
+    /// packets are kept ([`timeline::timeline`]).
+    timeline: Timeline,
     /// An MP4/MOV input's sound tracks, whose last packets qtdemux keeps back.
     sound_tracks: Option<Arc<SoundTracks>>,
     transcode_audio: bool,
@@ -703,11 +704,11 @@ impl Routing {
                 match self.decode.as_ref().and_then(|d| d.upgrade()) {
                     // The video comes encoded from elsewhere.
                     None => {
-                        carry_file_events(pad, &muxer, self.keep_chapters, self.lead);
+                        carry_file_events(pad, &muxer, self.keep_chapters, self.timeline.lead);
                         media::discard(&pipeline, pad)
                     }
                     Some(decode) => {
-                        timeline::run_later(pad, self.lead, false);
+                        timeline::run_later(pad, self.timeline.lead, false);
                         self.decode_video(parse, pad, &decode, &name)
                     }
                 }
@@ -715,7 +716,7 @@ impl Routing {
                 // A segment holds the video alone; join adds the rest.
                 media::discard(&pipeline, pad)
             } else if name.starts_with("audio/") {
-                timeline::run_later(pad, self.lead, true);
+                timeline::run_later(pad, self.timeline.audio_lead(pad), true);
                 if let Some(tracks) = &self.sound_tracks {
                     tracks.complete(pad);
                 }
@@ -728,11 +729,11 @@ impl Routing {
                     self.transcode_audio,
                 )
             } else if self.keep_subtitles && is_subtitle(&name) {
-                timeline::run_later(pad, self.lead, true);
+                timeline::run_later(pad, self.timeline.lead, true);
                 copy_subtitle(&pipeline, &muxer, pad, &caps, &self.output)
             } else if !is_subtitle(&name) && media::decodes_to_video(&caps) {
                 // Video beyond the first: a second angle, copied as it is.
-                timeline::run_later(pad, self.lead, false);
+                timeline::run_later(pad, self.timeline.lead, false);
                 copy_video(&pipeline, &muxer, pad, &self.progress)
             } else {
                 media::discard(&pipeline, pad)
@@ -856,11 +857,17 @@ impl Job {
         let video_only = window.is_some();
         let keep_subtitles = target.options.subtitles == KeepOrDrop::Keep;
         // A segment's video is timed as the input's; join moves it with the rest.
-        let lead = if video_only {
-            gst::ClockTime::ZERO
+        let timeline = if video_only {
+            Timeline::default()
         } else {
-            timeline::lead(target.input, keep_subtitles)?
+            // The audio an MP4/MOV output copies, whose priming its edit
+            // lists hide again (`finishing`).
+            let edited_audio = (!writes_matroska(&muxer))
+                .then(|| muxer.pad_template("audio_%u").map(|t| t.caps().clone()))
+                .flatten();
+            timeline::timeline(target.input, keep_subtitles, edited_audio.as_ref())?
         };
+        let lead = timeline.lead;
         // Chapters handed to the muxer up front (an MP4/MOV input's) move
         // with the streams, as those the streams carry do (`run_later`).
         if let Some(setter) = muxer.dynamic_cast_ref::<gst::TocSetter>() {
@@ -886,7 +893,7 @@ impl Job {
             seek_to: window
                 .filter(|w| w.seek)
                 .map(|w| w.preroll.unwrap_or(w.first)),
-            lead,
+            timeline,
             sound_tracks: if video_only {
                 None
             } else {

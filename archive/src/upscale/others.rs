@@ -92,7 +92,12 @@ impl OtherStreams {
             source,
             lost_tags,
             lost_attachments,
-            lost_audio_edges: streams::lost_audio_edges(target.input)?,
+            // MP4/MOV outputs hide the priming again with their own edits.
+            lost_audio_edges: if writes_matroska {
+                streams::lost_audio_edges(target.input)?
+            } else {
+                None
+            },
         })
     }
 

@@ -9,16 +9,23 @@
 //! running time is moved later by the same lead instead, the copied
 //! streams' segments starting early enough to hold their first packet: the
 //! streams keep their times relative to each other.
+//!
+//! Into MP4/MOV, encoder priming that an MP4/MOV input's audio edit list
+//! hides is hidden again by the output's edit list (`finishing`): such a
+//! track alone runs later by its hidden stretch, from its first packet,
+//! and the other streams do not move for it.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{Context, Result};
+use crate::finishing;
 use crate::media;
 use gst::prelude::*;
 
-use super::streams::{is_subtitle, quicktime_moov};
+use super::streams::{is_subtitle, quicktime_moov, quicktime_track};
 
 /// How far past its segment's start a stream is read for the first packets
 /// of the others: demuxed files interleave their streams more closely.
@@ -33,6 +40,13 @@ struct FirstPacket {
     /// Whether its packets are copied into the output before its segment
     /// can hold them (audio; subtitles when kept).
     copied: bool,
+    /// An MP4/MOV input's track ID.
+    track: Option<u32>,
+    /// Whether the output's edit list hides what lies before its segment
+    /// (an MP4/MOV input's audio copied into MP4/MOV).
+    hides_early: bool,
+    /// The earliest packet of such a stream before its segment.
+    earliest_hidden: Option<gst::ClockTime>,
     start: Option<gst::ClockTime>,
     /// The earliest packet shown (in part, at least).
     first_pts: Option<gst::ClockTime>,
@@ -69,19 +83,68 @@ impl Look {
             .max()
             .unwrap_or(gst::ClockTime::ZERO)
     }
+
+    /// How far before its segment's start each stream whose output edit
+    /// hides it starts, by track ID.
+    fn hidden(&self) -> HashMap<u32, gst::ClockTime> {
+        self.streams
+            .iter()
+            .filter_map(|s| Some((s.track?, s.start?.checked_sub(s.earliest_hidden?)?)))
+            .filter(|(_, hidden)| !hidden.is_zero())
+            .collect()
+    }
+}
+
+/// How much later than their segments say the streams of an input run.
+#[derive(Debug, Default)]
+pub(crate) struct Timeline {
+    /// Every stream's lead (see [`timeline`]).
+    pub lead: gst::ClockTime,
+    /// The stretch before its segment that the output's edit list hides,
+    /// by MP4/MOV track ID, which that track runs later still.
+    hidden: HashMap<u32, gst::ClockTime>,
+}
+
+impl Timeline {
+    /// How much later the copied audio stream on `pad` runs: the lead, and
+    /// what the output's edit list hides of it.
+    pub(crate) fn audio_lead(&self, pad: &gst::Pad) -> gst::ClockTime {
+        let hidden = pad
+            .stream_id()
+            .and_then(|id| quicktime_track(&id))
+            .and_then(|track| self.hidden.get(&track).copied());
+        self.lead + hidden.unwrap_or(gst::ClockTime::ZERO)
+    }
 }
 
 /// How much later than its segment says every stream of `input` must run so
 /// that the earliest packet of a copied stream (audio; subtitles when
 /// `keep_subtitles`) is kept; zero when none lies before its segment.
 ///
-/// In an MP4/MOV input an edit list may start a track's media within a
-/// packet (encoder priming: AC-3's 256 samples, Opus's pre-skip): that
-/// packet is held, its priming played in the lead. A packet that ends
-/// before the edit (AAC's 1024 priming samples) is shown by no player, and
-/// is left out as before: the muxers write no audio edit list to hide it.
-pub(crate) fn lead(input: &Path, keep_subtitles: bool) -> Result<gst::ClockTime> {
-    let edited = quicktime_moov(input)?.is_some();
+/// In an MP4/MOV input an edit list may start a track's media within or
+/// after a packet (encoder priming: AAC's 1024 samples, AC-3's 256, Opus's
+/// pre-skip). Audio in `edited_audio` caps (what an MP4/MOV output copies
+/// and hides again with its own edit list) is given its own stretch, from
+/// its first packet, and leads nothing. Otherwise (Matroska) a packet the
+/// edit starts within is held, its priming played in the lead, and one
+/// that ends before the edit is shown by no player and left out.
+pub(crate) fn timeline(
+    input: &Path,
+    keep_subtitles: bool,
+    edited_audio: Option<&gst::Caps>,
+) -> Result<Timeline> {
+    let moov = quicktime_moov(input)?;
+    let edited = moov.is_some();
+    // The tracks whose priming the output's edit can hide: those whose
+    // sample table the finishing step matches the output's against (not
+    // a fragmented file's, whose samples lie in fragments).
+    let rewritable: Vec<u32> = moov
+        .map(|moov| finishing::sound_tracks(&moov))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|t| t.edit_media_time.unwrap_or(0) > 0 && !t.sizes.is_empty())
+        .map(|t| t.id)
+        .collect();
     let (pipeline, parse) = media::file_to_parsebin(input)?;
     let look = Arc::new(Mutex::new(Look {
         edited,
@@ -89,16 +152,26 @@ pub(crate) fn lead(input: &Path, keep_subtitles: bool) -> Result<gst::ClockTime>
     }));
     let weak = pipeline.downgrade();
     let seen = look.clone();
+    let edited_audio = edited_audio.cloned();
     parse.connect_pad_added(move |_, pad| {
         let Some(pipeline) = weak.upgrade() else {
             return;
         };
-        let (_, name) = media::pad_caps(pad);
-        let copied = name.starts_with("audio/") || (keep_subtitles && is_subtitle(&name));
+        let (caps, name) = media::pad_caps(pad);
+        let audio = name.starts_with("audio/");
+        let copied = audio || (keep_subtitles && is_subtitle(&name));
+        let track = pad.stream_id().and_then(|id| quicktime_track(&id));
+        let hides_early = audio
+            && track.is_some_and(|t| rewritable.contains(&t))
+            && edited_audio
+                .as_ref()
+                .is_some_and(|c| c.can_intersect(&caps));
         let index = {
             let mut look = seen.lock().unwrap_or_else(|p| p.into_inner());
             look.streams.push(FirstPacket {
                 copied,
+                track,
+                hides_early,
                 ..FirstPacket::default()
             });
             look.streams.len() - 1
@@ -128,8 +201,11 @@ pub(crate) fn lead(input: &Path, keep_subtitles: bool) -> Result<gst::ClockTime>
         }
     }
     let _ = pipeline.set_state(gst::State::Null);
-    let lead = look.lock().unwrap_or_else(|p| p.into_inner()).lead();
-    Ok(lead)
+    let look = look.lock().unwrap_or_else(|p| p.into_inner());
+    Ok(Timeline {
+        lead: look.lead(),
+        hidden: look.hidden(),
+    })
 }
 
 /// Notes the segment start and first packet of the stream on `pad`.
@@ -160,8 +236,12 @@ fn note_first_packet(pad: &gst::Pad, index: usize, look: &Arc<Mutex<Look>>) {
                 Some(gst::PadProbeData::Buffer(buffer)) => {
                     if let Some(pts) = buffer.pts() {
                         let end = buffer.duration().map(|d| pts + d);
+                        let before = stream.start.is_some_and(|s| pts < s);
                         let hidden = edited && stream.start.zip(end).is_some_and(|(s, e)| e <= s);
-                        if !hidden {
+                        if stream.hides_early && before {
+                            stream.earliest_hidden =
+                                Some(stream.earliest_hidden.map_or(pts, |p| p.min(pts)));
+                        } else if !hidden {
                             stream.first_pts = Some(stream.first_pts.map_or(pts, |p| p.min(pts)));
                         }
                         let far = stream.start.is_some_and(|s| pts > s + LOOK_AHEAD);

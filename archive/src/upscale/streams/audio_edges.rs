@@ -58,6 +58,58 @@ pub(super) fn say_packets_before_start(pad: &gst::Pad) {
     );
 }
 
+/// Gives each Opus packet on `pad` that comes without a duration (as
+/// matroskademux hands them on, and parsebin plugs no opusparse after it)
+/// the duration its table of contents says: mp4mux and qtmux take the
+/// next packet's time for every duration but the last one's, which came
+/// out 0 and was then dropped by players (100 of 101 packets).
+pub(super) fn time_opus_packets(pad: &gst::Pad) {
+    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        let Some(buffer) = info.buffer_mut() else {
+            return gst::PadProbeReturn::Ok;
+        };
+        if buffer.duration().is_none() {
+            let samples = buffer
+                .map_readable()
+                .ok()
+                .and_then(|data| opus_packet_samples(&data));
+            if let Some(samples) = samples {
+                let duration = gst::ClockTime::from_nseconds(
+                    u64::from(samples) * 1_000_000_000 / u64::from(OPUS_RATE),
+                );
+                buffer.make_mut().set_duration(duration);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// The rate Opus packets are counted in, whatever the input's.
+const OPUS_RATE: u32 = 48_000;
+
+/// The samples (at 48 kHz) an Opus packet holds, from its table of
+/// contents (RFC 6716, 3.1): the frame size its configuration names, times
+/// its frame count. None for an empty or malformed packet.
+fn opus_packet_samples(packet: &[u8]) -> Option<u32> {
+    let toc = *packet.first()?;
+    let config = toc >> 3;
+    // Frame sizes in samples at 48 kHz: SILK 10/20/40/60 ms, hybrid 10/20
+    // ms, CELT 2.5/5/10/20 ms.
+    let frame = match config {
+        0..=11 => [480, 960, 1920, 2880][usize::from(config % 4)],
+        12..=15 => [480, 960][usize::from(config % 2)],
+        _ => [120, 240, 480, 960][usize::from(config % 4)],
+    };
+    let frames = match toc & 0b11 {
+        0 => 1,
+        1 | 2 => 2,
+        _ => u32::from(*packet.get(1)? & 0b11_1111),
+    };
+    // A packet holds at most 120 ms.
+    let samples = frame * frames;
+    (frames > 0 && samples <= 5760).then_some(samples)
+}
+
 /// Whether a `trak` body is a sound track whose edit list starts its media
 /// later than zero (encoder priming: AAC's 1024 samples, Opus's pre-skip).
 fn edited_sound_track(trak: &[u8]) -> bool {
@@ -87,8 +139,9 @@ fn edited_sound_track(trak: &[u8]) -> bool {
 }
 
 /// The warning for an MP4/MOV input whose audio starts inside an edit
-/// list: no GStreamer 1.22 muxer writes an audio edit list, so a priming
-/// packet that ends before the edit is cut (the first packet then decodes
+/// list, into Matroska (MP4/MOV outputs get edit lists that hide the
+/// priming again, see `finishing`): matroskamux 1.22 writes nothing that
+/// hides it, so a priming packet that ends before the edit is cut (the first packet then decodes
 /// without its warm-up), and one the edit starts within is kept whole, its
 /// priming played in the timeline's lead (see `timeline`). The last
 /// packets, which qtdemux keeps back, are read from the file
@@ -103,10 +156,32 @@ pub(crate) fn lost_audio_edges(input: &std::path::Path) -> Result<Option<String>
     Ok((edited > 0).then(|| {
         format!(
             "gendr: warning: {}: {edited} audio track(s) start inside an edit list (encoder \
-             priming), and GStreamer 1.22 writes none for audio: a priming packet that ends \
+             priming), which GStreamer 1.22's matroskamux cannot hide: a priming packet that ends \
              before the edit is cut (the first packet then decodes without it), one the edit \
              starts within is kept whole (its priming played before the first frame)",
             input.display()
         )
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_opus_packet_holds_what_its_table_of_contents_says() {
+        // CELT fullband 20 ms, one frame (what libopus writes by default).
+        assert_eq!(opus_packet_samples(&[0xFC, 0xFF]), Some(960));
+        // Two CELT 10 ms frames of equal size (code 1).
+        assert_eq!(opus_packet_samples(&[(30 << 3) | 1, 0]), Some(960));
+        // SILK 60 ms, code 3 with 2 frames: 120 ms, the most allowed.
+        assert_eq!(opus_packet_samples(&[(3 << 3) | 3, 2]), Some(5760));
+        // Hybrid 10 ms, code 2.
+        assert_eq!(opus_packet_samples(&[(14 << 3) | 2, 5]), Some(960));
+        // SILK 60 ms times 3 frames is past 120 ms; no frames; no packet.
+        assert_eq!(opus_packet_samples(&[(3 << 3) | 3, 3]), None);
+        assert_eq!(opus_packet_samples(&[(3 << 3) | 3, 0]), None);
+        assert_eq!(opus_packet_samples(&[]), None);
+        assert_eq!(opus_packet_samples(&[0xFB]), None);
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::Result;
 use gst::prelude::*;
 
-use super::quicktime_moov;
+use super::{quicktime_moov, quicktime_track};
 use crate::finishing;
 
 /// Where one sample lies in the file and when it plays, in media time.
@@ -38,9 +38,9 @@ impl SoundTracks {
         let Some(moov) = quicktime_moov(input)? else {
             return Ok(None);
         };
-        let tracks: HashMap<u32, Vec<Sample>> = finishing::box_bodies(&moov)
-            .filter(|(k, _)| k == b"trak")
-            .filter_map(|(_, trak)| sound_samples(trak))
+        let tracks: HashMap<u32, Vec<Sample>> = finishing::sound_tracks(&moov)
+            .iter()
+            .filter_map(edited_samples)
             .collect();
         Ok((!tracks.is_empty()).then(|| {
             Arc::new(SoundTracks {
@@ -73,13 +73,8 @@ impl SoundTracks {
                         seen.last_end = buffer.pts().zip(buffer.duration()).map(|(p, d)| p + d);
                     }
                     Some(gst::PadProbeData::Event(event)) => match event.view() {
-                        // qtdemux names its streams ".../NNN" by track ID.
                         gst::EventView::StreamStart(start) => {
-                            seen.track = start
-                                .stream_id()
-                                .rsplit('/')
-                                .next()
-                                .and_then(|id| id.parse().ok());
+                            seen.track = quicktime_track(start.stream_id());
                         }
                         gst::EventView::Segment(segment) => {
                             seen.stop = segment
@@ -148,116 +143,31 @@ fn after(
         .collect()
 }
 
-fn u32_at(body: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?))
-}
-
-fn u64_at(body: &[u8], at: usize) -> Option<u64> {
-    Some(u64::from_be_bytes(body.get(at..at + 8)?.try_into().ok()?))
-}
-
-/// The first box of `kind` in `body`.
-fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
-    finishing::box_bodies(body)
-        .find(|(k, _)| k == kind)
-        .map(|(_, b)| b)
-}
-
-/// A full box's field at `v0` (version 0) or `v1` (version 1) bytes in.
-fn versioned_u32(body: &[u8], v0: usize, v1: usize) -> Option<u32> {
-    match body.first()? {
-        0 => u32_at(body, v0),
-        1 => u32_at(body, v1),
-        _ => None,
-    }
-}
-
-/// A sound `trak`'s ID and samples (offset, size and media time of each,
-/// from `stsz`, `stsc`, `stco`/`co64` and `stts`), for a track behind an
-/// edit list of one edit (what qtdemux cuts short; with several, media
-/// times need not rise from one edit to the next); None for other tracks
-/// or a table that does not add up.
-fn sound_samples(trak: &[u8]) -> Option<(u32, Vec<Sample>)> {
-    let id = versioned_u32(child(trak, b"tkhd")?, 12, 20)?;
-    if u32_at(child(child(trak, b"edts")?, b"elst")?, 4)? != 1 {
-        return None;
-    }
-    let mdia = child(trak, b"mdia")?;
-    if child(mdia, b"hdlr")?.get(8..12)? != b"soun" {
-        return None;
-    }
-    let timescale = u64::from(versioned_u32(child(mdia, b"mdhd")?, 12, 20)?).max(1);
-    let stbl = child(child(mdia, b"minf")?, b"stbl")?;
-
-    let stsz = child(stbl, b"stsz")?;
-    let (fixed, count) = (u32_at(stsz, 4)?, u32_at(stsz, 8)? as usize);
-    let sizes: Vec<u32> = match fixed {
-        0 => (0..count)
-            .map(|i| u32_at(stsz, 12 + 4 * i))
-            .collect::<Option<_>>()?,
-        size => vec![size; count],
-    };
-    let chunks: Vec<u64> = match (child(stbl, b"stco"), child(stbl, b"co64")) {
-        (Some(stco), _) => (0..u32_at(stco, 4)? as usize)
-            .map(|i| u32_at(stco, 8 + 4 * i).map(u64::from))
-            .collect::<Option<_>>()?,
-        (None, Some(co64)) => (0..u32_at(co64, 4)? as usize)
-            .map(|i| u64_at(co64, 8 + 8 * i))
-            .collect::<Option<_>>()?,
-        (None, None) => return None,
-    };
-    // (first chunk, samples per chunk), chunks counted from 1.
-    let stsc = child(stbl, b"stsc")?;
-    let runs: Vec<(usize, usize)> = (0..u32_at(stsc, 4)? as usize)
-        .map(|i| {
-            Some((
-                u32_at(stsc, 8 + 12 * i)? as usize,
-                u32_at(stsc, 12 + 12 * i)? as usize,
-            ))
-        })
-        .collect::<Option<_>>()?;
-    let mut offsets = Vec::with_capacity(count);
-    for (chunk, &chunk_offset) in chunks.iter().enumerate() {
-        let per_chunk = runs
-            .iter()
-            .take_while(|(first, _)| *first <= chunk + 1)
-            .last()?
-            .1;
-        let mut at = chunk_offset;
-        for _ in 0..per_chunk {
-            let size = *sizes.get(offsets.len())?;
-            offsets.push(at);
-            at += u64::from(size);
-        }
-    }
-    let stts = child(stbl, b"stts")?;
-    let mut durations = Vec::with_capacity(count);
-    for i in 0..u32_at(stts, 4)? as usize {
-        let (n, delta) = (u32_at(stts, 8 + 8 * i)?, u32_at(stts, 12 + 8 * i)?);
-        durations.extend(std::iter::repeat_n(u64::from(delta), n as usize));
-    }
-    if offsets.len() != count || durations.len() != count {
-        return None;
-    }
+/// A sound track's samples (offset, size and media time of each), for a
+/// track behind an edit list of one edit (what qtdemux cuts short).
+fn edited_samples(track: &finishing::SoundTrack) -> Option<(u32, Vec<Sample>)> {
+    track.edit_media_time?;
+    let timescale = u64::from(track.timescale);
     let time = |ticks: u64| {
         gst::ClockTime::from_nseconds(
             (u128::from(ticks) * 1_000_000_000 / u128::from(timescale)) as u64,
         )
     };
     let mut ticks = 0u64;
-    let samples = (0..count)
+    let samples = (0..track.sizes.len())
         .map(|i| {
+            let end = ticks + u64::from(track.durations[i]);
             let sample = Sample {
-                offset: offsets[i],
-                size: sizes[i],
+                offset: track.offsets[i],
+                size: track.sizes[i],
                 pts: time(ticks),
-                duration: time(ticks + durations[i]) - time(ticks),
+                duration: time(end) - time(ticks),
             };
-            ticks += durations[i];
+            ticks = end;
             sample
         })
         .collect();
-    Some((id, samples))
+    Some((track.id, samples))
 }
 
 #[cfg(test)]

@@ -41,6 +41,12 @@ pub(crate) fn lost_titles(info: &MediaInfo, muxer: &gst::Element, output: &str) 
     ))
 }
 
+/// The MP4/MOV track ID in a stream id of qtdemux's, which names its
+/// streams ".../NNN" by track ID.
+pub(crate) fn quicktime_track(stream_id: &str) -> Option<u32> {
+    stream_id.rsplit('/').next().and_then(|id| id.parse().ok())
+}
+
 /// The `moov` body of an MP4/MOV file; None for anything else.
 pub(super) fn quicktime_moov(path: &std::path::Path) -> Result<Option<Vec<u8>>> {
     let mut file =

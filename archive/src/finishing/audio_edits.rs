@@ -1,0 +1,451 @@
+//! MP4/MOV sound tracks' sample tables and edit lists: read from the input
+//! (what qtdemux keeps back, the encoder priming an edit hides) and the
+//! output's audio edit lists rewritten to hide that priming again.
+//!
+//! GStreamer 1.22's mp4mux/qtmux write every audio edit with media time 0,
+//! so priming that the input's edit list hides (AAC's 1024 samples, AC-3's
+//! 256, Opus's pre-skip) would play before the first frame. The run hands
+//! the muxer each such track from its first packet on, moved later by the
+//! hidden stretch (see `upscale::timeline`); here the output's edit is set
+//! to start its media that much later, as the input's does.
+
+use std::io::{Seek, SeekFrom, Write};
+use std::path::Path;
+
+use super::mp4::{box_bodies, boxes, moov_box};
+use crate::error::{Context, Result};
+
+/// One sound track of an MP4/MOV file, as its sample table gives it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SoundTrack {
+    pub id: u32,
+    /// The sample entry's type (`mp4a`, `ac-3`, `Opus`…).
+    pub format: [u8; 4],
+    /// Media ticks per second.
+    pub timescale: u32,
+    pub sizes: Vec<u32>,
+    /// Where each sample starts in the file.
+    pub offsets: Vec<u64>,
+    /// Each sample's duration in media ticks.
+    pub durations: Vec<u32>,
+    /// The media time (ticks) its edit list starts at, when the list is
+    /// one edit; None for several (media times need not rise from one to
+    /// the next) or none.
+    pub edit_media_time: Option<i64>,
+}
+
+impl SoundTrack {
+    /// Media ticks from the track's start to where sample `index` starts.
+    pub(crate) fn start_of(&self, index: usize) -> u64 {
+        self.durations[..index].iter().map(|d| u64::from(*d)).sum()
+    }
+}
+
+/// The sound tracks of a `moov` body whose sample tables add up.
+pub(crate) fn sound_tracks(moov: &[u8]) -> Vec<SoundTrack> {
+    box_bodies(moov)
+        .filter(|(k, _)| k == b"trak")
+        .filter_map(|(_, trak)| sound_track(trak))
+        .collect()
+}
+
+fn u32_at(body: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(body.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn u64_at(body: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(body.get(at..at + 8)?.try_into().ok()?))
+}
+
+/// The first box of `kind` in `body`.
+fn child<'a>(body: &'a [u8], kind: &[u8; 4]) -> Option<&'a [u8]> {
+    box_bodies(body).find(|(k, _)| k == kind).map(|(_, b)| b)
+}
+
+/// A full box's field at `v0` (version 0) or `v1` (version 1) bytes in.
+fn versioned_u32(body: &[u8], v0: usize, v1: usize) -> Option<u32> {
+    match body.first()? {
+        0 => u32_at(body, v0),
+        1 => u32_at(body, v1),
+        _ => None,
+    }
+}
+
+/// An `elst` body's entries: (duration in movie ticks, media time), and
+/// where each entry starts within the body.
+fn edits(elst: &[u8]) -> Option<Vec<(u64, i64, usize)>> {
+    let count = u32_at(elst, 4)? as usize;
+    let version = *elst.first()?;
+    (0..count)
+        .map(|i| match version {
+            0 => {
+                let at = 8 + 12 * i;
+                let media = i64::from(u32_at(elst, at + 4)? as i32);
+                Some((u64::from(u32_at(elst, at)?), media, at))
+            }
+            1 => {
+                let at = 8 + 20 * i;
+                Some((u64_at(elst, at)?, u64_at(elst, at + 8)? as i64, at))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// A sound `trak`'s sample table (`stsz`, `stsc`, `stco`/`co64`, `stts`);
+/// None for other tracks or a table that does not add up.
+fn sound_track(trak: &[u8]) -> Option<SoundTrack> {
+    let id = versioned_u32(child(trak, b"tkhd")?, 12, 20)?;
+    let mdia = child(trak, b"mdia")?;
+    if child(mdia, b"hdlr")?.get(8..12)? != b"soun" {
+        return None;
+    }
+    let timescale = versioned_u32(child(mdia, b"mdhd")?, 12, 20)?.max(1);
+    let stbl = child(child(mdia, b"minf")?, b"stbl")?;
+    // stsd: version, flags, entry count, then the first entry's size and type.
+    let format = child(stbl, b"stsd")?.get(12..16)?.try_into().ok()?;
+
+    let stsz = child(stbl, b"stsz")?;
+    let (fixed, count) = (u32_at(stsz, 4)?, u32_at(stsz, 8)? as usize);
+    let sizes: Vec<u32> = match fixed {
+        0 => (0..count)
+            .map(|i| u32_at(stsz, 12 + 4 * i))
+            .collect::<Option<_>>()?,
+        size => vec![size; count],
+    };
+    let chunks: Vec<u64> = match (child(stbl, b"stco"), child(stbl, b"co64")) {
+        (Some(stco), _) => (0..u32_at(stco, 4)? as usize)
+            .map(|i| u32_at(stco, 8 + 4 * i).map(u64::from))
+            .collect::<Option<_>>()?,
+        (None, Some(co64)) => (0..u32_at(co64, 4)? as usize)
+            .map(|i| u64_at(co64, 8 + 8 * i))
+            .collect::<Option<_>>()?,
+        (None, None) => return None,
+    };
+    // (first chunk, samples per chunk), chunks counted from 1.
+    let stsc = child(stbl, b"stsc")?;
+    let runs: Vec<(usize, usize)> = (0..u32_at(stsc, 4)? as usize)
+        .map(|i| {
+            Some((
+                u32_at(stsc, 8 + 12 * i)? as usize,
+                u32_at(stsc, 12 + 12 * i)? as usize,
+            ))
+        })
+        .collect::<Option<_>>()?;
+    let mut offsets = Vec::with_capacity(count);
+    for (chunk, &chunk_offset) in chunks.iter().enumerate() {
+        let per_chunk = runs
+            .iter()
+            .take_while(|(first, _)| *first <= chunk + 1)
+            .last()?
+            .1;
+        let mut at = chunk_offset;
+        for _ in 0..per_chunk {
+            let size = *sizes.get(offsets.len())?;
+            offsets.push(at);
+            at += u64::from(size);
+        }
+    }
+    let stts = child(stbl, b"stts")?;
+    let mut durations = Vec::with_capacity(count);
+    for i in 0..u32_at(stts, 4)? as usize {
+        let (n, delta) = (u32_at(stts, 8 + 8 * i)?, u32_at(stts, 12 + 8 * i)?);
+        durations.extend(std::iter::repeat_n(delta, n as usize));
+    }
+    if offsets.len() != count || durations.len() != count {
+        return None;
+    }
+    let edit_media_time = child(trak, b"edts")
+        .and_then(|edts| child(edts, b"elst"))
+        .and_then(edits)
+        .filter(|e| e.len() == 1)
+        .map(|e| e[0].1);
+    Some(SoundTrack {
+        id,
+        format,
+        timescale,
+        sizes,
+        offsets,
+        durations,
+        edit_media_time,
+    })
+}
+
+/// How many of an output track's first sample sizes must match the
+/// input's for the two to be one track: enough that tracks of one codec
+/// (a tone encoded twice) are told apart by their content.
+const MATCHED_SAMPLES: usize = 16;
+
+/// The priming (media ticks of `output`'s timescale) that `input`'s edit
+/// hides of the samples `output` holds: where the edit starts its media,
+/// counted from the input sample `output` starts with, found by content
+/// (the sample entry type and the first sample sizes; the muxer may order
+/// and number tracks otherwise). None where no input track matches or its
+/// edit hides none of them.
+fn hidden_priming(output: &SoundTrack, input: &[SoundTrack]) -> Option<u64> {
+    let n = output.sizes.len().min(MATCHED_SAMPLES);
+    let first = output.sizes.get(..n).filter(|s| !s.is_empty())?;
+    input
+        .iter()
+        .filter(|track| track.format == output.format)
+        .find_map(|track| {
+            let edit = u64::try_from(track.edit_media_time?).ok()?;
+            let from = track.sizes.windows(n).position(|w| w == first)?;
+            let hidden = edit.checked_sub(track.start_of(from))?;
+            let ticks =
+                u128::from(hidden) * u128::from(output.timescale) / u128::from(track.timescale);
+            u64::try_from(ticks).ok().filter(|t| *t > 0)
+        })
+}
+
+/// The offsets within a `moov` body of each `trak` body, with the track's
+/// parts the edit rewrite touches.
+struct TrackBoxes {
+    /// The `tkhd` body.
+    tkhd: usize,
+    /// The `elst` body and its length.
+    elst: (usize, usize),
+}
+
+/// Every `trak` of `moov` with a `tkhd` and an `edts/elst`, by track ID.
+fn track_boxes(moov: &[u8]) -> Vec<(u32, TrackBoxes)> {
+    // The spans of the boxes in `moov[at..at + len]`, as offsets in `moov`.
+    let within = |(at, len): (usize, usize)| {
+        boxes(&moov[at..at + len])
+            .into_iter()
+            .map(move |(kind, body, body_len)| (kind, at + body, body_len))
+    };
+    within((0, moov.len()))
+        .filter(|(kind, _, _)| kind == b"trak")
+        .filter_map(|(_, trak, trak_len)| {
+            let (_, tkhd, _) = within((trak, trak_len)).find(|(k, _, _)| k == b"tkhd")?;
+            let (_, elst, elst_len) = within((trak, trak_len))
+                .filter(|(k, _, _)| k == b"edts")
+                .flat_map(|(_, at, len)| within((at, len)))
+                .find(|(k, _, _)| k == b"elst")?;
+            let id = versioned_u32(&moov[tkhd..], 12, 20)?;
+            Some((
+                id,
+                TrackBoxes {
+                    tkhd,
+                    elst: (elst, elst_len),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Writes `value` into the field of `width` bytes (4 or 8) at `at`.
+fn put(moov: &mut [u8], at: usize, width: usize, value: u64) {
+    match width {
+        4 => moov[at..at + 4]
+            .copy_from_slice(&u32::try_from(value).unwrap_or(u32::MAX).to_be_bytes()),
+        _ => moov[at..at + 8].copy_from_slice(&value.to_be_bytes()),
+    }
+}
+
+fn get(moov: &[u8], at: usize, width: usize) -> u64 {
+    match width {
+        4 => u32_at(moov, at).map_or(0, u64::from),
+        _ => u64_at(moov, at).unwrap_or(0),
+    }
+}
+
+/// Sets, in the `moov` body of a file GStreamer wrote, each sound track's
+/// edit to start its media after the priming that its input track's edit
+/// hides, the edit and track durations shortened by as much, and the
+/// movie's duration to its longest track's. In place: no box changes size.
+/// Returns how many tracks were rewritten.
+fn hide_priming(moov: &mut [u8], input: &[SoundTrack]) -> usize {
+    let Some(movie_scale) = box_bodies(moov)
+        .find(|(k, _)| k == b"mvhd")
+        .and_then(|(_, mvhd)| versioned_u32(mvhd, 12, 20))
+    else {
+        return 0;
+    };
+    let tracks = track_boxes(moov);
+    let mut rewritten = 0;
+    for output in sound_tracks(moov) {
+        let Some(priming) = hidden_priming(&output, input) else {
+            continue;
+        };
+        let Some((_, track)) = tracks.iter().find(|(id, _)| *id == output.id) else {
+            continue;
+        };
+        let (elst, elst_len) = track.elst;
+        let Some(entries) = edits(&moov[elst..elst + elst_len]) else {
+            continue;
+        };
+        // What the muxers write: an optional empty edit, then the media
+        // from its start. Anything else is left as it is.
+        let Some(&(duration, 0, entry)) = entries.last() else {
+            continue;
+        };
+        if entries.len() > 2 || entries.len() == 2 && entries[0].1 != -1 {
+            continue;
+        }
+        let shorter = priming * u64::from(movie_scale) / u64::from(output.timescale);
+        let width = if moov[elst] == 0 { 4 } else { 8 };
+        put(moov, elst + entry, width, duration.saturating_sub(shorter));
+        put(moov, elst + entry + width, width, priming);
+        // tkhd: version, flags, two times, the track ID, 4 reserved bytes,
+        // then the duration.
+        let tkhd = track.tkhd;
+        let (at, width) = if moov[tkhd] == 0 {
+            (tkhd + 20, 4)
+        } else {
+            (tkhd + 28, 8)
+        };
+        let track_duration = get(moov, at, width);
+        put(moov, at, width, track_duration.saturating_sub(shorter));
+        rewritten += 1;
+    }
+    if rewritten > 0 {
+        let longest = tracks
+            .iter()
+            .map(|(_, track)| {
+                let tkhd = track.tkhd;
+                if moov[tkhd] == 0 {
+                    get(moov, tkhd + 20, 4)
+                } else {
+                    get(moov, tkhd + 28, 8)
+                }
+            })
+            .max()
+            .unwrap_or(0);
+        let mvhd = boxes(moov)
+            .into_iter()
+            .find(|(k, _, _)| k == b"mvhd")
+            .map(|(_, at, _)| at);
+        if let Some(mvhd) = mvhd {
+            // mvhd: version, flags, two times, the timescale, the duration.
+            match moov[mvhd] {
+                0 => put(moov, mvhd + 16, 4, longest),
+                _ => put(moov, mvhd + 24, 8, longest),
+            }
+        }
+    }
+    rewritten
+}
+
+/// Rewrites the audio edit lists of the MP4/MOV file GStreamer wrote at
+/// `path` to hide the priming that `input`'s edits hide (see the module's
+/// note). Returns how many tracks were rewritten.
+pub(crate) fn write_audio_edits(path: &Path, input: &[SoundTrack]) -> Result<usize> {
+    if input.iter().all(|t| t.edit_media_time.unwrap_or(0) <= 0) {
+        return Ok(0);
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .with_context(|| format!("{}: reopening to write its audio edits", path.display()))?;
+    let Some(mut moov) = moov_box(&mut file)? else {
+        return Ok(0);
+    };
+    let rewritten = hide_priming(&mut moov.body, input);
+    if rewritten > 0 {
+        file.seek(SeekFrom::Start(moov.at + moov.header))?;
+        file.write_all(&moov.body)?;
+    }
+    Ok(rewritten)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn words(values: &[u32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_be_bytes()).collect()
+    }
+
+    /// A version 0 sound `trak`: one chunk of samples of `sizes`, each
+    /// 1024 ticks at 48 kHz, behind the edits (movie ticks, media time).
+    fn sound_trak(id: u32, format: &[u8; 4], sizes: &[u32], edits: &[(u32, i32)]) -> Vec<u8> {
+        let tkhd = words(&[0, 0, 0, id, 0, 5000]);
+        let mut elst = words(&[0, edits.len() as u32]);
+        for (duration, media) in edits {
+            elst.extend(words(&[*duration, *media as u32, 1 << 16]));
+        }
+        let mut stsd = words(&[0, 1]);
+        stsd.extend(mp4_box(format, &[0; 28]));
+        let mut stsz = words(&[0, 0, sizes.len() as u32]);
+        stsz.extend(words(sizes));
+        let stbl = [
+            mp4_box(b"stsd", &stsd),
+            mp4_box(b"stts", &words(&[0, 1, sizes.len() as u32, 1024])),
+            mp4_box(b"stsc", &words(&[0, 1, 1, sizes.len() as u32, 1])),
+            mp4_box(b"stsz", &stsz),
+            mp4_box(b"stco", &words(&[0, 1, 40])),
+        ]
+        .concat();
+        let mut hdlr = words(&[0, 0]);
+        hdlr.extend_from_slice(b"soun");
+        let mdia = [
+            mp4_box(b"mdhd", &words(&[0, 0, 0, 48_000, 0])),
+            mp4_box(b"hdlr", &hdlr),
+            mp4_box(b"minf", &mp4_box(b"stbl", &stbl)),
+        ]
+        .concat();
+        let trak = [
+            mp4_box(b"tkhd", &tkhd),
+            mp4_box(b"edts", &mp4_box(b"elst", &elst)),
+            mp4_box(b"mdia", &mdia),
+        ]
+        .concat();
+        mp4_box(b"trak", &trak)
+    }
+
+    /// A `moov` body at movie timescale 2500 holding `traks`.
+    fn moov(traks: &[Vec<u8>]) -> Vec<u8> {
+        let mut body = mp4_box(b"mvhd", &words(&[0, 0, 0, 2500, 5000]));
+        body.extend(traks.concat());
+        body
+    }
+
+    #[test]
+    fn the_output_edit_hides_what_the_matching_input_edit_hides() {
+        let sizes: Vec<u32> = (100..120).collect();
+        // The input's AC-3 (track 3) hides 256 ticks of its first sample,
+        // its AAC (track 2) the whole first sample.
+        let input = sound_tracks(&moov(&[
+            sound_trak(2, b"mp4a", &sizes, &[(2000, 1024)]),
+            sound_trak(3, b"ac-3", &sizes, &[(2000, 256)]),
+        ]));
+        assert_eq!(input[1].edit_media_time, Some(256));
+        // The muxer numbered them otherwise; its AAC holds the priming
+        // sample, an AAC that starts after it holds nothing hidden, and a
+        // track of no input's is left alone.
+        let mut output = moov(&[
+            sound_trak(1, b"ac-3", &sizes, &[(16, -1), (5000, 0)]),
+            sound_trak(2, b"mp4a", &sizes, &[(5000, 0)]),
+            sound_trak(3, b"mp4a", &sizes[1..], &[(5000, 0)]),
+            sound_trak(4, b"Opus", &sizes, &[(5000, 0)]),
+        ]);
+        assert_eq!(hide_priming(&mut output, &input), 2);
+        let written: Vec<Option<i64>> = sound_tracks(&output)
+            .iter()
+            .map(|t| t.edit_media_time)
+            .collect();
+        // Two edits (empty, then the media) read as none: the list itself.
+        assert_eq!(written, vec![None, Some(1024), Some(0), Some(0)]);
+        let ac3 = track_boxes(&output)[0].1.elst;
+        let entries = edits(&output[ac3.0..ac3.0 + ac3.1]).unwrap();
+        // 256 ticks at 48 kHz are 13 at 2500: the edit that much shorter.
+        let shown: Vec<(u64, i64)> = entries.iter().map(|(d, m, _)| (*d, *m)).collect();
+        assert_eq!(shown, vec![(16, -1), (4987, 256)]);
+        // The movie lasts as its longest track, now the AC-3's.
+        let mut output = moov(&[sound_trak(1, b"ac-3", &sizes, &[(5000, 0)])]);
+        assert_eq!(hide_priming(&mut output, &input), 1);
+        // mvhd's duration: past its 8-byte header, version, flags, times
+        // and timescale.
+        assert_eq!(u32_at(&output, 8 + 16), Some(4987));
+    }
+}
