@@ -48,6 +48,7 @@ fn setting(config: &mut TemporalConfig, key: &str, value: &str) -> Result<(), St
         "distrust_above" => config.distrust_above = number()? / 255.0,
         "cut_below" => config.cut_below = number()?,
         "low_band" => config.low_band = number()?,
+        "subpixel" => config.subpixel = whole()? as i32,
         _ => return Err(format!("{key}={value}: unknown setting")),
     }
     Ok(())
