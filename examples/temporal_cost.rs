@@ -2,9 +2,10 @@
 //! 320×180 input, its ×2 output), with both settings, so that a change to
 //! its cost can be profiled without the model:
 //!
-//!     cargo run --release --example temporal_cost -- [FRAMES]
+//!     cargo run --release --example temporal_cost -- [FRAMES] [SHIFT]
 //!
-//! The frames are a textured scene panning by one input pixel a frame,
+//! The frames are a textured scene panning by SHIFT input pixels a frame
+//! (default 1; a fraction makes the finer-than-output-pixel warp resample),
 //! the output the input's nearest-neighbour ×2 plus a per-frame wobble of
 //! fine detail, as a per-frame model's would wobble. Besides the wall
 //! time it prints the thread's CPU time, which other work on a loaded
@@ -24,8 +25,8 @@ fn scene(x: f32, y: f32) -> f32 {
     0.5 + 0.2 * (x * 0.21).sin() * (y * 0.17).cos() + 0.1 * (x * 0.9 + y * 0.4).sin()
 }
 
-fn frame(t: usize) -> (RgbImage, RgbImage) {
-    let shift = t as f32;
+fn frame(t: usize, speed: f32) -> (RgbImage, RgbImage) {
+    let shift = t as f32 * speed;
     let mut input = RgbImage::new(WIDTH, HEIGHT);
     for c in 0..3 {
         for (i, v) in input.plane_mut(c).iter_mut().enumerate() {
@@ -63,7 +64,11 @@ fn main() {
         .nth(1)
         .map(|n| n.parse().expect("FRAMES: a number"))
         .unwrap_or(32);
-    let frames: Vec<(RgbImage, RgbImage)> = (0..count).map(frame).collect();
+    let speed: f32 = std::env::args()
+        .nth(2)
+        .map(|n| n.parse().expect("SHIFT: a number"))
+        .unwrap_or(1.0);
+    let frames: Vec<(RgbImage, RgbImage)> = (0..count).map(|t| frame(t, speed)).collect();
     for (name, config) in [
         (
             "whole frame (generative presets)",

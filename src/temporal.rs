@@ -110,7 +110,7 @@ impl Default for TemporalConfig {
             block: 8,
             search: 4,
             low_band: 1.0,
-            subpixel: 1,
+            subpixel: 4,
         }
     }
 }
@@ -549,18 +549,21 @@ impl Carried {
     /// The current frame's output, as the newest earlier one for the next frame.
     fn fresh(image: RgbImage, input: Luma, subpixel: i32) -> Carried {
         let pixels = input.width * input.height;
-        let width = image.width;
-        let positions = (0..image.width * image.height)
-            .map(|i| ((i % width) as i32 * subpixel, (i / width) as i32 * subpixel))
-            .collect();
         Carried {
+            positions: unmoved(image.width, image.height, subpixel),
             image,
-            positions,
             input,
             offsets: vec![Some((0, 0)); pixels],
             trust: vec![1.0; pixels],
         }
     }
+}
+
+/// Each output pixel of a `width`×`height` output at its own place.
+fn unmoved(width: usize, height: usize, subpixel: i32) -> Vec<Position> {
+    (0..width * height)
+        .map(|i| ((i % width) as i32 * subpixel, (i / width) as i32 * subpixel))
+        .collect()
 }
 
 /// What a frame's stream must keep for the stage to go on from it.
@@ -1256,7 +1259,7 @@ mod tests {
                 img
             };
             let current = image(&mut next);
-            let carried: VecDeque<Carried> = (0..frames)
+            let mut carried: VecDeque<Carried> = (0..frames)
                 .map(|_| {
                     let mut earlier = Carried::fresh(image(&mut next), texture(w, h, 0, 0), 1);
                     earlier.trust = (0..w * h)
@@ -1274,6 +1277,9 @@ mod tests {
                     weight: 0.8,
                     ..config
                 };
+                for c in &mut carried {
+                    c.positions = unmoved(w * scale, h * scale, config.subpixel);
+                }
                 let fast = blend(&current, &carried, scale, &config);
                 let plain = blend_pixel_by_pixel(&current, &carried, scale, &config);
                 let differing = (fast.data.iter().zip(&plain.data))
