@@ -565,8 +565,8 @@ impl Carried {
 
 /// Each output pixel of a `width`×`height` output at its own place.
 fn unmoved(width: usize, height: usize, subpixel: i32) -> Vec<Position> {
-    (0..width * height)
-        .map(|i| ((i % width) as i32 * subpixel, (i / width) as i32 * subpixel))
+    (0..height as i32)
+        .flat_map(|y| (0..width as i32).map(move |x| (x * subpixel, y * subpixel)))
         .collect()
 }
 
@@ -750,26 +750,6 @@ fn earlier_row(carried: &Carried, y: usize, subpixel: i32, row: &mut [f32]) {
     let image = &carried.image;
     let (ow, oh, plane) = (image.width, image.height, image.width * image.height);
     let positions = &carried.positions[y * ow..(y + 1) * ow];
-    if subpixel == 1 {
-        // Blocks move whole, so the positions come in runs of neighbours:
-        // each run is copied as one slice per plane.
-        let mut x = 0;
-        while x < ow {
-            let (px, py) = positions[x];
-            let run = 1 + positions[x + 1..]
-                .iter()
-                .zip(1..)
-                .take_while(|&(&p, k)| p == (px + k, py))
-                .count();
-            let at = py as usize * ow + px as usize;
-            for ch in 0..3 {
-                row[ch * ow + x..ch * ow + x + run]
-                    .copy_from_slice(&image.data[ch * plane + at..ch * plane + at + run]);
-            }
-            x += run;
-        }
-        return;
-    }
     let scale = subpixel as f32;
     for (x, &(px, py)) in positions.iter().enumerate() {
         let (ix, fx) = (px.div_euclid(subpixel), px.rem_euclid(subpixel));
@@ -789,6 +769,23 @@ fn earlier_row(carried: &Carried, y: usize, subpixel: i32, row: &mut [f32]) {
                 top + ty * (bottom - top)
             };
         }
+    }
+}
+
+/// One output row's positions at whole pixels as runs of neighbours (blocks
+/// move whole): (first x, the index of its content in a plane, length).
+fn whole_pixel_runs(positions: &[Position], width: usize, runs: &mut Vec<(usize, usize, usize)>) {
+    runs.clear();
+    let mut x = 0;
+    while x < positions.len() {
+        let (px, py) = positions[x];
+        let length = 1 + positions[x + 1..]
+            .iter()
+            .zip(1..)
+            .take_while(|&(&p, k)| p == (px + k, py))
+            .count();
+        runs.push((x, py as usize * width + px as usize, length));
+        x += length;
     }
 }
 
@@ -812,8 +809,18 @@ fn blend(
     // weight and the total, the same across the `scale` rows it covers.
     let mut weights = vec![0f32; carried.len() * ow];
     let mut totals = vec![0f32; ow];
-    // One output row of each earlier frame, its three planes in turn.
-    let mut earlier = vec![0f32; carried.len() * 3 * ow];
+    // At whole pixels, where each earlier frame's row comes from, read
+    // straight from it; otherwise that row resampled, its planes in turn.
+    let subpixel = config.subpixel.max(1);
+    let mut runs = vec![Vec::new(); carried.len()];
+    let mut earlier = vec![
+        0f32;
+        if subpixel == 1 {
+            0
+        } else {
+            carried.len() * 3 * ow
+        }
+    ];
     for low_y in 0..oh / scale {
         let low_row = low_y * w;
         for x in 0..ow {
@@ -831,15 +838,31 @@ fn blend(
             for (flag, &total) in touched[row.clone()].iter_mut().zip(&totals) {
                 *flag = total > 1.0;
             }
-            for (c, rows) in carried.iter().zip(earlier.chunks_exact_mut(3 * ow)) {
-                earlier_row(c, y, config.subpixel.max(1), rows);
+            if subpixel == 1 {
+                for (c, runs) in carried.iter().zip(&mut runs) {
+                    whole_pixel_runs(&c.positions[row.clone()], ow, runs);
+                }
+            } else {
+                for (c, rows) in carried.iter().zip(earlier.chunks_exact_mut(3 * ow)) {
+                    earlier_row(c, y, subpixel, rows);
+                }
             }
             for ch in 0..3 {
                 let at = ch * plane + row.start..ch * plane + row.end;
                 let sum = &mut out.data[at.clone()];
-                for (k, rows) in earlier.chunks_exact(3 * ow).enumerate() {
+                for (k, c) in carried.iter().enumerate() {
                     let weight = &weights[k * ow..(k + 1) * ow];
-                    let earlier = &rows[ch * ow..(ch + 1) * ow];
+                    if subpixel == 1 {
+                        let data = c.image.plane(ch);
+                        for &(x, from, length) in &runs[k] {
+                            let (sum, weight) = (&mut sum[x..x + length], &weight[x..x + length]);
+                            for ((s, &k), &e) in sum.iter_mut().zip(weight).zip(&data[from..]) {
+                                *s += k * e;
+                            }
+                        }
+                        continue;
+                    }
+                    let earlier = &earlier[(3 * k + ch) * ow..(3 * k + ch + 1) * ow];
                     for ((s, &k), &e) in sum.iter_mut().zip(weight).zip(earlier) {
                         *s += k * e;
                     }
@@ -1434,6 +1457,24 @@ mod tests {
                     .filter(|(a, b)| a.to_bits() != b.to_bits())
                     .count();
                 assert_eq!(differing, 0, "×{scale}");
+                // The blend, which reads the runs of positions itself, as
+                // it blended the moved copy.
+                carried.trust = (0..w * h).map(|_| next(5) as f32 / 4.0).collect();
+                let mut copy = Carried::fresh(moved.clone(), texture(w, h, 0, 0), 1);
+                copy.trust = carried.trust.clone();
+                let current = moved_by_copying(&moved, &motion, scale);
+                let config = TemporalConfig::detail_only();
+                let (composed, copied) = (VecDeque::from([carried]), VecDeque::from([copy]));
+                let (a, b) = (
+                    blend(&current, &composed, scale, &config),
+                    blend(&current, &copied, scale, &config),
+                );
+                assert!(a
+                    .data
+                    .iter()
+                    .zip(&b.data)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()));
+                carried = composed.into_iter().next().expect("one");
             }
         }
     }
