@@ -121,8 +121,8 @@ impl TemporalConfig {
     /// PSNR-oriented model, whose coarse structure is accurate and which
     /// outputs slightly misaligned frames would only blur. Whole-output-pixel
     /// motion: the quarter-pixel warp gained such a model 0.2–0.5 % flicker
-    /// for about a third more of the stage's time, whose cost matters most
-    /// for the fast models this setting serves.
+    /// for a fifth more of the stage's time where the motion is fractional,
+    /// and the stage's cost matters most for the fast models served here.
     pub fn detail_only() -> TemporalConfig {
         TemporalConfig {
             trust_below: 0.5 / 255.0,
