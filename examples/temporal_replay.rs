@@ -12,7 +12,10 @@
 //! start from `base=default` (the generative presets') or `base=detail`;
 //! trust levels are in 8-bit levels. It prints flicker, shimmer and Y-PSNR
 //! for bicubic, the model as it is and the model through the stage, with the
-//! same metrics as `gendr eval`.
+//! same metrics as `gendr eval`, then flicker split by how fast the
+//! reference itself changes there (its luma by < 2, 2–8 or ≥ 8 levels from
+//! one frame to the next), over the pairs of frames within a shot, with the
+//! mean |error| against the reference on the same pixels.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -33,6 +36,38 @@ fn rounded(img: &RgbImage) -> RgbImage {
     RgbImage::from_rgb8(img.width, img.height, &img.to_rgb8()).expect("its own size")
 }
 
+/// The three motion classes: (name, lowest |Δ reference| in levels).
+const CLASSES: [(&str, f32); 3] = [("static", 0.0), ("slow", 2.0), ("fast", 8.0)];
+
+/// Per motion class: the share of pixels, the mean |Δ run − Δ reference|
+/// and the mean |run − reference| of the later frame, in levels, over the
+/// pairs (t − 1, t) for each t in `pairs`.
+fn by_motion(run: &[RgbImage], references: &[RgbImage], pairs: &[usize]) -> [(f64, f64, f64); 3] {
+    let luma = |img: &RgbImage| Luma::from_rgb(img).data;
+    let mut sums = [(0usize, 0.0, 0.0); 3];
+    for &t in pairs {
+        let (now, before) = (luma(&run[t]), luma(&run[t - 1]));
+        let (truth, truth_before) = (luma(&references[t]), luma(&references[t - 1]));
+        for i in 0..now.len() {
+            let reference_change = 255.0 * (truth[i] - truth_before[i]);
+            let class = CLASSES
+                .iter()
+                .rposition(|&(_, from)| reference_change.abs() >= from)
+                .expect("the first class starts at 0");
+            let change = 255.0 * (now[i] - before[i]);
+            let sum = &mut sums[class];
+            sum.0 += 1;
+            sum.1 += (change - reference_change).abs() as f64;
+            sum.2 += 255.0 * (now[i] - truth[i]).abs() as f64;
+        }
+    }
+    let total = sums.iter().map(|s| s.0).sum::<usize>().max(1) as f64;
+    sums.map(|(n, flicker, error)| {
+        let n = n.max(1) as f64;
+        (n / total, flicker / n, error / n)
+    })
+}
+
 fn setting(config: &mut TemporalConfig, key: &str, value: &str) -> Result<(), String> {
     let bad = || format!("{key}={value}: not a number");
     let number = || value.parse::<f32>().map_err(|_| bad());
@@ -48,6 +83,7 @@ fn setting(config: &mut TemporalConfig, key: &str, value: &str) -> Result<(), St
         "distrust_above" => config.distrust_above = number()? / 255.0,
         "cut_below" => config.cut_below = number()?,
         "low_band" => config.low_band = number()?,
+        "subpixel" => config.subpixel = whole()? as i32,
         _ => return Err(format!("{key}={value}: unknown setting")),
     }
     Ok(())
@@ -70,13 +106,17 @@ fn run(args: &[String]) -> Result<(), String> {
     let references = frames(&dir.join("reference.rgb"), width, height)?;
     let outputs = frames(&dir.join("model.rgb"), width, height)?;
     let mut stage = Stabilizer::new(config);
-    let (mut baselines, mut stabilized) = (Vec::new(), Vec::new());
-    for (reference, output) in references.iter().zip(&outputs) {
+    let (mut baselines, mut stabilized, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
+    for (t, (reference, output)) in references.iter().zip(&outputs).enumerate() {
         let small = rounded(&bicubic(reference, width / scale, height / scale));
         baselines.push(rounded(&bicubic(&small, width, height)));
+        let restarts = stage.restarts();
         stabilized.push(rounded(
             &stage.process(Luma::from_rgb(&small), output.clone()),
         ));
+        if stage.restarts() == restarts {
+            pairs.push(t);
+        }
     }
     println!(
         "{} frames, x{scale}, {config:?}, restarts {}",
@@ -100,6 +140,24 @@ fn run(args: &[String]) -> Result<(), String> {
             score(temporal_difference(run, &references)),
             score(shimmer(run, &references)),
         );
+    }
+    println!(
+        "within shots, by the reference's own change: flicker / mean |error| (share of pixels)"
+    );
+    for (name, run) in [
+        ("bicubic", &baselines),
+        ("off", &outputs),
+        ("on", &stabilized),
+    ] {
+        let classes = by_motion(run, &references, &pairs);
+        let parts: Vec<String> = CLASSES
+            .iter()
+            .zip(classes)
+            .map(|((class, _), (share, flicker, error))| {
+                format!("{class} {flicker:.3} / {error:.3} ({:.0} %)", 100.0 * share)
+            })
+            .collect();
+        println!("{name:<8} {}", parts.join(", "));
     }
     Ok(())
 }
