@@ -39,6 +39,19 @@ impl SoundTrack {
     pub(crate) fn start_of(&self, index: usize) -> u64 {
         self.durations[..index].iter().map(|d| u64::from(*d)).sum()
     }
+
+    /// The pre-skip (48 kHz samples) an Opus track's edit hides, which a
+    /// Matroska output says as its CodecDelay and OpusHead pre-skip
+    /// (a 16-bit field: a longer stretch has no place there); None for
+    /// another codec or an edit that hides nothing.
+    pub(crate) fn opus_pre_skip(&self) -> Option<u16> {
+        let edit = u64::try_from(self.edit_media_time?).ok()?;
+        let samples = u128::from(edit) * 48_000 / u128::from(self.timescale.max(1));
+        (&self.format == b"Opus" && !self.sizes.is_empty())
+            .then(|| u16::try_from(samples).ok())
+            .flatten()
+            .filter(|s| *s > 0)
+    }
 }
 
 /// The sound tracks of a `moov` body whose sample tables add up.
