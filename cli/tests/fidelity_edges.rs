@@ -335,9 +335,9 @@ fn audio_at_the_edges_of_an_mp4_edit_list_is_kept_into_matroska() {
 #[test]
 fn opus_pre_skip_hidden_by_an_mp4_edit_list_stays_hidden_in_matroska() {
     // An MP4 input's Opus behind an edit list that hides its 312-sample
-    // pre-skip: into .mkv the pre-skip played before the first frame
-    // (96960 samples decoded where the input decodes 96648), matroskamux
-    // writing neither a CodecDelay nor the pre-skip in its OpusHead. Now
+    // pre-skip: into .mkv (plain, joined, `--resume`) the pre-skip played
+    // before the first frame (96960 samples where the input decodes 96648),
+    // matroskamux writing neither a CodecDelay nor an OpusHead pre-skip. Now
     // both are written, as ffmpeg's own copy writes them, and the track
     // runs later by them: ffmpeg decodes the input's samples and times.
     let dir = tempfile::tempdir().unwrap();
@@ -354,6 +354,10 @@ fn opus_pre_skip_hidden_by_an_mp4_edit_list_stays_hidden_in_matroska() {
     let said = segmented(&input, &dir.path().join("opus.job"), &joined);
     assert!(!said.contains("start inside an edit list"), "{said}");
     assert_same_edges(&expected, &joined, "segmented");
+    let resumed = dir.path().join("resumed.mkv");
+    let run = upscale(&["--resume", "--segment-seconds", "1"], &input, &resumed);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_same_edges(&expected, &resumed, "--resume");
 }
 
 #[test]
