@@ -140,9 +140,9 @@ fn edited_sound_track(trak: &[u8]) -> bool {
 
 /// The warning for an MP4/MOV input whose audio starts inside an edit
 /// list, into Matroska (MP4/MOV outputs get edit lists that hide the
-/// priming again, see `finishing`): Opus's pre-skip is said as its
-/// CodecDelay (`finishing`), but nothing in Matroska hides another codec's
-/// priming for ffmpeg 5.1, so a priming packet that ends before the edit is
+/// priming again, see `finishing`): an Opus pre-skip within the first
+/// packet is said as its CodecDelay (`finishing`), but nothing in Matroska
+/// hides other priming for ffmpeg 5.1, so a priming packet that ends before the edit is
 /// cut (the first packet then decodes without its warm-up), and one the
 /// edit starts within is kept whole, its priming played in the timeline's
 /// lead (see `timeline`). The last packets, which qtdemux keeps back, are
@@ -162,9 +162,10 @@ pub(crate) fn lost_audio_edges(input: &std::path::Path) -> Result<Option<String>
     Ok((edited > 0).then(|| {
         format!(
             "gendr: warning: {}: {edited} audio track(s) start inside an edit list (encoder \
-             priming), which Matroska cannot hide for codecs other than Opus: a priming packet \
-             that ends before the edit is cut (the first packet then decodes without it), one \
-             the edit starts within is kept whole (its priming played before the first frame)",
+             priming), which Matroska cannot hide (but for an Opus pre-skip within the first \
+             packet): a priming packet that ends before the edit is cut (the first packet then \
+             decodes without it), one the edit starts within is kept whole (its priming played \
+             before the first frame)",
             input.display()
         )
     }))
