@@ -233,20 +233,23 @@ fn audio_at_the_edges_of_an_mp4_edit_list_is_kept_into_matroska() {
     // encoder's priming: qtdemux handed the priming packet on before the
     // segment (the muxer cut it) and kept back the last AAC and Opus
     // packets, plain and segmented alike (AAC 95 → 93 packets). Matroska
-    // cannot hide the priming as GStreamer 1.22 writes it (into MP4/MOV:
-    // `priming_hidden_by_an_mp4_edit_list_stays_hidden_in_mp4_and_mov`).
+    // cannot hide AAC's and AC-3's priming for ffmpeg 5.1 (into MP4/MOV:
+    // `priming_hidden_by_an_mp4_edit_list_stays_hidden_in_mp4_and_mov`);
+    // Opus's pre-skip it says as its CodecDelay.
     let codecs = ["aac", "ac3", "libopus"];
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("phone.mp4");
     clip_with_audio_tracks(&input, &["-g", "25"], &codecs);
     // AAC's priming packet ends where the edit starts: left out, it
-    // decodes to the input's samples and times. AC-3's and Opus's first
-    // packets are shown in part: kept whole, their priming (256 and 312
-    // samples) played before the first frame. Every last packet is kept.
+    // decodes to the input's samples and times. AC-3's first packet is
+    // shown in part: kept whole, its 256 priming samples played before the
+    // first frame. Opus: the input's samples and times (its 312 pre-skip
+    // samples played before, until its CodecDelay was written). Every last
+    // packet is kept.
     let plain = dir.path().join("plain.mkv");
     let run = upscale(&[], &input, &plain);
     assert!(run.status.success(), "{}", stderr(&run));
-    let line = "3 audio track(s) start inside an edit list";
+    let line = "2 audio track(s) start inside an edit list";
     assert!(stderr(&run).contains(line), "{}", stderr(&run));
     let joined = dir.path().join("joined.mkv");
     let said = segmented(&input, &dir.path().join("mkv.job"), &joined);
@@ -259,7 +262,9 @@ fn audio_at_the_edges_of_an_mp4_edit_list_is_kept_into_matroska() {
             );
             let what = format!("{codec}, {run}: {out:?}, input {expected:?}");
             assert!((out.end_ms - expected.end_ms).abs() <= 1.0, "{what}");
-            if *codec == "aac" {
+            if *codec == "libopus" {
+                assert_same_edges_of(&expected, output, audio_index(output, codec), &what);
+            } else if *codec == "aac" {
                 assert_eq!(out.packets + 1, expected.packets, "{what}");
                 assert_eq!(out.samples, expected.samples, "{what}");
                 assert!((out.first_ms - expected.first_ms).abs() <= 1.0, "{what}");
@@ -325,6 +330,34 @@ fn audio_at_the_edges_of_an_mp4_edit_list_is_kept_into_matroska() {
         (out.end_ms - expected.end_ms).abs() <= 1.0,
         "{out:?}, {expected:?}"
     );
+}
+
+#[test]
+fn opus_pre_skip_hidden_by_an_mp4_edit_list_stays_hidden_in_matroska() {
+    // An MP4 input's Opus behind an edit list that hides its 312-sample
+    // pre-skip: into .mkv (plain, joined, `--resume`) the pre-skip played
+    // before the first frame (96960 samples where the input decodes 96648),
+    // matroskamux writing neither a CodecDelay nor an OpusHead pre-skip. Now
+    // both are written, as ffmpeg's own copy writes them, and the track
+    // runs later by them: ffmpeg decodes the input's samples and times.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("voice.mp4");
+    clip_with_audio_tracks(&input, &["-g", "25"], &["libopus"]);
+    let expected = audio_edges(&input);
+    let plain = dir.path().join("plain.mkv");
+    let run = upscale(&[], &input, &plain);
+    assert!(run.status.success(), "{}", stderr(&run));
+    let said = stderr(&run);
+    assert!(!said.contains("start inside an edit list"), "{said}");
+    assert_same_edges(&expected, &plain, "plain");
+    let joined = dir.path().join("joined.mkv");
+    let said = segmented(&input, &dir.path().join("opus.job"), &joined);
+    assert!(!said.contains("start inside an edit list"), "{said}");
+    assert_same_edges(&expected, &joined, "segmented");
+    let resumed = dir.path().join("resumed.mkv");
+    let run = upscale(&["--resume", "--segment-seconds", "1"], &input, &resumed);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert_same_edges(&expected, &resumed, "--resume");
 }
 
 #[test]

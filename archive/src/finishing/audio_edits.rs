@@ -39,6 +39,21 @@ impl SoundTrack {
     pub(crate) fn start_of(&self, index: usize) -> u64 {
         self.durations[..index].iter().map(|d| u64::from(*d)).sum()
     }
+
+    /// The pre-skip (48 kHz samples) an Opus track's edit hides, which a
+    /// Matroska output says as its CodecDelay and OpusHead pre-skip; None
+    /// for another codec, an edit that hides nothing, or one that starts
+    /// past the first packet (a cut file's: more than a decoder's delay,
+    /// which ffmpeg 5.1 then reads as a shorter track).
+    pub(crate) fn opus_pre_skip(&self) -> Option<u16> {
+        let edit = u64::try_from(self.edit_media_time?).ok()?;
+        let first = u64::from(*self.durations.first()?);
+        let samples = u128::from(edit) * 48_000 / u128::from(self.timescale.max(1));
+        (&self.format == b"Opus" && !self.sizes.is_empty() && edit < first)
+            .then(|| u16::try_from(samples).ok())
+            .flatten()
+            .filter(|s| *s > 0)
+    }
 }
 
 /// The sound tracks of a `moov` body whose sample tables add up.
@@ -408,6 +423,24 @@ mod tests {
         let mut body = mp4_box(b"mvhd", &words(&[0, 0, 0, 2500, 5000]));
         body.extend(traks.concat());
         body
+    }
+
+    #[test]
+    fn only_an_opus_edit_within_its_first_packet_is_a_pre_skip() {
+        let track = |format: &[u8; 4], media: i32| {
+            sound_tracks(&moov(&[sound_trak(
+                1,
+                format,
+                &[9, 8, 7],
+                &[(5000, media)],
+            )]))
+            .remove(0)
+        };
+        assert_eq!(track(b"Opus", 312).opus_pre_skip(), Some(312));
+        // A cut file's edit, past the first packet (1024 ticks): not one.
+        assert_eq!(track(b"Opus", 1336).opus_pre_skip(), None);
+        assert_eq!(track(b"Opus", 0).opus_pre_skip(), None);
+        assert_eq!(track(b"mp4a", 312).opus_pre_skip(), None);
     }
 
     #[test]

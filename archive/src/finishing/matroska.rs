@@ -45,6 +45,9 @@ mod ebml_id {
     pub const VIDEO: u32 = 0xE0;
     pub const COLOUR: u32 = 0x55B0;
     pub const MATRIX_COEFFICIENTS: u32 = 0x55B1;
+    pub const CODEC_ID: u32 = 0x86;
+    pub const CODEC_PRIVATE: u32 = 0x63A2;
+    pub const CODEC_DELAY: u32 = 0x56AA;
 }
 
 /// An EBML variable-length number at the start of `bytes`: its value (with
@@ -486,6 +489,9 @@ pub(super) struct OutputFacts<'a> {
     pub encoder: &'a str,
     /// The colour matrix code written over the muxer's smpte170m (6).
     pub matrix: Option<u8>,
+    /// The pre-skip (48 kHz samples) of each of an MP4/MOV input's Opus
+    /// tracks, in order, that its edit list hides (None: hides nothing).
+    pub opus_pre_skips: &'a [Option<u16>],
 }
 
 impl MatroskaExtras {
@@ -619,7 +625,10 @@ impl MatroskaExtras {
         let mut output_tracks = Vec::new();
         if let Some(tracks) = layout.first(ebml_id::TRACKS) {
             let data = read_data(&mut file, &tracks)?;
-            let rewritten = self.rewritten_tracks(&data, facts.titles, facts.matrix);
+            let rewritten = with_opus_pre_skips(
+                &self.rewritten_tracks(&data, facts.titles, facts.matrix),
+                facts.opus_pre_skips,
+            );
             output_tracks = children(&rewritten)
                 .into_iter()
                 .filter(|(id, _)| *id == ebml_id::TRACK_ENTRY)
@@ -1156,6 +1165,59 @@ fn source_track(entry: &[u8]) -> SourceTrack {
     track
 }
 
+/// A Tracks element's data with each Opus entry given the pre-skip an MP4/MOV
+/// input's edit list hid (`pre_skips`, the input's Opus tracks in order,
+/// matched by rank when the output has as many): in its OpusHead and as its
+/// CodecDelay, as ffmpeg writes them. matroskamux 1.22 writes neither for
+/// an MP4 input's Opus (a pre-skip of 0), so players played the pre-skip
+/// before the first frame; the run moved such a track later by it
+/// (`upscale::timeline`), which CodecDelay takes back.
+fn with_opus_pre_skips(data: &[u8], pre_skips: &[Option<u16>]) -> Vec<u8> {
+    let is_opus = |entry: &[u8]| {
+        children(entry)
+            .iter()
+            .any(|(id, v)| *id == ebml_id::CODEC_ID && text(v) == b"A_OPUS")
+    };
+    let entries = children(data);
+    let opus_count = entries
+        .iter()
+        .filter(|(id, e)| *id == ebml_id::TRACK_ENTRY && is_opus(e))
+        .count();
+    if opus_count != pre_skips.len() || pre_skips.iter().all(Option::is_none) {
+        return data.to_vec();
+    }
+    let mut pre_skips = pre_skips.iter();
+    let mut out = Vec::with_capacity(data.len() + 16 * opus_count);
+    for (id, entry) in entries {
+        let pre_skip = if id == ebml_id::TRACK_ENTRY && is_opus(entry) {
+            pre_skips.next().copied().flatten()
+        } else {
+            None
+        };
+        let Some(pre_skip) = pre_skip else {
+            out.extend(ebml_element(id, entry));
+            continue;
+        };
+        let mut fields = Vec::with_capacity(entry.len() + 8);
+        for (child, value) in children(entry) {
+            match child {
+                ebml_id::CODEC_DELAY => {}
+                // OpusHead: magic, version, channels, then the pre-skip (LE).
+                ebml_id::CODEC_PRIVATE if value.len() >= 19 && value.starts_with(b"OpusHead") => {
+                    let mut head = value.to_vec();
+                    head[10..12].copy_from_slice(&pre_skip.to_le_bytes());
+                    fields.extend(ebml_element(child, &head));
+                }
+                _ => fields.extend(ebml_element(child, value)),
+            }
+        }
+        let delay_ns = u64::from(pre_skip) * 1_000_000_000 / 48_000;
+        fields.extend(ebml_element(ebml_id::CODEC_DELAY, &uint_bytes(delay_ns)));
+        out.extend(ebml_element(ebml_id::TRACK_ENTRY, &fields));
+    }
+    out
+}
+
 /// A SeekHead entry pointing at an element with `id` at `position`.
 fn seek_entry(id: u32, position: u64) -> Vec<u8> {
     let id_bytes = &id.to_be_bytes()[4 - id_len(id)..];
@@ -1181,6 +1243,30 @@ mod tests {
         // What GStreamer would have written differently is not its output.
         assert_eq!(gst_unserialized(b"\"quoted\""), None);
         assert_eq!(gst_unserialized(b"\"A, B\""), None);
+    }
+
+    #[test]
+    fn an_opus_track_gets_the_pre_skip_the_input_edit_hid() {
+        // What matroskamux 1.22 writes for an MP4 input's stereo Opus.
+        let head = b"OpusHead\x01\x02\x00\x00\x80\xbb\x00\x00\x00\x00\x00";
+        let entry = |codec: &[u8], private: &[u8]| {
+            let mut fields = ebml_element(ebml_id::CODEC_ID, codec);
+            fields.extend(ebml_element(ebml_id::CODEC_PRIVATE, private));
+            ebml_element(ebml_id::TRACK_ENTRY, &fields)
+        };
+        let written = [entry(b"A_AC3", b""), entry(b"A_OPUS", head)].concat();
+        let rewritten = with_opus_pre_skips(&written, &[Some(312)]);
+        let opus = children(&rewritten)[1].1;
+        let fields = children(opus);
+        let value = |id| fields.iter().find(|(i, _)| *i == id).map(|(_, v)| *v);
+        let private = value(ebml_id::CODEC_PRIVATE).unwrap();
+        assert_eq!(u16::from_le_bytes([private[10], private[11]]), 312);
+        assert_eq!(private.len(), head.len());
+        assert_eq!(value(ebml_id::CODEC_DELAY).map(uint), Some(6_500_000));
+        assert_eq!(children(&rewritten)[0], children(&written)[0]);
+        // Not as many Opus tracks as the input's, or none hidden: left alone.
+        assert_eq!(with_opus_pre_skips(&written, &[Some(312), None]), written);
+        assert_eq!(with_opus_pre_skips(&written, &[None]), written);
     }
 
     #[test]
@@ -1331,6 +1417,7 @@ mod tests {
             location: Some("+48.8577+002.2950/"),
             encoder: "gendr 1",
             matrix: None,
+            opus_pre_skips: &[],
         };
         let merged = extras.merged_tags(&written, &[(1, 101), (2, 202)], &[], true, &facts);
         let tags: Vec<(u64, Vec<Vec<u8>>)> = children(&merged)

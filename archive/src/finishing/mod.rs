@@ -70,7 +70,8 @@ pub(crate) struct SourceMetadata {
     /// is bt470bg (5).
     matrix: Option<u8>,
     /// An MP4/MOV input's sound tracks, whose edits' hidden priming an
-    /// MP4/MOV output's audio edits hide again.
+    /// MP4/MOV output's audio edits hide again (a Matroska output's Opus
+    /// CodecDelay).
     sound_tracks: Vec<SoundTrack>,
 }
 
@@ -123,6 +124,12 @@ impl SourceMetadata {
                     location: self.quicktime.location.as_deref(),
                     encoder: ENCODER_NAME,
                     matrix: self.matrix,
+                    opus_pre_skips: &self
+                        .sound_tracks
+                        .iter()
+                        .filter(|t| &t.format == b"Opus")
+                        .map(SoundTrack::opus_pre_skip)
+                        .collect::<Vec<_>>(),
                 },
             )
         } else {

@@ -14,7 +14,7 @@ use super::progress::Progress;
 use super::streams::{
     copy_audio, copy_subtitle, copy_video, drop_toc, is_subtitle, writes_matroska, SoundTracks,
 };
-use super::timeline::{self, Timeline};
+use super::timeline::{self, HiddenPriming, Timeline};
 use super::video;
 use crate::media::{self, MediaInfo};
 use crate::request::{Audio, KeepOrDrop, Target, UpscaleOptions};
@@ -860,12 +860,16 @@ impl Job {
         let timeline = if video_only {
             Timeline::default()
         } else {
-            // The audio an MP4/MOV output copies, whose priming its edit
-            // lists hide again (`finishing`).
-            let edited_audio = (!writes_matroska(&muxer))
-                .then(|| muxer.pad_template("audio_%u").map(|t| t.caps().clone()))
-                .flatten();
-            timeline::timeline(target.input, keep_subtitles, edited_audio.as_ref())?
+            // What the output hides of the input's priming (`finishing`):
+            // an MP4/MOV output's edit lists that of the audio it copies.
+            let hidden_priming = if writes_matroska(&muxer) {
+                Some(HiddenPriming::OpusCodecDelay)
+            } else {
+                muxer
+                    .pad_template("audio_%u")
+                    .map(|t| HiddenPriming::EditLists(t.caps().clone()))
+            };
+            timeline::timeline(target.input, keep_subtitles, hidden_priming.as_ref())?
         };
         let lead = timeline.lead;
         // Chapters handed to the muxer up front (an MP4/MOV input's) move

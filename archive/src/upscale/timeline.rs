@@ -13,7 +13,8 @@
 //! Into MP4/MOV, encoder priming that an MP4/MOV input's audio edit list
 //! hides is hidden again by the output's edit list (`finishing`): such a
 //! track alone runs later by its hidden stretch, from its first packet,
-//! and the other streams do not move for it.
+//! and the other streams do not move for it. Into Matroska the same is
+//! done for Opus, whose pre-skip the output's CodecDelay hides.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -95,6 +96,17 @@ impl Look {
     }
 }
 
+/// What an output hides of an MP4/MOV input's audio priming (`finishing`).
+#[derive(Debug, Clone)]
+pub(crate) enum HiddenPriming {
+    /// MP4/MOV: its audio edit lists hide the priming of audio in these
+    /// caps (what the muxer copies).
+    EditLists(gst::Caps),
+    /// Matroska: Opus's CodecDelay and OpusHead pre-skip hide Opus's
+    /// pre-skip; nothing hides AAC's or AC-3's priming.
+    OpusCodecDelay,
+}
+
 /// How much later than their segments say the streams of an input run.
 #[derive(Debug, Default)]
 pub(crate) struct Timeline {
@@ -123,26 +135,33 @@ impl Timeline {
 ///
 /// In an MP4/MOV input an edit list may start a track's media within or
 /// after a packet (encoder priming: AAC's 1024 samples, AC-3's 256, Opus's
-/// pre-skip). Audio in `edited_audio` caps (what an MP4/MOV output copies
-/// and hides again with its own edit list) is given its own stretch, from
-/// its first packet, and leads nothing. Otherwise (Matroska) a packet the
-/// edit starts within is held, its priming played in the lead, and one
-/// that ends before the edit is shown by no player and left out.
+/// pre-skip). Audio whose priming the output hides (`hidden_priming`) is
+/// given its own stretch, from its first packet, and leads nothing.
+/// Otherwise a packet the edit starts within is held, its priming played
+/// in the lead, and one that ends before the edit is shown by no player
+/// and left out.
 pub(crate) fn timeline(
     input: &Path,
     keep_subtitles: bool,
-    edited_audio: Option<&gst::Caps>,
+    hidden_priming: Option<&HiddenPriming>,
 ) -> Result<Timeline> {
     let moov = quicktime_moov(input)?;
     let edited = moov.is_some();
     // The tracks whose priming the output's edit can hide: those whose
     // sample table the finishing step matches the output's against (not
-    // a fragmented file's, whose samples lie in fragments).
+    // a fragmented file's, whose samples lie in fragments); into Matroska,
+    // Opus tracks whose pre-skip its CodecDelay can say.
     let rewritable: Vec<u32> = moov
         .map(|moov| finishing::sound_tracks(&moov))
         .unwrap_or_default()
         .into_iter()
-        .filter(|t| t.edit_media_time.unwrap_or(0) > 0 && !t.sizes.is_empty())
+        .filter(|t| match hidden_priming {
+            Some(HiddenPriming::EditLists(_)) => {
+                t.edit_media_time.unwrap_or(0) > 0 && !t.sizes.is_empty()
+            }
+            Some(HiddenPriming::OpusCodecDelay) => t.opus_pre_skip().is_some(),
+            None => false,
+        })
         .map(|t| t.id)
         .collect();
     let (pipeline, parse) = media::file_to_parsebin(input)?;
@@ -152,7 +171,7 @@ pub(crate) fn timeline(
     }));
     let weak = pipeline.downgrade();
     let seen = look.clone();
-    let edited_audio = edited_audio.cloned();
+    let hidden_priming = hidden_priming.cloned();
     parse.connect_pad_added(move |_, pad| {
         let Some(pipeline) = weak.upgrade() else {
             return;
@@ -163,9 +182,11 @@ pub(crate) fn timeline(
         let track = pad.stream_id().and_then(|id| quicktime_track(&id));
         let hides_early = audio
             && track.is_some_and(|t| rewritable.contains(&t))
-            && edited_audio
-                .as_ref()
-                .is_some_and(|c| c.can_intersect(&caps));
+            && match &hidden_priming {
+                Some(HiddenPriming::EditLists(copied)) => copied.can_intersect(&caps),
+                Some(HiddenPriming::OpusCodecDelay) => name == "audio/x-opus",
+                None => false,
+            };
         let index = {
             let mut look = seen.lock().unwrap_or_else(|p| p.into_inner());
             look.streams.push(FirstPacket {

@@ -140,12 +140,13 @@ fn edited_sound_track(trak: &[u8]) -> bool {
 
 /// The warning for an MP4/MOV input whose audio starts inside an edit
 /// list, into Matroska (MP4/MOV outputs get edit lists that hide the
-/// priming again, see `finishing`): matroskamux 1.22 writes nothing that
-/// hides it, so a priming packet that ends before the edit is cut (the first packet then decodes
-/// without its warm-up), and one the edit starts within is kept whole, its
-/// priming played in the timeline's lead (see `timeline`). The last
-/// packets, which qtdemux keeps back, are read from the file
-/// (`audio_tail`).
+/// priming again, see `finishing`): an Opus pre-skip within the first
+/// packet is said as its CodecDelay (`finishing`), but nothing in Matroska
+/// hides other priming for ffmpeg 5.1, so a priming packet that ends before the edit is
+/// cut (the first packet then decodes without its warm-up), and one the
+/// edit starts within is kept whole, its priming played in the timeline's
+/// lead (see `timeline`). The last packets, which qtdemux keeps back, are
+/// read from the file (`audio_tail`).
 pub(crate) fn lost_audio_edges(input: &std::path::Path) -> Result<Option<String>> {
     let Some(moov) = quicktime_moov(input)? else {
         return Ok(None);
@@ -153,12 +154,18 @@ pub(crate) fn lost_audio_edges(input: &std::path::Path) -> Result<Option<String>
     let edited = finishing::box_bodies(&moov)
         .filter(|(k, trak)| k == b"trak" && edited_sound_track(trak))
         .count();
+    let hidden_opus = finishing::sound_tracks(&moov)
+        .iter()
+        .filter(|t| t.opus_pre_skip().is_some())
+        .count();
+    let edited = edited.saturating_sub(hidden_opus);
     Ok((edited > 0).then(|| {
         format!(
             "gendr: warning: {}: {edited} audio track(s) start inside an edit list (encoder \
-             priming), which GStreamer 1.22's matroskamux cannot hide: a priming packet that ends \
-             before the edit is cut (the first packet then decodes without it), one the edit \
-             starts within is kept whole (its priming played before the first frame)",
+             priming), which Matroska cannot hide (but for an Opus pre-skip within the first \
+             packet): a priming packet that ends before the edit is cut (the first packet then \
+             decodes without it), one the edit starts within is kept whole (its priming played \
+             before the first frame)",
             input.display()
         )
     }))
