@@ -303,24 +303,11 @@ impl FirstFrames {
             note_packet_times(pad, video, &seen);
             let _ = discard(&pipeline, pad);
         });
-        let bus = pipeline.bus().context("pipeline bus")?;
-        let started = Instant::now();
         let enough =
             |g: &Gathered| g.video_ended || g.video_pts.len() >= TIMED_FRAMES + MAX_REORDER;
-        if pipeline.set_state(gst::State::Playing).is_ok() {
-            while started.elapsed() < TIMES_LIMIT
-                && !enough(&gathered.lock().unwrap_or_else(|p| p.into_inner()))
-            {
-                let ended = bus.timed_pop_filtered(
-                    gst::ClockTime::from_mseconds(20),
-                    &[gst::MessageType::Eos, gst::MessageType::Error],
-                );
-                if ended.is_some() {
-                    break;
-                }
-            }
-        }
-        let _ = pipeline.set_state(gst::State::Null);
+        play_until(&pipeline, TIMES_LIMIT, || {
+            enough(&gathered.lock().unwrap_or_else(|p| p.into_inner()))
+        })?;
         let gathered = gathered.lock().unwrap_or_else(|p| p.into_inner());
         let mut shown = gathered.video_pts.clone();
         shown.sort();
@@ -794,6 +781,31 @@ pub fn discard(pipeline: &gst::Pipeline, pad: &gst::Pad) -> Result<()> {
     pipeline.add(&sink)?;
     sink.sync_state_with_parent()?;
     pad.link(&sink.static_pad("sink").context("fakesink sink")?)?;
+    Ok(())
+}
+
+/// Plays `pipeline` until `done()` holds, it ends or fails, or `limit`
+/// has passed, then stops it: a look at a file's first packets. A file the
+/// look cannot read is left to the run, which says what is wrong.
+pub fn play_until(
+    pipeline: &gst::Pipeline,
+    limit: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Result<()> {
+    let bus = pipeline.bus().context("pipeline bus")?;
+    let started = Instant::now();
+    if pipeline.set_state(gst::State::Playing).is_ok() {
+        while started.elapsed() < limit && !done() {
+            let ended = bus.timed_pop_filtered(
+                gst::ClockTime::from_mseconds(20),
+                &[gst::MessageType::Eos, gst::MessageType::Error],
+            );
+            if ended.is_some() {
+                break;
+            }
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
     Ok(())
 }
 

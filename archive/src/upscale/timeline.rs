@@ -19,9 +19,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::error::{Context, Result};
+use crate::error::Result;
 use crate::finishing;
 use crate::media;
 use gst::prelude::*;
@@ -205,23 +205,9 @@ pub(crate) fn timeline(
     parse.connect_no_more_pads(move |_| {
         all_pads.lock().unwrap_or_else(|p| p.into_inner()).all_pads = true;
     });
-    let bus = pipeline.bus().context("pipeline bus")?;
-    let started = Instant::now();
-    // A file the look cannot read gets no lead; the run says what is wrong.
-    if pipeline.set_state(gst::State::Playing).is_ok() {
-        while started.elapsed() < LOOK_LIMIT
-            && !look.lock().unwrap_or_else(|p| p.into_inner()).done()
-        {
-            let ended = bus.timed_pop_filtered(
-                gst::ClockTime::from_mseconds(20),
-                &[gst::MessageType::Eos, gst::MessageType::Error],
-            );
-            if ended.is_some() {
-                break;
-            }
-        }
-    }
-    let _ = pipeline.set_state(gst::State::Null);
+    media::play_until(&pipeline, LOOK_LIMIT, || {
+        look.lock().unwrap_or_else(|p| p.into_inner()).done()
+    })?;
     let look = look.lock().unwrap_or_else(|p| p.into_inner());
     Ok(Timeline {
         lead: look.lead(),
