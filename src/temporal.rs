@@ -873,23 +873,39 @@ fn blend(
             }
         }
     }
-    if config.low_band < 1.0 {
-        for ch in 0..3 {
-            let range = ch * plane..(ch + 1) * plane;
-            let change: Vec<f32> = out.data[range.clone()]
-                .iter()
-                .zip(&current.data[range.clone()])
-                .map(|(o, c)| o - c)
-                .collect();
-            let low = low_band(&change, ow, oh, scale);
-            for (i, o) in out.data[range].iter_mut().enumerate() {
-                if touched[i] {
-                    *o -= (1.0 - config.low_band) * low[i];
-                }
+    drop_low_band(&mut out, current, &touched, scale, config.low_band);
+    out
+}
+
+/// Takes all but `keep` of the low band (see [`low_band`]) out of the
+/// change the blend made to `current`, on the `touched` pixels: the coarse
+/// structure and tone stay the current output's.
+fn drop_low_band(
+    out: &mut RgbImage,
+    current: &RgbImage,
+    touched: &[bool],
+    scale: usize,
+    keep: f32,
+) {
+    if keep >= 1.0 {
+        return;
+    }
+    let (ow, oh) = (current.width, current.height);
+    let plane = ow * oh;
+    for ch in 0..3 {
+        let range = ch * plane..(ch + 1) * plane;
+        let change: Vec<f32> = out.data[range.clone()]
+            .iter()
+            .zip(&current.data[range.clone()])
+            .map(|(o, c)| o - c)
+            .collect();
+        let low = low_band(&change, ow, oh, scale);
+        for (i, o) in out.data[range].iter_mut().enumerate() {
+            if touched[i] {
+                *o -= (1.0 - keep) * low[i];
             }
         }
     }
-    out
 }
 
 /// The part of an output-sized plane that the input's resolution can hold:
@@ -1259,22 +1275,7 @@ mod tests {
                 }
             }
         }
-        if config.low_band < 1.0 {
-            for ch in 0..3 {
-                let range = ch * plane..(ch + 1) * plane;
-                let change: Vec<f32> = out.data[range.clone()]
-                    .iter()
-                    .zip(&current.data[range.clone()])
-                    .map(|(o, c)| o - c)
-                    .collect();
-                let low = low_band(&change, ow, oh, scale);
-                for (i, o) in out.data[range].iter_mut().enumerate() {
-                    if touched[i] {
-                        *o -= (1.0 - config.low_band) * low[i];
-                    }
-                }
-            }
-        }
+        drop_low_band(&mut out, current, &touched, scale, config.low_band);
         out
     }
 
