@@ -369,13 +369,7 @@ pub(crate) fn write_audio_edits(path: &Path, input: &[SoundTrack]) -> Result<usi
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
-        let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(body);
-        out
-    }
+    use crate::finishing::mp4::tests::mp4_box;
 
     fn words(values: &[u32]) -> Vec<u8> {
         values.iter().flat_map(|v| v.to_be_bytes()).collect()

@@ -573,10 +573,11 @@ fn big_endian_fields(fields: &[u8]) -> Option<[u8; OPUS_FIELDS_LEN]> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    /// An MP4 box of `kind` around `body`, for the finishing tests.
+    pub(in crate::finishing) fn mp4_box(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
         let mut out = ((body.len() + 8) as u32).to_be_bytes().to_vec();
         out.extend_from_slice(kind);
         out.extend_from_slice(body);
