@@ -48,6 +48,23 @@ fn finer_than_8_bits(path: &Path) -> f64 {
     fine as f64 / samples.len() as f64
 }
 
+/// `cut`: `input`'s video and first audio track from 0.5 s on, copied
+/// (`ffmpeg -ss 0.5 -c copy`): edit lists hide the first half second.
+fn cut_half_second(input: &Path, cut: &Path) {
+    ffmpeg(&[
+        "-ss",
+        "0.5",
+        "-i",
+        input.to_str().unwrap(),
+        "-map",
+        "0:v",
+        "-map",
+        "0:a:0",
+        "-c",
+        "copy",
+        cut.to_str().unwrap(),
+    ]);
+}
 #[test]
 fn keep_on_ten_bit_four_two_two_prores_stays_ten_bit_four_two_two() {
     // It came out 8-bit 4:4:4 (x265 Rext yuv444p, x264 High 4:4:4) while
@@ -283,19 +300,7 @@ fn audio_at_the_edges_of_an_mp4_edit_list_is_kept_into_matroska() {
     // ended the track by comparing media time with movie time. Now every
     // sample the input decodes, and the rest of the packet the cut falls in.
     let cut = dir.path().join("cut.mp4");
-    ffmpeg(&[
-        "-ss",
-        "0.5",
-        "-i",
-        input.to_str().unwrap(),
-        "-map",
-        "0:v",
-        "-map",
-        "0:a:0",
-        "-c",
-        "copy",
-        cut.to_str().unwrap(),
-    ]);
+    cut_half_second(&input, &cut);
     let output = dir.path().join("cut.mkv");
     let run = upscale(&[], &cut, &output);
     assert!(run.status.success(), "{}", stderr(&run));
@@ -407,19 +412,7 @@ fn priming_hidden_by_an_mp4_edit_list_stays_hidden_in_mp4_and_mov() {
     // A clip cut with `ffmpeg -ss 0.5 -c copy`: its AAC edit hides 448
     // samples of the packet the cut falls in, as the output's now does.
     let cut = dir.path().join("cut.mp4");
-    ffmpeg(&[
-        "-ss",
-        "0.5",
-        "-i",
-        input.to_str().unwrap(),
-        "-map",
-        "0:v",
-        "-map",
-        "0:a:0",
-        "-c",
-        "copy",
-        cut.to_str().unwrap(),
-    ]);
+    cut_half_second(&input, &cut);
     let output = dir.path().join("cut-out.mp4");
     let run = upscale(&[], &cut, &output);
     assert!(run.status.success(), "{}", stderr(&run));
