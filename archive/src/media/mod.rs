@@ -2,6 +2,7 @@
 //! probing inputs, claiming and writing outputs, decoding frames, and
 //! messages from the bus.
 
+pub(crate) mod aac;
 mod decode;
 pub(crate) mod h264_vui;
 mod hevc_vui;

@@ -7,6 +7,7 @@ use gst::prelude::*;
 
 use super::quicktime_moov;
 use crate::finishing;
+use crate::media;
 
 /// Says, once the stream ends, how many of the audio packets on `pad`
 /// started before its segment did, as the muxer gets it: the muxers clip
@@ -58,30 +59,64 @@ pub(super) fn say_packets_before_start(pad: &gst::Pad) {
     );
 }
 
-/// Gives each Opus packet on `pad` that comes without a duration (as
-/// matroskademux hands them on, and parsebin plugs no opusparse after it)
-/// the duration its table of contents says: mp4mux and qtmux take the
-/// next packet's time for every duration but the last one's, which came
-/// out 0 and was then dropped by players (100 of 101 packets).
-pub(super) fn time_opus_packets(pad: &gst::Pad) {
-    pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+/// Gives each packet on `pad` that comes without a duration the duration
+/// its codec says, where the caps tell it: Opus's table of contents, AAC's
+/// frame length (matroskademux hands both on without durations, and
+/// parsebin's parsers let them pass as they are). mp4mux and qtmux take
+/// the next packet's time for every duration but the last one's, which
+/// came out 0, and players dropped it (100 of 101 Opus packets, 87 of 88
+/// AAC packets at 44.1 kHz).
+pub(super) fn time_packets(pad: &gst::Pad, caps: &gst::Caps) {
+    let Some(length) = packet_length(caps) else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(buffer) = info.buffer_mut() else {
             return gst::PadProbeReturn::Ok;
         };
         if buffer.duration().is_none() {
-            let samples = buffer
-                .map_readable()
-                .ok()
-                .and_then(|data| opus_packet_samples(&data));
-            if let Some(samples) = samples {
-                let duration = gst::ClockTime::from_nseconds(
-                    u64::from(samples) * 1_000_000_000 / u64::from(OPUS_RATE),
-                );
+            let duration = match length {
+                PacketLength::Opus => buffer
+                    .map_readable()
+                    .ok()
+                    .and_then(|data| opus_packet_samples(&data))
+                    .map(|samples| {
+                        gst::ClockTime::from_nseconds(
+                            u64::from(samples) * 1_000_000_000 / u64::from(OPUS_RATE),
+                        )
+                    }),
+                PacketLength::Fixed(duration) => Some(duration),
+            };
+            if let Some(duration) = duration {
                 buffer.make_mut().set_duration(duration);
             }
         }
         gst::PadProbeReturn::Ok
     });
+}
+
+/// How long the packets of a stream last.
+#[derive(Clone, Copy)]
+enum PacketLength {
+    /// As each Opus packet's table of contents says.
+    Opus,
+    /// Each as long: AAC's frames.
+    Fixed(gst::ClockTime),
+}
+
+/// How long the packets of a stream in `caps` last, where the caps say:
+/// Opus, and raw AAC by its codec data.
+fn packet_length(caps: &gst::Caps) -> Option<PacketLength> {
+    let s = caps.structure(0)?;
+    match s.name().as_str() {
+        "audio/x-opus" => Some(PacketLength::Opus),
+        "audio/mpeg" if s.get::<i32>("mpegversion") == Ok(4) => {
+            let config = s.get::<gst::Buffer>("codec_data").ok()?;
+            let config = config.map_readable().ok()?;
+            media::aac::aac_frame(&config).map(PacketLength::Fixed)
+        }
+        _ => None,
+    }
 }
 
 /// The rate Opus packets are counted in, whatever the input's.

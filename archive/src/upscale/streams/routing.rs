@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::error::{bail, Context, Result};
 use gst::prelude::*;
 
-use super::audio_edges::{say_packets_before_start, time_opus_packets};
+use super::audio_edges::{say_packets_before_start, time_packets};
 use crate::media::MediaInfo;
 use crate::upscale::progress::Progress;
 
@@ -52,11 +52,8 @@ pub(crate) fn copy_audio(
         ];
     }
     say_packets_before_start(pad);
-    let opus = caps
-        .structure(0)
-        .is_some_and(|s| s.name() == "audio/x-opus");
-    if opus && chain.is_empty() && !super::writes_matroska(muxer) {
-        time_opus_packets(pad);
+    if chain.is_empty() && !super::writes_matroska(muxer) {
+        time_packets(pad, caps);
     }
     let queue = unbounded_queue(progress)?;
     let queue_sink = queue.static_pad("sink").context("queue sink")?;
