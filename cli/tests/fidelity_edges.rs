@@ -416,7 +416,7 @@ fn priming_hidden_by_an_mp4_edit_list_stays_hidden_in_mp4_and_mov() {
     let output = dir.path().join("cut-out.mp4");
     let run = upscale(&[], &cut, &output);
     assert!(run.status.success(), "{}", stderr(&run));
-    // Against the video's frame grid it lies 20 ms later, as into .mkv
+    // Against the video's first frame it lies 20 ms later, as into .mkv
     // (the cut falls inside a frame; a video matter): samples and span.
     let (expected, out) = (audio_edges(&cut), audio_edges(&output));
     assert_eq!(out.samples, expected.samples, "{out:?}, {expected:?}");
@@ -462,8 +462,7 @@ fn opus_from_matroska_keeps_its_last_packet_in_mp4() {
 
 /// An audio stream's edges as ffmpeg decodes them: packets, samples
 /// decoded, and where its first sample starts and its last one ends, in
-/// milliseconds from the start of the video's frame grid (A/V sync at both
-/// ends).
+/// milliseconds from the video's first frame (A/V sync at both ends).
 #[derive(Debug)]
 struct AudioEdges {
     packets: usize,
@@ -508,7 +507,7 @@ fn audio_edges_of(path: &Path, index: usize) -> AudioEdges {
     let first = audio.first().map(time).expect("audio frames");
     let last = audio.last().expect("audio frames");
     let end = time(last) + last[1].parse::<f64>().expect("a sample count") / rate;
-    let grid = video_grid_start(path);
+    let grid = first_frame_time(path);
     AudioEdges {
         packets,
         samples,
@@ -517,20 +516,13 @@ fn audio_edges_of(path: &Path, index: usize) -> AudioEdges {
     }
 }
 
-/// Where the video's frame grid starts (seconds): its second frame's time
-/// less a frame. Not the first frame's time: GStreamer 1.22's matroskademux
-/// gives the first frame a segment of its own, and it comes out up to a
-/// frame early (a video matter, not audio's).
-fn video_grid_start(path: &Path) -> f64 {
-    let rate = first_entry(path, "v:0", "stream=r_frame_rate");
-    let (num, den) = rate.split_once('/').expect("a frame rate");
-    let step = den.parse::<f64>().unwrap() / num.parse::<f64>().unwrap();
-    let mut times: Vec<f64> = frame_rows(path, "v:0", "pts_time")
+/// When the video's first frame is shown (seconds).
+fn first_frame_time(path: &Path) -> f64 {
+    frame_rows(path, "v:0", "pts_time")
         .iter()
-        .map(|row| row[0].parse().expect("a frame time"))
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[1] - step
+        .map(|row| row[0].parse::<f64>().expect("a frame time"))
+        .min_by(f64::total_cmp)
+        .expect("video frames")
 }
 
 /// The first line of ffprobe's `entries` of `stream`, as CSV without the prefix.
@@ -552,8 +544,8 @@ fn first_entry(path: &Path, stream: &str, entries: &str) -> String {
 }
 
 /// Panics unless `output`'s audio edges are `input`'s: every packet and
-/// sample, first and last sample at the same time from the video's frame
-/// grid (to a millisecond, Matroska's time step).
+/// sample, first and last sample at the same time from the video's first
+/// frame (to a millisecond, Matroska's time step).
 fn assert_same_edges(input: &AudioEdges, output: &Path, what: &str) {
     assert_same_edges_of(input, output, 0, what);
 }
@@ -627,6 +619,67 @@ fn audio_before_the_first_shown_frame_of_mpeg_ts_and_ps_is_kept() {
     assert_same_edges(&audio_edges(&ts), &resumed, "--resume");
 }
 
+#[test]
+fn audio_before_the_first_frame_of_matroska_keeps_every_packet_and_its_offset() {
+    // A Matroska file whose timeline starts at 1 s, its audio before the
+    // first frame (AAC at 44.1 kHz 23 ms, MP2 11 ms, AC-3 6 ms), as ffmpeg
+    // `-output_ts_offset` writes it. Into .mp4/.mov the last AAC packet was
+    // lost (87 of 88: it came without a duration, and mp4mux gave it 0),
+    // and in a plain run the first frame came 23 ms early (matroskademux
+    // timed it in a segment of its own): every track's offset from it 0 ms
+    // instead of -23 ms, also into .mkv.
+    let codecs = ["aac", "ac3", "mp2"];
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("offset.mkv");
+    let mut args = vec![
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=96x64:r=25:d=2",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:r=44100:d=2",
+        "-map",
+        "0:v",
+        "-c:v",
+        "libx264",
+    ];
+    let options: Vec<String> = (0..codecs.len()).map(|i| format!("-c:a:{i}")).collect();
+    for (codec, option) in codecs.iter().zip(&options) {
+        args.extend(["-map", "1:a", option.as_str(), codec]);
+    }
+    args.extend(["-output_ts_offset", "1.0", input.to_str().unwrap()]);
+    ffmpeg(&args);
+    let expected: Vec<AudioEdges> = (0..codecs.len())
+        .map(|i| audio_edges_of(&input, i))
+        .collect();
+    assert!(
+        expected[0].first_ms < -20.0,
+        "the AAC starts first: {expected:?}"
+    );
+    let mut outputs = Vec::new();
+    for name in ["plain.mp4", "plain.mov", "plain.mkv"] {
+        let output = dir.path().join(name);
+        let run = upscale(&[], &input, &output);
+        assert!(run.status.success(), "{}", stderr(&run));
+        outputs.push((output, name));
+    }
+    let joined = dir.path().join("joined.mp4");
+    segmented(&input, &dir.path().join("mp4.job"), &joined);
+    outputs.push((joined, "segmented"));
+    let resumed = dir.path().join("resumed.mov");
+    let run = upscale(&["--resume", "--segment-seconds", "1"], &input, &resumed);
+    assert!(run.status.success(), "{}", stderr(&run));
+    outputs.push((resumed, "--resume"));
+    for (output, run) in &outputs {
+        for (i, codec) in codecs.iter().enumerate() {
+            let at = audio_index(output, codec);
+            assert_same_edges_of(&expected[i], output, at, &format!("{codec}, {run}"));
+        }
+    }
+}
+
 /// The index among `path`'s audio streams of the one in ffmpeg's `encoder`'s
 /// codec. GStreamer 1.22 exposes raw PCM before the parsed streams, so
 /// outputs may order them differently from their input.
@@ -675,7 +728,7 @@ fn every_audio_codec_keeps_its_samples_and_times_from_matroska_plain_and_segment
     }
 }
 
-/// `path`'s chapter starts (seconds) from the start of its video's frame grid.
+/// `path`'s chapter starts (seconds) from its video's first frame.
 fn chapter_starts(path: &Path) -> Vec<f64> {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-show_entries", "chapter=start_time"])
@@ -683,7 +736,7 @@ fn chapter_starts(path: &Path) -> Vec<f64> {
         .arg(path)
         .output()
         .expect("ffprobe runs");
-    let grid = video_grid_start(path);
+    let grid = first_frame_time(path);
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| {

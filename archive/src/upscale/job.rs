@@ -708,7 +708,7 @@ impl Routing {
                         media::discard(&pipeline, pad)
                     }
                     Some(decode) => {
-                        timeline::run_later(pad, self.timeline.lead, false);
+                        self.timeline.run_later(pad, self.timeline.lead, false);
                         self.decode_video(parse, pad, &decode, &name)
                     }
                 }
@@ -716,7 +716,8 @@ impl Routing {
                 // A segment holds the video alone; join adds the rest.
                 media::discard(&pipeline, pad)
             } else if name.starts_with("audio/") {
-                timeline::run_later(pad, self.timeline.audio_lead(pad), true);
+                self.timeline
+                    .run_later(pad, self.timeline.audio_lead(pad), true);
                 if let Some(tracks) = &self.sound_tracks {
                     tracks.complete(pad);
                 }
@@ -729,11 +730,11 @@ impl Routing {
                     self.transcode_audio,
                 )
             } else if self.keep_subtitles && is_subtitle(&name) {
-                timeline::run_later(pad, self.timeline.lead, true);
+                self.timeline.run_later(pad, self.timeline.lead, true);
                 copy_subtitle(&pipeline, &muxer, pad, &caps, &self.output)
             } else if !is_subtitle(&name) && media::decodes_to_video(&caps) {
                 // Video beyond the first: a second angle, copied as it is.
-                timeline::run_later(pad, self.timeline.lead, false);
+                self.timeline.run_later(pad, self.timeline.lead, false);
                 copy_video(&pipeline, &muxer, pad, &self.progress)
             } else {
                 media::discard(&pipeline, pad)

@@ -15,9 +15,17 @@
 //! track alone runs later by its hidden stretch, from its first packet,
 //! and the other streams do not move for it. Into Matroska the same is
 //! done for Opus, whose pre-skip the output's CodecDelay hides.
+//!
+//! matroskademux (1.22) starts its segment at the first block it reads and
+//! starts it again, on every stream, at an earlier block of another: the
+//! first video frame of a file whose audio starts 23 ms before it ran in a
+//! segment of its own, 23 ms early against the rest. Every stream of a
+//! Matroska input is timed in the one segment the earliest first packet
+//! came in instead.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -59,6 +67,8 @@ struct Look {
     /// An MP4/MOV input: packets that end before their segment starts are
     /// hidden by an edit list, and need no room.
     edited: bool,
+    /// A Matroska input: one segment for every stream.
+    matroska: bool,
     streams: Vec<FirstPacket>,
     all_pads: bool,
     /// A stream ran `LOOK_AHEAD` past its start.
@@ -83,6 +93,16 @@ impl Look {
             .filter_map(|s| s.start?.checked_sub(s.first_pts?))
             .max()
             .unwrap_or(gst::ClockTime::ZERO)
+    }
+
+    /// A Matroska input's segment start for every stream: the earliest
+    /// any stream's first packet came in.
+    fn shared_start(&self) -> Option<gst::ClockTime> {
+        self.streams
+            .iter()
+            .filter(|_| self.matroska)
+            .filter_map(|s| s.start.filter(|_| s.first_pts.is_some()))
+            .min()
     }
 
     /// How far before its segment's start each stream whose output edit
@@ -112,6 +132,9 @@ pub(crate) enum HiddenPriming {
 pub(crate) struct Timeline {
     /// Every stream's lead (see [`timeline`]).
     pub lead: gst::ClockTime,
+    /// A Matroska input: where every stream's segment starts, at the
+    /// latest, before its first packet.
+    shared_start: Option<gst::ClockTime>,
     /// The stretch before its segment that the output's edit list hides,
     /// by MP4/MOV track ID, which that track runs later still.
     hidden: HashMap<u32, gst::ClockTime>,
@@ -126,6 +149,12 @@ impl Timeline {
             .and_then(|id| quicktime_track(&id))
             .and_then(|track| self.hidden.get(&track).copied());
         self.lead + hidden.unwrap_or(gst::ClockTime::ZERO)
+    }
+
+    /// As [`run_later`], the stream on `pad` first timed in the input's
+    /// shared segment (a Matroska input's).
+    pub(crate) fn run_later(&self, pad: &gst::Pad, lead: gst::ClockTime, hold_early: bool) {
+        run_later_from(pad, self.shared_start, lead, hold_early);
     }
 }
 
@@ -147,6 +176,7 @@ pub(crate) fn timeline(
 ) -> Result<Timeline> {
     let moov = quicktime_moov(input)?;
     let edited = moov.is_some();
+    let matroska = finishing::timeline_kind(input)? == Some(finishing::TimelineKind::Matroska);
     // The tracks whose priming the output's edit can hide: those whose
     // sample table the finishing step matches the output's against (not
     // a fragmented file's, whose samples lie in fragments); into Matroska,
@@ -167,6 +197,7 @@ pub(crate) fn timeline(
     let (pipeline, parse) = media::file_to_parsebin(input)?;
     let look = Arc::new(Mutex::new(Look {
         edited,
+        matroska,
         ..Look::default()
     }));
     let weak = pipeline.downgrade();
@@ -211,6 +242,7 @@ pub(crate) fn timeline(
     let look = look.lock().unwrap_or_else(|p| p.into_inner());
     Ok(Timeline {
         lead: look.lead(),
+        shared_start: look.shared_start(),
         hidden: look.hidden(),
     })
 }
@@ -267,29 +299,47 @@ fn note_first_packet(pad: &gst::Pad, index: usize, look: &Arc<Mutex<Look>>) {
 /// packets in that stretch are kept (a copied stream's); without, what its
 /// segment leaves out stays out (the upscaled video's decoder clips to it).
 pub(crate) fn run_later(pad: &gst::Pad, lead: gst::ClockTime, hold_early: bool) {
-    if lead.is_zero() {
+    run_later_from(pad, None, lead, hold_early);
+}
+
+/// As [`run_later`]; a segment that comes before the stream's first packet
+/// and starts later than `shared_start` starts there instead.
+fn run_later_from(
+    pad: &gst::Pad,
+    shared_start: Option<gst::ClockTime>,
+    lead: gst::ClockTime,
+    hold_early: bool,
+) {
+    if lead.is_zero() && shared_start.is_none() {
         return;
     }
-    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-        let Some(gst::PadProbeData::Event(event)) = &mut info.data else {
-            return gst::PadProbeReturn::Ok;
-        };
-        match event.view() {
-            gst::EventView::Segment(segment) => {
-                if let Some(segment) = segment.segment().downcast_ref::<gst::ClockTime>() {
-                    *event = gst::event::Segment::new(&later(segment, lead, hold_early));
+    let packet_seen = AtomicBool::new(false);
+    pad.add_probe(
+        gst::PadProbeType::EVENT_DOWNSTREAM | gst::PadProbeType::BUFFER,
+        move |_, info| {
+            let Some(gst::PadProbeData::Event(event)) = &mut info.data else {
+                packet_seen.store(true, Ordering::Relaxed);
+                return gst::PadProbeReturn::Ok;
+            };
+            match event.view() {
+                gst::EventView::Segment(segment) => {
+                    if let Some(segment) = segment.segment().downcast_ref::<gst::ClockTime>() {
+                        let shared = shared_start.filter(|_| !packet_seen.load(Ordering::Relaxed));
+                        let segment = starting_by(segment, shared);
+                        *event = gst::event::Segment::new(&later(&segment, lead, hold_early));
+                    }
                 }
+                // matroskamux writes chapter times as they come: they move
+                // with the streams.
+                gst::EventView::Toc(toc) => {
+                    let (toc, updated) = toc.toc();
+                    *event = gst::event::Toc::new(&toc_later(toc, lead), updated);
+                }
+                _ => {}
             }
-            // matroskamux writes chapter times as they come: they move with
-            // the streams.
-            gst::EventView::Toc(toc) => {
-                let (toc, updated) = toc.toc();
-                *event = gst::event::Toc::new(&toc_later(toc, lead), updated);
-            }
-            _ => {}
-        }
-        gst::PadProbeReturn::Ok
-    });
+            gst::PadProbeReturn::Ok
+        },
+    );
 }
 
 /// `toc` with every entry's start and stop `lead` later: the chapters of a
@@ -324,6 +374,30 @@ fn entry_later(entry: &gst::TocEntryRef, lead: gst::ClockTime) -> gst::TocEntry 
         }
     }
     later
+}
+
+/// `segment` starting at `start` where it starts later (stream times kept).
+fn starting_by(
+    segment: &gst::FormattedSegment<gst::ClockTime>,
+    start: Option<gst::ClockTime>,
+) -> gst::FormattedSegment<gst::ClockTime> {
+    let mut earlier = segment.clone();
+    let (Some(start), Some(own)) = (start, segment.start()) else {
+        return earlier;
+    };
+    let Some(by) = own.checked_sub(start).filter(|by| !by.is_zero()) else {
+        return earlier;
+    };
+    earlier.set_start(start);
+    if let Some(time) = segment.time() {
+        earlier.set_time(time.saturating_sub(by));
+    }
+    if segment.position().is_some_and(|p| p > start) {
+        earlier.set_position(segment.position());
+    } else {
+        earlier.set_position(start);
+    }
+    earlier
 }
 
 /// `segment` with running times `lead` later (see [`run_later`]).
@@ -389,5 +463,30 @@ mod tests {
         let short = later(&segment(2, 10), lead, true);
         assert_eq!(short.start(), Some(gst::ClockTime::ZERO));
         assert_eq!(running_ms(&short, 2), Some(16));
+    }
+
+    #[test]
+    fn a_stream_first_timed_in_a_later_segment_runs_in_the_shared_one() {
+        gst::init().unwrap();
+        // matroskademux's first video segment starts at the frame (1000 ms);
+        // the audio's, 23 ms earlier, is the one every stream shares.
+        let shared = Some(gst::ClockTime::from_mseconds(977));
+        let video = starting_by(&segment(1000, 0), shared);
+        assert_eq!(running_ms(&video, 1000), Some(23));
+        assert_eq!(
+            video.to_stream_time(gst::ClockTime::from_mseconds(1000)),
+            Some(gst::ClockTime::from_mseconds(1000))
+        );
+        // The shared segment itself and an earlier one are left as they are.
+        let audio = starting_by(&segment(977, 0), shared);
+        assert_eq!(running_ms(&audio, 977), Some(0));
+        assert_eq!(
+            starting_by(&segment(900, 0), shared).start(),
+            Some(gst::ClockTime::from_mseconds(900))
+        );
+        assert_eq!(
+            starting_by(&segment(1000, 0), None).start(),
+            Some(gst::ClockTime::from_mseconds(1000))
+        );
     }
 }
