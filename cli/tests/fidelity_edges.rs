@@ -626,7 +626,7 @@ fn audio_before_the_first_frame_of_matroska_keeps_every_packet_and_its_offset() 
     // `-output_ts_offset` writes it. Into .mp4/.mov the last AAC packet was
     // lost (87 of 88: it came without a duration, and mp4mux gave it 0),
     // and in a plain run the first frame came 23 ms early (matroskademux
-    // timed it in a segment of its own): every track's offset from it 0 ms
+    // timed it in a segment of its own): the AAC's offset from it 0 ms
     // instead of -23 ms, also into .mkv.
     let codecs = ["aac", "ac3", "mp2"];
     let dir = tempfile::tempdir().unwrap();
