@@ -623,7 +623,7 @@ fn audio_before_the_first_shown_frame_of_mpeg_ts_and_ps_is_kept() {
 fn audio_before_the_first_frame_of_matroska_keeps_every_packet_and_its_offset() {
     // A Matroska file whose timeline starts at 1 s, its audio before the
     // first frame (AAC at 44.1 kHz 23 ms, MP2 11 ms, AC-3 6 ms), as ffmpeg
-    // `-output_ts_offset` writes it. Into .mp4/.mov the last AAC packet was
+    // `-output_ts_offset` writes it. Into .mp4 the last AAC packet was
     // lost (87 of 88: it came without a duration, and mp4mux gave it 0),
     // and in a plain run the first frame came 23 ms early (matroskademux
     // timed it in a segment of its own): the AAC's offset from it 0 ms
