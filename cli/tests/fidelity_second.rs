@@ -574,6 +574,48 @@ fn audio_codecs_are_named_as_users_read_them() {
     }
 }
 
+/// E-AC-3 (DVB, Blu-ray) from .mkv or .ts into .mp4, which mp4mux 1.22
+/// cannot hold: refused with the fix named, re-encoded with `--audio aac`,
+/// copied into .mkv. Before, all three .mp4 runs ended in the demuxer's
+/// "Internal data stream error": the parser's pad came with the caps of
+/// AC-3 or E-AC-3, which mp4mux's AC-3 caps matched, so it was linked.
+#[test]
+fn e_ac3_the_container_cannot_hold_is_refused_or_re_encoded() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["eac3.mkv", "eac3.ts"] {
+        let input = clip_with_audio(dir.path(), name, &["eac3"]);
+        assert_eq!(codecs(&input, "audio"), ["eac3"]);
+        let output = dir.path().join("out.mp4");
+        let refused = upscale(&[], &input, &output);
+        let text = stderr(&refused);
+        assert_eq!(refused.status.code(), Some(1), "{text}");
+        assert!(
+            text.contains("E-AC-3") && text.contains("--audio aac"),
+            "{name}: {text}"
+        );
+        assert!(!text.contains("Internal data stream error"), "{name}: {text}");
+        assert!(!output.exists(), "{name}: a refused run left {output:?}");
+
+        succeeded(&upscale(&["--audio", "aac"], &input, &output));
+        assert_eq!(codecs(&output, "audio"), ["aac"], "{name}");
+        // A re-encode adds the AAC encoder's delay and pads to whole
+        // frames; no edit list hides them yet (within two AAC frames).
+        let (samples, _) = decoded_audio(&output);
+        let (input_samples, _) = decoded_audio(&input);
+        assert!(
+            samples.abs_diff(input_samples) <= 2048,
+            "{name}: {samples} samples re-encoded from {input_samples}"
+        );
+
+        let kept = dir.path().join("out.mkv");
+        succeeded(&upscale(&[], &input, &kept));
+        assert_eq!(codecs(&kept, "audio"), ["eac3"], "{name}");
+        assert_eq!(decoded_audio(&kept).0, input_samples, "{name}");
+        std::fs::remove_file(&output).unwrap();
+        std::fs::remove_file(&kept).unwrap();
+    }
+}
+
 #[test]
 fn mpeg_ps_streams_are_counted_once() {
     let dir = tempfile::tempdir().unwrap();

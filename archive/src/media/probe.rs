@@ -763,7 +763,17 @@ pub fn file_to_parsebin(path: &Path) -> Result<(gst::Pipeline, gst::Element)> {
 /// The caps a parsed stream's pad has (or can have) and their media type
 /// (`video/x-h264`, `audio/mpeg`…; empty when the caps are empty).
 pub fn pad_caps(pad: &gst::Pad) -> (gst::Caps, String) {
-    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    // A parser's pad may come before its caps are set, with the caps of
+    // everything it can parse (ac3parse: AC-3 or E-AC-3); the demuxer's
+    // stream then says which codec it is.
+    let caps = pad
+        .current_caps()
+        .or_else(|| {
+            pad.stream()
+                .and_then(|s| s.caps())
+                .filter(|c| c.is_fixed())
+        })
+        .unwrap_or_else(|| pad.query_caps(None));
     let name = caps
         .structure(0)
         .map(|s| s.name().to_string())
