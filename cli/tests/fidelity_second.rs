@@ -140,6 +140,63 @@ fn opus_copied_into_mp4_skips_only_its_pre_skip() {
     assert_eq!(opus_samples_skipped(&output), expected);
 }
 
+/// Mono 48 kHz samples GStreamer decodes of a file's first audio stream
+/// (qtdemux honours an MP4 edit's end, which ffmpeg 5.1 does not).
+fn gstreamer_decoded_samples(path: &Path, demuxer: &str) -> usize {
+    let raw = path.with_extension("raw");
+    let status = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .arg("filesrc")
+        .arg(format!("location={}", path.display()))
+        .args([
+            "!",
+            demuxer,
+            "!",
+            "opusparse",
+            "!",
+            "opusdec",
+            "!",
+            "audioconvert",
+            "!",
+        ])
+        .args(["audio/x-raw,format=S16LE,channels=1", "!", "filesink"])
+        .arg(format!("location={}", raw.display()))
+        .status()
+        .expect("gst-launch-1.0 runs");
+    assert!(status.success(), "GStreamer could not decode {path:?}");
+    let bytes = std::fs::metadata(&raw).unwrap().len() as usize;
+    std::fs::remove_file(&raw).unwrap();
+    bytes / 2
+}
+
+/// A Matroska input's Opus end trimming (the last block's DiscardPadding,
+/// libopus's 648 samples here) ends the .mp4's audio edit, as the
+/// Opus-in-ISOBMFF mapping has it. Before, the edit ran to the end of the
+/// last packet: GStreamer decoded those 648 samples more, 96960 where it
+/// now decodes 96312, the input's 96000 and the 312-sample pre-skip that
+/// qtdemux 1.22 plays in every MP4 Opus track (ffmpeg's own copy: 96960).
+#[test]
+fn opus_end_trimming_from_matroska_ends_the_mp4_edit_plain_and_segmented() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = clip_with_audio(dir.path(), "opus.mkv", &["libopus"]);
+    let input_samples = gstreamer_decoded_samples(&input, "matroskademux");
+    assert_eq!(input_samples, 96_000);
+    for (name, args) in [
+        ("plain.mp4", &[][..]),
+        ("segmented.mp4", &["--resume", "--segment-seconds", "1"][..]),
+    ] {
+        let output = dir.path().join(name);
+        succeeded(&upscale(args, &input, &output));
+        assert_eq!(
+            gstreamer_decoded_samples(&output, "qtdemux"),
+            input_samples + 312,
+            "{name}"
+        );
+        // ffmpeg plays the whole last packet, as from its own copy.
+        assert_eq!(decoded_audio(&output).0, 96_648, "{name}");
+    }
+}
+
 #[test]
 fn finished_outputs_follow_the_umask() {
     let dir = tempfile::tempdir().unwrap();
@@ -593,7 +650,10 @@ fn e_ac3_the_container_cannot_hold_is_refused_or_re_encoded() {
             text.contains("E-AC-3") && text.contains("--audio aac"),
             "{name}: {text}"
         );
-        assert!(!text.contains("Internal data stream error"), "{name}: {text}");
+        assert!(
+            !text.contains("Internal data stream error"),
+            "{name}: {text}"
+        );
         assert!(!output.exists(), "{name}: a refused run left {output:?}");
 
         succeeded(&upscale(&["--audio", "aac"], &input, &output));

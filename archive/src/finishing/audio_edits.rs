@@ -266,16 +266,73 @@ fn get(moov: &[u8], at: usize, width: usize) -> u64 {
     }
 }
 
+/// The movie timescale of a `moov` body.
+fn movie_scale(moov: &[u8]) -> Option<u32> {
+    box_bodies(moov)
+        .find(|(k, _)| k == b"mvhd")
+        .and_then(|(_, mvhd)| versioned_u32(mvhd, 12, 20))
+}
+
+/// Shortens `track`'s edit and track durations by `shorter` movie ticks,
+/// where its edits are what the muxers write (an optional empty edit, then
+/// the media from its start); anything else is left as it is. Returns
+/// where the media edit's entry starts and its field width.
+fn shorten_track(moov: &mut [u8], track: &TrackBoxes, shorter: u64) -> Option<(usize, usize)> {
+    let (elst, elst_len) = track.elst;
+    let entries = edits(&moov[elst..elst + elst_len])?;
+    let &(duration, media_time, entry) = entries.last()?;
+    if media_time != 0 || entries.len() > 2 || entries.len() == 2 && entries[0].1 != -1 {
+        return None;
+    }
+    let width = if moov[elst] == 0 { 4 } else { 8 };
+    put(moov, elst + entry, width, duration.saturating_sub(shorter));
+    // tkhd: version, flags, two times, the track ID, 4 reserved bytes,
+    // then the duration.
+    let tkhd = track.tkhd;
+    let (at, tkhd_width) = if moov[tkhd] == 0 {
+        (tkhd + 20, 4)
+    } else {
+        (tkhd + 28, 8)
+    };
+    let track_duration = get(moov, at, tkhd_width);
+    put(moov, at, tkhd_width, track_duration.saturating_sub(shorter));
+    Some((elst + entry, width))
+}
+
+/// Sets the movie's duration (`mvhd`) to its longest track's.
+fn set_movie_duration(moov: &mut [u8], tracks: &[(u32, TrackBoxes)]) {
+    let longest = tracks
+        .iter()
+        .map(|(_, track)| {
+            let tkhd = track.tkhd;
+            if moov[tkhd] == 0 {
+                get(moov, tkhd + 20, 4)
+            } else {
+                get(moov, tkhd + 28, 8)
+            }
+        })
+        .max()
+        .unwrap_or(0);
+    let mvhd = boxes(moov)
+        .into_iter()
+        .find(|(k, _, _)| k == b"mvhd")
+        .map(|(_, at, _)| at);
+    if let Some(mvhd) = mvhd {
+        // mvhd: version, flags, two times, the timescale, the duration.
+        match moov[mvhd] {
+            0 => put(moov, mvhd + 16, 4, longest),
+            _ => put(moov, mvhd + 24, 8, longest),
+        }
+    }
+}
+
 /// Sets, in the `moov` body of a file GStreamer wrote, each sound track's
 /// edit to start its media after the priming that its input track's edit
 /// hides, the edit and track durations shortened by as much, and the
 /// movie's duration to its longest track's. In place: no box changes size.
 /// Returns how many tracks were rewritten.
 fn hide_priming(moov: &mut [u8], input: &[SoundTrack]) -> usize {
-    let Some(movie_scale) = box_bodies(moov)
-        .find(|(k, _)| k == b"mvhd")
-        .and_then(|(_, mvhd)| versioned_u32(mvhd, 12, 20))
-    else {
+    let Some(movie_scale) = movie_scale(moov) else {
         return 0;
     };
     let tracks = track_boxes(moov);
@@ -287,67 +344,66 @@ fn hide_priming(moov: &mut [u8], input: &[SoundTrack]) -> usize {
         let Some((_, track)) = tracks.iter().find(|(id, _)| *id == output.id) else {
             continue;
         };
-        let (elst, elst_len) = track.elst;
-        let Some(entries) = edits(&moov[elst..elst + elst_len]) else {
-            continue;
-        };
-        // What the muxers write: an optional empty edit, then the media
-        // from its start. Anything else is left as it is.
-        let Some(&(duration, 0, entry)) = entries.last() else {
-            continue;
-        };
-        if entries.len() > 2 || entries.len() == 2 && entries[0].1 != -1 {
-            continue;
-        }
         let shorter = priming * u64::from(movie_scale) / u64::from(output.timescale);
-        let width = if moov[elst] == 0 { 4 } else { 8 };
-        put(moov, elst + entry, width, duration.saturating_sub(shorter));
-        put(moov, elst + entry + width, width, priming);
-        // tkhd: version, flags, two times, the track ID, 4 reserved bytes,
-        // then the duration.
-        let tkhd = track.tkhd;
-        let (at, width) = if moov[tkhd] == 0 {
-            (tkhd + 20, 4)
-        } else {
-            (tkhd + 28, 8)
-        };
-        let track_duration = get(moov, at, width);
-        put(moov, at, width, track_duration.saturating_sub(shorter));
-        rewritten += 1;
+        if let Some((entry, width)) = shorten_track(moov, track, shorter) {
+            put(moov, entry + width, width, priming);
+            rewritten += 1;
+        }
     }
     if rewritten > 0 {
-        let longest = tracks
-            .iter()
-            .map(|(_, track)| {
-                let tkhd = track.tkhd;
-                if moov[tkhd] == 0 {
-                    get(moov, tkhd + 20, 4)
-                } else {
-                    get(moov, tkhd + 28, 8)
-                }
-            })
-            .max()
-            .unwrap_or(0);
-        let mvhd = boxes(moov)
-            .into_iter()
-            .find(|(k, _, _)| k == b"mvhd")
-            .map(|(_, at, _)| at);
-        if let Some(mvhd) = mvhd {
-            // mvhd: version, flags, two times, the timescale, the duration.
-            match moov[mvhd] {
-                0 => put(moov, mvhd + 16, 4, longest),
-                _ => put(moov, mvhd + 24, 8, longest),
-            }
+        set_movie_duration(moov, &tracks);
+    }
+    rewritten
+}
+
+/// Ends each Opus track's edit `trims_ns` earlier (a Matroska input's Opus
+/// tracks in order, matched by rank when the output has as many): the end
+/// trimming Matroska gives as the last block's DiscardPadding, which the
+/// Opus-in-ISOBMFF mapping gives as the edit's end. Rounded down to whole
+/// movie ticks, so no shown sample is cut. Returns how many were shortened.
+fn trim_opus_ends(moov: &mut [u8], trims_ns: &[u64]) -> usize {
+    let Some(movie_scale) = movie_scale(moov) else {
+        return 0;
+    };
+    let opus: Vec<u32> = sound_tracks(moov)
+        .into_iter()
+        .filter(|t| &t.format == b"Opus")
+        .map(|t| t.id)
+        .collect();
+    if opus.len() != trims_ns.len() {
+        return 0;
+    }
+    let tracks = track_boxes(moov);
+    let mut rewritten = 0;
+    for (id, trim) in opus.iter().zip(trims_ns) {
+        let shorter = u128::from(*trim) * u128::from(movie_scale) / 1_000_000_000;
+        let Some((_, track)) = tracks.iter().find(|(tid, _)| tid == id) else {
+            continue;
+        };
+        if shorter > 0
+            && shorten_track(moov, track, u64::try_from(shorter).unwrap_or(u64::MAX)).is_some()
+        {
+            rewritten += 1;
         }
+    }
+    if rewritten > 0 {
+        set_movie_duration(moov, &tracks);
     }
     rewritten
 }
 
 /// Rewrites the audio edit lists of the MP4/MOV file GStreamer wrote at
-/// `path` to hide the priming that `input`'s edits hide (see the module's
-/// note). Returns how many tracks were rewritten.
-pub(crate) fn write_audio_edits(path: &Path, input: &[SoundTrack]) -> Result<usize> {
-    if input.iter().all(|t| t.edit_media_time.unwrap_or(0) <= 0) {
+/// `path`: to hide the priming that `input`'s edits hide (see the module's
+/// note), and to end each Opus track where a Matroska input trims it
+/// (`opus_end_trims_ns`). Returns how many tracks were rewritten.
+pub(crate) fn write_audio_edits(
+    path: &Path,
+    input: &[SoundTrack],
+    opus_end_trims_ns: &[u64],
+) -> Result<usize> {
+    let hides_priming = input.iter().any(|t| t.edit_media_time.unwrap_or(0) > 0);
+    let trims_ends = opus_end_trims_ns.iter().any(|t| *t > 0);
+    if !hides_priming && !trims_ends {
         return Ok(0);
     }
     let mut file = std::fs::OpenOptions::new()
@@ -358,7 +414,8 @@ pub(crate) fn write_audio_edits(path: &Path, input: &[SoundTrack]) -> Result<usi
     let Some(mut moov) = moov_box(&mut file)? else {
         return Ok(0);
     };
-    let rewritten = hide_priming(&mut moov.body, input);
+    let rewritten =
+        hide_priming(&mut moov.body, input) + trim_opus_ends(&mut moov.body, opus_end_trims_ns);
     if rewritten > 0 {
         file.seek(SeekFrom::Start(moov.at + moov.header))?;
         file.write_all(&moov.body)?;
@@ -474,5 +531,30 @@ mod tests {
         // mvhd's duration: past its 8-byte header, version, flags, times
         // and timescale.
         assert_eq!(u32_at(&output, 8 + 16), Some(4987));
+    }
+
+    #[test]
+    fn each_opus_edit_ends_where_its_matroska_track_is_trimmed() {
+        let sizes: Vec<u32> = (100..120).collect();
+        let mut output = moov(&[
+            sound_trak(1, b"mp4a", &sizes, &[(5000, 0)]),
+            sound_trak(2, b"Opus", &sizes, &[(16, -1), (5036, 0)]),
+            sound_trak(3, b"Opus", &sizes, &[(5036, 0)]),
+        ]);
+        // 13.5 ms at 2500 is 33.75 ticks: 33, so no shown sample is cut.
+        assert_eq!(trim_opus_ends(&mut output, &[13_500_000, 0]), 1);
+        let shown = |output: &[u8], i: usize| {
+            let elst = track_boxes(output)[i].1.elst;
+            edits(&output[elst.0..elst.0 + elst.1])
+                .unwrap()
+                .iter()
+                .map(|(d, m, _)| (*d, *m))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(shown(&output, 0), vec![(5000, 0)]);
+        assert_eq!(shown(&output, 1), vec![(16, -1), (5003, 0)]);
+        assert_eq!(shown(&output, 2), vec![(5036, 0)]);
+        // As many trims as Opus tracks, or none is matched.
+        assert_eq!(trim_opus_ends(&mut output, &[13_500_000]), 0);
     }
 }

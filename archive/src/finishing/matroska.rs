@@ -48,6 +48,12 @@ mod ebml_id {
     pub const CODEC_ID: u32 = 0x86;
     pub const CODEC_PRIVATE: u32 = 0x63A2;
     pub const CODEC_DELAY: u32 = 0x56AA;
+    pub const TRACK_NUMBER: u32 = 0xD7;
+    pub const CLUSTER: u32 = 0x1F43_B675;
+    pub const BLOCK_GROUP: u32 = 0xA0;
+    pub const BLOCK: u32 = 0xA1;
+    pub const SIMPLE_BLOCK: u32 = 0xA3;
+    pub const DISCARD_PADDING: u32 = 0x75A2;
 }
 
 /// An EBML variable-length number at the start of `bytes`: its value (with
@@ -452,6 +458,9 @@ pub(crate) struct MatroskaExtras {
     tags: Vec<Vec<u8>>,
     /// DateUTC, nanoseconds since the Unix epoch.
     date_utc: Option<i64>,
+    /// What each Opus track's last block trims at its end (DiscardPadding,
+    /// ns), in track order.
+    opus_end_trims_ns: Vec<u64>,
 }
 
 /// One of the input's tracks, as its TrackEntry says.
@@ -459,6 +468,8 @@ pub(crate) struct MatroskaExtras {
 struct SourceTrack {
     kind: u64,
     uid: u64,
+    number: u64,
+    opus: bool,
     default: bool,
     forced: bool,
     /// None: not written, which Matroska reads as English.
@@ -554,7 +565,13 @@ impl MatroskaExtras {
                 .and_then(|(_, v)| <[u8; 8]>::try_from(*v).ok())
                 .map(|v| i64::from_be_bytes(v).saturating_add(MATROSKA_EPOCH_NS));
         }
+        extras.opus_end_trims_ns = opus_end_trims(&mut file, &layout, &extras.tracks)?;
         Ok(extras)
+    }
+
+    /// What each Opus track's last block trims at its end (ns), in order.
+    pub(crate) fn opus_end_trims_ns(&self) -> &[u64] {
+        &self.opus_end_trims_ns
     }
 
     /// The number of attached files.
@@ -1133,10 +1150,74 @@ fn kept_atom_uids(
 
 /// A track entry's type, UID, flags (with Matroska's defaults, default on
 /// and forced off, where they are not written), language and name.
+/// Clusters read back from the end for the Opus tracks' last blocks: audio
+/// that ends before the video still ends within the last few.
+const END_CLUSTERS: usize = 4;
+
+/// The end trimming (DiscardPadding, ns) of each Opus track in `tracks`,
+/// from its last block in the file's last clusters: 0 where that block
+/// trims nothing, is a SimpleBlock (which cannot) or is not found there.
+fn opus_end_trims(
+    file: &mut std::fs::File,
+    layout: &Layout,
+    tracks: &[SourceTrack],
+) -> Result<Vec<u64>> {
+    let opus: Vec<u64> = tracks.iter().filter(|t| t.opus).map(|t| t.number).collect();
+    let mut trims: Vec<Option<u64>> = vec![None; opus.len()];
+    let clusters = layout
+        .children
+        .iter()
+        .rev()
+        .filter(|e| e.id == ebml_id::CLUSTER);
+    for cluster in clusters.take(END_CLUSTERS) {
+        if trims.iter().all(Option::is_some) {
+            break;
+        }
+        let data = read_data(file, cluster)?;
+        // The cluster's blocks from its end: (track number, trim).
+        let blocks = children(&data)
+            .into_iter()
+            .rev()
+            .filter_map(|(id, value)| match id {
+                ebml_id::SIMPLE_BLOCK => Some((ebml_vint(value, false)?.0, 0)),
+                ebml_id::BLOCK_GROUP => {
+                    let fields = children(value);
+                    let block = fields.iter().find(|(id, _)| *id == ebml_id::BLOCK)?.1;
+                    let padding = fields
+                        .iter()
+                        .find(|(id, _)| *id == ebml_id::DISCARD_PADDING)
+                        .map_or(0, |(_, v)| signed(v));
+                    Some((
+                        ebml_vint(block, false)?.0,
+                        u64::try_from(padding).unwrap_or(0),
+                    ))
+                }
+                _ => None,
+            });
+        for (number, trim) in blocks {
+            if let Some(i) = opus.iter().position(|n| *n == number) {
+                trims[i].get_or_insert(trim);
+            }
+        }
+    }
+    Ok(trims.into_iter().map(Option::unwrap_or_default).collect())
+}
+
+/// A signed integer element's value.
+fn signed(data: &[u8]) -> i64 {
+    let bits = 8 * data.len().min(8) as u32;
+    match bits {
+        0 => 0,
+        _ => ((uint(data) << (64 - bits)) as i64) >> (64 - bits),
+    }
+}
+
 fn source_track(entry: &[u8]) -> SourceTrack {
     let mut track = SourceTrack {
         kind: 0,
         uid: 0,
+        number: 0,
+        opus: false,
         default: true,
         forced: false,
         language: None,
@@ -1147,6 +1228,8 @@ fn source_track(entry: &[u8]) -> SourceTrack {
         match id {
             ebml_id::TRACK_TYPE => track.kind = uint(value),
             ebml_id::TRACK_UID => track.uid = uint(value),
+            ebml_id::TRACK_NUMBER => track.number = uint(value),
+            ebml_id::CODEC_ID => track.opus = text(value) == b"A_OPUS",
             ebml_id::FLAG_DEFAULT => track.default = uint(value) != 0,
             ebml_id::FLAG_FORCED => track.forced = uint(value) != 0,
             ebml_id::LANGUAGE => track.language = Some(text(value).to_vec()),
@@ -1270,6 +1353,15 @@ mod tests {
     }
 
     #[test]
+    fn a_signed_element_is_sign_extended_from_its_length() {
+        assert_eq!(signed(&[]), 0);
+        assert_eq!(signed(&[0x7f]), 127);
+        assert_eq!(signed(&[0xff]), -1);
+        assert_eq!(signed(&[0x00, 0xce, 0x07, 0x60]), 13_502_304);
+        assert_eq!(signed(&[0xff, 0x38]), -200);
+    }
+
+    #[test]
     fn an_ebml_element_reads_back_as_written() {
         for len in [0usize, 1, 126, 127, 20_000] {
             let data = vec![7u8; len];
@@ -1301,6 +1393,8 @@ mod tests {
             |kind, default, forced, language: Option<&[u8]>, name: Option<&[u8]>| SourceTrack {
                 kind,
                 uid: 0,
+                number: 0,
+                opus: false,
                 default,
                 forced,
                 language: language.map(<[u8]>::to_vec),
@@ -1379,6 +1473,8 @@ mod tests {
         let source = |kind, uid| SourceTrack {
             kind,
             uid,
+            number: 0,
+            opus: false,
             default: true,
             forced: false,
             language: None,

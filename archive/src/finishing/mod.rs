@@ -134,7 +134,11 @@ impl SourceMetadata {
             )
         } else {
             repair_opus_boxes(output)?;
-            audio_edits::write_audio_edits(output, &self.sound_tracks)?;
+            audio_edits::write_audio_edits(
+                output,
+                &self.sound_tracks,
+                self.matroska.opus_end_trims_ns(),
+            )?;
             // A Matroska input's LOCATION tag becomes a `©xyz` box.
             let location = self
                 .quicktime

@@ -768,11 +768,7 @@ pub fn pad_caps(pad: &gst::Pad) -> (gst::Caps, String) {
     // stream then says which codec it is.
     let caps = pad
         .current_caps()
-        .or_else(|| {
-            pad.stream()
-                .and_then(|s| s.caps())
-                .filter(|c| c.is_fixed())
-        })
+        .or_else(|| pad.stream().and_then(|s| s.caps()).filter(|c| c.is_fixed()))
         .unwrap_or_else(|| pad.query_caps(None));
     let name = caps
         .structure(0)
