@@ -15,7 +15,7 @@
 //! `back_project=1` or `0` switches the back-projection. `model=FILE` reads
 //! the outputs from another file in the folder (outputs processed
 //! elsewhere), `save=FILE` writes the stage's frames there as raw rgb24
-//! (to process further elsewhere). It prints flicker, shimmer and Y-PSNR
+//! (to process further elsewhere), `niqe=1` adds NIQE (slow). It prints flicker, shimmer and Y-PSNR
 //! for bicubic, the model as it is and the model through the stage, with the
 //! same metrics as `gendr eval`, then flicker split by how fast the
 //! reference itself changes there (its luma by < 2, 2–8 or ≥ 8 levels from
@@ -27,6 +27,7 @@ use std::process::ExitCode;
 
 use gendr::frame::RgbImage;
 use gendr::metrics::{quality, shimmer, temporal_difference};
+use gendr::niqe::niqe_rgb;
 use gendr::resize::bicubic;
 use gendr::temporal::{Luma, Stabilizer, TemporalConfig};
 
@@ -103,7 +104,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let size = |s: &String| s.parse::<usize>().map_err(|_| format!("{s}: not a size"));
     let (width, height, scale) = (size(width)?, size(height)?, size(scale)?);
     let mut config = TemporalConfig::default();
-    let (mut model, mut save) = ("model.rgb".to_owned(), None);
+    let (mut model, mut save, mut with_niqe) = ("model.rgb".to_owned(), None, false);
     for pair in settings {
         let (key, value) = pair
             .split_once('=')
@@ -111,6 +112,7 @@ fn run(args: &[String]) -> Result<(), String> {
         match key {
             "model" => model = value.to_owned(),
             "save" => save = Some(value.to_owned()),
+            "niqe" => with_niqe = value == "1",
             _ => setting(&mut config, key, value)?,
         }
     }
@@ -149,8 +151,17 @@ fn run(args: &[String]) -> Result<(), String> {
             .sum::<f64>()
             / run.len() as f64;
         let score = |s: Option<f64>| s.map_or("-".to_owned(), |s| format!("{s:.3}"));
+        let niqe = if with_niqe {
+            let scores: Vec<f64> = run.iter().filter_map(|f| niqe_rgb(f).ok()).collect();
+            format!(
+                " NIQE {:.3}",
+                scores.iter().sum::<f64>() / scores.len().max(1) as f64
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{name:<8} flicker {} shimmer {} Y-PSNR {psnr:.3}",
+            "{name:<8} flicker {} shimmer {} Y-PSNR {psnr:.3}{niqe}",
             score(temporal_difference(run, &references)),
             score(shimmer(run, &references)),
         );

@@ -164,13 +164,20 @@ impl TemporalConfig {
 
     /// What was measured best for `model` (a preset name or a file): the
     /// generative setting for the presets whose `auto` runs the stage (the
-    /// generative ones, which invent detail anew each frame), the
-    /// detail-only one for every other model.
+    /// generative ones, which invent detail anew each frame), with the
+    /// preset's own trust where it has one, and the detail-only one for
+    /// every other model.
     pub fn for_model(model: &str) -> TemporalConfig {
-        if TemporalMode::Auto.enabled_for(model) {
-            TemporalConfig::generative()
-        } else {
-            TemporalConfig::detail_only()
+        match crate::presets::find(model).filter(|p| p.temporal) {
+            Some(preset) => {
+                let mut config = TemporalConfig::generative();
+                if let Some([full, none]) = preset.temporal_trust {
+                    config.trust_below = full / 255.0;
+                    config.distrust_above = none / 255.0;
+                }
+                config
+            }
+            None => TemporalConfig::detail_only(),
         }
     }
 }
@@ -1659,6 +1666,24 @@ mod tests {
             assert_close(&out, &steady, 0);
         }
         assert_eq!(stage.restarts(), 1);
+    }
+
+    #[test]
+    fn each_model_gets_its_measured_setting() {
+        let anime = TemporalConfig::for_model("anime-video-x4");
+        assert_eq!(anime, TemporalConfig::generative());
+        for name in ["realesrgan-x4", "realesrgan-x4-fp16"] {
+            let config = TemporalConfig::for_model(name);
+            assert!(config.back_project, "{name}");
+            let levels = (255.0 * config.trust_below, 255.0 * config.distrust_above);
+            assert!((levels.0 - 6.0).abs() < 1e-4 && (levels.1 - 18.0).abs() < 1e-4);
+        }
+        for name in ["default", "fast", "some/model.onnx"] {
+            assert_eq!(
+                TemporalConfig::for_model(name),
+                TemporalConfig::detail_only()
+            );
+        }
     }
 
     #[test]
