@@ -15,7 +15,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
 
 use gendr::frame::RgbImage;
-use gendr::temporal::{Luma, Stabilizer, TemporalConfig};
+use gendr::temporal::{Stabilizer, TemporalConfig};
 
 const WIDTH: usize = 320;
 const HEIGHT: usize = 180;
@@ -71,8 +71,8 @@ fn main() {
     let frames: Vec<(RgbImage, RgbImage)> = (0..count).map(|t| frame(t, speed)).collect();
     for (name, config) in [
         (
-            "whole frame (generative presets)",
-            TemporalConfig::default(),
+            "generative presets (back-projected, detail only)",
+            TemporalConfig::generative(),
         ),
         ("detail only (default, fast)", TemporalConfig::detail_only()),
     ] {
@@ -81,7 +81,7 @@ fn main() {
         let (mut time, mut cpu) = (Duration::ZERO, Duration::ZERO);
         for (input, output) in &frames {
             let (started, cpu_started) = (Instant::now(), thread_cpu_time());
-            let stabilised = stage.process(Luma::from_rgb(input), output.clone());
+            let stabilised = stage.process(input, output.clone());
             cpu += thread_cpu_time() - cpu_started;
             time += started.elapsed();
             stabilised

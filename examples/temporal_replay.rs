@@ -9,8 +9,13 @@
 //! The folder holds `reference.rgb` and `model.rgb` (raw rgb24 frames of
 //! WIDTH×HEIGHT, the reference and the model's ×SCALE output of its bicubic
 //! shrink, as `gendr eval --dump-temporal` writes them as PNGs). Settings
-//! start from `base=default` (the generative presets') or `base=detail`;
-//! trust levels are in 8-bit levels. It prints flicker, shimmer and Y-PSNR
+//! start from `base=default` (the whole-frame blend), `base=generative`
+//! (the generative presets': back-projected, detail only) or `base=detail`
+//! (every other model's); trust levels are in 8-bit levels, and
+//! `back_project=1` or `0` switches the back-projection. `model=FILE` reads
+//! the outputs from another file in the folder (outputs processed
+//! elsewhere), `save=FILE` writes the stage's frames there as raw rgb24
+//! (to process further elsewhere), `niqe=1` adds NIQE (slow). It prints flicker, shimmer and Y-PSNR
 //! for bicubic, the model as it is and the model through the stage, with the
 //! same metrics as `gendr eval`, then flicker split by how fast the
 //! reference itself changes there (its luma by < 2, 2–8 or ≥ 8 levels from
@@ -22,6 +27,7 @@ use std::process::ExitCode;
 
 use gendr::frame::RgbImage;
 use gendr::metrics::{quality, shimmer, temporal_difference};
+use gendr::niqe::niqe_rgb;
 use gendr::resize::bicubic;
 use gendr::temporal::{Luma, Stabilizer, TemporalConfig};
 
@@ -75,6 +81,8 @@ fn setting(config: &mut TemporalConfig, key: &str, value: &str) -> Result<(), St
     match key {
         "base" if value == "default" => *config = TemporalConfig::default(),
         "base" if value == "detail" => *config = TemporalConfig::detail_only(),
+        "base" if value == "generative" => *config = TemporalConfig::generative(),
+        "back_project" => config.back_project = value == "1",
         "memory" => config.memory = whole()?,
         "block" => config.block = whole()?,
         "search" => config.search = whole()? as i32,
@@ -96,27 +104,35 @@ fn run(args: &[String]) -> Result<(), String> {
     let size = |s: &String| s.parse::<usize>().map_err(|_| format!("{s}: not a size"));
     let (width, height, scale) = (size(width)?, size(height)?, size(scale)?);
     let mut config = TemporalConfig::default();
+    let (mut model, mut save, mut with_niqe) = ("model.rgb".to_owned(), None, false);
     for pair in settings {
         let (key, value) = pair
             .split_once('=')
             .ok_or(format!("{pair}: not key=value"))?;
-        setting(&mut config, key, value)?;
+        match key {
+            "model" => model = value.to_owned(),
+            "save" => save = Some(value.to_owned()),
+            "niqe" => with_niqe = value == "1",
+            _ => setting(&mut config, key, value)?,
+        }
     }
     let dir = Path::new(dir);
     let references = frames(&dir.join("reference.rgb"), width, height)?;
-    let outputs = frames(&dir.join("model.rgb"), width, height)?;
+    let outputs = frames(&dir.join(model), width, height)?;
     let mut stage = Stabilizer::new(config);
     let (mut baselines, mut stabilized, mut pairs) = (Vec::new(), Vec::new(), Vec::new());
     for (t, (reference, output)) in references.iter().zip(&outputs).enumerate() {
         let small = rounded(&bicubic(reference, width / scale, height / scale));
         baselines.push(rounded(&bicubic(&small, width, height)));
         let restarts = stage.restarts();
-        stabilized.push(rounded(
-            &stage.process(Luma::from_rgb(&small), output.clone()),
-        ));
+        stabilized.push(rounded(&stage.process(&small, output.clone())));
         if stage.restarts() == restarts {
             pairs.push(t);
         }
+    }
+    if let Some(save) = save {
+        let raw: Vec<u8> = stabilized.iter().flat_map(|f| f.to_rgb8()).collect();
+        std::fs::write(&save, raw).map_err(|e| format!("{save}: {e}"))?;
     }
     println!(
         "{} frames, x{scale}, {config:?}, restarts {}",
@@ -135,8 +151,17 @@ fn run(args: &[String]) -> Result<(), String> {
             .sum::<f64>()
             / run.len() as f64;
         let score = |s: Option<f64>| s.map_or("-".to_owned(), |s| format!("{s:.3}"));
+        let niqe = if with_niqe {
+            let scores: Vec<f64> = run.iter().filter_map(|f| niqe_rgb(f).ok()).collect();
+            format!(
+                " NIQE {:.3}",
+                scores.iter().sum::<f64>() / scores.len().max(1) as f64
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "{name:<8} flicker {} shimmer {} Y-PSNR {psnr:.3}",
+            "{name:<8} flicker {} shimmer {} Y-PSNR {psnr:.3}{niqe}",
             score(temporal_difference(run, &references)),
             score(shimmer(run, &references)),
         );

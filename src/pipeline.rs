@@ -35,7 +35,7 @@ use crate::color::{frame_to_rgb, rgb_to_frame};
 use crate::engine::Engine;
 use crate::frame::try_zeroed;
 use crate::frame::{Colorimetry, Frame, PixelFormat, RgbImage};
-use crate::temporal::{Luma, Stabilizer, TemporalConfig};
+use crate::temporal::{Stabilizer, TemporalConfig};
 use crate::tiling::{Batch, TileGeometry, TileIndex, TilePlan};
 use crate::{Error, Result};
 
@@ -161,8 +161,8 @@ struct FrameWork {
     plan: Arc<TilePlan>,
     format: PixelFormat,
     colorimetry: Colorimetry,
-    /// The input's luma, for the temporal stage's motion search.
-    luma: Option<Luma>,
+    /// The input as the model saw it, for the temporal stage.
+    input: Option<RgbImage>,
 }
 
 struct Counter {
@@ -546,7 +546,7 @@ fn prepare<F, K>(
                     plan: plan.clone(),
                     format: frame.format,
                     colorimetry: frame.colorimetry,
-                    luma: config.temporal.is_some().then(|| Luma::from_rgb(&rgb)),
+                    input: config.temporal.is_some().then(|| rgb.clone()),
                 },
                 meta,
             ),
@@ -744,8 +744,8 @@ fn stitch<F, K>(
                     if ticket.restart {
                         stage.reset();
                     }
-                    let luma = work.luma.expect("prepared with the temporal stage on");
-                    let steady = stage.process(luma, accum);
+                    let input = work.input.expect("prepared with the temporal stage on");
+                    let steady = stage.process(&input, accum);
                     match rgb_to_frame(&steady, work.format, work.colorimetry) {
                         Ok(frame) => PendingState::Ready(frame, meta),
                         Err(error) => PendingState::Failed(error, meta),

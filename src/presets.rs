@@ -44,6 +44,12 @@ pub struct Preset {
     /// (docs/temporal.md).
     #[serde(default)]
     pub temporal: bool,
+    /// The input mismatch in 8-bit levels at which the temporal stage
+    /// trusts an earlier frame fully and not at all, where it differs from
+    /// the generative setting's (`TemporalConfig::generative`): measured
+    /// per model in docs/temporal.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_trust: Option<[f32; 2]>,
 }
 
 /// Every preset, in the order `models/presets.json` lists them.
@@ -201,6 +207,7 @@ mod tests {
             auto_bf16: false,
             auto_openvino_fp32: false,
             temporal: false,
+            temporal_trust: None,
         };
         let msg = p.missing().to_string();
         assert!(msg.contains("run `make models`"), "{msg}");

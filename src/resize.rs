@@ -37,6 +37,15 @@ fn taps(src: usize, dst: usize) -> Vec<(usize, Vec<f32>)> {
 
 /// Resizes planar RGB to `width × height`; values are clamped to [0, 1].
 pub fn bicubic(img: &RgbImage, width: usize, height: usize) -> RgbImage {
+    resample(img, width, height, true)
+}
+
+/// [`bicubic`] without the clamp, for planes that hold differences.
+pub fn bicubic_signed(img: &RgbImage, width: usize, height: usize) -> RgbImage {
+    resample(img, width, height, false)
+}
+
+fn resample(img: &RgbImage, width: usize, height: usize, clamp: bool) -> RgbImage {
     let xt = taps(img.width, width);
     let yt = taps(img.height, height);
     let mut out = RgbImage::new(width, height);
@@ -57,7 +66,7 @@ pub fn bicubic(img: &RgbImage, width: usize, height: usize) -> RgbImage {
                     .enumerate()
                     .map(|(k, wk)| wk * rows[(lo + k) * width + x])
                     .sum();
-                dst[y * width + x] = v.clamp(0.0, 1.0);
+                dst[y * width + x] = if clamp { v.clamp(0.0, 1.0) } else { v };
             }
         }
     }
@@ -76,6 +85,15 @@ mod tests {
             let out = bicubic(&img, w, h);
             assert!(out.data.iter().all(|v| (v - 0.25).abs() < 1e-5), "{w}x{h}");
         }
+    }
+
+    #[test]
+    fn the_signed_resize_keeps_values_below_zero() {
+        let mut img = RgbImage::new(8, 8);
+        img.data.iter_mut().for_each(|v| *v = -0.25);
+        let out = bicubic_signed(&img, 4, 4);
+        assert!(out.data.iter().all(|v| (v + 0.25).abs() < 1e-5));
+        assert!(bicubic(&img, 4, 4).data.iter().all(|&v| v == 0.0));
     }
 
     #[test]

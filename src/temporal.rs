@@ -14,12 +14,18 @@
 //! outputs, so a segment that first feeds the `memory` frames before it
 //! produces exactly what one long run produces. Colour and bit depth do not
 //! matter here: it works on the stitched planar RGB in [0, 1].
+//!
+//! For the generative presets each model output is first made consistent
+//! with its input (one step of back-projection): what the output loses on
+//! the way down to the input's size is replaced by the input's own, so the
+//! low band follows the input and only the invented detail is the model's.
 
 use std::collections::VecDeque;
 use std::fmt;
 use std::str::FromStr;
 
 use crate::frame::RgbImage;
+use crate::resize::bicubic_signed;
 use crate::{Error, Result};
 
 /// Whether a run uses the stage: `Auto` takes the preset's measured choice
@@ -67,9 +73,10 @@ impl FromStr for TemporalMode {
     }
 }
 
-/// How the stage blends; [`Default`] is what the measurements in
-/// docs/temporal.md chose for the generative presets, and
-/// [`TemporalConfig::for_model`] picks per model.
+/// How the stage blends; [`Default`] is the whole-frame blend that
+/// [`TemporalConfig::generative`] and [`TemporalConfig::detail_only`] start
+/// from, and [`TemporalConfig::for_model`] picks per model (measured in
+/// docs/temporal.md).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct TemporalConfig {
     /// Earlier model outputs averaged in (K): the stage remembers this many frames.
@@ -97,6 +104,11 @@ pub struct TemporalConfig {
     /// the earlier outputs by whole output pixels (no resampling), 2 or 4
     /// by halves or quarters (sampled bilinearly where they are blended).
     pub subpixel: i32,
+    /// Whether each model output is first made consistent with its input
+    /// before it is blended or remembered: output + up(input − down(output)),
+    /// with `down` the antialiased bicubic shrink ([`crate::resize`]) and
+    /// `up` the bicubic enlargement, so that its low band is the input's.
+    pub back_project: bool,
 }
 
 impl Default for TemporalConfig {
@@ -111,6 +123,7 @@ impl Default for TemporalConfig {
             search: 4,
             low_band: 1.0,
             subpixel: 4,
+            back_project: false,
         }
     }
 }
@@ -133,15 +146,38 @@ impl TemporalConfig {
         }
     }
 
+    /// For a generative model, whose low band wobbles and strays from the
+    /// input's: each output is back-projected onto its input first, and
+    /// then only the detail above the input's resolution is averaged, where
+    /// the input agrees within 2 levels (0 beyond 6). The looser trust is
+    /// affordable because the low band no longer comes from the earlier
+    /// frames; the motion stays at a quarter output pixel.
+    pub fn generative() -> TemporalConfig {
+        TemporalConfig {
+            trust_below: 2.0 / 255.0,
+            distrust_above: 6.0 / 255.0,
+            low_band: 0.0,
+            back_project: true,
+            ..TemporalConfig::default()
+        }
+    }
+
     /// What was measured best for `model` (a preset name or a file): the
-    /// whole-frame blend for the presets whose `auto` runs the stage (the
-    /// generative ones, which invent detail anew each frame), the
-    /// detail-only one for every other model.
+    /// generative setting for the presets whose `auto` runs the stage (the
+    /// generative ones, which invent detail anew each frame), with the
+    /// preset's own trust where it has one, and the detail-only one for
+    /// every other model.
     pub fn for_model(model: &str) -> TemporalConfig {
-        if TemporalMode::Auto.enabled_for(model) {
-            TemporalConfig::default()
-        } else {
-            TemporalConfig::detail_only()
+        match crate::presets::find(model).filter(|p| p.temporal) {
+            Some(preset) => {
+                let mut config = TemporalConfig::generative();
+                if let Some([full, none]) = preset.temporal_trust {
+                    config.trust_below = full / 255.0;
+                    config.distrust_above = none / 255.0;
+                }
+                config
+            }
+            None => TemporalConfig::detail_only(),
         }
     }
 }
@@ -614,9 +650,16 @@ impl Stabilizer {
         self.restarts
     }
 
-    /// Takes the next frame's low-resolution input luma and the model's
-    /// output for it, and returns the stabilised output (same size).
-    pub fn process(&mut self, input: Luma, output: RgbImage) -> RgbImage {
+    /// Takes the next frame's low-resolution input (the model's input, RGB
+    /// in [0, 1]) and the model's output for it, and returns the stabilised
+    /// output (same size).
+    pub fn process(&mut self, input: &RgbImage, output: RgbImage) -> RgbImage {
+        let output = if self.config.back_project {
+            back_projected(output, input)
+        } else {
+            output
+        };
+        let input = Luma::from_rgb(input);
         let key = StreamKey {
             input: (input.width, input.height),
             output: (output.width, output.height),
@@ -877,6 +920,23 @@ fn blend(
     out
 }
 
+/// `output` made consistent with `input`: output + up(input − down(output)),
+/// with [`bicubic_signed`] both ways, clamped to [0, 1]. What the output
+/// holds above the input's resolution stays; what the input's resolution
+/// can hold becomes the input's, as far as one step gets it there.
+fn back_projected(mut output: RgbImage, input: &RgbImage) -> RgbImage {
+    let (ow, oh) = (output.width, output.height);
+    let mut residual = bicubic_signed(&output, input.width, input.height);
+    for (r, &i) in residual.data.iter_mut().zip(&input.data) {
+        *r = i - *r;
+    }
+    let correction = bicubic_signed(&residual, ow, oh);
+    for (o, c) in output.data.iter_mut().zip(&correction.data) {
+        *o = (*o + c).clamp(0.0, 1.0);
+    }
+    output
+}
+
 /// Takes all but `keep` of the low band (see [`low_band`]) out of the
 /// change the blend made to `current`, on the `touched` pixels: the coarse
 /// structure and tone stay the current output's.
@@ -1078,7 +1138,7 @@ mod tests {
         let offsets = [0.03, -0.03, 0.03, -0.03];
         let outs: Vec<RgbImage> = offsets
             .iter()
-            .map(|&o| stage.process(input.clone(), upscaled(&input, 2, o)))
+            .map(|&o| stage.process(&grey_rgb(&input), upscaled(&input, 2, o)))
             .collect();
         // Frame 0 is as the model made it; frame 1 is the mean of two, and from
         // frame 2 on the mean of three (memory 2), all weights 1.
@@ -1095,8 +1155,8 @@ mod tests {
     fn moving_content_is_averaged_along_its_motion() {
         let mut stage = Stabilizer::new(TemporalConfig::default());
         let (a, b) = (texture(64, 48, 0, 0), texture(64, 48, 3, 2));
-        stage.process(a.clone(), upscaled(&a, 2, 0.02));
-        let out = stage.process(b.clone(), upscaled(&b, 2, -0.02));
+        stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.02));
+        let out = stage.process(&grey_rgb(&b), upscaled(&b, 2, -0.02));
         let truth = upscaled(&b, 2, 0.0);
         // Inside the frame the two outputs line up, so their offsets cancel.
         let i = 40 * 128 + 40;
@@ -1115,10 +1175,10 @@ mod tests {
             data: a.data.iter().map(|v| 1.0 - v).collect(),
             ..a.clone()
         };
-        stage.process(a.clone(), upscaled(&a, 2, 0.0));
-        stage.process(a.clone(), upscaled(&a, 2, 0.0));
+        stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.0));
+        stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.0));
         let after_cut = upscaled(&b, 2, 0.01);
-        assert_eq!(stage.process(b, after_cut.clone()), after_cut);
+        assert_eq!(stage.process(&grey_rgb(&b), after_cut.clone()), after_cut);
         assert_eq!(stage.restarts(), 2);
     }
 
@@ -1133,9 +1193,9 @@ mod tests {
                 b.data[y * 64 + x] = 0.05;
             }
         }
-        stage.process(a.clone(), upscaled(&a, 2, 0.0));
+        stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.0));
         let current = upscaled(&b, 2, 0.0);
-        let out = stage.process(b, current.clone());
+        let out = stage.process(&grey_rgb(&b), current.clone());
         // Inside the square (away from its rim), the output is the current one,
         // with no ghost of the texture behind it.
         for y in 18 * 2..30 * 2 {
@@ -1195,8 +1255,8 @@ mod tests {
                 memory: 1,
                 ..config
             });
-            stage.process(input.clone(), first.clone());
-            stage.process(input.clone(), second.clone())
+            stage.process(&grey_rgb(&input), first.clone());
+            stage.process(&grey_rgb(&input), second.clone())
         };
         let truth = upscaled(&input, 2, 0.0);
         let detail = run(TemporalConfig::detail_only());
@@ -1225,7 +1285,7 @@ mod tests {
             .collect();
         let mut out = None;
         for luma in &frames {
-            out = Some(stage.process(luma.clone(), upscaled(luma, 2, 0.0)));
+            out = Some(stage.process(&grey_rgb(luma), upscaled(luma, 2, 0.0)));
         }
         let truth = upscaled(&frames[0], 2, 0.0);
         let weights = [0.0, 0.15, 0.6, 1.0, 1.0];
@@ -1355,6 +1415,7 @@ mod tests {
         for config in [
             TemporalConfig::default(),
             TemporalConfig::detail_only(),
+            TemporalConfig::generative(),
             finer,
         ] {
             depends_only_on_the_last_memory_frames(config);
@@ -1365,7 +1426,7 @@ mod tests {
         let frames: Vec<Luma> = (0..7).map(|t| texture(48, 40, t, t / 2)).collect();
         let out = |stage: &mut Stabilizer, t: usize| {
             stage.process(
-                frames[t].clone(),
+                &grey_rgb(&frames[t]),
                 upscaled(&frames[t], 2, 0.01 * (t % 3) as f32),
             )
         };
@@ -1527,7 +1588,7 @@ mod tests {
                 let mut output = truth.clone();
                 let wobble = if t % 2 == 0 { 0.02 } else { -0.02 };
                 output.data.iter_mut().for_each(|v| *v += wobble);
-                let out = stage.process(input, output);
+                let out = stage.process(&grey_rgb(&input), output);
                 if t > 0 {
                     // Inside, away from the edges the motion uncovers.
                     let ow = w * scale;
@@ -1549,18 +1610,94 @@ mod tests {
         assert!(whole > 0.005, "whole-pixel warp left {whole}");
     }
 
+    /// Within 2e-5 on every pixel at least `margin` from the edges.
+    fn assert_close(a: &RgbImage, b: &RgbImage, margin: usize) {
+        let (w, h) = (a.width, a.height);
+        for (i, (x, y)) in a.data.iter().zip(&b.data).enumerate() {
+            let (px, py) = (i % w, (i / w) % h);
+            if px < margin || py < margin || px + margin >= w || py + margin >= h {
+                continue;
+            }
+            assert!((x - y).abs() < 2e-5, "pixel {i}: {x} against {y}");
+        }
+    }
+
+    #[test]
+    fn back_projection_leaves_an_output_that_downscales_to_its_input_alone() {
+        // Values kept inside [0, 1], where the clamp does nothing.
+        let output = upscaled(&texture(24, 20, 0, 0), 3, 0.0);
+        let input = bicubic_signed(&output, 24, 20);
+        assert_close(&back_projected(output.clone(), &input), &output, 0);
+    }
+
+    #[test]
+    fn back_projection_takes_the_inputs_low_band_and_keeps_the_detail() {
+        let input = grey_rgb(&texture(24, 20, 0, 0));
+        let output = upscaled(&texture(24, 20, 0, 0), 2, 0.0);
+        let consistent = back_projected(output.clone(), &input);
+        // A tone the input does not have (a constant: every tap sums to 1)
+        // goes whole.
+        let shifted = upscaled(&texture(24, 20, 0, 0), 2, 0.05);
+        assert_close(&back_projected(shifted, &input), &consistent, 0);
+        // Detail above the input's resolution (a checkerboard of output
+        // pixels, which the ×2 shrink averages to nothing away from the
+        // edges, where its kernel is cut short) stays whole.
+        let mut detailed = output.clone();
+        let mut expected = consistent.clone();
+        for (i, (d, e)) in detailed.data.iter_mut().zip(&mut expected.data).enumerate() {
+            let (x, y) = (i % output.width, (i / output.width) % output.height);
+            let checker = if (x + y) % 2 == 0 { 0.04 } else { -0.04 };
+            *d += checker;
+            *e += checker;
+        }
+        assert_close(&back_projected(detailed, &input), &expected, 8);
+    }
+
+    #[test]
+    fn the_generative_setting_takes_the_low_band_from_each_frames_input() {
+        // The model's output on a static scene wobbles in tone by ±0.03 from
+        // frame to frame; each frame comes out with the input's tone, on the
+        // first frame (no memory yet) and on those the blend averages.
+        let mut stage = Stabilizer::new(TemporalConfig::generative());
+        let input = texture(32, 32, 0, 0);
+        let steady = back_projected(upscaled(&input, 2, 0.0), &grey_rgb(&input));
+        for offset in [0.03, -0.03, 0.03, -0.03] {
+            let out = stage.process(&grey_rgb(&input), upscaled(&input, 2, offset));
+            assert_close(&out, &steady, 0);
+        }
+        assert_eq!(stage.restarts(), 1);
+    }
+
+    #[test]
+    fn each_model_gets_its_measured_setting() {
+        let anime = TemporalConfig::for_model("anime-video-x4");
+        assert_eq!(anime, TemporalConfig::generative());
+        for name in ["realesrgan-x4", "realesrgan-x4-fp16"] {
+            let config = TemporalConfig::for_model(name);
+            assert!(config.back_project, "{name}");
+            let levels = (255.0 * config.trust_below, 255.0 * config.distrust_above);
+            assert!((levels.0 - 6.0).abs() < 1e-4 && (levels.1 - 18.0).abs() < 1e-4);
+        }
+        for name in ["default", "fast", "some/model.onnx"] {
+            assert_eq!(
+                TemporalConfig::for_model(name),
+                TemporalConfig::detail_only()
+            );
+        }
+    }
+
     #[test]
     fn reset_and_a_size_change_start_afresh() {
         let mut stage = Stabilizer::new(TemporalConfig::default());
         let a = texture(32, 32, 0, 0);
-        stage.process(a.clone(), upscaled(&a, 2, 0.02));
+        stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.02));
         stage.reset();
         let fresh = upscaled(&a, 2, -0.02);
-        assert_eq!(stage.process(a.clone(), fresh.clone()), fresh);
+        assert_eq!(stage.process(&grey_rgb(&a), fresh.clone()), fresh);
         let small = texture(16, 16, 0, 0);
         let other = grey_rgb(&small);
         let other = upscaled(&Luma::from_rgb(&other), 2, 0.0);
-        assert_eq!(stage.process(small, other.clone()), other);
+        assert_eq!(stage.process(&grey_rgb(&small), other.clone()), other);
         assert_eq!(stage.restarts(), 3);
     }
 }

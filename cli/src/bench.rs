@@ -23,7 +23,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use gendr::frame::RgbImage;
 use gendr::gpu::{GpuMonitor, GpuUsage};
 use gendr::measure::{self, Host, ThreadCpu, ThreadTimes};
-use gendr::temporal::{Luma, Stabilizer, TemporalConfig};
+use gendr::temporal::{Stabilizer, TemporalConfig};
 use gendr::upscaler::Upscaler;
 use gst::prelude::*;
 use serde::Serialize;
@@ -274,7 +274,7 @@ pub fn run(args: Args) -> Result<()> {
         );
         let started = Instant::now();
         for (frame, output) in frames.iter().zip(&upscaled) {
-            stage.process(Luma::from_rgb(frame), output.clone());
+            stage.process(frame, output.clone());
         }
         let temporal_time = started.elapsed();
         drop((frames, upscaler));

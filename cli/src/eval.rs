@@ -21,7 +21,7 @@ use gendr::model::DEFAULT_MIN_OVERLAP;
 use gendr::niqe::niqe_rgb;
 use gendr::presets::DEFAULT_PRESET;
 use gendr::resize::bicubic;
-use gendr::temporal::{Luma, Stabilizer, TemporalConfig};
+use gendr::temporal::{Stabilizer, TemporalConfig};
 use gendr::upscaler::{Upscaler, UpscalerConfig};
 use serde::Serialize;
 
@@ -499,9 +499,7 @@ fn temporal_scores(
         let degraded = degrade(full, scale, multiple, args.no_reference, &args.reference)?;
         let output = run_model(upscaler, &degraded.small)?.0;
         if args.temporal_memory > 0 {
-            stabilized.push(rounded(
-                &stage.process(Luma::from_rgb(&degraded.small), output.clone()),
-            ));
+            stabilized.push(rounded(&stage.process(&degraded.small, output.clone())));
         }
         restored.push(output);
         references.extend(degraded.reference);

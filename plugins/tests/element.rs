@@ -4,7 +4,7 @@ use gst::prelude::*;
 use gst_video::prelude::*;
 
 use gendr::frame::RgbImage;
-use gendr::temporal::{Luma, Stabilizer, TemporalConfig};
+use gendr::temporal::{Stabilizer, TemporalConfig};
 use gendr_test_support::{init, model as data, run_pipeline};
 
 /// A harness around gendrsr running `model`: 32-pixel tiles, so that the
@@ -638,14 +638,14 @@ fn temporal_on_runs_the_core_stage_and_restarts_after_a_gap() {
     let input = |i: u64| {
         let buffer = wobbling_buffer(64, 48, i, false);
         let map = buffer.map_readable().unwrap();
-        Luma::from_rgb(&RgbImage::from_rgb8(64, 48, &map).unwrap())
+        RgbImage::from_rgb8(64, 48, &map).unwrap()
     };
     for (i, (on, off)) in on.iter().zip(&off).enumerate() {
         if i == 3 {
             stage.reset();
         }
         let expected = stage
-            .process(input(i as u64), RgbImage::from_rgb8(128, 96, off).unwrap())
+            .process(&input(i as u64), RgbImage::from_rgb8(128, 96, off).unwrap())
             .to_rgb8();
         // To a level: the element blends before rounding, the reference after.
         for (s, (&got, &want)) in on.iter().zip(&expected).enumerate() {
