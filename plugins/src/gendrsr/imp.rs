@@ -1074,9 +1074,10 @@ impl ObjectImpl for GendrSr {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("temporal", DEFAULT_TEMPORAL)
                     .nick("Temporal stage")
-                    .blurb("Steady the output over time: the model's last frames, moved along the motion found on the input, \
-                            averaged in where that motion is trusted (for models other than the generative presets, only the detail \
-                            finer than the input); cuts, uncovered areas and gaps (DISCONT) take the frame as it is")
+                    .blurb("Steady the output over time: the detail finer than the input of the model's last frames, moved along \
+                            the motion found on the input, averaged in where that motion is trusted; the generative presets first \
+                            take each frame's coarse tone and structure from its own input (back-projection); cuts, uncovered areas \
+                            and gaps (DISCONT) take nothing from earlier frames")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecInt::builder("device-id")
