@@ -221,6 +221,19 @@ fn audio_counts(path: &Path, index: usize) -> (usize, usize) {
 /// A 2 s 96x64 H.264 clip (`video_options` for x264) at `path` whose
 /// audio is one 440 Hz tone encoded once per codec in `codecs`, a track each.
 fn clip_with_audio_tracks(path: &Path, video_options: &[&str], codecs: &[&str]) {
+    clip_with_tone_tracks(path, 48_000, video_options, codecs, &[]);
+}
+
+/// [`clip_with_audio_tracks`] with the tone at `rate` Hz and
+/// `output_options` for the file (`-output_ts_offset 1.0`).
+fn clip_with_tone_tracks(
+    path: &Path,
+    rate: u32,
+    video_options: &[&str],
+    codecs: &[&str],
+    output_options: &[&str],
+) {
+    let tone = format!("sine=f=440:r={rate}:d=2");
     let mut args = vec![
         "-f",
         "lavfi",
@@ -229,7 +242,7 @@ fn clip_with_audio_tracks(path: &Path, video_options: &[&str], codecs: &[&str]) 
         "-f",
         "lavfi",
         "-i",
-        "sine=f=440:r=48000:d=2",
+        &tone,
         "-map",
         "0:v",
         "-c:v",
@@ -240,6 +253,7 @@ fn clip_with_audio_tracks(path: &Path, video_options: &[&str], codecs: &[&str]) 
     for (codec, option) in codecs.iter().zip(&options) {
         args.extend(["-map", "1:a", option.as_str(), codec]);
     }
+    args.extend(output_options);
     args.push(path.to_str().unwrap());
     ffmpeg(&args);
 }
@@ -631,26 +645,7 @@ fn audio_before_the_first_frame_of_matroska_keeps_every_packet_and_its_offset() 
     let codecs = ["aac", "ac3", "mp2"];
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("offset.mkv");
-    let mut args = vec![
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=s=96x64:r=25:d=2",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=f=440:r=44100:d=2",
-        "-map",
-        "0:v",
-        "-c:v",
-        "libx264",
-    ];
-    let options: Vec<String> = (0..codecs.len()).map(|i| format!("-c:a:{i}")).collect();
-    for (codec, option) in codecs.iter().zip(&options) {
-        args.extend(["-map", "1:a", option.as_str(), codec]);
-    }
-    args.extend(["-output_ts_offset", "1.0", input.to_str().unwrap()]);
-    ffmpeg(&args);
+    clip_with_tone_tracks(&input, 44_100, &[], &codecs, &["-output_ts_offset", "1.0"]);
     let expected: Vec<AudioEdges> = (0..codecs.len())
         .map(|i| audio_edges_of(&input, i))
         .collect();
