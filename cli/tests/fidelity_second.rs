@@ -181,12 +181,14 @@ fn opus_end_trimming_from_matroska_ends_the_mp4_edit_plain_and_segmented() {
     let input = clip_with_audio(dir.path(), "opus.mkv", &["libopus"]);
     let input_samples = gstreamer_decoded_samples(&input, "matroskademux");
     assert_eq!(input_samples, 96_000);
+    // ffmpeg writes the first block at 0 and a CodecDelay of 6.5 ms.
+    let input_offset = audio_offset(&input);
     for (name, args) in [
         ("plain.mp4", &[][..]),
         ("segmented.mp4", &["--resume", "--segment-seconds", "1"][..]),
     ] {
         let output = dir.path().join(name);
-        succeeded(&upscale(args, &input, &output));
+        let text = succeeded(&upscale(args, &input, &output));
         assert_eq!(
             gstreamer_decoded_samples(&output, "qtdemux"),
             input_samples + 312,
@@ -194,7 +196,36 @@ fn opus_end_trimming_from_matroska_ends_the_mp4_edit_plain_and_segmented() {
         );
         // ffmpeg plays the whole last packet, as from its own copy.
         assert_eq!(decoded_audio(&output).0, 96_648, "{name}");
+        // The audio's start moves later by what matroskademux clamps, and
+        // the line says by how much (before: not a word).
+        let late_ms = (audio_offset(&output) - input_offset) * 1000.0;
+        assert!((late_ms - 6.5).abs() < 1.0, "{name}: {late_ms} ms");
+        assert!(
+            text.contains(&format!(
+                "its Opus audio starts 6.5 ms inside its CodecDelay, which GStreamer 1.22 \
+                 clamps at 0: in {} it plays 6.5 ms late",
+                output.display()
+            )),
+            "{name}: {text}"
+        );
     }
+    // Into .mkv the delay is written back: no such line.
+    let output = dir.path().join("kept.mkv");
+    let text = succeeded(&upscale(&[], &input, &output));
+    assert!(!text.contains("CodecDelay"), "{text}");
+    assert!(
+        (audio_offset(&output) - input_offset).abs() < 0.001,
+        "{text}"
+    );
+}
+
+/// When ffmpeg decodes a file's first audio sample, from its first frame (s).
+fn audio_offset(path: &Path) -> f64 {
+    let first_frame = gendr_test_support::ffprobe_frame_times(path)
+        .iter()
+        .map(|t| t.parse::<f64>().expect("a frame time"))
+        .fold(f64::INFINITY, f64::min);
+    decoded_audio(path).1 - first_frame
 }
 
 #[test]
@@ -532,11 +563,8 @@ fn a_timeline_starting_at_one_second_is_upscaled_not_called_truncated() {
             let text = succeeded(&upscale(&[], &input, &output));
             let frames = gendr_test_support::ffprobe_frame_times(&output);
             assert_eq!(frames.len(), 20, "{name}");
-            // (Matroska into .mp4 loses its first AAC packet, 89088 of
-            // 90112 samples: seen, not fixed; docs/fidelity.md.)
-            if (name, out_name) != ("offset.mkv", "mp4") {
-                assert_eq!(decoded_audio(&output).0, decoded_audio(&input).0, "{name}");
-            }
+            // (Before: Matroska into .mp4 lost an AAC packet, 89088 of 90112.)
+            assert_eq!(decoded_audio(&output).0, decoded_audio(&input).0, "{name}");
             let start = start_time(&output);
             // The audio's priming starts the input's timeline 23 ms early.
             let note = format!(

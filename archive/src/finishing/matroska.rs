@@ -48,6 +48,8 @@ mod ebml_id {
     pub const CODEC_ID: u32 = 0x86;
     pub const CODEC_PRIVATE: u32 = 0x63A2;
     pub const CODEC_DELAY: u32 = 0x56AA;
+    pub const TIMESTAMP_SCALE: u32 = 0x2A_D7B1;
+    pub const CLUSTER_TIMESTAMP: u32 = 0xE7;
     pub const TRACK_NUMBER: u32 = 0xD7;
     pub const CLUSTER: u32 = 0x1F43_B675;
     pub const BLOCK_GROUP: u32 = 0xA0;
@@ -461,6 +463,10 @@ pub(crate) struct MatroskaExtras {
     /// What each Opus track's last block trims at its end (DiscardPadding,
     /// ns), in track order.
     opus_end_trims_ns: Vec<u64>,
+    /// How much of its CodecDelay each Opus track's first block lies
+    /// before (ns), in track order: matroskademux takes the delay off every
+    /// block's time and clamps the first at 0.
+    opus_clamped_ns: Vec<u64>,
 }
 
 /// One of the input's tracks, as its TrackEntry says.
@@ -470,6 +476,8 @@ struct SourceTrack {
     uid: u64,
     number: u64,
     opus: bool,
+    /// CodecDelay (ns): what a decoder drops from its start.
+    codec_delay_ns: u64,
     default: bool,
     forced: bool,
     /// None: not written, which Matroska reads as English.
@@ -566,7 +574,15 @@ impl MatroskaExtras {
                 .map(|v| i64::from_be_bytes(v).saturating_add(MATROSKA_EPOCH_NS));
         }
         extras.opus_end_trims_ns = opus_end_trims(&mut file, &layout, &extras.tracks)?;
+        extras.opus_clamped_ns = opus_clamped(&mut file, &layout, &extras.tracks)?;
         Ok(extras)
+    }
+
+    /// The most any Opus track's first block lies within its CodecDelay
+    /// of 0 (ns): what matroskademux 1.22's clamp of its first timestamp
+    /// at 0 moves that track's audio later when muxed into MP4/MOV.
+    pub(crate) fn opus_clamped_ns(&self) -> u64 {
+        self.opus_clamped_ns.iter().copied().max().unwrap_or(0)
     }
 
     /// What each Opus track's last block trims at its end (ns), in order.
@@ -1148,8 +1164,6 @@ fn kept_atom_uids(
     Some(out)
 }
 
-/// A track entry's type, UID, flags (with Matroska's defaults, default on
-/// and forced off, where they are not written), language and name.
 /// Clusters read back from the end for the Opus tracks' last blocks: audio
 /// that ends before the video still ends within the last few.
 const END_CLUSTERS: usize = 4;
@@ -1203,6 +1217,75 @@ fn opus_end_trims(
     Ok(trims.into_iter().map(Option::unwrap_or_default).collect())
 }
 
+/// For each Opus track in `tracks` with a CodecDelay, how far its first
+/// block, found in the file's first [`END_CLUSTERS`] clusters, lies before
+/// that delay (ns; 0 where it lies at or after it, or is not found there).
+fn opus_clamped(
+    file: &mut std::fs::File,
+    layout: &Layout,
+    tracks: &[SourceTrack],
+) -> Result<Vec<u64>> {
+    let opus: Vec<&SourceTrack> = tracks.iter().filter(|t| t.opus).collect();
+    if opus.iter().all(|t| t.codec_delay_ns == 0) {
+        return Ok(vec![0; opus.len()]);
+    }
+    let mut first: Vec<Option<i64>> = vec![None; opus.len()];
+    let mut scale = 1_000_000;
+    if let Some(info) = layout.first(ebml_id::INFO) {
+        let data = read_data(file, &info)?;
+        if let Some((_, v)) = children(&data)
+            .into_iter()
+            .find(|(id, _)| *id == ebml_id::TIMESTAMP_SCALE)
+        {
+            scale = i64::try_from(uint(v)).unwrap_or(scale);
+        }
+    }
+    let clusters = layout.children.iter().filter(|e| e.id == ebml_id::CLUSTER);
+    for cluster in clusters.take(END_CLUSTERS) {
+        if first.iter().all(Option::is_some) {
+            break;
+        }
+        let data = read_data(file, cluster)?;
+        let fields = children(&data);
+        let base = fields
+            .iter()
+            .find(|(id, _)| *id == ebml_id::CLUSTER_TIMESTAMP)
+            .map_or(0, |(_, v)| i64::try_from(uint(v)).unwrap_or(0));
+        for (id, value) in fields {
+            let block = match id {
+                ebml_id::SIMPLE_BLOCK => value,
+                ebml_id::BLOCK_GROUP => match children(value)
+                    .into_iter()
+                    .find(|(id, _)| *id == ebml_id::BLOCK)
+                {
+                    Some((_, block)) => block,
+                    None => continue,
+                },
+                _ => continue,
+            };
+            // The track number, then the time relative to the cluster's.
+            let Some((number, len)) = ebml_vint(block, false) else {
+                continue;
+            };
+            let Some(relative) = block.get(len..len + 2) else {
+                continue;
+            };
+            let time = (base + i64::from(i16::from_be_bytes([relative[0], relative[1]]))) * scale;
+            if let Some(i) = opus.iter().position(|t| t.number == number) {
+                first[i].get_or_insert(time);
+            }
+        }
+    }
+    Ok(opus
+        .iter()
+        .zip(first)
+        .map(|(track, first)| {
+            let delay = i64::try_from(track.codec_delay_ns).unwrap_or(i64::MAX);
+            first.map_or(0, |t| u64::try_from(delay - t).unwrap_or(0))
+        })
+        .collect())
+}
+
 /// A signed integer element's value.
 fn signed(data: &[u8]) -> i64 {
     let bits = 8 * data.len().min(8) as u32;
@@ -1212,12 +1295,15 @@ fn signed(data: &[u8]) -> i64 {
     }
 }
 
+/// A track entry's type, UID, codec, flags (with Matroska's defaults,
+/// default on and forced off, where they are not written), language and name.
 fn source_track(entry: &[u8]) -> SourceTrack {
     let mut track = SourceTrack {
         kind: 0,
         uid: 0,
         number: 0,
         opus: false,
+        codec_delay_ns: 0,
         default: true,
         forced: false,
         language: None,
@@ -1230,6 +1316,7 @@ fn source_track(entry: &[u8]) -> SourceTrack {
             ebml_id::TRACK_UID => track.uid = uint(value),
             ebml_id::TRACK_NUMBER => track.number = uint(value),
             ebml_id::CODEC_ID => track.opus = text(value) == b"A_OPUS",
+            ebml_id::CODEC_DELAY => track.codec_delay_ns = uint(value),
             ebml_id::FLAG_DEFAULT => track.default = uint(value) != 0,
             ebml_id::FLAG_FORCED => track.forced = uint(value) != 0,
             ebml_id::LANGUAGE => track.language = Some(text(value).to_vec()),
@@ -1395,6 +1482,7 @@ mod tests {
                 uid: 0,
                 number: 0,
                 opus: false,
+                codec_delay_ns: 0,
                 default,
                 forced,
                 language: language.map(<[u8]>::to_vec),
@@ -1475,6 +1563,7 @@ mod tests {
             uid,
             number: 0,
             opus: false,
+            codec_delay_ns: 0,
             default: true,
             forced: false,
             language: None,

@@ -34,6 +34,8 @@ pub(crate) struct OtherStreams {
     lost_attachments: Option<String>,
     /// The line on audio packets lost at the edges of an MP4/MOV input.
     lost_audio_edges: Option<String>,
+    /// The line on a Matroska input's Opus that runs late in MP4/MOV.
+    late_opus: Option<String>,
     /// The line on a timecode (a mov `tmcd` track, MPEG-2 GOP headers)
     /// no GStreamer 1.22 muxer writes.
     lost_timecode: Option<String>,
@@ -75,7 +77,20 @@ impl OtherStreams {
                 )
             })
         };
+        // matroskademux 1.22 takes an Opus track's CodecDelay off every
+        // block's time and clamps the first at 0; Matroska writes it back
+        // as the delay, MP4/MOV have only the clamped times.
+        let clamped_ms = source.matroska.opus_clamped_ns() as f64 / 1e6;
+        let late_opus = (!writes_matroska && clamped_ms >= 0.5).then(|| {
+            format!(
+                "gendr: warning: {}: its Opus audio starts {clamped_ms:.1} ms inside its \
+                 CodecDelay, which GStreamer 1.22 clamps at 0: in {output} it plays \
+                 {clamped_ms:.1} ms late against the video (.mkv keeps its timing)",
+                target.input.display()
+            )
+        });
         Ok(OtherStreams {
+            late_opus,
             audio: audio_summary(info, muxer, target.options.audio == Audio::Aac),
             lost_timecode,
             extra_videos: streams::check_extra_videos(info, muxer, &output)?,
@@ -128,6 +143,7 @@ impl OtherStreams {
             &self.lost_tags,
             &self.lost_attachments,
             &self.lost_audio_edges,
+            &self.late_opus,
             &self.lost_timecode,
         ]
         .into_iter()
