@@ -19,6 +19,8 @@
 //! with its input (one step of back-projection): what the output loses on
 //! the way down to the input's size is replaced by the input's own, so the
 //! low band follows the input and only the invented detail is the model's.
+//! The frame after a cut is shown as the model made it, and the
+//! back-projection comes back over the next `memory` frames.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -623,6 +625,8 @@ pub struct Stabilizer {
     spare: Vec<Position>,
     /// Frames that restarted the memory since the stream began (cuts included).
     restarts: u64,
+    /// Frames since the last cut, while fewer than `memory`.
+    since_cut: Option<usize>,
 }
 
 impl Stabilizer {
@@ -634,14 +638,17 @@ impl Stabilizer {
             carried: VecDeque::new(),
             spare: Vec::new(),
             restarts: 0,
+            since_cut: None,
         }
     }
 
-    /// Forgets the past: the next frame comes out as the model made it.
+    /// Forgets the past: the next frame comes out as the model made it
+    /// (back-projected, where the setting asks).
     pub fn reset(&mut self) {
         self.key = None;
         self.previous = None;
         self.carried.clear();
+        self.since_cut = None;
     }
 
     /// How many frames began the memory anew: the first, and each cut or
@@ -654,60 +661,92 @@ impl Stabilizer {
     /// in [0, 1]) and the model's output for it, and returns the stabilised
     /// output (same size).
     pub fn process(&mut self, input: &RgbImage, output: RgbImage) -> RgbImage {
-        let output = if self.config.back_project {
-            back_projected(output, input)
-        } else {
-            output
-        };
-        let input = Luma::from_rgb(input);
+        let low = Luma::from_rgb(input);
         let key = StreamKey {
-            input: (input.width, input.height),
+            input: (low.width, low.height),
             output: (output.width, output.height),
         };
         let same_stream = self.key == Some(key);
-        let scale = output.width / input.width.max(1);
+        let scale = output.width / low.width.max(1);
         let subpixel = self.config.subpixel.max(1);
         let usable = scale >= 1
-            && output.width == input.width * scale
-            && output.height == input.height * scale
+            && output.width == low.width * scale
+            && output.height == low.height * scale
             && self.config.memory > 0;
         let motion = match (&self.previous, same_stream && usable) {
             (Some(previous), true) => {
                 let motion = estimate_motion(
                     previous,
-                    &input,
+                    &low,
                     self.config.block,
                     self.config.search,
                     scale as i32 * subpixel,
                 );
-                let trust = trust_map(previous, &input, &motion, &self.config);
+                let trust = trust_map(previous, &low, &motion, &self.config);
                 let mean = trust.iter().sum::<f32>() / trust.len() as f32;
-                (mean >= self.config.cut_below).then_some(motion)
+                Some((mean >= self.config.cut_below).then_some(motion))
             }
             _ => None,
         };
-        let Some(motion) = motion else {
+        // A cut: the stream goes on, but nothing of its past can be trusted.
+        let cut = matches!(motion, Some(None));
+        self.since_cut = match (cut, same_stream) {
+            (true, _) => Some(0),
+            (false, true) => self
+                .since_cut
+                .map(|n| n + 1)
+                .filter(|&n| n < self.config.memory),
+            (false, false) => None,
+        };
+        let (output, remembered) = self.consistent(output, input);
+        let Some(Some(motion)) = motion else {
             self.carried.clear();
             self.restarts += 1;
             self.key = Some(key);
             if usable {
+                let remembered = remembered.unwrap_or_else(|| output.clone());
                 self.carried
-                    .push_front(Carried::fresh(output.clone(), input.clone(), subpixel));
+                    .push_front(Carried::fresh(remembered, low.clone(), subpixel));
             }
-            self.previous = Some(input);
+            self.previous = Some(low);
             return output;
         };
         for carried in &mut self.carried {
             carry(carried, &motion, scale, subpixel, &mut self.spare);
             let compensated = earlier_at(&carried.input, &carried.offsets, motion.unit);
-            carried.trust = agreement(compensated, &input, &self.config);
+            carried.trust = agreement(compensated, &low, &self.config);
         }
         let blended = blend(&output, &self.carried, scale, &self.config);
+        let remembered = remembered.unwrap_or(output);
         self.carried
-            .push_front(Carried::fresh(output, input.clone(), subpixel));
+            .push_front(Carried::fresh(remembered, low.clone(), subpixel));
         self.carried.truncate(self.config.memory);
-        self.previous = Some(input);
+        self.previous = Some(low);
         blended
+    }
+
+    /// The output to show and, where it differs, the one to remember, back-
+    /// projected onto `input` when the setting asks. Every frame is
+    /// remembered fully back-projected; the frame after a cut is shown as
+    /// the model made it (nothing of the old shot and nothing of the stage
+    /// in it), and the back-projection comes back over the next `memory`
+    /// frames, so that the shown frames depend on no more than those.
+    fn consistent(&self, output: RgbImage, input: &RgbImage) -> (RgbImage, Option<RgbImage>) {
+        if !self.config.back_project {
+            return (output, None);
+        }
+        let share = self
+            .since_cut
+            .map_or(1.0, |n| n as f32 / self.config.memory as f32);
+        if share >= 1.0 {
+            return (back_projected(output, input), None);
+        }
+        let consistent = back_projected(output.clone(), input);
+        let mut shown = output;
+        for (s, &c) in shown.data.iter_mut().zip(&consistent.data) {
+            *s += share * (c - *s);
+        }
+        (shown, Some(consistent))
     }
 }
 
@@ -1423,7 +1462,19 @@ mod tests {
     }
 
     fn depends_only_on_the_last_memory_frames(config: TemporalConfig) {
-        let frames: Vec<Luma> = (0..7).map(|t| texture(48, 40, t, t / 2)).collect();
+        // Moving texture, a cut to its negative at frame 6, moving on.
+        let frames: Vec<Luma> = (0..12)
+            .map(|t| {
+                let moving = texture(48, 40, t, t / 2);
+                if t < 6 {
+                    return moving;
+                }
+                Luma {
+                    data: moving.data.iter().map(|v| 1.0 - v).collect(),
+                    ..moving
+                }
+            })
+            .collect();
         let out = |stage: &mut Stabilizer, t: usize| {
             stage.process(
                 &grey_rgb(&frames[t]),
@@ -1431,13 +1482,15 @@ mod tests {
             )
         };
         let mut long = Stabilizer::new(config);
-        let whole: Vec<RgbImage> = (0..7).map(|t| out(&mut long, t)).collect();
-        // A run started K frames before frame 4 gives frame 4 (and on) exactly.
-        let mut short = Stabilizer::new(config);
-        for t in 4 - config.memory..4 {
-            out(&mut short, t);
-        }
-        for (t, expected) in whole.iter().enumerate().skip(4) {
+        let whole: Vec<RgbImage> = (0..frames.len()).map(|t| out(&mut long, t)).collect();
+        assert_eq!(long.restarts(), 2, "the first frame and the cut");
+        // A run started K frames before any frame gives that frame exactly,
+        // the frames after the cut included.
+        for (t, expected) in whole.iter().enumerate().skip(config.memory + 1) {
+            let mut short = Stabilizer::new(config);
+            for earlier in t - config.memory..t {
+                out(&mut short, earlier);
+            }
             assert_eq!(&out(&mut short, t), expected, "frame {t}");
         }
     }
@@ -1666,6 +1719,43 @@ mod tests {
             assert_close(&out, &steady, 0);
         }
         assert_eq!(stage.restarts(), 1);
+    }
+
+    #[test]
+    fn after_a_cut_the_generative_setting_shows_the_models_frame_then_back_projects_again() {
+        // A cut to a static scene whose output is 0.05 too bright: the
+        // frame after the cut is the model's own, and over the next
+        // `memory` frames the tone comes back to the input's, a share at a
+        // time; the memory holds the back-projected frames throughout.
+        let config = TemporalConfig::generative();
+        let mut stage = Stabilizer::new(config);
+        let a = texture(32, 32, 0, 0);
+        let b = Luma {
+            data: a.data.iter().map(|v| 1.0 - v).collect(),
+            ..a.clone()
+        };
+        stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.0));
+        stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.0));
+        let bright = upscaled(&b, 2, 0.05);
+        let steady = back_projected(bright.clone(), &grey_rgb(&b));
+        let mean = |img: &RgbImage| img.data.iter().sum::<f32>() / img.data.len() as f32;
+        for n in 0..=config.memory + 1 {
+            let out = stage.process(&grey_rgb(&b), bright.clone());
+            if n == 0 {
+                assert_eq!(out, bright, "the frame after the cut");
+            }
+            let share = (n as f32 / config.memory as f32).min(1.0);
+            let expected = mean(&bright) + share * (mean(&steady) - mean(&bright));
+            assert!(
+                (mean(&out) - expected).abs() < 1e-3,
+                "frame {n} after the cut: {} against {expected}",
+                mean(&out)
+            );
+            if n >= config.memory {
+                assert_close(&out, &steady, 0);
+            }
+        }
+        assert_eq!(stage.restarts(), 2);
     }
 
     #[test]
