@@ -223,32 +223,95 @@ fn with_the_temporal_stage_on_a_joined_run_equals_a_plain_run() {
     let dir = tempfile::tempdir().unwrap();
     // Segments starting at a keyframe (frame 50) and between keyframes (25, 75).
     let input = clip(dir.path(), 50);
-    let job = dir.path().join("job");
+    joined_equals_plain_with_the_stage_on(dir.path(), &input, &OPTIONS);
+}
+
+#[test]
+fn with_a_generative_preset_and_a_cut_a_joined_run_equals_a_plain_run() {
+    // A cut two frames before the second segment: that segment's preroll
+    // (from the keyframe at frame 10) holds the cut, and its first frames
+    // are those whose back-projection is still coming back (the stage's
+    // memory is K = 4 frames).
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("cut.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=s=48x32:r=25:d=0.92",
+        "-f",
+        "lavfi",
+        "-i",
+        "mandelbrot=s=48x32:r=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=f=440:d=2",
+        "-filter_complex",
+        "[1:v]trim=duration=1.08,setpts=PTS-STARTPTS[b];[0:v][b]concat=n=2:v=1[v]",
+        "-map",
+        "[v]",
+        "-map",
+        "2:a",
+        "-c:v",
+        "libx264",
+        "-g",
+        "10",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        input.to_str().unwrap(),
+    ]);
+    joined_equals_plain_with_the_stage_on(
+        dir.path(),
+        &input,
+        &["-m", "anime-video-x4", "--crf", "0"],
+    );
+}
+
+/// Plan, every segment and join with `--temporal on` give what a plain run
+/// with it gives, frame for frame, and not what one without it gives.
+fn joined_equals_plain_with_the_stage_on(dir: &Path, input: &Path, options: &[&str]) {
+    let job = dir.join("job");
     let temporal = ["--temporal", "on"];
-    ok(&run(gendr()
+    let planned = run(gendr()
         .arg("plan")
-        .arg(&input)
+        .arg(input)
         .arg("--job")
         .arg(&job)
         .args(["--segment-seconds", "1"])
-        .args(OPTIONS)
-        .args(temporal)));
-    for index in 0..4 {
+        .args(options)
+        .args(temporal));
+    ok(&planned);
+    // "N segments …"
+    let line = String::from_utf8_lossy(&planned.stdout);
+    let segments: usize = line
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a segment count: {line}"));
+    assert!(segments >= 2, "{line}");
+    for index in 0..segments {
         ok(&run_segment(&job, index));
     }
-    let joined = dir.path().join("joined.mp4");
+    let joined = dir.join("joined.mp4");
     ok(&join(&job, &joined));
-    let steady = dir.path().join("plain-on.mp4");
+    let steady = dir.join("plain-on.mp4");
     ok(&run(gendr()
         .args(["upscale", "-q"])
-        .args(OPTIONS)
+        .args(options)
         .args(temporal)
-        .arg(&input)
+        .arg(input)
         .arg(&steady)));
     assert_same(&joined, &steady);
     // And the stage did change the frames, or this would prove nothing.
-    let off = dir.path().join("plain-off.mp4");
-    plain(&input, &off);
+    let off = dir.join("plain-off.mp4");
+    ok(&run(gendr()
+        .args(["upscale", "-q", "--temporal", "off"])
+        .args(options)
+        .arg(input)
+        .arg(&off)));
     assert_ne!(framemd5(&steady, false), framemd5(&off, false));
 }
 
