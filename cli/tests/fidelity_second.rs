@@ -229,6 +229,66 @@ fn audio_offset(path: &Path) -> f64 {
 }
 
 #[test]
+fn audio_re_encoded_as_aac_keeps_its_first_and_last_sample_times_plain_and_segmented() {
+    // PCM in MOV and FLAC in Matroska, which an .mp4 cannot hold.
+    let dir = tempfile::tempdir().unwrap();
+    for (name, codec) in [("pcm.mov", "pcm_s16le"), ("flac.mkv", "flac")] {
+        let input = clip_with_audio(dir.path(), name, &[codec]);
+        let expected = sine_span(&input);
+        for (run, args) in [
+            ("plain", &["--audio", "aac"][..]),
+            (
+                "segmented",
+                &["--audio", "aac", "--resume", "--segment-seconds", "1"][..],
+            ),
+        ] {
+            let output = dir.path().join(format!("{name}-{run}.mp4"));
+            let text = succeeded(&upscale(args, &input, &output));
+            assert!(text.contains("re-encoded as AAC"), "{text}");
+            // Before: the encoder's 1024 priming samples played first, so
+            // the tone started 21 ms late (sample 1026 of 2), and from MOV
+            // the last packet was dropped (its last 768 samples lost).
+            assert_eq!(sine_span(&output), expected, "{name} {run}");
+            assert_eq!(audio_duration(&output), "2.000000", "{name} {run}");
+        }
+    }
+}
+
+/// Where ffmpeg's decode of a file's first audio stream is loud: the first
+/// and last sample above a tenth of the tone's amplitude.
+fn sine_span(path: &Path) -> (usize, usize) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-ac", "1", "-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "ffmpeg decode: {}", stderr(&out));
+    let loud: Vec<usize> = out
+        .stdout
+        .chunks_exact(2)
+        .enumerate()
+        .filter(|(_, s)| i16::from_le_bytes([s[0], s[1]]).unsigned_abs() > 300)
+        .map(|(i, _)| i)
+        .collect();
+    (loud[0], *loud.last().expect("a loud sample"))
+}
+
+/// A file's first audio stream's duration, as ffprobe reads it.
+fn audio_duration(path: &Path) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "a:0"])
+        .args(["-show_entries", "stream=duration", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .trim_end_matches(',')
+        .to_string()
+}
+
+#[test]
 fn finished_outputs_follow_the_umask() {
     let dir = tempfile::tempdir().unwrap();
     let input = clip_with_audio(dir.path(), "in.mkv", &["aac"]);

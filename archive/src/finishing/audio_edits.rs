@@ -7,7 +7,9 @@
 //! 256, Opus's pre-skip) would play before the first frame. The run hands
 //! the muxer each such track from its first packet on, moved later by the
 //! hidden stretch (see `upscale::timeline`); here the output's edit is set
-//! to start its media that much later, as the input's does.
+//! to start its media that much later, as the input's does. Audio the run
+//! re-encodes as AAC gets the same for its encoder's priming, and its edit
+//! ends where the audio fed to the encoder ends.
 
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
@@ -186,6 +188,21 @@ fn sound_track(trak: &[u8]) -> Option<SoundTrack> {
     })
 }
 
+/// Samples FFmpeg's AAC encoder (`avenc_aac`) primes with before the
+/// first sample it was given (its `initial_padding`).
+pub(crate) const AAC_ENCODER_PRIMING: u64 = 1024;
+
+/// One audio stream the run re-encoded as AAC, as its encoder saw it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct EncodedAudio {
+    /// The sizes of its first encoded packets, to find its track by.
+    pub first_sizes: Vec<u32>,
+    /// Sample frames fed to the encoder.
+    pub samples: u64,
+    /// Their rate.
+    pub rate: u32,
+}
+
 /// How many of an output track's first sample sizes must match the
 /// input's for the two to be one track: enough that tracks of one codec
 /// (a tone encoded twice) are told apart by their content.
@@ -356,6 +373,50 @@ fn hide_priming(moov: &mut [u8], input: &[SoundTrack]) -> usize {
     rewritten
 }
 
+/// Sets each AAC track the run encoded (`encoded`, found by its first
+/// packet sizes) to start its media after the encoder's priming and to end
+/// it where the audio fed to the encoder ends: the edit's media time and
+/// duration, the track's duration and the movie's. Returns how many.
+fn hide_encoder_priming(moov: &mut [u8], encoded: &[EncodedAudio]) -> usize {
+    let Some(movie_scale) = movie_scale(moov) else {
+        return 0;
+    };
+    let tracks = track_boxes(moov);
+    let mut rewritten = 0;
+    for output in sound_tracks(moov).iter().filter(|t| &t.format == b"mp4a") {
+        let found = encoded.iter().find(|e| {
+            let n = e.first_sizes.len().min(output.sizes.len());
+            e.rate > 0 && n > 0 && output.sizes[..n] == e.first_sizes[..n]
+        });
+        let (Some(encoded), Some((_, track))) =
+            (found, tracks.iter().find(|(id, _)| *id == output.id))
+        else {
+            continue;
+        };
+        // The shown stretch in movie ticks, rounded up (no sample cut).
+        let shown = u128::from(encoded.samples) * u128::from(movie_scale);
+        let shown = u64::try_from(shown.div_ceil(u128::from(encoded.rate))).unwrap_or(u64::MAX);
+        let (elst, elst_len) = track.elst;
+        let Some(written) = edits(&moov[elst..elst + elst_len]).and_then(|e| e.last().map(|e| e.0))
+        else {
+            continue;
+        };
+        if let Some((entry, width)) = shorten_track(moov, track, written.saturating_sub(shown)) {
+            put(
+                moov,
+                entry + width,
+                width,
+                AAC_ENCODER_PRIMING * u64::from(output.timescale) / u64::from(encoded.rate),
+            );
+            rewritten += 1;
+        }
+    }
+    if rewritten > 0 {
+        set_movie_duration(moov, &tracks);
+    }
+    rewritten
+}
+
 /// Ends each Opus track's edit `trims_ns` earlier (a Matroska input's Opus
 /// tracks in order, matched by rank when the output has as many): the end
 /// trimming Matroska gives as the last block's DiscardPadding, which the
@@ -394,16 +455,18 @@ fn trim_opus_ends(moov: &mut [u8], trims_ns: &[u64]) -> usize {
 
 /// Rewrites the audio edit lists of the MP4/MOV file GStreamer wrote at
 /// `path`: to hide the priming that `input`'s edits hide (see the module's
-/// note), and to end each Opus track where a Matroska input trims it
-/// (`opus_end_trims_ns`). Returns how many tracks were rewritten.
+/// note) and that of the audio the run encoded (`encoded`), and to end each
+/// Opus track where a Matroska input trims it (`opus_end_trims_ns`).
+/// Returns how many tracks were rewritten.
 pub(crate) fn write_audio_edits(
     path: &Path,
     input: &[SoundTrack],
     opus_end_trims_ns: &[u64],
+    encoded: &[EncodedAudio],
 ) -> Result<usize> {
     let hides_priming = input.iter().any(|t| t.edit_media_time.unwrap_or(0) > 0);
     let trims_ends = opus_end_trims_ns.iter().any(|t| *t > 0);
-    if !hides_priming && !trims_ends {
+    if !hides_priming && !trims_ends && encoded.is_empty() {
         return Ok(0);
     }
     let mut file = std::fs::OpenOptions::new()
@@ -414,8 +477,9 @@ pub(crate) fn write_audio_edits(
     let Some(mut moov) = moov_box(&mut file)? else {
         return Ok(0);
     };
-    let rewritten =
-        hide_priming(&mut moov.body, input) + trim_opus_ends(&mut moov.body, opus_end_trims_ns);
+    let rewritten = hide_priming(&mut moov.body, input)
+        + trim_opus_ends(&mut moov.body, opus_end_trims_ns)
+        + hide_encoder_priming(&mut moov.body, encoded);
     if rewritten > 0 {
         file.seek(SeekFrom::Start(moov.at + moov.header))?;
         file.write_all(&moov.body)?;
@@ -556,5 +620,36 @@ mod tests {
         assert_eq!(shown(&output, 2), vec![(5036, 0)]);
         // As many trims as Opus tracks, or none is matched.
         assert_eq!(trim_opus_ends(&mut output, &[13_500_000]), 0);
+    }
+
+    #[test]
+    fn an_encoded_aac_edit_hides_the_priming_and_ends_with_the_audio_fed() {
+        let sizes: Vec<u32> = (100..120).collect();
+        // 20 packets of 1024 (20480 ticks at 48 kHz) hold 1024 priming
+        // samples and 19000 fed; the muxer's edit ran over all of them.
+        let mut output = moov(&[
+            sound_trak(1, b"mp4a", &sizes[1..], &[(1067, 0)]),
+            sound_trak(2, b"mp4a", &sizes, &[(16, -1), (1067, 0)]),
+        ]);
+        let encoded = EncodedAudio {
+            first_sizes: sizes[..16].to_vec(),
+            samples: 19_000,
+            rate: 48_000,
+        };
+        assert_eq!(hide_encoder_priming(&mut output, &[encoded]), 1);
+        let elst = track_boxes(&output)[1].1.elst;
+        let shown: Vec<(u64, i64)> = edits(&output[elst.0..elst.0 + elst.1])
+            .unwrap()
+            .iter()
+            .map(|(d, m, _)| (*d, *m))
+            .collect();
+        // 19000 samples at 2500 are 989.58 ticks: 990, no sample cut.
+        assert_eq!(shown, vec![(16, -1), (990, 1024)]);
+        // The other AAC track (not this encoder's packets) is left alone.
+        let other = track_boxes(&output)[0].1.elst;
+        assert_eq!(
+            edits(&output[other.0..other.0 + other.1]).unwrap()[0].0,
+            1067
+        );
     }
 }

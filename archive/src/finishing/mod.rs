@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::error::{Context, Result};
 
-pub(crate) use audio_edits::{sound_tracks, SoundTrack};
+pub(crate) use audio_edits::{sound_tracks, EncodedAudio, SoundTrack};
 pub(crate) use matroska::MatroskaExtras;
 pub(crate) use mp4::{box_bodies, has_timecode_track, read_moov, repair_opus_boxes};
 
@@ -112,9 +112,15 @@ impl SourceMetadata {
         })
     }
 
-    /// Completes the file the muxer wrote at `output` (Matroska or not);
-    /// returns a line for each thing that could not be kept.
-    pub(crate) fn write_into(&self, output: &Path, matroska: bool) -> Result<Vec<String>> {
+    /// Completes the file the muxer wrote at `output` (Matroska or not),
+    /// with the audio the run re-encoded (`encoded`); returns a line for
+    /// each thing that could not be kept.
+    pub(crate) fn write_into(
+        &self,
+        output: &Path,
+        matroska: bool,
+        encoded: &[EncodedAudio],
+    ) -> Result<Vec<String>> {
         if matroska {
             self.matroska.write_into(
                 output,
@@ -138,6 +144,7 @@ impl SourceMetadata {
                 output,
                 &self.sound_tracks,
                 self.matroska.opus_end_trims_ns(),
+                encoded,
             )?;
             // A Matroska input's LOCATION tag becomes a `©xyz` box.
             let location = self

@@ -107,7 +107,8 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
     let fed = feeder
         .join()
         .map_err(|_| err!(Job, "the segment reader failed"))?;
-    let written = result?.frames;
+    let report = result?;
+    let written = report.frames;
     fed?;
     if written != manifest.frames {
         bail!(
@@ -116,7 +117,11 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
             manifest.frames
         );
     }
-    others.finish(partial.path(), session.caller.observer)?;
+    others.finish(
+        partial.path(),
+        &report.encoded_audio,
+        session.caller.observer,
+    )?;
     media::persist(partial, output, overwrite)?;
     if !session.quiet {
         eprintln!(

@@ -12,7 +12,8 @@ use gst::prelude::*;
 use super::encode::Encoding;
 use super::progress::Progress;
 use super::streams::{
-    copy_audio, copy_subtitle, copy_video, drop_toc, is_subtitle, writes_matroska, SoundTracks,
+    copy_audio, copy_subtitle, copy_video, drop_toc, is_subtitle, writes_matroska, EncodedAudioLog,
+    SoundTracks,
 };
 use super::timeline::{self, HiddenPriming, Timeline};
 use super::video;
@@ -70,6 +71,8 @@ pub(crate) struct Report {
     pub undecodable: u64,
     /// A segment's notes; empty for other runs.
     pub segment: SegmentNotes,
+    /// The audio streams re-encoded as AAC, for the output's edits.
+    pub encoded_audio: Vec<crate::finishing::EncodedAudio>,
 }
 
 type Notes = Arc<Mutex<SegmentNotes>>;
@@ -669,6 +672,8 @@ struct Routing {
     /// An MP4/MOV input's sound tracks, whose last packets qtdemux keeps back.
     sound_tracks: Option<Arc<SoundTracks>>,
     transcode_audio: bool,
+    /// What the audio re-encoded as AAC fed its encoder and got from it.
+    encoded_audio: EncodedAudioLog,
     keep_subtitles: bool,
     keep_chapters: bool,
     /// The output's name, for messages.
@@ -728,6 +733,7 @@ impl Routing {
                     &caps,
                     &self.progress,
                     self.transcode_audio,
+                    &self.encoded_audio,
                 )
             } else if self.keep_subtitles && is_subtitle(&name) {
                 self.timeline.run_later(pad, self.timeline.lead, true);
@@ -779,6 +785,7 @@ pub(crate) struct Job {
     link_error: Arc<Mutex<Option<String>>>,
     /// A segment's notes, filled while it runs.
     notes: Notes,
+    encoded_audio: EncodedAudioLog,
 }
 
 /// The video branch as built: the element the muxer takes it from, and,
@@ -824,6 +831,7 @@ impl Job {
         let link_error = Arc::new(Mutex::new(None));
         let held_video = HeldVideo::default();
         let notes = Notes::default();
+        let encoded_audio = EncodedAudioLog::default();
 
         let window = match &video {
             Video::Segment(window) => Some(window),
@@ -905,6 +913,7 @@ impl Job {
                 SoundTracks::read(target.input)?
             },
             transcode_audio: target.options.audio == Audio::Aac,
+            encoded_audio: encoded_audio.clone(),
             keep_subtitles,
             keep_chapters: target.options.chapters == KeepOrDrop::Keep,
             output: target.output.display().to_string(),
@@ -926,6 +935,7 @@ impl Job {
             progress,
             link_error,
             notes,
+            encoded_audio,
         })
     }
 
@@ -984,6 +994,9 @@ impl Job {
             decoder_errors: self.log.decoder_errors(),
             undecodable: self.undecodable(),
             segment: notes,
+            encoded_audio: std::mem::take(
+                &mut *self.encoded_audio.lock().unwrap_or_else(|p| p.into_inner()),
+            ),
         })
     }
 

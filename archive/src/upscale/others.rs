@@ -153,10 +153,19 @@ impl OtherStreams {
         }
     }
 
-    /// Completes the written file before it is moved into place, saying
-    /// what of the input's it could not keep.
-    pub(crate) fn finish(&self, partial: &Path, observer: &dyn Observer) -> Result<()> {
-        for line in self.source.write_into(partial, self.writes_matroska)? {
+    /// Completes the written file before it is moved into place (with the
+    /// audio the run re-encoded, `encoded`), saying what of the input's it
+    /// could not keep.
+    pub(crate) fn finish(
+        &self,
+        partial: &Path,
+        encoded: &[finishing::EncodedAudio],
+        observer: &dyn Observer,
+    ) -> Result<()> {
+        for line in self
+            .source
+            .write_into(partial, self.writes_matroska, encoded)?
+        {
             observer.say(&line);
         }
         Ok(())

@@ -1,17 +1,22 @@
 //! Audio and further video streams, copied into the muxer as they are (audio
 //! re-encoded where the container cannot hold it), and streams that go nowhere.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{bail, Context, Result};
 use gst::prelude::*;
 
 use super::audio_edges::{say_packets_before_start, time_packets};
+use crate::finishing::EncodedAudio;
 use crate::media::MediaInfo;
 use crate::upscale::progress::Progress;
 
+/// The audio streams a run re-encoded, as their encoders saw them.
+pub(crate) type EncodedAudioLog = Arc<Mutex<Vec<EncodedAudio>>>;
+
 /// Sends a parsed audio stream into the muxer: as it is, or, where the
-/// container cannot hold its codec and `transcode` allows, re-encoded as AAC.
+/// container cannot hold its codec and `transcode` allows, re-encoded as AAC
+/// (noted in `encoded`, for the output's edit to hide the encoder's priming).
 pub(crate) fn copy_audio(
     pipeline: &gst::Pipeline,
     muxer: &gst::Element,
@@ -19,6 +24,7 @@ pub(crate) fn copy_audio(
     caps: &gst::Caps,
     progress: &Arc<Progress>,
     transcode: bool,
+    encoded: &EncodedAudioLog,
 ) -> Result<()> {
     let template = muxer
         .pad_template("audio_%u")
@@ -50,6 +56,7 @@ pub(crate) fn copy_audio(
                 .property("bitrate", 256_000i32)
                 .build()?,
         ];
+        watch_encoder(&chain[3], encoded)?;
     }
     say_packets_before_start(pad);
     if chain.is_empty() && !super::writes_matroska(muxer) {
@@ -94,6 +101,63 @@ pub(crate) fn copy_audio(
         .static_pad("src")
         .context("queue src")?
         .link(&mux_pad)?;
+    Ok(())
+}
+
+/// Notes what `encoder` is fed and writes into a new entry of `log`: the
+/// sample frames and their rate, and its first packets' sizes. Its output
+/// keeps no segment stop: the priming moves every packet one frame later
+/// than its samples, and the muxer would drop the last one past the stop.
+fn watch_encoder(encoder: &gst::Element, log: &EncodedAudioLog) -> Result<()> {
+    const SIZES: usize = 16;
+    let index = {
+        let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
+        log.push(EncodedAudio::default());
+        log.len() - 1
+    };
+    let fed = log.clone();
+    encoder
+        .static_pad("sink")
+        .context("encoder sink")?
+        .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+            let info_caps = pad
+                .current_caps()
+                .and_then(|caps| gst_audio::AudioInfo::from_caps(&caps).ok());
+            if let (Some(audio), Some(buffer)) = (info_caps, info.buffer()) {
+                let frames = buffer.size() as u64 / u64::from(audio.bpf().max(1));
+                let mut log = fed.lock().unwrap_or_else(|p| p.into_inner());
+                log[index].samples += frames;
+                log[index].rate = audio.rate();
+            }
+            gst::PadProbeReturn::Ok
+        });
+    let written = log.clone();
+    encoder.static_pad("src").context("encoder src")?.add_probe(
+        gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+        move |_, info| {
+            if let Some(buffer) = info.buffer() {
+                let mut log = written.lock().unwrap_or_else(|p| p.into_inner());
+                let sizes = &mut log[index].first_sizes;
+                if sizes.len() < SIZES {
+                    sizes.push(u32::try_from(buffer.size()).unwrap_or(u32::MAX));
+                }
+                return gst::PadProbeReturn::Ok;
+            }
+            let Some(gst::EventView::Segment(event)) = info.event().map(|e| e.view()) else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let mut segment = event.segment().clone();
+            if let Some(time) = segment.downcast_mut::<gst::ClockTime>() {
+                if time.stop().is_some() {
+                    time.set_stop(gst::ClockTime::NONE);
+                    info.data = Some(gst::PadProbeData::Event(gst::event::Segment::new(
+                        time.upcast_ref(),
+                    )));
+                }
+            }
+            gst::PadProbeReturn::Ok
+        },
+    );
     Ok(())
 }
 
