@@ -72,13 +72,7 @@ fn clip_with_audio(dir: &Path, name: &str, audio: &[&str]) -> PathBuf {
 /// What ffmpeg decodes of a file's first audio stream: the sample count
 /// (per channel) and the first sample's time in seconds.
 fn decoded_audio(path: &Path) -> (usize, f64) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-ac", "1", "-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success(), "ffmpeg decode: {}", stderr(&out));
+    let samples = decoded_samples(path).len();
     let probe = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "a:0"])
         .args(["-show_entries", "frame=pts_time", "-read_intervals", "%+#1"])
@@ -91,22 +85,49 @@ fn decoded_audio(path: &Path) -> (usize, f64) {
         .next()
         .and_then(|l| l.trim_end_matches(',').parse().ok())
         .unwrap_or(f64::NAN);
-    (out.stdout.len() / 2, first)
+    (samples, first)
+}
+
+/// ffmpeg's decode of a file's first audio stream, mixed to one channel.
+fn decoded_samples(path: &Path) -> Vec<i16> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", "0:a:0", "-ac", "1", "-f", "s16le", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(out.status.success(), "ffmpeg decode: {}", stderr(&out));
+    out.stdout
+        .chunks_exact(2)
+        .map(|s| i16::from_le_bytes([s[0], s[1]]))
+        .collect()
 }
 
 /// Audio packets in a file's first audio stream, as ffprobe counts them.
 fn audio_packets(path: &Path) -> usize {
+    audio_stream_entry(path, "nb_read_packets")
+        .parse()
+        .expect("a packet count")
+}
+
+/// A field of ffprobe's `stream` entry for a file's first audio stream
+/// (packets counted, for `nb_read_packets`).
+fn audio_stream_entry(path: &Path, field: &str) -> String {
     let out = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "a:0", "-count_packets"])
-        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .args([
+            "-show_entries",
+            &format!("stream={field}"),
+            "-of",
+            "csv=p=0",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe runs");
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .trim_end_matches(',')
-        .parse()
-        .expect("a packet count")
+        .to_string()
 }
 
 /// Samples a decoder skips at the start of a file's Opus stream: every
@@ -249,7 +270,11 @@ fn audio_re_encoded_as_aac_keeps_its_first_and_last_sample_times_plain_and_segme
             // the tone started 21 ms late (sample 1026 of 2), and from MOV
             // the last packet was dropped (its last 768 samples lost).
             assert_eq!(sine_span(&output), expected, "{name} {run}");
-            assert_eq!(audio_duration(&output), "2.000000", "{name} {run}");
+            assert_eq!(
+                audio_stream_entry(&output, "duration"),
+                "2.000000",
+                "{name} {run}"
+            );
         }
     }
 }
@@ -257,35 +282,13 @@ fn audio_re_encoded_as_aac_keeps_its_first_and_last_sample_times_plain_and_segme
 /// Where ffmpeg's decode of a file's first audio stream is loud: the first
 /// and last sample above a tenth of the tone's amplitude.
 fn sine_span(path: &Path) -> (usize, usize) {
-    let out = Command::new("ffmpeg")
-        .args(["-nostdin", "-v", "error", "-i"])
-        .arg(path)
-        .args(["-map", "0:a:0", "-ac", "1", "-f", "s16le", "-"])
-        .output()
-        .expect("ffmpeg runs");
-    assert!(out.status.success(), "ffmpeg decode: {}", stderr(&out));
-    let loud: Vec<usize> = out
-        .stdout
-        .chunks_exact(2)
+    let loud: Vec<usize> = decoded_samples(path)
+        .iter()
         .enumerate()
-        .filter(|(_, s)| i16::from_le_bytes([s[0], s[1]]).unsigned_abs() > 300)
+        .filter(|(_, s)| s.unsigned_abs() > 300)
         .map(|(i, _)| i)
         .collect();
     (loud[0], *loud.last().expect("a loud sample"))
-}
-
-/// A file's first audio stream's duration, as ffprobe reads it.
-fn audio_duration(path: &Path) -> String {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "a:0"])
-        .args(["-show_entries", "stream=duration", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .trim_end_matches(',')
-        .to_string()
 }
 
 #[test]
