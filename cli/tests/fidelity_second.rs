@@ -292,6 +292,63 @@ fn sine_span(path: &Path) -> (usize, usize) {
 }
 
 #[test]
+fn audio_tracks_that_come_out_in_another_order_are_said_plain_and_segmented() {
+    // AAC (French) then PCM (German): GStreamer hands on the PCM first.
+    let dir = tempfile::tempdir().unwrap();
+    let make = |name: &str, first: &str, second: &str| {
+        let path = dir.path().join(name);
+        ffmpeg_to(
+            &path,
+            &[
+                "-f lavfi -i testsrc=s=64x48:r=10:d=2 -f lavfi -i sine=d=2 -f lavfi -i sine=f=880:d=2",
+                "-map 0 -map 1 -map 2 -c:v libx264",
+                &format!("-c:a:0 {first} -c:a:1 {second}"),
+                "-metadata:s:a:0 language=fre -metadata:s:a:1 language=ger",
+            ],
+        );
+        path
+    };
+    let tracks = |path: &Path| -> Vec<String> {
+        ffprobe_json(path)["streams"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["codec_type"] == "audio")
+            .map(|s| format!("{} {}", s["codec_name"], s["tags"]["language"]))
+            .collect()
+    };
+    let reordered = make("aac-first.mkv", "aac", "pcm_s16le");
+    assert_eq!(
+        tracks(&reordered),
+        [r#""aac" "fre""#, r#""pcm_s16le" "ger""#]
+    );
+    for (name, args) in [
+        ("plain.mkv", &[][..]),
+        ("segmented.mkv", &["--resume", "--segment-seconds", "1"][..]),
+    ] {
+        let output = dir.path().join(name);
+        let text = succeeded(&upscale(args, &reordered, &output));
+        // Before: the tracks swapped places without a word.
+        assert_eq!(tracks(&output), [r#""pcm_s16le" "ger""#, r#""aac" "fre""#]);
+        assert!(
+            text.contains(&format!(
+                "gendr: {}'s audio tracks come in another order than the input's \
+                 (Raw 16-bit PCM audio, MPEG-4 AAC: GStreamer 1.22 hands on raw PCM before the \
+                 parsed streams); each keeps its language and flags",
+                output.display()
+            )),
+            "{name}: {text}"
+        );
+    }
+    // Already in GStreamer's order: kept, and no line.
+    let kept = make("pcm-first.mkv", "pcm_s16le", "aac");
+    let output = dir.path().join("kept.mkv");
+    let text = succeeded(&upscale(&[], &kept, &output));
+    assert_eq!(tracks(&output), tracks(&kept));
+    assert!(!text.contains("another order"), "{text}");
+}
+
+#[test]
 fn finished_outputs_follow_the_umask() {
     let dir = tempfile::tempdir().unwrap();
     let input = clip_with_audio(dir.path(), "in.mkv", &["aac"]);

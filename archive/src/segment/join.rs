@@ -117,11 +117,7 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
             manifest.frames
         );
     }
-    others.finish(
-        partial.path(),
-        &report.encoded_audio,
-        session.caller.observer,
-    )?;
+    others.finish(partial.path(), &report.audio, session.caller.observer)?;
     media::persist(partial, output, overwrite)?;
     if !session.quiet {
         eprintln!(

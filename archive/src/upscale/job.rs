@@ -12,8 +12,8 @@ use gst::prelude::*;
 use super::encode::Encoding;
 use super::progress::Progress;
 use super::streams::{
-    copy_audio, copy_subtitle, copy_video, drop_toc, is_subtitle, writes_matroska, EncodedAudioLog,
-    SoundTracks,
+    copy_audio, copy_subtitle, copy_video, drop_toc, is_subtitle, writes_matroska, AudioLog,
+    SharedAudioLog, SoundTracks,
 };
 use super::timeline::{self, HiddenPriming, Timeline};
 use super::video;
@@ -71,8 +71,8 @@ pub(crate) struct Report {
     pub undecodable: u64,
     /// A segment's notes; empty for other runs.
     pub segment: SegmentNotes,
-    /// The audio streams re-encoded as AAC, for the output's edits.
-    pub encoded_audio: Vec<crate::finishing::EncodedAudio>,
+    /// What became of the audio streams, for the output's edits and lines.
+    pub audio: AudioLog,
 }
 
 type Notes = Arc<Mutex<SegmentNotes>>;
@@ -672,8 +672,9 @@ struct Routing {
     /// An MP4/MOV input's sound tracks, whose last packets qtdemux keeps back.
     sound_tracks: Option<Arc<SoundTracks>>,
     transcode_audio: bool,
-    /// What the audio re-encoded as AAC fed its encoder and got from it.
-    encoded_audio: EncodedAudioLog,
+    /// Where each audio stream went, and what the ones re-encoded as AAC
+    /// fed their encoders and got from them.
+    audio: SharedAudioLog,
     keep_subtitles: bool,
     keep_chapters: bool,
     /// The output's name, for messages.
@@ -733,7 +734,7 @@ impl Routing {
                     &caps,
                     &self.progress,
                     self.transcode_audio,
-                    &self.encoded_audio,
+                    &self.audio,
                 )
             } else if self.keep_subtitles && is_subtitle(&name) {
                 self.timeline.run_later(pad, self.timeline.lead, true);
@@ -785,7 +786,7 @@ pub(crate) struct Job {
     link_error: Arc<Mutex<Option<String>>>,
     /// A segment's notes, filled while it runs.
     notes: Notes,
-    encoded_audio: EncodedAudioLog,
+    audio: SharedAudioLog,
 }
 
 /// The video branch as built: the element the muxer takes it from, and,
@@ -831,7 +832,7 @@ impl Job {
         let link_error = Arc::new(Mutex::new(None));
         let held_video = HeldVideo::default();
         let notes = Notes::default();
-        let encoded_audio = EncodedAudioLog::default();
+        let audio = SharedAudioLog::default();
 
         let window = match &video {
             Video::Segment(window) => Some(window),
@@ -913,7 +914,7 @@ impl Job {
                 SoundTracks::read(target.input)?
             },
             transcode_audio: target.options.audio == Audio::Aac,
-            encoded_audio: encoded_audio.clone(),
+            audio: audio.clone(),
             keep_subtitles,
             keep_chapters: target.options.chapters == KeepOrDrop::Keep,
             output: target.output.display().to_string(),
@@ -935,7 +936,7 @@ impl Job {
             progress,
             link_error,
             notes,
-            encoded_audio,
+            audio,
         })
     }
 
@@ -994,9 +995,7 @@ impl Job {
             decoder_errors: self.log.decoder_errors(),
             undecodable: self.undecodable(),
             segment: notes,
-            encoded_audio: std::mem::take(
-                &mut *self.encoded_audio.lock().unwrap_or_else(|p| p.into_inner()),
-            ),
+            audio: std::mem::take(&mut *self.audio.lock().unwrap_or_else(|p| p.into_inner())),
         })
     }
 

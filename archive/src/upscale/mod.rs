@@ -84,7 +84,7 @@ pub fn run_one(args: &UpscaleRequest, caller: Caller) -> Result<u64> {
         caller,
         !args.quiet,
     )?;
-    others.finish(partial.path(), &report.encoded_audio, bar)?;
+    others.finish(partial.path(), &report.audio, bar)?;
     let (frames, damaged, undecodable) = (report.frames, report.decoder_errors, report.undecodable);
     persist(partial, &args.output, args.overwrite)?;
     drop(claim);

@@ -17,6 +17,8 @@ use crate::Observer;
 /// chapters, tags), decided before a run and completed after it: one path
 /// for `gendr upscale` and `gendr join`.
 pub(crate) struct OtherStreams {
+    /// The output's name, for the lines.
+    output: String,
     /// The line on video streams beyond the first, copied as they are.
     extra_videos: Option<String>,
     keep_subtitles: bool,
@@ -90,6 +92,7 @@ impl OtherStreams {
             )
         });
         Ok(OtherStreams {
+            output: output.clone(),
             late_opus,
             audio: audio_summary(info, muxer, target.options.audio == Audio::Aac),
             lost_timecode,
@@ -154,17 +157,20 @@ impl OtherStreams {
     }
 
     /// Completes the written file before it is moved into place (with the
-    /// audio the run re-encoded, `encoded`), saying what of the input's it
-    /// could not keep.
+    /// audio the run re-encoded, in `audio`), saying what of the input's it
+    /// could not keep or kept otherwise.
     pub(crate) fn finish(
         &self,
         partial: &Path,
-        encoded: &[finishing::EncodedAudio],
+        audio: &streams::AudioLog,
         observer: &dyn Observer,
     ) -> Result<()> {
+        if let Some(line) = audio.reordered(&self.output) {
+            observer.say(&line);
+        }
         for line in self
             .source
-            .write_into(partial, self.writes_matroska, encoded)?
+            .write_into(partial, self.writes_matroska, &audio.encoded)?
         {
             observer.say(&line);
         }

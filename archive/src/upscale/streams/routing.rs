@@ -11,12 +11,44 @@ use crate::finishing::EncodedAudio;
 use crate::media::MediaInfo;
 use crate::upscale::progress::Progress;
 
-/// The audio streams a run re-encoded, as their encoders saw them.
-pub(crate) type EncodedAudioLog = Arc<Mutex<Vec<EncodedAudio>>>;
+/// What a run did with the input's audio streams, for what follows the muxing.
+#[derive(Debug, Default)]
+pub(crate) struct AudioLog {
+    /// Each stream re-encoded as AAC, as its encoder saw it.
+    pub encoded: Vec<EncodedAudio>,
+    /// Each stream in the order its muxer pad was asked for (the order of
+    /// the output's tracks): its stream ID and its codec.
+    pub muxed: Vec<(String, String)>,
+}
+
+impl AudioLog {
+    /// The line on an output whose audio tracks come in another order
+    /// than the input's: parsebin hands on raw PCM, which needs no parser,
+    /// before the parsed streams, and the muxers number tracks in the
+    /// order they are asked for. The stream IDs end in the container's
+    /// own numbering (Matroska and MP4/MOV track numbers), fixed-width.
+    pub(crate) fn reordered(&self, output: &str) -> Option<String> {
+        let ids: Vec<&String> = self.muxed.iter().map(|(id, _)| id).collect();
+        if ids.windows(2).all(|w| w[0] <= w[1]) {
+            return None;
+        }
+        let codecs: Vec<&str> = self.muxed.iter().map(|(_, codec)| codec.as_str()).collect();
+        Some(format!(
+            "gendr: {output}'s audio tracks come in another order than the input's \
+             ({}: GStreamer 1.22 hands on raw PCM before the parsed streams); each keeps \
+             its language and flags",
+            codecs.join(", ")
+        ))
+    }
+}
+
+/// The run's [`AudioLog`], filled from the streaming threads.
+pub(crate) type SharedAudioLog = Arc<Mutex<AudioLog>>;
 
 /// Sends a parsed audio stream into the muxer: as it is, or, where the
 /// container cannot hold its codec and `transcode` allows, re-encoded as AAC
-/// (noted in `encoded`, for the output's edit to hide the encoder's priming).
+/// (noted in `log`, for the output's edit to hide the encoder's priming;
+/// every stream is noted there in the order it reaches the muxer).
 pub(crate) fn copy_audio(
     pipeline: &gst::Pipeline,
     muxer: &gst::Element,
@@ -24,7 +56,7 @@ pub(crate) fn copy_audio(
     caps: &gst::Caps,
     progress: &Arc<Progress>,
     transcode: bool,
-    encoded: &EncodedAudioLog,
+    log: &SharedAudioLog,
 ) -> Result<()> {
     let template = muxer
         .pad_template("audio_%u")
@@ -56,7 +88,7 @@ pub(crate) fn copy_audio(
                 .property("bitrate", 256_000i32)
                 .build()?,
         ];
-        watch_encoder(&chain[3], encoded)?;
+        watch_encoder(&chain[3], log)?;
     }
     say_packets_before_start(pad);
     if chain.is_empty() && !super::writes_matroska(muxer) {
@@ -97,6 +129,10 @@ pub(crate) fn copy_audio(
     let mux_pad = muxer
         .request_pad_simple("audio_%u")
         .context("the muxer refused an audio stream")?;
+    log.lock().unwrap_or_else(|p| p.into_inner()).muxed.push((
+        pad.stream_id().map(|id| id.to_string()).unwrap_or_default(),
+        codec,
+    ));
     queue
         .static_pad("src")
         .context("queue src")?
@@ -108,12 +144,12 @@ pub(crate) fn copy_audio(
 /// sample frames and their rate, and its first packets' sizes. Its output
 /// keeps no segment stop: the priming moves every packet one frame later
 /// than its samples, and the muxer would drop the last one past the stop.
-fn watch_encoder(encoder: &gst::Element, log: &EncodedAudioLog) -> Result<()> {
+fn watch_encoder(encoder: &gst::Element, log: &SharedAudioLog) -> Result<()> {
     const SIZES: usize = 16;
     let index = {
         let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
-        log.push(EncodedAudio::default());
-        log.len() - 1
+        log.encoded.push(EncodedAudio::default());
+        log.encoded.len() - 1
     };
     let fed = log.clone();
     encoder
@@ -126,8 +162,8 @@ fn watch_encoder(encoder: &gst::Element, log: &EncodedAudioLog) -> Result<()> {
             if let (Some(audio), Some(buffer)) = (info_caps, info.buffer()) {
                 let frames = buffer.size() as u64 / u64::from(audio.bpf().max(1));
                 let mut log = fed.lock().unwrap_or_else(|p| p.into_inner());
-                log[index].samples += frames;
-                log[index].rate = audio.rate();
+                log.encoded[index].samples += frames;
+                log.encoded[index].rate = audio.rate();
             }
             gst::PadProbeReturn::Ok
         });
@@ -137,7 +173,7 @@ fn watch_encoder(encoder: &gst::Element, log: &EncodedAudioLog) -> Result<()> {
         move |_, info| {
             if let Some(buffer) = info.buffer() {
                 let mut log = written.lock().unwrap_or_else(|p| p.into_inner());
-                let sizes = &mut log[index].first_sizes;
+                let sizes = &mut log.encoded[index].first_sizes;
                 if sizes.len() < SIZES {
                     sizes.push(u32::try_from(buffer.size()).unwrap_or(u32::MAX));
                 }
