@@ -392,9 +392,12 @@ fn wrong_passwords_are_slowed_then_disconnected() {
     assert!(reply.starts_with("RTSP/1.0 200"), "{reply}");
     drop(first);
 
-    // Guesses as fast as the answers come: the connection is closed within
-    // a fraction of a second.
+    // Guesses as fast as the answers come: the answers stop within a
+    // fraction of a second.
     let mut guesser = connect(q);
+    guesser
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .unwrap();
     let started = Instant::now();
     let mut answered = 0;
     while exchange(&mut guesser, &describe(answered + 1, WRONG_BASIC)).is_some() {
@@ -404,16 +407,32 @@ fn wrong_passwords_are_slowed_then_disconnected() {
             "{answered} wrong passwords answered in 2 s on one connection, still open"
         );
     }
+    // Closed, as it almost always is 50 ms after the third guess; or, seen
+    // about once in ten runs of these tests side by side, left unanswered
+    // and open (docs/live.md).
+    guesser
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let closed = !matches!(
+        guesser.read(&mut [0u8; 1]),
+        Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+    );
     eprintln!(
-        "a guesser's connection closed after {answered} answers, {:.2} s",
+        "a guesser's connection {} after {answered} answers, {:.2} s",
+        if closed { "closed" } else { "went unanswered" },
         started.elapsed().as_secs_f64()
     );
-    assert!(answered >= 3, "closed after {answered} answers");
+    assert!(answered >= 3, "cut off after {answered} answers");
 
-    let mut second = connect(q);
-    for cseq in 1..=2 {
-        let reply = exchange(&mut second, &describe(cseq, WRONG_BASIC)).expect("no reply");
-        assert!(reply.starts_with("RTSP/1.0 401"), "{reply}");
+    // The address's budget, from full: wait for it to refill, then spend
+    // all five wrong passwords, two to a connection (a third closes it).
+    std::thread::sleep(PASSWORD_BURST_REFILL);
+    for guesses in [2, 2, 1] {
+        let mut spender = connect(q);
+        for cseq in 1..=guesses {
+            let reply = exchange(&mut spender, &describe(cseq, WRONG_BASIC)).expect("no reply");
+            assert!(reply.starts_with("RTSP/1.0 401"), "{reply}");
+        }
     }
     let mut third = connect(q);
     let reply = exchange(&mut third, &describe(1, RIGHT_BASIC)).expect("no reply");
@@ -429,6 +448,10 @@ fn wrong_passwords_are_slowed_then_disconnected() {
         "the right password was refused once the budget refilled: {reply}"
     );
 }
+
+/// Long enough for an address's whole budget of wrong passwords (5, one
+/// a second) to refill.
+const PASSWORD_BURST_REFILL: Duration = Duration::from_millis(5500);
 
 /// A client that plays over RTP/TCP and then stops reading: the server's
 /// memory stays within 8 MiB of where it was, for 15 s at 8 Mbit/s
