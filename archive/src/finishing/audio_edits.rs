@@ -204,9 +204,10 @@ pub(crate) struct EncodedAudio {
 }
 
 /// How many of an output track's first sample sizes must match the
-/// input's for the two to be one track: enough that tracks of one codec
-/// (a tone encoded twice) are told apart by their content.
-const MATCHED_SAMPLES: usize = 16;
+/// input's (or what the run's encoder wrote) for the two to be one track:
+/// enough that tracks of one codec (a tone encoded twice) are told apart
+/// by their content.
+pub(crate) const MATCHED_SAMPLES: usize = 16;
 
 /// The priming (media ticks of `output`'s timescale) that `input`'s edit
 /// hides of the samples `output` holds: where the edit starts its media,
@@ -290,19 +291,45 @@ fn movie_scale(moov: &[u8]) -> Option<u32> {
         .and_then(|(_, mvhd)| versioned_u32(mvhd, 12, 20))
 }
 
-/// Shortens `track`'s edit and track durations by `shorter` movie ticks,
+/// What becomes of one output sound track's edit.
+struct EditChange {
+    /// Movie ticks off the media edit's duration and the track's.
+    shorter: u64,
+    /// The media time the edit then starts at; None leaves it at 0.
+    media_time: Option<u64>,
+}
+
+/// Applies to `track` what `change` makes of its media edit's duration,
 /// where its edits are what the muxers write (an optional empty edit, then
-/// the media from its start); anything else is left as it is. Returns
-/// where the media edit's entry starts and its field width.
-fn shorten_track(moov: &mut [u8], track: &TrackBoxes, shorter: u64) -> Option<(usize, usize)> {
+/// the media from its start); anything else is left as it is, as is a
+/// track `change` gives nothing for. Returns whether it was rewritten.
+fn change_track(
+    moov: &mut [u8],
+    track: &TrackBoxes,
+    change: impl FnOnce(u64) -> Option<EditChange>,
+) -> bool {
     let (elst, elst_len) = track.elst;
-    let entries = edits(&moov[elst..elst + elst_len])?;
-    let &(duration, media_time, entry) = entries.last()?;
+    let Some(entries) = edits(&moov[elst..elst + elst_len]) else {
+        return false;
+    };
+    let Some(&(duration, media_time, entry)) = entries.last() else {
+        return false;
+    };
     if media_time != 0 || entries.len() > 2 || entries.len() == 2 && entries[0].1 != -1 {
-        return None;
+        return false;
     }
+    let Some(EditChange {
+        shorter,
+        media_time,
+    }) = change(duration)
+    else {
+        return false;
+    };
     let width = if moov[elst] == 0 { 4 } else { 8 };
     put(moov, elst + entry, width, duration.saturating_sub(shorter));
+    if let Some(media_time) = media_time {
+        put(moov, elst + entry + width, width, media_time);
+    }
     // tkhd: version, flags, two times, the track ID, 4 reserved bytes,
     // then the duration.
     let tkhd = track.tkhd;
@@ -313,7 +340,36 @@ fn shorten_track(moov: &mut [u8], track: &TrackBoxes, shorter: u64) -> Option<(u
     };
     let track_duration = get(moov, at, tkhd_width);
     put(moov, at, tkhd_width, track_duration.saturating_sub(shorter));
-    Some((elst + entry, width))
+    true
+}
+
+/// Rewrites each sound track of `moov` as `change` says, given the track,
+/// the movie's timescale and its media edit's duration ([`change_track`]),
+/// then sets the movie's duration to its longest track's. In place: no box
+/// changes size. Returns how many tracks were rewritten.
+fn change_sound_tracks(
+    moov: &mut [u8],
+    mut change: impl FnMut(&SoundTrack, u32, u64) -> Option<EditChange>,
+) -> usize {
+    let Some(movie_scale) = movie_scale(moov) else {
+        return 0;
+    };
+    let tracks = track_boxes(moov);
+    let mut rewritten = 0;
+    for output in sound_tracks(moov) {
+        let Some((_, track)) = tracks.iter().find(|(id, _)| *id == output.id) else {
+            continue;
+        };
+        if change_track(moov, track, |duration| {
+            change(&output, movie_scale, duration)
+        }) {
+            rewritten += 1;
+        }
+    }
+    if rewritten > 0 {
+        set_movie_duration(moov, &tracks);
+    }
+    rewritten
 }
 
 /// Sets the movie's duration (`mvhd`) to its longest track's.
@@ -346,31 +402,16 @@ fn set_movie_duration(moov: &mut [u8], tracks: &[(u32, TrackBoxes)]) {
 /// Sets, in the `moov` body of a file GStreamer wrote, each sound track's
 /// edit to start its media after the priming that its input track's edit
 /// hides, the edit and track durations shortened by as much, and the
-/// movie's duration to its longest track's. In place: no box changes size.
-/// Returns how many tracks were rewritten.
+/// movie's duration to its longest track's. Returns how many tracks were
+/// rewritten.
 fn hide_priming(moov: &mut [u8], input: &[SoundTrack]) -> usize {
-    let Some(movie_scale) = movie_scale(moov) else {
-        return 0;
-    };
-    let tracks = track_boxes(moov);
-    let mut rewritten = 0;
-    for output in sound_tracks(moov) {
-        let Some(priming) = hidden_priming(&output, input) else {
-            continue;
-        };
-        let Some((_, track)) = tracks.iter().find(|(id, _)| *id == output.id) else {
-            continue;
-        };
-        let shorter = priming * u64::from(movie_scale) / u64::from(output.timescale);
-        if let Some((entry, width)) = shorten_track(moov, track, shorter) {
-            put(moov, entry + width, width, priming);
-            rewritten += 1;
-        }
-    }
-    if rewritten > 0 {
-        set_movie_duration(moov, &tracks);
-    }
-    rewritten
+    change_sound_tracks(moov, |output, movie_scale, _| {
+        let priming = hidden_priming(output, input)?;
+        Some(EditChange {
+            shorter: priming * u64::from(movie_scale) / u64::from(output.timescale),
+            media_time: Some(priming),
+        })
+    })
 }
 
 /// Sets each AAC track the run encoded (`encoded`, found by its first
@@ -378,43 +419,24 @@ fn hide_priming(moov: &mut [u8], input: &[SoundTrack]) -> usize {
 /// it where the audio fed to the encoder ends: the edit's media time and
 /// duration, the track's duration and the movie's. Returns how many.
 fn hide_encoder_priming(moov: &mut [u8], encoded: &[EncodedAudio]) -> usize {
-    let Some(movie_scale) = movie_scale(moov) else {
-        return 0;
-    };
-    let tracks = track_boxes(moov);
-    let mut rewritten = 0;
-    for output in sound_tracks(moov).iter().filter(|t| &t.format == b"mp4a") {
-        let found = encoded.iter().find(|e| {
+    change_sound_tracks(moov, |output, movie_scale, duration| {
+        let encoded = encoded.iter().find(|e| {
             let n = e.first_sizes.len().min(output.sizes.len());
-            e.rate > 0 && n > 0 && output.sizes[..n] == e.first_sizes[..n]
-        });
-        let (Some(encoded), Some((_, track))) =
-            (found, tracks.iter().find(|(id, _)| *id == output.id))
-        else {
-            continue;
-        };
+            &output.format == b"mp4a"
+                && e.rate > 0
+                && n > 0
+                && output.sizes[..n] == e.first_sizes[..n]
+        })?;
         // The shown stretch in movie ticks, rounded up (no sample cut).
         let shown = u128::from(encoded.samples) * u128::from(movie_scale);
         let shown = u64::try_from(shown.div_ceil(u128::from(encoded.rate))).unwrap_or(u64::MAX);
-        let (elst, elst_len) = track.elst;
-        let Some(written) = edits(&moov[elst..elst + elst_len]).and_then(|e| e.last().map(|e| e.0))
-        else {
-            continue;
-        };
-        if let Some((entry, width)) = shorten_track(moov, track, written.saturating_sub(shown)) {
-            put(
-                moov,
-                entry + width,
-                width,
+        Some(EditChange {
+            shorter: duration.saturating_sub(shown),
+            media_time: Some(
                 AAC_ENCODER_PRIMING * u64::from(output.timescale) / u64::from(encoded.rate),
-            );
-            rewritten += 1;
-        }
-    }
-    if rewritten > 0 {
-        set_movie_duration(moov, &tracks);
-    }
-    rewritten
+            ),
+        })
+    })
 }
 
 /// Ends each Opus track's edit `trims_ns` earlier (a Matroska input's Opus
@@ -423,9 +445,6 @@ fn hide_encoder_priming(moov: &mut [u8], encoded: &[EncodedAudio]) -> usize {
 /// Opus-in-ISOBMFF mapping gives as the edit's end. Rounded down to whole
 /// movie ticks, so no shown sample is cut. Returns how many were shortened.
 fn trim_opus_ends(moov: &mut [u8], trims_ns: &[u64]) -> usize {
-    let Some(movie_scale) = movie_scale(moov) else {
-        return 0;
-    };
     let opus: Vec<u32> = sound_tracks(moov)
         .into_iter()
         .filter(|t| &t.format == b"Opus")
@@ -434,23 +453,14 @@ fn trim_opus_ends(moov: &mut [u8], trims_ns: &[u64]) -> usize {
     if opus.len() != trims_ns.len() {
         return 0;
     }
-    let tracks = track_boxes(moov);
-    let mut rewritten = 0;
-    for (id, trim) in opus.iter().zip(trims_ns) {
-        let shorter = u128::from(*trim) * u128::from(movie_scale) / 1_000_000_000;
-        let Some((_, track)) = tracks.iter().find(|(tid, _)| tid == id) else {
-            continue;
-        };
-        if shorter > 0
-            && shorten_track(moov, track, u64::try_from(shorter).unwrap_or(u64::MAX)).is_some()
-        {
-            rewritten += 1;
-        }
-    }
-    if rewritten > 0 {
-        set_movie_duration(moov, &tracks);
-    }
-    rewritten
+    change_sound_tracks(moov, |output, movie_scale, _| {
+        let rank = opus.iter().position(|id| *id == output.id)?;
+        let shorter = u128::from(trims_ns[rank]) * u128::from(movie_scale) / 1_000_000_000;
+        (shorter > 0).then(|| EditChange {
+            shorter: u64::try_from(shorter).unwrap_or(u64::MAX),
+            media_time: None,
+        })
+    })
 }
 
 /// Rewrites the audio edit lists of the MP4/MOV file GStreamer wrote at
