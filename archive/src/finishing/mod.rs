@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::error::{Context, Result};
 
-pub(crate) use audio_edits::{sound_tracks, EncodedAudio, SoundTrack};
+pub(crate) use audio_edits::{sound_tracks, EncodedAudio, SoundTrack, MATCHED_SAMPLES};
 pub(crate) use matroska::MatroskaExtras;
 pub(crate) use mp4::{box_bodies, has_timecode_track, read_moov, repair_opus_boxes};
 

@@ -1,13 +1,14 @@
 //! Audio and further video streams, copied into the muxer as they are (audio
 //! re-encoded where the container cannot hold it), and streams that go nowhere.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{bail, Context, Result};
 use gst::prelude::*;
 
 use super::audio_edges::{say_packets_before_start, time_packets};
-use crate::finishing::EncodedAudio;
+use crate::finishing::{EncodedAudio, MATCHED_SAMPLES};
 use crate::media::MediaInfo;
 use crate::upscale::progress::Progress;
 
@@ -145,28 +146,36 @@ pub(crate) fn copy_audio(
 /// keeps no segment stop: the priming moves every packet one frame later
 /// than its samples, and the muxer would drop the last one past the stop.
 fn watch_encoder(encoder: &gst::Element, log: &SharedAudioLog) -> Result<()> {
-    const SIZES: usize = 16;
     let index = {
         let mut log = log.lock().unwrap_or_else(|p| p.into_inner());
         log.encoded.push(EncodedAudio::default());
         log.encoded.len() - 1
     };
     let fed = log.clone();
+    // Bytes per sample frame, from the caps the encoder takes.
+    let frame_bytes = AtomicU64::new(0);
     encoder
         .static_pad("sink")
         .context("encoder sink")?
-        .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-            let info_caps = pad
-                .current_caps()
-                .and_then(|caps| gst_audio::AudioInfo::from_caps(&caps).ok());
-            if let (Some(audio), Some(buffer)) = (info_caps, info.buffer()) {
-                let frames = buffer.size() as u64 / u64::from(audio.bpf().max(1));
-                let mut log = fed.lock().unwrap_or_else(|p| p.into_inner());
-                log.encoded[index].samples += frames;
-                log.encoded[index].rate = audio.rate();
-            }
-            gst::PadProbeReturn::Ok
-        });
+        .add_probe(
+            gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
+            move |_, info| {
+                if let Some(gst::EventView::Caps(caps)) = info.event().map(|e| e.view()) {
+                    if let Ok(audio) = gst_audio::AudioInfo::from_caps(caps.caps()) {
+                        frame_bytes.store(u64::from(audio.bpf()), Ordering::Relaxed);
+                        let mut log = fed.lock().unwrap_or_else(|p| p.into_inner());
+                        log.encoded[index].rate = audio.rate();
+                    }
+                    return gst::PadProbeReturn::Ok;
+                }
+                let bytes = frame_bytes.load(Ordering::Relaxed);
+                if let (Some(buffer), true) = (info.buffer(), bytes > 0) {
+                    let mut log = fed.lock().unwrap_or_else(|p| p.into_inner());
+                    log.encoded[index].samples += buffer.size() as u64 / bytes;
+                }
+                gst::PadProbeReturn::Ok
+            },
+        );
     let written = log.clone();
     encoder.static_pad("src").context("encoder src")?.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
@@ -174,7 +183,7 @@ fn watch_encoder(encoder: &gst::Element, log: &SharedAudioLog) -> Result<()> {
             if let Some(buffer) = info.buffer() {
                 let mut log = written.lock().unwrap_or_else(|p| p.into_inner());
                 let sizes = &mut log.encoded[index].first_sizes;
-                if sizes.len() < SIZES {
+                if sizes.len() < MATCHED_SAMPLES {
                     sizes.push(u32::try_from(buffer.size()).unwrap_or(u32::MAX));
                 }
                 return gst::PadProbeReturn::Ok;
