@@ -565,16 +565,25 @@ impl MatroskaExtras {
                     .map(|(_, tag)| tag.to_vec()),
             );
         }
+        // Nanoseconds a block time counts, unless Info says otherwise.
+        let mut timestamp_scale = 1_000_000;
         if let Some(info) = layout.first(ebml_id::INFO) {
             let data = read_data(&mut file, &info)?;
-            extras.date_utc = children(&data)
+            let fields = children(&data);
+            extras.date_utc = fields
                 .iter()
                 .find(|(id, v)| *id == ebml_id::DATE_UTC && v.len() == 8)
                 .and_then(|(_, v)| <[u8; 8]>::try_from(*v).ok())
                 .map(|v| i64::from_be_bytes(v).saturating_add(MATROSKA_EPOCH_NS));
+            if let Some((_, v)) = fields
+                .iter()
+                .find(|(id, _)| *id == ebml_id::TIMESTAMP_SCALE)
+            {
+                timestamp_scale = i64::try_from(uint(v)).unwrap_or(timestamp_scale);
+            }
         }
         extras.opus_end_trims_ns = opus_end_trims(&mut file, &layout, &extras.tracks)?;
-        extras.opus_clamped_ns = opus_clamped(&mut file, &layout, &extras.tracks)?;
+        extras.opus_clamped_ns = opus_clamped(&mut file, &layout, &extras.tracks, timestamp_scale)?;
         Ok(extras)
     }
 
@@ -1168,6 +1177,54 @@ fn kept_atom_uids(
 /// that ends before the video still ends within the last few.
 const END_CLUSTERS: usize = 4;
 
+/// One block of a cluster: its track number, its time relative to the
+/// cluster's (None where the block ends before it) and, in a BlockGroup,
+/// its DiscardPadding (ns; 0 for a SimpleBlock, which has none).
+struct ClusterBlock {
+    track: u64,
+    relative: Option<i16>,
+    discard_padding: i64,
+}
+
+/// A cluster's own time (its Timestamp, 0 if missing) and its blocks, in
+/// file order.
+fn cluster_blocks(data: &[u8]) -> (i64, Vec<ClusterBlock>) {
+    let fields = children(data);
+    let base = fields
+        .iter()
+        .find(|(id, _)| *id == ebml_id::CLUSTER_TIMESTAMP)
+        .map_or(0, |(_, v)| i64::try_from(uint(v)).unwrap_or(0));
+    let blocks = fields
+        .into_iter()
+        .filter_map(|(id, value)| {
+            let (block, discard_padding) = match id {
+                ebml_id::SIMPLE_BLOCK => (value, 0),
+                ebml_id::BLOCK_GROUP => {
+                    let group = children(value);
+                    let block = group.iter().find(|(id, _)| *id == ebml_id::BLOCK)?.1;
+                    let padding = group
+                        .iter()
+                        .find(|(id, _)| *id == ebml_id::DISCARD_PADDING)
+                        .map_or(0, |(_, v)| signed(v));
+                    (block, padding)
+                }
+                _ => return None,
+            };
+            // The track number, then the time relative to the cluster's.
+            let (track, len) = ebml_vint(block, false)?;
+            let relative = block
+                .get(len..len + 2)
+                .map(|t| i16::from_be_bytes([t[0], t[1]]));
+            Some(ClusterBlock {
+                track,
+                relative,
+                discard_padding,
+            })
+        })
+        .collect();
+    (base, blocks)
+}
+
 /// The end trimming (DiscardPadding, ns) of each Opus track in `tracks`,
 /// from its last block in the file's last clusters: 0 where that block
 /// trims nothing, is a SimpleBlock (which cannot) or is not found there.
@@ -1187,30 +1244,10 @@ fn opus_end_trims(
         if trims.iter().all(Option::is_some) {
             break;
         }
-        let data = read_data(file, cluster)?;
-        // The cluster's blocks from its end: (track number, trim).
-        let blocks = children(&data)
-            .into_iter()
-            .rev()
-            .filter_map(|(id, value)| match id {
-                ebml_id::SIMPLE_BLOCK => Some((ebml_vint(value, false)?.0, 0)),
-                ebml_id::BLOCK_GROUP => {
-                    let fields = children(value);
-                    let block = fields.iter().find(|(id, _)| *id == ebml_id::BLOCK)?.1;
-                    let padding = fields
-                        .iter()
-                        .find(|(id, _)| *id == ebml_id::DISCARD_PADDING)
-                        .map_or(0, |(_, v)| signed(v));
-                    Some((
-                        ebml_vint(block, false)?.0,
-                        u64::try_from(padding).unwrap_or(0),
-                    ))
-                }
-                _ => None,
-            });
-        for (number, trim) in blocks {
-            if let Some(i) = opus.iter().position(|n| *n == number) {
-                trims[i].get_or_insert(trim);
+        let (_, blocks) = cluster_blocks(&read_data(file, cluster)?);
+        for block in blocks.iter().rev() {
+            if let Some(i) = opus.iter().position(|n| *n == block.track) {
+                trims[i].get_or_insert(u64::try_from(block.discard_padding).unwrap_or(0));
             }
         }
     }
@@ -1219,60 +1256,31 @@ fn opus_end_trims(
 
 /// For each Opus track in `tracks` with a CodecDelay, how far its first
 /// block, found in the file's first [`END_CLUSTERS`] clusters, lies before
-/// that delay (ns; 0 where it lies at or after it, or is not found there).
+/// that delay (ns, block times counting `timestamp_scale` ns; 0 where it
+/// lies at or after it, or is not found there).
 fn opus_clamped(
     file: &mut std::fs::File,
     layout: &Layout,
     tracks: &[SourceTrack],
+    timestamp_scale: i64,
 ) -> Result<Vec<u64>> {
     let opus: Vec<&SourceTrack> = tracks.iter().filter(|t| t.opus).collect();
     if opus.iter().all(|t| t.codec_delay_ns == 0) {
         return Ok(vec![0; opus.len()]);
     }
     let mut first: Vec<Option<i64>> = vec![None; opus.len()];
-    let mut scale = 1_000_000;
-    if let Some(info) = layout.first(ebml_id::INFO) {
-        let data = read_data(file, &info)?;
-        if let Some((_, v)) = children(&data)
-            .into_iter()
-            .find(|(id, _)| *id == ebml_id::TIMESTAMP_SCALE)
-        {
-            scale = i64::try_from(uint(v)).unwrap_or(scale);
-        }
-    }
     let clusters = layout.children.iter().filter(|e| e.id == ebml_id::CLUSTER);
     for cluster in clusters.take(END_CLUSTERS) {
         if first.iter().all(Option::is_some) {
             break;
         }
-        let data = read_data(file, cluster)?;
-        let fields = children(&data);
-        let base = fields
-            .iter()
-            .find(|(id, _)| *id == ebml_id::CLUSTER_TIMESTAMP)
-            .map_or(0, |(_, v)| i64::try_from(uint(v)).unwrap_or(0));
-        for (id, value) in fields {
-            let block = match id {
-                ebml_id::SIMPLE_BLOCK => value,
-                ebml_id::BLOCK_GROUP => match children(value)
-                    .into_iter()
-                    .find(|(id, _)| *id == ebml_id::BLOCK)
-                {
-                    Some((_, block)) => block,
-                    None => continue,
-                },
-                _ => continue,
-            };
-            // The track number, then the time relative to the cluster's.
-            let Some((number, len)) = ebml_vint(block, false) else {
+        let (base, blocks) = cluster_blocks(&read_data(file, cluster)?);
+        for block in blocks {
+            let Some(relative) = block.relative else {
                 continue;
             };
-            let Some(relative) = block.get(len..len + 2) else {
-                continue;
-            };
-            let time = (base + i64::from(i16::from_be_bytes([relative[0], relative[1]]))) * scale;
-            if let Some(i) = opus.iter().position(|t| t.number == number) {
-                first[i].get_or_insert(time);
+            if let Some(i) = opus.iter().position(|t| t.number == block.track) {
+                first[i].get_or_insert((base + i64::from(relative)) * timestamp_scale);
             }
         }
     }
