@@ -1075,6 +1075,14 @@ mod tests {
         }
     }
 
+    /// `luma` with every level turned over: a frame a cut leads to.
+    fn negative(luma: &Luma) -> Luma {
+        Luma {
+            data: luma.data.iter().map(|v| 1.0 - v).collect(),
+            ..luma.clone()
+        }
+    }
+
     fn grey_rgb(luma: &Luma) -> RgbImage {
         let mut img = RgbImage::new(luma.width, luma.height);
         for c in 0..3 {
@@ -1210,10 +1218,7 @@ mod tests {
     fn a_cut_restarts_and_passes_the_output_through() {
         let mut stage = Stabilizer::new(TemporalConfig::default());
         let a = texture(64, 48, 0, 0);
-        let b = Luma {
-            data: a.data.iter().map(|v| 1.0 - v).collect(),
-            ..a.clone()
-        };
+        let b = negative(&a);
         stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.0));
         stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.0));
         let after_cut = upscaled(&b, 2, 0.01);
@@ -1467,11 +1472,9 @@ mod tests {
             .map(|t| {
                 let moving = texture(48, 40, t, t / 2);
                 if t < 6 {
-                    return moving;
-                }
-                Luma {
-                    data: moving.data.iter().map(|v| 1.0 - v).collect(),
-                    ..moving
+                    moving
+                } else {
+                    negative(&moving)
                 }
             })
             .collect();
@@ -1730,10 +1733,7 @@ mod tests {
         let config = TemporalConfig::generative();
         let mut stage = Stabilizer::new(config);
         let a = texture(32, 32, 0, 0);
-        let b = Luma {
-            data: a.data.iter().map(|v| 1.0 - v).collect(),
-            ..a.clone()
-        };
+        let b = negative(&a);
         stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.0));
         stage.process(&grey_rgb(&a), upscaled(&a, 2, 0.0));
         let bright = upscaled(&b, 2, 0.05);
