@@ -392,9 +392,8 @@ fn starting_by(
     if let Some(time) = segment.time() {
         earlier.set_time(time.saturating_sub(by));
     }
-    if segment.position().is_some_and(|p| p > start) {
-        earlier.set_position(segment.position());
-    } else {
+    // The clone keeps a position past the new start.
+    if segment.position().is_none_or(|p| p <= start) {
         earlier.set_position(start);
     }
     earlier
