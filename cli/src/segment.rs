@@ -155,11 +155,12 @@ pub fn run_segment(args: RunSegmentArgs) -> Result<()> {
 pub fn join(args: JoinArgs) -> Result<()> {
     let manifest = manifest::Manifest::load(&args.job)?;
     manifest.check_input()?;
+    let bar = Bar::new(args.quiet);
     if args.wait > 0 {
-        wait_for_segments(&args.job, &manifest, Duration::from_secs(args.wait))?;
+        wait_for_segments(&args.job, &manifest, Duration::from_secs(args.wait), &bar)?;
     }
     let claim = media::claim_output(&args.output)?;
-    let (bar, cancel) = (Bar::new(args.quiet), cancel_on_ctrl_c());
+    let cancel = cancel_on_ctrl_c();
     let caller = Caller {
         observer: &bar,
         cancel: &cancel,

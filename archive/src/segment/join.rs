@@ -13,6 +13,7 @@ use super::session::Session;
 use crate::media;
 use crate::request::{Container, Target};
 use crate::upscale::{self, Job, Video};
+use crate::Observer;
 
 /// A joined frame's times, from the done-records.
 #[derive(Clone, Copy)]
@@ -120,13 +121,13 @@ pub fn join_into(session: &Session, output: &Path, overwrite: bool) -> Result<()
     others.finish(partial.path(), &report.audio, session.caller.observer)?;
     media::persist(partial, output, overwrite)?;
     if !session.quiet {
-        eprintln!(
+        session.caller.observer.say(&format!(
             "gendr: wrote {} ({} frames from {} segments, {:.2} s)",
             output.display(),
             manifest.frames,
             records.len(),
             (manifest.end_pts_ns - manifest.first_pts_ns) as f64 / 1e9
-        );
+        ));
     }
     Ok(())
 }
@@ -308,7 +309,12 @@ const WAIT_POLL: Duration = Duration::from_secs(5);
 /// Returns once every segment has a done-record (a run's commit), or fails
 /// when `limit` passes first; whether the records are intact is join's
 /// check, so a damaged segment fails there, at once.
-pub fn wait_for_segments(dir: &Path, manifest: &Manifest, limit: Duration) -> Result<()> {
+pub fn wait_for_segments(
+    dir: &Path,
+    manifest: &Manifest,
+    limit: Duration,
+    observer: &dyn Observer,
+) -> Result<()> {
     let started = Instant::now();
     let mut reported = None;
     loop {
@@ -330,11 +336,11 @@ pub fn wait_for_segments(dir: &Path, manifest: &Manifest, limit: Duration) -> Re
             );
         }
         if reported != Some(pending.len()) {
-            eprintln!(
+            observer.say(&format!(
                 "gendr: waiting for {} of {} segment(s) (segment {first} first)",
                 pending.len(),
                 manifest.segments.len()
-            );
+            ));
             reported = Some(pending.len());
         }
         std::thread::sleep(WAIT_POLL.min(limit.saturating_sub(started.elapsed())));

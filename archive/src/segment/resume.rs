@@ -11,7 +11,7 @@ use super::{join, plan, run};
 use crate::media;
 use crate::request::{Container, UpscaleOptions, UpscaleRequest, DEFAULT_SEGMENT_SECONDS};
 use crate::upscale;
-use crate::Caller;
+use crate::{Caller, Observer};
 
 pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
     let info = media::discover(&args.input)?;
@@ -23,7 +23,8 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
     let dir = media::hidden_sibling(&args.output, "gendr-job");
     let container = Container::of(&args.output);
     let seconds = args.segment_seconds.unwrap_or(DEFAULT_SEGMENT_SECONDS);
-    let manifest = match reusable(&dir, &args, seconds)? {
+    let say = |line: String| caller.observer.say(&line);
+    let manifest = match reusable(&dir, &args, seconds, caller.observer)? {
         Some(manifest) => manifest,
         None => {
             let manifest = plan::plan(&args.input, &args.options, container, seconds)?;
@@ -33,14 +34,14 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
     };
     let count = manifest.segments.len();
     if !args.quiet {
-        eprintln!(
+        say(format!(
             "gendr: {} in {count} segment(s) of about {seconds} s, kept in {} until {} is written",
             args.input.display(),
             dir.display(),
             args.output.display()
-        );
+        ));
         if let Some(note) = upscale::timeline_start_note(&info, &args.output) {
-            eprintln!("gendr: {note}");
+            say(format!("gendr: {note}"));
         }
     }
     let session =
@@ -49,14 +50,16 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
     let finished = done.iter().filter(|d| **d).count();
     let prefix = done.iter().take_while(|d| **d).count();
     if finished == count {
-        eprintln!("gendr: all {count} segments already done, joining");
+        say(format!("gendr: all {count} segments already done, joining"));
     } else if finished > 0 && finished == prefix {
-        eprintln!(
+        say(format!(
             "gendr: segments 0–{} of {count} already done, resuming at {prefix}",
             prefix - 1
-        );
+        ));
     } else if finished > 0 {
-        eprintln!("gendr: {finished} of {count} segments already done, making the rest");
+        say(format!(
+            "gendr: {finished} of {count} segments already done, making the rest"
+        ));
     }
     for index in (0..count).filter(|i| !done[*i]) {
         run::run_segment(&session, index)?;
@@ -76,7 +79,12 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
 
 /// The job folder's plan if it fits this run; None (with its segments
 /// removed and a line saying why) when the input or an option changed.
-fn reusable(dir: &Path, args: &UpscaleRequest, seconds: f64) -> Result<Option<Manifest>> {
+fn reusable(
+    dir: &Path,
+    args: &UpscaleRequest,
+    seconds: f64,
+    observer: &dyn Observer,
+) -> Result<Option<Manifest>> {
     if !manifest::manifest_path(dir).exists() {
         return Ok(None);
     }
@@ -98,11 +106,11 @@ fn reusable(dir: &Path, args: &UpscaleRequest, seconds: f64) -> Result<Option<Ma
         // The same content under another path (moved or renamed): the plan
         // and its segments stand, the manifest names the new path.
         if now.path != manifest.input.path {
-            eprintln!(
+            observer.say(&format!(
                 "gendr: {} moved to {} since it was planned; its finished segments are kept",
                 manifest.input.path.display(),
                 now.path.display()
-            );
+            ));
             let moved = Manifest {
                 input: now,
                 ..manifest
@@ -112,10 +120,10 @@ fn reusable(dir: &Path, args: &UpscaleRequest, seconds: f64) -> Result<Option<Ma
         }
         return Ok(Some(manifest));
     };
-    eprintln!(
+    observer.say(&format!(
         "gendr: {why} since {} was planned; its segments are discarded, starting over",
         dir.display()
-    );
+    ));
     let segments = dir.join("segments");
     if segments.exists() {
         std::fs::remove_dir_all(&segments)

@@ -12,6 +12,7 @@ use crate::media;
 use crate::request::Target;
 use crate::upscale::{self, Job, Video, Window};
 use crate::Error;
+use crate::Observer;
 
 /// What became of a segment.
 pub enum Outcome {
@@ -33,7 +34,7 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
     let folder = manifest::segments_folder(dir);
     std::fs::create_dir_all(&folder)
         .with_context(|| format!("cannot write in the job folder {}", dir.display()))?;
-    let _claim = claim(dir, index)?;
+    let _claim = claim(dir, index, session.caller.observer)?;
     if session.done(index).is_ok() {
         return Ok(Outcome::AlreadyDone);
     }
@@ -120,10 +121,10 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
     session.made(record);
     if !session.quiet {
         let secs = started.elapsed().as_secs_f64();
-        eprintln!(
+        session.caller.observer.say(&format!(
             "gendr: segment {index} of {count} done ({} frames in {secs:.1} s)",
             segment.frames
-        );
+        ));
     }
     Ok(Outcome::Made)
 }
@@ -131,7 +132,7 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
 /// Segment `index`'s lock: at most one run makes a segment at a time (a
 /// retried pod while the first still runs). A second run waits, then finds
 /// the segment done, or makes it if the first failed.
-fn claim(dir: &Path, index: usize) -> Result<media::FileLock> {
+fn claim(dir: &Path, index: usize, observer: &dyn Observer) -> Result<media::FileLock> {
     let path = manifest::lock_path(dir, index);
     let cannot = |e: std::io::Error| {
         Error::from(e).context(format!("cannot write in the job folder {}", dir.display()))
@@ -139,7 +140,9 @@ fn claim(dir: &Path, index: usize) -> Result<media::FileLock> {
     if let Some(lock) = media::FileLock::try_acquire(&path).map_err(cannot)? {
         return Ok(lock);
     }
-    eprintln!("gendr: segment {index} is being made by another run; waiting for it to end");
+    observer.say(&format!(
+        "gendr: segment {index} is being made by another run; waiting for it to end"
+    ));
     media::FileLock::wait(&path).map_err(cannot)
 }
 

@@ -12,8 +12,8 @@ use gst::prelude::*;
 use super::encode::Encoding;
 use super::progress::Progress;
 use super::streams::{
-    copy_audio, copy_subtitle, copy_video, drop_toc, is_subtitle, writes_matroska, AudioLog,
-    SharedAudioLog, SoundTracks,
+    copy_audio, copy_subtitle, copy_video, drop_toc, is_subtitle, notice, writes_matroska,
+    AudioLog, SharedAudioLog, SoundTracks,
 };
 use super::timeline::{self, HiddenPriming, Timeline};
 use super::video;
@@ -971,6 +971,7 @@ impl Job {
             stall_limit,
             say_engine.then_some(options),
         );
+        self.say_left_notices(bar);
         bar.finish();
         let _ = self.pipeline.set_state(gst::State::Null);
         result?;
@@ -1023,6 +1024,10 @@ impl Job {
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
                 continue;
             };
+            if let Some(line) = notice(&msg) {
+                bar.say(&line);
+                continue;
+            }
             match msg.view() {
                 gst::MessageView::Eos(_) => break,
                 gst::MessageView::Element(msg) if self.is_done(msg) => break,
@@ -1055,6 +1060,19 @@ impl Job {
             );
         }
         Ok(())
+    }
+
+    /// Says the lines the streaming threads posted that the loop did not
+    /// reach before it ended (a stream's own end comes just before the job's).
+    fn say_left_notices(&self, bar: &dyn Observer) {
+        let Some(bus) = self.pipeline.bus() else {
+            return;
+        };
+        while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Application]) {
+            if let Some(line) = notice(&msg) {
+                bar.say(&line);
+            }
+        }
     }
 
     /// Whether `msg` forwards the end of the stream at [`Job::done_sink`].

@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use crate::error::Result;
 use gst::prelude::*;
 
-use super::quicktime_moov;
+use super::{post_notice, quicktime_moov};
 use crate::finishing;
 use crate::media;
 
@@ -20,7 +20,7 @@ pub(super) fn say_packets_before_start(pad: &gst::Pad) {
     let cut = Mutex::new((0u64, gst::ClockTime::ZERO));
     pad.add_probe(
         gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM,
-        move |_, info| {
+        move |pad, info| {
             match &info.data {
                 Some(gst::PadProbeData::Event(event)) => match event.view() {
                     gst::EventView::Segment(segment) => {
@@ -31,12 +31,16 @@ pub(super) fn say_packets_before_start(pad: &gst::Pad) {
                     }
                     gst::EventView::Eos(_) => {
                         let (count, duration) = *cut.lock().unwrap_or_else(|p| p.into_inner());
-                        if count > 0 {
-                            eprintln!(
-                                "gendr: warning: {count} audio packet(s) ({} ms) start before \
-                                 their stream's first shown time and are cut: GStreamer 1.22's \
-                                 muxers take nothing before it (ffmpeg -c copy keeps them)",
-                                duration.mseconds()
+                        if let (true, Some(parse)) = (count > 0, pad.parent_element()) {
+                            post_notice(
+                                &parse,
+                                format!(
+                                    "gendr: warning: {count} audio packet(s) ({} ms) start \
+                                     before their stream's first shown time and are cut: \
+                                     GStreamer 1.22's muxers take nothing before it (ffmpeg -c \
+                                     copy keeps them)",
+                                    duration.mseconds()
+                                ),
                             );
                         }
                     }

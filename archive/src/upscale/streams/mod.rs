@@ -19,6 +19,34 @@ pub(super) use chapters::{drop_toc, plan_chapters};
 pub(super) use routing::{check_extra_videos, copy_audio, copy_video, AudioLog, SharedAudioLog};
 pub(super) use subtitles::{check_subtitles, copy_subtitle, is_subtitle, subtitles_summary};
 
+/// The application message that carries a line for the user from a
+/// streaming thread.
+const NOTICE: &str = "gendr-notice";
+
+/// Posts `line` for the user from a streaming thread, which has no
+/// [`Observer`](crate::Observer): it goes on the pipeline's bus, whose
+/// loop says it in order with the bus's other messages, above the progress
+/// display, where a print from here would tear it.
+fn post_notice(element: &gst::Element, line: String) {
+    let structure = gst::Structure::builder(NOTICE).field("line", line).build();
+    let _ = element.post_message(
+        gst::message::Application::builder(structure)
+            .src(element)
+            .build(),
+    );
+}
+
+/// The line a [`post_notice`] message carries; None for any other message.
+pub(super) fn notice(msg: &gst::Message) -> Option<String> {
+    match msg.view() {
+        gst::MessageView::Application(app) => app
+            .structure()
+            .filter(|s| s.name() == NOTICE)
+            .and_then(|s| s.get::<String>("line").ok()),
+        _ => None,
+    }
+}
+
 /// Whether `muxer` writes Matroska (the other outputs are MP4/MOV).
 pub(crate) fn writes_matroska(muxer: &gst::Element) -> bool {
     muxer.factory().is_some_and(|f| f.name() == "matroskamux")

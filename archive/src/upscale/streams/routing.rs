@@ -8,6 +8,7 @@ use crate::error::{bail, Context, Result};
 use gst::prelude::*;
 
 use super::audio_edges::{say_packets_before_start, time_packets};
+use super::post_notice;
 use crate::finishing::{EncodedAudio, MATCHED_SAMPLES};
 use crate::media::MediaInfo;
 use crate::upscale::progress::Progress;
@@ -80,7 +81,10 @@ pub(crate) fn copy_audio(
                  to re-encode it"
             );
         }
-        eprintln!("gendr: {codec} re-encoded as AAC 256 kbit/s (this container cannot hold it)");
+        post_notice(
+            muxer,
+            format!("gendr: {codec} re-encoded as AAC 256 kbit/s (this container cannot hold it)"),
+        );
         chain = vec![
             gst::ElementFactory::make("decodebin").build()?,
             gst::ElementFactory::make("audioconvert").build()?,

@@ -4,7 +4,7 @@
 use crate::error::{bail, Context, Result};
 use gst::prelude::*;
 
-use super::writes_matroska;
+use super::{post_notice, writes_matroska};
 use crate::media::MediaInfo;
 
 /// Whether a parsed stream with caps named `name` is subtitles (text or
@@ -103,9 +103,12 @@ pub(crate) fn copy_subtitle(
             chain.push(markup_to_text(strip_tags, notice)?);
         }
         SubtitleRoute::AssToText => {
-            eprintln!(
-                "gendr: ASS/SSA subtitles converted to plain text: {output} cannot hold their \
-                 styling (fonts, colours, positions dropped; .mkv keeps them)"
+            post_notice(
+                muxer,
+                format!(
+                    "gendr: ASS/SSA subtitles converted to plain text: {output} cannot hold \
+                     their styling (fonts, colours, positions dropped; .mkv keeps them)"
+                ),
             );
             chain.push(gst::ElementFactory::make("ssaparse").build()?);
             // The loss was said above.
@@ -183,7 +186,7 @@ fn markup_to_text(strip_tags: bool, notice: Option<String>) -> Result<gst::Eleme
     setter
         .static_pad("src")
         .context("capssetter src")?
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        .add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
             if let Some(buffer) = info.buffer_mut() {
                 let markup = buffer
                     .map_readable()
@@ -192,9 +195,9 @@ fn markup_to_text(strip_tags: bool, notice: Option<String>) -> Result<gst::Eleme
                 if let Some(markup) = markup {
                     let text = markup_text(&markup, strip_tags);
                     if strip_tags && text != markup_text(&markup, false) {
-                        if let Some(line) = notice.lock().unwrap_or_else(|p| p.into_inner()).take()
-                        {
-                            eprintln!("{line}");
+                        let line = notice.lock().unwrap_or_else(|p| p.into_inner()).take();
+                        if let (Some(line), Some(setter)) = (line, pad.parent_element()) {
+                            post_notice(&setter, line);
                         }
                     }
                     let mut plain = gst::Buffer::from_mut_slice(text.into_bytes());
