@@ -546,7 +546,7 @@ fn prepare<F, K>(
                     plan: plan.clone(),
                     format: frame.format,
                     colorimetry: frame.colorimetry,
-                    input: config.temporal.is_some().then(|| rgb.clone()),
+                    input: config.temporal.is_some().then_some(rgb),
                 },
                 meta,
             ),
