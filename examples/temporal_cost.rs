@@ -71,12 +71,8 @@ fn main() {
     let frames: Vec<(RgbImage, RgbImage)> = (0..count).map(|t| frame(t, speed)).collect();
     for (name, config) in [
         (
-            "anime-video-x4 (back-projected, detail only)",
+            "generative presets (back-projected, detail only)",
             TemporalConfig::generative(),
-        ),
-        (
-            "realesrgan-x4 (back-projected, over bicubic)",
-            TemporalConfig::for_model("realesrgan-x4"),
         ),
         ("detail only (default, fast)", TemporalConfig::detail_only()),
     ] {

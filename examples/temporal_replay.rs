@@ -10,11 +10,9 @@
 //! WIDTH×HEIGHT, the reference and the model's ×SCALE output of its bicubic
 //! shrink, as `gendr eval --dump-temporal` writes them as PNGs). Settings
 //! start from `base=default` (the whole-frame blend), `base=generative`
-//! (back-projected, detail only), `base=detail` (every other model's) or
-//! `base=PRESET` (what the stage runs for that preset, such as
-//! `realesrgan-x4`); trust levels are in 8-bit levels, `back_project=1` or
-//! `0` switches the back-projection and `over_bicubic=1` or `0` what is
-//! blended. `model=FILE` reads
+//! (the generative presets': back-projected, detail only) or `base=detail`
+//! (every other model's); trust levels are in 8-bit levels, and
+//! `back_project=1` or `0` switches the back-projection. `model=FILE` reads
 //! the outputs from another file in the folder (outputs processed
 //! elsewhere), `save=FILE` writes the stage's frames there as raw rgb24
 //! (to process further elsewhere), `niqe=1` adds NIQE (slow). It prints flicker, shimmer and Y-PSNR
@@ -84,9 +82,7 @@ fn setting(config: &mut TemporalConfig, key: &str, value: &str) -> Result<(), St
         "base" if value == "default" => *config = TemporalConfig::default(),
         "base" if value == "detail" => *config = TemporalConfig::detail_only(),
         "base" if value == "generative" => *config = TemporalConfig::generative(),
-        "base" => *config = TemporalConfig::for_model(value),
         "back_project" => config.back_project = value == "1",
-        "over_bicubic" => config.over_bicubic = value == "1",
         "memory" => config.memory = whole()?,
         "block" => config.block = whole()?,
         "search" => config.search = whole()? as i32,

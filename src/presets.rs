@@ -50,11 +50,6 @@ pub struct Preset {
     /// per model in docs/temporal.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporal_trust: Option<[f32; 2]>,
-    /// The temporal stage blends its detail over bicubic
-    /// (`TemporalConfig::over_bicubic`) rather than the detail above the
-    /// input's cell means: measured per model in docs/temporal.md.
-    #[serde(default)]
-    pub temporal_over_bicubic: bool,
 }
 
 /// Every preset, in the order `models/presets.json` lists them.
@@ -213,7 +208,6 @@ mod tests {
             auto_openvino_fp32: false,
             temporal: false,
             temporal_trust: None,
-            temporal_over_bicubic: false,
         };
         let msg = p.missing().to_string();
         assert!(msg.contains("run `make models`"), "{msg}");

@@ -111,12 +111,6 @@ pub struct TemporalConfig {
     /// with `down` the antialiased bicubic shrink ([`crate::resize`]) and
     /// `up` the bicubic enlargement, so that its low band is the input's.
     pub back_project: bool,
-    /// Whether what is blended is each output's difference from the bicubic
-    /// enlargement of its own input (after the back-projection: the detail
-    /// the model adds over bicubic, as the back-projection's bicubic pair
-    /// defines it), the current input's enlargement added back after; with
-    /// `low_band` 1, since that difference holds almost no low band.
-    pub over_bicubic: bool,
 }
 
 impl Default for TemporalConfig {
@@ -132,7 +126,6 @@ impl Default for TemporalConfig {
             low_band: 1.0,
             subpixel: 4,
             back_project: false,
-            over_bicubic: false,
         }
     }
 }
@@ -183,10 +176,6 @@ impl TemporalConfig {
                 if let Some([full, none]) = preset.temporal_trust {
                     config.trust_below = full / 255.0;
                     config.distrust_above = none / 255.0;
-                }
-                if preset.temporal_over_bicubic {
-                    config.over_bicubic = true;
-                    config.low_band = 1.0;
                 }
                 config
             }
@@ -709,22 +698,7 @@ impl Stabilizer {
                 .filter(|&n| n < self.config.memory),
             (false, false) => None,
         };
-        let (mut output, mut remembered) = self.consistent(output, input);
-        // The enlargement the blended differences are taken from, and
-        // added back to.
-        let base = (self.config.over_bicubic && usable)
-            .then(|| bicubic_signed(input, output.width, output.height));
-        if let Some(base) = &base {
-            for image in std::iter::once(&mut output).chain(remembered.as_mut()) {
-                subtract(image, base);
-            }
-        }
-        let shown = |mut image: RgbImage| {
-            if let Some(base) = &base {
-                add_clamped(&mut image, base);
-            }
-            image
-        };
+        let (output, remembered) = self.consistent(output, input);
         let Some(Some(motion)) = motion else {
             self.carried.clear();
             self.restarts += 1;
@@ -735,7 +709,7 @@ impl Stabilizer {
                     .push_front(Carried::fresh(remembered, low.clone(), subpixel));
             }
             self.previous = Some(low);
-            return shown(output);
+            return output;
         };
         for carried in &mut self.carried {
             carry(carried, &motion, scale, subpixel, &mut self.spare);
@@ -748,7 +722,7 @@ impl Stabilizer {
             .push_front(Carried::fresh(remembered, low.clone(), subpixel));
         self.carried.truncate(self.config.memory);
         self.previous = Some(low);
-        shown(blended)
+        blended
     }
 
     /// The output to show and, where it differs, the one to remember, back-
@@ -983,18 +957,6 @@ fn blend(
     }
     drop_low_band(&mut out, current, &touched, scale, config.low_band);
     out
-}
-
-fn subtract(image: &mut RgbImage, base: &RgbImage) {
-    for (v, b) in image.data.iter_mut().zip(&base.data) {
-        *v -= b;
-    }
-}
-
-fn add_clamped(image: &mut RgbImage, base: &RgbImage) {
-    for (v, b) in image.data.iter_mut().zip(&base.data) {
-        *v = (*v + b).clamp(0.0, 1.0);
-    }
 }
 
 /// `output` made consistent with `input`: output + up(input − down(output)),
@@ -1498,13 +1460,6 @@ mod tests {
             TemporalConfig::default(),
             TemporalConfig::detail_only(),
             TemporalConfig::generative(),
-            // realesrgan-x4's blend; its looser trust takes this clip's cut
-            // to the negative for motion.
-            TemporalConfig {
-                over_bicubic: true,
-                low_band: 1.0,
-                ..TemporalConfig::generative()
-            },
             finer,
         ] {
             depends_only_on_the_last_memory_frames(config);
@@ -1770,48 +1725,6 @@ mod tests {
     }
 
     #[test]
-    fn over_bicubic_averages_what_the_model_adds_to_the_bicubic_enlargement() {
-        // A static scene whose output is its input's bicubic enlargement
-        // plus a checkerboard of input pixels, ±0.02, that flips sign every
-        // frame: each frame is the back-projection of the enlargement plus
-        // the mean of the checkerboards so far (all trusted fully). The
-        // detail-only blend left the checkerboard unaveraged: to it, being
-        // the mean over each input pixel's cell, it is low band.
-        let config = TemporalConfig::for_model("realesrgan-x4");
-        assert!(config.over_bicubic && config.low_band == 1.0, "{config:?}");
-        let mut stage = Stabilizer::new(config);
-        let input = grey_rgb(&texture(32, 32, 0, 0));
-        let enlarged = bicubic_signed(&input, 64, 64);
-        let with_checkerboard = |amount: f32| {
-            let mut img = enlarged.clone();
-            for (i, v) in img.data.iter_mut().enumerate() {
-                let (x, y) = (i % 64, (i / 64) % 64);
-                *v += if (x / 2 + y / 2) % 2 == 0 {
-                    amount
-                } else {
-                    -amount
-                };
-            }
-            img
-        };
-        let mut sum = 0.0;
-        for n in 0..=config.memory {
-            let amount = if n % 2 == 0 { 0.02 } else { -0.02 };
-            sum += amount;
-            let out = stage.process(&input, with_checkerboard(amount));
-            let expected = back_projected(with_checkerboard(sum / (n + 1) as f32), &input);
-            let worst = out
-                .data
-                .iter()
-                .zip(&expected.data)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            assert!(worst < 1e-5, "frame {n}: {worst} off");
-        }
-        assert_eq!(stage.restarts(), 1);
-    }
-
-    #[test]
     fn after_a_cut_the_generative_setting_shows_the_models_frame_then_back_projects_again() {
         // A cut to a static scene whose output is 0.05 too bright: the
         // frame after the cut is the model's own, and over the next
@@ -1851,7 +1764,7 @@ mod tests {
         assert_eq!(anime, TemporalConfig::generative());
         for name in ["realesrgan-x4", "realesrgan-x4-fp16"] {
             let config = TemporalConfig::for_model(name);
-            assert!(config.back_project && config.over_bicubic, "{name}");
+            assert!(config.back_project, "{name}");
             let levels = (255.0 * config.trust_below, 255.0 * config.distrust_above);
             assert!((levels.0 - 6.0).abs() < 1e-4 && (levels.1 - 18.0).abs() < 1e-4);
         }
