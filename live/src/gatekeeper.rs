@@ -240,8 +240,10 @@ struct Shared {
     /// Whether clients log in with a password (`--rtsp-user`), or by
     /// sending a first request.
     needs_password: bool,
-    /// The server's context, where clients are closed: a client's own
-    /// thread cannot close it while answering it.
+    /// The context each client is served on, known from its first request;
+    /// see [`Shared::close`].
+    contexts: Mutex<HashMap<gst_rtsp_server::RTSPClient, glib::MainContext>>,
+    /// The server's context, where a client that has sent no request is closed.
     context: glib::MainContext,
 }
 
@@ -250,15 +252,35 @@ impl Shared {
         self.register.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Closes `client` shortly, once the answer it is being sent has gone.
-    fn close_later(&self, client: &gst_rtsp_server::RTSPClient) {
+    fn contexts(&self) -> MutexGuard<'_, HashMap<gst_rtsp_server::RTSPClient, glib::MainContext>> {
+        self.contexts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Remembers the context of the thread that is serving `client`.
+    fn serving(&self, client: &gst_rtsp_server::RTSPClient) {
+        let mut contexts = self.contexts();
+        if !contexts.contains_key(client) {
+            if let Some(context) = glib::main_current_source().and_then(|s| s.context()) {
+                contexts.insert(client.clone(), context);
+            }
+        }
+    }
+
+    /// Closes `client` after `delay` on the context that serves it, where
+    /// gst-rtsp-server closes clients itself: a connection is not safe to
+    /// close while the client's thread reads it, and closed so from the
+    /// server's thread (a guesser's, 50 ms after its third wrong password)
+    /// it left that thread reading it for ever, the socket open and
+    /// unanswered. A client that has sent no request yet is closed on the
+    /// server's context.
+    fn close(&self, client: &gst_rtsp_server::RTSPClient, delay: Duration) {
+        let context = self.contexts().get(client).cloned();
         let client = client.clone();
-        let close =
-            glib::timeout_source_new(CLOSE_DELAY, None, glib::Priority::DEFAULT, move || {
-                client.close();
-                glib::ControlFlow::Break
-            });
-        close.attach(Some(&self.context));
+        let close = glib::timeout_source_new(delay, None, glib::Priority::DEFAULT, move || {
+            client.close();
+            glib::ControlFlow::Break
+        });
+        close.attach(Some(context.as_ref().unwrap_or(&self.context)));
     }
 }
 
@@ -292,7 +314,7 @@ mod imp {
             let now = Instant::now();
             if offered && !shared.register().may_try(client, now) {
                 // Unchecked: the token stays unset, so the answer is 401.
-                shared.close_later(client);
+                shared.close(client, CLOSE_DELAY);
                 return true;
             }
             let done = self.parent_authenticate(ctx);
@@ -303,7 +325,7 @@ mod imp {
                     "RTSP client {}: wrong passwords, disconnected",
                     client_address(client).map_or("?".into(), |a| a.to_string())
                 );
-                shared.close_later(client);
+                shared.close(client, CLOSE_DELAY);
             }
             done
         }
@@ -324,11 +346,13 @@ mod imp {
                         tracing::debug!("RTSP connection from {address} refused: server full");
                         return false;
                     }
-                    // Closed with the register unlocked: `closed` takes it again.
-                    Admission::Admit { evict } => evict.iter().for_each(|c| c.close()),
+                    Admission::Admit { evict } => {
+                        evict.iter().for_each(|c| shared.close(c, Duration::ZERO))
+                    }
                 }
             } else if check.as_str() == gst_rtsp_server::RTSP_AUTH_CHECK_URL.as_str() {
                 if let Some(client) = ctx.client() {
+                    shared.serving(client);
                     let mut register = shared.register();
                     register.request(client, Instant::now());
                     if !shared.needs_password {
@@ -349,12 +373,14 @@ glib::wrapper! {
 
 impl Gatekeeper {
     /// A gatekeeper whose clients log in with a password when
-    /// `needs_password`, closing clients on `context`.
+    /// `needs_password`, closing clients that have sent no request on
+    /// `context`, the server's.
     pub fn new(needs_password: bool, context: &glib::MainContext) -> Gatekeeper {
         let gatekeeper: Gatekeeper = glib::Object::new();
         let shared = Arc::new(Shared {
             register: Mutex::default(),
             needs_password,
+            contexts: Mutex::default(),
             context: context.clone(),
         });
         let _ = gatekeeper.imp().shared.set(shared);
@@ -377,6 +403,7 @@ impl Gatekeeper {
         client.connect_closed(move |client| {
             if let Some(shared) = shared.upgrade() {
                 shared.register().remove(client);
+                shared.contexts().remove(client);
             }
         });
     }
@@ -387,12 +414,12 @@ impl Gatekeeper {
         let (late, idle) = self.shared().register().overdue(Instant::now());
         for client in late {
             tracing::debug!("RTSP client closed: no login within {LOGIN_TIMEOUT:?}");
-            client.close();
+            self.shared().close(&client, Duration::ZERO);
         }
         for client in idle {
             if client.session_filter(None).is_empty() {
                 tracing::debug!("RTSP client closed: idle for {IDLE_TIMEOUT:?}");
-                client.close();
+                self.shared().close(&client, Duration::ZERO);
             }
         }
     }
