@@ -16,6 +16,13 @@ use crate::media;
 pub const DEFAULT_CRF: u32 = 18;
 pub const DEFAULT_PRESET: &str = "medium";
 
+/// Context around each tile, in input pixels, when none is given (raised
+/// to the model's minimum).
+pub const DEFAULT_OVERLAP: u32 = 8;
+
+/// Frames inside gendrsr at once when no number is given.
+pub const DEFAULT_FRAMES_IN_FLIGHT: u32 = 4;
+
 /// Seconds without progress before `gendr upscale` calls the job stalled:
 /// generous, since a big model's first frame on a CPU can take minutes.
 pub const DEFAULT_STALL_TIMEOUT_S: u64 = 300;
@@ -226,6 +233,27 @@ pub struct UpscaleOptions {
 }
 
 impl UpscaleOptions {
+    /// `sr` with every encoding and stream choice as the command line has
+    /// it when not given: x264 (x265 for deeper input) at the default
+    /// quality and preset, the input's size times the model's scale, every
+    /// stream and chapter kept, audio copied.
+    pub fn new(sr: SrOptions) -> UpscaleOptions {
+        UpscaleOptions {
+            sr,
+            codec: None,
+            crf: DEFAULT_CRF,
+            preset: DEFAULT_PRESET.to_string(),
+            pix_fmt: PixFmt::Auto,
+            audio: Audio::Copy,
+            deinterlace: Deinterlace::Auto,
+            scale: None,
+            width: None,
+            height: None,
+            subtitles: KeepOrDrop::Keep,
+            chapters: KeepOrDrop::Keep,
+        }
+    }
+
     /// Checks every value as the command line's parsers do: options read
     /// from a job folder are input too, and an out-of-range one would
     /// otherwise reach an element property (a panic).
@@ -304,6 +332,26 @@ fn planned_before_the_temporal_stage() -> TemporalMode {
 }
 
 impl SrOptions {
+    /// `model` (a preset or an .onnx file) with every other setting as the
+    /// command line has it when not given: the model's own tile, auto
+    /// provider and precision, the temporal stage as the preset decides.
+    pub fn new(model: impl Into<String>) -> SrOptions {
+        SrOptions {
+            model: model.into(),
+            tile: 0,
+            overlap: DEFAULT_OVERLAP,
+            provider: Provider::Auto,
+            precision: ComputePrecision::Auto,
+            device_id: 0,
+            streams: 0,
+            threads: 0,
+            batch: 0,
+            max_frames_in_flight: DEFAULT_FRAMES_IN_FLIGHT,
+            trt_cache: None,
+            temporal: TemporalMode::Auto,
+        }
+    }
+
     /// Whether these options run the temporal stage, for start lines.
     pub fn temporal_on(&self) -> bool {
         self.temporal.enabled_for(&self.model)

@@ -6,11 +6,9 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use gendr::engine::{ComputePrecision, Provider};
+use gendr::engine::Provider;
 use gendr::temporal::TemporalMode;
-use gendr_archive::request::{
-    Audio, Deinterlace, KeepOrDrop, PixFmt, SrOptions, UpscaleOptions, UpscaleRequest, DEFAULT_CRF,
-};
+use gendr_archive::request::{Audio, SrOptions, UpscaleOptions, UpscaleRequest};
 use gendr_archive::{Caller, Cancel, Observer};
 use gendr_test_support::{ffmpeg_to, ffprobe_json, init};
 
@@ -42,30 +40,13 @@ fn request(input: &Path, output: &Path, resume: bool) -> UpscaleRequest {
         container: None,
         options: UpscaleOptions {
             sr: SrOptions {
-                model: "default".to_string(),
-                tile: 0,
-                overlap: 8,
                 provider: Provider::Cpu,
-                precision: ComputePrecision::Auto,
-                device_id: 0,
-                streams: 0,
-                threads: 0,
-                batch: 0,
-                max_frames_in_flight: 4,
-                trt_cache: None,
                 temporal: TemporalMode::Off,
+                ..SrOptions::new("default")
             },
-            codec: None,
-            crf: DEFAULT_CRF,
             preset: "ultrafast".to_string(),
-            pix_fmt: PixFmt::Auto,
             audio: Audio::Aac,
-            deinterlace: Deinterlace::Auto,
-            scale: None,
-            width: None,
-            height: None,
-            subtitles: KeepOrDrop::Keep,
-            chapters: KeepOrDrop::Keep,
+            ..UpscaleOptions::new(SrOptions::new("default"))
         },
         overwrite: false,
         quiet: false,

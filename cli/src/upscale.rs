@@ -158,7 +158,8 @@ pub struct SrOptions {
     #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::TILE_SIZE))]
     pub tile: u32,
     /// Context around each tile in input pixels (raised to the model's minimum).
-    #[arg(long, default_value_t = 8, value_parser = in_range(gendr::limits::TILE_OVERLAP))]
+    #[arg(long, default_value_t = engine::DEFAULT_OVERLAP,
+          value_parser = in_range(gendr::limits::TILE_OVERLAP))]
     pub overlap: u32,
     /// Execution provider: auto, cpu, cuda, tensorrt or openvino.
     #[arg(long, default_value = "auto", value_parser = parsed::<Provider>)]
@@ -180,7 +181,8 @@ pub struct SrOptions {
     #[arg(long, default_value_t = 0, value_parser = in_range(gendr::limits::BATCH_SIZE))]
     pub batch: u32,
     /// Frames inside gendrsr at once.
-    #[arg(long, default_value_t = 4, value_parser = in_range(gendr::limits::MAX_FRAMES_IN_FLIGHT))]
+    #[arg(long, default_value_t = engine::DEFAULT_FRAMES_IN_FLIGHT,
+          value_parser = in_range(gendr::limits::MAX_FRAMES_IN_FLIGHT))]
     pub max_frames_in_flight: u32,
     /// Folder for TensorRT engines (default ~/.cache/gendr/tensorrt).
     #[arg(long, value_name = "DIR")]
@@ -321,4 +323,28 @@ pub fn run(args: Args) -> Result<()> {
     }
     upscale::run_one(&args, caller)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        options: UpscaleOptions,
+    }
+
+    /// What a library caller gets from `UpscaleOptions::new` is what the
+    /// command line runs when given no option.
+    #[test]
+    fn the_engines_defaults_are_the_command_lines() {
+        let line = Line::try_parse_from(["gendr"]).unwrap();
+        assert_eq!(
+            engine::UpscaleOptions::from(line.options),
+            engine::UpscaleOptions::new(engine::SrOptions::new(gendr::presets::DEFAULT_PRESET))
+        );
+    }
 }

@@ -157,29 +157,13 @@ pub fn run(request: &LiveRequest, caller: Caller) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use gendr::engine::{ComputePrecision, Provider};
-    use gendr::temporal::TemporalMode;
-
     use super::*;
 
     fn request() -> LiveRequest {
         LiveRequest {
             input: "udp://:5000".into(),
             output: "udp://:5002".into(),
-            sr: SrOptions {
-                model: "fast".into(),
-                tile: 0,
-                overlap: 8,
-                provider: Provider::Auto,
-                precision: ComputePrecision::Auto,
-                device_id: 0,
-                streams: 0,
-                threads: 0,
-                batch: 0,
-                max_frames_in_flight: 4,
-                trt_cache: None,
-                temporal: TemporalMode::Auto,
-            },
+            sr: SrOptions::new("fast"),
             latency_ms: 500,
             on_overload: Overload::Drop,
             bitrate: 4000,
