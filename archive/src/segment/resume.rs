@@ -23,8 +23,8 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
     let dir = media::hidden_sibling(&args.output, "gendr-job");
     let container = Container::of(&args.output);
     let seconds = args.segment_seconds.unwrap_or(DEFAULT_SEGMENT_SECONDS);
-    let say = |line: String| caller.observer.say(&line);
-    let manifest = match reusable(&dir, &args, seconds, caller.observer)? {
+    let observer = caller.observer;
+    let manifest = match reusable(&dir, &args, seconds, observer)? {
         Some(manifest) => manifest,
         None => {
             let manifest = plan::plan(&args.input, &args.options, container, seconds)?;
@@ -34,14 +34,14 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
     };
     let count = manifest.segments.len();
     if !args.quiet {
-        say(format!(
+        observer.say(&format!(
             "gendr: {} in {count} segment(s) of about {seconds} s, kept in {} until {} is written",
             args.input.display(),
             dir.display(),
             args.output.display()
         ));
         if let Some(note) = upscale::timeline_start_note(&info, &args.output) {
-            say(format!("gendr: {note}"));
+            observer.say(&format!("gendr: {note}"));
         }
     }
     let session =
@@ -50,14 +50,16 @@ pub fn resume(args: UpscaleRequest, caller: Caller<'_>) -> Result<()> {
     let finished = done.iter().filter(|d| **d).count();
     let prefix = done.iter().take_while(|d| **d).count();
     if finished == count {
-        say(format!("gendr: all {count} segments already done, joining"));
+        observer.say(&format!(
+            "gendr: all {count} segments already done, joining"
+        ));
     } else if finished > 0 && finished == prefix {
-        say(format!(
+        observer.say(&format!(
             "gendr: segments 0–{} of {count} already done, resuming at {prefix}",
             prefix - 1
         ));
     } else if finished > 0 {
-        say(format!(
+        observer.say(&format!(
             "gendr: {finished} of {count} segments already done, making the rest"
         ));
     }
