@@ -172,8 +172,12 @@ struct OrtSession {
     provider: Provider,
     device_id: i32,
     /// Bound buffers for the shapes run lately; `None` once they failed to
-    /// set up, after which runs go through plain `Session::run`.
+    /// set up, or failed their first run, after which runs go through plain
+    /// `Session::run`.
     staging: Option<Vec<Staging>>,
+    /// Whether a run through bound buffers has succeeded: until one has, a
+    /// failing one is taken for the binding's fault, not the model's.
+    staged_once: bool,
     precision: Precision,
     output_name: String,
     scale: usize,
@@ -335,6 +339,7 @@ impl Engine {
                 provider,
                 device_id: options.device_id,
                 staging: Some(Vec::new()),
+                staged_once: false,
                 precision: info.precision,
                 output_name: info.output_name.clone(),
                 scale: info.scale,
@@ -578,7 +583,23 @@ impl OrtSession {
             let outputs = self.session.run_binding(&staging.binding)?;
             extract(&outputs[0], info.precision)
         })();
-        Some(result.map_err(inference_error))
+        match result {
+            Ok(output) => {
+                self.staged_once = true;
+                Some(Ok(output))
+            }
+            // The first device run met "CopyTensorAsync: dst_data != src_data"
+            // with buffers bound in pinned memory (ONNX Runtime 1.31.1 on an
+            // H200): the plain run needs no binding, so it takes over.
+            Err(e) if !self.staged_once => {
+                let text = e.to_string();
+                let reason = text.lines().next().unwrap_or("unknown error").trim();
+                tracing::warn!(provider = %self.provider, "bound buffers failed their first run, running without: {reason}");
+                self.staging = None;
+                None
+            }
+            Err(e) => Some(Err(inference_error(e))),
+        }
     }
 
     /// The index of the bound buffers for `shape`, set up if need be.
