@@ -13,6 +13,7 @@ use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{IoBinding, Session};
 use ort::value::{DynTensor, TensorElementType, TensorRef};
 
+use crate::error::first_line;
 use crate::model::{ModelInfo, Precision};
 pub use crate::tiling::Batch;
 use crate::{openvino_engine, runtime, Error, Result};
@@ -208,17 +209,9 @@ impl fmt::Debug for Engine {
 }
 
 fn load_error(path: &Path, e: impl fmt::Display) -> Error {
-    // ORT messages can span lines; the first one names the cause.
-    let text = e.to_string();
-    let reason = text
-        .lines()
-        .next()
-        .unwrap_or("unknown error")
-        .trim()
-        .to_string();
     Error::ModelLoad {
         path: path.to_path_buf(),
-        reason,
+        reason: first_line(e),
     }
 }
 
@@ -592,8 +585,7 @@ impl OrtSession {
             // with buffers bound in pinned memory (ONNX Runtime 1.31.1 on an
             // H200): the plain run needs no binding, so it takes over.
             Err(e) if !self.staged_once => {
-                let text = e.to_string();
-                let reason = text.lines().next().unwrap_or("unknown error").trim();
+                let reason = first_line(e);
                 tracing::warn!(provider = %self.provider, "bound buffers failed their first run, running without: {reason}");
                 self.staging = None;
                 None

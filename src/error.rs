@@ -46,11 +46,13 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-fn first_line(e: &ort::Error) -> String {
-    e.to_string()
-        .lines()
+/// The first line of a runtime's message: ONNX Runtime's and OpenVINO's can
+/// span lines, and the first names the cause.
+pub(crate) fn first_line(e: impl std::fmt::Display) -> String {
+    let text = e.to_string();
+    text.lines()
         .next()
-        .unwrap_or_default()
+        .unwrap_or("unknown error")
         .trim()
         .to_string()
 }

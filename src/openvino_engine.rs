@@ -12,6 +12,7 @@ use openvino::{
 };
 
 use crate::engine::ComputePrecision;
+use crate::error::first_line;
 use crate::model::{ModelInfo, Precision};
 use crate::{openvino_runtime, Error, Result};
 
@@ -31,11 +32,7 @@ fn unavailable(reason: impl std::fmt::Display) -> Error {
 }
 
 fn runtime_error(e: openvino::InferenceError) -> Error {
-    Error::Inference(format!("OpenVINO: {}", first_line(&e.to_string())))
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("unknown error").trim()
+    Error::Inference(format!("OpenVINO: {}", first_line(e)))
 }
 
 fn new_core() -> Result<Core> {
@@ -112,7 +109,7 @@ impl Session {
         let path = info.path.to_string_lossy();
         let load_error = |e: openvino::InferenceError| Error::ModelLoad {
             path: info.path.clone(),
-            reason: format!("OpenVINO: {}", first_line(&e.to_string())),
+            reason: format!("OpenVINO: {}", first_line(e)),
         };
         let model = core.read_model_from_file(&path, "").map_err(load_error)?;
         let started = std::time::Instant::now();
