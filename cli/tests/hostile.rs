@@ -284,6 +284,49 @@ fn a_damaged_middle_is_reported_with_a_count() {
     );
 }
 
+/// Every JPEG of an MJPEG AVI with a Huffman table index past the four a
+/// JPEG may have: the container is sound, no frame decodes. decodebin then
+/// exposes its pad without caps at the end; the job used to wait out the
+/// stall limit there.
+#[test]
+fn a_video_whose_every_frame_is_damaged_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("digicam.avi");
+    ffmpeg_clip(&input, "64x48", 5, &["-c:v", "mjpeg"]);
+    let mut bytes = std::fs::read(&input).unwrap();
+    let mut tables = 0;
+    for i in 0..bytes.len() - 4 {
+        if bytes[i..].starts_with(&[0xFF, 0xC4]) {
+            // After the marker and the two length bytes: class and index.
+            bytes[i + 4] = 0x05;
+            tables += 1;
+        }
+    }
+    assert!(tables >= 5, "{tables} Huffman tables");
+    std::fs::write(&input, bytes).unwrap();
+    // ffprobe, independently, decodes no frame of it.
+    let probe = Command::new("ffprobe")
+        .args(["-v", "quiet", "-select_streams", "v:0"])
+        .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert!(probe.stdout.trim_ascii().is_empty(), "frames decode");
+
+    let started = Instant::now();
+    fails_with(
+        &["-q", "-m", "fast", "--stall-timeout", "60"],
+        &input,
+        dir.path(),
+        &["no video frame could be decoded", "damaged"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "waited {:?}, as for a stall",
+        started.elapsed()
+    );
+}
+
 /// Twelve H.264 frames at `path` (its container by its name): six 100 ms
 /// apart, then six 370 ms apart.
 fn variable_rate_clip(path: &Path) {

@@ -247,6 +247,20 @@ fn link_decoded(
     progress: &Arc<Progress>,
     errors: &Arc<Mutex<Option<String>>>,
 ) {
+    // A decoder that drops every frame as damaged leaves decodebin's pad
+    // without caps at the end: nothing is linked, and the end of stream
+    // would go nowhere, so the job would wait for the stall limit.
+    let nothing_decoded = (chain_sink.clone(), errors.clone());
+    decode.connect_no_more_pads(move |decode| {
+        let (chain_sink, errors) = &nothing_decoded;
+        if !chain_sink.is_linked() {
+            report(
+                decode,
+                errors,
+                "no video frame could be decoded: the video is damaged or in a form the decoder cannot read".into(),
+            );
+        }
+    });
     let (errors, progress) = (errors.clone(), progress.clone());
     let window = window.map(|(w, notes)| (w.first, w.end, notes.clone(), w.preroll.is_some()));
     decode.connect_pad_added(move |decode, pad| {
