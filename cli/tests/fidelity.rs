@@ -321,6 +321,20 @@ fn audio_the_container_cannot_hold_is_refused_or_re_encoded_never_dropped() {
     assert_eq!(run.status.code(), Some(1), "{}", stderr(&run));
     assert!(stderr(&run).contains("--audio aac"), "{}", stderr(&run));
     assert!(!refused.exists());
+    // A segmented job is refused when it is planned, not at its join
+    // after every segment has been upscaled.
+    let job = dir.path().join("job");
+    let plan = gendr_test_support::run(
+        gendr()
+            .arg("plan")
+            .arg(&input)
+            .arg("--job")
+            .arg(&job)
+            .args(["--container", "mp4", "-m", "fast"]),
+    );
+    assert_eq!(plan.status.code(), Some(1), "{}", stderr(&plan));
+    assert!(stderr(&plan).contains("--audio aac"), "{}", stderr(&plan));
+    assert!(!job.join("manifest.json").exists());
     let output = dir.path().join("aac.mp4");
     let run = gendr_upscale(&["-m", "fast", "--audio", "aac"], &input, &output);
     assert!(run.status.success(), "{}", stderr(&run));

@@ -51,6 +51,7 @@ impl OtherStreams {
         if keep_subtitles {
             streams::check_subtitles(info, muxer, &output)?;
         }
+        streams::check_audio(info, muxer, target.options.audio == Audio::Aac)?;
         let source =
             finishing::SourceMetadata::read(target.input, &info.stream_titles, info.coded_matrix)?;
         let writes_matroska = streams::writes_matroska(muxer);
@@ -94,7 +95,7 @@ impl OtherStreams {
         Ok(OtherStreams {
             output: output.clone(),
             late_opus,
-            audio: audio_summary(info, muxer, target.options.audio == Audio::Aac),
+            audio: audio_summary(info, muxer),
             lost_timecode,
             extra_videos: streams::check_extra_videos(info, muxer, &output)?,
             keep_subtitles,
@@ -179,9 +180,9 @@ impl OtherStreams {
 }
 
 /// How many of the input's audio streams `muxer` takes as they are, and
-/// how many are re-encoded as AAC (`transcode`; without it such a stream
-/// is refused when its pad appears, before anything is written).
-fn audio_summary(info: &MediaInfo, muxer: &gst::Element, transcode: bool) -> String {
+/// how many are re-encoded as AAC (`check_audio` has refused them where
+/// re-encoding is not allowed).
+fn audio_summary(info: &MediaInfo, muxer: &gst::Element) -> String {
     let template = muxer
         .pad_template("audio_%u")
         .map(|t| t.caps().clone())
@@ -193,13 +194,9 @@ fn audio_summary(info: &MediaInfo, muxer: &gst::Element, transcode: bool) -> Str
         .count();
     // Streams the discoverer gave no caps are counted as copied.
     let copied = copied + info.audio_streams.saturating_sub(info.audio.len());
-    let converted = info.audio_streams - copied;
-    match (copied, converted) {
+    match (copied, info.audio_streams - copied) {
         (n, 0) => format!("{n} audio stream(s) copied"),
-        (0, m) if transcode => format!("{m} audio stream(s) re-encoded as AAC"),
-        (n, m) if transcode => {
-            format!("{n} audio stream(s) copied and {m} re-encoded as AAC")
-        }
-        (n, m) => format!("{n} audio stream(s) copied, {m} the container cannot hold"),
+        (0, m) => format!("{m} audio stream(s) re-encoded as AAC"),
+        (n, m) => format!("{n} audio stream(s) copied and {m} re-encoded as AAC"),
     }
 }

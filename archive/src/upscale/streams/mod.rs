@@ -16,7 +16,9 @@ mod subtitles;
 pub(super) use audio_edges::lost_audio_edges;
 pub(super) use audio_tail::SoundTracks;
 pub(super) use chapters::{drop_toc, plan_chapters};
-pub(super) use routing::{check_extra_videos, copy_audio, copy_video, AudioLog, SharedAudioLog};
+pub(super) use routing::{
+    check_audio, check_extra_videos, copy_audio, copy_video, AudioLog, SharedAudioLog,
+};
 pub(super) use subtitles::{check_subtitles, copy_subtitle, is_subtitle, subtitles_summary};
 
 /// The application message that carries a line for the user from a

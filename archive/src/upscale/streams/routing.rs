@@ -47,6 +47,49 @@ impl AudioLog {
 /// The run's [`AudioLog`], filled from the streaming threads.
 pub(crate) type SharedAudioLog = Arc<Mutex<AudioLog>>;
 
+/// What a user reads of an audio stream's codec ("Raw 16-bit PCM audio",
+/// "MPEG-4 AAC"), not the caps name; pbutils describes fixed caps only
+/// (unfixed ones, as tsdemux's pads may still have, make it return NULL,
+/// which crashed gendr).
+fn audio_codec(caps: &gst::Caps) -> String {
+    match caps.structure(0) {
+        Some(_) if caps.is_fixed() => gst_pbutils::pb_utils_get_codec_description(caps).to_string(),
+        Some(s) => format!("{} audio", s.name()),
+        None => "this audio".to_string(),
+    }
+}
+
+/// Whether `muxer` takes audio of `caps` only re-encoded as AAC; an error
+/// where it cannot hold it and `transcode` does not allow re-encoding. The
+/// one decision made before a run and again when the stream's pad appears.
+fn needs_reencoding(muxer: &gst::Element, caps: &gst::Caps, transcode: bool) -> Result<bool> {
+    let template = muxer
+        .pad_template("audio_%u")
+        .context("the output container takes no audio")?;
+    if template.caps().can_intersect(caps) {
+        return Ok(false);
+    }
+    if !transcode {
+        bail!(
+            Unsupported,
+            "{} cannot be copied into this container; use .mkv, or --audio aac to re-encode it",
+            audio_codec(caps)
+        );
+    }
+    Ok(true)
+}
+
+/// Refuses, before anything runs, audio streams the output container cannot
+/// hold as they are when `transcode` does not allow re-encoding them: a
+/// refusal once the pipeline runs races the streams' own end, and on
+/// GStreamer 1.22 the teardown then crashed avdec_h264 now and then.
+pub(crate) fn check_audio(info: &MediaInfo, muxer: &gst::Element, transcode: bool) -> Result<()> {
+    for caps in &info.audio {
+        needs_reencoding(muxer, caps, transcode)?;
+    }
+    Ok(())
+}
+
 /// Sends a parsed audio stream into the muxer: as it is, or, where the
 /// container cannot hold its codec and `transcode` allows, re-encoded as AAC
 /// (noted in `log`, for the output's edit to hide the encoder's priming;
@@ -60,27 +103,10 @@ pub(crate) fn copy_audio(
     transcode: bool,
     log: &SharedAudioLog,
 ) -> Result<()> {
-    let template = muxer
-        .pad_template("audio_%u")
-        .context("the output container takes no audio")?;
-    // What a user reads ("Raw 16-bit PCM audio", "MPEG-4 AAC"), not the caps
-    // name; pbutils describes fixed caps only (unfixed ones, as tsdemux's
-    // pads may still have, make it return NULL, which crashed gendr).
-    let codec = match caps.structure(0) {
-        Some(_) if caps.is_fixed() => gst_pbutils::pb_utils_get_codec_description(caps).to_string(),
-        Some(s) => format!("{} audio", s.name()),
-        None => "this audio".to_string(),
-    };
+    let codec = audio_codec(caps);
     // Elements between the parsed pad and the queue: none for a copy.
     let mut chain = Vec::new();
-    if !template.caps().can_intersect(caps) {
-        if !transcode {
-            bail!(
-                Unsupported,
-                "{codec} cannot be copied into this container; use .mkv, or --audio aac \
-                 to re-encode it"
-            );
-        }
+    if needs_reencoding(muxer, caps, transcode)? {
         post_notice(
             muxer,
             format!("gendr: {codec} re-encoded as AAC 256 kbit/s (this container cannot hold it)"),
