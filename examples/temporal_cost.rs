@@ -74,6 +74,10 @@ fn main() {
             "generative presets (back-projected, detail only)",
             TemporalConfig::generative(),
         ),
+        (
+            "realesrgan-x4 (its trust, unsteadied detail tempered)",
+            TemporalConfig::for_model("realesrgan-x4"),
+        ),
         ("detail only (default, fast)", TemporalConfig::detail_only()),
     ] {
         let mut stage = Stabilizer::new(config);

@@ -92,6 +92,7 @@ fn setting(config: &mut TemporalConfig, key: &str, value: &str) -> Result<(), St
         "cut_below" => config.cut_below = number()?,
         "low_band" => config.low_band = number()?,
         "subpixel" => config.subpixel = whole()? as i32,
+        "unsteadied_detail" => config.unsteadied_detail = number()?,
         _ => return Err(format!("{key}={value}: unknown setting")),
     }
     Ok(())

@@ -50,6 +50,11 @@ pub struct Preset {
     /// per model in docs/temporal.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporal_trust: Option<[f32; 2]>,
+    /// The power by which the temporal stage tempers the detail it could
+    /// not steady (`TemporalConfig::unsteadied_detail`), where it differs
+    /// from the generative setting's: measured per model in docs/temporal.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_unsteadied: Option<f32>,
 }
 
 /// Every preset, in the order `models/presets.json` lists them.
@@ -208,6 +213,7 @@ mod tests {
             auto_openvino_fp32: false,
             temporal: false,
             temporal_trust: None,
+            temporal_unsteadied: None,
         };
         let msg = p.missing().to_string();
         assert!(msg.contains("run `make models`"), "{msg}");

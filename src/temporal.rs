@@ -111,6 +111,15 @@ pub struct TemporalConfig {
     /// with `down` the antialiased bicubic shrink ([`crate::resize`]) and
     /// `up` the bicubic enlargement, so that its low band is the input's.
     pub back_project: bool,
+    /// How far the detail of pixels with less trusted history than the
+    /// stage carries is taken back toward the input's bicubic enlargement:
+    /// it is scaled by (w / w_full)^this, with w = 1 + Σ weight·trust over
+    /// the carried frames there and w_full = 1 + weight·(frames carried).
+    /// A generative model's detail is invented anew each frame; where
+    /// nothing earlier lines up with the picture (motion the blocks cannot
+    /// follow, uncovered ground) the blend cannot steady it, and it boils.
+    /// 0 keeps it whole.
+    pub unsteadied_detail: f32,
 }
 
 impl Default for TemporalConfig {
@@ -126,6 +135,7 @@ impl Default for TemporalConfig {
             low_band: 1.0,
             subpixel: 4,
             back_project: false,
+            unsteadied_detail: 0.0,
         }
     }
 }
@@ -176,6 +186,9 @@ impl TemporalConfig {
                 if let Some([full, none]) = preset.temporal_trust {
                     config.trust_below = full / 255.0;
                     config.distrust_above = none / 255.0;
+                }
+                if let Some(power) = preset.temporal_unsteadied {
+                    config.unsteadied_detail = power;
                 }
                 config
             }
@@ -716,7 +729,10 @@ impl Stabilizer {
             let compensated = earlier_at(&carried.input, &carried.offsets, motion.unit);
             carried.trust = agreement(compensated, &low, &self.config);
         }
-        let blended = blend(&output, &self.carried, scale, &self.config);
+        let mut blended = blend(&output, &self.carried, scale, &self.config);
+        if self.config.unsteadied_detail > 0.0 {
+            temper_unsteadied(&mut blended, input, &self.carried, scale, &self.config);
+        }
         let remembered = remembered.unwrap_or(output);
         self.carried
             .push_front(Carried::fresh(remembered, low.clone(), subpixel));
@@ -957,6 +973,45 @@ fn blend(
     }
     drop_low_band(&mut out, current, &touched, scale, config.low_band);
     out
+}
+
+/// Scales the detail of `out` above `input`'s bicubic enlargement by
+/// (w / w_full)^`unsteadied_detail` per input pixel (see
+/// [`TemporalConfig::unsteadied_detail`]): whole where every carried frame
+/// was trusted, least where none was.
+fn temper_unsteadied(
+    out: &mut RgbImage,
+    input: &RgbImage,
+    carried: &VecDeque<Carried>,
+    scale: usize,
+    config: &TemporalConfig,
+) {
+    let (ow, oh) = (out.width, out.height);
+    let w = ow / scale;
+    let full = 1.0 + config.weight * carried.len() as f32;
+    let gains: Vec<f32> = (0..w * (oh / scale))
+        .map(|low| {
+            let history: f32 = carried.iter().map(|c| config.weight * c.trust[low]).sum();
+            ((1.0 + history) / full).powf(config.unsteadied_detail)
+        })
+        .collect();
+    let up = crate::resize::bicubic(input, ow, oh);
+    for (plane, base) in out
+        .data
+        .chunks_exact_mut(ow * oh)
+        .zip(up.data.chunks_exact(ow * oh))
+    {
+        for (y, (row, base)) in plane
+            .chunks_exact_mut(ow)
+            .zip(base.chunks_exact(ow))
+            .enumerate()
+        {
+            let gains = &gains[(y / scale) * w..(y / scale + 1) * w];
+            for (x, (o, &b)) in row.iter_mut().zip(base).enumerate() {
+                *o = b + gains[x / scale] * (*o - b);
+            }
+        }
+    }
 }
 
 /// `output` made consistent with `input`: output + up(input − down(output)),
@@ -1460,6 +1515,7 @@ mod tests {
             TemporalConfig::default(),
             TemporalConfig::detail_only(),
             TemporalConfig::generative(),
+            TemporalConfig::for_model("realesrgan-x4"),
             finer,
         ] {
             depends_only_on_the_last_memory_frames(config);
@@ -1766,13 +1822,68 @@ mod tests {
             let config = TemporalConfig::for_model(name);
             assert!(config.back_project, "{name}");
             let levels = (255.0 * config.trust_below, 255.0 * config.distrust_above);
-            assert!((levels.0 - 6.0).abs() < 1e-4 && (levels.1 - 18.0).abs() < 1e-4);
+            assert!((levels.0 - 4.0).abs() < 1e-4 && (levels.1 - 12.0).abs() < 1e-4);
+            assert_eq!(config.unsteadied_detail, 0.5, "{name}");
         }
+        assert_eq!(anime.unsteadied_detail, 0.0);
         for name in ["default", "fast", "some/model.onnx"] {
             assert_eq!(
                 TemporalConfig::for_model(name),
                 TemporalConfig::detail_only()
             );
+        }
+    }
+
+    #[test]
+    fn detail_without_trusted_history_is_tempered_toward_the_input() {
+        let setting = |power| TemporalConfig {
+            unsteadied_detail: power,
+            ..TemporalConfig::default()
+        };
+        let (mut plain, mut tempered) =
+            (Stabilizer::new(setting(0.0)), Stabilizer::new(setting(1.0)));
+        let a = texture(64, 48, 0, 0);
+        let mut b = a.clone();
+        // A flat square appears over the texture in frame 2: nothing of
+        // frame 1 is trusted there, everything elsewhere.
+        for y in 16..32 {
+            for x in 24..40 {
+                b.data[y * 64 + x] = 0.05;
+            }
+        }
+        // The model's "detail": a pattern above the input's resolution.
+        let with_detail = |luma: &Luma| {
+            let mut img = upscaled(luma, 2, 0.0);
+            for (i, v) in img.data.iter_mut().enumerate() {
+                *v += if (i + i / 128) % 2 == 0 { 0.02 } else { -0.02 };
+            }
+            img
+        };
+        for stage in [&mut plain, &mut tempered] {
+            stage.process(&grey_rgb(&a), with_detail(&a));
+        }
+        let current = with_detail(&b);
+        let untempered = plain.process(&grey_rgb(&b), current.clone());
+        let out = tempered.process(&grey_rgb(&b), current);
+        let up = crate::resize::bicubic(&grey_rgb(&b), 128, 96);
+        for c in 0..3 {
+            for y in 0..96 {
+                for x in 0..128 {
+                    let i = c * 128 * 96 + y * 128 + x;
+                    let inside = (18 * 2..30 * 2).contains(&y) && (26 * 2..38 * 2).contains(&x);
+                    let outside = !(12 * 2..36 * 2).contains(&y) || !(20 * 2..44 * 2).contains(&x);
+                    // With one frame carried, w_full = 2: half the detail
+                    // where it had no trusted history, all of it elsewhere.
+                    let expected = if inside {
+                        up.data[i] + 0.5 * (untempered.data[i] - up.data[i])
+                    } else if outside {
+                        untempered.data[i]
+                    } else {
+                        continue;
+                    };
+                    assert!((out.data[i] - expected).abs() < 1e-5, "({x}, {y})");
+                }
+            }
         }
     }
 
