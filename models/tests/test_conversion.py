@@ -116,7 +116,8 @@ def test_presets_json():
     assert {"default", "fast", "anime", "default-x4"} <= set(names)
     assert len(names) == len(set(names))
     for p in PRESETS:
-        assert set(p) - {"converted", "auto_bf16", "auto_openvino_fp32", "temporal", "temporal_trust"} == {"name", "file", "scale", "params", "speed", "license",
+        assert set(p) - {"converted", "auto_bf16", "auto_openvino_fp32", "temporal", "temporal_trust",
+                        "temporal_unsteadied"} == {"name", "file", "scale", "params", "speed", "license",
                                           "source", "description"}
         assert p["speed"] in ("realtime", "fast", "medium", "slow")
         if p.get("converted"):
