@@ -177,6 +177,42 @@ fn without_mastering_display(event: &gst::Event) -> Option<gst::Caps> {
     Some(caps)
 }
 
+/// The caps of a caps `event` with a pixel aspect ratio that is not a
+/// positive fraction (a damaged AVI header gave -16777213/3) set to 1/1,
+/// as ffmpeg reads such a file; none when they are sound. Passed on, the
+/// muxer wrote it into the output, which ffmpeg then could not decode.
+fn with_sound_pixel_aspect(event: &gst::Event) -> Option<gst::Caps> {
+    let gst::EventView::Caps(caps) = event.view() else {
+        return None;
+    };
+    let caps = caps.caps();
+    let par = caps
+        .structure(0)?
+        .get::<gst::Fraction>("pixel-aspect-ratio")
+        .ok()?;
+    if par.numer() > 0 && par.denom() > 0 {
+        return None;
+    }
+    let mut caps = caps.to_owned();
+    caps.make_mut()
+        .structure_mut(0)?
+        .set("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    Some(caps)
+}
+
+/// Replaces, on the decoded video entering the chain, a pixel aspect
+/// ratio that is not a positive fraction (see [`with_sound_pixel_aspect`]).
+fn repair_pixel_aspect(chain_sink: &gst::Pad) {
+    chain_sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        if let Some(gst::PadProbeData::Event(event)) = &mut info.data {
+            if let Some(caps) = with_sound_pixel_aspect(event) {
+                *event = gst::event::Caps::new(&caps);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// A decoded format deeper than the encoding chosen from what the container
 /// said would lose its extra bits silently: an error naming the option.
 fn deeper_than_planned(event: &gst::Event, encoding: &Encoding) -> Option<String> {
@@ -579,6 +615,7 @@ fn upscaled_branch(
     pipeline.add_many(&video.elements)?;
     gst::Element::link_many(&video.elements)?;
     let chain_sink = video.first.static_pad("sink").context("queue sink")?;
+    repair_pixel_aspect(&chain_sink);
     watch_decoded(&chain_sink, video.encoding, progress, link_error);
     link_decoded(&decode, chain_sink, window, progress, link_error);
     if let Some((window, _)) = window.filter(|(w, _)| w.preroll.is_some()) {
