@@ -327,6 +327,47 @@ fn a_video_whose_every_frame_is_damaged_fails_at_once() {
     );
 }
 
+/// Two of eight JPEGs of an MJPEG AVI with a bad Huffman table: jpegdec
+/// drops them and logs no libav error, so the run used to end with exit 0
+/// and two frames fewer, saying nothing.
+#[test]
+fn frames_the_decoder_drops_as_damaged_are_counted_in_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("digicam.avi");
+    ffmpeg_clip(&input, "64x48", 8, &["-c:v", "mjpeg"]);
+    let mut bytes = std::fs::read(&input).unwrap();
+    let starts: Vec<usize> = (0..bytes.len() - 1)
+        .filter(|&i| bytes[i..].starts_with(&[0xFF, 0xD8]))
+        .collect();
+    assert_eq!(starts.len(), 8, "one JPEG a frame");
+    for frame in [2, 5] {
+        let table = (starts[frame]..bytes.len() - 4)
+            .find(|&i| bytes[i..].starts_with(&[0xFF, 0xC4]))
+            .unwrap();
+        bytes[table + 4] = 0x05;
+    }
+    std::fs::write(&input, bytes).unwrap();
+    // ffprobe, independently, decodes six of the eight.
+    let probe = Command::new("ffprobe")
+        .args(["-v", "quiet", "-select_streams", "v:0"])
+        .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).lines().count(), 6);
+
+    let output = dir.path().join("out.mp4");
+    let out = upscale(&["-q", "-m", "fast"], &input, &output);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.lines()
+            .any(|l| l.starts_with("gendr: warning:") && l.contains("dropped 2 damaged frame(s)")),
+        "{err}"
+    );
+    assert_eq!(ffprobe_frame_times(&output).len(), 6);
+}
+
 /// Twelve H.264 frames at `path` (its container by its name): six 100 ms
 /// apart, then six 370 ms apart.
 fn variable_rate_clip(path: &Path) {

@@ -69,6 +69,9 @@ pub(crate) struct Report {
     /// Packets the decoder turned into no frame (exact for codecs with a
     /// frame per packet, the usual case).
     pub undecodable: u64,
+    /// Frames the video decoder dropped as damaged (jpegdec, pngdec and
+    /// others that log no libav error but say so in a QoS message).
+    pub dropped: u64,
     /// A segment's notes; empty for other runs.
     pub segment: SegmentNotes,
     /// What became of the audio streams, for the output's edits and lines.
@@ -838,6 +841,9 @@ pub(crate) struct Job {
     /// A segment's notes, filled while it runs.
     notes: Notes,
     audio: SharedAudioLog,
+    /// Frames the video decoder dropped as damaged, as its QoS messages
+    /// count them (a non-live pipeline posts no other QoS).
+    dropped: AtomicU64,
 }
 
 /// The video branch as built: the element the muxer takes it from, and,
@@ -988,6 +994,7 @@ impl Job {
             link_error,
             notes,
             audio,
+            dropped: AtomicU64::new(0),
         })
     }
 
@@ -1046,6 +1053,7 @@ impl Job {
             frames: self.frames.load(Ordering::Relaxed),
             decoder_errors: self.log.decoder_errors(),
             undecodable: self.undecodable(),
+            dropped: self.dropped.load(Ordering::Relaxed),
             segment: notes,
             audio: std::mem::take(&mut *self.audio.lock().unwrap_or_else(|p| p.into_inner())),
         })
@@ -1085,6 +1093,13 @@ impl Job {
                 gst::MessageView::Error(err) => return Err(self.explain(err, &bus)),
                 gst::MessageView::Warning(warning) => {
                     bar.say(&format!("gendr: warning: {}", media::warning_text(warning)));
+                }
+                gst::MessageView::Qos(qos)
+                    if msg.src().is_some_and(|s| s.is::<gst_video::VideoDecoder>()) =>
+                {
+                    if let gst::GenericFormattedValue::Buffers(Some(dropped)) = qos.stats().1 {
+                        self.dropped.fetch_max(*dropped, Ordering::Relaxed);
+                    }
                 }
                 gst::MessageView::StateChanged(change)
                     if change.current() == gst::State::Paused =>

@@ -85,7 +85,12 @@ pub fn run_one(args: &UpscaleRequest, caller: Caller) -> Result<u64> {
         !args.quiet,
     )?;
     others.finish(partial.path(), &report.audio, bar)?;
-    let (frames, damaged, undecodable) = (report.frames, report.decoder_errors, report.undecodable);
+    let (frames, damaged, undecodable, dropped) = (
+        report.frames,
+        report.decoder_errors,
+        report.undecodable,
+        report.dropped,
+    );
     persist(partial, &args.output, args.overwrite)?;
     drop(claim);
     let secs = started.elapsed().as_secs_f64();
@@ -95,6 +100,11 @@ pub fn run_one(args: &UpscaleRequest, caller: Caller) -> Result<u64> {
         bar.say(&format!(
             "gendr: warning: {}: the decoder reported {damaged} error(s); damaged frames were concealed \
              and may show artefacts, {undecodable} could not be decoded at all",
+            args.input.display()
+        ));
+    } else if dropped > 0 {
+        bar.say(&format!(
+            "gendr: warning: {}: the decoder dropped {dropped} damaged frame(s), which are not in the output",
             args.input.display()
         ));
     }
