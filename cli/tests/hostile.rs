@@ -368,6 +368,28 @@ fn frames_the_decoder_drops_as_damaged_are_counted_in_a_warning() {
     assert_eq!(ffprobe_frame_times(&output).len(), 6);
 }
 
+/// A Matroska file whose H.264 caps the parser refuses (found by the fuzz
+/// pass): parsebin never exposes the video, and the job used to wait out
+/// the stall limit.
+#[test]
+fn a_video_stream_the_parser_refuses_fails_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.mkv");
+    std::fs::copy(data("fuzz/h264-caps-refused.mkv"), &input).unwrap();
+    let started = Instant::now();
+    fails_with(
+        &["-q", "-m", "fast", "--stall-timeout", "60"],
+        &input,
+        dir.path(),
+        &["the video stream could not be read", "damaged"],
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "waited {:?}, as for a stall",
+        started.elapsed()
+    );
+}
+
 /// Twelve H.264 frames at `path` (its container by its name): six 100 ms
 /// apart, then six 370 ms apart.
 fn variable_rate_clip(path: &Path) {

@@ -735,6 +735,65 @@ struct Routing {
     output: String,
 }
 
+/// Fails the job when a demuxer inside `parse` ends its video stream before
+/// the video reached `decode`: a parser that refused the stream's caps
+/// (damaged codec data) keeps parsebin from ever exposing it, and nothing
+/// else would end the job before the stall limit.
+fn end_unparsed_video(
+    parse: &gst::Element,
+    decode: gst::glib::WeakRef<gst::Element>,
+    errors: Arc<Mutex<Option<String>>>,
+) {
+    let Some(bin) = parse.downcast_ref::<gst::Bin>() else {
+        return;
+    };
+    // Posted by parsebin itself: a bin building a chain swallows its
+    // children's errors.
+    let parse = parse.downgrade();
+    bin.connect_deep_element_added(move |_, _, element| {
+        // Not a tag demuxer (id3demux): what it hands on is a whole file.
+        let demuxer = element.factory().is_some_and(|f| {
+            f.has_type(gst::ElementFactoryType::DEMUXER)
+                && !f
+                    .metadata(gst::ELEMENT_METADATA_KLASS)
+                    .is_some_and(|k| k.contains("Metadata"))
+        });
+        if !demuxer {
+            return;
+        }
+        let (decode, errors, parse) = (decode.clone(), errors.clone(), parse.clone());
+        element.connect_pad_added(move |_, pad| {
+            let (decode, errors, parse) = (decode.clone(), errors.clone(), parse.clone());
+            pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |pad, info| {
+                let is_eos = matches!(
+                    &info.data,
+                    Some(gst::PadProbeData::Event(e)) if e.type_() == gst::EventType::Eos
+                );
+                if !is_eos {
+                    return gst::PadProbeReturn::Ok;
+                }
+                let video = pad
+                    .current_caps()
+                    .is_some_and(|caps| media::decodes_to_video(&caps));
+                let unlinked = decode
+                    .upgrade()
+                    .and_then(|d| d.static_pad("sink"))
+                    .is_some_and(|sink| !sink.is_linked());
+                if let (true, true, Some(parse)) = (video, unlinked, parse.upgrade()) {
+                    report(
+                        &parse,
+                        &errors,
+                        "the video stream could not be read: it ended before it could be parsed \
+                         (damaged stream headers?)"
+                            .into(),
+                    );
+                }
+                gst::PadProbeReturn::Ok
+            });
+        });
+    });
+}
+
 impl Routing {
     fn connect(self, parse: &gst::Element) {
         // parsebin would turn ASS/SSA into plain Pango markup (ssaparse):
@@ -746,6 +805,9 @@ impl Routing {
             });
             Some((!styled).to_value())
         });
+        if let Some(decode) = &self.decode {
+            end_unparsed_video(parse, decode.clone(), self.errors.clone());
+        }
         let video_taken = AtomicBool::new(false);
         parse.connect_pad_added(move |parse, pad| {
             let (Some(pipeline), Some(muxer)) = (self.pipeline.upgrade(), self.muxer.upgrade())
