@@ -162,11 +162,7 @@ fn size_change(event: &gst::Event, progress: &Progress) -> Option<String> {
 /// writes its luminances divided by 50000 instead of 10000 (1000 cd/m²
 /// becomes 200), while x265 writes the values exactly into the stream, where
 /// players read them. x264 cannot write them, and is refused such input.
-fn without_mastering_display(event: &gst::Event) -> Option<gst::Caps> {
-    let gst::EventView::Caps(caps) = event.view() else {
-        return None;
-    };
-    let caps = caps.caps();
+fn without_mastering_display(caps: &gst::CapsRef) -> Option<gst::Caps> {
     if !caps
         .structure(0)
         .is_some_and(|s| s.has_field("mastering-display-info"))
@@ -180,15 +176,11 @@ fn without_mastering_display(event: &gst::Event) -> Option<gst::Caps> {
     Some(caps)
 }
 
-/// The caps of a caps `event` with a pixel aspect ratio that is not a
-/// positive fraction (a damaged AVI header gave -16777213/3) set to 1/1,
-/// as ffmpeg reads such a file; none when they are sound. Passed on, the
-/// muxer wrote it into the output, which ffmpeg then could not decode.
-fn with_sound_pixel_aspect(event: &gst::Event) -> Option<gst::Caps> {
-    let gst::EventView::Caps(caps) = event.view() else {
-        return None;
-    };
-    let caps = caps.caps();
+/// `caps` with a pixel aspect ratio that is not a positive fraction (a
+/// damaged AVI header gave -16777213/3) set to 1/1, as ffmpeg reads such a
+/// file; none when they are sound. Passed on, the muxer wrote it into the
+/// output, which ffmpeg then could not decode.
+fn with_sound_pixel_aspect(caps: &gst::CapsRef) -> Option<gst::Caps> {
     let par = caps
         .structure(0)?
         .get::<gst::Fraction>("pixel-aspect-ratio")
@@ -203,12 +195,16 @@ fn with_sound_pixel_aspect(event: &gst::Event) -> Option<gst::Caps> {
     Some(caps)
 }
 
-/// Replaces, on the decoded video entering the chain, a pixel aspect
-/// ratio that is not a positive fraction (see [`with_sound_pixel_aspect`]).
-fn repair_pixel_aspect(chain_sink: &gst::Pad) {
-    chain_sink.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+/// Replaces the caps passing through `pad` with what `rewrite` makes of
+/// them, where it makes something.
+fn rewrite_caps(pad: &gst::Pad, rewrite: fn(&gst::CapsRef) -> Option<gst::Caps>) {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
         if let Some(gst::PadProbeData::Event(event)) = &mut info.data {
-            if let Some(caps) = with_sound_pixel_aspect(event) {
+            let rewritten = match event.view() {
+                gst::EventView::Caps(caps) => rewrite(caps.caps()),
+                _ => None,
+            };
+            if let Some(caps) = rewritten {
                 *event = gst::event::Caps::new(&caps);
             }
         }
@@ -589,19 +585,6 @@ fn carry_file_events(pad: &gst::Pad, muxer: &gst::Element, chapters: bool, lead:
     });
 }
 
-/// Rewrites the video's caps on their way into the muxer without HDR
-/// mastering metadata (see [`without_mastering_display`]).
-fn strip_mastering_display(mux_video: &gst::Pad) {
-    mux_video.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
-        if let Some(gst::PadProbeData::Event(event)) = &mut info.data {
-            if let Some(caps) = without_mastering_display(event) {
-                *event = gst::event::Caps::new(&caps);
-            }
-        }
-        gst::PadProbeReturn::Ok
-    });
-}
-
 /// Decoded, upscaled and encoded video: built up front so that errors show
 /// before anything runs; linked to the decoder once it knows the stream.
 fn upscaled_branch(
@@ -618,7 +601,8 @@ fn upscaled_branch(
     pipeline.add_many(&video.elements)?;
     gst::Element::link_many(&video.elements)?;
     let chain_sink = video.first.static_pad("sink").context("queue sink")?;
-    repair_pixel_aspect(&chain_sink);
+    // On the decoded video entering the chain.
+    rewrite_caps(&chain_sink, with_sound_pixel_aspect);
     watch_decoded(&chain_sink, video.encoding, progress, link_error);
     link_decoded(&decode, chain_sink, window, progress, link_error);
     if let Some((window, _)) = window.filter(|(w, _)| w.preroll.is_some()) {
@@ -946,7 +930,8 @@ impl Job {
         let mux_video = muxer
             .request_pad_simple("video_%u")
             .context("the muxer takes no video")?;
-        strip_mastering_display(&mux_video);
+        // On the video's way into the muxer: no HDR mastering metadata.
+        rewrite_caps(&mux_video, without_mastering_display);
         let progress = Arc::new(Progress::new());
         let link_error = Arc::new(Mutex::new(None));
         let held_video = HeldVideo::default();

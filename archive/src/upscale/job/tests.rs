@@ -150,20 +150,19 @@ fn a_frame_without_a_duration_is_shown_for_forty_milliseconds() {
     assert_eq!(buffer.duration(), Some(gst::ClockTime::from_mseconds(40)));
 }
 
-fn caps_event(par: gst::Fraction) -> gst::Event {
+fn caps_with(par: gst::Fraction) -> gst::Caps {
     gst::init().unwrap();
-    let caps = gst::Caps::builder("video/x-raw")
+    gst::Caps::builder("video/x-raw")
         .field("width", 96i32)
         .field("height", 64i32)
         .field("pixel-aspect-ratio", par)
-        .build();
-    gst::event::Caps::new(&caps)
+        .build()
 }
 
 #[test]
 fn a_pixel_aspect_that_is_not_a_positive_fraction_becomes_square() {
     for par in [gst::Fraction::new(-16777213, 3), gst::Fraction::new(0, 1)] {
-        let caps = with_sound_pixel_aspect(&caps_event(par)).expect("repaired");
+        let caps = with_sound_pixel_aspect(&caps_with(par)).expect("repaired");
         let s = caps.structure(0).unwrap();
         assert_eq!(
             s.get::<gst::Fraction>("pixel-aspect-ratio").unwrap(),
@@ -172,5 +171,5 @@ fn a_pixel_aspect_that_is_not_a_positive_fraction_becomes_square() {
         assert_eq!(s.get::<i32>("width").unwrap(), 96);
     }
     // Anamorphic video keeps its own.
-    assert!(with_sound_pixel_aspect(&caps_event(gst::Fraction::new(4, 3))).is_none());
+    assert!(with_sound_pixel_aspect(&caps_with(gst::Fraction::new(4, 3))).is_none());
 }
