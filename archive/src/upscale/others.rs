@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use gst::prelude::*;
-
 use crate::error::Result;
 
 use super::streams;
@@ -183,14 +181,10 @@ impl OtherStreams {
 /// how many are re-encoded as AAC (`check_audio` has refused them where
 /// re-encoding is not allowed).
 fn audio_summary(info: &MediaInfo, muxer: &gst::Element) -> String {
-    let template = muxer
-        .pad_template("audio_%u")
-        .map(|t| t.caps().clone())
-        .unwrap_or_else(gst::Caps::new_empty);
     let copied = info
         .audio
         .iter()
-        .filter(|caps| template.can_intersect(caps))
+        .filter(|caps| matches!(streams::needs_reencoding(muxer, caps, true), Ok(false)))
         .count();
     // Streams the discoverer gave no caps are counted as copied.
     let copied = copied + info.audio_streams.saturating_sub(info.audio.len());

@@ -17,7 +17,8 @@ pub(super) use audio_edges::lost_audio_edges;
 pub(super) use audio_tail::SoundTracks;
 pub(super) use chapters::{drop_toc, plan_chapters};
 pub(super) use routing::{
-    check_audio, check_extra_videos, copy_audio, copy_video, AudioLog, SharedAudioLog,
+    check_audio, check_extra_videos, copy_audio, copy_video, needs_reencoding, AudioLog,
+    SharedAudioLog,
 };
 pub(super) use subtitles::{check_subtitles, copy_subtitle, is_subtitle, subtitles_summary};
 

@@ -61,8 +61,13 @@ fn audio_codec(caps: &gst::Caps) -> String {
 
 /// Whether `muxer` takes audio of `caps` only re-encoded as AAC; an error
 /// where it cannot hold it and `transcode` does not allow re-encoding. The
-/// one decision made before a run and again when the stream's pad appears.
-fn needs_reencoding(muxer: &gst::Element, caps: &gst::Caps, transcode: bool) -> Result<bool> {
+/// one decision made before a run, for the start line, and again when the
+/// stream's pad appears.
+pub(crate) fn needs_reencoding(
+    muxer: &gst::Element,
+    caps: &gst::Caps,
+    transcode: bool,
+) -> Result<bool> {
     let template = muxer
         .pad_template("audio_%u")
         .context("the output container takes no audio")?;
