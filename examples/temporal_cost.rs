@@ -75,7 +75,7 @@ fn main() {
             TemporalConfig::generative(),
         ),
         (
-            "realesrgan-x4 (its trust, unsteadied detail tempered)",
+            "realesrgan-x4 (its trust, unsteadied detail tempered, motion per pixel)",
             TemporalConfig::for_model("realesrgan-x4"),
         ),
         ("detail only (default, fast)", TemporalConfig::detail_only()),

@@ -93,6 +93,8 @@ fn setting(config: &mut TemporalConfig, key: &str, value: &str) -> Result<(), St
         "low_band" => config.low_band = number()?,
         "subpixel" => config.subpixel = whole()? as i32,
         "unsteadied_detail" => config.unsteadied_detail = number()?,
+        // Levels; a negative margin goes back to block motion.
+        "still_margin" => config.pixel_motion = Some(number()? / 255.0).filter(|&m| m >= 0.0),
         _ => return Err(format!("{key}={value}: unknown setting")),
     }
     Ok(())

@@ -55,6 +55,12 @@ pub struct Preset {
     /// from the generative setting's: measured per model in docs/temporal.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporal_unsteadied: Option<f32>,
+    /// Where set, the temporal stage follows motion per pixel and keeps
+    /// still whatever standing still matches within this many 8-bit
+    /// levels (`TemporalConfig::pixel_motion`): measured per model in
+    /// docs/temporal.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_still_margin: Option<f32>,
 }
 
 /// Every preset, in the order `models/presets.json` lists them.
@@ -214,6 +220,7 @@ mod tests {
             temporal: false,
             temporal_trust: None,
             temporal_unsteadied: None,
+            temporal_still_margin: None,
         };
         let msg = p.missing().to_string();
         assert!(msg.contains("run `make models`"), "{msg}");

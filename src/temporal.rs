@@ -120,6 +120,15 @@ pub struct TemporalConfig {
     /// follow, uncovered ground) the blend cannot steady it, and it boils.
     /// 0 keeps it whole.
     pub unsteadied_detail: f32,
+    /// Where set, the earlier frames are carried along a vector per pixel
+    /// instead of per block: bilinear between the blocks' centres, so that
+    /// motion that is not one block's (turning, zooming, a face) is
+    /// followed, and none at all on a low-resolution pixel where standing
+    /// still matches the current input with the previous one (mean
+    /// |difference| over 3×3, luma in [0, 1]) within this margin of that
+    /// vector. Still texture must stay unmoved: reading it at a fraction of
+    /// a pixel blurs its detail anew each frame, and it shimmers.
+    pub pixel_motion: Option<f32>,
 }
 
 impl Default for TemporalConfig {
@@ -136,6 +145,7 @@ impl Default for TemporalConfig {
             subpixel: 4,
             back_project: false,
             unsteadied_detail: 0.0,
+            pixel_motion: None,
         }
     }
 }
@@ -189,6 +199,9 @@ impl TemporalConfig {
                 }
                 if let Some(power) = preset.temporal_unsteadied {
                     config.unsteadied_detail = power;
+                }
+                if let Some(margin) = preset.temporal_still_margin {
+                    config.pixel_motion = Some(margin / 255.0);
                 }
                 config
             }
@@ -312,6 +325,95 @@ impl MotionField {
     pub fn at(&self, x: usize, y: usize) -> (i32, i32) {
         self.vectors[(y / self.block).min(self.rows - 1) * self.columns
             + (x / self.block).min(self.columns - 1)]
+    }
+
+    /// The vector at pixel (x, y) of a plane whose blocks are `edge`
+    /// pixels wide (`block` at the input's resolution, `block`·scale at
+    /// the output's): bilinear between the blocks' centres, the outer
+    /// blocks' own beyond them, rounded to the field's unit.
+    pub fn smoothed(&self, x: usize, y: usize, edge: usize) -> (i32, i32) {
+        let between = |i: usize, n: usize| {
+            let at = ((i as f32 + 0.5) / edge as f32 - 0.5).max(0.0);
+            let first = (at as usize).min(n - 1);
+            let next = (first + 1).min(n - 1);
+            (
+                first,
+                next,
+                if next == first {
+                    0.0
+                } else {
+                    at - first as f32
+                },
+            )
+        };
+        let (x0, x1, tx) = between(x, self.columns);
+        let (y0, y1, ty) = between(y, self.rows);
+        let vector = |bx: usize, by: usize| {
+            let (vx, vy) = self.vectors[by * self.columns + bx];
+            (vx as f32, vy as f32)
+        };
+        let lerp =
+            |a: (f32, f32), b: (f32, f32), t: f32| (a.0 + t * (b.0 - a.0), a.1 + t * (b.1 - a.1));
+        let top = lerp(vector(x0, y0), vector(x1, y0), tx);
+        let bottom = lerp(vector(x0, y1), vector(x1, y1), tx);
+        let (vx, vy) = lerp(top, bottom, ty);
+        (vx.round() as i32, vy.round() as i32)
+    }
+}
+
+/// Motion per pixel ([`TemporalConfig::pixel_motion`]): the vector of each
+/// low-resolution pixel and of each output pixel, in the field's unit
+/// (1/(scale·subpixel) of an input pixel, 1/subpixel of an output pixel).
+struct PixelMotion {
+    low: Vec<(i32, i32)>,
+    output: Vec<(i32, i32)>,
+}
+
+impl PixelMotion {
+    fn new(
+        motion: &MotionField,
+        previous: &Luma,
+        current: &Luma,
+        scale: usize,
+        still_margin: f32,
+    ) -> PixelMotion {
+        let (w, h) = (current.width, current.height);
+        let smooth: Vec<(i32, i32)> = (0..w * h)
+            .map(|i| motion.smoothed(i % w, i / w, motion.block))
+            .collect();
+        let standing: Vec<f32> = current
+            .data
+            .iter()
+            .zip(&previous.data)
+            .map(|(c, p)| (c - p).abs())
+            .collect();
+        let moving: Vec<f32> = smooth
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (current.data[i] - previous.sample(i % w, i / w, v, motion.unit)).abs())
+            .collect();
+        let still: Vec<bool> = mean_3x3(&standing, w, h)
+            .iter()
+            .zip(mean_3x3(&moving, w, h))
+            .map(|(&standing, moving)| standing <= moving + still_margin)
+            .collect();
+        let low = smooth
+            .iter()
+            .zip(&still)
+            .map(|(&v, &still)| if still { (0, 0) } else { v })
+            .collect();
+        let ow = w * scale;
+        let output = (0..ow * h * scale)
+            .map(|i| {
+                let (x, y) = (i % ow, i / ow);
+                if still[(y / scale) * w + x / scale] {
+                    (0, 0)
+                } else {
+                    motion.smoothed(x, y, motion.block * scale)
+                }
+            })
+            .collect();
+        PixelMotion { low, output }
     }
 }
 
@@ -543,24 +645,32 @@ fn earlier_at(earlier: &Luma, offsets: &[Option<(i32, i32)>], unit: i32) -> Vec<
 /// 1 where `compensated` agrees with `current` within `trust_below` (mean
 /// over 3×3), 0 beyond `distrust_above` and where it is missing, linear between.
 fn agreement(compensated: Vec<Option<f32>>, current: &Luma, config: &TemporalConfig) -> Vec<f32> {
-    let (w, h) = (current.width, current.height);
     let mismatch: Vec<f32> = compensated
         .iter()
         .zip(&current.data)
         .map(|(c, v)| c.map_or(0.0, |c| (v - c).abs()))
         .collect();
     let span = (config.distrust_above - config.trust_below).max(f32::EPSILON);
-    let mut trust = vec![0f32; w * h];
+    mean_3x3(&mismatch, current.width, current.height)
+        .into_iter()
+        .zip(&compensated)
+        .map(|(mean, c)| match c {
+            Some(_) => ((config.distrust_above - mean) / span).clamp(0.0, 1.0),
+            None => 0.0,
+        })
+        .collect()
+}
+
+/// Each pixel's mean over the 3×3 around it (fewer at the edges).
+fn mean_3x3(plane: &[f32], w: usize, h: usize) -> Vec<f32> {
+    let mut means = vec![0f32; w * h];
     for y in 0..h {
         for x in 0..w {
-            if compensated[y * w + x].is_none() {
-                continue;
-            }
             let (mut sum, mut n) = (0.0, 0.0);
             if x > 0 && y > 0 && x + 1 < w && y + 1 < h {
                 // Away from the edges: the same nine in the same order.
                 for ny in y - 1..y + 2 {
-                    let row = &mismatch[ny * w + x - 1..ny * w + x + 2];
+                    let row = &plane[ny * w + x - 1..ny * w + x + 2];
                     sum += row[0];
                     sum += row[1];
                     sum += row[2];
@@ -569,15 +679,15 @@ fn agreement(compensated: Vec<Option<f32>>, current: &Luma, config: &TemporalCon
             } else {
                 for ny in y.saturating_sub(1)..(y + 2).min(h) {
                     for nx in x.saturating_sub(1)..(x + 2).min(w) {
-                        sum += mismatch[ny * w + nx];
+                        sum += plane[ny * w + nx];
                         n += 1.0;
                     }
                 }
             }
-            trust[y * w + x] = ((config.distrust_above - sum / n) / span).clamp(0.0, 1.0);
+            means[y * w + x] = sum / n;
         }
     }
-    trust
+    means
 }
 
 /// Where an output pixel of an earlier frame finds its content in that
@@ -724,8 +834,24 @@ impl Stabilizer {
             self.previous = Some(low);
             return output;
         };
+        let pixel_motion = match (self.config.pixel_motion, &self.previous) {
+            (Some(margin), Some(previous)) => {
+                Some(PixelMotion::new(&motion, previous, &low, scale, margin))
+            }
+            _ => None,
+        };
         for carried in &mut self.carried {
-            carry(carried, &motion, scale, subpixel, &mut self.spare);
+            match &pixel_motion {
+                Some(field) => carry_per_pixel(
+                    carried,
+                    field,
+                    motion.unit,
+                    scale,
+                    subpixel,
+                    &mut self.spare,
+                ),
+                None => carry(carried, &motion, scale, subpixel, &mut self.spare),
+            }
             let compensated = earlier_at(&carried.input, &carried.offsets, motion.unit);
             carried.trust = agreement(compensated, &low, &self.config);
         }
@@ -838,6 +964,54 @@ fn carry(
             }
         }
     }
+    std::mem::swap(&mut carried.positions, spare);
+}
+
+/// [`carry`] along a vector per pixel ([`PixelMotion`]) instead of per block.
+fn carry_per_pixel(
+    carried: &mut Carried,
+    field: &PixelMotion,
+    unit: i32,
+    scale: usize,
+    subpixel: i32,
+    spare: &mut Vec<Position>,
+) {
+    let (w, h) = (carried.input.width, carried.input.height);
+    carried.offsets = field
+        .low
+        .iter()
+        .enumerate()
+        .map(|(i, &(dx, dy))| {
+            let (x, y) = ((i % w) as i32, (i / w) as i32);
+            let sx = (x * unit + dx + unit / 2).div_euclid(unit);
+            let sy = (y * unit + dy + unit / 2).div_euclid(unit);
+            let inside = sx >= 0 && sy >= 0 && (sx as usize) < w && (sy as usize) < h;
+            inside
+                .then(|| carried.offsets[sy as usize * w + sx as usize])
+                .flatten()
+                .map(|(ox, oy)| (ox + dx, oy + dy))
+        })
+        .collect();
+    // As for blocks: the whole output pixels the vector points at, plus its
+    // fraction, the frame's edge repeated (and no fraction) beyond it.
+    let (ow, oh) = (w * scale, h * scale);
+    let through = |at: i32, v: i32, n: usize| {
+        let to = at + v.div_euclid(subpixel);
+        if to < 0 || to >= n as i32 {
+            (to.clamp(0, n as i32 - 1) as usize, 0)
+        } else {
+            (to as usize, v.rem_euclid(subpixel))
+        }
+    };
+    spare.clear();
+    spare.extend(field.output.iter().enumerate().map(|(i, &(dx, dy))| {
+        let ((sx, rx), (sy, ry)) = (
+            through((i % ow) as i32, dx, ow),
+            through((i / ow) as i32, dy, oh),
+        );
+        let (px, py) = carried.positions[sy * ow + sx];
+        (px + rx, py + ry)
+    }));
     std::mem::swap(&mut carried.positions, spare);
 }
 
@@ -1214,6 +1388,92 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn smoothed_vectors_run_between_the_blocks_centres() {
+        // Two blocks of 8, still and moving 16 units right: between the
+        // centres (3.5 and 11.5) the vector climbs 2 units a pixel, and
+        // beyond them it is the outer block's own.
+        let motion = MotionField {
+            block: 8,
+            unit: 1,
+            columns: 2,
+            rows: 1,
+            vectors: vec![(0, 0), (16, 0)],
+        };
+        for x in 0..16 {
+            let expected = (2 * x as i32 - 7).clamp(0, 16);
+            assert_eq!(motion.smoothed(x, 5, 8), (expected, 0), "x = {x}");
+        }
+        // At twice the resolution the same field, at half the step.
+        assert_eq!(motion.smoothed(15, 0, 16), (8, 0));
+    }
+
+    #[test]
+    fn still_texture_beside_moving_texture_is_carried_unmoved_per_pixel() {
+        // Columns 0–9 stand still; from 10 on the picture moved 2 pixels
+        // (current x shows previous x + 2). The block over 8–15 took the
+        // moving vector: 4 half pixels at ×2, one output pixel a unit.
+        let (w, h, scale) = (32, 16, 2);
+        let previous = texture(w, h, 0, 0);
+        let moved = texture(w, h, 2, 0);
+        let mut current = previous.clone();
+        for y in 0..h {
+            for x in 10..w {
+                current.data[y * w + x] = moved.data[y * w + x];
+            }
+        }
+        let motion = MotionField {
+            block: 8,
+            unit: 2,
+            columns: 4,
+            rows: 2,
+            vectors: vec![
+                (0, 0),
+                (4, 0),
+                (4, 0),
+                (4, 0),
+                (0, 0),
+                (4, 0),
+                (4, 0),
+                (4, 0),
+            ],
+        };
+        let field = PixelMotion::new(&motion, &previous, &current, scale, 0.5 / 255.0);
+        for y in 0..h {
+            for x in 0..=8 {
+                assert_eq!(field.low[y * w + x], (0, 0), "still ({x}, {y})");
+            }
+            for x in 12..=28 {
+                assert_eq!(field.low[y * w + x], (4, 0), "moving ({x}, {y})");
+            }
+        }
+        let (ow, oh) = (w * scale, h * scale);
+        let fresh = || {
+            let image = grey_rgb(&texture(ow, oh, 0, 0));
+            Carried::fresh(image, previous.clone(), 1)
+        };
+        let (mut per_pixel, mut per_block, mut spare) = (fresh(), fresh(), Vec::new());
+        carry_per_pixel(&mut per_pixel, &field, motion.unit, scale, 1, &mut spare);
+        carry(&mut per_block, &motion, scale, 1, &mut spare);
+        for y in 0..oh {
+            let at = |carried: &Carried, x: usize| carried.positions[y * ow + x];
+            for x in 0..18 {
+                assert_eq!(at(&per_pixel, x), (x as i32, y as i32), "still ({x}, {y})");
+            }
+            for x in 24..56 {
+                assert_eq!(
+                    at(&per_pixel, x),
+                    (x as i32 + 4, y as i32),
+                    "moving ({x}, {y})"
+                );
+            }
+            // The block vector moves the still columns 8 and 9 too.
+            assert_eq!(at(&per_block, 16), (20, y as i32));
+        }
+        assert_eq!(per_pixel.offsets[3 * w + 8], Some((0, 0)));
+        assert_eq!(per_pixel.offsets[3 * w + 20], Some((4, 0)));
     }
 
     #[test]
@@ -1824,8 +2084,11 @@ mod tests {
             let levels = (255.0 * config.trust_below, 255.0 * config.distrust_above);
             assert!((levels.0 - 4.0).abs() < 1e-4 && (levels.1 - 12.0).abs() < 1e-4);
             assert_eq!(config.unsteadied_detail, 0.5, "{name}");
+            let margin = config.pixel_motion.map(|m| 255.0 * m);
+            assert!(margin.is_some_and(|m| (m - 4.0).abs() < 1e-4), "{name}");
         }
         assert_eq!(anime.unsteadied_detail, 0.0);
+        assert_eq!(anime.pixel_motion, None);
         for name in ["default", "fast", "some/model.onnx"] {
             assert_eq!(
                 TemporalConfig::for_model(name),

@@ -117,8 +117,8 @@ def test_presets_json():
     assert len(names) == len(set(names))
     for p in PRESETS:
         assert set(p) - {"converted", "auto_bf16", "auto_openvino_fp32", "temporal", "temporal_trust",
-                        "temporal_unsteadied"} == {"name", "file", "scale", "params", "speed", "license",
-                                          "source", "description"}
+                        "temporal_unsteadied", "temporal_still_margin"} == {
+                            "name", "file", "scale", "params", "speed", "license", "source", "description"}
         assert p["speed"] in ("realtime", "fast", "medium", "slow")
         if p.get("converted"):
             # made by `make models`: pinned in CONVERTED.sha256, not committed
