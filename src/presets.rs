@@ -61,6 +61,11 @@ pub struct Preset {
     /// docs/temporal.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporal_still_margin: Option<f32>,
+    /// The temporal stage's memory (K frames, `TemporalConfig::memory`)
+    /// where it differs from the generative setting's 4: measured per
+    /// model in docs/temporal.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_memory: Option<usize>,
 }
 
 /// Every preset, in the order `models/presets.json` lists them.
@@ -221,6 +226,7 @@ mod tests {
             temporal_trust: None,
             temporal_unsteadied: None,
             temporal_still_margin: None,
+            temporal_memory: None,
         };
         let msg = p.missing().to_string();
         assert!(msg.contains("run `make models`"), "{msg}");

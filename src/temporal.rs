@@ -203,6 +203,9 @@ impl TemporalConfig {
                 if let Some(margin) = preset.temporal_still_margin {
                     config.pixel_motion = Some(margin / 255.0);
                 }
+                if let Some(memory) = preset.temporal_memory {
+                    config.memory = memory;
+                }
                 config
             }
             None => TemporalConfig::detail_only(),
@@ -1783,11 +1786,11 @@ mod tests {
     }
 
     fn depends_only_on_the_last_memory_frames(config: TemporalConfig) {
-        // Moving texture, a cut to its negative at frame 6, moving on.
-        let frames: Vec<Luma> = (0..12)
+        // Moving texture, a cut to its negative at frame 10, moving on.
+        let frames: Vec<Luma> = (0..20)
             .map(|t| {
                 let moving = texture(48, 40, t, t / 2);
-                if t < 6 {
+                if t < 10 {
                     moving
                 } else {
                     negative(&moving)
@@ -2086,8 +2089,10 @@ mod tests {
             assert_eq!(config.unsteadied_detail, 0.5, "{name}");
             let margin = config.pixel_motion.map(|m| 255.0 * m);
             assert!(margin.is_some_and(|m| (m - 4.0).abs() < 1e-4), "{name}");
+            assert_eq!(config.memory, 8, "{name}");
         }
         assert_eq!(anime.unsteadied_detail, 0.0);
+        assert_eq!(anime.memory, 4);
         assert_eq!(anime.pixel_motion, None);
         for name in ["default", "fast", "some/model.onnx"] {
             assert_eq!(

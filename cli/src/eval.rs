@@ -101,9 +101,9 @@ pub struct Args {
     #[arg(long)]
     no_reference: bool,
     /// Frames of memory (K) of the temporal stage for the stage-on scores
-    /// (0 leaves them out).
-    #[arg(long, default_value_t = TemporalConfig::default().memory, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=8))]
-    temporal_memory: usize,
+    /// (0 leaves them out) [default: the model's own, as gendrsr runs it]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=8))]
+    temporal_memory: Option<usize>,
     /// Write the temporal run's frames as PNGs into this folder
     /// (reference_NNN, bicubic_NNN, model_NNN, stabilized_NNN), for checking
     /// the scores with another implementation (scripts/temporal).
@@ -489,16 +489,15 @@ fn temporal_scores(
         return Ok(None);
     }
     let scale = upscaler.upscaler.scale();
-    let mut stage = Stabilizer::new(TemporalConfig {
-        memory: args.temporal_memory,
-        ..TemporalConfig::for_model(&upscaler.name)
-    });
+    let config = TemporalConfig::for_model(&upscaler.name);
+    let memory = args.temporal_memory.unwrap_or(config.memory);
+    let mut stage = Stabilizer::new(TemporalConfig { memory, ..config });
     let (mut references, mut restored, mut baselines, mut stabilized) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for full in consecutive {
         let degraded = degrade(full, scale, multiple, args.no_reference, &args.reference)?;
         let output = run_model(upscaler, &degraded.small)?.0;
-        if args.temporal_memory > 0 {
+        if memory > 0 {
             stabilized.push(rounded(&stage.process(&degraded.small, output.clone())));
         }
         restored.push(output);
@@ -548,8 +547,8 @@ fn temporal_scores(
         model: score(&restored),
         stabilized: (!stabilized.is_empty()).then(|| score(&stabilized)),
         bicubic: (!args.no_reference).then(|| score(&baselines)),
-        memory: args.temporal_memory,
-        restarts: (args.temporal_memory > 0).then(|| stage.restarts()),
+        memory,
+        restarts: (memory > 0).then(|| stage.restarts()),
         stage_change,
         stage_change_per_frame,
         error_change_per_frame,

@@ -423,7 +423,7 @@ fn eval_scores_shimmer_with_and_without_the_temporal_stage() {
     let dir = tempfile::tempdir().unwrap();
     let clip = repo_root().join("samples/bikes_160x68_2s.mp4");
     let noisy = repo_root().join("tests/data/noisy_x2.onnx");
-    let run = |memory: &str| {
+    let run = |memory: Option<&str>| {
         json(&run(gendr_quiet(&[
             "eval",
             "--json",
@@ -432,12 +432,19 @@ fn eval_scores_shimmer_with_and_without_the_temporal_stage() {
             "--temporal-frames",
             "8",
         ])
-        .args(["--temporal-memory", memory])
+        .args(
+            memory
+                .map(|k| ["--temporal-memory", k])
+                .into_iter()
+                .flatten(),
+        )
         .args(["--model".as_ref(), noisy.as_os_str()])
         .arg(&clip)
         .current_dir(dir.path())))
     };
-    let report = run("4");
+    // Without --temporal-memory the stage runs as gendrsr would run it for
+    // this model: a model file gets K = 4.
+    let report = run(None);
     let t = &report["temporal"];
     let score = |run: &str, key: &str| {
         t[run][key]
@@ -464,7 +471,7 @@ fn eval_scores_shimmer_with_and_without_the_temporal_stage() {
 
     // Memory 0 leaves the stage out (the noisy model draws new noise each
     // run, so its own scores are not compared across runs).
-    let without = run("0");
+    let without = run(Some("0"));
     assert!(without["temporal"]["stabilized"].is_null());
     assert!(without["temporal"]["model"]["shimmer"].as_f64().is_some());
 }

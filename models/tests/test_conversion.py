@@ -117,7 +117,7 @@ def test_presets_json():
     assert len(names) == len(set(names))
     for p in PRESETS:
         assert set(p) - {"converted", "auto_bf16", "auto_openvino_fp32", "temporal", "temporal_trust",
-                        "temporal_unsteadied", "temporal_still_margin"} == {
+                        "temporal_unsteadied", "temporal_still_margin", "temporal_memory"} == {
                             "name", "file", "scale", "params", "speed", "license", "source", "description"}
         assert p["speed"] in ("realtime", "fast", "medium", "slow")
         if p.get("converted"):

@@ -60,8 +60,13 @@ pub fn run_segment(session: &Session, index: usize) -> Result<Outcome> {
         end: (index + 1 < count).then(|| gst::ClockTime::from_nseconds(segment.end_pts_ns)),
         expected_frames: segment.frames,
         seek: index > 0,
-        preroll: (index > 0 && target.options.sr.temporal_on())
-            .then(|| preroll_start(segment.first_pts_ns, info.framerate)),
+        preroll: (index > 0 && target.options.sr.temporal_on()).then(|| {
+            preroll_start(
+                segment.first_pts_ns,
+                info.framerate,
+                &target.options.sr.model,
+            )
+        }),
     };
     let muxer = gst::ElementFactory::make("matroskamux").build()?;
     let started = Instant::now();
@@ -206,11 +211,12 @@ fn check_frames(
     Ok((decode_order, offset))
 }
 
-/// Where to start decoding so that the temporal stage's memory (K frames)
-/// is full at a segment's first frame: twice K frame durations early, for
-/// some slack on uneven timestamps (a second early where the rate is unknown).
-fn preroll_start(first_pts_ns: u64, framerate: gst::Fraction) -> gst::ClockTime {
-    let frames = 2 * gendr::temporal::TemporalConfig::default().memory as u64;
+/// Where to start decoding so that the temporal stage's memory (`model`'s
+/// K frames) is full at a segment's first frame: twice K frame durations
+/// early, for some slack on uneven timestamps (a second early where the
+/// rate is unknown).
+fn preroll_start(first_pts_ns: u64, framerate: gst::Fraction, model: &str) -> gst::ClockTime {
+    let frames = 2 * gendr::temporal::TemporalConfig::for_model(model).memory as u64;
     let back = if framerate.numer() > 0 && framerate.denom() > 0 {
         frames * 1_000_000_000 * framerate.denom() as u64 / framerate.numer() as u64
     } else {

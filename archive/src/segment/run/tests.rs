@@ -66,3 +66,20 @@ fn encoded_frames_that_are_not_the_decoded_ones_are_refused() {
         "segment 0: the encoder's frames do not match the decoded ones"
     );
 }
+
+#[test]
+fn a_segment_decodes_twice_its_models_temporal_memory_early() {
+    let first = 10_000_000_000;
+    let at_25 = gst::Fraction::new(25, 1);
+    // K = 4 for every model but realesrgan-x4's 8: 8 or 16 frames of 40 ms.
+    let early = |model: &str, rate| first - preroll_start(first, rate, model).nseconds();
+    assert_eq!(early("anime-video-x4", at_25), 320 * MS);
+    assert_eq!(early("default", at_25), 320 * MS);
+    assert_eq!(early("realesrgan-x4", at_25), 640 * MS);
+    assert_eq!(
+        early("realesrgan-x4", gst::Fraction::new(0, 1)),
+        1_000_000_000
+    );
+    let near_start = preroll_start(200 * MS, at_25, "realesrgan-x4");
+    assert_eq!(near_start, gst::ClockTime::ZERO);
+}
