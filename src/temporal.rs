@@ -906,22 +906,8 @@ fn carry(
     subpixel: i32,
     spare: &mut Vec<Position>,
 ) {
-    let unit = motion.unit;
     let (w, h) = (carried.input.width, carried.input.height);
-    let mut offsets = vec![None; w * h];
-    for y in 0..h {
-        for x in 0..w {
-            let (dx, dy) = motion.at(x, y);
-            // The low-resolution pixel nearest to where this one came from.
-            let sx = (x as i32 * unit + dx + unit / 2).div_euclid(unit);
-            let sy = (y as i32 * unit + dy + unit / 2).div_euclid(unit);
-            if sx >= 0 && sy >= 0 && (sx as usize) < w && (sy as usize) < h {
-                offsets[y * w + x] = carried.offsets[sy as usize * w + sx as usize]
-                    .map(|(ox, oy)| (ox + dx, oy + dy));
-            }
-        }
-    }
-    carried.offsets = offsets;
+    carry_offsets(carried, motion.unit, |i| motion.at(i % w, i / w));
     // Each block's rows take the positions a whole number of output pixels
     // away, plus the vector's fraction (none where the frame's edge, which
     // is repeated where it runs out, is taken instead).
@@ -970,6 +956,25 @@ fn carry(
     std::mem::swap(&mut carried.positions, spare);
 }
 
+/// `carried`'s offsets moved along `vector_of` (each low-resolution pixel's
+/// vector by its index, in 1/`unit` pixel): each pixel takes those of the
+/// pixel nearest to where it came from, plus its vector; None from outside.
+fn carry_offsets(carried: &mut Carried, unit: i32, vector_of: impl Fn(usize) -> (i32, i32)) {
+    let (w, h) = (carried.input.width, carried.input.height);
+    carried.offsets = (0..w * h)
+        .map(|i| {
+            let (dx, dy) = vector_of(i);
+            let sx = ((i % w) as i32 * unit + dx + unit / 2).div_euclid(unit);
+            let sy = ((i / w) as i32 * unit + dy + unit / 2).div_euclid(unit);
+            let inside = sx >= 0 && sy >= 0 && (sx as usize) < w && (sy as usize) < h;
+            inside
+                .then(|| carried.offsets[sy as usize * w + sx as usize])
+                .flatten()
+                .map(|(ox, oy)| (ox + dx, oy + dy))
+        })
+        .collect();
+}
+
 /// [`carry`] along a vector per pixel ([`PixelMotion`]) instead of per block.
 fn carry_per_pixel(
     carried: &mut Carried,
@@ -980,21 +985,7 @@ fn carry_per_pixel(
     spare: &mut Vec<Position>,
 ) {
     let (w, h) = (carried.input.width, carried.input.height);
-    carried.offsets = field
-        .low
-        .iter()
-        .enumerate()
-        .map(|(i, &(dx, dy))| {
-            let (x, y) = ((i % w) as i32, (i / w) as i32);
-            let sx = (x * unit + dx + unit / 2).div_euclid(unit);
-            let sy = (y * unit + dy + unit / 2).div_euclid(unit);
-            let inside = sx >= 0 && sy >= 0 && (sx as usize) < w && (sy as usize) < h;
-            inside
-                .then(|| carried.offsets[sy as usize * w + sx as usize])
-                .flatten()
-                .map(|(ox, oy)| (ox + dx, oy + dy))
-        })
-        .collect();
+    carry_offsets(carried, unit, |i| field.low[i]);
     // As for blocks: the whole output pixels the vector points at, plus its
     // fraction, the frame's edge repeated (and no fraction) beyond it.
     let (ow, oh) = (w * scale, h * scale);
