@@ -59,14 +59,18 @@ fn resample(img: &RgbImage, width: usize, height: usize, clamp: bool) -> RgbImag
             }
         }
         let dst = out.plane_mut(c);
-        for (y, (lo, w)) in yt.iter().enumerate() {
-            for x in 0..width {
-                let v: f32 = w
-                    .iter()
-                    .enumerate()
-                    .map(|(k, wk)| wk * rows[(lo + k) * width + x])
-                    .sum();
-                dst[y * width + x] = if clamp { v.clamp(0.0, 1.0) } else { v };
+        for ((lo, w), line) in yt.iter().zip(dst.chunks_exact_mut(width)) {
+            // Whole rows at a time, tap by tap: plain slices the compiler
+            // vectorises, each pixel still summed in the taps' order.
+            line.fill(0.0);
+            for (k, wk) in w.iter().enumerate() {
+                let row = &rows[(lo + k) * width..(lo + k + 1) * width];
+                for (d, &r) in line.iter_mut().zip(row) {
+                    *d += wk * r;
+                }
+            }
+            if clamp {
+                line.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
             }
         }
     }
