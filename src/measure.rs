@@ -311,7 +311,17 @@ mod tests {
         assert!(spin.cpu_s >= 0.28 && spin.cpu_s < 0.4, "{spin:?}");
         assert!(after.total_since(&before).as_secs_f64() >= spin.cpu_s);
         // Once it has ended, the thread counts in the process's total only.
-        let later = ThreadTimes::read();
+        // `join` returns as the thread exits, a moment before the kernel
+        // takes its task out of /proc: give it up to two seconds.
+        let gone_by = Instant::now() + Duration::from_secs(2);
+        let later = loop {
+            let later = ThreadTimes::read();
+            let listed = later.since(&before).iter().any(|t| t.name == "gendr-spin");
+            if !listed || Instant::now() > gone_by {
+                break later;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
         assert!(later.total_since(&before).as_secs_f64() >= spin.cpu_s);
         assert!(!later.since(&before).iter().any(|t| t.name == "gendr-spin"));
         assert!(before.since(&before).is_empty());
