@@ -335,22 +335,8 @@ impl MotionField {
     /// the output's): bilinear between the blocks' centres, the outer
     /// blocks' own beyond them, rounded to the field's unit.
     pub fn smoothed(&self, x: usize, y: usize, edge: usize) -> (i32, i32) {
-        let between = |i: usize, n: usize| {
-            let at = ((i as f32 + 0.5) / edge as f32 - 0.5).max(0.0);
-            let first = (at as usize).min(n - 1);
-            let next = (first + 1).min(n - 1);
-            (
-                first,
-                next,
-                if next == first {
-                    0.0
-                } else {
-                    at - first as f32
-                },
-            )
-        };
-        let (x0, x1, tx) = between(x, self.columns);
-        let (y0, y1, ty) = between(y, self.rows);
+        let (x0, x1, tx) = between_centres(x, edge, self.columns);
+        let (y0, y1, ty) = between_centres(y, edge, self.rows);
         let vector = |bx: usize, by: usize| {
             let (vx, vy) = self.vectors[by * self.columns + bx];
             (vx as f32, vy as f32)
@@ -919,16 +905,10 @@ fn carry(
         for bx in 0..motion.columns {
             let (dx, dy) = motion.vectors[by * motion.columns + bx];
             let (wx, rx) = (dx.div_euclid(subpixel) as isize, dx.rem_euclid(subpixel));
-            let (wy, ry) = (dy.div_euclid(subpixel) as isize, dy.rem_euclid(subpixel));
             let (x0, x1) = (bx * edge, ((bx + 1) * edge).min(ow));
             let (sx0, sx1) = (x0 as isize + wx, x1 as isize + wx);
             for y in by * edge..((by + 1) * edge).min(oh) {
-                let sy = y as isize + wy;
-                let (sy, ry) = if sy < 0 || sy >= oh as isize {
-                    (sy.clamp(0, oh as isize - 1) as usize, 0)
-                } else {
-                    (sy as usize, ry)
-                };
+                let (sy, ry) = output_step(y, dy, oh, subpixel);
                 let (from, to) = (
                     &src[sy * ow..(sy + 1) * ow],
                     &mut spare[y * ow..(y + 1) * ow],
@@ -944,9 +924,8 @@ fn carry(
                     }
                 } else {
                     for (x, t) in (x0..x1).zip(&mut to[x0..x1]) {
-                        let sx = x as isize + wx;
-                        let (px, py) = from[sx.clamp(0, ow as isize - 1) as usize];
-                        let rx = if sx < 0 || sx >= ow as isize { 0 } else { rx };
+                        let (sx, rx) = output_step(x, dx, ow, subpixel);
+                        let (px, py) = from[sx];
                         *t = (px + rx, py + ry);
                     }
                 }
@@ -975,6 +954,18 @@ fn carry_offsets(carried: &mut Carried, unit: i32, vector_of: impl Fn(usize) -> 
         .collect();
 }
 
+/// Output pixel `at` (of `n` along its axis) moved by `v` (in 1/`subpixel`
+/// output pixels): the whole pixel it lands on and the fraction left, or
+/// the frame's edge, repeated, and no fraction where it lands outside.
+fn output_step(at: usize, v: i32, n: usize, subpixel: i32) -> (usize, i32) {
+    let to = at as i32 + v.div_euclid(subpixel);
+    if to < 0 || to >= n as i32 {
+        (to.clamp(0, n as i32 - 1) as usize, 0)
+    } else {
+        (to as usize, v.rem_euclid(subpixel))
+    }
+}
+
 /// [`carry`] along a vector per pixel ([`PixelMotion`]) instead of per block.
 fn carry_per_pixel(
     carried: &mut Carried,
@@ -986,22 +977,12 @@ fn carry_per_pixel(
 ) {
     let (w, h) = (carried.input.width, carried.input.height);
     carry_offsets(carried, unit, |i| field.low[i]);
-    // As for blocks: the whole output pixels the vector points at, plus its
-    // fraction, the frame's edge repeated (and no fraction) beyond it.
     let (ow, oh) = (w * scale, h * scale);
-    let through = |at: i32, v: i32, n: usize| {
-        let to = at + v.div_euclid(subpixel);
-        if to < 0 || to >= n as i32 {
-            (to.clamp(0, n as i32 - 1) as usize, 0)
-        } else {
-            (to as usize, v.rem_euclid(subpixel))
-        }
-    };
     spare.clear();
     spare.extend(field.output.iter().enumerate().map(|(i, &(dx, dy))| {
         let ((sx, rx), (sy, ry)) = (
-            through((i % ow) as i32, dx, ow),
-            through((i / ow) as i32, dy, oh),
+            output_step(i % ow, dx, ow, subpixel),
+            output_step(i / ow, dy, oh, subpixel),
         );
         let (px, py) = carried.positions[sy * ow + sx];
         (px + rx, py + ry)
@@ -1230,6 +1211,20 @@ fn drop_low_band(
     }
 }
 
+/// Where pixel `i` falls between the centres of `n` cells `edge` pixels
+/// wide: the cell at or before it, the next one and the next one's weight
+/// (the outer cells' own beyond their centres).
+fn between_centres(i: usize, edge: usize, n: usize) -> (usize, usize, f32) {
+    let at = (i as f32 + 0.5) / edge as f32 - 0.5;
+    let first = at.floor().max(0.0) as usize;
+    let t = if at < 0.0 || first + 1 >= n {
+        0.0
+    } else {
+        at - first as f32
+    };
+    (first.min(n - 1), (first + 1).min(n - 1), t)
+}
+
 /// The part of an output-sized plane that the input's resolution can hold:
 /// the mean over each `scale`×`scale` cell, spread back bilinearly between
 /// the cells' centres (edges repeated).
@@ -1245,22 +1240,10 @@ fn low_band(plane: &[f32], ow: usize, oh: usize, scale: usize) -> Vec<f32> {
     }
     let area = (scale * scale) as f32;
     cells.iter_mut().for_each(|c| *c /= area);
-    // Where output pixel i falls between cell centres: the cell at or
-    // before it and the weight of the next one.
-    let between = |i: usize, n: usize| {
-        let at = (i as f32 + 0.5) / scale as f32 - 0.5;
-        let first = at.floor().max(0.0) as usize;
-        let t = if at < 0.0 || first + 1 >= n {
-            0.0
-        } else {
-            at - first as f32
-        };
-        (first.min(n - 1), (first + 1).min(n - 1), t)
-    };
-    let columns: Vec<(usize, usize, f32)> = (0..ow).map(|x| between(x, w)).collect();
+    let columns: Vec<(usize, usize, f32)> = (0..ow).map(|x| between_centres(x, scale, w)).collect();
     let mut low = vec![0f32; ow * oh];
     for y in 0..oh {
-        let (y0, y1, ty) = between(y, h);
+        let (y0, y1, ty) = between_centres(y, scale, h);
         let (upper, lower) = (&cells[y0 * w..(y0 + 1) * w], &cells[y1 * w..(y1 + 1) * w]);
         for (x, &(x0, x1, tx)) in columns.iter().enumerate() {
             let top = upper[x0] + tx * (upper[x1] - upper[x0]);
