@@ -335,8 +335,16 @@ impl MotionField {
     /// the output's): bilinear between the blocks' centres, the outer
     /// blocks' own beyond them, rounded to the field's unit.
     pub fn smoothed(&self, x: usize, y: usize, edge: usize) -> (i32, i32) {
-        let (x0, x1, tx) = between_centres(x, edge, self.columns);
-        let (y0, y1, ty) = between_centres(y, edge, self.rows);
+        self.between(
+            between_centres(x, edge, self.columns),
+            between_centres(y, edge, self.rows),
+        )
+    }
+
+    /// [`MotionField::smoothed`] where the column's and the row's place
+    /// between the blocks' centres ([`between_centres`]) are known.
+    fn between(&self, column: (usize, usize, f32), row: (usize, usize, f32)) -> (i32, i32) {
+        let ((x0, x1, tx), (y0, y1, ty)) = (column, row);
         let vector = |bx: usize, by: usize| {
             let (vx, vy) = self.vectors[by * self.columns + bx];
             (vx as f32, vy as f32)
@@ -391,17 +399,24 @@ impl PixelMotion {
             .zip(&still)
             .map(|(&v, &still)| if still { (0, 0) } else { v })
             .collect();
-        let ow = w * scale;
-        let output = (0..ow * h * scale)
-            .map(|i| {
-                let (x, y) = (i % ow, i / ow);
-                if still[(y / scale) * w + x / scale] {
+        // Each output column's and row's place between the blocks' centres,
+        // worked out once rather than for every pixel.
+        let (ow, oh, edge) = (w * scale, h * scale, motion.block * scale);
+        let columns: Vec<_> = (0..ow)
+            .map(|x| between_centres(x, edge, motion.columns))
+            .collect();
+        let mut output = Vec::with_capacity(ow * oh);
+        for y in 0..oh {
+            let row = between_centres(y, edge, motion.rows);
+            let still = &still[(y / scale) * w..(y / scale + 1) * w];
+            output.extend(columns.iter().enumerate().map(|(x, &column)| {
+                if still[x / scale] {
                     (0, 0)
                 } else {
-                    motion.smoothed(x, y, motion.block * scale)
+                    motion.between(column, row)
                 }
-            })
-            .collect();
+            }));
+        }
         PixelMotion { low, output }
     }
 }
