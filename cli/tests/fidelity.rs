@@ -138,7 +138,9 @@ fn upscale(input: &Path, output: &Path, model: &str) {
         input,
         output,
     );
-    assert!(run.status.success(), "{}", stderr(&run));
+    // The status too: a run that wrote its file and then died on the way
+    // out (once in CI, a segfault after "wrote") says nothing on stderr.
+    assert!(run.status.success(), "{}: {}", run.status, stderr(&run));
 }
 
 #[test]
