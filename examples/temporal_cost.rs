@@ -75,8 +75,15 @@ fn main() {
             TemporalConfig::generative(),
         ),
         (
-            "realesrgan-x4 (its trust, unsteadied detail tempered, motion per pixel)",
+            "realesrgan-x4 (its trust, unsteadied detail tempered, motion per pixel, anchors)",
             TemporalConfig::for_model("realesrgan-x4"),
+        ),
+        (
+            "realesrgan-x4 without its anchors",
+            TemporalConfig {
+                anchors: None,
+                ..TemporalConfig::for_model("realesrgan-x4")
+            },
         ),
         ("detail only (default, fast)", TemporalConfig::detail_only()),
     ] {

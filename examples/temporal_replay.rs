@@ -84,6 +84,8 @@ fn setting(config: &mut TemporalConfig, key: &str, value: &str) -> Result<(), St
         "base" if value == "generative" => *config = TemporalConfig::generative(),
         "back_project" => config.back_project = value == "1",
         "memory" => config.memory = whole()?,
+        "anchors" => config.anchors = Some(whole()?).filter(|&n| n > 0),
+        "anchor_share" => config.anchor_share = number()?,
         "block" => config.block = whole()?,
         "search" => config.search = whole()? as i32,
         "weight" => config.weight = number()?,

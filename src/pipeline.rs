@@ -106,6 +106,9 @@ struct Ticket {
     in_model: Option<InModel>,
     /// The frame follows a gap: the temporal stage forgets what came before.
     restart: bool,
+    /// The frame's number in its stream, for the temporal stage; None
+    /// numbers it after the one before.
+    number: Option<u64>,
 }
 
 enum Job<F, K> {
@@ -361,6 +364,7 @@ impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
             slot,
             in_model: None,
             restart: false,
+            number: None,
         })
     }
 
@@ -385,6 +389,18 @@ impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
         let mut ticket = self.ticket()?;
         ticket.in_model = Some(InModel::new(&self.in_model));
         ticket.restart = true;
+        self.send(Job::Frame(ticket, frame, meta))
+    }
+
+    /// Queues a frame with its number in the stream (its timestamp in frame
+    /// durations), which the temporal stage places its anchors by, so that
+    /// a run started anywhere in the stream gives each frame what a run
+    /// from its start gives it; `restart` as [`FramePipeline::submit_restart`].
+    pub fn submit_numbered(&self, frame: Frame, meta: F, number: u64, restart: bool) -> Result<()> {
+        let mut ticket = self.ticket()?;
+        ticket.in_model = Some(InModel::new(&self.in_model));
+        ticket.restart = restart;
+        ticket.number = Some(number);
         self.send(Job::Frame(ticket, frame, meta))
     }
 
@@ -745,7 +761,10 @@ fn stitch<F, K>(
                         stage.reset();
                     }
                     let input = work.input.expect("prepared with the temporal stage on");
-                    let steady = stage.process(&input, accum);
+                    let steady = match ticket.number {
+                        Some(number) => stage.process_numbered(number, &input, accum),
+                        None => stage.process(&input, accum),
+                    };
                     match rgb_to_frame(&steady, work.format, work.colorimetry) {
                         Ok(frame) => PendingState::Ready(frame, meta),
                         Err(error) => PendingState::Failed(error, meta),

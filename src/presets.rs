@@ -66,6 +66,11 @@ pub struct Preset {
     /// model in docs/temporal.md.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temporal_memory: Option<usize>,
+    /// The temporal stage's anchors (`TemporalConfig::anchors`): every how
+    /// many frames, and the share of the earlier frames' weight they take;
+    /// measured per model in docs/temporal.md.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal_anchors: Option<(usize, f32)>,
 }
 
 /// Every preset, in the order `models/presets.json` lists them.
@@ -227,6 +232,7 @@ mod tests {
             temporal_unsteadied: None,
             temporal_still_margin: None,
             temporal_memory: None,
+            temporal_anchors: None,
         };
         let msg = p.missing().to_string();
         assert!(msg.contains("run `make models`"), "{msg}");

@@ -129,6 +129,17 @@ pub struct TemporalConfig {
     /// vector. Still texture must stay unmoved: reading it at a fraction of
     /// a pixel blurs its detail anew each frame, and it shimmers.
     pub pixel_motion: Option<f32>,
+    /// Where set (N), `anchor_share` of the earlier frames' weight leaves
+    /// the even average over the last `memory` and goes to two anchors: the
+    /// first frames of the last two runs of N frame numbers, crossfaded from
+    /// the older to the newer as the current number runs through its N. An
+    /// even average of redrawn texture flattens it (natural-image scores
+    /// such as NIQE count that against it); a crossfade of two whole frames
+    /// changes just as slowly but keeps most of it. The output then depends
+    /// on the last 2N − 1 frame numbers ([`TemporalConfig::reach`]).
+    pub anchors: Option<usize>,
+    /// The share of the earlier frames' weight that the anchors take.
+    pub anchor_share: f32,
 }
 
 impl Default for TemporalConfig {
@@ -146,6 +157,8 @@ impl Default for TemporalConfig {
             back_project: false,
             unsteadied_detail: 0.0,
             pixel_motion: None,
+            anchors: None,
+            anchor_share: 0.0,
         }
     }
 }
@@ -184,6 +197,17 @@ impl TemporalConfig {
         }
     }
 
+    /// How many frames before the current one its output depends on (a
+    /// segment decodes at least these first).
+    pub fn reach(&self) -> usize {
+        self.memory.max(self.spacing().map_or(0, |n| 2 * n - 1))
+    }
+
+    /// How many frame numbers each anchor's run holds, where anchors are set.
+    fn spacing(&self) -> Option<usize> {
+        self.anchors.filter(|&n| n > 0 && self.anchor_share > 0.0)
+    }
+
     /// What was measured best for `model` (a preset name or a file): the
     /// generative setting for the presets whose `auto` runs the stage (the
     /// generative ones, which invent detail anew each frame), with the
@@ -205,6 +229,10 @@ impl TemporalConfig {
                 }
                 if let Some(memory) = preset.temporal_memory {
                     config.memory = memory;
+                }
+                if let Some((spacing, share)) = preset.temporal_anchors {
+                    config.anchors = Some(spacing);
+                    config.anchor_share = share;
                 }
                 config
             }
@@ -707,6 +735,7 @@ type Position = (i32, i32);
 /// once it came from outside the frame), for `input`, that frame's own
 /// input; `trust` is how far each low-resolution pixel is trusted now.
 struct Carried {
+    number: u64,
     image: RgbImage,
     positions: Vec<Position>,
     input: Luma,
@@ -716,9 +745,10 @@ struct Carried {
 
 impl Carried {
     /// The current frame's output, as the newest earlier one for the next frame.
-    fn fresh(image: RgbImage, input: Luma, subpixel: i32) -> Carried {
+    fn fresh(number: u64, image: RgbImage, input: Luma, subpixel: i32) -> Carried {
         let pixels = input.width * input.height;
         Carried {
+            number,
             positions: unmoved(image.width, image.height, subpixel),
             image,
             input,
@@ -754,6 +784,8 @@ pub struct Stabilizer {
     restarts: u64,
     /// Frames since the last cut, while fewer than `memory`.
     since_cut: Option<usize>,
+    /// The number [`Stabilizer::process`] gives the next frame.
+    next_number: u64,
 }
 
 impl Stabilizer {
@@ -766,6 +798,7 @@ impl Stabilizer {
             spare: Vec::new(),
             restarts: 0,
             since_cut: None,
+            next_number: 0,
         }
     }
 
@@ -786,8 +819,22 @@ impl Stabilizer {
 
     /// Takes the next frame's low-resolution input (the model's input, RGB
     /// in [0, 1]) and the model's output for it, and returns the stabilised
-    /// output (same size).
+    /// output (same size). Frames are numbered one after the other.
     pub fn process(&mut self, input: &RgbImage, output: RgbImage) -> RgbImage {
+        self.process_numbered(self.next_number, input, output)
+    }
+
+    /// [`Stabilizer::process`] for the frame numbered `number` in its
+    /// stream (its timestamp in frame durations), which places the anchors
+    /// ([`TemporalConfig::anchors`]): numbered so, a run started anywhere
+    /// gives each frame what a run from the start gives it.
+    pub fn process_numbered(
+        &mut self,
+        number: u64,
+        input: &RgbImage,
+        output: RgbImage,
+    ) -> RgbImage {
+        self.next_number = number + 1;
         let low = Luma::from_rgb(input);
         let key = StreamKey {
             input: (low.width, low.height),
@@ -833,7 +880,7 @@ impl Stabilizer {
             if usable {
                 let remembered = remembered.unwrap_or_else(|| output.clone());
                 self.carried
-                    .push_front(Carried::fresh(remembered, low.clone(), subpixel));
+                    .push_front(Carried::fresh(number, remembered, low.clone(), subpixel));
             }
             self.previous = Some(low);
             return output;
@@ -859,16 +906,75 @@ impl Stabilizer {
             let compensated = earlier_at(&carried.input, &carried.offsets, motion.unit);
             carried.trust = agreement(compensated, &low, &self.config);
         }
-        let mut blended = blend(&output, &self.carried, scale, &self.config);
+        let weights = self.carried_weights(number);
+        let mut blended = blend(&output, &self.carried, &weights, scale, &self.config);
         if self.config.unsteadied_detail > 0.0 {
-            temper_unsteadied(&mut blended, input, &self.carried, scale, &self.config);
+            let power = self.config.unsteadied_detail;
+            temper_unsteadied(&mut blended, input, &self.carried, &weights, scale, power);
         }
         let remembered = remembered.unwrap_or(output);
         self.carried
-            .push_front(Carried::fresh(remembered, low.clone(), subpixel));
-        self.carried.truncate(self.config.memory);
+            .push_front(Carried::fresh(number, remembered, low.clone(), subpixel));
+        self.forget(number);
         self.previous = Some(low);
         blended
+    }
+
+    /// The anchors' run of frame numbers for `number`, where they are set.
+    fn run_of(&self, number: u64) -> Option<u64> {
+        let spacing = self.config.spacing()? as u64;
+        Some(number / spacing)
+    }
+
+    /// Which carried frame is the first (the oldest carried) of `run`.
+    fn first_of_run(&self, run: u64) -> Option<usize> {
+        self.carried
+            .iter()
+            .rposition(|c| self.run_of(c.number) == Some(run))
+    }
+
+    /// Each carried frame's weight where it is fully trusted, for the frame
+    /// numbered `number`: `weight` each over the last `memory`, less the
+    /// anchors' share, which two anchors take ([`TemporalConfig::anchors`]).
+    fn carried_weights(&self, number: u64) -> Vec<f32> {
+        let (weight, memory) = (self.config.weight, self.config.memory);
+        let Some(spacing) = self.config.spacing().map(|n| n as u64) else {
+            return vec![weight; self.carried.len()];
+        };
+        let run = number / spacing;
+        let newer_share = (number % spacing) as f32 / spacing as f32;
+        let anchored = self.config.anchor_share * memory as f32;
+        let even = 1.0 - self.config.anchor_share;
+        let newer = self.first_of_run(run);
+        let older = run.checked_sub(1).and_then(|r| self.first_of_run(r));
+        (0..self.carried.len())
+            .map(|k| {
+                let mut share = if k < memory { even } else { 0.0 };
+                if Some(k) == older {
+                    share += anchored * (1.0 - newer_share);
+                }
+                if Some(k) == newer {
+                    share += anchored * newer_share;
+                }
+                weight * share
+            })
+            .collect()
+    }
+
+    /// Drops what the frames after `number` will not blend: all but the
+    /// last `memory`, and the anchors of its run and the one before.
+    fn forget(&mut self, number: u64) {
+        let memory = self.config.memory;
+        let Some(run) = self.run_of(number) else {
+            self.carried.truncate(memory);
+            return;
+        };
+        let keep = [Some(run), run.checked_sub(1)].map(|r| r.and_then(|r| self.first_of_run(r)));
+        let mut k = 0;
+        self.carried.retain(|_| {
+            k += 1;
+            k <= memory || keep.contains(&Some(k - 1))
+        });
     }
 
     /// The output to show and, where it differs, the one to remember, back-
@@ -1060,6 +1166,7 @@ fn whole_pixel_runs(positions: &[Position], width: usize, runs: &mut Vec<(usize,
 fn blend(
     current: &RgbImage,
     carried: &VecDeque<Carried>,
+    weights_of: &[f32],
     scale: usize,
     config: &TemporalConfig,
 ) -> RgbImage {
@@ -1089,7 +1196,7 @@ fn blend(
             let low = low_row + x / scale;
             let mut sum = 0.0;
             for (k, c) in carried.iter().enumerate() {
-                let weight = config.weight * c.trust[low];
+                let weight = weights_of[k] * c.trust[low];
                 weights[k * ow + x] = weight;
                 sum += weight;
             }
@@ -1141,22 +1248,28 @@ fn blend(
 
 /// Scales the detail of `out` above `input`'s bicubic enlargement by
 /// (w / w_full)^`unsteadied_detail` per input pixel (see
-/// [`TemporalConfig::unsteadied_detail`]): whole where every carried frame
-/// was trusted, least where none was.
+/// [`TemporalConfig::unsteadied_detail`]), the carried frames weighing
+/// `weights`: whole where every carried frame was trusted, least where
+/// none was.
 fn temper_unsteadied(
     out: &mut RgbImage,
     input: &RgbImage,
     carried: &VecDeque<Carried>,
+    weights: &[f32],
     scale: usize,
-    config: &TemporalConfig,
+    power: f32,
 ) {
     let (ow, oh) = (out.width, out.height);
     let w = ow / scale;
-    let full = 1.0 + config.weight * carried.len() as f32;
+    let full = 1.0 + weights.iter().sum::<f32>();
     let gains: Vec<f32> = (0..w * (oh / scale))
         .map(|low| {
-            let history: f32 = carried.iter().map(|c| config.weight * c.trust[low]).sum();
-            ((1.0 + history) / full).powf(config.unsteadied_detail)
+            let history: f32 = carried
+                .iter()
+                .zip(weights)
+                .map(|(c, k)| k * c.trust[low])
+                .sum();
+            ((1.0 + history) / full).powf(power)
         })
         .collect();
     let up = crate::resize::bicubic(input, ow, oh);
@@ -1444,7 +1557,7 @@ mod tests {
         let (ow, oh) = (w * scale, h * scale);
         let fresh = || {
             let image = grey_rgb(&texture(ow, oh, 0, 0));
-            Carried::fresh(image, previous.clone(), 1)
+            Carried::fresh(0, image, previous.clone(), 1)
         };
         let (mut per_pixel, mut per_block, mut spare) = (fresh(), fresh(), Vec::new());
         carry_per_pixel(&mut per_pixel, &field, motion.unit, scale, 1, &mut spare);
@@ -1502,6 +1615,50 @@ mod tests {
         assert!(offset_of(&outs[1]).abs() < 1e-6);
         assert!((offset_of(&outs[2]) - 0.01).abs() < 1e-6);
         assert!((offset_of(&outs[3]) + 0.01).abs() < 1e-6);
+        assert_eq!(stage.restarts(), 1);
+    }
+
+    #[test]
+    fn anchors_take_their_share_crossfaded_by_the_frame_number() {
+        let config = TemporalConfig {
+            memory: 2,
+            anchors: Some(3),
+            anchor_share: 0.5,
+            ..TemporalConfig::default()
+        };
+        assert_eq!(config.reach(), 5, "back to the older anchor: 2·3 − 1");
+        let mut stage = Stabilizer::new(config);
+        let input = texture(32, 32, 0, 0);
+        let offset = |t: u64| 0.004 * ((t * t) % 5) as f32;
+        let truth = upscaled(&input, 2, 0.0);
+        let mut outs = Vec::new();
+        let mut kept = Vec::new();
+        // Numbered from 20: runs of three numbers start at 21, 24, 27.
+        for t in 20..30 {
+            outs.push(stage.process_numbered(t, &grey_rgb(&input), upscaled(&input, 2, offset(t))));
+            kept.push(stage.carried.iter().map(|c| c.number).collect::<Vec<_>>());
+        }
+        let offset_of = |t: u64| outs[t as usize - 20].data[100] - truth.data[100];
+        // Frame 28 (run of 27, a third through): 27 weighs the even 0.5 and
+        // a third of the anchors' 1, 26 the even 0.5, 24 (the run before's
+        // first) two thirds.
+        let expected = (offset(28)
+            + (0.5 + 1.0 / 3.0) * offset(27)
+            + 0.5 * offset(26)
+            + (2.0 / 3.0) * offset(24))
+            / 3.0;
+        assert!(
+            (offset_of(28) - expected).abs() < 1e-6,
+            "{} against {expected}",
+            offset_of(28)
+        );
+        // Frame 27 begins its run: the older anchor, 24, takes the whole share.
+        let expected = (offset(27) + 0.5 * offset(26) + 0.5 * offset(25) + offset(24)) / 3.0;
+        assert!((offset_of(27) - expected).abs() < 1e-6);
+        // Kept: the last two and the first frames of this run and the one before.
+        assert_eq!(kept[7], [27, 26, 24]);
+        assert_eq!(kept[8], [28, 27, 24]);
+        assert_eq!(kept[9], [29, 28, 27, 24]);
         assert_eq!(stage.restarts(), 1);
     }
 
@@ -1711,7 +1868,7 @@ mod tests {
             let current = image(&mut next);
             let mut carried: VecDeque<Carried> = (0..frames)
                 .map(|_| {
-                    let mut earlier = Carried::fresh(image(&mut next), texture(w, h, 0, 0), 1);
+                    let mut earlier = Carried::fresh(0, image(&mut next), texture(w, h, 0, 0), 1);
                     earlier.trust = (0..w * h)
                         .map(|_| match next() {
                             t if t < 0.3 => 0.0,
@@ -1730,7 +1887,8 @@ mod tests {
                 for c in &mut carried {
                     c.positions = unmoved(w * scale, h * scale, config.subpixel);
                 }
-                let fast = blend(&current, &carried, scale, &config);
+                let weights = vec![config.weight; carried.len()];
+                let fast = blend(&current, &carried, &weights, scale, &config);
                 let plain = blend_pixel_by_pixel(&current, &carried, scale, &config);
                 let differing = (fast.data.iter().zip(&plain.data))
                     .filter(|(a, b)| a.to_bits() != b.to_bits())
@@ -1775,11 +1933,13 @@ mod tests {
     }
 
     fn depends_only_on_the_last_memory_frames(config: TemporalConfig) {
-        // Moving texture, a cut to its negative at frame 10, moving on.
-        let frames: Vec<Luma> = (0..20)
+        // Moving texture, a cut to its negative halfway, moving on; numbered
+        // from 100, as a stream's timestamps would number it.
+        let (length, cut) = (2 * config.reach() + 10, config.reach() + 5);
+        let frames: Vec<Luma> = (0..length)
             .map(|t| {
-                let moving = texture(48, 40, t, t / 2);
-                if t < 10 {
+                let moving = texture(48, 40, t as i32, t as i32 / 2);
+                if t < cut {
                     moving
                 } else {
                     negative(&moving)
@@ -1787,7 +1947,8 @@ mod tests {
             })
             .collect();
         let out = |stage: &mut Stabilizer, t: usize| {
-            stage.process(
+            stage.process_numbered(
+                100 + t as u64,
                 &grey_rgb(&frames[t]),
                 upscaled(&frames[t], 2, 0.01 * (t % 3) as f32),
             )
@@ -1795,11 +1956,12 @@ mod tests {
         let mut long = Stabilizer::new(config);
         let whole: Vec<RgbImage> = (0..frames.len()).map(|t| out(&mut long, t)).collect();
         assert_eq!(long.restarts(), 2, "the first frame and the cut");
-        // A run started K frames before any frame gives that frame exactly,
-        // the frames after the cut included.
-        for (t, expected) in whole.iter().enumerate().skip(config.memory + 1) {
+        // A run started `reach` frames before any frame gives that frame
+        // exactly, the frames after the cut included.
+        let reach = config.reach();
+        for (t, expected) in whole.iter().enumerate().skip(reach + 1) {
             let mut short = Stabilizer::new(config);
-            for earlier in t - config.memory..t {
+            for earlier in t - reach..t {
                 out(&mut short, earlier);
             }
             assert_eq!(&out(&mut short, t), expected, "frame {t}");
@@ -1862,7 +2024,7 @@ mod tests {
                 .data
                 .iter_mut()
                 .for_each(|v| *v = next(1000) as f32 / 999.0);
-            let mut carried = Carried::fresh(image.clone(), texture(w, h, 0, 0), 1);
+            let mut carried = Carried::fresh(0, image.clone(), texture(w, h, 0, 0), 1);
             let (mut moved, mut spare) = (image, Vec::new());
             for _ in 0..4 {
                 let (columns, rows) = (w.div_ceil(block), h.div_ceil(block));
@@ -1886,14 +2048,15 @@ mod tests {
                 // The blend, which reads the runs of positions itself, as
                 // it blended the moved copy.
                 carried.trust = (0..w * h).map(|_| next(5) as f32 / 4.0).collect();
-                let mut copy = Carried::fresh(moved.clone(), texture(w, h, 0, 0), 1);
+                let mut copy = Carried::fresh(0, moved.clone(), texture(w, h, 0, 0), 1);
                 copy.trust = carried.trust.clone();
                 let current = moved_by_copying(&moved, &motion, scale);
                 let config = TemporalConfig::detail_only();
                 let (composed, copied) = (VecDeque::from([carried]), VecDeque::from([copy]));
+                let weights = [config.weight];
                 let (a, b) = (
-                    blend(&current, &composed, scale, &config),
-                    blend(&current, &copied, scale, &config),
+                    blend(&current, &composed, &weights, scale, &config),
+                    blend(&current, &copied, &weights, scale, &config),
                 );
                 assert!(a
                     .data
@@ -2079,7 +2242,14 @@ mod tests {
             let margin = config.pixel_motion.map(|m| 255.0 * m);
             assert!(margin.is_some_and(|m| (m - 4.0).abs() < 1e-4), "{name}");
             assert_eq!(config.memory, 8, "{name}");
+            assert_eq!(
+                (config.anchors, config.anchor_share),
+                (Some(10), 0.5),
+                "{name}"
+            );
+            assert_eq!(config.reach(), 19, "{name}");
         }
+        assert_eq!(TemporalConfig::for_model("anime-video-x4").reach(), 4);
         assert_eq!(anime.unsteadied_detail, 0.0);
         assert_eq!(anime.memory, 4);
         assert_eq!(anime.pixel_motion, None);

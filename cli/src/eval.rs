@@ -235,6 +235,8 @@ struct TemporalReport {
     /// Null with `--no-reference`.
     bicubic: Option<RunScores>,
     memory: usize,
+    /// Frames between the stage's anchors, where it has them (`TemporalConfig::anchors`).
+    anchors: Option<usize>,
     /// Frames where the stage restarted its memory (the first, and each cut).
     restarts: Option<u64>,
     /// Mean |stage on − stage off| on Y, 8-bit levels: how much the stage changed.
@@ -491,7 +493,8 @@ fn temporal_scores(
     let scale = upscaler.upscaler.scale();
     let config = TemporalConfig::for_model(&upscaler.name);
     let memory = args.temporal_memory.unwrap_or(config.memory);
-    let mut stage = Stabilizer::new(TemporalConfig { memory, ..config });
+    let config = TemporalConfig { memory, ..config };
+    let mut stage = Stabilizer::new(config);
     let (mut references, mut restored, mut baselines, mut stabilized) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for full in consecutive {
@@ -548,6 +551,9 @@ fn temporal_scores(
         stabilized: (!stabilized.is_empty()).then(|| score(&stabilized)),
         bicubic: (!args.no_reference).then(|| score(&baselines)),
         memory,
+        anchors: config
+            .anchors
+            .filter(|_| memory > 0 && config.anchor_share > 0.0),
         restarts: (memory > 0).then(|| stage.restarts()),
         stage_change,
         stage_change_per_frame,
@@ -729,9 +735,14 @@ fn print_temporal(report: &Report) {
         "temporal, frames 0-{} (vs {against}, Y levels; lower is steadier): flicker, shimmer (where the truth is static), Y-PSNR, NIQE",
         report.temporal_frames - 1
     );
+    let anchors = t
+        .anchors
+        .map_or(String::new(), |n| format!(", anchors {n}"));
+    let stabilized = format!("{} + temporal (K={}{anchors})", report.model, t.memory);
+    let width = 28.max(stabilized.len() + 2);
     let line = |name: String, s: &RunScores| {
         println!(
-            "  {name:<28}{:>9}{:>9}{:>9}{:>8}",
+            "  {name:<width$}{:>9}{:>9}{:>9}{:>8}",
             fmt_score(s.flicker, 3, false),
             fmt_score(s.shimmer, 3, false),
             fmt_score(s.psnr_y, 2, false),
@@ -743,10 +754,10 @@ fn print_temporal(report: &Report) {
     }
     line(report.model.clone(), &t.model);
     if let Some(s) = &t.stabilized {
-        line(format!("{} + temporal (K={})", report.model, t.memory), s);
+        line(stabilized, s);
     }
     if !report.no_reference {
-        println!("  {:<28}{:>9}{:>9}", "reference", "0.000", "0.000");
+        println!("  {:<width$}{:>9}{:>9}", "reference", "0.000", "0.000");
     }
 }
 

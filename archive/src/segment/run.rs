@@ -211,12 +211,13 @@ fn check_frames(
     Ok((decode_order, offset))
 }
 
-/// Where to start decoding so that the temporal stage's memory (`model`'s
-/// K frames) is full at a segment's first frame: twice K frame durations
-/// early, for some slack on uneven timestamps (a second early where the
-/// rate is unknown).
+/// Where to start decoding so that the temporal stage's memory is full at
+/// a segment's first frame: twice `model`'s reach (K frames, or back to
+/// the older anchor where it has anchors) of frame durations early, for
+/// some slack on uneven timestamps (a second early where the rate is
+/// unknown).
 fn preroll_start(first_pts_ns: u64, framerate: gst::Fraction, model: &str) -> gst::ClockTime {
-    let frames = 2 * gendr::temporal::TemporalConfig::for_model(model).memory as u64;
+    let frames = 2 * gendr::temporal::TemporalConfig::for_model(model).reach() as u64;
     let back = if framerate.numer() > 0 && framerate.denom() > 0 {
         frames * 1_000_000_000 * framerate.denom() as u64 / framerate.numer() as u64
     } else {

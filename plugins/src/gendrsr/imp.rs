@@ -365,10 +365,12 @@ impl GendrSr {
             arrived,
             ahead: arrival.in_model,
         };
-        let submitted = match admit {
-            Admit::Model if discont => pipeline.submit_restart(frame, input),
-            Admit::Model => pipeline.submit(frame, input),
-            _ => match gendr::fallback::upscale(&frame, scale) {
+        let number = video::frame_number(input.buffer.pts(), info.fps());
+        let submitted = match (admit, number) {
+            (Admit::Model, Some(number)) => pipeline.submit_numbered(frame, input, number, discont),
+            (Admit::Model, None) if discont => pipeline.submit_restart(frame, input),
+            (Admit::Model, None) => pipeline.submit(frame, input),
+            (_, _) => match gendr::fallback::upscale(&frame, scale) {
                 Ok(frame) => pipeline.submit_marker(Marker::Fallback(frame, input)),
                 Err(e) => return Err(fail(e.to_string())),
             },

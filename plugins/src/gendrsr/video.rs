@@ -293,6 +293,23 @@ impl Drop for OutputPool {
     }
 }
 
+/// The frames per second frames are numbered at where the caps give no rate.
+const NOMINAL_RATE: u64 = 30;
+
+/// A frame's number in its stream for the temporal stage's anchors: its
+/// timestamp in frame durations (at a nominal 30 per second where the caps
+/// give no rate), the same wherever a run of the stream starts; None
+/// without a timestamp.
+pub fn frame_number(pts: Option<gst::ClockTime>, rate: gst::Fraction) -> Option<u64> {
+    let ns = u128::from(pts?.nseconds());
+    let (numer, denom) = match (u128::try_from(rate.numer()), u128::try_from(rate.denom())) {
+        (Ok(n), Ok(d)) if n > 0 && d > 0 => (n, d),
+        _ => (u128::from(NOMINAL_RATE), 1),
+    };
+    let per = 1_000_000_000 * denom;
+    u64::try_from((ns * numer + per / 2) / per).ok()
+}
+
 fn configure(
     pool: &gst::BufferPool,
     caps: &gst::Caps,
@@ -313,6 +330,24 @@ fn configure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_are_numbered_by_their_timestamp_in_frame_durations() {
+        let at = |ns: u64, n: i32, d: i32| {
+            frame_number(
+                Some(gst::ClockTime::from_nseconds(ns)),
+                gst::Fraction::new(n, d),
+            )
+        };
+        // 30000/1001: frame 1001 is at 33.4 s, rounded to the nearest frame.
+        assert_eq!(at(33_400_033_333, 30000, 1001), Some(1001));
+        assert_eq!(at(33_390_000_000, 30000, 1001), Some(1001));
+        assert_eq!(at(0, 25, 1), Some(0));
+        assert_eq!(at(39_999_999, 25, 1), Some(1));
+        // No rate (variable-rate streams): a nominal 30 per second.
+        assert_eq!(at(1_000_000_000, 0, 1), Some(30));
+        assert_eq!(frame_number(None, gst::Fraction::new(25, 1)), None);
+    }
 
     fn caps(s: &str) -> gst::Caps {
         gst::init().unwrap();
