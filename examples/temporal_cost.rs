@@ -2,14 +2,16 @@
 //! 320×180 input, its ×2 output), with both settings, so that a change to
 //! its cost can be profiled without the model:
 //!
-//!     cargo run --release --example temporal_cost -- [FRAMES] [SHIFT]
+//!     cargo run --release --example temporal_cost -- [FRAMES] [SHIFT] [ONLY]
 //!
 //! The frames are a textured scene panning by SHIFT input pixels a frame
-//! (default 1; a fraction makes the finer-than-output-pixel warp resample),
+//! (default 1; a fraction makes the finer-than-output-pixel warp resample;
+//! ONLY keeps the settings whose name holds it, for a profiler),
 //! the output the input's nearest-neighbour ×2 plus a per-frame wobble of
 //! fine detail, as a per-frame model's would wobble. Besides the wall
-//! time it prints the thread's CPU time, which other work on a loaded
-//! machine disturbs far less.
+//! time it prints the process's CPU time (the stage spreads a frame over
+//! the cores), which other work on a loaded machine disturbs far less;
+//! `taskset -c 0` runs it on one core.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::time::{Duration, Instant};
@@ -47,15 +49,15 @@ fn frame(t: usize, speed: f32) -> (RgbImage, RgbImage) {
     (input, output)
 }
 
-/// This thread's CPU time so far.
-fn thread_cpu_time() -> Duration {
+/// This process's CPU time so far, all its threads.
+fn cpu_time() -> Duration {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
     // SAFETY: `now` is a valid timespec for the call to fill.
-    let status = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
-    assert_eq!(status, 0, "CLOCK_THREAD_CPUTIME_ID is there on Linux");
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "CLOCK_PROCESS_CPUTIME_ID is there on Linux");
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
@@ -68,6 +70,7 @@ fn main() {
         .nth(2)
         .map(|n| n.parse().expect("SHIFT: a number"))
         .unwrap_or(1.0);
+    let only = std::env::args().nth(3).unwrap_or_default();
     let frames: Vec<(RgbImage, RgbImage)> = (0..count).map(|t| frame(t, speed)).collect();
     for (name, config) in [
         (
@@ -86,14 +89,17 @@ fn main() {
             },
         ),
         ("detail only (default, fast)", TemporalConfig::detail_only()),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(name, _)| name.contains(&only))
+    {
         let mut stage = Stabilizer::new(config);
         let mut digest = DefaultHasher::new();
         let (mut time, mut cpu) = (Duration::ZERO, Duration::ZERO);
         for (input, output) in &frames {
-            let (started, cpu_started) = (Instant::now(), thread_cpu_time());
+            let (started, cpu_started) = (Instant::now(), cpu_time());
             let stabilised = stage.process(input, output.clone());
-            cpu += thread_cpu_time() - cpu_started;
+            cpu += cpu_time() - cpu_started;
             time += started.elapsed();
             stabilised
                 .data

@@ -46,19 +46,31 @@ pub fn bicubic_signed(img: &RgbImage, width: usize, height: usize) -> RgbImage {
 }
 
 fn resample(img: &RgbImage, width: usize, height: usize, clamp: bool) -> RgbImage {
+    // A plane a thread where there is enough to share out (the temporal
+    // stage's enlargements); small images are not worth the threads.
+    let apart = width * height >= PLANES_APART_FROM;
+    resample_planes(img, width, height, clamp, apart)
+}
+
+fn resample_planes(
+    img: &RgbImage,
+    width: usize,
+    height: usize,
+    clamp: bool,
+    apart: bool,
+) -> RgbImage {
     let xt = taps(img.width, width);
     let yt = taps(img.height, height);
     let mut out = RgbImage::new(width, height);
-    let mut rows = vec![0f32; width * img.height];
-    for c in 0..3 {
+    let resample_plane = |c: usize, dst: &mut [f32]| {
         let src = img.plane(c);
+        let mut rows = vec![0f32; width * img.height];
         for y in 0..img.height {
             let row = &src[y * img.width..(y + 1) * img.width];
             for (x, (lo, w)) in xt.iter().enumerate() {
                 rows[y * width + x] = w.iter().enumerate().map(|(k, wk)| wk * row[lo + k]).sum();
             }
         }
-        let dst = out.plane_mut(c);
         for ((lo, w), line) in yt.iter().zip(dst.chunks_exact_mut(width)) {
             // Whole rows at a time, tap by tap: plain slices the compiler
             // vectorises, each pixel still summed in the taps' order.
@@ -73,13 +85,42 @@ fn resample(img: &RgbImage, width: usize, height: usize, clamp: bool) -> RgbImag
                 line.iter_mut().for_each(|v| *v = v.clamp(0.0, 1.0));
             }
         }
+    };
+    let planes = out
+        .data
+        .chunks_exact_mut((width * height).max(1))
+        .enumerate();
+    if !apart {
+        planes.for_each(|(c, dst)| resample_plane(c, dst));
+    } else {
+        std::thread::scope(|scope| {
+            for (c, dst) in planes {
+                let resample_plane = &resample_plane;
+                scope.spawn(move || resample_plane(c, dst));
+            }
+        });
     }
     out
 }
 
+/// Output pixels from which [`resample`] works on the three planes at once.
+const PLANES_APART_FROM: usize = 1 << 16;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn planes_resampled_apart_are_those_resampled_in_turn() {
+        let mut img = RgbImage::new(37, 23);
+        for (i, v) in img.data.iter_mut().enumerate() {
+            *v = ((i * 7919) % 251) as f32 / 250.0;
+        }
+        for (w, h) in [(148, 92), (20, 11)] {
+            let apart = resample_planes(&img, w, h, true, true);
+            assert_eq!(apart, resample_planes(&img, w, h, true, false), "{w}x{h}");
+        }
+    }
 
     #[test]
     fn flat_images_stay_flat() {

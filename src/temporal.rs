@@ -401,6 +401,7 @@ impl PixelMotion {
         current: &Luma,
         scale: usize,
         still_margin: f32,
+        workers: usize,
     ) -> PixelMotion {
         let (w, h) = (current.width, current.height);
         let smooth: Vec<(i32, i32)> = (0..w * h)
@@ -433,20 +434,46 @@ impl PixelMotion {
         let columns: Vec<_> = (0..ow)
             .map(|x| between_centres(x, edge, motion.columns))
             .collect();
-        let mut output = Vec::with_capacity(ow * oh);
-        for y in 0..oh {
-            let row = between_centres(y, edge, motion.rows);
-            let still = &still[(y / scale) * w..(y / scale + 1) * w];
-            output.extend(columns.iter().enumerate().map(|(x, &column)| {
-                if still[x / scale] {
-                    (0, 0)
-                } else {
-                    motion.between(column, row)
-                }
-            }));
-        }
+        let rows: Vec<_> = (0..oh)
+            .map(|y| between_centres(y, edge, motion.rows))
+            .collect();
+        let output = grid_map(ow, oh, workers, |x, y| {
+            if still[(y / scale) * w + x / scale] {
+                (0, 0)
+            } else {
+                motion.between(columns[x], rows[y])
+            }
+        });
         PixelMotion { low, output }
     }
+}
+
+/// `f` of every (x, y) of a `columns`×`rows` grid, row by row, the rows
+/// spread over `workers` threads in bands.
+fn grid_map<T: Send>(
+    columns: usize,
+    rows: usize,
+    workers: usize,
+    f: impl Fn(usize, usize) -> T + Sync,
+) -> Vec<T> {
+    let band = rows.div_ceil(workers.max(1)).max(1);
+    let cells = |first: usize| {
+        let f = &f;
+        (first..(first + band).min(rows)).flat_map(move |y| (0..columns).map(move |x| f(x, y)))
+    };
+    if band >= rows {
+        return cells(0).collect();
+    }
+    std::thread::scope(|scope| {
+        let bands: Vec<_> = (0..rows)
+            .step_by(band)
+            .map(|first| scope.spawn(move || cells(first).collect::<Vec<T>>()))
+            .collect();
+        bands
+            .into_iter()
+            .flat_map(|band| band.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// How far a finer pyramid level searches around each candidate: a coarse
@@ -525,6 +552,7 @@ pub fn estimate_motion(
     block: usize,
     search: i32,
     unit: i32,
+    workers: usize,
 ) -> MotionField {
     assert_eq!(
         (previous.width, previous.height),
@@ -543,59 +571,57 @@ pub fn estimate_motion(
     let mut field: Option<MotionField> = None;
     for (level, (p, c)) in pyramid.iter().enumerate().rev() {
         let (columns, rows) = (c.width.div_ceil(block), c.height.div_ceil(block));
-        let mut vectors = Vec::with_capacity(columns * rows);
-        for by in 0..rows {
-            for bx in 0..columns {
-                // The neighbours' vectors rescue blocks at the frame's edge,
-                // and standing still is always looked at.
-                let mut candidates = Vec::new();
-                let mut around = |(cx, cy): (i32, i32), radius: i32| {
-                    for dy in -radius..=radius {
-                        for dx in -radius..=radius {
-                            candidates.push((cx + dx, cy + dy));
-                        }
+        let parent = field.as_ref();
+        let vectors = grid_map(columns, rows, workers, |bx, by| {
+            // The neighbours' vectors rescue blocks at the frame's edge,
+            // and standing still is always looked at.
+            let mut candidates = Vec::new();
+            let mut around = |(cx, cy): (i32, i32), radius: i32| {
+                for dy in -radius..=radius {
+                    for dx in -radius..=radius {
+                        candidates.push((cx + dx, cy + dy));
                     }
-                };
-                match &field {
-                    Some(parent) => {
-                        around((0, 0), 1);
-                        for oy in -1..=1 {
-                            for ox in -1..=1 {
-                                let px = (bx / 2) as isize + ox;
-                                let py = (by / 2) as isize + oy;
-                                if px < 0
-                                    || py < 0
-                                    || px >= parent.columns as isize
-                                    || py >= parent.rows as isize
-                                {
-                                    continue;
-                                }
-                                let (vx, vy) =
-                                    parent.vectors[py as usize * parent.columns + px as usize];
-                                // The block's own parent gets the wider look.
-                                let own = ox == 0 && oy == 0;
-                                around((2 * vx, 2 * vy), if own { REFINE } else { 1 });
+                }
+            };
+            match parent {
+                Some(parent) => {
+                    around((0, 0), 1);
+                    for oy in -1..=1 {
+                        for ox in -1..=1 {
+                            let px = (bx / 2) as isize + ox;
+                            let py = (by / 2) as isize + oy;
+                            if px < 0
+                                || py < 0
+                                || px >= parent.columns as isize
+                                || py >= parent.rows as isize
+                            {
+                                continue;
                             }
+                            let (vx, vy) =
+                                parent.vectors[py as usize * parent.columns + px as usize];
+                            // The block's own parent gets the wider look.
+                            let own = ox == 0 && oy == 0;
+                            around((2 * vx, 2 * vy), if own { REFINE } else { 1 });
                         }
                     }
-                    None => around((0, 0), search),
                 }
-                candidates.sort_unstable();
-                candidates.dedup();
-                let zero = block_sad(c, p, block, bx, by, (0, 0), 1);
-                let (mut best, mut best_sad) = ((0, 0), zero);
-                for v in candidates {
-                    let sad = block_sad(c, p, block, bx, by, v, 1);
-                    if sad < best_sad {
-                        (best, best_sad) = (v, sad);
-                    }
-                }
-                if level == 0 {
-                    best = refine(c, p, block, bx, by, best, zero, unit);
-                }
-                vectors.push(best);
+                None => around((0, 0), search),
             }
-        }
+            candidates.sort_unstable();
+            candidates.dedup();
+            let zero = block_sad(c, p, block, bx, by, (0, 0), 1);
+            let (mut best, mut best_sad) = ((0, 0), zero);
+            for v in candidates {
+                let sad = block_sad(c, p, block, bx, by, v, 1);
+                if sad < best_sad {
+                    (best, best_sad) = (v, sad);
+                }
+            }
+            if level == 0 {
+                best = refine(c, p, block, bx, by, best, zero, unit);
+            }
+            best
+        });
         field = Some(MotionField {
             block,
             unit: if level == 0 { unit } else { 1 },
@@ -778,8 +804,11 @@ pub struct Stabilizer {
     key: Option<StreamKey>,
     previous: Option<Luma>,
     carried: VecDeque<Carried>,
-    /// A map the size of an output, for moving the carried ones' positions.
-    spare: Vec<Position>,
+    /// Maps the size of an output, for moving the carried ones' positions
+    /// (one for each thread that moves some).
+    spares: Vec<Vec<Position>>,
+    /// The threads a frame's work is spread over: the cores this process may use.
+    workers: usize,
     /// Frames that restarted the memory since the stream began (cuts included).
     restarts: u64,
     /// Frames since the last cut, while fewer than `memory`.
@@ -795,7 +824,8 @@ impl Stabilizer {
             key: None,
             previous: None,
             carried: VecDeque::new(),
-            spare: Vec::new(),
+            spares: Vec::new(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             restarts: 0,
             since_cut: None,
             next_number: 0,
@@ -834,7 +864,7 @@ impl Stabilizer {
         input: &RgbImage,
         output: RgbImage,
     ) -> RgbImage {
-        self.next_number = number + 1;
+        self.next_number = number.saturating_add(1);
         let low = Luma::from_rgb(input);
         let key = StreamKey {
             input: (low.width, low.height),
@@ -855,6 +885,7 @@ impl Stabilizer {
                     self.config.block,
                     self.config.search,
                     scale as i32 * subpixel,
+                    self.workers,
                 );
                 let trust = trust_map(previous, &low, &motion, &self.config);
                 let mean = trust.iter().sum::<f32>() / trust.len() as f32;
@@ -886,28 +917,52 @@ impl Stabilizer {
             return output;
         };
         let pixel_motion = match (self.config.pixel_motion, &self.previous) {
-            (Some(margin), Some(previous)) => {
-                Some(PixelMotion::new(&motion, previous, &low, scale, margin))
-            }
+            (Some(margin), Some(previous)) => Some(PixelMotion::new(
+                &motion,
+                previous,
+                &low,
+                scale,
+                margin,
+                self.workers,
+            )),
             _ => None,
         };
-        for carried in &mut self.carried {
-            match &pixel_motion {
-                Some(field) => carry_per_pixel(
-                    carried,
-                    field,
-                    motion.unit,
-                    scale,
-                    subpixel,
-                    &mut self.spare,
-                ),
-                None => carry(carried, &motion, scale, subpixel, &mut self.spare),
+        let config = &self.config;
+        let carry_each = |frames: &mut [Carried], spare: &mut Vec<Position>| {
+            for carried in frames {
+                match &pixel_motion {
+                    Some(field) => {
+                        carry_per_pixel(carried, field, motion.unit, scale, subpixel, spare)
+                    }
+                    None => carry(carried, &motion, scale, subpixel, spare),
+                }
+                let compensated = earlier_at(&carried.input, &carried.offsets, motion.unit);
+                carried.trust = agreement(compensated, &low, config);
             }
-            let compensated = earlier_at(&carried.input, &carried.offsets, motion.unit);
-            carried.trust = agreement(compensated, &low, &self.config);
+        };
+        // Each carried frame moves on its own: spread them over the cores,
+        // one spare map each.
+        let frames = self.carried.make_contiguous();
+        let per_worker = frames.len().div_ceil(self.workers).max(1);
+        let chunks = frames.len().div_ceil(per_worker);
+        self.spares.resize_with(chunks.max(1), Vec::new);
+        match chunks {
+            0 | 1 => carry_each(frames, &mut self.spares[0]),
+            _ => std::thread::scope(|scope| {
+                for (frames, spare) in frames.chunks_mut(per_worker).zip(&mut self.spares) {
+                    scope.spawn(|| carry_each(frames, spare));
+                }
+            }),
         }
         let weights = self.carried_weights(number);
-        let mut blended = blend(&output, &self.carried, &weights, scale, &self.config);
+        let mut blended = blend(
+            &output,
+            &self.carried,
+            &weights,
+            scale,
+            &self.config,
+            self.workers,
+        );
         if self.config.unsteadied_detail > 0.0 {
             let power = self.config.unsteadied_detail;
             temper_unsteadied(&mut blended, input, &self.carried, &weights, scale, power);
@@ -1169,11 +1224,63 @@ fn blend(
     weights_of: &[f32],
     scale: usize,
     config: &TemporalConfig,
+    workers: usize,
 ) -> RgbImage {
     let (ow, oh) = (current.width, current.height);
-    let (w, plane) = (ow / scale, ow * oh);
+    let plane = ow * oh;
     let mut out = current.clone();
     let mut touched = vec![false; plane];
+    // Bands of whole input rows, one a thread: each pixel's sum is the
+    // same wherever the band ends.
+    let low_rows = oh / scale;
+    let band = low_rows.div_ceil(workers.max(1)).max(1) * scale * ow;
+    let (red, rest) = out.data.split_at_mut(plane);
+    let (green, blue) = rest.split_at_mut(plane);
+    let bands = red
+        .chunks_mut(band)
+        .zip(green.chunks_mut(band))
+        .zip(blue.chunks_mut(band))
+        .zip(touched.chunks_mut(band))
+        .enumerate();
+    let blend_one = |i: usize, planes: [&mut [f32]; 3], touched: &mut [bool]| {
+        let first = i * band / (scale * ow);
+        let rows = first..first + touched.len() / (scale * ow);
+        blend_band(
+            current, carried, weights_of, scale, config, rows, planes, touched,
+        );
+    };
+    if band >= plane {
+        for (i, (((r, g), b), t)) in bands {
+            blend_one(i, [r, g, b], t);
+        }
+    } else {
+        std::thread::scope(|scope| {
+            for (i, (((r, g), b), t)) in bands {
+                scope.spawn(move || blend_one(i, [r, g, b], t));
+            }
+        });
+    }
+    drop_low_band(&mut out, current, &touched, scale, config.low_band);
+    out
+}
+
+/// [`blend`]'s input rows `low_rows`: `out` holds their output rows of
+/// each plane and `touched` their flags, both starting at the band's
+/// first row.
+#[allow(clippy::too_many_arguments)]
+fn blend_band(
+    current: &RgbImage,
+    carried: &VecDeque<Carried>,
+    weights_of: &[f32],
+    scale: usize,
+    config: &TemporalConfig,
+    low_rows: std::ops::Range<usize>,
+    mut out: [&mut [f32]; 3],
+    touched: &mut [bool],
+) {
+    let (ow, oh) = (current.width, current.height);
+    let (w, plane) = (ow / scale, ow * oh);
+    let band_start = low_rows.start * scale * ow;
     // Per output pixel of one row of input pixels: each earlier frame's
     // weight and the total, the same across the `scale` rows it covers.
     let mut weights = vec![0f32; carried.len() * ow];
@@ -1190,7 +1297,7 @@ fn blend(
             carried.len() * 3 * ow
         }
     ];
-    for low_y in 0..oh / scale {
+    for low_y in low_rows {
         let low_row = low_y * w;
         for x in 0..ow {
             let low = low_row + x / scale;
@@ -1204,7 +1311,8 @@ fn blend(
         }
         for y in low_y * scale..(low_y + 1) * scale {
             let row = y * ow..(y + 1) * ow;
-            for (flag, &total) in touched[row.clone()].iter_mut().zip(&totals) {
+            let local = row.start - band_start..row.end - band_start;
+            for (flag, &total) in touched[local.clone()].iter_mut().zip(&totals) {
                 *flag = total > 1.0;
             }
             if subpixel == 1 {
@@ -1216,9 +1324,9 @@ fn blend(
                     earlier_row(c, y, subpixel, rows);
                 }
             }
-            for ch in 0..3 {
+            for (ch, out) in out.iter_mut().enumerate() {
                 let at = ch * plane + row.start..ch * plane + row.end;
-                let sum = &mut out.data[at.clone()];
+                let sum = &mut out[local.clone()];
                 for (k, c) in carried.iter().enumerate() {
                     let weight = &weights[k * ow..(k + 1) * ow];
                     if subpixel == 1 {
@@ -1242,8 +1350,6 @@ fn blend(
             }
         }
     }
-    drop_low_band(&mut out, current, &touched, scale, config.low_band);
-    out
 }
 
 /// Scales the detail of `out` above `input`'s bicubic enlargement by
@@ -1445,7 +1551,7 @@ mod tests {
         let previous = texture(96, 64, 0, 0);
         // The scene moved left by 5 and up by 3: current (x, y) shows previous (x + 5, y + 3).
         let current = texture(96, 64, 5, 3);
-        let motion = estimate_motion(&previous, &current, 8, 4, 1);
+        let motion = estimate_motion(&previous, &current, 8, 4, 1, 1);
         // Blocks whose match lies wholly inside the previous frame.
         for by in 0..motion.rows - 1 {
             for bx in 0..motion.columns - 1 {
@@ -1456,7 +1562,7 @@ mod tests {
                 );
             }
         }
-        let static_field = estimate_motion(&previous, &previous, 8, 4, 1);
+        let static_field = estimate_motion(&previous, &previous, 8, 4, 1, 1);
         assert!(static_field.vectors.iter().all(|&v| v == (0, 0)));
     }
 
@@ -1480,10 +1586,21 @@ mod tests {
     }
 
     #[test]
+    fn spread_over_threads_the_motion_is_the_same() {
+        let (previous, current) = (texture(80, 56, 0, 0), texture(80, 56, 3, -2));
+        let one = estimate_motion(&previous, &current, 8, 4, 4, 1);
+        for workers in [2, 3, 16] {
+            let spread = estimate_motion(&previous, &current, 8, 4, 4, workers);
+            assert_eq!(spread.vectors, one.vectors, "{workers} threads");
+        }
+        assert!(one.vectors.iter().any(|&v| v != (0, 0)));
+    }
+
+    #[test]
     fn block_matching_finds_a_half_pixel_shift() {
         let (previous, current) = (smooth(96, 64, 0.0, 0.0), smooth(96, 64, 1.5, -0.5));
         // In half pixels (unit 2): (3, -1).
-        let motion = estimate_motion(&previous, &current, 8, 4, 2);
+        let motion = estimate_motion(&previous, &current, 8, 4, 2, 1);
         for by in 1..motion.rows {
             for bx in 0..motion.columns - 1 {
                 assert_eq!(
@@ -1545,7 +1662,7 @@ mod tests {
                 (4, 0),
             ],
         };
-        let field = PixelMotion::new(&motion, &previous, &current, scale, 0.5 / 255.0);
+        let field = PixelMotion::new(&motion, &previous, &current, scale, 0.5 / 255.0, 3);
         for y in 0..h {
             for x in 0..=8 {
                 assert_eq!(field.low[y * w + x], (0, 0), "still ({x}, {y})");
@@ -1586,7 +1703,7 @@ mod tests {
         let config = TemporalConfig::default();
         let previous = texture(64, 48, 0, 0);
         let current = texture(64, 48, 4, 0);
-        let motion = estimate_motion(&previous, &current, 8, 4, 2);
+        let motion = estimate_motion(&previous, &current, 8, 4, 2, 1);
         let trust = trust_map(&previous, &current, &motion, &config);
         // Inside, fully trusted; the last 4 columns come from outside the previous frame.
         assert!(trust[10 * 64 + 20] > 0.999);
@@ -1888,13 +2005,19 @@ mod tests {
                     c.positions = unmoved(w * scale, h * scale, config.subpixel);
                 }
                 let weights = vec![config.weight; carried.len()];
-                let fast = blend(&current, &carried, &weights, scale, &config);
                 let plain = blend_pixel_by_pixel(&current, &carried, scale, &config);
-                let differing = (fast.data.iter().zip(&plain.data))
-                    .filter(|(a, b)| a.to_bits() != b.to_bits())
-                    .count();
-                assert_eq!(differing, 0, "×{scale}, {frames} frames, {config:?}");
-                assert_ne!(fast, current, "the blend changed nothing");
+                // One band, and bands of rows on three threads.
+                for workers in [1, 3] {
+                    let fast = blend(&current, &carried, &weights, scale, &config, workers);
+                    let differing = (fast.data.iter().zip(&plain.data))
+                        .filter(|(a, b)| a.to_bits() != b.to_bits())
+                        .count();
+                    assert_eq!(
+                        differing, 0,
+                        "×{scale}, {frames} frames, {workers} threads, {config:?}"
+                    );
+                    assert_ne!(fast, current, "the blend changed nothing");
+                }
             }
         }
     }
@@ -2055,8 +2178,8 @@ mod tests {
                 let (composed, copied) = (VecDeque::from([carried]), VecDeque::from([copy]));
                 let weights = [config.weight];
                 let (a, b) = (
-                    blend(&current, &composed, &weights, scale, &config),
-                    blend(&current, &copied, &weights, scale, &config),
+                    blend(&current, &composed, &weights, scale, &config, 1),
+                    blend(&current, &copied, &weights, scale, &config, 1),
                 );
                 assert!(a
                     .data
