@@ -117,8 +117,12 @@ def test_presets_json():
     assert len(names) == len(set(names))
     for p in PRESETS:
         assert set(p) - {"converted", "auto_bf16", "auto_openvino_fp32", "temporal", "temporal_trust",
-                        "temporal_unsteadied", "temporal_still_margin", "temporal_memory"} == {
+                        "temporal_unsteadied", "temporal_still_margin", "temporal_memory",
+                        "temporal_anchors"} == {
                             "name", "file", "scale", "params", "speed", "license", "source", "description"}
+        if "temporal_anchors" in p:
+            spacing, share = p["temporal_anchors"]
+            assert isinstance(spacing, int) and spacing >= 1 and 0 < share <= 1, p["name"]
         assert p["speed"] in ("realtime", "fast", "medium", "slow")
         if p.get("converted"):
             # made by `make models`: pinned in CONVERTED.sha256, not committed
