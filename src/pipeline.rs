@@ -378,18 +378,13 @@ impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
 
     /// Queues a frame; blocks while the pipeline is full.
     pub fn submit(&self, frame: Frame, meta: F) -> Result<()> {
-        let mut ticket = self.ticket()?;
-        ticket.in_model = Some(InModel::new(&self.in_model));
-        self.send(Job::Frame(ticket, frame, meta))
+        self.submit_frame(frame, meta, None, false)
     }
 
     /// Queues a frame that follows a discontinuity (a gap, a lost frame):
     /// the temporal stage starts afresh from it.
     pub fn submit_restart(&self, frame: Frame, meta: F) -> Result<()> {
-        let mut ticket = self.ticket()?;
-        ticket.in_model = Some(InModel::new(&self.in_model));
-        ticket.restart = true;
-        self.send(Job::Frame(ticket, frame, meta))
+        self.submit_frame(frame, meta, None, true)
     }
 
     /// Queues a frame with its number in the stream (its timestamp in frame
@@ -397,10 +392,20 @@ impl<F: Send + 'static, K: Send + 'static> FramePipeline<F, K> {
     /// a run started anywhere in the stream gives each frame what a run
     /// from its start gives it; `restart` as [`FramePipeline::submit_restart`].
     pub fn submit_numbered(&self, frame: Frame, meta: F, number: u64, restart: bool) -> Result<()> {
+        self.submit_frame(frame, meta, Some(number), restart)
+    }
+
+    fn submit_frame(
+        &self,
+        frame: Frame,
+        meta: F,
+        number: Option<u64>,
+        restart: bool,
+    ) -> Result<()> {
         let mut ticket = self.ticket()?;
         ticket.in_model = Some(InModel::new(&self.in_model));
         ticket.restart = restart;
-        ticket.number = Some(number);
+        ticket.number = number;
         self.send(Job::Frame(ticket, frame, meta))
     }
 

@@ -200,11 +200,13 @@ impl TemporalConfig {
     /// How many frames before the current one its output depends on (a
     /// segment decodes at least these first).
     pub fn reach(&self) -> usize {
-        self.memory.max(self.spacing().map_or(0, |n| 2 * n - 1))
+        self.memory
+            .max(self.anchor_spacing().map_or(0, |n| 2 * n - 1))
     }
 
-    /// How many frame numbers each anchor's run holds, where anchors are set.
-    fn spacing(&self) -> Option<usize> {
+    /// How many frame numbers each anchor's run holds, where the anchors
+    /// are set and take a share.
+    pub fn anchor_spacing(&self) -> Option<usize> {
         self.anchors.filter(|&n| n > 0 && self.anchor_share > 0.0)
     }
 
@@ -977,7 +979,7 @@ impl Stabilizer {
 
     /// The anchors' run of frame numbers for `number`, where they are set.
     fn run_of(&self, number: u64) -> Option<u64> {
-        let spacing = self.config.spacing()? as u64;
+        let spacing = self.config.anchor_spacing()? as u64;
         Some(number / spacing)
     }
 
@@ -993,7 +995,7 @@ impl Stabilizer {
     /// anchors' share, which two anchors take ([`TemporalConfig::anchors`]).
     fn carried_weights(&self, number: u64) -> Vec<f32> {
         let (weight, memory) = (self.config.weight, self.config.memory);
-        let Some(spacing) = self.config.spacing().map(|n| n as u64) else {
+        let Some(spacing) = self.config.anchor_spacing().map(|n| n as u64) else {
             return vec![weight; self.carried.len()];
         };
         let run = number / spacing;

@@ -551,9 +551,7 @@ fn temporal_scores(
         stabilized: (!stabilized.is_empty()).then(|| score(&stabilized)),
         bicubic: (!args.no_reference).then(|| score(&baselines)),
         memory,
-        anchors: config
-            .anchors
-            .filter(|_| memory > 0 && config.anchor_share > 0.0),
+        anchors: config.anchor_spacing().filter(|_| memory > 0),
         restarts: (memory > 0).then(|| stage.restarts()),
         stage_change,
         stage_change_per_frame,
